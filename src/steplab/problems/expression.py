@@ -312,8 +312,7 @@ class _Translator:
                 _fail(node, f"the function {name!r}")
             if len(node.args) != 1 or node.keywords:
                 raise ValueError(
-                    f"{node.func.id}() at position {node.col_offset + 1} takes exactly one "
-                    "argument"
+                    f"{node.func.id}() at position {node.col_offset + 1} takes exactly one argument"
                 )
             return call(node.func.id, self.visit(node.args[0], depth + 1))
         _fail(node, f"{type(node).__name__} syntax")
@@ -378,7 +377,14 @@ class ExpressionProblem(Problem):
 
 
 def expression(
-    text: str, *, dim: int | None = None, variables=None, x0=None, bounds=None, minima=(), f_min=None
+    text: str,
+    *,
+    dim: int | None = None,
+    variables=None,
+    x0=None,
+    bounds=None,
+    minima=(),
+    f_min=None,
 ) -> ExpressionProblem:
     """A problem from a typed formula in ``x, y`` (or ``x1..xn``), e.g. ``"x**2 + 10*y**2"``.
 

@@ -110,7 +110,7 @@ def two_d_noisy(
         name=f"two_d_{name}",
         dim=2,
         x0=start,
-        description=f"DeepOBS-style noisy {name}: f(u,v) + a·u + b·v, (a,b) ~ N(0, {noise_level:g}²)",
+        description=f"DeepOBS-style noisy {name}: f + a·u + b·v, (a, b) ~ N(0, {noise_level:g}²)",
         bounds=base.bounds,
         minima=base.minima,
         f_min=base.f_min,

@@ -76,7 +76,9 @@ def quadratic(
         raise ValueError(f"eigenvalues must be finite and > 0, got {eigenvalues!r}")
     dim = lam.size
 
-    if rotation is None or (not isinstance(rotation, str) and rotation is not True and rotation == 0):
+    if rotation is None or (
+        not isinstance(rotation, str) and rotation is not True and rotation == 0
+    ):
         Q = np.eye(dim)
     elif rotation is True or rotation == "random":
         Q = random_rotation(dim, np.random.default_rng(seed))
@@ -85,7 +87,9 @@ def quadratic(
             raise ValueError("rotation by an angle needs dim=2; use rotation='random' in n-D")
         Q = rotation_2d(float(rotation))
     else:
-        raise ValueError(f"rotation must be None, an angle in radians or 'random', got {rotation!r}")
+        raise ValueError(
+            f"rotation must be None, an angle in radians or 'random', got {rotation!r}"
+        )
     A = (Q * lam) @ Q.T
     A = 0.5 * (A + A.T)  # exactly symmetric despite rounding
 
@@ -154,7 +158,7 @@ def quadratic_deep(
         name="quadratic_deep",
         dim=100,
         x0=np.ones(100),
-        description="DeepOBS quadratic_deep: 100-D noisy quadratic, eigenvalues U(0,1)×90, U(30,60)×10",
+        description="DeepOBS quadratic_deep: 100-D noisy quadratic, λ ~ U(0,1)×90, U(30,60)×10",
         minima=(data.mean(axis=0),),  # the empirical risk's minimizer
         f_min=float(0.5 * np.mean(np.sum((data - data.mean(0)) @ H * (data - data.mean(0)), 1))),
         n_train=int(n_train),
