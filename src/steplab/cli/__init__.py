@@ -16,6 +16,7 @@ import sys
 # Subcommand modules, in the order ``steplab --help`` lists them.
 COMMANDS = [
     "compare_cmd",
+    "serve_cmd",
 ]
 
 

@@ -1,0 +1,83 @@
+"""``steplab serve``: start the interactive web lab on this machine and print its URL.
+
+The server listens on 127.0.0.1 by default, so only this machine can reach it, and it
+opens nothing outside: the page's assets ship with the package. It never starts a browser
+itself; open the printed URL.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+
+
+def _port(text: str) -> int:
+    import argparse
+
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be an integer, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be in 1..65535, got {port}")
+    return port
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="start the interactive web lab (a local server) and print its URL",
+        description=(
+            "Serve the web lab: pick a test function or type a formula, click a start point, "
+            "toggle optimizers and watch their trajectories, sweep the step size. "
+            "Listens on 127.0.0.1 unless --host says otherwise."
+        ),
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument("--port", type=_port, default=8765, help="port (default: %(default)s)")
+    parser.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="never open a browser (the default too: the URL is only printed)",
+    )
+    parser.set_defaults(func=run)
+
+
+def _check_free(host: str, port: int) -> None:
+    """Fail with one readable line, not a uvicorn traceback, when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ValueError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args) -> int:
+    import uvicorn
+
+    from steplab.web.app import create_app
+
+    _check_free(args.host, args.port)
+    if not _is_loopback(args.host):
+        print(
+            f"steplab serve: warning: listening on {args.host}: other machines can reach the lab",
+            file=sys.stderr,
+        )
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"steplab web lab: http://{shown}:{args.port}/  (Ctrl+C to stop)", flush=True)
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
+    return 0

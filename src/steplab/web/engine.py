@@ -1,0 +1,158 @@
+"""What the web lab computes: 2-D problems, contour grids, trajectories and step-size sweeps.
+
+This module knows nothing about HTTP. It turns already-validated requests into NumPy
+results that :mod:`steplab.web.app` serializes. Every result is plain Python (lists of
+floats, ``None`` where a value is not finite), so it can go straight into JSON.
+
+Trajectories run the optimizer contract directly (``init``/``step``/``step_size``) because
+the page needs every iterate and every per-coordinate step size, not just the summary of a
+run. Sweeps use the K-configuration trick: one ``theta`` of shape ``(K, 2)`` and an ``lr``
+of shape ``(K, 1)``, so K step sizes cost one vectorized run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from steplab import problems
+from steplab.optim import Optimizer
+
+#: The catalogue's deterministic 2-D test functions that the page offers by name.
+FUNCTIONS = tuple(problems.list_problems("function"))
+
+
+def build_problem(name: str | None, expression: str | None, noise: float) -> problems.Problem:
+    """A 2-D problem from a catalogue ``name`` or a typed ``expression``, plus gradient noise.
+
+    Raises ``ValueError`` naming the problem (unknown name, a formula outside the
+    whitelist grammar, a formula in more than two variables).
+    """
+    if expression is not None:
+        # The whitelist parser of steplab.problems.expression: user text is never evaluated.
+        problem = problems.expression(expression, dim=2)
+    else:
+        problem = problems.get(name)
+        if problem.dim != 2:  # pragma: no cover - every catalogued function defaults to 2-D
+            raise ValueError(f"{name} is not a 2-D problem")
+    if noise > 0:
+        problem = problems.with_gradient_noise(problem, noise)
+    return problem
+
+
+def finite_or_none(values) -> list:
+    """``values`` as a (nested) list of floats, with every NaN or ±inf as ``None`` (JSON null)."""
+    array = np.asarray(values, dtype=np.float64)
+    out = array.astype(object)
+    out[~np.isfinite(array)] = None
+    return out.tolist()
+
+
+def problem_info(problem: problems.Problem) -> dict:
+    """What the page draws besides the contours: bounds, start point, known minima."""
+    f_min_known = problem.f_min is not None and math.isfinite(problem.f_min)
+    return {
+        "name": problem.name,
+        "description": problem.description,
+        "bounds": problem.bounds.tolist(),
+        "x0": problem.x0.tolist(),
+        "minima": [m.tolist() for m in problem.minima],
+        "f_min": problem.f_min if f_min_known else None,
+        "gradient": getattr(problem, "gradient_text", None),
+    }
+
+
+def contour_grid(problem: problems.Problem, resolution: int, bounds=None) -> dict:
+    """Loss values on a ``resolution × resolution`` grid over ``bounds`` (default: the problem's).
+
+    ``z[i][j]`` is the value at ``(x[j], y[i])``: rows run along y, as an image does.
+    """
+    (x_low, x_high), (y_low, y_high) = problem.bounds if bounds is None else bounds
+    xs = np.linspace(x_low, x_high, resolution)
+    ys = np.linspace(y_low, y_high, resolution)
+    X, Y = np.meshgrid(xs, ys)
+    points = np.stack([X.ravel(), Y.ravel()], axis=1)
+    with np.errstate(all="ignore"):
+        z = np.asarray(problem.value(points), dtype=np.float64).reshape(resolution, resolution)
+    return {"x": xs.tolist(), "y": ys.tolist(), "z": finite_or_none(z)}
+
+
+@dataclass
+class Trajectory:
+    """One optimizer's run: iterates, losses and per-coordinate effective step sizes."""
+
+    path: np.ndarray  # (n + 1, 2): the start and every iterate
+    loss: np.ndarray  # (n + 1,): noise-free loss at each point of the path
+    step_size: np.ndarray  # (n, 2): optimizer.step_size(state) after each step
+    diverged_at: int | None  # the step at which the run left the finite numbers, if it did
+
+    def to_json(self) -> dict:
+        return {
+            "path": finite_or_none(self.path),
+            "loss": finite_or_none(self.loss),
+            "step_size": finite_or_none(self.step_size),
+            "diverged_at": self.diverged_at,
+        }
+
+
+def trajectory(
+    problem: problems.Problem, optimizer: Optimizer, start, steps: int, seed: int
+) -> Trajectory:
+    """Run ``optimizer`` for ``steps`` steps from ``start``; stop early if the run diverges.
+
+    With a stochastic (noisy) problem the gradient noise comes from ``seed``; the recorded
+    loss is always the noise-free value, which is what the contour plot shows.
+    """
+    rng = np.random.default_rng(seed) if problem.stochastic else None
+    theta = np.array(start, dtype=np.float64)
+    state = optimizer.init(theta)
+    path, loss, step_size = [theta.copy()], [problem.value(theta)], []
+    diverged_at = None
+    with np.errstate(all="ignore"):
+        for t in range(1, steps + 1):
+            _, grad = problem.value_and_grad(theta, rng=rng)
+            if not np.all(np.isfinite(grad)):
+                diverged_at = t
+                break
+            optimizer.step(theta, grad, state)
+            value = problem.value(theta)
+            path.append(theta.copy())
+            loss.append(value)
+            step_size.append(np.broadcast_to(optimizer.step_size(state), (2,)).copy())
+            if not (np.all(np.isfinite(theta)) and np.isfinite(value)):
+                diverged_at = t
+                break
+    return Trajectory(
+        path=np.array(path),
+        loss=np.array(loss, dtype=np.float64),
+        step_size=np.array(step_size, dtype=np.float64).reshape(-1, 2),
+        diverged_at=diverged_at,
+    )
+
+
+def sweep_final_loss(
+    problem: problems.Problem, optimizer: Optimizer, start, lrs, steps: int, seed: int
+) -> np.ndarray:
+    """Final noise-free loss after ``steps`` steps for each step size in ``lrs``, all at once.
+
+    Row k of ``theta`` (shape ``(K, 2)``) runs with ``lr = lrs[k]``; each row draws its own
+    gradient noise from a generator seeded by ``(seed, k)``, so a row's result does not
+    depend on which other step sizes are in the sweep. Diverged runs give NaN.
+    """
+    lrs = np.asarray(lrs, dtype=np.float64)
+    K = lrs.size
+    theta = np.tile(np.asarray(start, dtype=np.float64), (K, 1))
+    opt = optimizer.replace(lr=lrs[:, None], nonfinite="propagate")
+    rngs = [np.random.default_rng([seed, k]) for k in range(K)] if problem.stochastic else None
+    state = opt.init(theta)
+    with np.errstate(all="ignore"):
+        for _ in range(steps):
+            _, grad = problem.value_and_grad(theta, rng=rngs)
+            opt.step(theta, grad, state)
+            if not np.any(np.isfinite(theta)):
+                break  # every configuration has diverged: nothing left to compute
+        final = np.asarray(problem.value(theta), dtype=np.float64)
+    final[~np.all(np.isfinite(theta), axis=1)] = np.nan
+    return final
