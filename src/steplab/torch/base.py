@@ -1,0 +1,302 @@
+"""The bridge: a ``torch.optim.Optimizer`` whose hyperparameters come from a NumPy core class.
+
+Each torch optimizer names its NumPy twin in ``core`` (``steplab.torch.Adam.core is
+steplab.optim.Adam``). Names, defaults, allowed intervals and presets are read from
+that class, never written twice: a param group's hyperparameters are validated by
+constructing the core optimizer from them.
+
+The step itself works on *buckets*: the parameters of one param group that share a
+device, a dtype and a step counter ``t``. Inside a bucket every quantity of the NumPy
+step becomes a list of tensors, and each line of the NumPy algorithm becomes one
+multi-tensor ``torch._foreach_*`` call — the same order and the same symbols, so
+``_update`` reads like the core's. The NumPy core is the reference the tests compare
+against.
+
+Low-precision parameters (bfloat16, float16) keep their state in float32: the step is
+computed on float32 copies of θ and ĝ and the result is rounded into the parameter once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from steplab.optim.base import NONFINITE_POLICIES
+from steplab.optim.base import Optimizer as CoreOptimizer
+
+#: Options every steplab torch optimizer takes besides the core's hyperparameters.
+TORCH_OPTIONS = {"maximize": False, "nonfinite": "propagate"}
+
+#: torch.optim's names for steplab's hyperparameters, for helpful error messages.
+TORCH_NAMES = {
+    "betas": "rho1 and rho2",
+    "alpha": "rho (RMSProp's decay rate)",
+    "initial_accumulator_value": "r0",
+    "lr_decay": "a learning-rate scheduler",
+    "momentum_decay": "momentum_decay",
+    "decoupled_weight_decay": "AdamW",
+    "dampening": "Momentum (dampening 0)",
+    "nesterov": "Nesterov",
+}
+
+# Parameters stored in these dtypes keep their state (and compute their step) in float32.
+_LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
+class TorchOptimizer(torch.optim.Optimizer):
+    """Base class of steplab's torch optimizers (see the module docstring).
+
+    ``params`` are what torch.optim takes (tensors or param-group dicts); the
+    hyperparameters are keyword arguments named as in the NumPy core, plus:
+
+    - ``maximize``: ascend instead of descend (the gradient's sign is flipped);
+    - ``nonfinite``: ``"propagate"`` (default, torch.optim's behaviour, no device sync),
+      ``"raise"`` (``FloatingPointError``, parameters and state untouched) or ``"skip"``
+      (the whole step is skipped and counted in ``state["skipped"]``). Both checks
+      synchronise with the device once per step.
+    """
+
+    #: The NumPy optimizer this class mirrors.
+    core: ClassVar[type[CoreOptimizer]]
+    #: Non-tensor state entries besides ``t`` (parameters in a bucket must share them).
+    SCALAR_STATE: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, params, **hyperparameters: Any) -> None:
+        options = {k: hyperparameters.pop(k, v) for k, v in TORCH_OPTIONS.items()}
+        defaults = {**self._validated(hyperparameters), **options}
+        super().__init__(params, defaults)
+
+    # -- construction ------------------------------------------------------------------
+
+    @classmethod
+    def hyperparameters(cls) -> dict[str, dataclasses.Field]:
+        """The core's tunable fields (name -> dataclass field with ``interval`` and ``doc``)."""
+        return cls.core.hyperparameters()
+
+    @classmethod
+    def like(cls, preset: str, params, **overrides: Any) -> TorchOptimizer:
+        """The optimizer as ``preset`` defines it (``"seed"``, ``"torch"``, ``"optax"``, …),
+        e.g. ``Adam.like("torch", model.parameters(), lr=3e-4)``."""
+        options = {k: overrides.pop(k) for k in TORCH_OPTIONS if k in overrides}
+        cls._reject_unknown(overrides)
+        configured = cls.core.like(preset, **overrides)  # raises naming the presets
+        return cls(params, **_hyperparameters_of(configured), **options)
+
+    @classmethod
+    def _reject_unknown(cls, hyperparameters: dict[str, Any]) -> None:
+        unknown = sorted(set(hyperparameters) - set(cls.hyperparameters()))
+        if unknown:
+            hints = [f"{k} -> {TORCH_NAMES[k]}" for k in unknown if k in TORCH_NAMES]
+            allowed = ", ".join([*cls.hyperparameters(), *TORCH_OPTIONS])
+            raise ValueError(
+                f"{cls.__name__} has no hyperparameter {', '.join(unknown)}; its "
+                f"hyperparameters are: {allowed}"
+                + (f" (steplab names: {'; '.join(hints)})" if hints else "")
+            )
+
+    @classmethod
+    def _validated(cls, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+        """Every hyperparameter (defaults filled in) as checked by the NumPy core."""
+        cls._reject_unknown(hyperparameters)
+        configured = cls.core(**hyperparameters)  # ValueError naming the allowed interval
+        values = _hyperparameters_of(configured)
+        arrays = [k for k, v in values.items() if isinstance(v, np.ndarray)]
+        if arrays:
+            raise ValueError(
+                f"{cls.__name__}: {', '.join(arrays)} must be a scalar; for different values "
+                "per parameter use param groups"
+            )
+        return values
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """torch.optim's ``add_param_group``, with the group's hyperparameters validated."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        names = self.hyperparameters()
+        group.update(self._validated({k: group[k] for k in names}))
+        if group["nonfinite"] not in NONFINITE_POLICIES:
+            raise ValueError(
+                f"nonfinite must be one of {', '.join(NONFINITE_POLICIES)}, "
+                f"got {group['nonfinite']!r}"
+            )
+        for p in group["params"]:
+            if not p.is_floating_point():
+                raise TypeError(
+                    f"{type(self).__name__} needs floating-point parameters, got {p.dtype}"
+                )
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch.optim's ``load_state_dict``; moments of bfloat16/float16 parameters stay
+        in float32 (torch would cast them to the parameter's dtype)."""
+        super().load_state_dict(state_dict)
+        for p, state in self.state.items():
+            work = _work_dtype(p)
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.is_floating_point() and value.dtype != work:
+                    state[key] = value.to(work)
+
+    # -- the step ------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One optimizer step for every parameter that has a gradient; returns the
+        closure's loss if a closure (re-evaluating the model) is given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        if not self._gradients_pass_nonfinite_policy():
+            return loss
+        for group in self.param_groups:
+            hp = self._group_hyperparameters(group)
+            for bucket in self._buckets(group):
+                self._update(bucket.theta, bucket.g, bucket.state, hp)
+                bucket.write_back()
+        return loss
+
+    def _gradients_pass_nonfinite_policy(self) -> bool:
+        """False if the step must be skipped; raises under ``nonfinite="raise"``."""
+        checked = [g for g in self.param_groups if g["nonfinite"] != "propagate"]
+        grads = [p.grad for group in checked for p in group["params"] if p.grad is not None]
+        if not grads or torch.stack([torch.isfinite(g).all() for g in grads]).all():
+            return True
+        if any(group["nonfinite"] == "raise" for group in checked):
+            raise FloatingPointError(
+                f"{type(self).__name__}: a gradient holds NaN or inf; parameters and state "
+                "are unchanged (nonfinite='skip' skips such steps, 'propagate' applies them)"
+            )
+        for group in checked:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.state[p]["skipped"] = self.state[p].get("skipped", 0) + 1
+        return False
+
+    def _group_hyperparameters(self, group: dict[str, Any]) -> SimpleNamespace:
+        """The group's hyperparameters as the core's ``_broadcast`` gives them: plain
+        numbers, and ``None`` for switches that are zero (``OFF_WHEN_ZERO``)."""
+        values = {name: group[name] for name in self.hyperparameters()}
+        for name in self.core.OFF_WHEN_ZERO:
+            if not values[name]:
+                values[name] = None
+        return SimpleNamespace(**values)
+
+    def _buckets(self, group: dict[str, Any]) -> list[_Bucket]:
+        """The group's parameters with a gradient, split by device, dtype and state scalars."""
+        buckets: dict[tuple, _Bucket] = {}
+        hp = None
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+            state = self.state[p]
+            if "t" not in state:
+                hp = hp or self._group_hyperparameters(group)
+                work = p.detach().to(_work_dtype(p))
+                state.update(t=0, **self._init_moments(work, hp))
+            key = (p.device, p.dtype, state["t"], *(state[k] for k in self.SCALAR_STATE))
+            if key not in buckets:
+                buckets[key] = _Bucket(self._tensor_state_names(state))
+            buckets[key].add(p, state)
+        for bucket in buckets.values():
+            bucket.prepare_gradients(group, decoupled=self.core.DECOUPLED_WEIGHT_DECAY)
+        return list(buckets.values())
+
+    def _tensor_state_names(self, state: dict[str, Any]) -> list[str]:
+        return [k for k, v in state.items() if torch.is_tensor(v)]
+
+    # -- what subclasses write -------------------------------------------------------------
+
+    def _init_moments(self, theta: torch.Tensor, hp: SimpleNamespace) -> dict[str, Any]:
+        """The state of one parameter (``theta`` in the state's dtype), as the core's."""
+        return {}
+
+    def _update(self, theta: list, g: list, state: SimpleNamespace, hp: SimpleNamespace):
+        """The loop body on lists of tensors: updates ``theta`` and ``state`` in place."""
+        raise NotImplementedError
+
+
+class _Bucket:
+    """Parameters stepped together: θ, ĝ and each state entry as lists of tensors.
+
+    ``state`` is a namespace like the core's State: ``state.t`` is the shared step
+    counter, ``state.s`` the list of first moments, and so on.
+    """
+
+    def __init__(self, tensor_names: list[str]) -> None:
+        self.params: list[torch.Tensor] = []
+        self.states: list[dict[str, Any]] = []
+        self.state = SimpleNamespace(**{name: [] for name in tensor_names})
+
+    def add(self, p: torch.Tensor, state: dict[str, Any]) -> None:
+        self.params.append(p)
+        self.states.append(state)
+        for name, tensors in vars(self.state).items():
+            tensors.append(state[name])
+
+    def prepare_gradients(self, group: dict[str, Any], decoupled: bool) -> None:
+        """θ and ĝ in the state's dtype; ĝ negated for ``maximize``, plus λθ for L2 decay."""
+        first = self.states[0]
+        for name in ("t", *(k for k, v in first.items() if not torch.is_tensor(v))):
+            if name != "skipped":
+                setattr(self.state, name, first[name])
+        self.low_precision = self.params[0].dtype in _LOW_PRECISION
+        if self.low_precision:
+            self.theta = [p.detach().float() for p in self.params]
+            g = [p.grad.float() for p in self.params]
+        else:
+            self.theta = [p.detach() for p in self.params]
+            g = [p.grad for p in self.params]
+        if group["maximize"]:
+            g = torch._foreach_neg(g)
+        if group["weight_decay"] and not decoupled:
+            g = torch._foreach_add(g, self.theta, alpha=group["weight_decay"])  # L2 penalty
+        self.g = g
+
+    def write_back(self) -> None:
+        """Store the new scalars in every parameter's state and round θ into the parameter."""
+        scalars = {k: v for k, v in vars(self.state).items() if not isinstance(v, list)}
+        for state in self.states:
+            state.update(scalars)
+        if self.low_precision:
+            torch._foreach_copy_([p.detach() for p in self.params], self.theta)
+
+
+def _work_dtype(p: torch.Tensor) -> torch.dtype:
+    return torch.float32 if p.dtype in _LOW_PRECISION else p.dtype
+
+
+def _hyperparameters_of(configured: CoreOptimizer) -> dict[str, Any]:
+    return {name: getattr(configured, name) for name in configured.hyperparameters()}
+
+
+# ----------------------------------------------------------------------------------------
+# Small multi-tensor helpers: one line of the NumPy algorithm each
+# ----------------------------------------------------------------------------------------
+
+
+def ema_(average: list, x: list, rho: float) -> None:
+    """average ← ρ·average + (1−ρ)·x, in place."""
+    torch._foreach_mul_(average, rho)
+    torch._foreach_add_(average, x, alpha=1 - rho)
+
+
+def ema_square_(average: list, x: list, rho: float) -> None:
+    """average ← ρ·average + (1−ρ)·x⊙x, in place."""
+    torch._foreach_mul_(average, rho)
+    torch._foreach_addcmul_(average, x, x, value=1 - rho)
+
+
+def root(r: list, eps_root: float = 0.0, eps: float = 0.0, scale: float = 1.0) -> list:
+    """eps + √(r/scale + eps_root), a new list (the denominators of the adaptive methods)."""
+    out = torch._foreach_div(r, scale) if scale != 1.0 else torch._foreach_mul(r, 1.0)
+    if eps_root:
+        torch._foreach_add_(out, eps_root)
+    torch._foreach_sqrt_(out)
+    if eps:
+        torch._foreach_add_(out, eps)
+    return out
