@@ -58,7 +58,8 @@ class Nadam(Optimizer):
     name = "nadam"
     PRESETS = {
         "torch": {"lr": 2e-3, "eps": 1e-8},
-        "keras": {"lr": 1e-3, "eps": 1e-7},
+        # Keras 3 computes μₜ with 0.96ᵗ, i.e. ψ = 1 (Keras 2 used ψ = 0.004).
+        "keras": {"lr": 1e-3, "eps": 1e-7, "momentum_decay": 1.0},
     }
 
     lr: float = hyper(2e-3, "(0, inf)", "global step size α")
