@@ -26,3 +26,6 @@ from steplab.optim import (
 )
 
 __version__ = "0.1.0"
+
+from steplab import problems  # noqa: E402, F401
+from steplab.run import Run, minimize, sweep  # noqa: E402, F401

@@ -1,0 +1,491 @@
+"""The training loop of the seed, for one run or K runs at once.
+
+    while stopping criterion not met:
+        sample a minibatch of m examples             (MinibatchSampler, one per run)
+        ĝ ← (1/m) ∇θ Σ_i L(y_i, f(x_i | θ))          (problem.value_and_grad)
+        θ ← optimizer.step(θ, ĝ, state)
+
+K runs (an optimizer with hyperparameter arrays of length K and/or K seeds) are one
+``(K, d)`` parameter array: every operation is row-wise, each run has its own minibatch
+stream and noise stream from its own seed, and a run that stops is frozen while the others
+go on. So each run's history equals the same run made alone.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from steplab.problems.base import Problem
+from steplab.run.records import History, Run, RunSet, versions
+
+SAMPLING = ("shuffle", "replacement")
+
+
+class MinibatchSampler:
+    """Indices of successive minibatches of size ``m`` from ``n`` examples, seeded.
+
+    ``"shuffle"``: a fresh permutation each epoch, cut into ``ceil(n/m)`` batches (the last
+    one smaller if m does not divide n); ``"replacement"``: m indices drawn uniformly with
+    replacement each step (an "epoch" is then ``ceil(n/m)`` steps).
+    """
+
+    def __init__(self, n: int, m: int, rng: np.random.Generator, sampling: str = "shuffle"):
+        self.n, self.m, self.rng, self.sampling = n, m, rng, sampling
+        self.steps_per_epoch = math.ceil(n / m)
+        self._order = None
+        self._position = 0
+
+    def next(self) -> np.ndarray:
+        if self.sampling == "replacement":
+            return self.rng.integers(0, self.n, size=self.m)
+        if self._order is None or self._position >= self.n:
+            self._order = self.rng.permutation(self.n)
+            self._position = 0
+        batch = self._order[self._position : self._position + self.m]
+        self._position += self.m
+        return batch
+
+
+# --------------------------------------------------------------------------------------
+# Checking and expanding the arguments
+# --------------------------------------------------------------------------------------
+
+
+def _resolve(problem, optimizer):
+    from steplab import optim, problems
+
+    if isinstance(problem, str):
+        problem = problems.get(problem)
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a steplab Problem or a catalogue name, got {problem!r}")
+    if isinstance(optimizer, str):
+        optimizer = optim.make(optimizer)
+    if not isinstance(optimizer, optim.Optimizer):
+        raise TypeError(f"optimizer must be a steplab Optimizer or a name, got {optimizer!r}")
+    return problem, optimizer
+
+
+def _array_hyperparameters(optimizer) -> dict[str, np.ndarray]:
+    return {
+        name: getattr(optimizer, name)
+        for name in optimizer.hyperparameters()
+        if isinstance(getattr(optimizer, name), np.ndarray)
+    }
+
+
+def _count_runs(optimizer, seed) -> tuple[int, list[int], bool]:
+    """K, one seed per run, and whether the caller asked for a single run."""
+    arrays = _array_hyperparameters(optimizer)
+    sizes = {name: value.size for name, value in arrays.items()}
+    for name, value in arrays.items():
+        if value.ndim > 2 or (value.ndim == 2 and value.shape[1] != 1):
+            raise ValueError(
+                f"hyperparameter {name} must be a scalar or have shape (K,) or (K, 1) "
+                f"for K runs, got shape {value.shape}"
+            )
+    seeds = np.atleast_1d(np.asarray(seed))
+    if seeds.ndim != 1 or not np.issubdtype(seeds.dtype, np.integer):
+        raise ValueError(f"seed must be an integer or a sequence of integers, got {seed!r}")
+    counts = set(sizes.values()) | {seeds.size}
+    counts.discard(1)
+    if len(counts) > 1:
+        raise ValueError(
+            f"hyperparameter arrays and seeds must have one common length K (or length 1); "
+            f"got {dict(sizes, seed=seeds.size)}"
+        )
+    K = counts.pop() if counts else 1
+    single = not arrays and np.ndim(seed) == 0
+    return K, [int(s) for s in np.broadcast_to(seeds, (K,))], single
+
+
+def _row_optimizer(optimizer, K):
+    """Hyperparameter arrays reshaped to (K, 1), and NaNs left in their own row."""
+    changes = {"nonfinite": "propagate"}
+    for name, value in _array_hyperparameters(optimizer).items():
+        changes[name] = np.broadcast_to(value.reshape(-1), (K,)).reshape(K, 1)
+    return optimizer.replace(**changes)
+
+
+def _run_hyperparameters(optimizer, k: int) -> dict:
+    """Run k's optimizer configuration, with array hyperparameters reduced to its value."""
+    config = optimizer.config()
+    for name, value in _array_hyperparameters(optimizer).items():
+        flat = value.reshape(-1)
+        config[name] = float(flat[k] if flat.size > 1 else flat[0])
+    return config
+
+
+def _positive_int(name, value, allow_none=True):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(
+            f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}"
+        )
+    return int(value)
+
+
+def _positive_number(name, value):
+    if value is None:
+        return None
+    if not (
+        isinstance(value, (int, float, np.number)) and value >= 0 and not isinstance(value, bool)
+    ):
+        raise ValueError(f"{name} must be a number >= 0 or None, got {value!r}")
+    return float(value)
+
+
+# --------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------
+
+
+def minimize(
+    problem,
+    optimizer,
+    steps: int | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    seed=0,
+    *,
+    x0=None,
+    sampling: str = "shuffle",
+    gtol: float | None = None,
+    ftol: float | None = None,
+    window: int = 10,
+    target_loss: float | None = None,
+    time_budget: float | None = None,
+    divergence_threshold: float | None = None,
+    record_every: int = 1,
+    eval_every: int | None = None,
+    record_dim: int = 10,
+    dtype=np.float64,
+    progress: bool | None = None,
+):
+    """Minimize ``problem`` with ``optimizer``; return a :class:`Run` (or a :class:`RunSet`).
+
+    Budget: ``steps`` optimizer steps and/or ``epochs`` passes over the training data
+    (whichever ends first; default 1000 steps). ``batch_size`` m: minibatches of m examples
+    for data problems (default: the full training set), drawn by ``sampling``
+    (``"shuffle"`` each epoch or ``"replacement"``) from a stream seeded by ``seed``.
+
+    Stopping rules (all optional, combined; first match wins, checked in this order):
+    divergence (NaN/inf, or loss above ``divergence_threshold``, default
+    ``1e8·max(1, |initial loss|)``) → ``"diverged"``; loss ≤ ``target_loss`` →
+    ``"target_reached"``; gradient norm ≤ ``gtol`` or |loss change over ``window`` steps| ≤
+    ``ftol`` → ``"converged"``; ``time_budget`` seconds → ``"time_budget"``; the budget →
+    ``"max_steps"``. A diverged run is not an error: its history stops at the last finite
+    row and ``run.x`` is the last finite point. For minibatch problems these rules look at
+    the minibatch loss and gradient.
+
+    Several runs at once: give the optimizer hyperparameter arrays of length K (e.g.
+    ``Adam(lr=np.logspace(-4, -1, 8))``) and/or ``seed`` as a sequence of K seeds; the result
+    is a :class:`RunSet` of K runs, each equal to the same run made alone. Each seed also
+    picks that run's initial point for problems with random initialization (MLPs).
+
+    Recording: a row every ``record_every`` steps (and always the last one); ``x`` and the
+    per-coordinate ``step_size`` when ``dim <= record_dim`` (else step-size min/median/max);
+    full-data metrics every ``eval_every`` steps (default once per epoch) for data problems.
+    ``progress``: a tqdm bar (default: only when stderr is a terminal and the run is long).
+    """
+    problem, optimizer = _resolve(problem, optimizer)
+    steps = _positive_int("steps", steps)
+    epochs = _positive_int("epochs", epochs)
+    batch_size = _positive_int("batch_size", batch_size)
+    record_every = _positive_int("record_every", record_every, allow_none=False)
+    eval_every = _positive_int("eval_every", eval_every)
+    window = _positive_int("window", window, allow_none=False)
+    gtol, ftol = _positive_number("gtol", gtol), _positive_number("ftol", ftol)
+    time_budget = _positive_number("time_budget", time_budget)
+    if sampling not in SAMPLING:
+        raise ValueError(f"sampling must be one of {', '.join(SAMPLING)}, got {sampling!r}")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    has_data = problem.n_train is not None
+    if batch_size is not None and not has_data:
+        raise ValueError(
+            f"batch_size needs a problem with training data; {problem.name} has none "
+            "(for noisy gradients use problems.with_gradient_noise)"
+        )
+    if epochs is not None and not has_data:
+        raise ValueError(f"epochs need a problem with training data; use steps for {problem.name}")
+    m = min(batch_size, problem.n_train) if batch_size is not None else None
+    steps_per_epoch = math.ceil(problem.n_train / m) if m is not None else 1
+    budget = [b for b in (steps, epochs and epochs * steps_per_epoch) if b]
+    max_steps = min(budget) if budget else 1000
+
+    K, seeds, single = _count_runs(optimizer, seed)
+    opt = _row_optimizer(optimizer, K)
+
+    # Every run gets two independent streams from its seed: minibatches and noise.
+    streams = [np.random.SeedSequence(s).spawn(2) for s in seeds]
+    samplers = (
+        [
+            MinibatchSampler(problem.n_train, m, np.random.default_rng(a), sampling)
+            for a, _ in streams
+        ]
+        if m is not None
+        else None
+    )
+    noise_rngs = [np.random.default_rng(b) for _, b in streams] if problem.stochastic else None
+
+    if x0 is None:
+        X = np.stack([problem.initial_point(s) for s in seeds])
+    else:
+        X = np.array(np.broadcast_to(np.asarray(x0, dtype=np.float64), (K, problem.dim)))
+    X = X.astype(dtype)
+    state = opt.init(X)
+    evaluates = has_data
+    eval_every = eval_every or steps_per_epoch
+    record_x = problem.dim <= record_dim
+
+    recorder = _Recorder(K, record_x)
+    active = np.ones(K, dtype=bool)
+    status = [""] * K
+    stop_step = np.zeros(K, dtype=int)
+    final_X = X.copy()
+    last_finite_X = X.copy()
+    best = np.full(K, np.inf)
+    final_loss = np.full(K, np.nan)
+    recent = np.full((window + 1, K), np.nan)  # ring buffer of losses for ftol
+    step_size = np.full((K, problem.dim), np.nan)
+    threshold = None
+    if progress is None:
+        progress = sys.stderr.isatty() and max_steps * K * problem.dim >= 1e6
+    bar = _progress_bar(max_steps, progress)
+
+    start = time.perf_counter()
+    t = 0
+    with np.errstate(all="ignore"):
+        while True:
+            batch = np.stack([s.next() for s in samplers]) if samplers else None
+            loss, G = problem.value_and_grad(X, batch, noise_rngs)
+            loss = np.asarray(loss, dtype=np.float64).reshape(K)
+            grad_norm = np.linalg.norm(G.astype(np.float64), axis=1)
+            elapsed = time.perf_counter() - start
+            if threshold is None:
+                divergence = divergence_threshold
+                threshold = (
+                    1e8 * np.maximum(1.0, np.abs(loss))
+                    if divergence is None
+                    else np.full(K, divergence)
+                )
+
+            # -- which runs stop at this row, and why ---------------------------------
+            finite = np.isfinite(loss) & np.isfinite(grad_norm) & np.all(np.isfinite(X), axis=1)
+            exploded = finite & (loss > threshold)
+            recent[t % (window + 1)] = loss
+            stops = np.zeros(K, dtype=bool)
+            keep_row = active & finite  # a non-finite row is never recorded
+            for k in np.flatnonzero(active):
+                why = _stop_reason(
+                    finite[k],
+                    exploded[k],
+                    loss[k],
+                    grad_norm[k],
+                    recent[:, k],
+                    t,
+                    window,
+                    target_loss,
+                    gtol,
+                    ftol,
+                    time_budget,
+                    elapsed,
+                    max_steps,
+                )
+                if why:
+                    status[k], stops[k], stop_step[k] = why, True, t
+            recorded = keep_row & ((t % record_every == 0) | stops)
+            if recorded.any():
+                metrics = {}
+                if evaluates and (t % eval_every == 0 or stops.any()):
+                    metrics = _evaluate_rows(problem, X, keep_row & ((t % eval_every == 0) | stops))
+                recorder.add(
+                    t,
+                    t / steps_per_epoch if has_data else None,
+                    elapsed,
+                    loss,
+                    grad_norm,
+                    X,
+                    step_size,
+                    metrics,
+                    recorded,
+                )
+            best = np.where(keep_row, np.fmin(best, loss), best)
+            final_loss = np.where(keep_row, loss, final_loss)
+            final_X[keep_row] = X[keep_row]
+            diverged_now = stops & ~finite
+            final_X[diverged_now] = last_finite_X[diverged_now]
+            active &= ~stops
+            if bar is not None:
+                bar.update(1)
+                if t % 50 == 0:
+                    bar.set_postfix(best_loss=f"{np.min(best):.4g}")
+            if not active.any():
+                break
+
+            # -- one step of the optimizer for every run (stopped rows are ignored) ----
+            last_finite_X[finite] = X[finite]
+            opt.step(X, G, state)
+            step_size = _step_sizes(opt, state, problem.dim)
+            t += 1
+    if bar is not None:
+        bar.close()
+    wall_time = time.perf_counter() - start
+
+    config = {
+        "steps": steps,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "sampling": sampling,
+        "gtol": gtol,
+        "ftol": ftol,
+        "window": window,
+        "target_loss": target_loss,
+        "time_budget": time_budget,
+        "divergence_threshold": divergence_threshold,
+        "record_every": record_every,
+        "eval_every": eval_every if evaluates else None,
+        "dtype": dtype.name,
+        "x0": None if x0 is None else np.asarray(x0).tolist(),
+        "max_steps": max_steps,
+    }
+    runs = RunSet()
+    info = problem.info()
+    the_versions = versions()
+    for k in range(K):
+        metrics = _final_metrics(problem, final_X[k]) if evaluates else {}
+        runs.append(
+            Run(
+                x=final_X[k].copy(),
+                status=status[k],
+                history=recorder.history(k),
+                steps=int(stop_step[k]),
+                epochs=float(stop_step[k] / steps_per_epoch) if has_data else None,
+                wall_time=wall_time,
+                seed=seeds[k],
+                final_loss=float(final_loss[k]),
+                best_loss=float(best[k]),
+                metrics=metrics,
+                optimizer=_run_hyperparameters(optimizer, k),
+                problem=info,
+                config=config,
+                versions=the_versions,
+            )
+        )
+    return runs[0] if single else runs
+
+
+def _stop_reason(
+    finite,
+    exploded,
+    loss,
+    grad_norm,
+    recent,
+    t,
+    window,
+    target_loss,
+    gtol,
+    ftol,
+    time_budget,
+    elapsed,
+    max_steps,
+) -> str:
+    if not finite or exploded:
+        return "diverged"
+    if target_loss is not None and loss <= target_loss:
+        return "target_reached"
+    if gtol is not None and grad_norm <= gtol:
+        return "converged"
+    if ftol is not None and t >= window:
+        # recent holds the last window+1 losses; the oldest sits right after the newest
+        oldest = recent[(t + 1) % (window + 1)]
+        if abs(loss - oldest) <= ftol:
+            return "converged"
+    if time_budget is not None and elapsed >= time_budget:
+        return "time_budget"
+    if t >= max_steps:
+        return "max_steps"
+    return ""
+
+
+def _step_sizes(opt, state, dim) -> np.ndarray:
+    try:
+        return np.asarray(opt.step_size(state), dtype=np.float64)
+    except NotImplementedError:
+        return np.full(state.shape, np.nan)
+
+
+def _evaluate_rows(problem, X, rows) -> dict:
+    """Full-data metrics for the selected rows (NaN elsewhere)."""
+    out = {}
+    index = np.flatnonzero(rows)
+    if index.size == 0:
+        return out
+    values = problem.evaluate(X[index])
+    for name, value in values.items():
+        if name == "loss":
+            name = "train_loss"
+        column = np.full(X.shape[0], np.nan)
+        column[index] = value
+        out[name] = column
+    return out
+
+
+def _final_metrics(problem, x) -> dict:
+    with np.errstate(all="ignore"):
+        values = problem.evaluate(x)
+    return {name: float(v) for name, v in values.items()}
+
+
+class _Recorder:
+    """Collects rows for K runs at once; ``history(k)`` cuts out run k's rows."""
+
+    def __init__(self, K: int, record_x: bool):
+        self.K, self.record_x = K, record_x
+        self.rows: list[dict] = []
+        self.owners: list[np.ndarray] = []
+        self.metric_names: dict[str, None] = {}
+
+    def add(self, t, epoch, elapsed, loss, grad_norm, X, step_size, metrics, owners):
+        row = {"step": t, "loss": loss.copy(), "grad_norm": grad_norm.copy(), "time": elapsed}
+        if epoch is not None:
+            row["epoch"] = epoch
+        if self.record_x:
+            row["x"] = X.astype(np.float64)
+            row["step_size"] = step_size.copy()
+        else:
+            row["step_size_min"] = np.min(step_size, axis=1)
+            row["step_size_median"] = np.median(step_size, axis=1)
+            row["step_size_max"] = np.max(step_size, axis=1)
+        row.update(metrics)
+        self.metric_names.update(dict.fromkeys(metrics))
+        self.rows.append(row)
+        self.owners.append(owners.copy())
+
+    def history(self, k: int) -> History:
+        rows = [r for r, owner in zip(self.rows, self.owners, strict=True) if owner[k]]
+        columns: dict[str, np.ndarray] = {}
+        if not rows:
+            return History({"step": np.zeros(0, dtype=int), "loss": np.zeros(0)})
+        names = [n for n in rows[0] if n not in self.metric_names] + list(self.metric_names)
+        for name in names:
+            values = []
+            for r in rows:
+                v = r.get(name, np.nan)
+                values.append(v[k] if isinstance(v, np.ndarray) else v)
+            columns[name] = np.asarray(values)
+        return History(columns)
+
+
+def _progress_bar(total, enabled):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total + 1, desc="steplab", unit="step", leave=False, file=sys.stderr)

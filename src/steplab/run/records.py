@@ -1,0 +1,243 @@
+"""What a run leaves behind: its per-step :class:`History`, the :class:`Run` and tables.
+
+Everything exports to CSV and JSON together with the exact configuration, the seeds and
+the versions of Python, NumPy and steplab, so a figure can always be traced back.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+STATUSES = {
+    "max_steps": "the step or epoch budget was used up",
+    "converged": "gradient norm <= gtol, or the loss moved by <= ftol over the last `window` steps",
+    "target_reached": "the loss fell to target_loss or below",
+    "time_budget": "the wall-time budget (time_budget seconds) ran out",
+    "diverged": "loss or gradient became NaN/inf, or the loss exceeded the divergence threshold",
+}
+
+
+def versions() -> dict[str, str]:
+    """Versions that decide the numbers: Python, NumPy, steplab."""
+    import steplab
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "steplab": getattr(steplab, "__version__", "unknown"),
+    }
+
+
+def _jsonable(value):
+    """Plain Python for JSON: arrays to lists, NaN/inf to None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+class History:
+    """Per-step records of one run: a mapping column name → NumPy array (one entry per row).
+
+    Row ``t`` describes the state after ``t`` optimizer steps: ``x`` (the parameters, low
+    dimensions only), ``loss`` and ``grad_norm`` of the (minibatch) gradient evaluated at
+    ``x``, ``step_size`` the per-coordinate effective step size of the step that *produced*
+    ``x`` (NaN in row 0), ``time`` seconds since the start. Data problems add ``epoch`` and,
+    every ``eval_every`` steps (NaN elsewhere), full ``train_loss`` and validation metrics.
+    """
+
+    def __init__(self, columns: dict[str, np.ndarray]):
+        self.columns = columns
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.columns:
+            raise KeyError(f"no column {name!r}; columns are {', '.join(self.columns)}")
+        return self.columns[name]
+
+    def __contains__(self, name) -> bool:
+        return name in self.columns
+
+    def __len__(self) -> int:
+        return len(self.columns["step"])
+
+    def keys(self):
+        return self.columns.keys()
+
+    def __repr__(self) -> str:
+        return f"History({len(self)} rows: {', '.join(self.columns)})"
+
+    def flat_columns(self) -> dict[str, np.ndarray]:
+        """Columns with 2-D entries (``x``, ``step_size``) split into ``x_0``, ``x_1``, …"""
+        flat = {}
+        for name, values in self.columns.items():
+            if values.ndim == 2:
+                for j in range(values.shape[1]):
+                    flat[f"{name}_{j}"] = values[:, j]
+            else:
+                flat[name] = values
+        return flat
+
+    def to_csv(self, path, metadata: dict | None = None) -> Path:
+        """Write one row per step; ``metadata`` goes first as ``# key: json`` comment lines
+        (read back with e.g. ``numpy.genfromtxt(path, delimiter=",", names=True)``)."""
+        path = Path(path)
+        flat = self.flat_columns()
+        with path.open("w", newline="") as handle:
+            for key, value in (metadata or {}).items():
+                handle.write(f"# {key}: {json.dumps(_jsonable(value))}\n")
+            writer = csv.writer(handle)
+            writer.writerow(flat)
+            for i in range(len(self)):
+                writer.writerow([_csv_cell(flat[name][i]) for name in flat])
+        return path
+
+
+def _csv_cell(value):
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))  # repr round-trips every float exactly
+    return value.item() if isinstance(value, np.generic) else value
+
+
+@dataclass
+class Run:
+    """The result of one run of :func:`steplab.minimize`.
+
+    ``x``: final parameters (for a diverged run, the last finite point); ``status``: one of
+    :data:`STATUSES`; ``steps``: optimizer steps taken; ``history``: a :class:`History`;
+    ``metrics``: full-data metrics at ``x`` (train/val/test for ML problems).
+    """
+
+    x: np.ndarray
+    status: str
+    history: History
+    steps: int
+    epochs: float | None
+    wall_time: float
+    seed: int
+    final_loss: float
+    best_loss: float
+    metrics: dict = field(default_factory=dict)
+    optimizer: dict = field(default_factory=dict)  # name and this run's hyperparameters
+    problem: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)  # the arguments of minimize
+    versions: dict = field(default_factory=versions)
+
+    def __repr__(self) -> str:
+        return (
+            f"Run({self.problem.get('name')}, {self.optimizer.get('name')}, seed={self.seed}: "
+            f"{self.status} after {self.steps} steps, loss {self.final_loss:.6g})"
+        )
+
+    def summary(self) -> dict:
+        """One flat row for a results table."""
+        row = {
+            "problem": self.problem.get("name"),
+            "optimizer": self.optimizer.get("name"),
+            **{k: v for k, v in self.optimizer.items() if k not in ("name", "nonfinite")},
+            "seed": self.seed,
+            "status": self.status,
+            "steps": self.steps,
+            "epochs": self.epochs,
+            "final_loss": self.final_loss,
+            "best_loss": self.best_loss,
+            "time": self.wall_time,
+        }
+        row.update({k: v for k, v in self.metrics.items() if np.ndim(v) == 0 and k != "loss"})
+        return row
+
+    def metadata(self) -> dict:
+        """Configuration, seed, versions and outcome: everything needed to reproduce the run."""
+        return {
+            "problem": self.problem,
+            "optimizer": self.optimizer,
+            "seed": self.seed,
+            "config": self.config,
+            "versions": self.versions,
+            "status": self.status,
+            "steps": self.steps,
+            "final_loss": self.final_loss,
+            "metrics": self.metrics,
+        }
+
+    def to_csv(self, path) -> Path:
+        """The history as CSV, preceded by the metadata as ``#`` comment lines."""
+        return self.history.to_csv(path, self.metadata())
+
+    def to_dict(self) -> dict:
+        """Metadata, final ``x`` and the full history as JSON-ready Python objects."""
+        return _jsonable(
+            {**self.metadata(), "x": self.x, "history": dict(self.history.flat_columns())}
+        )
+
+    def to_json(self, path=None) -> str:
+        """The run as JSON text; also written to ``path`` if given."""
+        text = json.dumps(self.to_dict(), indent=1)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+
+class Table(list):
+    """A tidy results table: a list of dicts (one per run), with CSV/JSON export."""
+
+    @property
+    def columns(self) -> list[str]:
+        names: dict[str, None] = {}
+        for row in self:
+            names.update(dict.fromkeys(row))
+        return list(names)
+
+    def column(self, name: str) -> list:
+        """All values of one column (``None`` where a row lacks it)."""
+        return [row.get(name) for row in self]
+
+    def where(self, **conditions) -> Table:
+        """The rows whose columns equal the given values."""
+        return Table(r for r in self if all(r.get(k) == v for k, v in conditions.items()))
+
+    def to_csv(self, path) -> Path:
+        """Write the table as CSV (one header row, one row per run)."""
+        path = Path(path)
+        columns = self.columns
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            for row in self:
+                writer.writerow([_csv_cell(row.get(c, "")) for c in columns])
+        return path
+
+    def to_json(self, path=None) -> str:
+        """The table as a JSON list of objects; also written to ``path`` if given."""
+        text = json.dumps(_jsonable(list(self)), indent=1)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+
+class RunSet(list):
+    """Several runs made at once by :func:`steplab.minimize` (a list of :class:`Run`)."""
+
+    def table(self) -> Table:
+        """One summary row per run."""
+        return Table(run.summary() for run in self)
+
+    def to_csv(self, path) -> Path:
+        """The summary table as CSV."""
+        return self.table().to_csv(path)
