@@ -329,7 +329,7 @@ def parse(text: str, variables=None) -> tuple[Node, dict[str, int]]:
         raise ValueError(f"expression is too long ({len(text)} characters, at most {MAX_LENGTH})")
     if not text.strip():
         raise ValueError("expression is empty")
-    bad = re.search(r"[^0-9A-Za-z_+\-*/^().\s]", text)
+    bad = re.search(r"[^0-9A-Za-z_+\-*/^().,\s]", text)
     if bad:
         raise ValueError(
             f"character {bad.group()!r} at position {bad.start() + 1} is not allowed; "
