@@ -156,7 +156,7 @@ def make_dataset(
         X_test=np.ascontiguousarray(X_test),
         y_test=y_test,
         n_classes=len(classes) if task == "classification" else None,
-        feature_names=list(feature_names) if feature_names is not None else [],
+        feature_names=[str(f) for f in feature_names] if feature_names is not None else [],
         classes=classes,
     )
 
