@@ -7,9 +7,10 @@ show up later instead of averaging out.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
-from types import SimpleNamespace
 
 DIM = 6
 CURVATURES = np.array([0.01, 0.1, 1.0, 3.0, 10.0, 100.0])

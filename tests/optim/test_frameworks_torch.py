@@ -56,9 +56,7 @@ CASES = {
     "adagrad": (sl.AdaGrad.like("torch"), lambda p: torch.optim.Adagrad(p)),
     "adagrad-r0": (
         sl.AdaGrad.like("torch", lr=0.1, r0=0.5, weight_decay=0.01),
-        lambda p: torch.optim.Adagrad(
-            p, lr=0.1, initial_accumulator_value=0.5, weight_decay=0.01
-        ),
+        lambda p: torch.optim.Adagrad(p, lr=0.1, initial_accumulator_value=0.5, weight_decay=0.01),
     ),
     "rmsprop": (sl.RMSProp.like("torch"), lambda p: torch.optim.RMSprop(p)),
     "rmsprop-centered-momentum": (

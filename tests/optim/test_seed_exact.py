@@ -35,7 +35,9 @@ def test_adagrad_first_two_steps_by_hand():
     assert theta[0] == pytest.approx(1 - 0.1 / (1e-7 + 2) * 2, rel=1e-15)
     assert state.r[0] == 4.0
     opt.step(theta, np.array([1.0]), state)
-    assert theta[0] == pytest.approx(1 - 0.1 / (1e-7 + 2) * 2 - 0.1 / (1e-7 + math.sqrt(5)), rel=1e-15)
+    assert theta[0] == pytest.approx(
+        1 - 0.1 / (1e-7 + 2) * 2 - 0.1 / (1e-7 + math.sqrt(5)), rel=1e-15
+    )
     assert state.t == 2
 
 
@@ -146,9 +148,7 @@ def seed_adam(theta, grads, alpha=0.001, rho1=0.9, rho2=0.999, beta=1e-8):
 def test_matches_transcription_of_the_pseudo_code(opt, transcription, stream):
     steps = 150
     # The transcription pulls gradients through callables so it sees its own iterates.
-    grads = [
-        (lambda th, t=t: list(stream.gradient(np.array(th), t))) for t in range(steps)
-    ]
+    grads = [(lambda th, t=t: list(stream.gradient(np.array(th), t))) for t in range(steps)]
     expected = transcription(list(stream.start), grads)
     actual = stream.run(opt, steps)[-1]
     np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-14)

@@ -8,6 +8,7 @@ The sum only grows, so the steps only shrink (sometimes too early, Goodfellow et
 from __future__ import annotations
 
 import dataclasses
+
 import numpy as np
 
 from steplab.optim.base import Optimizer, hyper, moment_like
@@ -45,4 +46,3 @@ class AdaGrad(Optimizer):
 
     def _step_size(self, state, hp):
         return hp.lr / (hp.eps + np.sqrt(state.r + hp.eps_root))
-

@@ -86,9 +86,8 @@ class Nadam(Optimizer):
         denominator = np.sqrt(state.r / bias_correction(hp.rho2, t)) + hp.eps
         gradient_part = (1 - mu) / (1 - state.mu_product)  # today's gradient ...
         momentum_part = mu_next / (1 - state.mu_product * mu_next)  # ... and tomorrow's s
-        theta += -hp.lr * (_as(gradient_part, g) * g + _as(momentum_part, g) * state.s) / (
-            denominator
-        )
+        nesterov_moment = _as(gradient_part, g) * g + _as(momentum_part, g) * state.s
+        theta += -hp.lr * nesterov_moment / denominator
 
     def _step_size(self, state, hp):
         r_hat = state.r / bias_correction(hp.rho2, state.t) if state.t else state.r

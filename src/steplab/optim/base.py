@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 NONFINITE_POLICIES = ("raise", "skip", "propagate")
+_FUSED_MIN_SIZE = 4096  # theta.size from which Optimizer.step tries steplab.fast
 
 # --------------------------------------------------------------------------------------
 # Hyperparameters: a dataclass field that knows its allowed interval
@@ -53,7 +54,7 @@ def _check_in_interval(name: str, value: Any, interval: str) -> Any:
     below = array <= high if high_closed else array < high
     bad = ~(np.isfinite(array) & above & below)
     if bad.any():
-        first = array.flat[int(np.argmax(bad))]
+        first = float(array.flat[int(np.argmax(bad))])
         raise ValueError(f"{name} must be in {interval}, got {first!r}")
     if array.ndim == 0:
         return float(array)  # a Python float: combines with float32 arrays as float32
@@ -141,8 +142,10 @@ class Optimizer:
     # turns them into None, so the plain algorithm runs without their extra work.
     OFF_WHEN_ZERO: ClassVar[tuple[str, ...]] = ("weight_decay",)
 
-    weight_decay: float = hyper(0.0, "[0, inf)", "L2 penalty: adds weight_decay·θ to the gradient")
-    nonfinite: str = dataclasses.field(default="raise", metadata={"doc": "raise | skip | propagate"})
+    weight_decay: float = hyper(0.0, "[0, inf)", "L2 penalty: adds λ·θ to the gradient")
+    nonfinite: str = dataclasses.field(
+        default="raise", metadata={"doc": "raise | skip | propagate"}
+    )
 
     # -- construction ------------------------------------------------------------------
 
@@ -196,7 +199,8 @@ class Optimizer:
     def init(self, theta: np.ndarray) -> State:
         """A fresh state for parameters shaped like ``theta`` (moments zero, ``t = 0``)."""
         _check_theta(theta)
-        hp = self._broadcast(theta.shape, theta.dtype)  # fails now, not at the first step, if shapes don't fit
+        # Broadcasting now makes a misfit fail here, not at the first step.
+        hp = self._broadcast(theta.shape, theta.dtype)
         moments = self._init_moments(theta, hp)
         return State(t=0, made_by=self.name, shape=theta.shape, dtype=theta.dtype.str, **moments)
 
@@ -204,6 +208,14 @@ class Optimizer:
         """One iteration of the loop body: updates ``theta`` and ``state`` in place."""
         grad = _check_grad(theta, grad)
         _check_state(theta, state, self)
+        # Fast path: for large arrays, steplab.fast runs this same step (the same numbers as
+        # _update, which stays the reference) as one fused numba pass over memory; it says
+        # False when it does not apply (small, strided, array hyperparameters, no numba).
+        if theta.size >= _FUSED_MIN_SIZE:
+            from steplab.fast import fused_step
+
+            if fused_step(self, theta, grad, state):
+                return theta
         if self.nonfinite != "propagate" and not np.isfinite(grad).all():
             if self.nonfinite == "raise":
                 raise FloatingPointError(
