@@ -1,0 +1,369 @@
+"""Many configurations at once: K runs of one optimizer on a 2-D test function.
+
+A sweep (K starting points, hyperparameters that may differ per configuration) is
+embarrassingly parallel across configurations but sequential in time. The kernel
+therefore takes a block of configurations, keeps their points and moments in small
+local arrays (registers and L1 cache), and advances the whole block one step at a time:
+the loop over the block has no dependencies, so it runs in SIMD lanes, and nothing
+touches main memory until the block is done.
+
+Each optimizer is written once more here as a *coordinate rule*: its loop body for one
+coordinate, in float64, with three state slots. The rules follow ``_update`` line by
+line, with one change for speed: divisions by per-step constants (1 − ρᵗ) become
+multiplications by their reciprocals, so results agree with the readable path to a few
+ulps per step rather than bit for bit (tests check them). Per-step constants (bias
+corrections, Nadam's μ schedule, RAdam's rectification) are tabulated up front by NumPy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from steplab.fast import _numba
+from steplab.fast._numba import lazy_jit, prange
+from steplab.fast.functions import FUNCTIONS, PARAMETERS
+from steplab.optim.base import Optimizer, bias_correction
+
+BLOCK = 64  # configurations advanced together; their state (~4 KB) stays in L1
+
+# --------------------------------------------------------------------------------------
+# Coordinate rules: rule(x, g, a, b, c, hp, k, cs, t, kq) -> (x, a, b, c)
+# hp[h, k]: hyperparameter h of configuration k (rows 0–2: lr, L2, decoupled decay);
+# cs[t, j, kq]: per-step constant j at step t+1 (kq = k, or 0 when shared by all).
+# --------------------------------------------------------------------------------------
+
+
+@lazy_jit()
+def sgd_rule(x, g, a, b, c, hp, k, cs, t, kq):
+    return x - hp[0, k] * g, a, b, c
+
+
+@lazy_jit()
+def momentum_rule(x, g, b, a, c, hp, k, cs, t, kq):
+    rho, nesterov = hp[3, k], hp[4, k]
+    b = rho * b + g  # velocity
+    direction = g + rho * b if nesterov else b
+    return x - hp[0, k] * direction, b, a, c
+
+
+@lazy_jit()
+def adagrad_rule(x, g, r, b, c, hp, k, cs, t, kq):
+    eps, eps_root = hp[3, k], hp[4, k]
+    r = r + g * g  # accumulate squared gradient
+    return x - hp[0, k] / (eps + math.sqrt(r + eps_root)) * g, r, b, c
+
+
+@lazy_jit()
+def rmsprop_rule(x, g, r, m, v, hp, k, cs, t, kq):
+    rho, eps, eps_root, centered, mu = hp[3, k], hp[4, k], hp[5, k], hp[6, k], hp[7, k]
+    r = rho * r + (1 - rho) * g * g  # accumulate squared gradient
+    m = rho * m + (1 - rho) * g if centered else m  # average gradient (centered only)
+    scaled = g / (eps + math.sqrt(r - m * m + eps_root))
+    v = mu * v + scaled  # momentum (μ = 0: none)
+    return x - hp[0, k] * v, r, m, v
+
+
+@lazy_jit()
+def adadelta_rule(x, g, r, u, c, hp, k, cs, t, kq):
+    rho, eps_root = hp[3, k], hp[4, k]
+    r = rho * r + (1 - rho) * g * g  # squared gradients
+    delta = math.sqrt(u + eps_root) / math.sqrt(r + eps_root) * g
+    u = rho * u + (1 - rho) * delta * delta  # squared updates
+    return x - hp[0, k] * delta, r, u, c
+
+
+@lazy_jit()
+def adam_rule(x, g, s, r, r_max, hp, k, cs, t, kq):
+    rho1, rho2, eps, eps_root, amsgrad = hp[3, k], hp[4, k], hp[5, k], hp[6, k], hp[7, k]
+    s = rho1 * s + (1 - rho1) * g  # biased first moment
+    r = rho2 * r + (1 - rho2) * g * g  # biased second moment
+    r_max = max(r_max, r) if amsgrad else r  # AMSGrad: the running maximum of r
+    # cs: 1/(1−ρ₁ᵗ), 1/(1−ρ₂ᵗ) (1 without bias correction), eps's factor (ε̂: 1/√(1−ρ₂ᵗ))
+    s_hat, r_hat = s * cs[t, 0, kq], r_max * cs[t, 1, kq]
+    return x - hp[0, k] * s_hat / (eps * cs[t, 2, kq] + math.sqrt(r_hat + eps_root)), s, r, r_max
+
+
+@lazy_jit()
+def adamax_rule(x, g, s, u, c, hp, k, cs, t, kq):
+    rho1, rho2, eps, eps_max = hp[3, k], hp[4, k], hp[5, k], hp[6, k]
+    s = rho1 * s + (1 - rho1) * g  # biased first moment
+    u = max(rho2 * u, abs(g) + eps_max)  # infinity norm
+    return x - hp[0, k] * cs[t, 0, kq] * s / (u + eps), s, u, c
+
+
+@lazy_jit()
+def nadam_rule(x, g, s, r, c, hp, k, cs, t, kq):
+    rho1, rho2, eps = hp[3, k], hp[4, k], hp[5, k]
+    s = rho1 * s + (1 - rho1) * g  # biased first moment
+    r = rho2 * r + (1 - rho2) * g * g  # biased second moment
+    # cs: today's gradient weight, tomorrow's momentum weight, 1/(1−ρ₂ᵗ)
+    denominator = math.sqrt(r * cs[t, 2, kq]) + eps
+    return x - hp[0, k] * (cs[t, 0, kq] * g + cs[t, 1, kq] * s) / denominator, s, r, c
+
+
+@lazy_jit()
+def radam_rule(x, g, s, r, c, hp, k, cs, t, kq):
+    rho1, rho2, eps, eps_hat = hp[3, k], hp[4, k], hp[5, k], hp[6, k]
+    s = rho1 * s + (1 - rho1) * g  # biased first moment
+    r = rho2 * r + (1 - rho2) * g * g  # biased second moment
+    # cs: 1/(1−ρ₁ᵗ), rectification (0: not yet), √(1−ρ₂ᵗ), 1/(1−ρ₂ᵗ)
+    s_hat = s * cs[t, 0, kq]
+    rectification = cs[t, 1, kq]
+    if eps_hat:
+        adaptive = cs[t, 2, kq] / (math.sqrt(r) + eps)
+    else:
+        adaptive = 1 / (math.sqrt(r * cs[t, 3, kq]) + eps)
+    factor = rectification * adaptive if rectification > 0 else 1.0
+    return x - hp[0, k] * s_hat * factor, s, r, c
+
+
+@lazy_jit()
+def lion_rule(x, g, m, b, c, hp, k, cs, t, kq):
+    rho1, rho2 = hp[3, k], hp[4, k]
+    direction = rho1 * m + (1 - rho1) * g  # interpolate momentum and gradient
+    m = rho2 * m + (1 - rho2) * g  # momentum tracks ĝ
+    return x - hp[0, k] * np.sign(direction), m, b, c
+
+
+# --------------------------------------------------------------------------------------
+# Per-optimizer hyperparameter rows and per-step constants (NumPy, float64)
+# --------------------------------------------------------------------------------------
+
+
+def _steps(steps):
+    return np.arange(1, steps + 1, dtype=np.float64)[:, None]  # t = 1 … steps, as a column
+
+
+def _adam_constants(opt, h, steps):
+    t = _steps(steps)
+    if opt.bias_correction:
+        inv1, inv2 = 1 / bias_correction(h["rho1"], t), 1 / bias_correction(h["rho2"], t)
+    else:
+        inv1 = inv2 = np.ones_like(t)
+    eps_factor = 1 / np.sqrt(bias_correction(h["rho2"], t)) if opt.eps_hat else np.ones_like(t)
+    return [inv1, inv2, eps_factor]
+
+
+def _nadam_constants(opt, h, steps):
+    t = _steps(steps)
+    mu = h["rho1"] * (1 - 0.5 * 0.96 ** (t * h["momentum_decay"]))
+    mu_next = h["rho1"] * (1 - 0.5 * 0.96 ** ((t + 1) * h["momentum_decay"]))
+    product = np.cumprod(np.broadcast_to(mu, np.broadcast_shapes(mu.shape, mu_next.shape)), 0)
+    return [(1 - mu) / (1 - product), mu_next / (1 - product * mu_next),
+            1 / bias_correction(h["rho2"], t)]  # fmt: skip
+
+
+def _radam_constants(opt, h, steps):
+    t = _steps(steps)
+    rho2 = h["rho2"]
+    rho_inf = 2 / (1 - rho2) - 1
+    rho_t = rho_inf - 2 * t * rho2**t / bias_correction(rho2, t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+    rectification = np.where(rho_t > 5, np.sqrt(np.maximum(ratio, 0)), 0.0)
+    correction = bias_correction(rho2, t)
+    return [1 / bias_correction(h["rho1"], t), rectification, np.sqrt(correction), 1 / correction]
+
+
+def _adamax_constants(opt, h, steps):
+    return [1 / bias_correction(h["rho1"], _steps(steps))]
+
+
+#: name -> (rule, extra hyperparameter rows, per-step constants or None, initial state)
+RULES = {
+    "sgd": (sgd_rule, (), None),
+    "momentum": (momentum_rule, ("rho", "nesterov"), None),
+    "nesterov": (momentum_rule, ("rho", "nesterov"), None),
+    "adagrad": (adagrad_rule, ("eps", "eps_root"), None),
+    "rmsprop": (rmsprop_rule, ("rho", "eps", "eps_root", "centered", "momentum"), None),
+    "adadelta": (adadelta_rule, ("rho", "eps_root"), None),
+    "adam": (adam_rule, ("rho1", "rho2", "eps", "eps_root", "amsgrad"), _adam_constants),
+    "adamw": (adam_rule, ("rho1", "rho2", "eps", "eps_root", "amsgrad"), _adam_constants),
+    "adamax": (adamax_rule, ("rho1", "rho2", "eps", "eps_max"), _adamax_constants),
+    "nadam": (nadam_rule, ("rho1", "rho2", "eps"), _nadam_constants),
+    "radam": (radam_rule, ("rho1", "rho2", "eps", "eps_hat"), _radam_constants),
+    "lion": (lion_rule, ("rho1", "rho2"), None),
+}
+
+
+def _hyperparameters(opt: Optimizer, K: int) -> dict[str, np.ndarray]:
+    """Every hyperparameter as a float64 array of shape (K,) (switches as 0/1)."""
+    values = {}
+    for name in opt.hyperparameters():
+        value = np.asarray(getattr(opt, name), dtype=np.float64)
+        if value.ndim == 2 and value.shape[1] == 1:
+            value = value[:, 0]  # (K, 1) -> (K,)
+        if value.ndim > 1 or value.size not in (1, K):
+            raise ValueError(
+                f"{opt.name}: {name} must be a scalar or have one value per configuration "
+                f"(shape ({K},) or ({K}, 1)), got shape {np.shape(getattr(opt, name))}"
+            )
+        values[name] = np.broadcast_to(value.reshape(-1), (K,))
+    values["nesterov"] = np.full(K, float(opt.name == "nesterov"))
+    return values
+
+
+def _tables(opt: Optimizer, K: int, steps: int):
+    """(rule, hp (H, K), constants (steps, C, 1 or K), initial state (3, K)) for a sweep."""
+    rule, extra, constants = RULES[opt.name]
+    h = _hyperparameters(opt, K)
+    lr, wd = h["lr"], h["weight_decay"]
+    decoupled = opt.DECOUPLED_WEIGHT_DECAY
+    rows = [lr, wd * (not decoupled), 1 - lr * wd if decoupled else np.ones(K)]
+    hp = np.ascontiguousarray(np.stack(rows + [h[name] for name in extra]))
+    if constants is None:
+        table = np.zeros((max(steps, 1), 1, 1))
+    else:
+        # Constants depend on t and on the decay rates: shared by all configurations
+        # unless a decay rate varies between them.
+        shared = {name: (v[0] if np.all(v == v[0]) else v) for name, v in h.items()}
+        columns = constants(opt, shared, steps)
+        width = max(np.shape(c)[1] for c in columns) if steps else 1
+        table = np.zeros((max(steps, 1), len(columns), width))
+        for j, column in enumerate(columns):
+            table[:steps, j, :] = column
+    state = np.zeros((3, K))
+    if opt.name in ("adagrad", "rmsprop"):
+        state[0] = h["r0"]  # the accumulator's initial value
+    return rule, hp, table, state
+
+
+# --------------------------------------------------------------------------------------
+# The kernel
+# --------------------------------------------------------------------------------------
+
+
+@lazy_jit(parallel=True)
+def _sweep_kernel(value, grad, rule, p, X, S, hp, cs, steps, losses, history):  # fmt: skip
+    K = X.shape[0]
+    per_config = cs.shape[2] > 1
+    n_blocks = (K + BLOCK - 1) // BLOCK
+    for block in prange(n_blocks):
+        k0 = block * BLOCK
+        n = min(BLOCK, K - k0)
+        # the block's points and state: small local arrays that stay in L1
+        x0, x1 = np.empty(BLOCK), np.empty(BLOCK)
+        a0, b0, c0 = np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK)
+        a1, b1, c1 = np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK)
+        for j in range(n):
+            k = k0 + j
+            x0[j], x1[j] = X[k, 0], X[k, 1]
+            a0[j], b0[j], c0[j] = S[0, k], S[1, k], S[2, k]
+            a1[j], b1[j], c1[j] = S[0, k], S[1, k], S[2, k]
+        for t in range(steps):
+            for j in range(n):  # independent configurations: SIMD lanes
+                k = k0 + j
+                kq = k if per_config else 0
+                g0, g1 = grad(x0[j], x1[j], p)
+                g0 = g0 + hp[1, k] * x0[j]  # L2 penalty (0 when off or decoupled)
+                g1 = g1 + hp[1, k] * x1[j]
+                y0 = x0[j] * hp[2, k]  # decoupled weight decay (1 when off)
+                y1 = x1[j] * hp[2, k]
+                x0[j], a0[j], b0[j], c0[j] = rule(y0, g0, a0[j], b0[j], c0[j], hp, k, cs, t, kq)
+                x1[j], a1[j], b1[j], c1[j] = rule(y1, g1, a1[j], b1[j], c1[j], hp, k, cs, t, kq)
+            if history:
+                for j in range(n):
+                    losses[t + 1, k0 + j] = value(x0[j], x1[j], p)
+        for j in range(n):
+            k = k0 + j
+            X[k, 0], X[k, 1] = x0[j], x1[j]
+            if not history:
+                losses[0, k] = value(x0[j], x1[j], p)
+
+
+# --------------------------------------------------------------------------------------
+# The public entry point
+# --------------------------------------------------------------------------------------
+
+
+def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool = False,
+          **options) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Run ``optimizer`` for ``steps`` steps from each row of ``x0s`` on a 2-D test function.
+
+    Parameters
+    ----------
+    problem:
+        A name from :data:`FUNCTIONS` (``"rosenbrock"``, ``"beale"``, …); ``options`` set
+        its parameters (e.g. ``a=1, b=100`` for Rosenbrock), as in ``steplab.problems``.
+    optimizer:
+        Any steplab optimizer. Hyperparameters may be scalars or hold one value per
+        configuration (shape ``(K,)`` or ``(K, 1)``): ``Adam(lr=np.logspace(-3, 0, K))``.
+    x0s:
+        Starting points, shape ``(K, 2)``; configuration ``k`` starts at ``x0s[k]``.
+    steps:
+        Number of optimizer steps (full-batch gradients: the functions are deterministic).
+    history:
+        False: return the final loss of each configuration, shape ``(K,)``.
+        True: the loss before every step and after the last, shape ``(steps + 1, K)``.
+
+    Returns ``(x, loss)``: the final points ``(K, 2)`` (float64) and the losses. The numbers
+    are those of ``optimizer.step`` in a loop (to rounding, a few ulps per step). Without
+    numba the same loop runs in NumPy (vectorized over configurations), after one warning.
+    """
+    name = str(problem)
+    if name not in FUNCTIONS:
+        raise ValueError(
+            f"unknown 2-D test function {problem!r}; choose one of: {', '.join(FUNCTIONS)}"
+        )
+    if not isinstance(optimizer, Optimizer) or optimizer.name not in RULES:
+        raise TypeError(f"optimizer must be a steplab optimizer, got {optimizer!r}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    X = np.array(x0s, dtype=np.float64, order="C")
+    if X.ndim != 2 or X.shape[1] != 2 or X.shape[0] == 0:
+        raise ValueError(f"x0s must have shape (K, 2) with K >= 1, got {np.shape(x0s)}")
+    names, defaults = PARAMETERS[name]
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        allowed = ", ".join(names) or "none"
+        raise ValueError(f"{name} has no parameter {', '.join(unknown)}; its parameters: {allowed}")
+    p = np.array([float(options.get(n, d)) for n, d in zip(names, defaults, strict=True)] + [0.0])
+    K, steps = X.shape[0], int(steps)
+    if not _numba.available():
+        _numba.warn_slow_path(f"numba is not available ({_numba.UNAVAILABLE_REASON})")
+        parameters = dict(zip(names, p[:-1], strict=True))
+        return _numpy_sweep(name, optimizer, X, steps, history, parameters)
+    rule, hp, table, state = _tables(optimizer, K, steps)
+    value, grad = FUNCTIONS[name]
+    losses = np.empty((steps + 1, K) if history else (1, K))
+    if history:
+        losses[0] = [value(x, y, p) for x, y in X] if K < 64 else _values(value, X, p)
+    _numba.numba.set_num_threads(_threads())
+    _sweep_kernel(value, grad, rule, p, X, state, hp, table, steps, losses, history)
+    return X, (losses if history else losses[0])
+
+
+@lazy_jit()
+def _values(value, X, p):
+    out = np.empty(X.shape[0])
+    for k in range(X.shape[0]):
+        out[k] = value(X[k, 0], X[k, 1], p)
+    return out
+
+
+def _threads() -> int:
+    from steplab.fast.dispatch import threads
+
+    return threads()
+
+
+def _numpy_sweep(name, optimizer, X, steps, history, options):
+    """The slow path: the readable optimizer in a loop, vectorized over configurations."""
+    from steplab import problems
+
+    fn = problems.get(name, **options)
+    K = X.shape[0]
+    opt = optimizer.replace(**{
+        n: np.reshape(v, (K, 1)) if np.ndim(v) >= 1 else v  # (K,) hyperparameters as (K, 1)
+        for n in optimizer.hyperparameters()
+        if np.ndim(v := getattr(optimizer, n)) >= 1
+    })  # fmt: skip
+    state = opt.init(X)
+    losses = [fn.f(X)]
+    for _ in range(steps):
+        opt.step(X, fn.g(X), state)
+        if history:
+            losses.append(fn.f(X))
+    return X, (np.array(losses) if history else fn.f(X))
