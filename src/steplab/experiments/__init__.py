@@ -1,0 +1,45 @@
+"""Named, reproducible studies: the lecture's lessons as data plus figures.
+
+>>> from steplab import experiments
+>>> sorted(experiments.EXPERIMENTS)[:2]
+['adagrad_decay', 'adaptive_step_sizes']
+>>> report = experiments.run("saddle", "out/", quick=True)   # doctest: +SKIP
+
+One module per lesson; each has ``compute(quick)`` (the numbers), figure functions that
+draw them, and a registered ``run(out, quick)`` that does both. Add your own with
+:func:`register`.
+"""
+
+# Importing the modules registers their experiments, in the lecture's order.
+from steplab.experiments import (
+    quadratic,  # noqa: E402
+    saddle,  # noqa: E402, I001
+)
+from steplab.experiments.registry import (
+    EXPERIMENTS,
+    SUMMARY_COLUMNS,
+    Experiment,
+    Report,
+    get,
+    register,
+    run,
+)
+
+# TMP from steplab.experiments import step_sizes  # noqa: E402
+# TMP from steplab.experiments import bias_correction  # noqa: E402
+# TMP from steplab.experiments import sensitivity  # noqa: E402
+
+__all__ = [
+    "EXPERIMENTS",
+    "SUMMARY_COLUMNS",
+    "Experiment",
+    "Report",
+    "bias_correction",
+    "get",
+    "quadratic",
+    "register",
+    "run",
+    "saddle",
+    "sensitivity",
+    "step_sizes",
+]

@@ -1,0 +1,83 @@
+"""One color, one label and one line style per optimizer, the same in every figure.
+
+A learner who has seen Adam in red on the saddle should find it in red on the quadratic,
+in the step-size plot and in the sweep. Every figure asks this module, never picks its own.
+Colors come from the Okabe–Ito / Tableau families, readable by color-blind viewers and
+in print.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+#: Base color of each optimizer family, by ``sl.OPTIMIZERS`` name.
+COLORS: dict[str, str] = {
+    "sgd": "#4d4d4d",  # plain gradient descent: neutral gray, the baseline
+    "momentum": "#1f77b4",  # blue
+    "nesterov": "#17becf",  # cyan: momentum's sibling
+    "adagrad": "#2ca02c",  # green
+    "rmsprop": "#ff7f0e",  # orange
+    "adadelta": "#9467bd",  # purple
+    "adam": "#d62728",  # red: the lecture's destination
+    "adamw": "#8c564b",  # brown
+    "adamax": "#e377c2",  # pink
+    "nadam": "#bcbd22",  # olive
+    "radam": "#7f0000",  # dark red
+    "lion": "#000080",  # navy
+}
+
+#: How the lecture spells each name.
+LABELS: dict[str, str] = {
+    "sgd": "SGD",
+    "momentum": "Momentum",
+    "nesterov": "Nesterov",
+    "adagrad": "AdaGrad",
+    "rmsprop": "RMSProp",
+    "adadelta": "AdaDelta",
+    "adam": "Adam",
+    "adamw": "AdamW",
+    "adamax": "Adamax",
+    "nadam": "Nadam",
+    "radam": "RAdam",
+    "lion": "Lion",
+}
+
+FALLBACK_COLORS = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd")
+LINESTYLES = ("-", "--", ":", "-.")
+
+
+def base_name(label: str) -> str:
+    """The optimizer family in a run label: ``"adam@torch:lr=0.1"`` → ``"adam"``."""
+    return label.split(":", 1)[0].split("@", 1)[0].strip().lower()
+
+
+def color(label: str) -> str:
+    """The color of the optimizer named in ``label`` (unknown names get a stable fallback)."""
+    name = base_name(label)
+    if name in COLORS:
+        return COLORS[name]
+    return FALLBACK_COLORS[sum(map(ord, name)) % len(FALLBACK_COLORS)]
+
+
+def pretty(label: str) -> str:
+    """A legend entry: ``"adam:lr=0.1"`` → ``"Adam (lr=0.1)"``, ``"sgd"`` → ``"SGD"``."""
+    name = base_name(label)
+    rest = label.strip()[len(name) :].lstrip("@:")
+    shown = LABELS.get(name, name)
+    return f"{shown} ({rest.replace(':', ', ')})" if rest else shown
+
+
+def styles(labels: list[str]) -> dict[str, dict]:
+    """Line styles for several runs: each family keeps its color; a second run of the same
+    family (another learning rate, say) gets a dashed line, a third a dotted one."""
+    seen: dict[str, itertools.count] = {}
+    out = {}
+    for label in labels:
+        name = base_name(label)
+        n = next(seen.setdefault(name, itertools.count()))
+        out[label] = {
+            "color": color(label),
+            "linestyle": LINESTYLES[n % len(LINESTYLES)],
+            "label": pretty(label),
+        }
+    return out

@@ -1,0 +1,277 @@
+"""Still figures drawn from arrays: contours with trajectories, a 3-D surface, curves, heatmaps.
+
+Everything here is pure drawing. The inputs are what a run's history holds — iterates
+``(T, 2)``, losses ``(T,)``, step sizes ``(T, d)`` — or a function to evaluate on a grid
+for the contour lines (evaluating an objective is not running an optimizer).
+Each ``*_figure`` function returns the matplotlib figure; :func:`steplab.viz.save` writes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from steplab.viz.base import subplots
+from steplab.viz.palette import styles
+
+Function2D = Callable[[np.ndarray], np.ndarray]  # rows (N, 2) -> values (N,)
+
+
+# --------------------------------------------------------------------------------------
+# Contours and trajectories
+# --------------------------------------------------------------------------------------
+
+
+def grid_values(f: Function2D, bounds, n: int = 200):
+    """``f`` on an ``n × n`` grid over ``bounds = ((x0, x1), (y0, y1))``: X, Y, Z."""
+    (x0, x1), (y0, y1) = bounds
+    X, Y = np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n))
+    Z = np.asarray(f(np.column_stack([X.ravel(), Y.ravel()]))).reshape(X.shape)
+    return X, Y, Z
+
+
+def draw_contours(ax, f: Function2D, bounds, *, levels: int = 25, log: bool = False):
+    """Filled contours of ``f`` with thin level lines; ``log`` spaces levels geometrically
+    (right for functions with a minimum near 0 and steep walls, like Rosenbrock)."""
+    X, Y, Z = grid_values(f, bounds)
+    if log:
+        positive = Z - Z.min() + 1e-3 * (np.ptp(Z) or 1.0)
+        lv = np.geomspace(positive.min(), positive.max(), levels)
+        Z, kind = positive, {"levels": lv, "norm": _log_norm(lv)}
+    else:
+        kind = {"levels": levels}
+    ax.contourf(X, Y, Z, cmap="Blues_r", alpha=0.55, **kind)
+    ax.contour(X, Y, Z, colors="k", linewidths=0.4, alpha=0.35, **kind)
+    ax.set_xlim(*bounds[0])
+    ax.set_ylim(*bounds[1])
+    ax.set_xlabel(r"$\theta_1$")
+    ax.set_ylabel(r"$\theta_2$")
+
+
+def _log_norm(levels):
+    from matplotlib.colors import LogNorm
+
+    return LogNorm(vmin=levels[0], vmax=levels[-1])
+
+
+def draw_paths(ax, paths: Mapping[str, np.ndarray], *, upto: int | None = None, markers=True):
+    """One line per optimizer through its iterates (``(T, 2)``), start marked with a circle
+    and the last drawn iterate with a dot; returns ``{label: Line2D}``."""
+    lines = {}
+    for label, style in styles(list(paths)).items():
+        xy = np.asarray(paths[label])[: None if upto is None else upto + 1]
+        (line,) = ax.plot(xy[:, 0], xy[:, 1], **style, marker="." if markers else None, ms=3)
+        ax.plot(*xy[-1], "o", color=style["color"], ms=6, mec="white", mew=0.8)
+        lines[label] = line
+    first = np.asarray(next(iter(paths.values())))[0]
+    ax.plot(*first, marker="*", color="black", ms=11, ls="none", label="start")
+    return lines
+
+
+def mark_points(ax, points, *, marker="x", label=None):
+    """Mark known minima or saddle points."""
+    for i, p in enumerate(points):
+        ax.plot(p[0], p[1], marker, color="black", ms=9, mew=2, label=label if i == 0 else None)
+
+
+@dataclass
+class Panel:
+    """One contour panel: its title, the view (bounds) and how many steps it shows."""
+
+    title: str
+    bounds: Sequence[Sequence[float]]
+    upto: int | None = None  # last step drawn; None = all
+    points: Sequence = field(default_factory=tuple)  # minima / saddle points to mark
+    points_label: str | None = None
+
+
+def contour_figure(
+    f: Function2D,
+    paths: Mapping[str, np.ndarray],
+    panels: Sequence[Panel],
+    *,
+    title: str = "",
+    log_levels: bool = False,
+):
+    """Contours of ``f`` with every optimizer's trajectory, one or more panels side by side
+    (e.g. "after start" zoomed in and "later" zoomed out); one shared legend below."""
+    fig, axes = subplots(1, len(panels), width=5.2, height=4.6)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        draw_contours(ax, f, panel.bounds, log=log_levels)
+        draw_paths(ax, paths, upto=panel.upto)
+        if panel.points:
+            mark_points(ax, panel.points, label=panel.points_label)
+        ax.set_title(panel.title)
+        ax.grid(False)
+    _shared_legend(fig, axes[0][0])
+    if title:
+        fig.suptitle(title, fontsize=13)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def _shared_legend(fig, ax, ncol: int | None = None):
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=ncol or min(len(labels), 8), frameon=False)
+
+
+def surface_figure(
+    f: Function2D,
+    paths: Mapping[str, np.ndarray],
+    bounds,
+    *,
+    title: str = "",
+    zlim: tuple[float, float] | None = None,
+):
+    """A 3-D view of the surface with each trajectory lifted onto it (points outside
+    ``bounds`` are dropped, so an escape to infinity leaves the box cleanly)."""
+    fig, axes = subplots(1, 1, width=7.0, height=5.6, subplot_kw={"projection": "3d"})
+    ax = axes[0][0]
+    X, Y, Z = grid_values(f, bounds, n=60)
+    ax.plot_surface(X, Y, Z, cmap="Blues_r", alpha=0.45, linewidth=0, antialiased=True)
+    (x0, x1), (y0, y1) = bounds
+    for label, style in styles(list(paths)).items():
+        xy = np.asarray(paths[label])
+        inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+        end = len(xy) if inside.all() else int(np.argmin(inside))  # stop at the first exit
+        xy = xy[:end]
+        z = np.asarray(f(xy))
+        ax.plot(xy[:, 0], xy[:, 1], z, **style, zorder=5)
+    ax.set_xlabel(r"$\theta_1$")
+    ax.set_ylabel(r"$\theta_2$")
+    ax.set_zlabel("loss")
+    if zlim:
+        ax.set_zlim(*zlim)
+    ax.view_init(elev=30, azim=-60)
+    ax.legend(loc="upper left", fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# Curves
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class CurvePanel:
+    """One panel of curves: ``series`` maps a label to ``(x, y)``; ``style_key`` maps a
+    label to the optimizer whose color it borrows (default: the label itself)."""
+
+    title: str
+    xlabel: str
+    ylabel: str
+    series: Mapping[str, tuple[np.ndarray, np.ndarray]]
+    logy: bool = False
+    logx: bool = False
+    hlines: Mapping[str, float] = field(default_factory=dict)  # label -> y (references)
+    linestyles: Mapping[str, str] = field(default_factory=dict)  # label -> override
+    colors: Mapping[str, str] = field(default_factory=dict)  # label -> override
+
+
+def curves_figure(panels: Sequence[CurvePanel], *, title: str = "", ncols: int | None = None):
+    """Line plots, one panel each, colors from the palette, a legend in every panel."""
+    ncols = ncols or len(panels)
+    nrows = -(-len(panels) // ncols)
+    fig, axes = subplots(nrows, ncols, width=5.0, height=3.8)
+    flat = axes.ravel()
+    for ax, panel in zip(flat, panels, strict=False):
+        for label, style in styles(list(panel.series)).items():
+            x, y = (np.asarray(a, dtype=float) for a in panel.series[label])
+            style = dict(style)
+            if label in panel.linestyles:
+                style["linestyle"] = panel.linestyles[label]
+            if label in panel.colors:
+                style["color"] = panel.colors[label]
+            if not _looks_like_optimizer(label):
+                style["label"] = label
+            if panel.logy:
+                y = np.where(y > 0, y, np.nan)  # a log axis can't show 0 or negatives
+            ax.plot(x, y, **style)
+        for label, y in panel.hlines.items():
+            ax.axhline(y, color="black", lw=1.0, ls=(0, (4, 3)), label=label)
+        ax.set_title(panel.title)
+        ax.set_xlabel(panel.xlabel)
+        ax.set_ylabel(panel.ylabel)
+        if panel.logy:
+            ax.set_yscale("log")
+        if panel.logx:
+            ax.set_xscale("log")
+        ax.legend()
+    for ax in flat[len(panels) :]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=13)
+    fig.tight_layout()
+    return fig
+
+
+def _looks_like_optimizer(label: str) -> bool:
+    from steplab.viz.palette import COLORS, base_name
+
+    return base_name(label) in COLORS
+
+
+# --------------------------------------------------------------------------------------
+# Heatmaps
+# --------------------------------------------------------------------------------------
+
+
+def heatmap_figure(
+    values: np.ndarray,
+    xvalues: Sequence[float],
+    yvalues: Sequence[float],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    colorbar: str = "final loss",
+    log_color: bool = True,
+):
+    """``values[i, j]`` at ``(xvalues[j], yvalues[i])``; diverged cells (NaN/inf) are drawn
+    gray and the best cell is outlined."""
+    from matplotlib.colors import LogNorm
+
+    values = np.asarray(values, dtype=float)
+    finite = np.isfinite(values)
+    fig, axes = subplots(1, 1, width=5.8, height=4.6)
+    ax = axes[0][0]
+    shown = np.where(finite, values, np.nan)
+    norm = None
+    if log_color and finite.any():
+        positive = shown[finite & (shown > 0)]
+        if positive.size:
+            shown = np.where(shown > 0, shown, positive.min())
+            norm = LogNorm(vmin=positive.min(), vmax=max(positive.max(), positive.min() * 10))
+    cmap = _cmap_with_gray()
+    image = ax.imshow(shown, origin="lower", aspect="auto", cmap=cmap, norm=norm)
+    fig.colorbar(image, ax=ax, label=colorbar + " (gray: diverged)")
+    ax.set_xticks(range(len(xvalues)), [f"{v:.3g}" for v in xvalues], rotation=45)
+    ax.set_yticks(range(len(yvalues)), [f"{v:.3g}" for v in yvalues])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(False)
+    if finite.any():
+        i, j = np.unravel_index(np.nanargmin(np.where(finite, values, np.nan)), values.shape)
+        ax.add_patch(_outline(j, i))
+    fig.tight_layout()
+    return fig
+
+
+def _cmap_with_gray():
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"].copy()
+    cmap.set_bad("#bbbbbb")
+    return cmap
+
+
+def _outline(x, y):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, ec="red", lw=2, label="best")
