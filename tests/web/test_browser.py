@@ -1,0 +1,186 @@
+"""End-to-end: the web lab in a real, headless Chromium (Debian's, driven by Playwright).
+
+The page exposes its state and last results on ``window.steplab``; the tests act like a
+user (click the plot, tick boxes, drag a slider, type a formula) and check what is drawn
+(the SVG trajectories) against numbers computed here with steplab's NumPy core.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import steplab as sl
+from steplab import problems
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SIZE = 560  # the contour plot's size in pixels (app.js)
+
+
+def open_lab(page, url=None):
+    page.goto(url or page.base_url + "/")
+    page.wait_for_function("window.steplab.runs >= 1 && !window.steplab.busy")
+
+
+def wait_for_new_run(page, before):
+    page.wait_for_function(f"window.steplab.runs > {before} && !window.steplab.busy")
+
+
+def runs(page):
+    return {r["name"]: r for r in page.evaluate("window.steplab.result.runs")}
+
+
+def reference_path(optimizer, start, steps):
+    """The same run, computed here with the NumPy core and the problem's gradient."""
+    problem = problems.get("rosenbrock")
+    theta = np.array(start, dtype=float)
+    state = optimizer.init(theta)
+    path = [theta.copy()]
+    for _ in range(steps):
+        optimizer.step(theta, problem.grad(theta), state)
+        path.append(theta.copy())
+    return np.array(path)
+
+
+def test_click_toggle_change_step_size_and_screenshot(page, tmp_path):
+    open_lab(page)
+    lines = page.locator("polyline.trajectory")
+    assert sorted(lines.evaluate_all("ls => ls.map(l => l.dataset.optimizer)")) == [
+        "adagrad",
+        "adam",
+        "rmsprop",
+    ]
+
+    # Click a start point: Rosenbrock's plot spans x ∈ [−2, 2], y ∈ [−1, 3].
+    before = page.evaluate("window.steplab.runs")
+    page.locator("#paths").click(position={"x": 140, "y": 420})
+    wait_for_new_run(page, before)
+    start = page.evaluate("window.steplab.result.start")
+    assert start == pytest.approx([-1.0, 0.0], abs=0.02)
+    for run in runs(page).values():
+        assert run["path"][0] == start
+
+    # Toggle optimizers: SGD on, AdaGrad off.
+    before = page.evaluate("window.steplab.runs")
+    page.check("input[data-optimizer=sgd]")
+    page.uncheck("input[data-optimizer=adagrad]")
+    wait_for_new_run(page, before)
+    page.wait_for_function("Object.keys(window.steplab.state.opts).join() === 'rmsprop,adam,sgd'")
+    page.wait_for_function("window.steplab.result.runs.length === 3 && !window.steplab.busy")
+    drawn = lines.evaluate_all("ls => ls.map(l => l.dataset.optimizer)")
+    assert sorted(drawn) == ["adam", "rmsprop", "sgd"]
+
+    # Change step sizes: type SGD's, drag Adam's log-scale slider to 10^-1.5.
+    before = page.evaluate("window.steplab.runs")
+    page.fill("input[data-hyper-field='sgd.lr']", "0.001")
+    page.press("input[data-hyper-field='sgd.lr']", "Enter")
+    page.fill("input[data-hyper='adam.lr']", "-1.5")
+    wait_for_new_run(page, before)
+    page.wait_for_function(
+        "(() => { const r = window.steplab.result.runs;"
+        " return r.find(x => x.name === 'adam').config.lr === 0.0316"
+        " && r.find(x => x.name === 'sgd').config.lr === 0.001; })()"
+    )
+    result = runs(page)
+    steps = page.evaluate("window.steplab.result.steps")
+    for name, optimizer in [("sgd", sl.SGD(lr=0.001)), ("adam", sl.Adam(lr=0.0316))]:
+        expected = reference_path(optimizer, start, steps)
+        np.testing.assert_allclose(result[name]["path"], expected, rtol=1e-9, atol=1e-12)
+
+    # What is drawn is that path: the polyline's points are the iterates in pixels.
+    points = page.locator("polyline.trajectory[data-optimizer=sgd]").get_attribute("points")
+    pixels = np.array([p.split(",") for p in points.split()], dtype=float)
+    expected = reference_path(sl.SGD(lr=0.001), start, steps)
+    want = np.stack([(expected[:, 0] + 2) / 4 * SIZE, SIZE - (expected[:, 1] + 1) / 4 * SIZE], 1)
+    np.testing.assert_allclose(pixels, want, atol=0.06)
+
+    shot = tmp_path / "weblab.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 20_000
+    assert page.errors == []
+
+
+def test_player_step_sizes_sweep_and_export(page, tmp_path):
+    open_lab(page)
+    steps = page.evaluate("window.steplab.result.steps")
+    assert page.evaluate("window.steplab.frame") == steps
+    page.click("#step-back")
+    page.click("#step-back")
+    assert page.evaluate("window.steplab.frame") == steps - 2
+    assert page.inner_text("#frame-label") == f"step {steps - 2} / {steps}"
+    count = page.locator("polyline.trajectory[data-optimizer=adam]").get_attribute("data-points")
+    assert int(count) == steps - 1  # the start and steps − 2 iterates
+    page.click("#play")  # at the end it starts over from step 0, then plays to the end
+    page.wait_for_function(f"window.steplab.frame === {steps}", timeout=20_000)
+    assert page.inner_text("#play") == "Play"
+
+    # Effective step sizes on demand: two curves (x solid, y dashed) per optimizer.
+    assert page.locator("#step-size").get_attribute("hidden") is not None
+    page.check("#show-step-size")
+    assert page.locator("#step-size").get_attribute("hidden") is None
+    assert page.locator("#step-size path[data-optimizer]").count() == 6
+
+    # The sweep: one curve per optimizer, and the numbers are those of the API.
+    page.fill("#points", "6")
+    page.dispatch_event("#points", "change")
+    page.click("#sweep-run")
+    page.wait_for_function("window.steplab.sweeps >= 1")
+    sweep = page.evaluate("window.steplab.sweep")
+    assert len(sweep["lrs"]) == 6 and [r["name"] for r in sweep["results"]] == [
+        "adagrad",
+        "rmsprop",
+        "adam",
+    ]
+    assert page.locator("#sweep path[data-optimizer]").count() == 3
+
+    # Exports: a PNG, a CSV with one row per iterate, a JSON with the state.
+    assert page.evaluate("window.steplab.exportPNG()").startswith("data:image/png;base64,")
+    with page.expect_download() as download:
+        page.click("#export-csv")
+    csv = tmp_path / "runs.csv"
+    download.value.save_as(csv)
+    rows = csv.read_text().strip().splitlines()
+    assert rows[0].startswith("optimizer,preset,label,step,x,y,loss")
+    assert len(rows) == 1 + 3 * (steps + 1)
+    with page.expect_download() as download:
+        page.click("#export-json")
+    assert download.value.suggested_filename == "steplab-runs.json"
+    assert page.errors == []
+
+
+def test_formula_errors_inline_and_the_url_restores_the_view(page):
+    open_lab(page)
+    page.fill("#expression", "x**2 + import os")
+    page.click("#expression-apply")
+    page.wait_for_function("window.steplab.errors['problem-error']")
+    assert "problem.expression" in page.inner_text("#problem-error")
+
+    before = page.evaluate("window.steplab.runs")
+    page.fill("#expression", "x**2 + 10*y**2")
+    page.click("#expression-apply")
+    wait_for_new_run(page, before)
+    assert page.inner_text("#problem-error") == ""
+    assert page.evaluate("window.steplab.grid.problem.description") == "f = x**2 + 10*y**2"
+
+    # A bad step size: the server's message names the field, inline.
+    page.fill("input[data-hyper-field='adam.lr']", "-1")
+    page.press("input[data-hyper-field='adam.lr']", "Enter")
+    page.wait_for_function("window.steplab.errors['run-error']")
+    assert "lr must be in (0, inf)" in page.inner_text("#run-error")
+    before = page.evaluate("window.steplab.runs")
+    page.fill("input[data-hyper-field='adam.lr']", "0.2")
+    page.press("input[data-hyper-field='adam.lr']", "Enter")
+    wait_for_new_run(page, before)
+
+    # The URL holds the state: opening it elsewhere shows the same runs.
+    url = page.evaluate("location.href")
+    expected = page.evaluate("window.steplab.result.runs.map(r => r.path)")
+    other = page.context.new_page()
+    open_lab(other, url)
+    assert other.evaluate("window.steplab.state.expr") == "x**2 + 10*y**2"
+    assert other.evaluate("window.steplab.result.runs.map(r => r.path)") == expected
+    assert other.input_value("input[data-hyper-field='adam.lr']") == "0.2"
+    # Chromium logs each 4xx response as a console error; those two were wanted.
+    unexpected = [e for e in page.errors if "status of 422" not in e]
+    assert unexpected == [] and len(page.errors) == 2
