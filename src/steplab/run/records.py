@@ -96,7 +96,7 @@ class History:
 
     def to_csv(self, path, metadata: dict | None = None) -> Path:
         """Write one row per step; ``metadata`` goes first as ``# key: json`` comment lines
-        (read back with e.g. ``numpy.genfromtxt(path, delimiter=",", names=True)``)."""
+        (read back with e.g. ``pandas.read_csv(path, comment="#")``)."""
         path = Path(path)
         flat = self.flat_columns()
         with path.open("w", newline="") as handle:
