@@ -6,8 +6,7 @@ floats, ``None`` where a value is not finite), so it can go straight into JSON.
 
 Trajectories run the optimizer contract directly (``init``/``step``/``step_size``) because
 the page needs every iterate and every per-coordinate step size, not just the summary of a
-run. Sweeps use the K-configuration trick: one ``theta`` of shape ``(K, 2)`` and an ``lr``
-of shape ``(K, 1)``, so K step sizes cost one vectorized run.
+run. Sweeps use :func:`steplab.sweep`: K step sizes as one vectorized ``(K, 2)`` run.
 """
 
 from __future__ import annotations
@@ -135,24 +134,23 @@ def trajectory(
 def sweep_final_loss(
     problem: problems.Problem, optimizer: Optimizer, start, lrs, steps: int, seed: int
 ) -> np.ndarray:
-    """Final noise-free loss after ``steps`` steps for each step size in ``lrs``, all at once.
+    """Final loss after ``steps`` steps for each step size in ``lrs``, as one vectorized run.
 
-    Row k of ``theta`` (shape ``(K, 2)``) runs with ``lr = lrs[k]``; each row draws its own
-    gradient noise from a generator seeded by ``(seed, k)``, so a row's result does not
-    depend on which other step sizes are in the sweep. Diverged runs give NaN.
+    This is :func:`steplab.sweep` (K step sizes as one ``(K, 2)`` problem). Every
+    configuration uses the same ``seed``, so with gradient noise they all see the same
+    noise stream (common random numbers: the curve's wiggles are the step size's doing).
+    A diverged run (NaN, or a loss above minimize's divergence threshold) gives NaN.
     """
-    lrs = np.asarray(lrs, dtype=np.float64)
-    K = lrs.size
-    theta = np.tile(np.asarray(start, dtype=np.float64), (K, 1))
-    opt = optimizer.replace(lr=lrs[:, None], nonfinite="propagate")
-    rngs = [np.random.default_rng([seed, k]) for k in range(K)] if problem.stochastic else None
-    state = opt.init(theta)
-    with np.errstate(all="ignore"):
-        for _ in range(steps):
-            _, grad = problem.value_and_grad(theta, rng=rngs)
-            opt.step(theta, grad, state)
-            if not np.any(np.isfinite(theta)):
-                break  # every configuration has diverged: nothing left to compute
-        final = np.asarray(problem.value(theta), dtype=np.float64)
-    final[~np.all(np.isfinite(theta), axis=1)] = np.nan
-    return final
+    from steplab.run import sweep  # the run layer; imported late, it is the heavier one
+
+    table = sweep(
+        problem,
+        {optimizer: {"lr": np.asarray(lrs, dtype=np.float64)}},
+        seeds=[seed],
+        steps=steps,
+        x0=np.asarray(start, dtype=np.float64),
+    )
+    return np.array(
+        [np.nan if row["status"] == "diverged" else row["final_loss"] for row in table],
+        dtype=np.float64,
+    )
