@@ -12,8 +12,11 @@ draw them, and a registered ``run(out, quick)`` that does both. Add your own wit
 
 # Importing the modules registers their experiments, in the lecture's order.
 from steplab.experiments import (
+    bias_correction,  # noqa: E402
     quadratic,  # noqa: E402
     saddle,  # noqa: E402, I001
+    sensitivity,  # noqa: E402
+    step_sizes,  # noqa: E402
 )
 from steplab.experiments.registry import (
     EXPERIMENTS,
@@ -24,10 +27,6 @@ from steplab.experiments.registry import (
     register,
     run,
 )
-
-# TMP from steplab.experiments import step_sizes  # noqa: E402
-# TMP from steplab.experiments import bias_correction  # noqa: E402
-# TMP from steplab.experiments import sensitivity  # noqa: E402
 
 __all__ = [
     "EXPERIMENTS",

@@ -18,6 +18,7 @@ from steplab.viz.plots import (
     grid_values,
     heatmap_figure,
     surface_figure,
+    sweep_figure,
 )
 from steplab.viz.report import FigureEntry, write_index
 

@@ -250,7 +250,9 @@ def heatmap_figure(
     cmap = _cmap_with_gray()
     image = ax.imshow(shown, origin="lower", aspect="auto", cmap=cmap, norm=norm)
     fig.colorbar(image, ax=ax, label=colorbar + " (gray: diverged)")
-    ax.set_xticks(range(len(xvalues)), [f"{v:.3g}" for v in xvalues], rotation=45)
+    every = max(1, -(-len(xvalues) // 8))  # at most ~8 tick labels, or they collide
+    ticks = range(0, len(xvalues), every)
+    ax.set_xticks(ticks, [f"{xvalues[i]:.2g}" for i in ticks], rotation=45)
     ax.set_yticks(range(len(yvalues)), [f"{v:.3g}" for v in yvalues])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -275,3 +277,57 @@ def _outline(x, y):
     from matplotlib.patches import Rectangle
 
     return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, ec="red", lw=2, label="best")
+
+
+# --------------------------------------------------------------------------------------
+# Sweeps
+# --------------------------------------------------------------------------------------
+
+
+def sweep_figure(
+    results: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    *,
+    xlabel: str = "step size α",
+    ylabel: str = "final loss",
+    title: str = "",
+    logy: bool = True,
+):
+    """Final loss against one hyperparameter (log x axis), one line per optimizer.
+
+    ``results`` maps a label to ``(values, final_loss, diverged)``; diverged settings
+    break the line and are marked with a cross at the top of the panel.
+    """
+    fig, axes = subplots(1, 1, width=6.4, height=4.4)
+    ax = axes[0][0]
+    top = []
+    for label, style in styles(list(results)).items():
+        x, y, diverged = (np.asarray(a) for a in results[label])
+        y = np.where(diverged | ~np.isfinite(y), np.nan, y.astype(float))
+        ax.plot(x, y, **style, marker="o", ms=4)
+        top.append((x[diverged.astype(bool)], style["color"]))
+    ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ylow, ymax = ax.get_ylim()
+    # One row of crosses per diverging optimizer, stacked down from the top edge, so
+    # optimizers that diverge at the same α don't hide each other.
+    rows = [(xs, c) for xs, c in top if xs.size]
+    for i, (xs, c) in enumerate(rows):
+        y = ymax / 1.5**i if logy else ymax - i * 0.04 * (ymax - ylow)
+        ax.plot(
+            xs,
+            np.full(xs.shape, y),
+            "x",
+            color=c,
+            ms=7,
+            mew=2,
+            clip_on=False,
+            label="diverged" if i == 0 else None,
+        )
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
