@@ -403,8 +403,15 @@ function drawStepSize() {
   lineChart(root, series, { xlabel: "step", ylabel: "effective step size", markerX: lab.frame });
 }
 
+function sweepHint() {
+  const root = $("sweep");
+  root.replaceChildren();
+  const text = svg("text", { x: 210, y: 125, "text-anchor": "middle" }, root);
+  text.textContent = "press Sweep: final loss for each step size, per ticked optimizer";
+}
+
 function drawSweep() {
-  if (!lab.sweep) return;
+  if (!lab.sweep) return sweepHint();
   const series = lab.sweep.results.map((r) => ({
     name: r.name, color: colorOf(r.name), points: lab.sweep.lrs.map((lr, k) => [lr, r.final_loss[k]]),
   }));
@@ -562,7 +569,7 @@ async function changeProblem() {
   lab.state.start = null;
   lab.result = null;
   lab.sweep = null;
-  $("sweep").replaceChildren();
+  sweepHint();
   if (await loadGrid()) { syncFields(); run(); } else { writeHash(); redraw(); }
 }
 
@@ -729,6 +736,7 @@ async function main() {
   lab.state = readHash(lab.meta);
   wireControls();
   buildOptimizerList();
+  sweepHint();
   syncFields();
   if (await loadGrid()) {
     syncFields();
