@@ -280,9 +280,9 @@ def _hyperparameters_of(configured: CoreOptimizer) -> dict[str, Any]:
 
 
 def ema_(average: list, x: list, rho: float) -> None:
-    """average ← ρ·average + (1−ρ)·x, in place."""
-    torch._foreach_mul_(average, rho)
-    torch._foreach_add_(average, x, alpha=1 - rho)
+    """average ← ρ·average + (1−ρ)·x, in place (as average + (1−ρ)·(x − average): one
+    pass over memory instead of two, equal up to rounding)."""
+    torch._foreach_lerp_(average, x, 1 - rho)
 
 
 def ema_square_(average: list, x: list, rho: float) -> None:
