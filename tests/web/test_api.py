@@ -269,6 +269,18 @@ def test_sweep_rows_equal_single_runs_and_mark_divergence(client):
         ),
         (
             "/api/run",
+            {"problem": BOWL, "optimizers": [{"name": "adam", "hyperparameters": {"lr": True}}]},
+            "optimizers.0.hyperparameters",
+            "lr must be a number",
+        ),
+        (
+            "/api/run",
+            {"problem": BOWL, "optimizers": [{"name": "adam", "hyperparameters": {"amsgrad": 1}}]},
+            "optimizers.0.hyperparameters",
+            "amsgrad must be True or False",
+        ),
+        (
+            "/api/run",
             {"problem": BOWL, "optimizers": [{"name": "adam", "preset": "jax"}]},
             "optimizers.0.preset",
             "torch",

@@ -101,6 +101,12 @@ class OptimizerSpec(Strict):
             if not isinstance(value, bool) and not math.isfinite(value):
                 raise ValueError(f"{key} must be a finite number, got {value!r}")
         name, preset = info.data.get("name"), info.data.get("preset")
+        if name is not None:
+            fields = optim.OPTIMIZERS[name].hyperparameters()
+            for key, value in values.items():
+                numeric = key in fields and fields[key].metadata["interval"] != "bool"
+                if numeric and isinstance(value, bool):  # JSON true is not the number 1
+                    raise ValueError(f"{key} must be a number, got {value!r}")
         if name is not None and preset is not None:
             # The optimizer's own checks: unknown hyperparameters, intervals.
             optim.make(name, preset=preset, **values)

@@ -685,6 +685,24 @@ function exportPNG() {
     ctx.fillStyle = "#222";
     ctx.fillText(r.label, 32, SIZE + 20 + 18 * i);
   });
+  if (lab.grid) {
+    // The known minima (crosses) and the start point (a ring), as on the page.
+    ctx.strokeStyle = "#111";
+    ctx.lineWidth = 1.5;
+    for (const m of lab.grid.problem.minima) {
+      const [x, y] = toPixel(m);
+      ctx.beginPath();
+      ctx.moveTo(x - 6, y); ctx.lineTo(x + 6, y); ctx.moveTo(x, y - 6); ctx.lineTo(x, y + 6);
+      ctx.stroke();
+    }
+    const [sx, sy] = toPixel(lab.state.start || lab.grid.problem.x0);
+    ctx.fillStyle = "#fff";
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    ctx.arc(sx, sy, 6, 0, 2 * Math.PI);
+    ctx.fill();
+    ctx.stroke();
+  }
   const title = lab.grid ? lab.grid.problem.description : "";
   ctx.fillStyle = "#222";
   ctx.fillText(`${title} — step ${lab.frame}`, 10, SIZE + 16 + 18 * runs.length);
