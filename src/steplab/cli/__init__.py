@@ -15,7 +15,12 @@ import sys
 
 # Subcommand modules, in the order ``steplab --help`` lists them.
 COMMANDS = [
+    "list_cmd",
+    "run_cmd",
     "compare_cmd",
+    "animate_cmd",
+    "sweep_cmd",
+    "demo_cmd",
     "serve_cmd",
 ]
 

@@ -28,7 +28,12 @@ from steplab.experiments.registry import (
     run,
 )
 
+#: The lecture's lessons in teaching order: the order of ``steplab demo`` and its page.
+LESSONS = ("saddle", "quadratic", "adaptive_step_sizes", "adagrad_decay", "bias_correction",
+           "sensitivity")
+
 __all__ = [
+    "LESSONS",
     "EXPERIMENTS",
     "SUMMARY_COLUMNS",
     "Experiment",
