@@ -1,23 +1,19 @@
 """Named, reproducible studies: the lecture's lessons as data plus figures.
 
 >>> from steplab import experiments
->>> sorted(experiments.EXPERIMENTS)[:2]
-['adagrad_decay', 'adaptive_step_sizes']
+>>> experiments.LESSONS[:2]
+('saddle', 'quadratic')
 >>> report = experiments.run("saddle", "out/", quick=True)   # doctest: +SKIP
+>>> report.claims                                             # doctest: +SKIP
+{'Momentum leaves the saddle before SGD': True, ...}
 
 One module per lesson; each has ``compute(quick)`` (the numbers), figure functions that
 draw them, and a registered ``run(out, quick)`` that does both. Add your own with
-:func:`register`.
+:func:`register` (name → callable + one-line description).
 """
 
-# Importing the modules registers their experiments, in the lecture's order.
-from steplab.experiments import (
-    bias_correction,  # noqa: E402
-    quadratic,  # noqa: E402
-    saddle,  # noqa: E402, I001
-    sensitivity,  # noqa: E402
-    step_sizes,  # noqa: E402
-)
+# Importing the lesson modules registers their experiments.
+from steplab.experiments import bias_correction, quadratic, saddle, sensitivity, step_sizes
 from steplab.experiments.registry import (
     EXPERIMENTS,
     SUMMARY_COLUMNS,
@@ -29,17 +25,30 @@ from steplab.experiments.registry import (
 )
 
 #: The lecture's lessons in teaching order: the order of ``steplab demo`` and its page.
-LESSONS = ("saddle", "quadratic", "adaptive_step_sizes", "adagrad_decay", "bias_correction",
-           "sensitivity")
+LESSONS = (
+    "saddle",
+    "quadratic",
+    "adaptive_step_sizes",
+    "adagrad_decay",
+    "bias_correction",
+    "sensitivity",
+)
+
+
+def names() -> list[str]:
+    """Every registered experiment: the lessons in teaching order, then the others."""
+    return [n for n in LESSONS if n in EXPERIMENTS] + [n for n in EXPERIMENTS if n not in LESSONS]
+
 
 __all__ = [
-    "LESSONS",
     "EXPERIMENTS",
+    "LESSONS",
     "SUMMARY_COLUMNS",
     "Experiment",
     "Report",
     "bias_correction",
     "get",
+    "names",
     "quadratic",
     "register",
     "run",

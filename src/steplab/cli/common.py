@@ -1,0 +1,313 @@
+"""What the run, compare, animate and sweep subcommands share: options, the problem, the
+output folder (configuration JSON, histories CSV, figures, index page) and the summary table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from steplab.cli.spec import OptimizerSpec, parse, parse_key_values
+
+DEFAULT_OUT = "steplab-out"
+TABLE_COLUMNS = ("optimizer", "steps to tol", "final loss", "final acc", "status", "time [s]")
+
+
+# --------------------------------------------------------------------------------------
+# Options
+# --------------------------------------------------------------------------------------
+
+
+def add_problem_options(parser, default_problem: str = "rosenbrock") -> None:
+    parser.add_argument(
+        "--problem",
+        default=default_problem,
+        help=f"problem name (see `steplab list`; default {default_problem})",
+    )
+    parser.add_argument(
+        "--problem-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="option for the problem's factory, e.g. dim=10 (repeatable)",
+    )
+
+
+def add_run_options(parser, steps: int = 500) -> None:
+    parser.add_argument(
+        "--steps", type=int, default=steps, help=f"optimizer steps (default {steps})"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="minibatch size for data problems (default: full batch)",
+    )
+    parser.add_argument(
+        "--tol",
+        type=float,
+        default=None,
+        help="loss tolerance for the 'steps to tol' column (default: "
+        "1e-6 above the known minimum, if any)",
+    )
+    parser.add_argument(
+        "--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT}/)"
+    )
+
+
+def add_spec_argument(parser, nargs="+") -> None:
+    parser.add_argument(
+        "optimizers",
+        nargs=nargs,
+        metavar="OPTIMIZER",
+        help="NAME[@PRESET][:KEY=VALUE,...], e.g. adam:lr=0.01 or adam@torch",
+    )
+
+
+def problem_from(args):
+    """Build ``args.problem``; unknown names and bad options raise ValueError."""
+    from steplab import problems
+
+    options = parse_key_values(args.problem_option, "--problem-option")
+    try:
+        return problems.get(args.problem, **options)
+    except TypeError as exc:  # an option the factory doesn't take
+        raise ValueError(f"--problem-option for {args.problem}: {exc}") from None
+
+
+def specs_from(texts: list[str]) -> list[OptimizerSpec]:
+    specs = [parse(t) for t in texts]
+    labels = [s.label for s in specs]
+    duplicated = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicated:
+        raise ValueError(f"optimizer {duplicated[0]!r} is given twice")
+    return specs
+
+
+def check_positive(name: str, value) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+
+
+# --------------------------------------------------------------------------------------
+# Running and writing
+# --------------------------------------------------------------------------------------
+
+
+def run_specs(problem, specs, args, *, progress: bool = True) -> dict:
+    """``sl.minimize`` for every spec; returns ``{label: Run}``."""
+    import steplab as sl
+
+    check_positive("--steps", args.steps)
+    check_positive("--batch-size", args.batch_size)
+    runs = {}
+    for spec in _progress(specs, "optimizers", progress):
+        runs[spec.label] = sl.minimize(
+            problem,
+            spec.optimizer,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            progress=False,
+        )
+    return runs
+
+
+def _progress(items, desc: str, enabled: bool):
+    if not enabled or len(items) < 2:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, leave=False, disable=None)  # None: off when not a terminal
+
+
+def slug(label: str) -> str:
+    """A file-name-safe version of a spec label: ``adam@torch:lr=0.01`` → ``adam-torch-lr-0.01``."""
+    return re.sub(r"[^A-Za-z0-9.]+", "-", label).strip("-")
+
+
+def tolerance(problem, args) -> float | None:
+    if args.tol is not None:
+        return args.tol
+    f_min = getattr(problem, "f_min", None)
+    if f_min is not None and np.isfinite(f_min):
+        return float(f_min) + 1e-6
+    return None
+
+
+def steps_to(history, tol: float | None):
+    if tol is None:
+        return None
+    hits = np.flatnonzero(np.asarray(history["loss"]) <= tol)
+    return int(history["step"][hits[0]]) if hits.size else None
+
+
+def final_accuracy(run):
+    for key in ("test_accuracy", "val_accuracy", "train_accuracy"):
+        if key in run.metrics:
+            return float(run.metrics[key])
+    return None
+
+
+def summary_rows(runs: dict, tol: float | None) -> list[dict]:
+    rows = []
+    for label, run in runs.items():
+        rows.append(
+            {
+                "optimizer": label,
+                "steps to tol": steps_to(run.history, tol),
+                "final loss": run.final_loss,
+                "final acc": final_accuracy(run),
+                "status": run.status,
+                "time [s]": run.wall_time,
+            }
+        )
+    return rows
+
+
+def format_cell(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "—"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def format_table(rows: list[dict], columns=TABLE_COLUMNS) -> str:
+    """A plain-text table: one header, aligned columns."""
+    cells = [[format_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
+    rule = "  ".join("-" * w for w in widths)
+    body = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join([line, rule, *body])
+
+
+def html_table(rows: list[dict], columns=TABLE_COLUMNS) -> str:
+    import html
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape(format_cell(r.get(c)))}</td>" for c in columns)
+        + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_config(out: Path, config: dict) -> Path:
+    """``out/config.json``: the exact command, problem, optimizers and library versions."""
+    from steplab.run import versions
+
+    path = out / "config.json"
+    path.write_text(json.dumps({**config, "versions": versions()}, indent=2, default=_json))
+    return path
+
+
+def _json(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def write_histories(out: Path, runs: dict) -> list[Path]:
+    return [run.to_csv(out / f"history_{slug(label)}.csv") for label, run in runs.items()]
+
+
+def run_figures(out: Path, problem, runs: dict) -> list:
+    """The general figures for any set of runs: contours + trajectories (2-D problems),
+    loss and gradient norm against step and wall time, validation metric (ML problems)."""
+    from steplab.viz import CurvePanel, Panel, contour_figure, curves_figure, save
+    from steplab.viz.report import FigureEntry
+
+    entries = []
+    histories = {label: run.history for label, run in runs.items()}
+    if problem.dim == 2 and all("x" in h for h in histories.values()):
+        bounds = _view(problem, histories)
+        fig = contour_figure(
+            lambda xy: problem.value(np.atleast_2d(xy)),
+            {k: h["x"] for k, h in histories.items()},
+            [Panel(problem.name, bounds, points=problem.minima, points_label="minimum")],
+            log_levels=(problem.f_min is not None and np.isfinite(problem.f_min)),
+        )
+        save(fig, out / "trajectories")
+        entries.append(
+            FigureEntry(
+                "trajectories.png", "Trajectories", "Iterates on the contours of the objective."
+            )
+        )
+
+    def series(x_key, y_key):
+        return {k: (h[x_key], h[y_key]) for k, h in histories.items()}
+
+    panels = [
+        CurvePanel("Loss per step", "step", "loss", series("step", "loss"), logy=_positive(runs)),
+        CurvePanel(
+            "Loss over wall time", "time [s]", "loss", series("time", "loss"), logy=_positive(runs)
+        ),
+        CurvePanel("Gradient norm", "step", "‖g‖", series("step", "grad_norm"), logy=True),
+    ]
+    save(curves_figure(panels, title=f"{problem.name}"), out / "curves")
+    entries.append(
+        FigureEntry(
+            "curves.png",
+            "Loss and gradient norm",
+            "Against the step and the wall time (log scales).",
+        )
+    )
+    metric = next(
+        (m for m in ("val_accuracy", "val_loss") if all(m in h for h in histories.values())), None
+    )
+    if metric:
+        data = {}
+        for k, h in histories.items():
+            keep = np.isfinite(h[metric])
+            data[k] = (h["step"][keep], h[metric][keep])
+        save(
+            curves_figure([CurvePanel(f"Validation: {metric}", "step", metric, data)]),
+            out / "validation",
+        )
+        entries.append(
+            FigureEntry(
+                "validation.png",
+                "Validation metric",
+                f"{metric} on held-out data, evaluated during training.",
+            )
+        )
+    return entries
+
+
+def _positive(runs) -> bool:
+    return all(np.nanmin(run.history["loss"]) > 0 for run in runs.values())
+
+
+def _view(problem, histories) -> tuple:
+    """The problem's box, widened to hold every finite iterate (to a limit)."""
+    low, high = problem.bounds[:, 0].copy(), problem.bounds[:, 1].copy()
+    for h in histories.values():
+        x = h["x"][np.all(np.isfinite(h["x"]), axis=1)]
+        if len(x):
+            span = high - low
+            low = np.maximum(np.minimum(low, x.min(axis=0)), low - span)
+            high = np.minimum(np.maximum(high, x.max(axis=0)), high + span)
+    return tuple(zip(low, high, strict=True))
+
+
+def finish(out: Path, title: str, entries: list, rows: list[dict], config: dict) -> None:
+    """Write config and index page, print the table and where everything went."""
+    from steplab.viz.report import write_index
+
+    write_config(out, config)
+    write_index(out, entries, title=title, table_html=html_table(rows))
+    print(format_table(rows))
+    print(f"\nwrote {out}/ (index.html, config.json, histories, figures)", file=sys.stderr)

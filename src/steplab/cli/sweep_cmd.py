@@ -1,0 +1,153 @@
+"""``steplab sweep``: final loss over a grid of one or two hyperparameters.
+
+    steplab sweep sgd adam --grid lr=1e-5..1:16 --problem rosenbrock --steps 300
+    steplab sweep adam --grid lr=1e-4..1:9 --grid rho1=0,0.5,0.9,0.99
+
+``LOW..HIGH:N`` gives N log-spaced values; ``A,B,C`` lists them. One grid axis draws final
+loss against it (one line per optimizer); two draw a heatmap per optimizer. Each
+optimizer's grid runs as one vectorized sweep (``steplab.sweep``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from steplab.cli import common
+
+GRID_SYNTAX = "KEY=LOW..HIGH:N (log-spaced) or KEY=A,B,C, e.g. lr=1e-5..1:16"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sweep",
+        help="final loss over a grid of hyperparameters (line plot or heatmap)",
+        description=__doc__.split("\n\n", 1)[0],
+    )
+    common.add_spec_argument(parser)
+    parser.add_argument(
+        "--grid",
+        action="append",
+        required=True,
+        metavar="KEY=VALUES",
+        help=GRID_SYNTAX + " (give once or twice)",
+    )
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per setting (default 1)")
+    common.add_problem_options(parser)
+    common.add_run_options(parser, steps=300)
+    parser.set_defaults(func=main)
+
+
+def parse_grid(text: str) -> tuple[str, np.ndarray]:
+    """``"lr=1e-4..1:5"`` → ``("lr", [1e-4, 1e-3, …, 1])``; ``"rho1=0,0.9"`` → values."""
+    key, eq, values = text.partition("=")
+    key = key.strip()
+    if not eq or not key or not values.strip():
+        raise ValueError(f"bad --grid {text!r}; write {GRID_SYNTAX}")
+    try:
+        if ".." in values:
+            span, _, count = values.partition(":")
+            low, _, high = span.partition("..")
+            low, high, n = float(low), float(high), int(count or 10)
+            if not (0 < low < high) or n < 2:
+                raise ValueError
+            return key, np.geomspace(low, high, n)
+        return key, np.array([float(v) for v in values.split(",")])
+    except ValueError:
+        raise ValueError(
+            f"bad --grid {text!r}; write {GRID_SYNTAX} (LOW..HIGH needs 0 < LOW < HIGH and N ≥ 2)"
+        ) from None
+
+
+def main(args) -> int:
+    import steplab as sl
+    from steplab.viz import heatmap_figure, save, sweep_figure
+    from steplab.viz.report import FigureEntry
+
+    specs = common.specs_from(args.optimizers)
+    if len(args.grid) > 2:
+        raise ValueError(f"--grid may be given once or twice, got {len(args.grid)} times")
+    grid = dict(parse_grid(g) for g in args.grid)
+    if len(grid) < len(args.grid):
+        raise ValueError("--grid names the same hyperparameter twice")
+    common.check_positive("--seeds", args.seeds)
+    common.check_positive("--steps", args.steps)
+    problem = common.problem_from(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = list(grid)
+    tables, finals = {}, {}
+    for spec in common._progress(specs, "sweeps", True):
+        for key in keys:
+            if key not in spec.optimizer.hyperparameters():
+                raise ValueError(
+                    f"{spec.name} has no hyperparameter {key!r}; its "
+                    f"hyperparameters are: {', '.join(spec.optimizer.hyperparameters())}"
+                )
+        table = sl.sweep(
+            problem,
+            {spec.optimizer: grid},
+            seeds=range(args.seed, args.seed + args.seeds),
+            steps=args.steps,
+            batch_size=args.batch_size,
+        )
+        table.to_csv(out / f"sweep_{common.slug(spec.label)}.csv")
+        tables[spec.label] = table
+        loss = np.array([np.inf if r["status"] == "diverged" else r["final_loss"] for r in table])
+        shape = [len(v) for v in grid.values()] + [args.seeds]
+        finals[spec.label] = np.median(loss.reshape(shape), axis=-1)  # median over seeds
+    entries = []
+    if len(keys) == 1:
+        values = grid[keys[0]]
+        fig = sweep_figure(
+            {k: (values, v, ~np.isfinite(v)) for k, v in finals.items()},
+            xlabel=keys[0],
+            title=f"{problem.name}: final loss after "
+            f"{args.steps} steps (median of {args.seeds} seed(s))",
+        )
+        save(fig, out / "sweep")
+        entries.append(FigureEntry("sweep.png", "Final loss against " + keys[0], ""))
+    else:
+        for label, values in finals.items():
+            fig = heatmap_figure(
+                values.T,
+                grid[keys[0]],
+                grid[keys[1]],
+                xlabel=keys[0],
+                ylabel=keys[1],
+                title=f"{label} on {problem.name}",
+            )
+            name = f"heatmap_{common.slug(label)}"
+            save(fig, out / name)
+            entries.append(
+                FigureEntry(
+                    f"{name}.png",
+                    f"{label}: {keys[0]} × {keys[1]}",
+                    "Gray: diverged; red box: best.",
+                )
+            )
+    rows = []
+    for label, values in finals.items():
+        best = np.unravel_index(int(np.argmin(values)), values.shape)
+        setting = ", ".join(f"{k}={grid[k][i]:.3g}" for k, i in zip(keys, best, strict=True))
+        rows.append(
+            {
+                "optimizer": f"{label} (best {setting})",
+                "steps to tol": None,
+                "final loss": float(values[best]),
+                "final acc": None,
+                "status": f"{int(np.sum(~np.isfinite(values)))}/{values.size} diverged",
+                "time [s]": float(sum(r["time"] for r in tables[label])),
+            }
+        )
+    config = {
+        "command": "sweep",
+        "problem": problem.info(),
+        "optimizers": [s.config() for s in specs],
+        "grid": {k: v.tolist() for k, v in grid.items()},
+        "steps": args.steps,
+        "seeds": list(range(args.seed, args.seed + args.seeds)),
+    }
+    common.finish(out, f"steplab sweep: {problem.name}", entries, rows, config)
+    return 0
