@@ -5,6 +5,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from steplab import problems
 from steplab.problems.custom import central_difference
@@ -116,3 +118,61 @@ def test_callable_with_and_without_gradient():
         problems.function(f, g, x0=[0.0, 1.0])  # no warning when the gradient is given
     with pytest.raises(TypeError, match="callable"):
         problems.function(3, x0=[0.0])
+
+
+# -- fuzzing: whatever text arrives, the answer is a problem or a ValueError -------------
+
+
+TOKENS = st.sampled_from(
+    [
+        "x",
+        "y",
+        "x1",
+        "2",
+        "0.5",
+        "1e3",
+        "+",
+        "-",
+        "*",
+        "/",
+        "**",
+        "^",
+        "(",
+        ")",
+        "sin(",
+        "exp(",
+        "log(",
+        "pi",
+        "e",
+        ",",
+        "[",
+        "'",
+        ".",
+        "__class__",
+        "lambda",
+        "import",
+        " ",
+        "%",
+        "=",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(TOKENS, max_size=30).map("".join))
+def test_random_token_soup_never_escapes_the_grammar(text):
+    try:
+        p = problems.expression(text)
+    except ValueError:
+        return
+    value, grad = p.value_and_grad(np.full(p.dim, 0.7))
+    assert np.shape(grad) == (p.dim,)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=80))
+def test_arbitrary_unicode_is_rejected_or_parsed(text):
+    try:
+        problems.expression(text)
+    except ValueError:
+        pass
