@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from steplab.fast import _numba
-from steplab.fast._numba import lazy_jit, prange
+from steplab.fast._numba import lazy_jit
 from steplab.fast.functions import FUNCTIONS, PARAMETERS
 from steplab.optim.base import Optimizer, bias_correction
 
@@ -235,42 +235,64 @@ def _tables(opt: Optimizer, K: int, steps: int):
 # --------------------------------------------------------------------------------------
 
 
-@lazy_jit(parallel=True)
-def _sweep_kernel(value, grad, rule, p, X, S, hp, cs, steps, losses, history):  # fmt: skip
-    K = X.shape[0]
-    per_config = cs.shape[2] > 1
-    n_blocks = (K + BLOCK - 1) // BLOCK
-    for block in prange(n_blocks):
-        k0 = block * BLOCK
-        n = min(BLOCK, K - k0)
-        # the block's points and state: small local arrays that stay in L1
-        x0, x1 = np.empty(BLOCK), np.empty(BLOCK)
-        a0, b0, c0 = np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK)
-        a1, b1, c1 = np.empty(BLOCK), np.empty(BLOCK), np.empty(BLOCK)
-        for j in range(n):
-            k = k0 + j
-            x0[j], x1[j] = X[k, 0], X[k, 1]
-            a0[j], b0[j], c0[j] = S[0, k], S[1, k], S[2, k]
-            a1[j], b1[j], c1[j] = S[0, k], S[1, k], S[2, k]
-        for t in range(steps):
-            for j in range(n):  # independent configurations: SIMD lanes
+def _make_kernel(value, grad, rule, per_config, has_l2, has_decay, history, parallel):
+    """Compile the sweep loop for one test function and one optimizer rule.
+
+    The function, the rule and the switches are compile-time constants of the closure,
+    so numba inlines them and drops what is switched off. (Closures are not cached on
+    disk: the first sweep of a combination in a process compiles for a second or two.)
+    """
+    blocks_range = _numba.numba.prange if parallel else range
+
+    @_numba.numba.njit(error_model="numpy", parallel=parallel)
+    def kernel(p, X, S, hp, cs, steps, losses):
+        K = X.shape[0]
+        n_blocks = (K + BLOCK - 1) // BLOCK
+        for block in blocks_range(n_blocks):
+            k0 = block * BLOCK
+            n = min(BLOCK, K - k0)
+            # The block's points and three state slots per coordinate: 8 short rows, in L1.
+            local = np.empty((8, BLOCK))
+            x0, x1, a0, b0, c0 = local[0], local[1], local[2], local[3], local[4]
+            a1, b1, c1 = local[5], local[6], local[7]
+            for j in range(n):
                 k = k0 + j
-                kq = k if per_config else 0
-                g0, g1 = grad(x0[j], x1[j], p)
-                g0 = g0 + hp[1, k] * x0[j]  # L2 penalty (0 when off or decoupled)
-                g1 = g1 + hp[1, k] * x1[j]
-                y0 = x0[j] * hp[2, k]  # decoupled weight decay (1 when off)
-                y1 = x1[j] * hp[2, k]
-                x0[j], a0[j], b0[j], c0[j] = rule(y0, g0, a0[j], b0[j], c0[j], hp, k, cs, t, kq)
-                x1[j], a1[j], b1[j], c1[j] = rule(y1, g1, a1[j], b1[j], c1[j], hp, k, cs, t, kq)
-            if history:
-                for j in range(n):
-                    losses[t + 1, k0 + j] = value(x0[j], x1[j], p)
-        for j in range(n):
-            k = k0 + j
-            X[k, 0], X[k, 1] = x0[j], x1[j]
-            if not history:
-                losses[0, k] = value(x0[j], x1[j], p)
+                x0[j], x1[j] = X[k, 0], X[k, 1]
+                a0[j], b0[j], c0[j] = S[0, k], S[1, k], S[2, k]
+                a1[j], b1[j], c1[j] = S[0, k], S[1, k], S[2, k]
+            for t in range(steps):
+                for j in range(n):  # independent configurations: SIMD lanes
+                    k = k0 + j
+                    kq = k if per_config else 0
+                    g0, g1 = grad(x0[j], x1[j], p)
+                    y0, y1 = x0[j], x1[j]
+                    if has_l2:  # L2 penalty in the gradient
+                        g0, g1 = g0 + hp[1, k] * y0, g1 + hp[1, k] * y1
+                    if has_decay:  # decoupled weight decay (AdamW, Lion)
+                        y0, y1 = y0 * hp[2, k], y1 * hp[2, k]
+                    x0[j], a0[j], b0[j], c0[j] = rule(y0, g0, a0[j], b0[j], c0[j], hp, k, cs, t, kq)
+                    x1[j], a1[j], b1[j], c1[j] = rule(y1, g1, a1[j], b1[j], c1[j], hp, k, cs, t, kq)
+                if history:
+                    for j in range(n):
+                        losses[t + 1, k0 + j] = value(x0[j], x1[j], p)
+            for j in range(n):
+                k = k0 + j
+                X[k, 0], X[k, 1] = x0[j], x1[j]
+                if not history:
+                    losses[0, k] = value(x0[j], x1[j], p)
+
+    return kernel
+
+
+_KERNELS: dict[tuple, object] = {}
+
+
+def _kernel(function: str, optimizer: str, *switches):
+    key = (function, optimizer, *switches)
+    if key not in _KERNELS:
+        value, grad = FUNCTIONS[function]
+        _KERNELS[key] = _make_kernel(value, grad, RULES[optimizer][0], *switches)
+    return _KERNELS[key]
 
 
 # --------------------------------------------------------------------------------------
@@ -325,22 +347,17 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
         _numba.warn_slow_path(f"numba is not available ({_numba.UNAVAILABLE_REASON})")
         parameters = dict(zip(names, p[:-1], strict=True))
         return _numpy_sweep(name, optimizer, X, steps, history, parameters)
-    rule, hp, table, state = _tables(optimizer, K, steps)
-    value, grad = FUNCTIONS[name]
+    _, hp, table, state = _tables(optimizer, K, steps)
     losses = np.empty((steps + 1, K) if history else (1, K))
     if history:
-        losses[0] = [value(x, y, p) for x, y in X] if K < 64 else _values(value, X, p)
-    _numba.numba.set_num_threads(_threads())
-    _sweep_kernel(value, grad, rule, p, X, state, hp, table, steps, losses, history)
+        value = FUNCTIONS[name][0]
+        losses[0] = [value(x, y, p) for x, y in X]
+    threads = _threads()
+    switches = (table.shape[2] > 1, bool(np.any(hp[1])), bool(np.any(hp[2] != 1)), history)
+    kernel = _kernel(name, optimizer.name, *switches, threads > 1)
+    _numba.numba.set_num_threads(threads)
+    kernel(p, X, state, hp, table, steps, losses)
     return X, (losses if history else losses[0])
-
-
-@lazy_jit()
-def _values(value, X, p):
-    out = np.empty(X.shape[0])
-    for k in range(X.shape[0]):
-        out[k] = value(X[k, 0], X[k, 1], p)
-    return out
 
 
 def _threads() -> int:
