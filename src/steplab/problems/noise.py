@@ -10,8 +10,9 @@ Two kinds of noise, both seeded and reproducible:
   ``n_train`` pairs ``(a_i, b_i) ~ N(0, noise_level²)``; the loss of example i is
   ``f(u, v) + a_i·u + b_i·v``. A minibatch loss is then ``f + ā·u + b̄·v`` with the batch
   means ā, b̄: unbiased for ``f`` in expectation over data, with noise that shrinks like
-  ``1/√m`` with the batch size m. DeepOBS uses the same additive linear data term, with
-  ``noise_level = 6`` and batch size 128.
+  ``1/√m`` with the batch size m. This is DeepOBS' construction: the same data term, 10 000
+  pairs with ``noise_level = 1`` drawn by ``RandomState(42)`` (a's first, then b's), the
+  same start points, and a test set of zeros, i.e. the noise-free function.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ class TwoDNoisy(Problem):
     base: Problem = field(default=None, repr=False)
     data: np.ndarray = field(default=None, repr=False)  # (n_train, 2)
 
+    def evaluate(self, x) -> dict:
+        """Full training loss, and as ``test_loss`` the noise-free function (DeepOBS' test set)."""
+        return {"loss": self.value(x), "test_loss": self.base.value(x)}
+
     def _value_and_grad_rows(self, X, batch, rngs):
         values, grads = self.base._value_and_grad_rows(X, None, None)
         if batch is None:
@@ -90,7 +95,7 @@ _DEEPOBS_2D = {
 
 
 def two_d_noisy(
-    name: str, *, noise_level: float = 6.0, n_train: int = 10_000, data_seed: int = 0
+    name: str, *, noise_level: float = 1.0, n_train: int = 10_000, data_seed: int = 42
 ) -> TwoDNoisy:
     """DeepOBS-style noisy 2-D problem ``two_d_<name>`` for name in rosenbrock, beale, branin.
 
@@ -105,7 +110,10 @@ def two_d_noisy(
         raise ValueError(f"n_train must be >= 1, got {n_train!r}")
     factory, start = _DEEPOBS_2D[name]
     base = factory()
-    data = np.random.default_rng(data_seed).normal(0.0, noise_level, size=(int(n_train), 2))
+    rng = np.random.RandomState(data_seed)  # DeepOBS' generator and draw order  # noqa: NPY002
+    a = rng.normal(0.0, noise_level, int(n_train))
+    b = rng.normal(0.0, noise_level, int(n_train))
+    data = np.stack([a, b], axis=1)
     return TwoDNoisy(
         name=f"two_d_{name}",
         dim=2,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from steplab.problems.base import Problem
+from steplab.problems.base import Problem, as_rows, from_rows
 
 
 def random_rotation(dim: int, rng: np.random.Generator) -> np.ndarray:
@@ -117,6 +117,27 @@ def quadratic(
 # --------------------------------------------------------------------------------------
 
 
+def subgroup_rotation(dim: int, rng: np.random.RandomState) -> np.ndarray:
+    """A Haar-random rotation by the subgroup algorithm (Diaconis & Shahshahani 1987).
+
+    This is the construction DeepOBS uses, draw for draw: start from a random 2-D
+    rotation and, for each further dimension, embed the current rotation and reflect it by
+    a Householder matrix towards a random unit vector. Returned negated, as in DeepOBS.
+    """
+    angle = 2 * np.pi * rng.uniform()
+    R = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
+    for d in range(2, dim):
+        v = rng.normal(size=(d + 1, 1))
+        v /= np.sqrt(v.T @ v)  # a uniform point on the unit sphere S^d
+        e = np.zeros((d + 1, 1))
+        e[0] = 1.0
+        x = (e - v) / np.sqrt((e - v).T @ (e - v))
+        embedded = np.eye(d + 1)
+        embedded[1:, 1:] = R
+        R = embedded - 2 * x @ (x.T @ embedded)
+    return -R
+
+
 @dataclass
 class NoisyQuadratic(Problem):
     """``L(θ) = (1/n) Σ_i ½ (θ − z_i)ᵀ H (θ − z_i)`` over data points ``z_i``.
@@ -127,41 +148,57 @@ class NoisyQuadratic(Problem):
 
     H: np.ndarray = field(default=None, repr=False)
     data: np.ndarray = field(default=None, repr=False)  # (n_train, dim)
+    test_data: np.ndarray = field(default=None, repr=False)
 
     def _value_and_grad_rows(self, X, batch, rngs):
-        Z = self.data[None] if batch is None else self.data[batch]  # (1 or K, m, d)
+        return self._loss(X, self.data if batch is None else None, batch)
+
+    def _loss(self, X, data, batch=None):
+        Z = data[None] if batch is None else self.data[batch]  # (1 or K, m, d)
         diff = X[:, None, :] - Z  # (K, m, d)
         Hd = np.matmul(diff, self.H.astype(X.dtype))
         values = 0.5 * np.mean(np.sum(diff * Hd, axis=2), axis=1)
         return values, np.mean(Hd, axis=1)
 
+    def evaluate(self, x) -> dict:
+        """Full training loss and the loss on DeepOBS' separate test draws."""
+        rows, single = as_rows(x)
+        train = self._loss(rows, self.data)[0]
+        test = self._loss(rows, self.test_data)[0]
+        return {"loss": from_rows(train, single), "test_loss": from_rows(test, single)}
 
-def quadratic_deep(
-    *, n_train: int = 1000, noise_level: float = 0.6, seed: int = 42, data_seed: int = 0
-) -> NoisyQuadratic:
+
+def quadratic_deep(*, n_train: int = 1000, noise_level: float = 0.6) -> NoisyQuadratic:
     """DeepOBS' ``quadratic_deep``: a 100-D noisy quadratic with a "deep-learning-like" spectrum.
 
-    As in DeepOBS (Schneider, Balles & Hennig 2019): 90 eigenvalues ~ U(0, 1) and 10 ~
-    U(30, 60), drawn with ``RandomState(seed=42)``, a random rotation, ``n_train`` data
-    points ``z_i ~ N(0, noise_level² I)`` and start θ₀ = (1, …, 1). DeepOBS trains it with
-    batch size 128 for 100 epochs.
+    Built exactly as DeepOBS builds it (Schneider, Balles & Hennig 2019): one
+    ``RandomState(42)`` draws 90 eigenvalues ~ U(0, 1), then 10 ~ U(30, 60), then the
+    rotation R (:func:`subgroup_rotation`); ``H = Rᵀ diag(λ) R``. The ``n_train`` data points
+    ``z_i ~ N(0, noise_level² I)`` come from ``RandomState(42)``, the test points from
+    ``RandomState(43)``; start θ₀ = (1, …, 1). DeepOBS trains it with batch size 128 for
+    100 epochs (and drops the last incomplete batch of each epoch, which we keep).
     """
-    state = np.random.RandomState(seed)  # DeepOBS' own generator, for its eigenvalues
-    lam = np.concatenate([state.uniform(0.0, 1.0, 90), state.uniform(30.0, 60.0, 10)])
-    R = random_rotation(100, np.random.default_rng(seed))
+    if isinstance(n_train, bool) or not isinstance(n_train, (int, np.integer)) or n_train < 1:
+        raise ValueError(f"n_train must be an integer >= 1, got {n_train!r}")
+    if not (np.isfinite(noise_level) and noise_level >= 0):
+        raise ValueError(f"noise_level must be a finite number >= 0, got {noise_level!r}")
+    rng = np.random.RandomState(42)  # DeepOBS' generator and draw order  # noqa: NPY002
+    lam = np.concatenate([rng.uniform(0.0, 1.0, 90), rng.uniform(30.0, 60.0, 10)])
+    R = subgroup_rotation(100, rng)
     H = R.T @ np.diag(lam) @ R
     H = 0.5 * (H + H.T)
-    if n_train < 1:
-        raise ValueError(f"n_train must be >= 1, got {n_train!r}")
-    data = np.random.default_rng(data_seed).normal(0.0, noise_level, size=(int(n_train), 100))
+    data = np.random.RandomState(42).normal(0.0, noise_level, (int(n_train), 100))  # noqa: NPY002
+    test = np.random.RandomState(43).normal(0.0, noise_level, (int(n_train), 100))  # noqa: NPY002
+    centred = data - data.mean(axis=0)
     return NoisyQuadratic(
         name="quadratic_deep",
         dim=100,
         x0=np.ones(100),
         description="DeepOBS quadratic_deep: 100-D noisy quadratic, λ ~ U(0,1)×90, U(30,60)×10",
         minima=(data.mean(axis=0),),  # the empirical risk's minimizer
-        f_min=float(0.5 * np.mean(np.sum((data - data.mean(0)) @ H * (data - data.mean(0)), 1))),
+        f_min=float(0.5 * np.mean(np.sum((centred @ H) * centred, axis=1))),
         n_train=int(n_train),
         H=H,
         data=data,
+        test_data=test,
     )
