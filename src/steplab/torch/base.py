@@ -19,6 +19,7 @@ computed on float32 copies of θ and ĝ and the result is rounded into the param
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -64,6 +65,33 @@ class TorchOptimizer(torch.optim.Optimizer):
     core: ClassVar[type[CoreOptimizer]]
     #: Non-tensor state entries besides ``t`` (parameters in a bucket must share them).
     SCALAR_STATE: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Give each class the core's signature and hyperparameter docs, for help() and IDEs."""
+        super().__init_subclass__(**kwargs)
+        if "core" not in vars(cls):
+            return
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        fields = cls.core.hyperparameters()
+        cls.__signature__ = inspect.Signature(
+            [
+                inspect.Parameter("params", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+                *(inspect.Parameter(n, keyword, default=f.default) for n, f in fields.items()),
+                *(inspect.Parameter(n, keyword, default=v) for n, v in TORCH_OPTIONS.items()),
+            ]
+        )
+        lines = [
+            f"    {n} = {f.default!r} in {f.metadata['interval']}: {f.metadata['doc']}"
+            for n, f in fields.items()
+        ]
+        presets = ", ".join(["seed", *cls.core.PRESETS])
+        cls.__doc__ = (
+            f"{cls.__doc__ or ''}\n\nThe torch.optim twin of "
+            f":class:`steplab.optim.{cls.core.__name__}` (presets for ``like``: {presets}). "
+            "Hyperparameters:\n\n"
+            + "\n".join(lines)
+            + "\n\nplus ``maximize`` and ``nonfinite`` (see :class:`TorchOptimizer`)."
+        )
 
     def __init__(self, params, **hyperparameters: Any) -> None:
         options = {k: hyperparameters.pop(k, v) for k, v in TORCH_OPTIONS.items()}
