@@ -84,7 +84,10 @@ def parse(spec: str) -> OptimizerSpec:
         if key in overrides:
             raise ValueError(f"{key} is given twice in {text!r}")
         overrides[key] = parse_value(key, value, fields[key])
-    optimizer = cls.like(preset, **overrides)  # validates ranges and the preset's name
+    try:
+        optimizer = cls.like(preset, **overrides)  # validates ranges and the preset's name
+    except ValueError as exc:
+        raise ValueError(f"{exc} (in {text!r})") from None
     return OptimizerSpec(text, optimizer, name, preset, overrides)
 
 

@@ -108,13 +108,16 @@ def contour_figure(
     _shared_legend(fig, axes[0][0])
     if title:
         fig.suptitle(title, fontsize=13)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout(rect=(0, 0.08 if len(panels) > 1 else 0.16, 1, 1))
     return fig
 
 
 def _shared_legend(fig, ax, ncol: int | None = None):
     handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=ncol or min(len(labels), 8), frameon=False)
+    panels = sum(a.get_visible() for a in fig.axes)
+    # Never wider than the figure: three entries a row under a single panel.
+    ncol = ncol or min(len(labels), 3 if panels == 1 else 4 * panels)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False)
 
 
 def surface_figure(
@@ -245,7 +248,9 @@ def heatmap_figure(
     if log_color and finite.any():
         positive = shown[finite & (shown > 0)]
         if positive.size:
-            shown = np.where(shown > 0, shown, positive.min())
+            # Zeros can't sit on a log scale: lift them to the smallest positive value;
+            # NaN (diverged) stays NaN, drawn gray.
+            shown = np.where(np.isnan(shown) | (shown > 0), shown, positive.min())
             norm = LogNorm(vmin=positive.min(), vmax=max(positive.max(), positive.min() * 10))
     cmap = _cmap_with_gray()
     image = ax.imshow(shown, origin="lower", aspect="auto", cmap=cmap, norm=norm)
@@ -268,9 +273,7 @@ def heatmap_figure(
 def _cmap_with_gray():
     import matplotlib
 
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("#bbbbbb")
-    return cmap
+    return matplotlib.colormaps["viridis"].with_extremes(bad="#bbbbbb")
 
 
 def _outline(x, y):

@@ -1,0 +1,179 @@
+"""The drawing layer: palette consistency and each figure's content (panels, legends,
+frames), checked on the matplotlib objects and the written files."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import steplab as sl
+from steplab import viz
+
+
+def saddle(xy):
+    xy = np.atleast_2d(xy)
+    return xy[:, 0] ** 2 - xy[:, 1] ** 2
+
+
+def paths():
+    t = np.linspace(0, 1, 21)[:, None]
+    return {
+        "sgd": np.hstack([1 - t, 0 * t]),
+        "adam": np.hstack([1 - t, t]),
+        "adam:lr=0.1": np.hstack([1 - t, -t]),
+    }
+
+
+def legend_texts(fig):
+    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+
+# -- palette -----------------------------------------------------------------------------
+
+
+def test_every_optimizer_has_its_own_color_and_label():
+    colors = [viz.color(name) for name in sl.OPTIMIZERS]
+    assert len(set(colors)) == len(colors)
+    assert viz.pretty("rmsprop") == "RMSProp" and viz.pretty("adagrad") == "AdaGrad"
+
+
+def test_variants_keep_the_family_color_but_not_the_line_style():
+    assert viz.color("adam@torch:lr=0.1") == viz.color("adam") == viz.color("ADAM")
+    style = viz.styles(["adam", "adam:lr=0.1", "sgd"])
+    assert style["adam"]["color"] == style["adam:lr=0.1"]["color"]
+    assert style["adam"]["linestyle"] != style["adam:lr=0.1"]["linestyle"]
+    assert style["adam:lr=0.1"]["label"] == "Adam (lr=0.1)"
+    assert viz.pretty("adam@torch:lr=0.01") == "Adam (torch, lr=0.01)"
+
+
+# -- still figures -----------------------------------------------------------------------
+
+
+def test_contour_figure_has_one_panel_per_view_and_a_shared_legend():
+    fig = viz.contour_figure(
+        saddle,
+        paths(),
+        [
+            viz.Panel(
+                "After start",
+                ((-1, 1), (-1, 1)),
+                upto=5,
+                points=[(0, 0)],
+                points_label="saddle point",
+            ),
+            viz.Panel("Later", ((-2, 2), (-2, 2))),
+        ],
+        title="T",
+    )
+    assert [ax.get_title() for ax in fig.axes] == ["After start", "Later"]
+    assert legend_texts(fig) == ["SGD", "Adam", "Adam (lr=0.1)", "start", "saddle point"]
+    # "upto" cuts the drawn path: the first panel's SGD line holds steps 0..5.
+    first_line = fig.axes[0].get_lines()[0]
+    assert len(first_line.get_xdata()) == 6
+    assert fig.axes[0].get_xlim() == (-1, 1)
+
+
+def test_curves_figure_panels_legends_and_log_axes():
+    x = np.arange(10)
+    panels = [
+        viz.CurvePanel(
+            "Loss",
+            "step",
+            "loss",
+            {"sgd": (x, np.exp(-x)), "adam": (x, np.exp(-2 * x))},
+            logy=True,
+            hlines={"tolerance": 1e-3},
+        ),
+        viz.CurvePanel("Other", "step", "y", {"my curve": (x, x)}),
+    ]
+    fig = viz.curves_figure(panels, ncols=2)
+    ax0, ax1 = fig.axes
+    assert ax0.get_yscale() == "log" and ax1.get_yscale() == "linear"
+    assert [t.get_text() for t in ax0.get_legend().get_texts()] == ["SGD", "Adam", "tolerance"]
+    assert [t.get_text() for t in ax1.get_legend().get_texts()] == ["my curve"]
+    assert ax0.get_lines()[0].get_color() == viz.color("sgd")
+
+
+def test_heatmap_outlines_the_best_cell_and_grays_diverged_ones():
+    values = np.array([[3.0, np.inf], [0.5, 2.0]])
+    fig = viz.heatmap_figure(values, [0.1, 1.0], [0.0, 0.9], xlabel="α", ylabel="ρ", title="H")
+    ax = fig.axes[0]
+    box = ax.patches[0]
+    assert box.get_xy() == (-0.5, 0.5)  # column 0, row 1: the minimum 0.5
+    shown = ax.images[0].get_array()
+    assert np.ma.is_masked(shown[0, 1])  # the diverged cell is masked → drawn gray
+
+
+def test_sweep_figure_breaks_lines_at_diverged_settings():
+    lrs = np.array([0.01, 0.1, 1.0])
+    fig = viz.sweep_figure({"sgd": (lrs, np.array([1.0, 0.1, np.inf]), np.array([0, 0, 1], bool))})
+    ax = fig.axes[0]
+    y = ax.get_lines()[0].get_ydata()
+    assert np.isnan(y[2]) and y[1] == 0.1
+    assert "diverged" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_save_writes_every_format(tmp_path):
+    fig = viz.curves_figure([viz.CurvePanel("a", "x", "y", {"sgd": ([0, 1], [1, 0])})])
+    written = viz.save(fig, tmp_path / "f", ("png", "svg", "pdf"))
+    assert [p.suffix for p in written] == [".png", ".svg", ".pdf"]
+    assert all(p.stat().st_size > 1000 for p in written)
+    assert (tmp_path / "f.svg").read_text().lstrip().startswith("<?xml")
+
+
+# -- animation -----------------------------------------------------------------------------
+
+
+def red_pixels(image):
+    """How many pixels are close to Adam's red (#d62728)."""
+    rgb = np.asarray(image.convert("RGB")).astype(int)
+    return int(np.sum(np.abs(rgb - [0xD6, 0x27, 0x28]).sum(axis=2) < 60))
+
+
+def test_animation_writes_a_gif_with_the_asked_frames_and_draws_the_paths(tmp_path):
+    panels = [
+        viz.AnimatedPanel("After start", ((-1.5, 1.5), (-1.5, 1.5)), 0.5),
+        viz.AnimatedPanel("Later", ((-2, 2), (-2, 2)), 2.0),
+    ]
+    movie = viz.animate(saddle, paths(), panels, tmp_path / "movie", n_frames=9, mp4=False)
+    assert [p.name for p in movie.paths] == ["movie.gif"]
+    assert viz.gif_frames(movie.paths[0]) == 9 == movie.n_frames
+    with Image.open(movie.paths[0]) as gif:
+        gif.seek(0)
+        first = red_pixels(gif)
+        gif.seek(8)
+        last = red_pixels(gif)
+    assert last > first + 50  # Adam's red line grows over the frames
+
+
+def test_mp4_exactly_when_ffmpeg_is_there(tmp_path):
+    panels = [viz.AnimatedPanel("p", ((-1, 1), (-1, 1)))]
+    movie = viz.animate(saddle, paths(), panels, tmp_path / "m", n_frames=3)
+    suffixes = [p.suffix for p in movie.paths]
+    assert suffixes == ([".gif", ".mp4"] if viz.ffmpeg_available() else [".gif"])
+    if viz.ffmpeg_available():
+        assert movie.paths[1].read_bytes()[4:8] == b"ftyp"  # an MP4 container
+
+
+def test_animation_rejects_too_few_frames(tmp_path):
+    with pytest.raises(ValueError, match="n_frames"):
+        viz.animate(
+            saddle,
+            paths(),
+            [viz.AnimatedPanel("p", ((-1, 1), (-1, 1)))],
+            tmp_path / "m",
+            n_frames=1,
+        )
+
+
+# -- index page ----------------------------------------------------------------------------
+
+
+def test_index_page_embeds_figures_with_escaped_captions(tmp_path):
+    entries = [
+        viz.FigureEntry("a.png", "A", "x < y & z", section="S", also=["a.svg"]),
+        viz.FigureEntry("m.mp4", "Movie", "frames"),
+    ]
+    page = viz.write_index(tmp_path, entries, title="T").read_text()
+    assert '<img src="a.png"' in page and '<video src="m.mp4"' in page
+    assert "x &lt; y &amp; z" in page and '<a href="a.svg">SVG</a>' in page
+    assert "<h2>S</h2>" in page
