@@ -280,26 +280,25 @@ def minimize(
             finite = np.isfinite(loss) & np.isfinite(grad_norm) & np.all(np.isfinite(X), axis=1)
             exploded = finite & (loss > threshold)
             recent[t % (window + 1)] = loss
-            stops = np.zeros(K, dtype=bool)
             keep_row = active & finite  # a non-finite row is never recorded
-            for k in np.flatnonzero(active):
-                why = _stop_reason(
-                    finite[k],
-                    exploded[k],
-                    loss[k],
-                    grad_norm[k],
-                    recent[:, k],
-                    t,
-                    window,
-                    target_loss,
-                    gtol,
-                    ftol,
-                    time_budget,
-                    elapsed,
-                    max_steps,
-                )
-                if why:
-                    status[k], stops[k], stop_step[k] = why, True, t
+            reasons = _stop_reasons(
+                finite,
+                exploded,
+                loss,
+                grad_norm,
+                recent,
+                t,
+                window,
+                target_loss,
+                gtol,
+                ftol,
+                time_budget,
+                elapsed,
+                max_steps,
+            )
+            stops = active & (reasons != "")
+            for k in np.flatnonzero(stops):
+                status[k], stop_step[k] = str(reasons[k]), t
             recorded = keep_row & ((t % record_every == 0) | stops)
             if recorded.any():
                 metrics = {}
@@ -381,7 +380,7 @@ def minimize(
     return runs[0] if single else runs
 
 
-def _stop_reason(
+def _stop_reasons(
     finite,
     exploded,
     loss,
@@ -395,23 +394,25 @@ def _stop_reason(
     time_budget,
     elapsed,
     max_steps,
-) -> str:
-    if not finite or exploded:
-        return "diverged"
-    if target_loss is not None and loss <= target_loss:
-        return "target_reached"
-    if gtol is not None and grad_norm <= gtol:
-        return "converged"
+) -> np.ndarray:
+    """Each run's reason to stop at row t ("" for none); the first rule that applies wins."""
+    rules = [("diverged", ~finite | exploded)]
+    if target_loss is not None:
+        rules.append(("target_reached", loss <= target_loss))
+    if gtol is not None:
+        rules.append(("converged", grad_norm <= gtol))
     if ftol is not None and t >= window:
         # recent holds the last window+1 losses; the oldest sits right after the newest
         oldest = recent[(t + 1) % (window + 1)]
-        if abs(loss - oldest) <= ftol:
-            return "converged"
+        rules.append(("converged", np.abs(loss - oldest) <= ftol))
     if time_budget is not None and elapsed >= time_budget:
-        return "time_budget"
+        rules.append(("time_budget", np.ones_like(finite)))
     if t >= max_steps:
-        return "max_steps"
-    return ""
+        rules.append(("max_steps", np.ones_like(finite)))
+    reasons = np.full(finite.shape, "", dtype=object)
+    for reason, applies in reversed(rules):  # earlier rules overwrite later ones
+        reasons[applies] = reason
+    return reasons
 
 
 def _step_sizes(opt, state, dim) -> np.ndarray:
