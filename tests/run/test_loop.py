@@ -156,6 +156,8 @@ def test_time_budget():
     run = sl.minimize(p, sl.Adam(), steps=10**6, batch_size=32, time_budget=0.3)
     assert run.status == "time_budget"
     assert 0.3 <= run.history["time"][-1] < 1.5 and run.steps < 10**6
+    endless = sl.minimize(sl.problems.get("beale"), sl.Adam(), time_budget=0.2)  # no step limit
+    assert endless.status == "time_budget" and endless.steps > 1000
 
 
 def test_gradient_tolerance_loss_tolerance_and_target():
@@ -253,6 +255,8 @@ def test_bad_arguments_raise_clear_errors():
         sl.minimize(42, sl.Adam(), steps=5)
     with pytest.raises(ValueError, match="no hyperparameter 'beta'"):
         sl.sweep(p, {"adam": {"beta": [1]}}, seeds=[0], steps=5)
+    with pytest.raises(ValueError, match=r"x0 must have shape \(2,\)"):
+        sl.minimize(p, sl.Adam(), steps=5, x0=[1.0, 2.0, 3.0])
     run = sl.minimize("beale", "adam", steps=3)  # names work too
     assert run.steps == 3
 

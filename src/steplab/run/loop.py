@@ -169,9 +169,10 @@ def minimize(
     """Minimize ``problem`` with ``optimizer``; return a :class:`Run` (or a :class:`RunSet`).
 
     Budget: ``steps`` optimizer steps and/or ``epochs`` passes over the training data
-    (whichever ends first; default 1000 steps). ``batch_size`` m: minibatches of m examples
-    for data problems (default: the full training set), drawn by ``sampling``
-    (``"shuffle"`` each epoch or ``"replacement"``) from a stream seeded by ``seed``.
+    (whichever ends first; default 1000 steps, or no limit if ``time_budget`` is set).
+    ``batch_size`` m: minibatches of m examples for data problems (default: the full
+    training set), drawn by ``sampling`` (``"shuffle"`` each epoch or ``"replacement"``)
+    from a stream seeded by ``seed``.
 
     Stopping rules (all optional, combined; first match wins, checked in this order):
     divergence (NaN/inf, or loss above ``divergence_threshold``, default
@@ -217,7 +218,8 @@ def minimize(
     m = min(batch_size, problem.n_train) if batch_size is not None else None
     steps_per_epoch = math.ceil(problem.n_train / m) if m is not None else 1
     budget = [b for b in (steps, epochs and epochs * steps_per_epoch) if b]
-    max_steps = min(budget) if budget else 1000
+    # Without a step or epoch budget: 1000 steps, or unlimited when a time budget is set.
+    max_steps = min(budget) if budget else (sys.maxsize if time_budget is not None else 1000)
 
     K, seeds, single = _count_runs(optimizer, seed)
     opt = _row_optimizer(optimizer, K)
@@ -237,7 +239,13 @@ def minimize(
     if x0 is None:
         X = np.stack([problem.initial_point(s) for s in seeds])
     else:
-        X = np.array(np.broadcast_to(np.asarray(x0, dtype=np.float64), (K, problem.dim)))
+        start_points = np.asarray(x0, dtype=np.float64)
+        if start_points.shape not in ((problem.dim,), (K, problem.dim)):
+            raise ValueError(
+                f"x0 must have shape ({problem.dim},) or ({K}, {problem.dim}), "
+                f"got {start_points.shape}"
+            )
+        X = np.array(np.broadcast_to(start_points, (K, problem.dim)))
     X = X.astype(dtype)
     state = opt.init(X)
     evaluates = has_data
@@ -489,4 +497,5 @@ def _progress_bar(total, enabled):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total + 1, desc="steplab", unit="step", leave=False, file=sys.stderr)
+    total = None if total == sys.maxsize else total + 1
+    return tqdm(total=total, desc="steplab", unit="step", leave=False, file=sys.stderr)
