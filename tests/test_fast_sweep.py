@@ -1,0 +1,136 @@
+"""steplab.fast.sweep: many configurations at once, the same numbers as optimizer.step.
+
+The numba test functions are checked against steplab.problems' NumPy formulas, and
+sweeps against the readable optimizer run in a loop over a (K, 2) array.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import steplab as sl
+from steplab import fast, problems
+from steplab.fast.functions import FUNCTIONS
+
+pytest.importorskip("numba")
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_numba_functions_match_the_problems(name):
+    problem = problems.get(name)
+    rng = np.random.default_rng(0)
+    X = np.asarray(problem.x0) + rng.uniform(-1.5, 1.5, (20, 2))
+    value, grad = FUNCTIONS[name]
+    p = np.array([*fast.sweeps.PARAMETERS[name][1], 0.0])
+    values = np.array([value(x, y, p) for x, y in X])
+    grads = np.array([grad(x, y, p) for x, y in X])
+    np.testing.assert_allclose(values, problem.f(X), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grads, problem.g(X), rtol=1e-11, atol=1e-11)
+
+
+def _readable_sweep(problem, opt, X0, steps):
+    """The reference: the readable optimizer stepping all K rows at once."""
+    K = len(X0)
+    per_config = {
+        n: np.reshape(v, (K, 1)) for n in opt.hyperparameters() if np.ndim(v := getattr(opt, n))
+    }
+    opt = opt.replace(nonfinite="propagate", **per_config)
+    X = X0.copy()
+    state = opt.init(X)
+    losses = [problem.f(X)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # runaway configurations overflow, as they should
+        for _ in range(steps):
+            opt.step(X, problem.g(X), state)
+            losses.append(problem.f(X))
+    return X, np.array(losses)
+
+
+K = 70  # more than one block of 64 configurations
+
+
+def _check(problem_name, opt, steps=40, **options):
+    problem = problems.get(problem_name, **options)
+    rng = np.random.default_rng(1)
+    X0 = np.asarray(problem.x0) + rng.uniform(-0.5, 0.5, (K, 2))
+    x, losses = fast.sweep(problem_name, opt, X0, steps, history=True, **options)
+    x_ref, losses_ref = _readable_sweep(problem, opt, X0, steps)
+    assert x.shape == (K, 2) and losses.shape == (steps + 1, K)
+    np.testing.assert_allclose(x, x_ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(losses, losses_ref, rtol=1e-9, atol=1e-12)
+    x_final, final = fast.sweep(problem_name, opt, X0, steps, **options)
+    np.testing.assert_array_equal(x_final, x)
+    np.testing.assert_allclose(final, losses[-1], rtol=1e-14)
+
+
+def test_adam_sweep_over_step_sizes_on_rosenbrock():
+    _check("rosenbrock", sl.Adam(lr=np.geomspace(1e-3, 1e-1, K)))
+
+
+def test_sweep_over_decay_rates_and_function_parameters():
+    _check("rosenbrock", sl.RAdam(rho2=np.linspace(0.99, 0.999, K)), steps=30, a=0.5, b=20.0)
+
+
+@pytest.mark.parametrize(
+    ("problem_name", "opt"),
+    [
+        ("beale", sl.RMSProp(centered=True, momentum=0.5, lr=1e-3)),
+        ("himmelblau", sl.AdamW.like("torch", lr=0.05)),
+        ("valley", sl.Lion(lr=1e-2, weight_decay=0.1)),
+    ],
+)
+def test_options_and_weight_decay(problem_name, opt):
+    _check(problem_name, opt)
+
+
+SEED_AND_FRIENDS = [
+    sl.SGD(lr=1e-4),
+    sl.Momentum(lr=1e-4),
+    sl.Nesterov(lr=1e-4),
+    sl.AdaGrad(r0=0.1, lr=0.05),
+    sl.RMSProp(),
+    sl.AdaDelta(),
+    sl.Adam(amsgrad=True, eps_hat=True, eps=1e-3, weight_decay=0.01),
+    sl.Adamax(),
+    sl.Nadam(),
+    sl.RAdam(eps_hat=False),
+]
+
+
+@pytest.mark.parametrize("opt", SEED_AND_FRIENDS, ids=lambda o: o.name)
+def test_every_optimizer_sweeps(opt):
+    _check("rosenbrock", opt)
+
+
+@pytest.mark.parametrize("name", ["ackley", "goldstein_price", "saddle"])
+def test_other_functions_sweep(name):
+    # every function's formulas are checked above; these run them through the kernel too
+    _check(name, sl.Adam(lr=0.01))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: fast.sweep("banana", sl.Adam(), np.zeros((3, 2)), 5), "unknown 2-D test function"),
+        (lambda: fast.sweep("rosenbrock", sl.Adam(), np.zeros((3, 3)), 5), r"shape \(K, 2\)"),
+        (lambda: fast.sweep("rosenbrock", sl.Adam(), np.zeros((3, 2)), -1), "steps"),
+        (lambda: fast.sweep("rosenbrock", sl.Adam(), np.zeros((3, 2)), 5, c=1), "no parameter c"),
+        (
+            lambda: fast.sweep("rosenbrock", sl.Adam(lr=np.ones(4) / 10), np.zeros((3, 2)), 5),
+            "one value per configuration",
+        ),
+    ],
+)
+def test_bad_input_is_named(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_zero_steps_returns_the_start():
+    X0 = np.array([[-1.2, 1.0], [0.0, 0.0]])
+    x, loss = fast.sweep("rosenbrock", sl.Adam(), X0, 0)
+    np.testing.assert_array_equal(x, X0)
+    np.testing.assert_allclose(loss, [24.2, 1.0])  # b(y−x²)² + (1−x)² by hand
