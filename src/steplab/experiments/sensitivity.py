@@ -43,8 +43,8 @@ def _final_losses(table, n_lrs: int, n_other: int = 1) -> np.ndarray:
 
 def compute(quick: bool = False) -> SensitivityData:
     problem = rosenbrock()
-    steps = 200 if quick else 500
-    lrs = np.logspace(-5, 0, 6 if quick else 16)
+    steps = 300 if quick else 500
+    lrs = np.logspace(-5, 0, 11 if quick else 16)
     final = {}
     for name in OPTIMIZERS:
         table = sl.sweep(problem, {name: {"lr": lrs}}, seeds=[0], steps=steps)

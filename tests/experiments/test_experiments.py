@@ -1,0 +1,219 @@
+"""Each lesson's numerical claim, checked against hand-derived values where one exists,
+and each lesson's figures (panels, legend entries, frames)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from steplab import experiments
+from steplab.experiments import bias_correction, quadratic, saddle, sensitivity, step_sizes
+from steplab.experiments._common import settles
+
+
+def legend_texts(fig):
+    texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    for ax in fig.axes:
+        if ax.get_legend():
+            texts += [t.get_text() for t in ax.get_legend().get_texts()]
+    return texts
+
+
+# -- registry ----------------------------------------------------------------------------
+
+
+def test_registry_lists_the_lessons_in_teaching_order():
+    assert experiments.names()[:6] == list(experiments.LESSONS)
+    assert all(experiments.get(n).lesson for n in experiments.LESSONS)
+    assert all(experiments.get(n).description for n in experiments.EXPERIMENTS)
+
+
+def test_registry_errors_name_the_known_experiments():
+    with pytest.raises(ValueError, match="unknown experiment 'nope'; known: .*saddle"):
+        experiments.get("nope")
+    with pytest.raises(ValueError, match="already registered"):
+        experiments.register("saddle", "again")(lambda out, quick=False: None)
+
+
+def test_settles_ignores_lucky_dips():
+    assert settles(np.array([5, 0.5, 3, 0.5, 0.1]), 1.0) == 3
+    assert settles(np.array([5, 0.5, 3]), 1.0) is None
+    assert settles(np.array([0.5, 0.1]), 1.0) == 0
+
+
+# -- 1. saddle -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def saddle_data():
+    return saddle.compute()
+
+
+def test_adaptive_methods_leave_the_saddle_before_sgd(saddle_data):
+    escape = saddle_data.escape_step
+    for name in ("adagrad", "rmsprop", "adam", "momentum", "nesterov"):
+        assert escape[name] < escape["sgd"], name
+
+
+def test_sgd_escape_time_matches_the_closed_form(saddle_data):
+    # SGD on x² − y²: y_t = y_0·(1 + 2α)^t, so |y| ≥ 1 first at t = ⌈ln(1/y_0)/ln(1 + 2α)⌉.
+    expected = math.ceil(math.log(1 / 1e-3) / math.log(1 + 2 * saddle.LR))
+    assert saddle_data.escape_step["sgd"] == expected
+
+
+def test_saddle_stills_have_the_lectures_two_panels_and_all_seven_methods(saddle_data):
+    fig = saddle.stills_figure(saddle_data)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0].startswith("After start") and titles[1].startswith("Later")
+    assert legend_texts(fig) == [
+        "SGD",
+        "Momentum",
+        "Nesterov",
+        "AdaGrad",
+        "AdaDelta",
+        "RMSProp",
+        "Adam",
+        "start",
+        "saddle point",
+    ]
+
+
+def test_saddle_run_writes_stills_surface_and_animation(tmp_path):
+    report = saddle.run(tmp_path, quick=True)
+    files = {e.path for e in report.figures}
+    assert {"saddle_stills.png", "saddle_surface.png", "saddle_animation.gif"} <= files
+    from steplab.viz import gif_frames
+
+    assert gif_frames(tmp_path / "saddle_animation.gif") == 12
+    assert all(report.claims.values()), report.claims
+    assert len(report.rows) == 7
+
+
+# -- 2. quadratic --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quadratic_data():
+    return quadratic.compute()
+
+
+def test_momentum_and_adam_reach_the_tolerance_before_sgd(quadratic_data):
+    for start, steps in quadratic_data.steps_to_tol.items():
+        assert steps["momentum"] < steps["sgd"], start
+        assert steps["adam"] < steps["sgd"], start
+
+
+def test_sgd_steps_to_tolerance_match_the_closed_form(quadratic_data):
+    # α = 1 = 1/λ₂ zeroes θ₂ in one step; θ₁ then shrinks by (1 − 1/κ) per step, so the
+    # loss is ½·(1/κ)·(θ₁(0)(1 − 1/κ)^t)² for t ≥ 1.
+    kappa, tol = quadratic.KAPPA, quadratic.TOL
+    for start, (a, b) in quadratic.STARTS.items():
+        f0 = 0.5 * (a * a / kappa + b * b)
+        t = np.arange(1, 1000)
+        loss = 0.5 / kappa * (a * (1 - 1 / kappa) ** t) ** 2
+        assert quadratic_data.steps_to_tol[start]["sgd"] == int(t[np.argmax(loss <= tol * f0)])
+
+
+def test_adam_moves_straight_down_the_diagonal_from_a_diagonal_start(quadratic_data):
+    adam = quadratic_data.traces["diagonal"]["adam"].params
+    steps = np.diff(adam[:6], axis=0)
+    # Equal moves in θ₁ and θ₂ (up to β = 1e-8 inside the root, which weighs more for the
+    # 50× smaller gradient along θ₁), and −α·sign(g) at t = 1.
+    np.testing.assert_allclose(steps[:, 0], steps[:, 1], rtol=1e-5)
+    np.testing.assert_allclose(steps[0], [-0.1, -0.1], rtol=1e-5)
+
+
+def test_quadratic_figure_shows_both_starts(quadratic_data, tmp_path):
+    fig = quadratic.contours_figure(quadratic_data)
+    assert [ax.get_title().split(" (")[0] for ax in fig.axes] == [
+        "Start on the diagonal",
+        "Start off the diagonal",
+    ]
+    assert legend_texts(fig) == ["SGD", "Momentum", "Adam", "start", "minimum"]
+    report = quadratic.run(tmp_path, quick=True)
+    assert "moves straight along it" in report.figures[0].caption
+    assert all(report.claims.values())
+
+
+# -- 3 & 4. step sizes ---------------------------------------------------------------------
+
+
+def test_first_adagrad_step_sizes_are_alpha_over_the_gradient_size():
+    data = step_sizes.compute_adaptive(quick=True)
+    adagrad = data.traces["adagrad"]
+    # At (1, 1) the gradient of ½(θ₁² + 100θ₂²) is (1, 100): AdaGrad's step size α/(β + |g|).
+    alpha, beta = 0.1, 1e-7
+    np.testing.assert_allclose(adagrad.step_size[1], [alpha / (beta + 1), alpha / (beta + 100)])
+    for name, tr in data.traces.items():
+        assert np.all(tr.step_size[1:, 0] > tr.step_size[1:, 1]), name
+
+
+def test_adaptive_figure_has_a_panel_per_optimizer_and_the_derivatives(tmp_path):
+    data = step_sizes.compute_adaptive(quick=True)
+    fig = step_sizes.adaptive_figure(data)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles == ["AdaGrad", "RMSProp", "Adam", "Derivative sizes along Adam's path"]
+    assert all(step_sizes.run_adaptive(tmp_path, quick=True).claims.values())
+
+
+def test_adagrad_decays_while_rmsprop_keeps_walking(tmp_path):
+    report = step_sizes.run_decay(tmp_path, quick=True)
+    assert all(report.claims.values()), report.claims
+    ada = report.data.traces["adagrad"]
+    # AdaGrad's step size is α/(β + √Σg²): recompute it from the gradients along its path.
+    from steplab.problems import rosenbrock
+
+    grads = rosenbrock().grad(ada.params[:-1])
+    expected = step_sizes.DECAY_LR / (1e-7 + np.sqrt(np.cumsum(grads**2, axis=0)))
+    np.testing.assert_allclose(ada.step_size[1:], expected, rtol=1e-10)
+
+
+# -- 5. bias correction --------------------------------------------------------------------
+
+
+def test_adams_moments_match_the_seeds_formulas():
+    t, s, r, s_hat, r_hat = bias_correction.moments_on_noisy_gradient(50, seed=3)
+    g = np.random.default_rng(3).normal(bias_correction.MU, bias_correction.SIGMA, size=50)
+    rho1, rho2 = bias_correction.RHO1, bias_correction.RHO2
+    # s^[t] = (1 − ρ₁) Σ ρ₁^{t−i} ĝ^[i]  (the seed's unrolled sum)
+    unrolled = [
+        (1 - rho1) * sum(rho1 ** (k - i) * g[i - 1] for i in range(1, k + 1)) for k in range(1, 51)
+    ]
+    np.testing.assert_allclose(s, unrolled, rtol=1e-12)
+    np.testing.assert_allclose(s_hat[0], g[0])  # ŝ^[1] = ĝ^[1]: unbiased from the start
+    np.testing.assert_allclose(r_hat[0], g[0] ** 2)
+    np.testing.assert_allclose(r[0], (1 - rho2) * g[0] ** 2)
+
+
+def test_corrected_first_moment_is_unbiased_over_seeds():
+    # E[ŝ^[t]] = μ for every t when ĝ is i.i.d. with mean μ: average over 400 seeds at t = 3.
+    values = [bias_correction.moments_on_noisy_gradient(3, seed=k)[3][2] for k in range(400)]
+    raw = [bias_correction.moments_on_noisy_gradient(3, seed=k)[1][2] for k in range(400)]
+    assert abs(np.mean(values) - bias_correction.MU) < 0.05
+    assert abs(np.mean(raw) - (1 - 0.9**3) * bias_correction.MU) < 0.05
+
+
+def test_bias_figures_and_claims(tmp_path):
+    report = bias_correction.run(tmp_path, quick=True)
+    assert all(report.claims.values()), report.claims
+    fig = bias_correction.moments_figure(report.data)
+    texts = legend_texts(fig)
+    assert "raw s" in texts and "true E[ĝ] = 1" in texts and "raw r" in texts
+    assert any(t.startswith("corrected r̂") for t in texts)
+
+
+# -- 6. sensitivity ------------------------------------------------------------------------
+
+
+def test_step_size_sweep_claims_and_outputs(tmp_path):
+    report = sensitivity.run(tmp_path, quick=True)
+    assert all(report.claims.values()), report.claims
+    data = report.data
+    # SGD on Rosenbrock from (−1.2, 1) diverges at α = 1 (the Hessian there has λ ≈ 1000).
+    assert not np.isfinite(data.final["sgd"][-1])
+    assert data.heat["adam"].shape == (len(sensitivity.DECAY_VALUES), len(data.lrs))
+    assert {e.path for e in report.figures} == {
+        "sensitivity_lr.png",
+        "sensitivity_heatmap_adam.png",
+        "sensitivity_heatmap_rmsprop.png",
+    }
