@@ -22,6 +22,7 @@ COMMANDS = [
     "sweep_cmd",
     "demo_cmd",
     "serve_cmd",
+    "reproduce_cmd",
 ]
 
 

@@ -1,0 +1,95 @@
+"""``steplab reproduce NAME``: rerun a published result with steplab and compare.
+
+``steplab reproduce --list`` names the reproductions; ``steplab reproduce NAME [--quick]
+[--out DIR] [--seeds N]`` runs one (or ``all``), writes its figures, ``repro-NAME.json``
+and ``repro-NAME.md`` into DIR, prints the measured table next to the published numbers
+and says which qualitative claims held. Exit code 1 when a claim failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def _seeds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seeds must be a positive integer, got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"seeds must be a positive integer, got {value}")
+    return value
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "reproduce",
+        help="rerun a published result (MNIST-1D, Kingma & Ba, DeepOBS, Wilson et al.)",
+        description=(
+            "Rerun a published experiment with steplab, write its figure and table, and "
+            "compare them with the published numbers. NAME 'all' runs every one."
+        ),
+    )
+    parser.add_argument("name", nargs="?", metavar="NAME", help="a reproduction, or 'all'")
+    parser.add_argument("--list", action="store_true", help="list the reproductions and exit")
+    parser.add_argument(
+        "--quick", action="store_true", help="the reduced version the tests run (seconds)"
+    )
+    parser.add_argument(
+        "--out", default="out/reproductions", help="output folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--seeds", type=_seeds, default=None, help="number of seeds (default: per reproduction)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from steplab import reproductions
+    from steplab.reproductions._common import text_table
+
+    if args.list:
+        width = max(map(len, reproductions.REPRODUCTIONS))
+        for name, entry in reproductions.REPRODUCTIONS.items():
+            print(f"{name:<{width}}  {entry.title}")
+        return 0
+    if not args.name:
+        raise ValueError(
+            "give a reproduction NAME (or 'all', or --list); known: "
+            + ", ".join(reproductions.REPRODUCTIONS)
+        )
+    names = list(reproductions.REPRODUCTIONS) if args.name == "all" else [args.name]
+    for name in names:
+        reproductions.get(name)  # an unknown name fails before anything runs
+    out = Path(args.out)
+    failed = []
+    for name in names:
+        entry = reproductions.get(name)
+        print(f"== {name}: {entry.title}{' (quick)' if args.quick else ''}", flush=True)
+        print(f"   source: {entry.source}", flush=True)
+        start = time.perf_counter()
+        result = reproductions.run(
+            name, out, quick=args.quick, seeds=args.seeds, progress=not args.no_progress
+        )
+        result.to_json(out / f"repro-{name}.json")
+        (out / f"repro-{name}.md").write_text(result.markdown() + "\n")
+        for caption, rows in result.tables.items():
+            print(f"\n{caption}\n{text_table(rows)}")
+        print("\nclaims:")
+        for claim, held in result.claims.items():
+            print(f"  [{'ok' if held else 'FAILED'}] {claim}")
+        for figure in result.figures:
+            print(f"figure: {figure}")
+        print(f"({time.perf_counter() - start:.1f} s)\n", flush=True)
+        if not result.ok:
+            failed.append(name)
+    if failed:
+        print(f"steplab reproduce: claims failed in {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0

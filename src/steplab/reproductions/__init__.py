@@ -1,0 +1,20 @@
+"""Published results, rerun with steplab: each writes its figure and table and checks its claims.
+
+>>> from steplab import reproductions
+>>> list(reproductions.REPRODUCTIONS)  # doctest: +NORMALIZE_WHITESPACE
+['mnist1d', 'kingma_ba_logreg', 'deepobs_quadratic', 'wilson_toy', 'bias_correction']
+>>> result = reproductions.run("wilson_toy", "out/", quick=True)  # doctest: +SKIP
+>>> result.claims  # doctest: +SKIP
+
+One module per reproduction; each states its source, its setup and where it differs from
+the original, and registers ``run(out, *, quick, seeds, progress) -> Result``.
+``steplab reproduce NAME`` runs one from the command line. Importing this package also
+registers every reproduction in :mod:`steplab.experiments` as ``repro_NAME``.
+"""
+
+# Importing the modules registers them, in the order of the issue.
+from steplab.reproductions import mnist1d_baselines  # noqa: F401
+from steplab.reproductions._common import Result
+from steplab.reproductions.registry import REPRODUCTIONS, Reproduction, get, reproduction, run
+
+__all__ = ["REPRODUCTIONS", "Reproduction", "Result", "get", "reproduction", "run"]

@@ -1,0 +1,161 @@
+"""What every reproduction shares: its :class:`Result`, tables, statistics and figures.
+
+A reproduction reruns a published experiment with steplab and compares its numbers with
+the paper's. Its result says where the numbers come from (``source``), how they were
+made (``setup``), how that differs from the original (``differences``), the measured
+tables, the qualitative claims checked (name → held or not) and the figures written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Result:
+    """The outcome of one reproduction (see the module docstring)."""
+
+    name: str
+    title: str
+    source: str
+    setup: str
+    differences: str
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    claims: dict[str, bool] = field(default_factory=dict)
+    figures: list[Path] = field(default_factory=list)
+    quick: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether every qualitative claim held."""
+        return all(self.claims.values())
+
+    def markdown(self) -> str:
+        """Tables and claims as Markdown (what ``docs/reproductions.md`` shows)."""
+        parts = []
+        for caption, rows in self.tables.items():
+            parts += [f"**{caption}**", "", markdown_table(rows), ""]
+        parts.append("Claims checked:")
+        parts += [f"- {'✅' if held else '❌'} {claim}" for claim, held in self.claims.items()]
+        return "\n".join(parts)
+
+    def to_json(self, path) -> Path:
+        """Write the result (tables, claims, figure paths) as JSON."""
+        path = Path(path)
+        payload = {
+            "name": self.name,
+            "title": self.title,
+            "source": self.source,
+            "setup": self.setup,
+            "differences": self.differences,
+            "quick": self.quick,
+            "tables": _jsonable(self.tables),
+            "claims": self.claims,
+            "figures": [str(f) for f in self.figures],
+        }
+        path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        return path
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+# --------------------------------------------------------------------------------------
+# Numbers and tables
+# --------------------------------------------------------------------------------------
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value) of finite ``values``."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return math.nan, math.nan
+    std = float(np.std(values, ddof=1)) if values.size > 1 else 0.0
+    return float(np.mean(values)), std
+
+
+def pm(values, digits: int = 3, scale: float = 1.0) -> str:
+    """``"mean ± std"`` of ``values`` times ``scale``, e.g. accuracies as percent."""
+    mean, std = mean_std(np.asarray(values, dtype=float) * scale)
+    if math.isnan(mean):
+        return "diverged"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def fmt(value, digits: int = 4) -> str:
+    """A compact number for a table cell (``g`` format; NaN/inf as "diverged")."""
+    if isinstance(value, str):
+        return value
+    if value is None or not math.isfinite(float(value)):
+        return "diverged"
+    return f"{float(value):.{digits}g}"
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A GitHub Markdown table of ``rows`` (dicts with the same keys, in order)."""
+    if not rows:
+        return "(no rows)"
+    columns = list(rows[0])
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(fmt(row.get(c, "")) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def text_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The same table as aligned plain text, for the terminal."""
+    if not rows:
+        return "(no rows)"
+    columns = list(rows[0])
+    cells = [[fmt(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(lines)
+
+
+def seeds_list(seeds: int | None, default: int, first: int = 0) -> list[int]:
+    """``seeds`` consecutive seeds from ``first`` (``default`` of them if ``None``)."""
+    n = default if seeds is None else seeds
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
+    return list(range(first, first + int(n)))
+
+
+def eval_curve(run, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of a run's history where ``column`` was evaluated: (epochs or steps, values)."""
+    history = run.history
+    values = np.asarray(history[column], dtype=float)
+    x = history["epoch"] if "epoch" in history else history["step"]
+    keep = ~np.isnan(values)
+    return np.asarray(x, dtype=float)[keep], values[keep]
+
+
+def save_figure(fig, out: Path, name: str) -> Path:
+    """Save ``fig`` as ``out/<name>.png`` with steplab's style and close it."""
+    from steplab.viz import save
+
+    return save(fig, Path(out) / name)[0]
