@@ -155,7 +155,7 @@ def test_time_budget():
     p = sl.problems.mlp("digits", hidden=(32,))
     run = sl.minimize(p, sl.Adam(), steps=10**6, batch_size=32, time_budget=0.3)
     assert run.status == "time_budget"
-    assert 0.3 <= run.history["time"][-1] < 1.5 and run.steps < 10**6
+    assert 0.3 <= run.history["time"][-1] < 3.0 and run.steps < 10**6  # slack for busy CI
     endless = sl.minimize(sl.problems.get("beale"), sl.Adam(), time_budget=0.2)  # no step limit
     assert endless.status == "time_budget" and endless.config["max_steps"] > 10**9
 
