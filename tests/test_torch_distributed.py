@@ -1,5 +1,6 @@
-"""steplab's torch optimizers under DistributedDataParallel: 2 CPU processes (gloo,
-127.0.0.1) end with the same parameters as one process trained on the same global batches.
+"""steplab's torch optimizers under DistributedDataParallel, FSDP2 (``fully_shard``) and
+ZeroRedundancyOptimizer: 2 CPU processes (gloo, 127.0.0.1) end with the same parameters as
+one process trained on the same global batches.
 
 The workers run as separate Python processes started from a script (not
 multiprocessing.spawn, which would have to re-import this test module by name).
@@ -56,7 +57,9 @@ COMMON = textwrap.dedent(
             optimizer.zero_grad()
             torch.nn.functional.mse_loss(model(x), y).backward()
             optimizer.step()
-        return [p.detach().clone() for p in model.parameters()]
+        # FSDP's parameters are DTensor shards: gather the full tensors (on every rank)
+        return [getattr(p, "full_tensor", lambda p=p: p)().detach().clone()
+                for p in model.parameters()]
     """
 )
 
@@ -64,6 +67,8 @@ WORKER = COMMON + textwrap.dedent(
     """
     import os, sys
     import torch.distributed as dist
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.optim import ZeroRedundancyOptimizer
     from torch.nn.parallel import DistributedDataParallel
 
     rank, world, port, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -77,7 +82,16 @@ WORKER = COMMON + textwrap.dedent(
     results = {}
     for name, make in OPTIMIZERS.items():
         model = DistributedDataParallel(make_model())
-        results[name] = train(model, make(model.parameters()), mine)
+        results[f"{name} DDP"] = train(model, make(model.parameters()), mine)
+    for name in ("adam", "nadam"):
+        model = make_model()
+        fully_shard(model)  # FSDP2: each rank holds and steps half of every parameter
+        results[f"{name} FSDP"] = train(model, OPTIMIZERS[name](model.parameters()), mine)
+    model = DistributedDataParallel(make_model())  # DDP + optimizer state sharded by ZeRO
+    optimizer = ZeroRedundancyOptimizer(
+        model.parameters(), optimizer_class=st.Adam, lr=0.01, weight_decay=1e-3
+    )
+    results["adam ZeRO"] = train(model, optimizer, mine)
     if rank == 0:
         torch.save(results, out)
     dist.destroy_process_group()
@@ -126,10 +140,16 @@ def test_ddp_on_two_cpu_processes_equals_single_process(tmp_path):
     x, y = namespace["global_batches"]()
     batches = [(x[k], y[k]) for k in range(STEPS)]
     start = [p.detach().clone() for p in namespace["make_model"]().parameters()]
+    single = {}
     for name, make in namespace["OPTIMIZERS"].items():
         model = namespace["make_model"]()
-        single = namespace["train"](model, make(model.parameters()), batches)
         assert isinstance(make(model.parameters()), st.TorchOptimizer)
-        assert (single[0] - start[0]).abs().max() > 1e-3  # training moved the weights
-        for p, q in zip(distributed[name], single, strict=True):
-            torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12, msg=name)
+        single[name] = namespace["train"](model, make(model.parameters()), batches)
+        assert (single[name][0] - start[0]).abs().max() > 1e-3  # training moved the weights
+    assert sorted(distributed) == sorted(
+        [f"{n} DDP" for n in single] + ["adam FSDP", "nadam FSDP", "adam ZeRO"]
+    )
+    for run, params in distributed.items():
+        reference = single[run.split()[0]]
+        for p, q in zip(params, reference, strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12, msg=run)
