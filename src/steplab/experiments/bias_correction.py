@@ -161,7 +161,8 @@ def run(out: Path, quick: bool = False) -> Report:
         ),
     ]
     rows = [
-        trace_row(NAME, tr, None, "ran") for tr in (data.with_correction, data.without_correction)
+        trace_row("bias correction", tr, None, "ran")
+        for tr in (data.with_correction, data.without_correction)
     ]
     late = slice(n // 2, None)
     claims = {

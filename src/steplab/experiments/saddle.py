@@ -103,14 +103,14 @@ def escape_figure(data: SaddleData):
         n: (np.arange(len(tr.params)), np.abs(tr.params[:, 1])) for n, tr in data.traces.items()
     }
     panel = CurvePanel(
-        "Distance from the ridge",
+        "Escaping the saddle: distance |y| from the ridge",
         "step",
         r"$|y|$ (log scale)",
         series,
         logy=True,
         hlines={"left the saddle (|y| = 1)": ESCAPE},
     )
-    return curves_figure([panel], title="Escaping the saddle")
+    return curves_figure([panel])
 
 
 def run(out: Path, quick: bool = False) -> Report:
@@ -143,7 +143,11 @@ def run(out: Path, quick: bool = False) -> Report:
         ),
     ]
     surface = surface_figure(
-        _f, {n: tr.params for n, tr in data.traces.items()}, LATER, title="The saddle in 3-D"
+        _f,
+        {n: tr.params for n, tr in data.traces.items()},
+        LATER,
+        title="The saddle in 3-D",
+        view=(35, -125),  # looking along the escape direction, where the surface falls
     )
     figures.append(
         save_entry(

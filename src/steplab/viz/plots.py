@@ -127,6 +127,7 @@ def surface_figure(
     *,
     title: str = "",
     zlim: tuple[float, float] | None = None,
+    view: tuple[float, float] = (30, -60),
 ):
     """A 3-D view of the surface with each trajectory lifted onto it (points outside
     ``bounds`` are dropped, so an escape to infinity leaves the box cleanly)."""
@@ -147,7 +148,7 @@ def surface_figure(
     ax.set_zlabel("loss")
     if zlim:
         ax.set_zlim(*zlim)
-    ax.view_init(elev=30, azim=-60)
+    ax.view_init(elev=view[0], azim=view[1])
     ax.legend(loc="upper left", fontsize=8)
     if title:
         ax.set_title(title)

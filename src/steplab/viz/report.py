@@ -32,14 +32,14 @@ def write_index(
         "padding:0 1em;color:#222}figure{margin:2em 0;border-bottom:1px solid #ddd;"
         "padding-bottom:1em}img,video{max-width:100%}figcaption{margin-top:.5em;"
         "line-height:1.45}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-        "padding:.2em .6em;text-align:right}th{background:#f4f4f4}"
+        "padding:.2em .6em;text-align:right;white-space:nowrap}th{background:#f4f4f4}"
         "td:first-child,td:nth-child(2){text-align:left}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
     if intro:
         parts.append(f"<p>{html.escape(intro)}</p>")
     if table_html:
-        parts += ["<h2>Summary</h2>", table_html]
+        parts.append('<p><a href="#summary">Summary table</a> at the end.</p>')
     section = None
     for entry in entries:
         if entry.section and entry.section != section:
@@ -58,6 +58,8 @@ def write_index(
             f"<figure>{media}<figcaption><b>{html.escape(entry.title)}.</b> "
             f"{html.escape(entry.caption)} {links}</figcaption></figure>"
         )
+    if table_html:  # after the figures: the page is read top-down like the lecture
+        parts += ['<h2 id="summary">Summary</h2>', table_html]
     parts.append("</body></html>")
     path = out / "index.html"
     path.write_text("\n".join(parts), encoding="utf-8")
