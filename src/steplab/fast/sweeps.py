@@ -18,6 +18,8 @@ corrections, Nadam's μ schedule, RAdam's rectification) are tabulated up front 
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 
 import numpy as np
 
@@ -111,10 +113,10 @@ def radam_rule(x, g, s, r, c, hp, k, cs, t, kq):
     # cs: 1/(1−ρ₁ᵗ), rectification (0: not yet), √(1−ρ₂ᵗ), 1/(1−ρ₂ᵗ)
     s_hat = s * cs[t, 0, kq]
     rectification = cs[t, 1, kq]
-    if eps_hat:
-        adaptive = cs[t, 2, kq] / (math.sqrt(r) + eps)
-    else:
-        adaptive = 1 / (math.sqrt(r * cs[t, 3, kq]) + eps)
+    # eps_hat: √(1−ρ₂ᵗ)/(√r + ε), else 1/(√r̂ + ε); selects rather than branches (SIMD)
+    numerator = cs[t, 2, kq] if eps_hat else 1.0
+    r_used = r if eps_hat else r * cs[t, 3, kq]
+    adaptive = numerator / (math.sqrt(r_used) + eps)
     factor = rectification * adaptive if rectification > 0 else 1.0
     return x - hp[0, k] * s_hat * factor, s, r, c
 
@@ -235,22 +237,19 @@ def _tables(opt: Optimizer, K: int, steps: int):
 # --------------------------------------------------------------------------------------
 
 
-def _make_kernel(value, grad, rule, per_config, has_l2, has_decay, history, parallel):
+def _make_kernel(value, grad, rule, per_config, has_l2, has_decay, history):
     """Compile the sweep loop for one test function and one optimizer rule.
 
     The function, the rule and the switches are compile-time constants of the closure,
     so numba inlines them and drops what is switched off. (Closures are not cached on
     disk: the first sweep of a combination in a process compiles for a second or two.)
     """
-    blocks_range = _numba.numba.prange if parallel else range
 
-    @_numba.numba.njit(error_model="numpy", parallel=parallel)
-    def kernel(p, X, S, hp, cs, steps, losses):
-        K = X.shape[0]
-        n_blocks = (K + BLOCK - 1) // BLOCK
-        for block in blocks_range(n_blocks):
-            k0 = block * BLOCK
-            n = min(BLOCK, K - k0)
+    # nogil: threads run disjoint ranges of configurations [k_lo, k_hi) side by side.
+    @_numba.numba.njit(error_model="numpy", nogil=True)
+    def kernel(p, X, S, hp, cs, steps, losses, k_lo, k_hi):
+        for k0 in range(k_lo, k_hi, BLOCK):
+            n = min(BLOCK, k_hi - k0)
             # The block's points and three state slots per coordinate: 8 short rows, in L1.
             local = np.empty((8, BLOCK))
             x0, x1, a0, b0, c0 = local[0], local[1], local[2], local[3], local[4]
@@ -352,11 +351,20 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
     if history:
         value = FUNCTIONS[name][0]
         losses[0] = [value(x, y, p) for x, y in X]
-    threads = _threads()
     switches = (table.shape[2] > 1, bool(np.any(hp[1])), bool(np.any(hp[2] != 1)), history)
-    kernel = _kernel(name, optimizer.name, *switches, threads > 1)
-    _numba.numba.set_num_threads(threads)
-    kernel(p, X, state, hp, table, steps, losses)
+    kernel = _kernel(name, optimizer.name, *switches)
+    arguments = (p, X, state, hp, table, steps, losses)
+    # With several threads, each takes a contiguous share of whole blocks.
+    blocks = -(-K // BLOCK)
+    threads = min(_threads(), blocks)
+    if threads == 1:
+        kernel(*arguments, 0, K)
+    else:
+        edges = [min(K, BLOCK * (blocks * i // threads)) for i in range(threads + 1)]
+        with ThreadPoolExecutor(threads) as pool:
+            jobs = [pool.submit(kernel, *arguments, lo, hi) for lo, hi in pairwise(edges)]
+            for job in jobs:
+                job.result()
     return X, (losses if history else losses[0])
 
 
