@@ -253,5 +253,11 @@ def test_quick_demo_writes_every_figure_and_an_index(tmp_path, capsys):
     assert len(sources) == 14
     assert all((tmp_path / s).exists() for s in sources)
     assert "saddle_animation.gif" in sources
+    # The data behind the figures: one CSV per lesson, and the configuration.
+    history = (tmp_path / "saddle_histories.csv").read_text().splitlines()
+    assert history[0].startswith("run,step,time,loss,grad_norm,x_0,x_1")
+    assert history[1].startswith("sgd,0,") and ",1.0,0.001," in history[1]  # the start (1, 1e-3)
+    assert len(list(tmp_path.glob("*.csv"))) == 8
+    assert json.loads((tmp_path / "config.json").read_text())["quick"] is True
     assert "✗" not in out and out.count("✓") >= 20
     assert "experiment" in out.splitlines()[0] and "final loss" in out.splitlines()[0]

@@ -51,3 +51,31 @@ def settles(values: np.ndarray, tol: float) -> int | None:
     if above.size == 0:
         return 0
     return int(above[-1]) + 1 if above[-1] + 1 < len(values) else None
+
+
+def write_traces(out: Path, stem: str, traces: dict[str, Trace]) -> Path:
+    """All traces of an experiment as one tidy CSV ``out/stem.csv``: one row per run and
+    step with loss, gradient norm, each coordinate and each effective step size."""
+    import csv
+
+    path = Path(out) / f"{stem}.csv"
+    d = next(iter(traces.values())).params.shape[1]
+    header = ["run", "step", "time", "loss", "grad_norm"]
+    header += [f"x_{i}" for i in range(d)] + [f"step_size_{i}" for i in range(d)]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for run, tr in traces.items():
+            for t in range(len(tr.loss)):
+                writer.writerow(
+                    [
+                        run,
+                        t,
+                        repr(float(tr.time[t])),
+                        repr(float(tr.loss[t])),
+                        repr(float(tr.grad_norm[t])),
+                        *map(repr, tr.params[t].tolist()),
+                        *map(repr, tr.step_size[t].tolist()),
+                    ]
+                )
+    return path

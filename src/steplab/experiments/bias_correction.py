@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import steplab as sl
-from steplab.experiments._common import FORMATS, save_entry, trace_row
+from steplab.experiments._common import FORMATS, save_entry, trace_row, write_traces
 from steplab.experiments._trace import Trace, trace
 from steplab.experiments.registry import Report, register
 from steplab.problems import quadratic as quadratic_form
@@ -131,6 +131,19 @@ def with_without_figure(data: BiasData):
 
 def run(out: Path, quick: bool = False) -> Report:
     data = compute(quick)
+    write_traces(
+        out,
+        "bias_correction_histories",
+        {"with correction": data.with_correction, "without correction": data.without_correction},
+    )
+    np.savetxt(
+        Path(out) / "bias_correction_moments.csv",
+        np.column_stack([data.t, data.s, data.r, data.s_hat, data.r_hat]),
+        delimiter=",",
+        header="t,s,r,s_hat,r_hat",
+        comments="",
+        fmt="%.17g",
+    )
     formats = ("png",) if quick else FORMATS
     n = len(data.t)
     figures = [

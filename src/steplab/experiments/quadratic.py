@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 
 import steplab as sl
-from steplab.experiments._common import SLIDE_FORMATS, save_entry, settles, trace_row
+from steplab.experiments._common import (
+    SLIDE_FORMATS,
+    save_entry,
+    settles,
+    trace_row,
+    write_traces,
+)
 from steplab.experiments._trace import Trace, trace
 from steplab.experiments.registry import Report, register
 from steplab.problems import quadratic as quadratic_form
@@ -108,6 +114,8 @@ def loss_figure(data: QuadraticData):
 
 def run(out: Path, quick: bool = False) -> Report:
     data = compute(quick)
+    for start, traces in data.traces.items():
+        write_traces(out, f"quadratic_histories_{start}", traces)
     formats = ("png",) if quick else SLIDE_FORMATS
 
     def reached(start):

@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 
 import steplab as sl
-from steplab.experiments._common import SLIDE_FORMATS, first, save_entry, trace_row
+from steplab.experiments._common import (
+    SLIDE_FORMATS,
+    first,
+    save_entry,
+    trace_row,
+    write_traces,
+)
 from steplab.experiments._trace import Trace, trace
 from steplab.experiments.registry import Report, register
 from steplab.problems import saddle as saddle_problem
@@ -115,6 +121,7 @@ def escape_figure(data: SaddleData):
 
 def run(out: Path, quick: bool = False) -> Report:
     data = compute(quick)
+    write_traces(out, "saddle_histories", data.traces)
     formats = ("png",) if quick else SLIDE_FORMATS
     order = sorted(data.escape_step, key=lambda n: data.escape_step[n] or 10**9)
     ranking = ", ".join(f"{sl.OPTIMIZERS[n].__name__} {data.escape_step[n]}" for n in order)

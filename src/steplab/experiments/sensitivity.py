@@ -83,6 +83,18 @@ def _spread(values: np.ndarray) -> float:
 
 def run(out: Path, quick: bool = False) -> Report:
     data = compute(quick)
+    columns = ["lr", *data.final] + [f"{n}_{DECAYS[n]}={v:g}" for n in DECAYS for v in DECAY_VALUES]
+    table = np.column_stack(
+        [data.lrs, *data.final.values(), *(row for n in DECAYS for row in data.heat[n])]
+    )
+    np.savetxt(
+        Path(out) / "sensitivity_final_losses.csv",
+        table,
+        delimiter=",",
+        header=",".join(columns),
+        comments="",
+        fmt="%.17g",
+    )
     formats = ("png",) if quick else FORMATS
     best = {n: data.lrs[int(np.argmin(v))] for n, v in data.final.items()}
     best_text = ", ".join(f"{sl.OPTIMIZERS[n].__name__} {a:.2g}" for n, a in best.items())

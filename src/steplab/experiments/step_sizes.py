@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import steplab as sl
-from steplab.experiments._common import FORMATS, save_entry, trace_row
+from steplab.experiments._common import FORMATS, save_entry, trace_row, write_traces
 from steplab.experiments._trace import Trace, trace
 from steplab.experiments.registry import Report, register
 from steplab.problems import quadratic as quadratic_form
@@ -128,6 +128,7 @@ def decay_paths_figure(data: StepSizeData):
 )
 def run_adaptive(out: Path, quick: bool = False) -> Report:
     data = compute_adaptive(quick)
+    write_traces(out, "adaptive_step_sizes_histories", data.traces)
     formats = ("png",) if quick else FORMATS
     last = {n: tr.step_size[ADAPTIVE_STEPS // 10] for n, tr in data.traces.items()}
     ratios = ", ".join(f"{sl.OPTIMIZERS[n].__name__} {v[0] / v[1]:.0f}×" for n, v in last.items())
@@ -163,6 +164,7 @@ def run_adaptive(out: Path, quick: bool = False) -> Report:
 )
 def run_decay(out: Path, quick: bool = False) -> Report:
     data = compute_decay(quick)
+    write_traces(out, "adagrad_decay_histories", data.traces)
     formats = ("png",) if quick else FORMATS
     ada, rms = data.traces["adagrad"], data.traces["rmsprop"]
     figures = [
