@@ -23,6 +23,7 @@ COMMANDS = [
     "demo_cmd",
     "serve_cmd",
     "reproduce_cmd",
+    "bench_cmd",
 ]
 
 
