@@ -217,3 +217,43 @@ def test_step_size_sweep_claims_and_outputs(tmp_path):
         "sensitivity_heatmap_adam.png",
         "sensitivity_heatmap_rmsprop.png",
     }
+
+
+def test_each_optimizer_keeps_its_color_across_lessons(saddle_data, quadratic_data):
+    from steplab.viz import color
+
+    def colors_by_label(fig):
+        found = {}
+        for ax in fig.axes:
+            for line in ax.get_lines():
+                found.setdefault(line.get_label(), line.get_color())
+        return found
+
+    figures = [
+        saddle.stills_figure(saddle_data),
+        saddle.escape_figure(saddle_data),
+        quadratic.contours_figure(quadratic_data),
+        quadratic.loss_figure(quadratic_data),
+    ]
+    for fig in figures:
+        for label, c in colors_by_label(fig).items():
+            if label in ("SGD", "Momentum", "Adam", "RMSProp", "AdaGrad"):
+                assert c == color(label.lower()), (label, c)
+
+
+def test_saddle_surface_is_3d_with_one_line_per_optimizer(saddle_data):
+    from steplab.viz import surface_figure
+
+    paths = {n: tr.params for n, tr in saddle_data.traces.items()}
+    fig = surface_figure(saddle._f, paths, saddle.LATER, view=(35, -125))
+    ax = fig.axes[0]
+    assert ax.name == "3d"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "SGD",
+        "Momentum",
+        "Nesterov",
+        "AdaGrad",
+        "AdaDelta",
+        "RMSProp",
+        "Adam",
+    ]
