@@ -2,8 +2,9 @@
 
 Only ``optimizer.step()`` is timed (gradients are set once), on two parameter sets:
 "many-small" (200 tensors of 64×64 + 64: overhead-bound, like a deep narrow network)
-and "few-large" (8 tensors of 1024×1024: memory-bound). Prints the median time per step
-and its ratio to steplab's (ratio > 1: torch is slower), as a Markdown table.
+and "few-large" (8 tensors of 1024×1024: memory-bound). steplab runs its ``like("torch")``
+optimizer (multi-tensor) and, for Adam/AdamW, ``fused=True``. Prints the median time per
+step and its ratio to steplab's multi-tensor step (> 1: slower than it), as a Markdown table.
 
     python benchmarks/bench_torch_optim.py                 # CPU, float32
     python benchmarks/bench_torch_optim.py --device cuda --dtype bfloat16
@@ -77,6 +78,9 @@ def _contenders(name: str, shapes, device: str, dtype) -> tuple[dict, dict]:
     contenders = {
         "steplab (foreach)": st.make(name, _parameters(shapes, device, dtype), preset="torch")
     }
+    if name in ("adam", "adamw") and dtype in (torch.float32, torch.float64):
+        params = _parameters(shapes, device, dtype)
+        contenders["steplab fused"] = st.make(name, params, preset="torch", fused=True)
     missing = {}
     for impl, flags in IMPLEMENTATIONS.items():
         try:
@@ -97,13 +101,18 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--sets", nargs="+", default=list(PARAMETER_SETS), choices=list(PARAMETER_SETS)
     )
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's)")
     args = parser.parse_args(argv)
+    if args.threads < 0 or args.repeats < 1:
+        parser.error("--threads must be >= 0 and --repeats >= 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     print(
         f"torch {torch.__version__}, device {args.device}, dtype {args.dtype}, "
         f"threads {torch.get_num_threads()}, median of {args.repeats} interleaved steps"
     )
-    header = ("parameters", "optimizer", "implementation", "ms/step", "torch/steplab")
+    header = ("parameters", "optimizer", "implementation", "ms/step", "vs steplab foreach")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * 3 + "---:|" * 2)
     for set_name in args.sets:

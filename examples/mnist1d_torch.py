@@ -91,9 +91,15 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1 suits this tiny network)"
+    )
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1 or args.lr <= 0:
         parser.error("--steps and --batch-size must be positive integers, --lr a positive number")
+    if args.threads < 1:
+        parser.error("--threads must be a positive integer")
+    torch.set_num_threads(args.threads)
     data = load_mnist1d()
     print(
         f"MNIST-1D: {len(data['y'])} train, {len(data['y_test'])} test; {args.steps} steps, "

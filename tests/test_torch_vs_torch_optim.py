@@ -255,3 +255,35 @@ def test_float32_adam_tracks_torch_adam(implementation):
     for p, q in zip(ours_model.parameters(), theirs_model.parameters(), strict=True):
         assert p.dtype == torch.float32
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_adam_equals_the_foreach_step_and_torch_fused(name, dtype):
+    batches = _batches(40, dtype=dtype)
+    options = {"lr": 0.01, "amsgrad": True, "weight_decay": 0.05}
+    models = [_model(dtype) for _ in range(3)]
+    foreach = st.make(name, _groups(models[0], {"lr": 0.02}), preset="torch", **options)
+    fused = st.make(name, _groups(models[1], {"lr": 0.02}), preset="torch", fused=True, **options)
+    torch_class = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+    theirs = torch_class(_groups(models[2], {"lr": 0.02}), fused=True, **{**options, "lr": 0.01})
+    for model, opt in zip(models, (foreach, fused, theirs), strict=True):
+        _train(model, opt, batches)
+    tolerance = (
+        {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-14}
+    )
+    for p, q, r in zip(*(m.parameters() for m in models), strict=True):
+        torch.testing.assert_close(q, p, **tolerance)
+        torch.testing.assert_close(q, r, **tolerance)
+
+
+def test_fused_refuses_what_the_kernel_cannot_compute():
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    with pytest.raises(ValueError, match="eps_root=0"):
+        st.Adam(params, fused=True)  # the seed's eps_root = 1e-8 inside the root
+    with pytest.raises(ValueError, match="float32/float64"):
+        st.Adam.like(
+            "torch", [torch.nn.Parameter(torch.zeros(2, dtype=torch.bfloat16))], fused=True
+        )
+    with pytest.raises(ValueError, match="no hyperparameter fused"):
+        st.RMSProp(params, fused=True)

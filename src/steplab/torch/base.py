@@ -63,6 +63,8 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     #: The NumPy optimizer this class mirrors.
     core: ClassVar[type[CoreOptimizer]]
+    #: Options besides the core's hyperparameters (name -> default), kept in each group.
+    OPTIONS: ClassVar[dict[str, Any]] = TORCH_OPTIONS
     #: Non-tensor state entries besides ``t`` (parameters in a bucket must share them).
     SCALAR_STATE: ClassVar[tuple[str, ...]] = ()
 
@@ -77,7 +79,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             [
                 inspect.Parameter("params", inspect.Parameter.POSITIONAL_OR_KEYWORD),
                 *(inspect.Parameter(n, keyword, default=f.default) for n, f in fields.items()),
-                *(inspect.Parameter(n, keyword, default=v) for n, v in TORCH_OPTIONS.items()),
+                *(inspect.Parameter(n, keyword, default=v) for n, v in cls.OPTIONS.items()),
             ]
         )
         lines = [
@@ -94,7 +96,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         )
 
     def __init__(self, params, **hyperparameters: Any) -> None:
-        options = {k: hyperparameters.pop(k, v) for k, v in TORCH_OPTIONS.items()}
+        options = {k: hyperparameters.pop(k, v) for k, v in self.OPTIONS.items()}
         defaults = {**self._validated(hyperparameters), **options}
         super().__init__(params, defaults)
 
@@ -109,7 +111,7 @@ class TorchOptimizer(torch.optim.Optimizer):
     def like(cls, preset: str, params, **overrides: Any) -> TorchOptimizer:
         """The optimizer as ``preset`` defines it (``"seed"``, ``"torch"``, ``"optax"``, …),
         e.g. ``Adam.like("torch", model.parameters(), lr=3e-4)``."""
-        options = {k: overrides.pop(k) for k in TORCH_OPTIONS if k in overrides}
+        options = {k: overrides.pop(k) for k in cls.OPTIONS if k in overrides}
         cls._reject_unknown(overrides)
         configured = cls.core.like(preset, **overrides)  # raises naming the presets
         return cls(params, **_hyperparameters_of(configured), **options)
@@ -119,7 +121,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         unknown = sorted(set(hyperparameters) - set(cls.hyperparameters()))
         if unknown:
             hints = [f"{k} -> {TORCH_NAMES[k]}" for k in unknown if k in TORCH_NAMES]
-            allowed = ", ".join([*cls.hyperparameters(), *TORCH_OPTIONS])
+            allowed = ", ".join([*cls.hyperparameters(), *cls.OPTIONS])
             raise ValueError(
                 f"{cls.__name__} has no hyperparameter {', '.join(unknown)}; its "
                 f"hyperparameters are: {allowed}"
@@ -156,6 +158,10 @@ class TorchOptimizer(torch.optim.Optimizer):
                 raise TypeError(
                     f"{type(self).__name__} needs floating-point parameters, got {p.dtype}"
                 )
+        self._check_group(group)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Subclasses reject combinations of options a group cannot have."""
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """torch.optim's ``load_state_dict``; moments of bfloat16/float16 parameters stay
@@ -204,9 +210,9 @@ class TorchOptimizer(torch.optim.Optimizer):
         return False
 
     def _group_hyperparameters(self, group: dict[str, Any]) -> SimpleNamespace:
-        """The group's hyperparameters as the core's ``_broadcast`` gives them: plain
-        numbers, and ``None`` for switches that are zero (``OFF_WHEN_ZERO``)."""
-        values = {name: group[name] for name in self.hyperparameters()}
+        """The group's hyperparameters as the core's ``_broadcast`` gives them (plain
+        numbers, and ``None`` for switches that are zero: ``OFF_WHEN_ZERO``), and options."""
+        values = {name: group[name] for name in [*self.hyperparameters(), *self.OPTIONS]}
         for name in self.core.OFF_WHEN_ZERO:
             if not values[name]:
                 values[name] = None
