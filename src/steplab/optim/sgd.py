@@ -50,7 +50,7 @@ class Momentum(Optimizer):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
-class Nesterov(Optimizer):
+class Nesterov(Momentum):
     """Nesterov's accelerated gradient (Nesterov, 1983), in Sutskever et al.'s (2013) form.
 
     b ← ρ·b + ĝ;  θ ← θ − α·(ĝ + ρ·b)   (torch.optim.SGD with nesterov=True).
@@ -58,13 +58,6 @@ class Nesterov(Optimizer):
     """
 
     name = "nesterov"
-    PRESETS = {"torch": {"lr": 1e-3}, "keras": {"lr": 1e-2}}
-
-    lr: float = hyper(1e-2, "(0, inf)", "global step size α")
-    rho: float = hyper(0.9, "[0, 1)", "momentum coefficient ρ")
-
-    def _init_moments(self, theta, hp):
-        return {"b": moment_like(theta)}
 
     def _update(self, theta, g, state, hp):
         state.t += 1
