@@ -13,7 +13,13 @@ registers every reproduction in :mod:`steplab.experiments` as ``repro_NAME``.
 """
 
 # Importing the modules registers them, in the order of the issue.
-from steplab.reproductions import mnist1d_baselines  # noqa: F401
+from steplab.reproductions import (  # noqa: F401, I001 - the order of the issue
+    mnist1d_baselines,
+    kingma_ba_logreg,
+    deepobs_quadratic,
+    wilson_toy,
+    bias_correction,
+)
 from steplab.reproductions._common import Result
 from steplab.reproductions.registry import REPRODUCTIONS, Reproduction, get, reproduction, run
 
