@@ -56,3 +56,6 @@ __all__ = [
     "sensitivity",
     "step_sizes",
 ]
+
+# The published results rerun in steplab.reproductions register as "repro_NAME".
+from steplab import reproductions as _reproductions  # noqa: E402, F401

@@ -24,3 +24,25 @@ from steplab.reproductions._common import Result
 from steplab.reproductions.registry import REPRODUCTIONS, Reproduction, get, reproduction, run
 
 __all__ = ["REPRODUCTIONS", "Reproduction", "Result", "get", "reproduction", "run"]
+
+
+def _register_experiments() -> None:
+    """Make every reproduction an experiment ``repro_NAME`` of :mod:`steplab.experiments`,
+    so ``steplab list`` shows it and the experiments' runner can run it."""
+    from steplab.experiments import registry as experiments
+    from steplab.viz.report import FigureEntry
+
+    for name, entry in REPRODUCTIONS.items():
+        key = f"repro_{name}"
+        if key in experiments.EXPERIMENTS:
+            continue
+
+        def run_experiment(out, quick: bool = False, _name=name, _key=key):
+            result = run(_name, out, quick=quick)
+            figures = [FigureEntry(f.name, result.title, result.source) for f in result.figures]
+            return experiments.Report(_key, figures=figures, claims=result.claims, data=result)
+
+        experiments.register(key, f"reproduction: {entry.title}")(run_experiment)
+
+
+_register_experiments()
