@@ -327,10 +327,16 @@ def ema_square_(average: list, x: list, rho: float) -> None:
 
 def root(r: list, eps_root: float = 0.0, eps: float = 0.0, scale: float = 1.0) -> list:
     """eps + √(r/scale + eps_root), a new list (the denominators of the adaptive methods)."""
-    out = torch._foreach_div(r, scale) if scale != 1.0 else torch._foreach_mul(r, 1.0)
-    if eps_root:
-        torch._foreach_add_(out, eps_root)
-    torch._foreach_sqrt_(out)
+    if scale != 1.0:
+        out = torch._foreach_div(r, scale)
+        if eps_root:
+            torch._foreach_add_(out, eps_root)
+        torch._foreach_sqrt_(out)
+    elif eps_root:
+        out = torch._foreach_add(r, eps_root)
+        torch._foreach_sqrt_(out)
+    else:
+        out = torch._foreach_sqrt(r)  # one pass fewer in the common case
     if eps:
         torch._foreach_add_(out, eps)
     return out
