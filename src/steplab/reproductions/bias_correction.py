@@ -157,5 +157,6 @@ def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = 
             "First step: uncorrected / corrected": ratios,
         },
         claims=claims,
+        quick=quick,
         figures=[figure(measured, out)],
     )

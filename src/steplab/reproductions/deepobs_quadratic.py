@@ -273,5 +273,6 @@ def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = 
             "Sensitivity to the step size": sensitivity,
         },
         claims=claims,
+        quick=quick,
         figures=[figure(measured, out)],
     )

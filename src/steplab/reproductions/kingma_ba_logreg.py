@@ -40,7 +40,7 @@ def compute(*, quick: bool = False, seeds=(0, 1, 2), progress: bool = False) -> 
 
     data = datasets.load("mnist1d", val_fraction=0.0)
     problem = problems.softmax_regression(data, l2=L2)
-    grid = np.logspace(-3, -1, 3) if quick else np.logspace(-4, 0, 9)
+    grid = np.logspace(-3, -1, 5) if quick else np.logspace(-4, 0, 9)
     epochs = 4 if quick else 20
     seeds = list(seeds)
     out = {"grid": grid, "epochs": epochs, "optimizers": {}}
@@ -73,6 +73,8 @@ def compute(*, quick: bool = False, seeds=(0, 1, 2), progress: bool = False) -> 
 
 def figure(measured: dict, out):
     """Training loss vs epochs at the tuned step sizes, and the tuning curves."""
+    from matplotlib.ticker import ScalarFormatter
+
     from steplab.viz import color, pretty, subplots
 
     fig, axes = subplots(1, 2, width=5.4, height=4.0)
@@ -88,12 +90,13 @@ def figure(measured: dict, out):
         tune_ax.plot(
             measured["grid"], entry["final_by_lr"], "o-", ms=4, color=c, label=pretty(name)
         )
-    curves_ax.set_yscale("log")
     curves_ax.set_xlabel("epoch")
     curves_ax.set_ylabel("training cost (with L2 term)")
     curves_ax.set_title("tuned step sizes, mean over seeds")
     tune_ax.set_xscale("log")
     tune_ax.set_yscale("log")
+    tune_ax.yaxis.set_major_formatter(ScalarFormatter())
+    tune_ax.yaxis.set_minor_formatter(ScalarFormatter())
     tune_ax.set_xlabel("step size α")
     tune_ax.set_ylabel(f"final training cost after {measured['epochs']} epochs")
     tune_ax.set_title("tuning grid (mean over seeds)")
@@ -125,15 +128,22 @@ def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = 
             }
         )
     best = min(final.values())
-    claims = {
-        "Adam ends within 2 % of the best optimizer's training cost": final["adam"] <= 1.02 * best,
-        "Adam ends at least as low as AdaGrad (within 0.5 %)": final["adam"]
-        <= 1.005 * final["adagrad"],
-    }
-    if not quick:
-        claims["Adam and SGD-Nesterov end within 2 % of each other"] = abs(
-            final["adam"] - final["nesterov"]
-        ) <= 0.02 * min(final["adam"], final["nesterov"])
+    if quick:  # a few epochs: nothing has converged, so only "Adam keeps up" is checked
+        claims = {
+            "Adam ends within 5 % of the best optimizer's training cost": final["adam"]
+            <= 1.05 * best
+        }
+    else:
+        claims = {
+            "Adam ends within 2 % of the best optimizer's training cost": final["adam"]
+            <= 1.02 * best,
+            "Adam ends at least as low as AdaGrad (within 0.5 %)": final["adam"]
+            <= 1.005 * final["adagrad"],
+            "Adam and SGD-Nesterov end within 2 % of each other": abs(
+                final["adam"] - final["nesterov"]
+            )
+            <= 0.02 * min(final["adam"], final["nesterov"]),
+        }
     grid = measured["grid"]
     return Result(
         name="kingma_ba_logreg",
@@ -155,5 +165,6 @@ def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = 
         ),
         tables={"Training cost after tuning (mean ± std over seeds)": rows},
         claims=claims,
+        quick=quick,
         figures=[figure(measured, out)],
     )

@@ -178,7 +178,7 @@ def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = 
     from steplab.viz import pretty
 
     seed_list = seeds_list(seeds, 1 if quick else 5)
-    n, steps = (30, 2000) if quick else (50, 4000)
+    n, steps = (30, 1000) if quick else (50, 4000)
     measured = compute(n=n, seeds=seed_list, steps=steps, progress=progress)
     negatives = float(np.mean(measured["negatives"]))
     rows = []
@@ -238,5 +238,6 @@ def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = 
         ),
         tables={"Test error on new examples": rows},
         claims=claims,
+        quick=quick,
         figures=[figure(measured, out)],
     )

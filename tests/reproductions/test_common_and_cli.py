@@ -1,0 +1,85 @@
+"""The reproductions' registry, tables and the ``steplab reproduce`` command."""
+
+import json
+
+import numpy as np
+import pytest
+
+from steplab import reproductions
+from steplab.cli import main
+from steplab.reproductions._common import markdown_table, mean_std, pm, seeds_list
+
+ISSUE_ORDER = ["mnist1d", "kingma_ba_logreg", "deepobs_quadratic", "wilson_toy", "bias_correction"]
+
+
+def test_every_reproduction_is_registered_in_the_issue_order_with_a_source():
+    assert list(reproductions.REPRODUCTIONS) == ISSUE_ORDER
+    for entry in reproductions.REPRODUCTIONS.values():
+        assert entry.title and entry.source and callable(entry.run)
+
+
+def test_reproductions_are_experiments_too():
+    from steplab import experiments
+
+    for name in ISSUE_ORDER:
+        assert f"repro_{name}" in experiments.EXPERIMENTS
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match="known: mnist1d, kingma_ba_logreg"):
+        reproductions.get("mnist2d")
+
+
+def test_mean_std_and_pm():
+    assert mean_std([1.0, 3.0]) == (2.0, pytest.approx(np.sqrt(2.0)))
+    assert mean_std([5.0]) == (5.0, 0.0)
+    assert pm([0.3, 0.34], 1, 100) == "32.0 ± 2.8"
+    assert pm([np.nan]) == "diverged"
+
+
+def test_markdown_table():
+    text = markdown_table([{"a": "x", "b": 0.123456}, {"a": "y", "b": float("inf")}])
+    assert text.splitlines() == ["| a | b |", "|---|---|", "| x | 0.1235 |", "| y | diverged |"]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_seeds_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="seeds must be a positive integer"):
+        seeds_list(bad, 3)
+
+
+def test_cli_list(capsys):
+    assert main(["reproduce", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[0] for line in out.splitlines()] == ISSUE_ORDER
+
+
+def test_cli_unknown_name_is_one_line_and_exit_2(capsys, tmp_path):
+    assert main(["reproduce", "nope", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown reproduction 'nope'" in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())  # nothing ran
+
+
+def test_cli_without_name_explains(capsys):
+    assert main(["reproduce"]) == 2
+    assert "give a reproduction NAME" in capsys.readouterr().err
+
+
+def test_cli_bad_seeds_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["reproduce", "wilson_toy", "--seeds", "0"])
+    assert exit_info.value.code == 2
+    assert "seeds must be a positive integer" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_quick_run_writes_figure_json_and_markdown(capsys, tmp_path):
+    code = main(["reproduce", "wilson_toy", "--quick", "--out", str(tmp_path), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "[ok] SGD's test error is 0" in out
+    payload = json.loads((tmp_path / "repro-wilson_toy.json").read_text())
+    assert payload["quick"] is True and all(payload["claims"].values())
+    assert (tmp_path / "repro-wilson.png").stat().st_size > 10_000
+    assert "| method |" in (tmp_path / "repro-wilson_toy.md").read_text()
