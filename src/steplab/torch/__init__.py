@@ -16,6 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
+try:
+    import torch  # noqa: F401
+except ImportError as exc:  # an optional dependency: say how to get it
+    raise ImportError("steplab.torch needs PyTorch: pip install 'steplab[torch]'") from exc
+
 from steplab.torch.adadelta import AdaDelta
 from steplab.torch.adagrad import AdaGrad
 from steplab.torch.adam import Adam, AdamW
