@@ -24,9 +24,9 @@ def test_numba_functions_match_the_problems(name):
     rng = np.random.default_rng(0)
     X = np.asarray(problem.x0) + rng.uniform(-1.5, 1.5, (20, 2))
     value, grad = FUNCTIONS[name]
-    p = np.array([*fast.sweeps.PARAMETERS[name][1], 0.0])
-    values = np.array([value(x, y, p) for x, y in X])
-    grads = np.array([grad(x, y, p) for x, y in X])
+    p = [*fast.sweeps.PARAMETERS[name][1], 0.0, 0.0, 0.0][:3]
+    values = np.array([value(x, y, *p) for x, y in X])
+    grads = np.array([grad(x, y, *p) for x, y in X])
     np.testing.assert_allclose(values, problem.f(X), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(grads, problem.g(X), rtol=1e-11, atol=1e-11)
 
@@ -100,11 +100,13 @@ SEED_AND_FRIENDS = [
 ]
 
 
+@pytest.mark.slow  # compiles one kernel per optimizer (~1 s each)
 @pytest.mark.parametrize("opt", SEED_AND_FRIENDS, ids=lambda o: o.name)
 def test_every_optimizer_sweeps(opt):
     _check("rosenbrock", opt)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ackley", "goldstein_price", "saddle"])
 def test_other_functions_sweep(name):
     # every function's formulas are checked above; these run them through the kernel too

@@ -53,17 +53,20 @@ def compile_errors() -> tuple[type[BaseException], ...]:
     return (NumbaError,)
 
 
-def lazy_jit(parallel: bool = False):
+def lazy_jit(parallel: bool = False, inline: bool = False):
     """``numba.njit`` that compiles on first call (cached on disk), or nothing without numba.
 
     ``error_model="numpy"`` lets a division by zero give inf/NaN, as NumPy does, instead of
-    raising — and, because no check is needed, lets LLVM vectorize the loops.
+    raising — and, because no check is needed, lets LLVM vectorize the loops. ``inline``
+    pastes a small function into its callers at numba's level (a call left inside a loop
+    would stop LLVM from vectorizing it).
     """
 
     def decorate(function):
         if numba is None:
             return None
-        return numba.njit(cache=True, error_model="numpy", parallel=parallel)(function)
+        options = {"inline": "always"} if inline else {}
+        return numba.njit(cache=True, error_model="numpy", parallel=parallel, **options)(function)
 
     return decorate
 

@@ -31,102 +31,91 @@ from steplab.optim.base import Optimizer, bias_correction
 BLOCK = 64  # configurations advanced together; their state (~4 KB) stays in L1
 
 # --------------------------------------------------------------------------------------
-# Coordinate rules: rule(x, g, a, b, c, hp, k, cs, t, kq) -> (x, a, b, c)
-# hp[h, k]: hyperparameter h of configuration k (rows 0–2: lr, L2, decoupled decay);
-# cs[t, j, kq]: per-step constant j at step t+1 (kq = k, or 0 when shared by all).
+# Coordinate rules: rule(x, g, a, b, c, lr, h0..h4, q0..q3) -> (x, a, b, c)
+# a, b, c: the coordinate's state slots; lr and h0..h4: the configuration's step size and
+# other hyperparameters (in the order of RULES below); q0..q3: this step's constants.
+# Scalars only: an array argument would bring reference counting into the loop.
 # --------------------------------------------------------------------------------------
 
 
-@lazy_jit()
-def sgd_rule(x, g, a, b, c, hp, k, cs, t, kq):
-    return x - hp[0, k] * g, a, b, c
+@lazy_jit(inline=True)
+def sgd_rule(x, g, a, b, c, lr, h0, h1, h2, h3, h4, q0, q1, q2, q3):
+    return x - lr * g, a, b, c
 
 
-@lazy_jit()
-def momentum_rule(x, g, b, a, c, hp, k, cs, t, kq):
-    rho, nesterov = hp[3, k], hp[4, k]
+@lazy_jit(inline=True)
+def momentum_rule(x, g, b, a, c, lr, rho, nesterov, h2, h3, h4, q0, q1, q2, q3):
     b = rho * b + g  # velocity
     direction = g + rho * b if nesterov else b
-    return x - hp[0, k] * direction, b, a, c
+    return x - lr * direction, b, a, c
 
 
-@lazy_jit()
-def adagrad_rule(x, g, r, b, c, hp, k, cs, t, kq):
-    eps, eps_root = hp[3, k], hp[4, k]
+@lazy_jit(inline=True)
+def adagrad_rule(x, g, r, b, c, lr, eps, eps_root, h2, h3, h4, q0, q1, q2, q3):
     r = r + g * g  # accumulate squared gradient
-    return x - hp[0, k] / (eps + math.sqrt(r + eps_root)) * g, r, b, c
+    return x - lr / (eps + math.sqrt(r + eps_root)) * g, r, b, c
 
 
-@lazy_jit()
-def rmsprop_rule(x, g, r, m, v, hp, k, cs, t, kq):
-    rho, eps, eps_root, centered, mu = hp[3, k], hp[4, k], hp[5, k], hp[6, k], hp[7, k]
+@lazy_jit(inline=True)
+def rmsprop_rule(x, g, r, m, v, lr, rho, eps, eps_root, centered, mu, q0, q1, q2, q3):
     r = rho * r + (1 - rho) * g * g  # accumulate squared gradient
     m = rho * m + (1 - rho) * g if centered else m  # average gradient (centered only)
     scaled = g / (eps + math.sqrt(r - m * m + eps_root))
     v = mu * v + scaled  # momentum (μ = 0: none)
-    return x - hp[0, k] * v, r, m, v
+    return x - lr * v, r, m, v
 
 
-@lazy_jit()
-def adadelta_rule(x, g, r, u, c, hp, k, cs, t, kq):
-    rho, eps_root = hp[3, k], hp[4, k]
+@lazy_jit(inline=True)
+def adadelta_rule(x, g, r, u, c, lr, rho, eps_root, h2, h3, h4, q0, q1, q2, q3):
     r = rho * r + (1 - rho) * g * g  # squared gradients
     delta = math.sqrt(u + eps_root) / math.sqrt(r + eps_root) * g
     u = rho * u + (1 - rho) * delta * delta  # squared updates
-    return x - hp[0, k] * delta, r, u, c
+    return x - lr * delta, r, u, c
 
 
-@lazy_jit()
-def adam_rule(x, g, s, r, r_max, hp, k, cs, t, kq):
-    rho1, rho2, eps, eps_root, amsgrad = hp[3, k], hp[4, k], hp[5, k], hp[6, k], hp[7, k]
+@lazy_jit(inline=True)
+def adam_rule(x, g, s, r, r_max, lr, rho1, rho2, eps, eps_root, amsgrad, q0, q1, q2, q3):
     s = rho1 * s + (1 - rho1) * g  # biased first moment
     r = rho2 * r + (1 - rho2) * g * g  # biased second moment
     r_max = max(r_max, r) if amsgrad else r  # AMSGrad: the running maximum of r
-    # cs: 1/(1−ρ₁ᵗ), 1/(1−ρ₂ᵗ) (1 without bias correction), eps's factor (ε̂: 1/√(1−ρ₂ᵗ))
-    s_hat, r_hat = s * cs[t, 0, kq], r_max * cs[t, 1, kq]
-    return x - hp[0, k] * s_hat / (eps * cs[t, 2, kq] + math.sqrt(r_hat + eps_root)), s, r, r_max
+    # q0, q1: 1/(1−ρ₁ᵗ), 1/(1−ρ₂ᵗ) (1 without bias correction); q2: eps's factor (ε̂)
+    s_hat, r_hat = s * q0, r_max * q1
+    return x - lr * s_hat / (eps * q2 + math.sqrt(r_hat + eps_root)), s, r, r_max
 
 
-@lazy_jit()
-def adamax_rule(x, g, s, u, c, hp, k, cs, t, kq):
-    rho1, rho2, eps, eps_max = hp[3, k], hp[4, k], hp[5, k], hp[6, k]
+@lazy_jit(inline=True)
+def adamax_rule(x, g, s, u, c, lr, rho1, rho2, eps, eps_max, h4, q0, q1, q2, q3):
     s = rho1 * s + (1 - rho1) * g  # biased first moment
     u = max(rho2 * u, abs(g) + eps_max)  # infinity norm
-    return x - hp[0, k] * cs[t, 0, kq] * s / (u + eps), s, u, c
+    return x - lr * q0 * s / (u + eps), s, u, c  # q0 = 1/(1−ρ₁ᵗ)
 
 
-@lazy_jit()
-def nadam_rule(x, g, s, r, c, hp, k, cs, t, kq):
-    rho1, rho2, eps = hp[3, k], hp[4, k], hp[5, k]
+@lazy_jit(inline=True)
+def nadam_rule(x, g, s, r, c, lr, rho1, rho2, eps, h3, h4, q0, q1, q2, q3):
     s = rho1 * s + (1 - rho1) * g  # biased first moment
     r = rho2 * r + (1 - rho2) * g * g  # biased second moment
-    # cs: today's gradient weight, tomorrow's momentum weight, 1/(1−ρ₂ᵗ)
-    denominator = math.sqrt(r * cs[t, 2, kq]) + eps
-    return x - hp[0, k] * (cs[t, 0, kq] * g + cs[t, 1, kq] * s) / denominator, s, r, c
+    # q0: today's gradient weight, q1: tomorrow's momentum weight, q2: 1/(1−ρ₂ᵗ)
+    return x - lr * (q0 * g + q1 * s) / (math.sqrt(r * q2) + eps), s, r, c
 
 
-@lazy_jit()
-def radam_rule(x, g, s, r, c, hp, k, cs, t, kq):
-    rho1, rho2, eps, eps_hat = hp[3, k], hp[4, k], hp[5, k], hp[6, k]
+@lazy_jit(inline=True)
+def radam_rule(x, g, s, r, c, lr, rho1, rho2, eps, eps_hat, h4, q0, q1, q2, q3):
     s = rho1 * s + (1 - rho1) * g  # biased first moment
     r = rho2 * r + (1 - rho2) * g * g  # biased second moment
-    # cs: 1/(1−ρ₁ᵗ), rectification (0: not yet), √(1−ρ₂ᵗ), 1/(1−ρ₂ᵗ)
-    s_hat = s * cs[t, 0, kq]
-    rectification = cs[t, 1, kq]
+    # q0: 1/(1−ρ₁ᵗ), q1: rectification (0: not yet), q2: √(1−ρ₂ᵗ), q3: 1/(1−ρ₂ᵗ)
     # eps_hat: √(1−ρ₂ᵗ)/(√r + ε), else 1/(√r̂ + ε); selects rather than branches (SIMD)
-    numerator = cs[t, 2, kq] if eps_hat else 1.0
-    r_used = r if eps_hat else r * cs[t, 3, kq]
+    numerator = q2 if eps_hat else 1.0
+    r_used = r if eps_hat else r * q3
     adaptive = numerator / (math.sqrt(r_used) + eps)
-    factor = rectification * adaptive if rectification > 0 else 1.0
-    return x - hp[0, k] * s_hat * factor, s, r, c
+    factor = q1 * adaptive if q1 > 0 else 1.0
+    return x - lr * (s * q0) * factor, s, r, c
 
 
-@lazy_jit()
-def lion_rule(x, g, m, b, c, hp, k, cs, t, kq):
-    rho1, rho2 = hp[3, k], hp[4, k]
+@lazy_jit(inline=True)
+def lion_rule(x, g, m, b, c, lr, rho1, rho2, h2, h3, h4, q0, q1, q2, q3):
     direction = rho1 * m + (1 - rho1) * g  # interpolate momentum and gradient
     m = rho2 * m + (1 - rho2) * g  # momentum tracks ĝ
-    return x - hp[0, k] * np.sign(direction), m, b, c
+    return x - lr * np.sign(direction), m, b, c
 
 
 # --------------------------------------------------------------------------------------
@@ -214,16 +203,18 @@ def _tables(opt: Optimizer, K: int, steps: int):
     lr, wd = h["lr"], h["weight_decay"]
     decoupled = opt.DECOUPLED_WEIGHT_DECAY
     rows = [lr, wd * (not decoupled), 1 - lr * wd if decoupled else np.ones(K)]
-    hp = np.ascontiguousarray(np.stack(rows + [h[name] for name in extra]))
+    rows += [h[name] for name in extra]
+    rows += [np.zeros(K)] * (8 - len(rows))  # the kernel reads 8 rows (unused ones: 0)
+    hp = np.ascontiguousarray(np.stack(rows))
     if constants is None:
-        table = np.zeros((max(steps, 1), 1, 1))
+        table = np.zeros((max(steps, 1), 4, 1))
     else:
         # Constants depend on t and on the decay rates: shared by all configurations
         # unless a decay rate varies between them.
         shared = {name: (v[0] if np.all(v == v[0]) else v) for name, v in h.items()}
         columns = constants(opt, shared, steps)
         width = max(np.shape(c)[1] for c in columns) if steps else 1
-        table = np.zeros((max(steps, 1), len(columns), width))
+        table = np.zeros((max(steps, 1), 4, width))  # the kernel reads 4 (unused ones: 0)
         for j, column in enumerate(columns):
             table[:steps, j, :] = column
     state = np.zeros((3, K))
@@ -248,6 +239,7 @@ def _make_kernel(value, grad, rule, per_config, has_l2, has_decay, history):
     # nogil: threads run disjoint ranges of configurations [k_lo, k_hi) side by side.
     @_numba.numba.njit(error_model="numpy", nogil=True)
     def kernel(p, X, S, hp, cs, steps, losses, k_lo, k_hi):
+        p0, p1, p2 = p[0], p[1], p[2]
         for k0 in range(k_lo, k_hi, BLOCK):
             n = min(BLOCK, k_hi - k0)
             # The block's points and three state slots per coordinate: 8 short rows, in L1.
@@ -260,25 +252,35 @@ def _make_kernel(value, grad, rule, per_config, has_l2, has_decay, history):
                 a0[j], b0[j], c0[j] = S[0, k], S[1, k], S[2, k]
                 a1[j], b1[j], c1[j] = S[0, k], S[1, k], S[2, k]
             for t in range(steps):
-                for j in range(n):  # independent configurations: SIMD lanes
-                    k = k0 + j
-                    kq = k if per_config else 0
-                    g0, g1 = grad(x0[j], x1[j], p)
+                for i in range(n):  # independent configurations: SIMD lanes
+                    # unsigned indices: numba then skips its negative-index wraparound,
+                    # which would turn these loads into gathers
+                    j = np.uint64(i)
+                    k = np.uint64(k0 + i)
+                    kq = k if per_config else np.uint64(0)
                     y0, y1 = x0[j], x1[j]
+                    g0, g1 = grad(y0, y1, p0, p1, p2)
                     if has_l2:  # L2 penalty in the gradient
                         g0, g1 = g0 + hp[1, k] * y0, g1 + hp[1, k] * y1
                     if has_decay:  # decoupled weight decay (AdamW, Lion)
                         y0, y1 = y0 * hp[2, k], y1 * hp[2, k]
-                    x0[j], a0[j], b0[j], c0[j] = rule(y0, g0, a0[j], b0[j], c0[j], hp, k, cs, t, kq)
-                    x1[j], a1[j], b1[j], c1[j] = rule(y1, g1, a1[j], b1[j], c1[j], hp, k, cs, t, kq)
+                    lr, h0, h1, h2 = hp[0, k], hp[3, k], hp[4, k], hp[5, k]
+                    h3, h4 = hp[6, k], hp[7, k]
+                    q0, q1, q2, q3 = cs[t, 0, kq], cs[t, 1, kq], cs[t, 2, kq], cs[t, 3, kq]
+                    x0[j], a0[j], b0[j], c0[j] = rule(
+                        y0, g0, a0[j], b0[j], c0[j], lr, h0, h1, h2, h3, h4, q0, q1, q2, q3
+                    )
+                    x1[j], a1[j], b1[j], c1[j] = rule(
+                        y1, g1, a1[j], b1[j], c1[j], lr, h0, h1, h2, h3, h4, q0, q1, q2, q3
+                    )
                 if history:
                     for j in range(n):
-                        losses[t + 1, k0 + j] = value(x0[j], x1[j], p)
+                        losses[t + 1, k0 + j] = value(x0[j], x1[j], p0, p1, p2)
             for j in range(n):
                 k = k0 + j
                 X[k, 0], X[k, 1] = x0[j], x1[j]
                 if not history:
-                    losses[0, k] = value(x0[j], x1[j], p)
+                    losses[0, k] = value(x0[j], x1[j], p0, p1, p2)
 
     return kernel
 
@@ -340,17 +342,18 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
     if unknown:
         allowed = ", ".join(names) or "none"
         raise ValueError(f"{name} has no parameter {', '.join(unknown)}; its parameters: {allowed}")
-    p = np.array([float(options.get(n, d)) for n, d in zip(names, defaults, strict=True)] + [0.0])
+    p = np.zeros(3)  # the function's parameters, padded with zeros
+    p[: len(names)] = [float(options.get(n, d)) for n, d in zip(names, defaults, strict=True)]
     K, steps = X.shape[0], int(steps)
     if not _numba.available():
         _numba.warn_slow_path(f"numba is not available ({_numba.UNAVAILABLE_REASON})")
-        parameters = dict(zip(names, p[:-1], strict=True))
+        parameters = dict(zip(names, p[: len(names)], strict=True))
         return _numpy_sweep(name, optimizer, X, steps, history, parameters)
     _, hp, table, state = _tables(optimizer, K, steps)
     losses = np.empty((steps + 1, K) if history else (1, K))
     if history:
         value = FUNCTIONS[name][0]
-        losses[0] = [value(x, y, p) for x, y in X]
+        losses[0] = [value(x, y, *p[:3]) for x, y in X]
     switches = (table.shape[2] > 1, bool(np.any(hp[1])), bool(np.any(hp[2] != 1)), history)
     kernel = _kernel(name, optimizer.name, *switches)
     arguments = (p, X, state, hp, table, steps, losses)
