@@ -89,18 +89,19 @@ def median_time(call, repeats: int = 15, warmup: int = 2) -> float:
     return float(np.median(times))
 
 
-def _torch_step_time(name, theta, grad, threads, repeats):
-    """The fastest of torch.optim's implementations (fused, foreach, for-loop), in seconds."""
+def _torch_steps(name, theta, grad, threads):
+    """torch.optim's implementations of ``name`` (fused, foreach, for-loop): label -> step."""
     try:
         import torch
     except ImportError:
-        return None, None
+        return {}
     if name not in TORCH_NAMES:
-        return None, None
+        return {}
     torch.set_num_threads(threads)
     class_name, options = TORCH_NAMES[name]
-    best = (None, None)
-    for flags in ({"fused": True}, {"foreach": True}, {"foreach": False}):
+    steps = {}
+    for label, flags in (("fused", {"fused": True}), ("foreach", {"foreach": True}),
+                         ("for-loop", {"foreach": False})):  # fmt: skip
         param = torch.nn.Parameter(torch.from_numpy(theta.copy()))
         param.grad = torch.from_numpy(grad)
         try:
@@ -108,14 +109,26 @@ def _torch_step_time(name, theta, grad, threads, repeats):
             opt.step()
         except (RuntimeError, TypeError, ValueError):
             continue  # this implementation does not exist for this class or device
-        seconds = median_time(opt.step, repeats)
-        if best[0] is None or seconds < best[0]:
-            best = (
-                seconds,
-                next(iter(flags.items()))[0] + ("" if flags.get("foreach", 1) else "=False"),
-            )
-        del opt, param
-    return best
+        steps[label] = opt.step
+    return steps
+
+
+def interleaved_medians(calls: dict, repeats: int, warmup: int = 2) -> dict:
+    """Median seconds of each call, timed in rounds (A, B, C, A, B, C, …).
+
+    On a shared machine the load drifts; interleaving exposes every contender to the
+    same drift, so the *ratios* stay fair even when the absolute times wander.
+    """
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    times = {key: [] for key in calls}
+    for _ in range(repeats):
+        for key, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[key].append(time.perf_counter() - start)
+    return {key: float(np.median(t)) for key, t in times.items()}
 
 
 def measure(name: str, size: int = 10_000_000, dtype=np.float32, threads: int = 1,
@@ -125,8 +138,9 @@ def measure(name: str, size: int = 10_000_000, dtype=np.float32, threads: int = 
     Returns a dict: ``ms`` (steplab, nonfinite="propagate" as torch), ``ms_checked``
     (default nonfinite="raise": one more read of ĝ to check it), ``gbps``,
     ``anchor_ms``/``anchor_gbps`` (the same streams in a plain kernel), ``fraction``
-    (anchor time / steplab time), ``torch_ms``, ``torch_impl`` and ``vs_torch``
-    (torch time / steplab time: above 1 means steplab is faster).
+    (anchor time / steplab time), ``torch_ms``, ``torch_impl`` (the fastest of torch's)
+    and ``vs_torch`` (torch time / steplab time: above 1 means steplab is faster).
+    All are timed interleaved, in the same rounds.
     """
     if not _numba.available():
         raise RuntimeError(f"steplab bench needs numba ({_numba.UNAVAILABLE_REASON})")
@@ -139,29 +153,33 @@ def measure(name: str, size: int = 10_000_000, dtype=np.float32, threads: int = 
     preset = "torch" if "torch" in sl.OPTIMIZERS[name].PRESETS else "seed"
     set_threads(threads)
     _numba.numba.set_num_threads(threads)
-    result = {"optimizer": name, "dtype": dtype.name, "size": size, "threads": threads}
+    calls = {}
     for key, policy in (("ms", "propagate"), ("ms_checked", "raise")):
         opt = sl.make(name, preset=preset, nonfinite=policy)
         state = opt.init(theta)
-        step = opt.step  # bound now: the lambda below must not see the next loop's opt
-        result[key] = 1e3 * median_time(lambda s=state, f=step: f(theta, grad, s), repeats)
+        step = opt.step  # bound now: the lambda must not see the next loop's opt
+        calls[key] = lambda s=state, f=step: f(theta, grad, s)
     reads, writes = STREAMS[name]
     arrays = [np.zeros(size, dtype) for _ in range(reads - 1)]
     c = dtype.type(0.5)
-    result["anchor_ms"] = 1e3 * median_time(
-        lambda: ANCHORS[reads, writes](*arrays, grad, c), repeats
-    )
+    calls["anchor_ms"] = lambda: ANCHORS[reads, writes](*arrays, grad, c)
+    torch_steps = _torch_steps(name, theta, grad, threads) if torch else {}
+    calls.update({f"torch {label}": step for label, step in torch_steps.items()})
+    seconds = interleaved_medians(calls, repeats)
+    set_threads(None)
+    result = {"optimizer": name, "dtype": dtype.name, "size": size, "threads": threads}
+    for key in ("ms", "ms_checked", "anchor_ms"):
+        result[key] = 1e3 * seconds[key]
     traffic = (reads + writes) * size * dtype.itemsize
     result["gbps"] = traffic / result["ms"] / 1e6
     result["anchor_gbps"] = traffic / result["anchor_ms"] / 1e6
     result["fraction"] = result["anchor_ms"] / result["ms"]
-    torch_seconds, impl = (
-        _torch_step_time(name, theta, grad, threads, repeats) if torch else (None, None)
-    )
-    result["torch_ms"] = None if torch_seconds is None else 1e3 * torch_seconds
-    result["torch_impl"] = impl
-    result["vs_torch"] = None if torch_seconds is None else result["torch_ms"] / result["ms"]
-    set_threads(None)
+    result["torch_ms"] = result["torch_impl"] = result["vs_torch"] = None
+    if torch_steps:
+        impl = min(torch_steps, key=lambda label: seconds[f"torch {label}"])
+        result["torch_ms"] = 1e3 * seconds[f"torch {impl}"]
+        result["torch_impl"] = impl
+        result["vs_torch"] = result["torch_ms"] / result["ms"]
     return result
 
 
