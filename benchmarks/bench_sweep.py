@@ -22,7 +22,7 @@ import numpy as np
 
 import steplab as sl
 from steplab import fast, problems
-from steplab.fast.bench import median_time
+from steplab.fast.bench import interleaved_medians, median_time
 
 try:
     from benchmarks._timing import print_table
@@ -141,10 +141,12 @@ def main(argv=None) -> None:
     x_ref = run_numpy(K, 50)()
     assert np.allclose(x_fast, x_ref, rtol=1e-9), "steplab.fast.sweep disagrees with NumPy"
 
-    results = {"steplab.fast.sweep (numba)": median_time(run_steplab(K, steps), n)}
+    # steplab and JAX timed interleaved, in the same rounds (the machine may be shared)
+    contenders = {"steplab.fast.sweep (numba)": run_steplab(K, steps)}
     jax_run = run_jax(K, steps)
     if jax_run is not None:
-        results["JAX jit(vmap(scan)) + optax"] = median_time(jax_run, n)
+        contenders["JAX jit(vmap(scan)) + optax"] = jax_run
+    results = interleaved_medians(contenders, n)
     results["NumPy vectorized (readable steplab)"] = median_time(run_numpy(K, steps), 3, 1)
     results["torch vectorized"] = median_time(run_torch_vectorized(K, steps), 3, 1)
     per_config = torch_loop_seconds_per_config(steps)
