@@ -287,3 +287,21 @@ def test_fused_refuses_what_the_kernel_cannot_compute():
         )
     with pytest.raises(ValueError, match="no hyperparameter fused"):
         st.RMSProp(params, fused=True)
+
+
+def test_grad_scaler_and_one_cycle_schedule_drive_a_steplab_optimizer():
+    model = _model()
+    opt = st.Adam.like("torch", model.parameters(), lr=0.01)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=0.1, total_steps=10, cycle_momentum=False
+    )
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    for k, (x, y) in enumerate(_batches(4)):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y) * (float("inf") if k == 1 else 1.0)
+        scaler.scale(loss).backward()
+        scaler.step(opt)  # skips the step whose gradient is inf
+        scaler.update()
+        schedule.step()
+    assert all(state["t"] == 3 for state in opt.state.values())
+    assert all(torch.isfinite(p).all() for p in model.parameters())
