@@ -173,7 +173,7 @@ def figure(measured: dict, out):
     sens.set_xscale("log")
     sens.set_xlabel("step size α (36 log-spaced values)")
     sens.set_ylabel("final test loss (seed 42)")
-    sens.set_title("sensitivity (✕ = diverged, not drawn)")
+    sens.set_title("sensitivity (★ best; diverged runs not drawn)")
     test_ax.set_title("test loss, tuned, 10 seeds (mean ± std)")
     train_ax.set_title("train loss, tuned, 10 seeds")
     for ax in (test_ax, train_ax):
