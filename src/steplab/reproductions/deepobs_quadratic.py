@@ -167,7 +167,10 @@ def figure(measured: dict, out):
             ax.plot(epochs, mean, color=c, label=label)
             ax.fill_between(epochs, mean - std, mean + std, color=c, alpha=0.2)
     for ax in axes[0]:
-        ax.axhline(measured["test_floor"], color="black", ls=":", lw=1, label="test-set minimum")
+        if ax is not train_ax:  # the training set has its own, lower minimum
+            ax.axhline(
+                measured["test_floor"], color="black", ls=":", lw=1, label="test-set minimum"
+            )
         ax.set_yscale("log")
         ax.legend(fontsize=8)
     sens.set_xscale("log")
