@@ -3,7 +3,8 @@
 The readable ``_update`` of each optimizer (``steplab/optim/*.py``) is the reference and
 the documentation: NumPy evaluates it one array operation at a time, so a step of Adam
 reads and writes every array several times and allocates temporaries. The kernels here
-compute the same lines, in the same order and the same floating-point types, one
+compute the same lines, in the same order and the same floating-point types (Adam
+multiplies by 1/(1 − ρᵗ) where _update divides: at most an ulp apart), one
 coordinate at a time: each array is read once and written once per step, which is as
 fast as the memory system allows. Tests check them against ``_update``.
 
@@ -99,7 +100,8 @@ def adadelta_kernel(theta, g, r, u, neg_lr, rho, one_minus_rho, eps_root, l2, ha
 
 @lazy_jit(parallel=True)
 def adam_kernel(theta, g, s, r, r_max, neg_lr, rho1, rho2, one_minus_rho1, one_minus_rho2,
-                bc1, bc2, eps, eps_root, l2, has_l2, decay, has_decay, amsgrad):  # fmt: skip
+                inv_bc1, inv_bc2, eps, eps_root, l2, has_l2, decay, has_decay,
+                amsgrad):  # fmt: skip
     for i in prange(theta.size):
         gi = g[i] + l2 * theta[i] if has_l2 else g[i]  # Adam: L2 in the gradient
         if has_decay:
@@ -111,8 +113,11 @@ def adam_kernel(theta, g, s, r, r_max, neg_lr, rho1, rho2, one_minus_rho1, one_m
         if amsgrad:
             ri = np.maximum(r_max[i], ri)  # AMSGrad: r never shrinks
             r_max[i] = ri
-        s_hat = si / bc1  # correct bias in both moments (bc = 1: no correction)
-        r_hat = ri / bc2
+        # Correct bias in both moments. _update divides by 1 − ρᵗ; multiplying by its
+        # reciprocal differs by at most an ulp but spares two divisions, which in float64
+        # would make the kernel compute-bound rather than memory-bound.
+        s_hat = si * inv_bc1
+        r_hat = ri * inv_bc2
         theta[i] += neg_lr * s_hat / (eps + np.sqrt(r_hat + eps_root))  # apply update
 
 
@@ -240,13 +245,13 @@ def prepare_adam(opt, hp, state, w):
     if opt.bias_correction:
         bc1, bc2 = bias_correction(hp.rho1, t), bias_correction(hp.rho2, t)
     else:
-        bc1 = bc2 = 1.0  # dividing by 1 changes nothing, bit for bit
+        bc1 = bc2 = 1.0  # multiplying by 1 changes nothing, bit for bit
     # ε̂ = eps/√(1−ρ₂ᵗ) is a NumPy float64 scalar in _update: it promotes, so pass float64.
     eps = np.float64(hp.eps / np.sqrt(bias_correction(hp.rho2, t))) if opt.eps_hat else w(hp.eps)
     r_max = state.r_max if opt.amsgrad else state.r
     decay, has_decay = _decay(hp, w) if opt.DECOUPLED_WEIGHT_DECAY else (w(1.0), False)
-    scalars = (w(-hp.lr), w(hp.rho1), w(hp.rho2), w(1 - hp.rho1), w(1 - hp.rho2), w(bc1),
-               w(bc2), eps, w(hp.eps_root), *_l2(opt, hp, w), decay, has_decay,
+    scalars = (w(-hp.lr), w(hp.rho1), w(hp.rho2), w(1 - hp.rho1), w(1 - hp.rho2), w(1 / bc1),
+               w(1 / bc2), eps, w(hp.eps_root), *_l2(opt, hp, w), decay, has_decay,
                opt.amsgrad)  # fmt: skip
     return adam_kernel, (state.s, state.r, r_max), scalars
 
