@@ -3,8 +3,9 @@
 The readable ``_update`` of each optimizer (``steplab/optim/*.py``) is the reference and
 the documentation: NumPy evaluates it one array operation at a time, so a step of Adam
 reads and writes every array several times and allocates temporaries. The kernels here
-compute the same lines, in the same order and the same floating-point types (Adam
-multiplies by 1/(1 − ρᵗ) where _update divides: at most an ulp apart), one
+compute the same lines, in the same order and the same floating-point types (where
+float64 would be compute-bound, Adam and RAdam multiply by 1/(1 − ρᵗ) where _update
+divides, and AdaDelta takes one square root of a ratio: an ulp or two apart), one
 coordinate at a time: each array is read once and written once per step, which is as
 fast as the memory system allows. Tests check them against ``_update``.
 
@@ -88,7 +89,9 @@ def adadelta_kernel(theta, g, r, u, neg_lr, rho, one_minus_rho, eps_root, l2, ha
         gi = g[i] + l2 * theta[i] if has_l2 else g[i]
         ri = rho * r[i] + one_minus_rho * gi * gi  # squared gradients
         r[i] = ri
-        delta = np.sqrt(u[i] + eps_root) / np.sqrt(ri + eps_root) * gi
+        # √(u+ε)/√(r+ε) as one root √((u+ε)/(r+ε)): an ulp or two from _update, and one
+        # square root less per coordinate (float64 would otherwise be compute-bound)
+        delta = np.sqrt((u[i] + eps_root) / (ri + eps_root)) * gi
         u[i] = rho * u[i] + one_minus_rho * delta * delta  # squared updates
         theta[i] += neg_lr * delta
 
@@ -147,7 +150,7 @@ def nadam_kernel(theta, g, s, r, neg_lr, rho1, rho2, one_minus_rho1, one_minus_r
 
 
 @lazy_jit(parallel=True)
-def radam_kernel(theta, g, s, r, neg_lr, rho1, rho2, one_minus_rho1, one_minus_rho2, bc1,
+def radam_kernel(theta, g, s, r, neg_lr, rho1, rho2, one_minus_rho1, one_minus_rho2, inv_bc1,
                  rectified, rectification, eps, eps_hat, sqrt_correction, correction, one,
                  l2, has_l2):  # fmt: skip
     for i in prange(theta.size):
@@ -156,7 +159,7 @@ def radam_kernel(theta, g, s, r, neg_lr, rho1, rho2, one_minus_rho1, one_minus_r
         ri = rho2 * r[i] + one_minus_rho2 * gi * gi  # biased second moment
         s[i] = si
         r[i] = ri
-        s_hat = si / bc1
+        s_hat = si * inv_bc1  # × 1/(1−ρ₁ᵗ), as Adam's kernel
         if not rectified:  # r̂ not yet reliable: a momentum step
             theta[i] += neg_lr * s_hat
         elif eps_hat:
@@ -290,7 +293,7 @@ def prepare_radam(opt, hp, state, w):
     rectification = np.sqrt(np.maximum(ratio, 0))
     sqrt_correction = np.sqrt(correction)
     scalars = (w(-hp.lr), w(hp.rho1), w(hp.rho2), w(1 - hp.rho1), w(1 - hp.rho2),
-               w(bias_correction(hp.rho1, t)), bool(rho_t > 5), rectification, w(hp.eps),
+               w(1 / bias_correction(hp.rho1, t)), bool(rho_t > 5), rectification, w(hp.eps),
                opt.eps_hat, sqrt_correction, w(correction), w(1.0),
                *_l2(opt, hp, w))  # fmt: skip
     return radam_kernel, (state.s, state.r), scalars
