@@ -83,10 +83,10 @@ def fused_step(optimizer, theta: np.ndarray, grad: np.ndarray, state) -> bool:
         return False
     _numba.numba.set_num_threads(threads())
     flat_grad = grad.reshape(-1)
+    saved_t, saved_product = state.t, getattr(state, "mu_product", None)
     try:
         if optimizer.nonfinite != "propagate" and not kernels.all_finite(flat_grad):
             return False  # the readable path raises or skips, with its message
-        saved_t, saved_product = state.t, getattr(state, "mu_product", None)
         call = prepare(optimizer, hp, state, theta.dtype.type)
         if call is None:
             return False
