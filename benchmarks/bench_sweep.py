@@ -168,7 +168,7 @@ def main(argv=None) -> None:
     fast.set_threads(2)
     two = median_time(run_steplab(K, steps), n)
     fast.set_threads(1)
-    print(f"\n2 threads: {two:.4f} s ({ours / two:.2f}× the 1-thread time)")
+    print(f"\n2 threads: {two:.4f} s (speed-up over 1 thread: {ours / two:.2f}×)")
 
     X0, lr = setup(K)
     rows = []
