@@ -26,6 +26,9 @@ class TestFunction(Problem):
 
     f: Callable[[Rows], Rows] | None = field(default=None, repr=False)
     g: Callable[[Rows], Rows] | None = field(default=None, repr=False)
+    # The factory's own parameters (Rosenbrock's a and b, …): enough to build the same
+    # function again, e.g. as a compiled kernel for sweeps (steplab.fast).
+    parameters: dict = field(default_factory=dict)
 
     def _value_and_grad_rows(self, X, batch, rngs):
         return self.f(X), self.g(X)
@@ -104,6 +107,7 @@ def rosenbrock(dim: int = 2, a: float = 1.0, b: float = 100.0) -> TestFunction:
         minimum_list = (minimum,)
     return TestFunction(
         name="rosenbrock",
+        parameters={"a": a, "b": b},
         dim=dim,
         x0=x0,
         description="Rosenbrock's banana-shaped valley; minimum 0 at (1, 1)",
@@ -272,6 +276,7 @@ def rastrigin(dim: int = 2, A: float = 10.0) -> TestFunction:
 
     return TestFunction(
         name="rastrigin",
+        parameters={"A": A},
         dim=dim,
         x0=np.full(dim, 2.5),
         description="Rastrigin: egg-crate of local minima; global minimum 0 at the origin",
@@ -305,6 +310,7 @@ def ackley(dim: int = 2, a: float = 20.0, b: float = 0.2, c: float = 2 * np.pi) 
 
     return TestFunction(
         name="ackley",
+        parameters={"a": a, "b": b, "c": c},
         dim=dim,
         x0=np.full(dim, 3.0),
         description="Ackley: nearly flat outer region, deep hole at the origin (value 0)",
@@ -373,6 +379,7 @@ def valley(along: float = 0.02, across: float = 10.0) -> TestFunction:
 
     return TestFunction(
         name="valley",
+        parameters={"along": along, "across": across},
         dim=2,
         x0=[-7.0, 1.5],
         description="long narrow curved valley along y = sin x; minimum 0 at the origin",
