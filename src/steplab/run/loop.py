@@ -110,13 +110,14 @@ def _row_optimizer(optimizer, K):
     return optimizer.replace(**changes)
 
 
-def _run_hyperparameters(optimizer, k: int) -> dict:
-    """Run k's optimizer configuration, with array hyperparameters reduced to its value."""
-    config = optimizer.config()
-    for name, value in _array_hyperparameters(optimizer).items():
-        flat = value.reshape(-1)
-        config[name] = float(flat[k] if flat.size > 1 else flat[0])
-    return config
+def _run_hyperparameters(optimizer, K: int) -> list[dict]:
+    """Each of the K runs' optimizer configuration, array hyperparameters reduced to its value."""
+    arrays = {
+        n: np.broadcast_to(v.reshape(-1), (K,))
+        for n, v in _array_hyperparameters(optimizer).items()
+    }
+    shared = {n: v for n, v in optimizer.config().items() if n not in arrays}
+    return [{**shared, **{n: float(v[k]) for n, v in arrays.items()}} for k in range(K)]
 
 
 def _positive_int(name, value, allow_none=True):
@@ -365,6 +366,7 @@ def minimize(
     runs = RunSet()
     info = problem.info()
     the_versions = versions()
+    hyperparameters = _run_hyperparameters(optimizer, K)
     for k in range(K):
         metrics = _final_metrics(problem, final_X[k]) if evaluates else {}
         runs.append(
@@ -379,7 +381,7 @@ def minimize(
                 final_loss=float(final_loss[k]),
                 best_loss=float(best[k]),
                 metrics=metrics,
-                optimizer=_run_hyperparameters(optimizer, k),
+                optimizer=hyperparameters[k],
                 problem=info,
                 config=config,
                 versions=the_versions,

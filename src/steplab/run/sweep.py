@@ -138,11 +138,12 @@ def _fast_rows(problem, optimizer, seeds, options) -> list[dict]:
     finite = np.isfinite(losses)
     stop = ~finite | (losses > threshold)
     rows = []
+    configurations = _run_hyperparameters(optimizer, K)
     for k in range(K):
         hits = np.flatnonzero(stop[:, k])
         t = int(hits[0]) if hits.size else steps
         kept = losses[: t + 1 if finite[t, k] else t, k]
-        hyperparameters = _run_hyperparameters(optimizer, k)
+        hyperparameters = configurations[k]
         rows.append(
             {
                 "problem": problem.name,
