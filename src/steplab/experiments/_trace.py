@@ -1,17 +1,20 @@
-"""A minimal full-gradient loop that records everything a lesson's figure needs.
+"""A lesson's run as plain arrays: :func:`steplab.run.minimize` with every row recorded.
 
 The lessons run tiny deterministic problems (2-D functions, small quadratics) for a few
-hundred steps, and need every iterate and every effective step size — a finer record than
-a general run keeps by default. This helper is private to the experiments; the general
-loop with minibatches, stopping rules and sweeps is :mod:`steplab.run`.
+hundred steps, and need every iterate and every effective step size. The loop itself is
+:func:`steplab.run.minimize`; this module only asks it to record every step and to never
+call a run diverged for being large (a saddle is unbounded below), and turns its history
+into the arrays the figures and CSVs read.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from steplab.problems.base import Problem
+from steplab.run.loop import minimize
 
 
 @dataclass
@@ -32,30 +35,30 @@ class Trace:
         return int(hits[0]) if hits.size else None
 
 
-def trace(label: str, optimizer, value_and_grad, x0, steps: int, *, stop=None) -> Trace:
-    """Run ``optimizer`` for ``steps`` steps from ``x0`` on ``value_and_grad(x) -> (f, g)``.
+def trace(label: str, optimizer, problem: Problem, x0, steps: int, *, stop=None) -> Trace:
+    """Run ``optimizer`` for ``steps`` steps from ``x0`` on ``problem`` and keep every row.
 
-    ``stop(x, f)``, if given, ends the run early (e.g. once an iterate has left the
-    picture); the arrays then hold the steps actually taken.
+    ``stop(x, f)``, if given, ends the trace early (e.g. once an iterate has left the
+    picture): the arrays then end at the first row where it holds. The run itself goes on
+    to ``steps``: later steps cannot change earlier rows, and if they overflow ``minimize``
+    just ends the run there ("diverged"). A run that turns NaN/inf ends at its last
+    finite row.
     """
-    theta = np.array(x0, dtype=np.float64)
-    state = optimizer.init(theta)
-    d = theta.size
-    params = np.full((steps + 1, d), np.nan)
-    loss = np.full(steps + 1, np.nan)
-    gnorm = np.full(steps + 1, np.nan)
-    sizes = np.full((steps + 1, d), np.nan)
-    clock = np.zeros(steps + 1)
-    start = time.perf_counter()
-    n = steps
-    for t in range(steps + 1):
-        f, g = value_and_grad(theta)
-        params[t], loss[t], gnorm[t] = theta, f, np.linalg.norm(g)
-        clock[t] = time.perf_counter() - start
-        if t == steps or (stop is not None and stop(theta, f)) or not np.isfinite(f):
-            n = t
-            break
-        optimizer.step(theta, np.asarray(g, dtype=np.float64), state)
-        sizes[t + 1] = optimizer.step_size(state)
-    cut = slice(0, n + 1)
-    return Trace(label, params[cut], loss[cut], gnorm[cut], sizes[cut], clock[cut])
+    run = minimize(
+        problem,
+        optimizer,
+        steps=steps,
+        x0=x0,
+        record_every=1,
+        record_dim=problem.dim,  # every coordinate's iterate and step size
+        divergence_threshold=np.inf,  # a large loss is no divergence here (saddle: −∞)
+    )
+    h = run.history
+    params, loss = h["x"], h["loss"]
+    n = len(loss)
+    if stop is not None:
+        n = next((t + 1 for t in range(n) if stop(params[t], loss[t])), n)
+    cut = slice(0, n)
+    return Trace(
+        label, params[cut], loss[cut], h["grad_norm"][cut], h["step_size"][cut], h["time"][cut]
+    )

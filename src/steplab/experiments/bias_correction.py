@@ -63,7 +63,7 @@ def compute(quick: bool = False) -> BiasData:
         trace(
             f"adam:bias_correction={on}",
             sl.Adam(lr=LR, bias_correction=on),
-            q.value_and_grad,
+            q,
             q.x0,
             150,
         )

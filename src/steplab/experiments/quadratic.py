@@ -62,7 +62,7 @@ def compute(quick: bool = False) -> QuadraticData:
     traces, reached = {}, {}
     for start, x0 in STARTS.items():
         f0 = q.value(np.array(x0))
-        traces[start] = {n: trace(n, o, q.value_and_grad, x0, STEPS) for n, o in OPTIMIZERS.items()}
+        traces[start] = {n: trace(n, o, q, x0, STEPS) for n, o in OPTIMIZERS.items()}
         reached[start] = {n: settles(tr.loss, TOL * f0) for n, tr in traces[start].items()}
     return QuadraticData(traces, reached)
 

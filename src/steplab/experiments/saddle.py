@@ -72,7 +72,7 @@ def compute(quick: bool = False) -> SaddleData:
         name: trace(
             name,
             opt,
-            problem.value_and_grad,
+            problem,
             problem.x0,
             STEPS,
             stop=lambda x, f: np.abs(x).max() > 10,

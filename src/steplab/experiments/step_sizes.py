@@ -43,16 +43,14 @@ class StepSizeData:
 def compute_adaptive(quick: bool = False) -> StepSizeData:
     """AdaGrad, RMSProp and Adam on ``½(θ₁² + 100θ₂²)`` from (1, 1)."""
     q = quadratic_form(list(SCALES), x0=[1.0, 1.0])
-    return StepSizeData(
-        {n: trace(n, o, q.value_and_grad, q.x0, ADAPTIVE_STEPS) for n, o in ADAPTIVE.items()}
-    )
+    return StepSizeData({n: trace(n, o, q, q.x0, ADAPTIVE_STEPS) for n, o in ADAPTIVE.items()})
 
 
 def compute_decay(quick: bool = False) -> StepSizeData:
     """AdaGrad and RMSProp with the same α on Rosenbrock from (−1.2, 1)."""
     r = rosenbrock()
     steps = 400 if quick else 2000
-    return StepSizeData({n: trace(n, o, r.value_and_grad, r.x0, steps) for n, o in DECAY.items()})
+    return StepSizeData({n: trace(n, o, r, r.x0, steps) for n, o in DECAY.items()})
 
 
 def adaptive_figure(data: StepSizeData):

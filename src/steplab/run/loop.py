@@ -275,7 +275,9 @@ def minimize(
             batch = np.stack([s.next() for s in samplers]) if samplers else None
             loss, G = problem.value_and_grad(X, batch, noise_rngs)
             loss = np.asarray(loss, dtype=np.float64).reshape(K)
-            grad_norm = np.linalg.norm(G.astype(np.float64), axis=1)
+            # √(g·g) row by row: the very float np.linalg.norm(g) gives for one run's g
+            G64 = G.astype(np.float64)
+            grad_norm = np.sqrt(np.vecdot(G64, G64))
             elapsed = time.perf_counter() - start
             if threshold is None:
                 divergence = divergence_threshold
