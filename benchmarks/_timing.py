@@ -1,22 +1,10 @@
-"""Shared helpers for the benchmarks: medians of many repeats, and a plain table."""
+"""Shared helper for the benchmarks: a plain Markdown table.
+
+Timing itself lives in one place, :mod:`steplab.fast.bench` (``median_time``,
+``interleaved_medians``), which ``steplab bench`` uses too; the benchmarks import it there.
+"""
 
 from __future__ import annotations
-
-import time
-
-import numpy as np
-
-
-def median_time(call, repeats: int = 15, warmup: int = 2) -> float:
-    """Median wall time of ``call()`` in seconds (the machine may be shared: medians)."""
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def print_table(header: list[str], rows: list[list], title: str = "") -> str:
