@@ -184,6 +184,9 @@ class Call(Node):
 
 
 def _fold(op, a, b):
+    # On NumPy floats, so a folded constant is what evaluating it would give (1/0 → inf,
+    # like x/0), not a Python ZeroDivisionError.
+    a, b = Num(np.float64(a.value)), Num(np.float64(b.value))
     with np.errstate(all="ignore"):
         return Num(float(Binary(op, a, b).evaluate(None)))
 
