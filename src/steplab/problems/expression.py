@@ -14,6 +14,7 @@ Grammar: numbers; variables ``x, y, z`` or ``x1 … xn``; ``+ - * / **`` (``^`` 
 from __future__ import annotations
 
 import ast
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -184,11 +185,17 @@ class Call(Node):
 
 
 def _fold(op, a, b):
-    # On NumPy floats, so a folded constant is what evaluating it would give (1/0 → inf,
-    # like x/0), not a Python ZeroDivisionError.
+    # On NumPy floats (Python's would raise ZeroDivisionError), then refuse a constant that
+    # is not finite: "1/0" is a typo to report, not a function that is inf everywhere.
     a, b = Num(np.float64(a.value)), Num(np.float64(b.value))
     with np.errstate(all="ignore"):
-        return Num(float(Binary(op, a, b).evaluate(None)))
+        value = float(Binary(op, a, b).evaluate(None))
+    if not math.isfinite(value):
+        raise ValueError(
+            f"the constant {a.value:g} {op} {b.value:g} is not finite "
+            "(division by zero or overflow)"
+        )
+    return Num(value)
 
 
 def add(a, b):
