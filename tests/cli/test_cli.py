@@ -38,7 +38,7 @@ def test_spec_with_hyperparameters_preset_and_bools():
         ("adam:lr=", "bad hyperparameter 'lr='"),
         (
             "adam:foo=1",
-            "adam has no hyperparameter 'foo' .*its hyperparameters are: weight_decay, lr",
+            "adam has no hyperparameter 'foo' .*its hyperparameters are: lr, rho1, rho2",
         ),
         ("adam:lr=-1", r"lr must be in \(0, inf\), got -1.0 \(in 'adam:lr=-1'\)"),
         ("adam:lr=fast", r"lr must be a number in \(0, inf\), got 'fast'"),

@@ -162,8 +162,11 @@ class Optimizer:
 
     @classmethod
     def hyperparameters(cls) -> dict[str, dataclasses.Field]:
-        """The tunable fields (name -> dataclass field with ``interval`` and ``doc``)."""
-        return {f.name: f for f in dataclasses.fields(cls) if "interval" in f.metadata}
+        """The tunable fields (name -> dataclass field with ``interval`` and ``doc``), in the
+        algorithm's order with the inherited ``weight_decay`` last."""
+        tunable = [f for f in dataclasses.fields(cls) if "interval" in f.metadata]
+        tunable.sort(key=lambda f: f.name == "weight_decay")  # stable: keeps the rest in order
+        return {f.name: f for f in tunable}
 
     @classmethod
     def like(cls, preset: str = "seed", **overrides: Any) -> Optimizer:
