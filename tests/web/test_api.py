@@ -48,6 +48,15 @@ def test_meta_lists_every_optimizer_with_its_hyperparameters(client):
 # -- /api/grid -----------------------------------------------------------------------------
 
 
+def test_each_optimizer_has_its_figure_color(client):
+    from steplab.viz import palette
+
+    meta = client.get("/api/meta").json()
+    colors = {o["name"]: o["color"] for o in meta["optimizers"]}
+    assert colors == {name: palette.color(name) for name in sl.OPTIMIZERS}
+    assert len(set(colors.values())) == len(colors)  # twelve optimizers, twelve colors
+
+
 def test_grid_of_a_named_function_holds_its_values(client):
     data = post(client, "/api/grid", {"problem": {"name": "rosenbrock"}, "resolution": 11})
     x, y, z = (np.array(data["grid"][k], dtype=float) for k in "xyz")

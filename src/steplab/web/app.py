@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 
 from steplab import __version__, optim
 from steplab.problems.expression import ALLOWED as EXPRESSION_GRAMMAR
+from steplab.viz import palette
 from steplab.web import engine
 from steplab.web.models import LIMITS, GridRequest, ProblemSpec, RunRequest, SweepRequest
 
@@ -112,6 +113,7 @@ def optimizer_meta(cls) -> dict:
         "summary": summary,
         "hyperparameters": hyperparameters,
         "presets": {"seed": {}, **cls.PRESETS},
+        "color": palette.color(cls.name),  # the same color as in every steplab figure
     }
 
 

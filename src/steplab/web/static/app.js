@@ -267,7 +267,9 @@ function svg(tag, attrs = {}, parent = null) {
 }
 
 function colorOf(name) {
-  return COLORS[lab.meta.optimizers.findIndex((o) => o.name === name) % COLORS.length];
+  // The server sends each optimizer's color from steplab.viz.palette (as in every figure).
+  const i = lab.meta.optimizers.findIndex((o) => o.name === name);
+  return lab.meta.optimizers[i].color || COLORS[i % COLORS.length];
 }
 
 // Trajectories up to the current frame, the start point and the known minima.
