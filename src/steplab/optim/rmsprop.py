@@ -52,23 +52,19 @@ class RMSProp(Optimizer):
     def _update(self, theta, g, state, hp):
         state.t += 1
         state.r[...] = hp.rho * state.r + (1 - hp.rho) * g * g  # accumulate squared gradient
-        if not self.centered and hp.momentum is None:  # the seed's algorithm
-            delta = -hp.lr / (hp.eps + np.sqrt(state.r + hp.eps_root)) * g  # compute update
-            theta += delta  # apply update
-            return
-        scaled = g / self._denominator(state, hp, g)
-        if hp.momentum is not None:
-            state.b[...] = hp.momentum * state.b + scaled
-            scaled = state.b
-        theta += -hp.lr * scaled
-
-    def _denominator(self, state, hp, g=None):
-        """β + √r, or with ``centered`` β + √(r − m²) after m ← ρ·m + (1−ρ)·ĝ."""
-        r = state.r
         if self.centered:
-            if g is not None:
-                state.m[...] = hp.rho * state.m + (1 - hp.rho) * g
-            r = r - state.m * state.m
+            state.m[...] = hp.rho * state.m + (1 - hp.rho) * g  # average gradient
+        denominator = self._denominator(state, hp)  # β + √r
+        if hp.momentum is None:
+            delta = -hp.lr / denominator * g  # compute update
+        else:
+            state.b[...] = hp.momentum * state.b + g / denominator  # velocity
+            delta = -hp.lr * state.b
+        theta += delta  # apply update
+
+    def _denominator(self, state, hp):
+        """β + √r; with ``centered``, β + √(r − m²): the root of the gradient's variance."""
+        r = state.r - state.m * state.m if self.centered else state.r
         return hp.eps + np.sqrt(r + hp.eps_root)
 
     def _step_size(self, state, hp):
