@@ -75,7 +75,11 @@ def run(args) -> int:
         print(f"   source: {entry.source}", flush=True)
         start = time.perf_counter()
         result = reproductions.run(
-            name, out, quick=args.quick, seeds=args.seeds, progress=not args.no_progress
+            name,
+            out,
+            quick=args.quick,
+            seeds=args.seeds,
+            progress=not args.no_progress and sys.stderr.isatty(),  # bars only on a terminal
         )
         result.to_json(out / f"repro-{name}.json")
         (out / f"repro-{name}.md").write_text(result.markdown() + "\n")
