@@ -138,14 +138,30 @@ def test_bad_input():
         schedules.constant_schedule(0.1)(0)
     with pytest.raises(TypeError):
         schedules.exponential_decay(0.1, 10, 0.5)  # keyword-only: no silent swap
-    # a schedule reaching 0 is caught at the step that would use it, naming t
-    opt = sl.Adam(lr=schedules.warmup_cosine_decay_schedule(0.0, 0.1, 3, 10))
+
+    # a schedule may reach 0 (cosine decay's end); a negative or NaN value is caught at the
+    # step that would use it, naming t, before anything changes
+    class Broken(schedules.Schedule):
+        name = "broken"
+
+        def value(self, t):
+            return 0.1 if t < 3 else -0.1
+
+    opt = sl.Adam(lr=Broken())
     theta = np.ones(3)
     state = opt.init(theta)
-    with pytest.raises(ValueError, match="t=1"):
+    opt.step(theta, np.ones(3), state)
+    opt.step(theta, np.ones(3), state)
+    before = theta.copy()
+    with pytest.raises(ValueError, match="t=3"):
         opt.step(theta, np.ones(3), state)
-    np.testing.assert_array_equal(theta, np.ones(3))  # nothing changed
-    assert state.t == 0
+    np.testing.assert_array_equal(theta, before)  # nothing changed
+    assert state.t == 2
+    zero = sl.Adam(lr=schedules.cosine_decay_schedule(0.1, 2))
+    state = zero.init(theta)
+    for _ in range(3):
+        zero.step(theta, np.ones(3), state)
+    assert zero.step_size(state).max() == 0.0  # t − 1 = 2 = decay_steps: α = 0
     with pytest.raises(ValueError, match="lr must be"):
         sl.Adam(lr="fast")
 

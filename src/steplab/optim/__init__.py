@@ -53,7 +53,7 @@ def make(name: str, preset: str = "seed", **hyperparameters: Any) -> Optimizer:
     if key not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
     cls = OPTIMIZERS[key]
-    allowed = {f for f in cls.hyperparameters()} | {"nonfinite"}
+    allowed = {f for f in cls.hyperparameters()} | {"nonfinite", "impl"}
     unknown = sorted(set(hyperparameters) - allowed)
     if unknown:
         raise ValueError(
