@@ -1,103 +1,111 @@
 """When ``Optimizer.step`` takes the fused kernel, and how it calls it.
 
-The fast path applies to a step when all of these hold (otherwise the readable
-``_update`` runs, with the same numbers):
+With ``impl="auto"`` the fused kernel runs a step when all of these hold (otherwise
+NumPy runs the same rule, with the same bits):
 
 * numba is installed and compiles the kernel (else one warning, then NumPy);
 * theta has at least :data:`MIN_SIZE` elements (below that, calling a kernel costs
   more than NumPy's few small array operations save);
 * theta is float32 or float64, and theta, grad and every moment are C-contiguous;
-* every hyperparameter is a scalar (a sweep's per-configuration arrays take NumPy);
-* the gradient is finite, or ``nonfinite="propagate"`` (a NaN or inf goes to the
-  readable path, which raises or skips with its message).
+* every hyperparameter is a scalar (a sweep's per-configuration arrays take NumPy).
 
-Every option of every optimizer is covered (Adam's amsgrad and eps_hat, RMSProp's
-centered and momentum, weight decay, …); the one exception is Nadam with a
-per-configuration running product of μ.
+``impl="fused"`` raises with the reason instead of falling back.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
-from steplab.fast import _numba
-from steplab.optim import OPTIMIZERS
-from steplab.optim.base import _FUSED_MIN_SIZE
+from steplab.fast import _numba, kernels
+from steplab.optim.base import FUSED_MIN_SIZE
 
-#: Smallest theta (number of elements) that takes the fused kernel (set in optim.base).
-MIN_SIZE = _FUSED_MIN_SIZE
+#: Smallest theta (number of elements) that impl="auto" gives to the fused kernel.
+MIN_SIZE = FUSED_MIN_SIZE
+#: Elements per thread below which a kernel uses fewer threads (starting one costs ~µs).
+PER_THREAD = 1 << 16
 
-_threads = None  # set by set_threads; None: from STEPLAB_THREADS, else 1
-_broken: set[str] = set()  # kernels numba failed to compile in this process
+_threads = None  # set by set_threads; None: from STEPLAB_THREADS, else every core
+_broken: set = set()  # rules numba failed to compile in this process
 
 
 def threads() -> int:
-    """Threads the fused kernels use: :func:`set_threads`, else ``STEPLAB_THREADS``, else 1.
-
-    Capped at numba's ``NUMBA_NUM_THREADS`` (the cores it may use).
-    """
-    wanted = _threads if _threads is not None else os.environ.get("STEPLAB_THREADS", "1")
+    """Threads the kernels may use: :func:`set_threads`, else ``STEPLAB_THREADS``, else all
+    the cores numba may use (``NUMBA_NUM_THREADS``, the machine's cores by default)."""
+    wanted = _threads if _threads is not None else os.environ.get("STEPLAB_THREADS", "")
+    cores = _numba.numba.config.NUMBA_NUM_THREADS if _numba.numba is not None else 1
+    if wanted == "":
+        return cores
     try:
         count = int(wanted)
     except ValueError:
         raise ValueError(f"STEPLAB_THREADS must be a positive integer, got {wanted!r}") from None
     if count < 1:
         raise ValueError(f"the number of threads must be >= 1, got {count}")
-    if _numba.numba is not None:
-        count = min(count, _numba.numba.config.NUMBA_NUM_THREADS)
-    return count
+    return min(count, cores)
 
 
 def set_threads(count: int | None) -> None:
-    """Use ``count`` threads in the fused kernels (``None``: back to ``STEPLAB_THREADS``/1)."""
+    """Use ``count`` threads in the kernels (``None``: back to ``STEPLAB_THREADS``/all cores)."""
     global _threads
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
         raise ValueError(f"threads must be a positive integer or None, got {count!r}")
     _threads = count
 
 
-def fused_step(optimizer, theta: np.ndarray, grad: np.ndarray, state) -> bool:
-    """Run ``optimizer``'s step as one fused kernel if it applies (see the module doc).
+def _use_threads(size: int) -> None:
+    _numba.numba.set_num_threads(max(1, min(threads(), size // PER_THREAD)))
 
-    Returns True when theta and state were updated, False to let the readable path run.
-    """
-    from steplab.fast import kernels  # here, not at import: importing steplab stays fast
 
-    name = optimizer.name
-    prepare = kernels.PREPARE.get(name)
-    if prepare is None or type(optimizer) is not OPTIMIZERS.get(name):
-        return False  # a subclass may change _update: only the library's own classes
-    if name in _broken or theta.dtype not in (np.float32, np.float64):
-        return False
+def why_not_fused(optimizer, theta: np.ndarray, grad: np.ndarray, state, hp: dict) -> str | None:
+    """None if the fused kernel can run this step, else the reason (see the module doc)."""
     if not _numba.available():
         _numba.warn_slow_path(f"numba is not available ({_numba.UNAVAILABLE_REASON})")
-        return False
-    moments = state.arrays()
-    arrays = (theta, grad, *moments.values())
-    if not all(a.flags.c_contiguous and a.shape == theta.shape for a in arrays):
-        return False
-    hp = optimizer._broadcast(theta.shape, theta.dtype)
-    if any(isinstance(v, np.ndarray) for v in vars(hp).values()):
-        return False
-    _numba.numba.set_num_threads(threads())
-    flat_grad = grad.reshape(-1)
-    saved_t, saved_product = state.t, getattr(state, "mu_product", None)
+        return f"numba is not available ({_numba.UNAVAILABLE_REASON})"
+    if type(optimizer).rule in _broken:
+        return "numba could not compile its rule"
+    if theta.dtype not in (np.float32, np.float64):
+        return f"theta is {theta.dtype}; the kernels take float32 and float64"
+    arrays = (theta, grad, *(getattr(state, n) for n in _kept(optimizer, state)))
+    if not all(a.flags.c_contiguous for a in arrays):
+        return "theta, grad and the moments must be C-contiguous"
+    if any(isinstance(v, np.ndarray) for v in hp.values()):
+        return "a hyperparameter holds one value per configuration (an array)"
+    if any(isinstance(getattr(state, k), np.ndarray) for k in optimizer.SCALAR_STATE):
+        return "the state holds a per-configuration scalar (an array)"
+    return None
+
+
+def all_finite(grad: np.ndarray) -> bool:
+    """Whether the gradient is finite everywhere: one parallel pass at memory speed."""
+    _use_threads(grad.size)
+    return kernels.all_finite(grad)
+
+
+def _kept(optimizer, state) -> list[str]:
+    return [n for n in optimizer.moment_names() if getattr(state, n, None) is not None]
+
+
+def step(optimizer, hp: dict, hp_t: Any, theta: np.ndarray, grad: np.ndarray, state) -> None:
+    """Run the step of ``optimizer``'s rule on theta and the state's moments, in place
+    (``state.t`` and scalar state are the caller's)."""
+    cls = type(optimizer)
+    kept = tuple(getattr(state, n, None) is not None for n in cls.moment_names())
+    if not hp["weight_decay_on"]:
+        decay = ""
+    else:
+        decay = "decoupled" if cls.DECOUPLED_WEIGHT_DECAY else "l2"
+    kernel = kernels.step_kernel(cls.rule, kept, decay)
+    moments = [getattr(state, n).reshape(-1) for n in _kept(optimizer, state)]
+    _use_threads(theta.size)
     try:
-        if optimizer.nonfinite != "propagate" and not kernels.all_finite(flat_grad):
-            return False  # the readable path raises or skips, with its message
-        call = prepare(optimizer, hp, state, theta.dtype.type)
-        if call is None:
-            return False
-        kernel, moment_arrays, scalars = call
-        flat = (a.reshape(-1) for a in moment_arrays)
-        kernel(theta.reshape(-1), flat_grad, *flat, *scalars)
-    except _numba.compile_errors() as exc:
-        state.t = saved_t  # nothing was written: undo the counter, let NumPy do the step
-        if saved_product is not None:
-            state.mu_product = saved_product
-        _broken.add(name)
-        _numba.warn_slow_path(f"numba could not compile the {name} kernel ({exc})")
-        return False
-    return True
+        kernel(theta.reshape(-1), grad.reshape(-1), *moments, hp_t, kernels.numba_ops())
+    except _numba.compile_errors() as exc:  # nothing was written: NumPy does this step
+        _broken.add(cls.rule)
+        raise CompileError(f"numba could not compile the {optimizer.name} rule ({exc})") from exc
+
+
+class CompileError(RuntimeError):
+    """numba could not compile a rule: the caller runs NumPy instead (and warns once)."""

@@ -7,293 +7,204 @@ local arrays (registers and L1 cache), and advances the whole block one step at 
 the loop over the block has no dependencies, so it runs in SIMD lanes, and nothing
 touches main memory until the block is done.
 
-Each optimizer is written once more here as a *coordinate rule*: its loop body for one
-coordinate, in float64, with three state slots. The rules follow ``_update`` line by
-line, with one change for speed: divisions by per-step constants (1 − ρᵗ) become
-multiplications by their reciprocals, so results agree with the readable path to a few
-ulps per step rather than bit for bit (tests check them). Per-step constants (bias
-corrections, Nadam's μ schedule, RAdam's rectification) are tabulated up front by NumPy.
+The step is the optimizer's ``rule``, the same function ``Optimizer.step`` runs, compiled
+for one coordinate; per-step scalars (bias corrections, Nadam's μ schedule, RAdam's
+rectification, a scheduled lr) are tabulated up front by the optimizer's own
+``step_scalars``, in float64, for every t. So a configuration of a sweep takes the steps
+that ``optimizer.step`` takes on that configuration alone, in the same arithmetic.
+The kernel is generated per rule, per test function and per set of switches; no
+optimizer is named here.
 """
 
 from __future__ import annotations
 
-import math
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
 from steplab.fast import _numba
-from steplab.fast._numba import lazy_jit
 from steplab.fast.functions import FUNCTIONS, PARAMETERS
-from steplab.optim.base import Optimizer, bias_correction
+from steplab.optim.base import Optimizer, decay_weights, hyper_tuple, l2_penalty
+from steplab.optim.ops import NUMPY_OPS
+from steplab.optim.schedules import Schedule
 
-BLOCK = 64  # configurations advanced together; their state (~4 KB) stays in L1
-
-# --------------------------------------------------------------------------------------
-# Coordinate rules: rule(x, g, a, b, c, lr, h0..h4, q0..q3) -> (x, a, b, c)
-# a, b, c: the coordinate's state slots; lr and h0..h4: the configuration's step size and
-# other hyperparameters (in the order of RULES below); q0..q3: this step's constants.
-# Scalars only: an array argument would bring reference counting into the loop.
-# --------------------------------------------------------------------------------------
-
-
-@lazy_jit(inline=True)
-def sgd_rule(x, g, a, b, c, lr, h0, h1, h2, h3, h4, q0, q1, q2, q3):
-    return x - lr * g, a, b, c
-
-
-@lazy_jit(inline=True)
-def momentum_rule(x, g, b, a, c, lr, rho, nesterov, h2, h3, h4, q0, q1, q2, q3):
-    b = rho * b + g  # velocity
-    direction = g + rho * b if nesterov else b
-    return x - lr * direction, b, a, c
-
-
-@lazy_jit(inline=True)
-def adagrad_rule(x, g, r, b, c, lr, eps, eps_root, h2, h3, h4, q0, q1, q2, q3):
-    r = r + g * g  # accumulate squared gradient
-    return x - lr / (eps + math.sqrt(r + eps_root)) * g, r, b, c
-
-
-@lazy_jit(inline=True)
-def rmsprop_rule(x, g, r, m, v, lr, rho, eps, eps_root, centered, mu, q0, q1, q2, q3):
-    r = rho * r + (1 - rho) * g * g  # accumulate squared gradient
-    m = rho * m + (1 - rho) * g if centered else m  # average gradient (centered only)
-    scaled = g / (eps + math.sqrt(r - m * m + eps_root))
-    v = mu * v + scaled  # momentum (μ = 0: none)
-    return x - lr * v, r, m, v
-
-
-@lazy_jit(inline=True)
-def adadelta_rule(x, g, r, u, c, lr, rho, eps_root, h2, h3, h4, q0, q1, q2, q3):
-    r = rho * r + (1 - rho) * g * g  # squared gradients
-    delta = math.sqrt(u + eps_root) / math.sqrt(r + eps_root) * g
-    u = rho * u + (1 - rho) * delta * delta  # squared updates
-    return x - lr * delta, r, u, c
-
-
-@lazy_jit(inline=True)
-def adam_rule(x, g, s, r, r_max, lr, rho1, rho2, eps, eps_root, amsgrad, q0, q1, q2, q3):
-    s = rho1 * s + (1 - rho1) * g  # biased first moment
-    r = rho2 * r + (1 - rho2) * g * g  # biased second moment
-    r_max = max(r_max, r) if amsgrad else r  # AMSGrad: the running maximum of r
-    # q0, q1: 1/(1−ρ₁ᵗ), 1/(1−ρ₂ᵗ) (1 without bias correction); q2: eps's factor (ε̂)
-    s_hat, r_hat = s * q0, r_max * q1
-    return x - lr * s_hat / (eps * q2 + math.sqrt(r_hat + eps_root)), s, r, r_max
-
-
-@lazy_jit(inline=True)
-def adamax_rule(x, g, s, u, c, lr, rho1, rho2, eps, eps_max, h4, q0, q1, q2, q3):
-    s = rho1 * s + (1 - rho1) * g  # biased first moment
-    u = max(rho2 * u, abs(g) + eps_max)  # infinity norm
-    return x - lr * q0 * s / (u + eps), s, u, c  # q0 = 1/(1−ρ₁ᵗ)
-
-
-@lazy_jit(inline=True)
-def nadam_rule(x, g, s, r, c, lr, rho1, rho2, eps, h3, h4, q0, q1, q2, q3):
-    s = rho1 * s + (1 - rho1) * g  # biased first moment
-    r = rho2 * r + (1 - rho2) * g * g  # biased second moment
-    # q0: today's gradient weight, q1: tomorrow's momentum weight, q2: 1/(1−ρ₂ᵗ)
-    return x - lr * (q0 * g + q1 * s) / (math.sqrt(r * q2) + eps), s, r, c
-
-
-@lazy_jit(inline=True)
-def radam_rule(x, g, s, r, c, lr, rho1, rho2, eps, eps_hat, h4, q0, q1, q2, q3):
-    s = rho1 * s + (1 - rho1) * g  # biased first moment
-    r = rho2 * r + (1 - rho2) * g * g  # biased second moment
-    # q0: 1/(1−ρ₁ᵗ), q1: rectification (0: not yet), q2: √(1−ρ₂ᵗ), q3: 1/(1−ρ₂ᵗ)
-    # eps_hat: √(1−ρ₂ᵗ)/(√r + ε), else 1/(√r̂ + ε); selects rather than branches (SIMD)
-    numerator = q2 if eps_hat else 1.0
-    r_used = r if eps_hat else r * q3
-    adaptive = numerator / (math.sqrt(r_used) + eps)
-    factor = q1 * adaptive if q1 > 0 else 1.0
-    return x - lr * (s * q0) * factor, s, r, c
-
-
-@lazy_jit(inline=True)
-def lion_rule(x, g, m, b, c, lr, rho1, rho2, h2, h3, h4, q0, q1, q2, q3):
-    direction = rho1 * m + (1 - rho1) * g  # interpolate momentum and gradient
-    m = rho2 * m + (1 - rho2) * g  # momentum tracks ĝ
-    return x - lr * np.sign(direction), m, b, c
-
+BLOCK = 64  # configurations advanced together; their state (a few KB) stays in L1
 
 # --------------------------------------------------------------------------------------
-# Per-optimizer hyperparameter rows and per-step constants (NumPy, float64)
+# Hyperparameters as rows and per-step tables
 # --------------------------------------------------------------------------------------
 
 
-def _steps(steps):
-    return np.arange(1, steps + 1, dtype=np.float64)[:, None]  # t = 1 … steps, as a column
+def _shared(value: Any) -> Any:
+    """A (K,) array whose values are all equal as that one float (keeps tables narrow)."""
+    if isinstance(value, np.ndarray) and value.size and np.all(value == value.flat[0]):
+        return float(value.flat[0])
+    return value
 
 
-def _adam_constants(opt, h, steps):
-    t = _steps(steps)
-    if opt.bias_correction:
-        inv1, inv2 = 1 / bias_correction(h["rho1"], t), 1 / bias_correction(h["rho2"], t)
-    else:
-        inv1 = inv2 = np.ones_like(t)
-    eps_factor = 1 / np.sqrt(bias_correction(h["rho2"], t)) if opt.eps_hat else np.ones_like(t)
-    return [inv1, inv2, eps_factor]
+def _plan(opt: Optimizer, K: int, steps: int):
+    """(hp type, per-field sources, H rows (R, K), T table (steps, C, 1 or K)).
 
-
-def _nadam_constants(opt, h, steps):
-    t = _steps(steps)
-    mu = h["rho1"] * (1 - 0.5 * 0.96 ** (t * h["momentum_decay"]))
-    mu_next = h["rho1"] * (1 - 0.5 * 0.96 ** ((t + 1) * h["momentum_decay"]))
-    product = np.cumprod(np.broadcast_to(mu, np.broadcast_shapes(mu.shape, mu_next.shape)), 0)
-    return [(1 - mu) / (1 - product), mu_next / (1 - product * mu_next),
-            1 / bias_correction(h["rho2"], t)]  # fmt: skip
-
-
-def _radam_constants(opt, h, steps):
-    t = _steps(steps)
-    rho2 = h["rho2"]
-    rho_inf = 2 / (1 - rho2) - 1
-    rho_t = rho_inf - 2 * t * rho2**t / bias_correction(rho2, t)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
-    rectification = np.where(rho_t > 5, np.sqrt(np.maximum(ratio, 0)), 0.0)
-    correction = bias_correction(rho2, t)
-    return [1 / bias_correction(h["rho1"], t), rectification, np.sqrt(correction), 1 / correction]
-
-
-def _adamax_constants(opt, h, steps):
-    return [1 / bias_correction(h["rho1"], _steps(steps))]
-
-
-#: name -> (rule, extra hyperparameter rows, per-step constants or None, initial state)
-RULES = {
-    "sgd": (sgd_rule, (), None),
-    "momentum": (momentum_rule, ("rho", "nesterov"), None),
-    "nesterov": (momentum_rule, ("rho", "nesterov"), None),
-    "adagrad": (adagrad_rule, ("eps", "eps_root"), None),
-    "rmsprop": (rmsprop_rule, ("rho", "eps", "eps_root", "centered", "momentum"), None),
-    "adadelta": (adadelta_rule, ("rho", "eps_root"), None),
-    "adam": (adam_rule, ("rho1", "rho2", "eps", "eps_root", "amsgrad"), _adam_constants),
-    "adamw": (adam_rule, ("rho1", "rho2", "eps", "eps_root", "amsgrad"), _adam_constants),
-    "adamax": (adamax_rule, ("rho1", "rho2", "eps", "eps_max"), _adamax_constants),
-    "nadam": (nadam_rule, ("rho1", "rho2", "eps"), _nadam_constants),
-    "radam": (radam_rule, ("rho1", "rho2", "eps", "eps_hat"), _radam_constants),
-    "lion": (lion_rule, ("rho1", "rho2"), None),
-}
-
-
-def _hyperparameters(opt: Optimizer, K: int) -> dict[str, np.ndarray]:
-    """Every hyperparameter as a float64 array of shape (K,) (switches as 0/1)."""
-    values = {}
+    A field's source is ``("static", value)`` for switches, ``("row", r)`` for a value per
+    configuration that stays for every step, ``("step", c)`` for a value per step.
+    """
     for name in opt.hyperparameters():
-        value = np.asarray(getattr(opt, name), dtype=np.float64)
-        if value.ndim == 2 and value.shape[1] == 1:
-            value = value[:, 0]  # (K, 1) -> (K,)
-        if value.ndim > 1 or value.size not in (1, K):
+        value = getattr(opt, name)
+        if isinstance(value, np.ndarray) and (
+            value.size not in (1, K) or value.shape[1:] not in ((), (1,))
+        ):
             raise ValueError(
                 f"{opt.name}: {name} must be a scalar or have one value per configuration "
-                f"(shape ({K},) or ({K}, 1)), got shape {np.shape(getattr(opt, name))}"
+                f"(shape ({K},) or ({K}, 1)), got shape {value.shape}"
             )
-        values[name] = np.broadcast_to(value.reshape(-1), (K,))
-    values["nesterov"] = np.full(K, float(opt.name == "nesterov"))
-    return values
-
-
-def _tables(opt: Optimizer, K: int, steps: int):
-    """(rule, hp (H, K), constants (steps, C, 1 or K), initial state (3, K)) for a sweep."""
-    rule, extra, constants = RULES[opt.name]
-    h = _hyperparameters(opt, K)
-    lr, wd = h["lr"], h["weight_decay"]
-    decoupled = opt.DECOUPLED_WEIGHT_DECAY
-    rows = [lr, wd * (not decoupled), 1 - lr * wd if decoupled else np.ones(K)]
-    rows += [h[name] for name in extra]
-    rows += [np.zeros(K)] * (8 - len(rows))  # the kernel reads 8 rows (unused ones: 0)
-    hp = np.ascontiguousarray(np.stack(rows))
-    if constants is None:
-        table = np.zeros((max(steps, 1), 4, 1))
-    else:
-        # Constants depend on t and on the decay rates: shared by all configurations
-        # unless a decay rate varies between them.
-        shared = {name: (v[0] if np.all(v == v[0]) else v) for name, v in h.items()}
-        columns = constants(opt, shared, steps)
-        width = max(np.shape(c)[1] for c in columns) if steps else 1
-        table = np.zeros((max(steps, 1), 4, width))  # the kernel reads 4 (unused ones: 0)
-        for j, column in enumerate(columns):
-            table[:steps, j, :] = column
-    state = np.zeros((3, K))
-    if opt.name in ("adagrad", "rmsprop"):
-        state[0] = h["r0"]  # the accumulator's initial value
-    return rule, hp, table, state
+    values: dict[str, Any] = {}
+    for name, value in opt._hyper((K, 2)).items():
+        if isinstance(value, np.ndarray):
+            value = _shared(np.broadcast_to(value.reshape(-1), (K,)).astype(np.float64))
+        values[name] = value
+    scheduled = isinstance(values.get("lr"), Schedule)
+    scalar_state = SimpleNamespace(**{k: _shared(v) for k, v in opt.SCALAR_STATE.items()})
+    columns: dict[str, list] = {}
+    for t in range(1, steps + 1):
+        at_t = dict(values)
+        if scheduled:
+            at_t["lr"] = opt._lr_at(values, t)
+        extra = opt.step_scalars(NUMPY_OPS, SimpleNamespace(**at_t), t, scalar_state)
+        scalar_state = SimpleNamespace(**{k: extra[k] for k in opt.SCALAR_STATE})
+        if scheduled:
+            extra = {"lr": at_t["lr"], **extra}
+        for key, value in extra.items():
+            columns.setdefault(key, []).append(value)
+    if steps == 0:  # no step: the names still make the hp type
+        extra = opt.step_scalars(NUMPY_OPS, SimpleNamespace(**values), 1, scalar_state)
+        columns = {**({"lr": []} if scheduled else {}), **{k: [] for k in extra}}
+    fields = tuple(dict.fromkeys([*values, *columns]))
+    width = 1
+    for column in columns.values():
+        for value in column:
+            if np.ndim(value) and np.size(value) > 1:
+                width = K
+    table = np.zeros((max(steps, 1), max(len(columns), 1), width))
+    for c, column in enumerate(columns.values()):
+        for t, value in enumerate(column):
+            table[t, c, :] = np.reshape(value, -1) if np.ndim(value) else value
+    rows, sources = [], {}
+    for name in fields:
+        if name in columns:
+            sources[name] = ("step", list(columns).index(name))
+        elif isinstance(values[name], (bool, np.bool_)):
+            sources[name] = ("static", bool(values[name]))
+        else:
+            sources[name] = ("row", len(rows))
+            rows.append(np.broadcast_to(np.asarray(values[name], dtype=np.float64), (K,)))
+    H = np.ascontiguousarray(np.stack(rows) if rows else np.zeros((1, K)))
+    return hyper_tuple(type(opt), fields), sources, H, table
 
 
 # --------------------------------------------------------------------------------------
-# The kernel
+# The kernel, generated for one rule, one test function and one set of switches
 # --------------------------------------------------------------------------------------
 
+_TEMPLATE = """
+def kernel(p, X, S, H, T, steps, losses, k_lo, k_hi, ops):
+    p0, p1, p2 = p[0], p[1], p[2]
+    for k0 in range(k_lo, k_hi, BLOCK):
+        n = min(BLOCK, k_hi - k0)
+        # The block's points and moments, one short row per coordinate: in L1.
+        local = np.empty(({rows}, BLOCK))
+{views}        for j in range(n):
+            k = k0 + j
+{loads}        for t in range(steps):
+            for i in range(n):  # independent configurations: SIMD lanes
+                # unsigned indices: numba then skips its negative-index wraparound,
+                # which would turn these loads into gathers
+                j = np.uint64(i)
+                k = np.uint64(k0 + i)
+                kq = {kq}
+                hp = HP({fields})
+                y0, y1 = x0[j], x1[j]
+                g0, g1 = grad(y0, y1, p0, p1, p2)
+{decay}{update}
+            if history:
+                for j in range(n):
+                    losses[t + 1, k0 + j] = value(x0[j], x1[j], p0, p1, p2)
+        for j in range(n):
+            k = k0 + j
+{stores}            if not history:
+                losses[0, k] = value(x0[j], x1[j], p0, p1, p2)
+"""
 
-def _make_kernel(value, grad, rule, per_config, has_l2, has_decay, history):
-    """Compile the sweep loop for one test function and one optimizer rule.
+_KERNELS: dict[tuple, Any] = {}
 
-    The function, the rule and the switches are compile-time constants of the closure,
-    so numba inlines them and drops what is switched off. (Closures are not cached on
-    disk: the first sweep of a combination in a process compiles for a second or two.)
-    """
 
+def _kernel(function: str, opt: Optimizer, HP: type, sources: dict, kept, width, history):
+    from steplab.fast.kernels import jitted
+
+    cls = type(opt)
+    key = (function, cls.rule, HP, tuple(sources.items()), kept, width > 1, history,
+           cls.DECOUPLED_WEIGHT_DECAY)  # fmt: skip
+    if key in _KERNELS:
+        return _KERNELS[key]
+    slots = [j for j, keep in enumerate(kept) if keep]
+    rows = 2 + 2 * len(slots)
+    views = "        x0, x1 = local[0], local[1]\n"
+    loads = "            x0[j], x1[j] = X[k, 0], X[k, 1]\n"
+    stores = "            X[k, 0], X[k, 1] = x0[j], x1[j]\n"
+    for n, j in enumerate(slots):
+        views += f"        a{j}_0, a{j}_1 = local[{2 + 2 * n}], local[{3 + 2 * n}]\n"
+        loads += f"            a{j}_0[j], a{j}_1[j] = S[{n}, k, 0], S[{n}, k, 1]\n"
+        stores += f"            S[{n}, k, 0], S[{n}, k, 1] = a{j}_0[j], a{j}_1[j]\n"
+    fields = []
+    for kind, where in sources.values():
+        if kind == "static":
+            fields.append(repr(where))
+        elif kind == "row":
+            fields.append(f"H[{where}, k]")
+        else:
+            fields.append(f"T[t, {where}, kq]")
+    decay = ""
+    if sources["weight_decay_on"] == ("static", True):
+        if cls.DECOUPLED_WEIGHT_DECAY:
+            decay = "                y0, y1 = decay_weights(hp, y0), decay_weights(hp, y1)\n"
+        else:
+            decay = "                g0, g1 = l2_penalty(hp, y0, g0), l2_penalty(hp, y1, g1)\n"
+    update = ""
+    for c in (0, 1):
+        outputs = [f"a{j}_{c}[j]" if keep else "_" for j, keep in enumerate(kept)]
+        inputs = [f"a{j}_{c}[j]" if keep else "0.0" for j, keep in enumerate(kept)]
+        targets = ", ".join([f"x{c}[j]", *outputs]) + ","
+        arguments = ", ".join([f"y{c}", f"g{c}", *inputs])
+        update += f"                {targets} = rule(ops, hp, {arguments})\n"
+    source = _TEMPLATE.format(
+        rows=rows,
+        views=views,
+        loads=loads,
+        stores=stores,
+        kq="k" if width > 1 else "np.uint64(0)",
+        fields=", ".join(fields),
+        decay=decay,
+        update=update,
+    )
+    value, grad = FUNCTIONS[function]
+    namespace = {
+        "np": np,
+        "BLOCK": BLOCK,
+        "HP": HP,
+        "rule": jitted(cls.rule),
+        "value": value,
+        "grad": grad,
+        "history": history,
+        "l2_penalty": jitted(l2_penalty),
+        "decay_weights": jitted(decay_weights),
+    }
+    exec(compile(source, f"<steplab sweep of {cls.__name__} on {function}>", "exec"), namespace)  # noqa: S102
     # nogil: threads run disjoint ranges of configurations [k_lo, k_hi) side by side.
-    @_numba.numba.njit(error_model="numpy", nogil=True)
-    def kernel(p, X, S, hp, cs, steps, losses, k_lo, k_hi):
-        p0, p1, p2 = p[0], p[1], p[2]
-        for k0 in range(k_lo, k_hi, BLOCK):
-            n = min(BLOCK, k_hi - k0)
-            # The block's points and three state slots per coordinate: 8 short rows, in L1.
-            local = np.empty((8, BLOCK))
-            x0, x1, a0, b0, c0 = local[0], local[1], local[2], local[3], local[4]
-            a1, b1, c1 = local[5], local[6], local[7]
-            for j in range(n):
-                k = k0 + j
-                x0[j], x1[j] = X[k, 0], X[k, 1]
-                a0[j], b0[j], c0[j] = S[0, k], S[1, k], S[2, k]
-                a1[j], b1[j], c1[j] = S[0, k], S[1, k], S[2, k]
-            for t in range(steps):
-                for i in range(n):  # independent configurations: SIMD lanes
-                    # unsigned indices: numba then skips its negative-index wraparound,
-                    # which would turn these loads into gathers
-                    j = np.uint64(i)
-                    k = np.uint64(k0 + i)
-                    kq = k if per_config else np.uint64(0)
-                    y0, y1 = x0[j], x1[j]
-                    g0, g1 = grad(y0, y1, p0, p1, p2)
-                    if has_l2:  # L2 penalty in the gradient
-                        g0, g1 = g0 + hp[1, k] * y0, g1 + hp[1, k] * y1
-                    if has_decay:  # decoupled weight decay (AdamW, Lion)
-                        y0, y1 = y0 * hp[2, k], y1 * hp[2, k]
-                    lr, h0, h1, h2 = hp[0, k], hp[3, k], hp[4, k], hp[5, k]
-                    h3, h4 = hp[6, k], hp[7, k]
-                    q0, q1, q2, q3 = cs[t, 0, kq], cs[t, 1, kq], cs[t, 2, kq], cs[t, 3, kq]
-                    x0[j], a0[j], b0[j], c0[j] = rule(
-                        y0, g0, a0[j], b0[j], c0[j], lr, h0, h1, h2, h3, h4, q0, q1, q2, q3
-                    )
-                    x1[j], a1[j], b1[j], c1[j] = rule(
-                        y1, g1, a1[j], b1[j], c1[j], lr, h0, h1, h2, h3, h4, q0, q1, q2, q3
-                    )
-                if history:
-                    for j in range(n):
-                        losses[t + 1, k0 + j] = value(x0[j], x1[j], p0, p1, p2)
-            for j in range(n):
-                k = k0 + j
-                X[k, 0], X[k, 1] = x0[j], x1[j]
-                if not history:
-                    losses[0, k] = value(x0[j], x1[j], p0, p1, p2)
-
+    kernel = _numba.numba.njit(error_model="numpy", nogil=True)(namespace["kernel"])
+    _KERNELS[key] = kernel
     return kernel
-
-
-_KERNELS: dict[tuple, object] = {}
-
-
-def _kernel(function: str, optimizer: str, *switches):
-    key = (function, optimizer, *switches)
-    if key not in _KERNELS:
-        value, grad = FUNCTIONS[function]
-        _KERNELS[key] = _make_kernel(value, grad, RULES[optimizer][0], *switches)
-    return _KERNELS[key]
 
 
 # --------------------------------------------------------------------------------------
@@ -312,7 +223,8 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
         its parameters (e.g. ``a=1, b=100`` for Rosenbrock), as in ``steplab.problems``.
     optimizer:
         Any steplab optimizer. Hyperparameters may be scalars or hold one value per
-        configuration (shape ``(K,)`` or ``(K, 1)``): ``Adam(lr=np.logspace(-3, 0, K))``.
+        configuration (shape ``(K,)`` or ``(K, 1)``): ``Adam(lr=np.logspace(-3, 0, K))``;
+        ``lr`` may be a schedule.
     x0s:
         Starting points, shape ``(K, 2)``; configuration ``k`` starts at ``x0s[k]``.
     steps:
@@ -321,16 +233,17 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
         False: return the final loss of each configuration, shape ``(K,)``.
         True: the loss before every step and after the last, shape ``(steps + 1, K)``.
 
-    Returns ``(x, loss)``: the final points ``(K, 2)`` (float64) and the losses. The numbers
-    are those of ``optimizer.step`` in a loop (to rounding, a few ulps per step). Without
-    numba the same loop runs in NumPy (vectorized over configurations), after one warning.
+    Returns ``(x, loss)``: the final points ``(K, 2)`` (float64) and the losses. Each
+    configuration takes the steps of ``optimizer.step`` on its own (the same rule, in
+    float64). Without numba the same loop runs in NumPy (vectorized over configurations),
+    after one warning.
     """
     name = str(problem)
     if name not in FUNCTIONS:
         raise ValueError(
             f"unknown 2-D test function {problem!r}; choose one of: {', '.join(FUNCTIONS)}"
         )
-    if not isinstance(optimizer, Optimizer) or optimizer.name not in RULES:
+    if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a steplab optimizer, got {optimizer!r}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
@@ -349,32 +262,35 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
         _numba.warn_slow_path(f"numba is not available ({_numba.UNAVAILABLE_REASON})")
         parameters = dict(zip(names, p[: len(names)], strict=True))
         return _numpy_sweep(name, optimizer, X, steps, history, parameters)
-    _, hp, table, state = _tables(optimizer, K, steps)
+    from steplab.fast.kernels import numba_ops
+
+    HP, sources, H, table = _plan(optimizer, K, steps)
+    state = optimizer.init(X)
+    kept = tuple(getattr(state, n, None) is not None for n in optimizer.moment_names())
+    moments = [getattr(state, n) for n, keep in zip(optimizer.moment_names(), kept, strict=True)
+               if keep]  # fmt: skip
+    S = np.ascontiguousarray(np.stack(moments) if moments else np.zeros((1, K, 2)))
     losses = np.empty((steps + 1, K) if history else (1, K))
     if history:
         value = FUNCTIONS[name][0]
         losses[0] = [value(x, y, *p[:3]) for x, y in X]
-    switches = (table.shape[2] > 1, bool(np.any(hp[1])), bool(np.any(hp[2] != 1)), history)
-    kernel = _kernel(name, optimizer.name, *switches)
-    arguments = (p, X, state, hp, table, steps, losses)
+    kernel = _kernel(name, optimizer, HP, sources, kept, table.shape[2], history)
+    arguments = (p, X, S, H, table, steps, losses)
     # With several threads, each takes a contiguous share of whole blocks.
     blocks = -(-K // BLOCK)
+    from steplab.fast.dispatch import threads as _threads
+
     threads = min(_threads(), blocks)
+    ops = numba_ops()
     if threads == 1:
-        kernel(*arguments, 0, K)
+        kernel(*arguments, 0, K, ops)
     else:
         edges = [min(K, BLOCK * (blocks * i // threads)) for i in range(threads + 1)]
         with ThreadPoolExecutor(threads) as pool:
-            jobs = [pool.submit(kernel, *arguments, lo, hi) for lo, hi in pairwise(edges)]
+            jobs = [pool.submit(kernel, *arguments, lo, hi, ops) for lo, hi in pairwise(edges)]
             for job in jobs:
                 job.result()
     return X, (losses if history else losses[0])
-
-
-def _threads() -> int:
-    from steplab.fast.dispatch import threads
-
-    return threads()
 
 
 def _numpy_sweep(name, optimizer, X, steps, history, options):
@@ -386,7 +302,7 @@ def _numpy_sweep(name, optimizer, X, steps, history, options):
     opt = optimizer.replace(**{
         n: np.reshape(v, (K, 1)) if np.ndim(v) >= 1 else v  # (K,) hyperparameters as (K, 1)
         for n in optimizer.hyperparameters()
-        if np.ndim(v := getattr(optimizer, n)) >= 1
+        if isinstance(v := getattr(optimizer, n), np.ndarray) and v.ndim >= 1
     })  # fmt: skip
     state = opt.init(X)
     losses = [fn.f(X)]

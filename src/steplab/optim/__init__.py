@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from steplab.optim import schedules
 from steplab.optim.adadelta import AdaDelta
 from steplab.optim.adagrad import AdaGrad
 from steplab.optim.adam import Adam, AdamW
@@ -52,7 +53,7 @@ def make(name: str, preset: str = "seed", **hyperparameters: Any) -> Optimizer:
     if key not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
     cls = OPTIMIZERS[key]
-    allowed = {f for f in cls.hyperparameters()} | {"nonfinite"}
+    allowed = {f for f in cls.hyperparameters()} | {"nonfinite", "impl"}
     unknown = sorted(set(hyperparameters) - allowed)
     if unknown:
         raise ValueError(
@@ -81,4 +82,5 @@ __all__ = [
     "SGD",
     "State",
     "make",
+    "schedules",
 ]

@@ -7,10 +7,25 @@ average of past squared *updates*: the ratio has the units of θ, and needs no �
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from steplab.optim.base import Optimizer, hyper, moment_like
+from steplab.optim.base import Optimizer, hyper
+
+
+class AdaDeltaState(NamedTuple):
+    t: int  # steps taken
+    r: Any  # moving average of squared gradients
+    u: Any  # moving average of squared updates
+
+
+def adadelta_rule(ops, hp, theta, g, r, u):
+    r = hp.rho * r + (1 - hp.rho) * g * g  # squared gradients
+    delta = ops.sqrt(u + hp.eps_root) / ops.sqrt(r + hp.eps_root) * g
+    u = hp.rho * u + (1 - hp.rho) * delta * delta  # squared updates
+    theta = theta + -hp.lr * delta
+    return theta, r, u
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -22,6 +37,8 @@ class AdaDelta(Optimizer):
     """
 
     name = "adadelta"
+    state_type = AdaDeltaState
+    rule = staticmethod(adadelta_rule)
     PRESETS = {
         "torch": {"lr": 1.0, "rho": 0.9, "eps_root": 1e-6},
         "optax": {"lr": 1.0, "rho": 0.9, "eps_root": 1e-6},
@@ -32,15 +49,5 @@ class AdaDelta(Optimizer):
     rho: float = hyper(0.95, "[0, 1)", "decay rate ρ of both moving averages")
     eps_root: float = hyper(1e-6, "(0, inf)", "ε inside both square roots")
 
-    def _init_moments(self, theta, hp):
-        return {"r": moment_like(theta), "u": moment_like(theta)}
-
-    def _update(self, theta, g, state, hp):
-        state.t += 1
-        state.r[...] = hp.rho * state.r + (1 - hp.rho) * g * g  # squared gradients
-        delta = np.sqrt(state.u + hp.eps_root) / np.sqrt(state.r + hp.eps_root) * g
-        state.u[...] = hp.rho * state.u + (1 - hp.rho) * delta * delta  # squared updates
-        theta += -hp.lr * delta
-
-    def _step_size(self, state, hp):
+    def _step_size(self, hp, state):
         return hp.lr * np.sqrt(state.u + hp.eps_root) / np.sqrt(state.r + hp.eps_root)

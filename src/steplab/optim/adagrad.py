@@ -8,10 +8,23 @@ The sum only grows, so the steps only shrink (sometimes too early, Goodfellow et
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from steplab.optim.base import Optimizer, hyper, moment_like
+from steplab.optim.base import Optimizer, hyper
+
+
+class AdaGradState(NamedTuple):
+    t: int  # steps taken
+    r: Any  # gradient accumulation variable
+
+
+def adagrad_rule(ops, hp, theta, g, r):
+    r = r + g * g  # accumulate squared gradient
+    delta = -hp.lr / (hp.eps + ops.sqrt(r + hp.eps_root)) * g  # compute update
+    theta = theta + delta  # apply update
+    return theta, r
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -24,6 +37,8 @@ class AdaGrad(Optimizer):
     """
 
     name = "adagrad"
+    state_type = AdaGradState
+    rule = staticmethod(adagrad_rule)
     PRESETS = {
         "torch": {"lr": 1e-2, "eps": 1e-10, "eps_root": 0.0, "r0": 0.0},
         "optax": {"eps": 0.0, "eps_root": 1e-7, "r0": 0.1},
@@ -35,14 +50,8 @@ class AdaGrad(Optimizer):
     eps_root: float = hyper(0.0, "[0, inf)", "constant added inside the square root")
     r0: float = hyper(0.0, "[0, inf)", "initial value of the accumulator r")
 
-    def _init_moments(self, theta, hp):
-        return {"r": moment_like(theta, hp.r0)}  # gradient accumulation variable
+    def initial_moment(self, name, hp):
+        return hp.r0  # r₀
 
-    def _update(self, theta, g, state, hp):
-        state.t += 1
-        state.r += g * g  # accumulate squared gradient
-        delta = -hp.lr / (hp.eps + np.sqrt(state.r + hp.eps_root)) * g  # compute update
-        theta += delta  # apply update
-
-    def _step_size(self, state, hp):
+    def _step_size(self, hp, state):
         return hp.lr / (hp.eps + np.sqrt(state.r + hp.eps_root))

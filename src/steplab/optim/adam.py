@@ -9,10 +9,40 @@ so early on they are biased towards zero; dividing by 1 − ρᵗ removes that b
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from steplab.optim.base import Optimizer, bias_correction, hyper, moment_like
+from steplab.optim.base import Optimizer, bias_correction, hyper
+
+
+class AdamState(NamedTuple):
+    t: int  # steps taken
+    s: Any  # biased first moment
+    r: Any  # biased second moment
+    r_max: Any = None  # running maximum of r (AMSGrad only)
+
+
+def adam_step_scalars(ops, hp, t, state):
+    """This step's bias corrections 1 − ρ₁ᵗ and 1 − ρ₂ᵗ, and the ε added outside the root
+    (with eps_hat Kingma & Ba's ε̂: eps added to √r, i.e. eps/√(1−ρ₂ᵗ) added to √r̂)."""
+    corrections = hp.bias_correction
+    return {
+        "bc1": bias_correction(hp.rho1, t, ops) if corrections else 1.0,
+        "bc2": bias_correction(hp.rho2, t, ops) if corrections else 1.0,
+        "eps_t": hp.eps / ops.sqrt(bias_correction(hp.rho2, t, ops)) if hp.eps_hat else hp.eps,
+    }
+
+
+def adam_rule(ops, hp, theta, g, s, r, r_max):
+    s = hp.rho1 * s + (1 - hp.rho1) * g  # biased first moment
+    r = hp.rho2 * r + (1 - hp.rho2) * g * g  # biased second moment
+    r_max = ops.maximum(r_max, r) if hp.amsgrad else r  # AMSGrad: r never shrinks
+    s_hat = s / hp.bc1  # correct bias in first moment
+    r_hat = r_max / hp.bc2  # correct bias in second moment
+    delta = -hp.lr * s_hat / (hp.eps_t + ops.sqrt(r_hat + hp.eps_root))  # compute update
+    theta = theta + delta  # apply update
+    return theta, s, r, r_max
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -33,6 +63,9 @@ class Adam(Optimizer):
         "optax": {"eps": 1e-8, "eps_root": 0.0},
         "keras": {"eps": 1e-7, "eps_root": 0.0, "eps_hat": True},
     }
+    state_type = AdamState
+    rule = staticmethod(adam_rule)
+    step_scalars = staticmethod(adam_step_scalars)
 
     lr: float = hyper(1e-3, "(0, inf)", "global step size α")
     rho1: float = hyper(0.9, "[0, 1)", "decay rate ρ₁ of the first moment")
@@ -43,43 +76,12 @@ class Adam(Optimizer):
     amsgrad: bool = hyper(False, "bool", "use the running maximum of r (AMSGrad)")
     eps_hat: bool = hyper(False, "bool", "add eps to √r before bias correction (Keras)")
 
-    def _init_moments(self, theta, hp):
-        moments = {"s": moment_like(theta), "r": moment_like(theta)}  # 1st and 2nd moment
-        if self.amsgrad:
-            moments["r_max"] = moment_like(theta)
-        return moments
+    def kept_moments(self, hp):
+        return ("s", "r", "r_max") if self.amsgrad else ("s", "r")
 
-    def _update(self, theta, g, state, hp):
-        self._decay_weights(theta, hp)
-        state.t += 1
-        state.s[...] = hp.rho1 * state.s + (1 - hp.rho1) * g  # biased first moment
-        state.r[...] = hp.rho2 * state.r + (1 - hp.rho2) * g * g  # biased second moment
-        if self.amsgrad:
-            np.maximum(state.r_max, state.r, out=state.r_max)  # AMSGrad: r never shrinks
-        s_hat, r_hat = self._corrected_moments(state, hp)  # correct bias in both moments
-        delta = -hp.lr * s_hat / (self._eps(state, hp) + np.sqrt(r_hat + hp.eps_root))
-        theta += delta  # apply update
-
-    def _corrected_moments(self, state, hp):
-        """ŝ = s/(1−ρ₁ᵗ) and r̂ = r/(1−ρ₂ᵗ) (r_max with AMSGrad; raw with correction off)."""
-        r = state.r_max if self.amsgrad else state.r
-        if not self.bias_correction or state.t == 0:
-            return state.s, r
-        return state.s / bias_correction(hp.rho1, state.t), r / bias_correction(hp.rho2, state.t)
-
-    def _eps(self, state, hp):
-        """``eps``, or with ``eps_hat`` Kingma & Ba's ε̂: eps added to √r, i.e. eps/√(1−ρ₂ᵗ)
-        added to √r̂."""
-        if self.eps_hat and state.t > 0:
-            return hp.eps / np.sqrt(bias_correction(hp.rho2, state.t))
-        return hp.eps
-
-    def _decay_weights(self, theta, hp):
-        """Adam applies weight decay as L2 (in the gradient); AdamW overrides this."""
-
-    def _step_size(self, state, hp):
-        _, r_hat = self._corrected_moments(state, hp)
-        return hp.lr / (self._eps(state, hp) + np.sqrt(r_hat + hp.eps_root))
+    def _step_size(self, hp, state):
+        r_hat = (state.r_max if self.amsgrad else state.r) / hp.bc2
+        return hp.lr / (hp.eps_t + np.sqrt(r_hat + hp.eps_root))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -99,7 +101,3 @@ class AdamW(Adam):
     DECOUPLED_WEIGHT_DECAY = True
 
     weight_decay: float = hyper(1e-2, "[0, inf)", "decoupled weight decay λ")
-
-    def _decay_weights(self, theta, hp):
-        if hp.weight_decay is not None:
-            theta *= 1 - hp.lr * hp.weight_decay  # decoupled weight decay

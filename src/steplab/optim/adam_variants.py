@@ -3,10 +3,107 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from steplab.optim.base import Optimizer, bias_correction, hyper, moment_like
+from steplab.optim.base import Optimizer, bias_correction, hyper
+
+# --------------------------------------------------------------------------------------
+# Adamax
+# --------------------------------------------------------------------------------------
+
+
+class AdamaxState(NamedTuple):
+    t: int  # steps taken
+    s: Any  # biased first moment
+    u: Any  # exponentially weighted infinity norm
+
+
+def adamax_step_scalars(ops, hp, t, state):
+    return {"bc1": bias_correction(hp.rho1, t, ops)}  # 1 − ρ₁ᵗ
+
+
+def adamax_rule(ops, hp, theta, g, s, u):
+    s = hp.rho1 * s + (1 - hp.rho1) * g  # biased first moment
+    u = ops.maximum(hp.rho2 * u, ops.abs(g) + hp.eps_max)  # infinity norm
+    step_size = hp.lr / hp.bc1  # u needs no bias correction
+    theta = theta + -step_size * s / (u + hp.eps)
+    return theta, s, u
+
+
+# --------------------------------------------------------------------------------------
+# Nadam
+# --------------------------------------------------------------------------------------
+
+
+class NadamState(NamedTuple):
+    t: int  # steps taken
+    mu_product: Any  # Πᵗμ, the running product of the momentum schedule
+    s: Any  # biased first moment
+    r: Any  # biased second moment
+
+
+def nadam_step_scalars(ops, hp, t, state):
+    """Momentum schedule μₜ = ρ₁(1 − ½·0.96^(tψ)), its running product and the weights of
+    today's gradient and tomorrow's momentum; 1 − ρ₂ᵗ."""
+    mu = hp.rho1 * (1 - 0.5 * ops.pow(0.96, t * hp.momentum_decay))
+    mu_next = hp.rho1 * (1 - 0.5 * ops.pow(0.96, (t + 1) * hp.momentum_decay))
+    mu_product = state.mu_product * mu  # Πᵗμ
+    return {
+        "mu_product": mu_product,
+        "gradient_part": (1 - mu) / (1 - mu_product),  # today's gradient ...
+        "momentum_part": mu_next / (1 - mu_product * mu_next),  # ... and tomorrow's s
+        "bc2": bias_correction(hp.rho2, t, ops),
+    }
+
+
+def nadam_rule(ops, hp, theta, g, s, r):
+    s = hp.rho1 * s + (1 - hp.rho1) * g  # biased first moment
+    r = hp.rho2 * r + (1 - hp.rho2) * g * g  # biased second moment
+    denominator = ops.sqrt(r / hp.bc2) + hp.eps
+    nesterov_moment = hp.gradient_part * g + hp.momentum_part * s
+    theta = theta + -hp.lr * nesterov_moment / denominator
+    return theta, s, r
+
+
+# --------------------------------------------------------------------------------------
+# RAdam
+# --------------------------------------------------------------------------------------
+
+
+class RAdamState(NamedTuple):
+    t: int  # steps taken
+    s: Any  # biased first moment
+    r: Any  # biased second moment
+
+
+def radam_step_scalars(ops, hp, t, state):
+    """1 − ρ₁ᵗ, 1 − ρ₂ᵗ, the length ρₜ of the moving average and the rectification."""
+    bc2 = bias_correction(hp.rho2, t, ops)
+    rho_inf = 2 / (1 - hp.rho2) - 1
+    rho_t = rho_inf - 2 * t * ops.pow(hp.rho2, t) / bc2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+    return {
+        "bc1": bias_correction(hp.rho1, t, ops),
+        "bc2": bc2,
+        "rho_t": rho_t,
+        "rectification": ops.sqrt(ops.maximum(ratio, 0)),
+    }
+
+
+def radam_rule(ops, hp, theta, g, s, r):
+    s = hp.rho1 * s + (1 - hp.rho1) * g  # biased first moment
+    r = hp.rho2 * r + (1 - hp.rho2) * g * g  # biased second moment
+    s_hat = s / hp.bc1
+    if hp.eps_hat:  # torch: eps added to the raw √r
+        adaptive = ops.sqrt(hp.bc2) / (ops.sqrt(r) + hp.eps)
+    else:  # optax: eps added to √r̂
+        adaptive = 1 / (ops.sqrt(r / hp.bc2) + hp.eps)
+    # Early on, r̂ averages too few gradients to trust: plain momentum step instead.
+    theta = theta + -hp.lr * s_hat * ops.where(hp.rho_t > 5, hp.rectification * adaptive, 1.0)
+    return theta, s, r
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -19,6 +116,9 @@ class Adamax(Optimizer):
     """
 
     name = "adamax"
+    state_type = AdamaxState
+    rule = staticmethod(adamax_rule)
+    step_scalars = staticmethod(adamax_step_scalars)
     PRESETS = {
         "torch": {"lr": 2e-3, "eps": 0.0, "eps_max": 1e-8},
         "optax": {"lr": 2e-3, "eps": 0.0, "eps_max": 1e-8},
@@ -31,17 +131,7 @@ class Adamax(Optimizer):
     eps: float = hyper(0.0, "[0, inf)", "constant added to u in the denominator")
     eps_max: float = hyper(1e-8, "[0, inf)", "constant added to |ĝ| inside the max")
 
-    def _init_moments(self, theta, hp):
-        return {"s": moment_like(theta), "u": moment_like(theta)}
-
-    def _update(self, theta, g, state, hp):
-        state.t += 1
-        state.s[...] = hp.rho1 * state.s + (1 - hp.rho1) * g  # biased first moment
-        np.maximum(hp.rho2 * state.u, np.abs(g) + hp.eps_max, out=state.u)  # infinity norm
-        step_size = hp.lr / bias_correction(hp.rho1, state.t)
-        theta += -step_size * state.s / (state.u + hp.eps)
-
-    def _step_size(self, state, hp):
+    def _step_size(self, hp, state):
         return hp.lr / (state.u + hp.eps)
 
 
@@ -56,6 +146,10 @@ class Nadam(Optimizer):
     """
 
     name = "nadam"
+    state_type = NadamState
+    rule = staticmethod(nadam_rule)
+    step_scalars = staticmethod(nadam_step_scalars)
+    SCALAR_STATE = {"mu_product": 1.0}
     PRESETS = {
         "torch": {"lr": 2e-3, "eps": 1e-8},
         # Keras 3 computes μₜ with 0.96ᵗ, i.e. ψ = 1 (Keras 2 used ψ = 0.004).
@@ -68,30 +162,8 @@ class Nadam(Optimizer):
     eps: float = hyper(1e-8, "[0, inf)", "constant added outside the square root")
     momentum_decay: float = hyper(4e-3, "[0, inf)", "ψ of the momentum schedule")
 
-    def _init_moments(self, theta, hp):
-        return {"s": moment_like(theta), "r": moment_like(theta), "mu_product": 1.0}
-
-    @staticmethod
-    def _mu(hp, t):
-        """Momentum schedule μₜ = ρ₁(1 − ½·0.96^(tψ)), in float64 whatever theta's dtype."""
-        return _f64(hp.rho1) * (1 - 0.5 * 0.96 ** (t * _f64(hp.momentum_decay)))
-
-    def _update(self, theta, g, state, hp):
-        state.t += 1
-        t = state.t
-        mu, mu_next = self._mu(hp, t), self._mu(hp, t + 1)
-        state.mu_product = state.mu_product * mu  # Πᵗμ
-        state.s[...] = hp.rho1 * state.s + (1 - hp.rho1) * g  # biased first moment
-        state.r[...] = hp.rho2 * state.r + (1 - hp.rho2) * g * g  # biased second moment
-        denominator = np.sqrt(state.r / bias_correction(hp.rho2, t)) + hp.eps
-        gradient_part = (1 - mu) / (1 - state.mu_product)  # today's gradient ...
-        momentum_part = mu_next / (1 - state.mu_product * mu_next)  # ... and tomorrow's s
-        nesterov_moment = _as(gradient_part, g) * g + _as(momentum_part, g) * state.s
-        theta += -hp.lr * nesterov_moment / denominator
-
-    def _step_size(self, state, hp):
-        r_hat = state.r / bias_correction(hp.rho2, state.t) if state.t else state.r
-        return hp.lr / (np.sqrt(r_hat) + hp.eps)
+    def _step_size(self, hp, state):
+        return hp.lr / (np.sqrt(state.r / hp.bc2) + hp.eps)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -106,6 +178,9 @@ class RAdam(Optimizer):
     """
 
     name = "radam"
+    state_type = RAdamState
+    rule = staticmethod(radam_rule)
+    step_scalars = staticmethod(radam_step_scalars)
     PRESETS = {
         "torch": {"eps": 1e-8, "eps_hat": True},
         "optax": {"eps": 1e-8, "eps_hat": False},
@@ -117,38 +192,7 @@ class RAdam(Optimizer):
     eps: float = hyper(1e-8, "[0, inf)", "constant added outside the square root")
     eps_hat: bool = hyper(True, "bool", "add eps to the raw √r (torch) rather than √r̂")
 
-    def _init_moments(self, theta, hp):
-        return {"s": moment_like(theta), "r": moment_like(theta)}
-
-    def _update(self, theta, g, state, hp):
-        state.t += 1
-        t = state.t
-        state.s[...] = hp.rho1 * state.s + (1 - hp.rho1) * g  # biased first moment
-        state.r[...] = hp.rho2 * state.r + (1 - hp.rho2) * g * g  # biased second moment
-        s_hat = state.s / bias_correction(hp.rho1, t)
-        rho_inf = 2 / (1 - hp.rho2) - 1
-        rho_t = rho_inf - 2 * t * hp.rho2**t / bias_correction(hp.rho2, t)
-        ratio = (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
-        rectification = np.sqrt(np.maximum(ratio, 0))
-        adaptive = self._adaptive(state, hp)
-        # Early on, r̂ averages too few gradients to trust: plain momentum step instead.
-        theta += -hp.lr * s_hat * np.where(rho_t > 5, rectification * adaptive, 1)
-
-    def _adaptive(self, state, hp):
-        """1/(√r̂ + ε), with ``eps_hat`` √(1−ρ₂ᵗ)/(√r + ε) (torch's form)."""
-        correction = bias_correction(hp.rho2, state.t) if state.t else 1.0
+    def _step_size(self, hp, state):
         if self.eps_hat:
-            return np.sqrt(correction) / (np.sqrt(state.r) + hp.eps)
-        return 1 / (np.sqrt(state.r / correction) + hp.eps)
-
-    def _step_size(self, state, hp):
-        return hp.lr * self._adaptive(state, hp)
-
-
-def _f64(value):
-    return value.astype(np.float64) if isinstance(value, np.ndarray) else value
-
-
-def _as(factor, like):
-    """A float64 per-configuration factor in ``like``'s dtype (Python floats stay weak)."""
-    return factor.astype(like.dtype) if isinstance(factor, np.ndarray) else factor
+            return hp.lr * np.sqrt(hp.bc2) / (np.sqrt(state.r) + hp.eps)
+        return hp.lr / (np.sqrt(state.r / hp.bc2) + hp.eps)

@@ -3,20 +3,25 @@
 An optimizer is a frozen dataclass of hyperparameters. It never owns parameters or
 moments: ``init(theta)`` makes a fresh :class:`State`, and ``step(theta, grad, state)``
 updates ``theta`` and ``state`` in place, exactly like one pass through the loop body
-of the seed's pseudo-code. Subclasses write only that loop body, in ``_update``.
+of the seed's pseudo-code. Subclasses write only that loop body, once, as ``rule``.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import inspect
 import json
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import numpy as np
 
+from steplab.optim.ops import NUMPY_OPS, Ops
+from steplab.optim.schedules import Schedule
+
 NONFINITE_POLICIES = ("raise", "skip", "propagate")
-_FUSED_MIN_SIZE = 4096  # theta.size from which Optimizer.step tries steplab.fast
+FUSED_MIN_SIZE = 4096  # theta.size from which impl="auto" takes steplab.fast's kernel
 
 # --------------------------------------------------------------------------------------
 # Hyperparameters: a dataclass field that knows its allowed interval
@@ -121,36 +126,93 @@ class State(SimpleNamespace):
 # The optimizer base class
 # --------------------------------------------------------------------------------------
 
+IMPLEMENTATIONS = ("auto", "numpy", "fused")
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class Optimizer:
-    """Base class: validation, broadcasting of hyperparameters, guards around ``_update``.
+    """Base class: validation, hyperparameters at step t, and the three ways to run a rule.
+
+    A subclass is its hyperparameters (``hyper`` fields) plus one element-wise ``rule``
+    written in the seed's symbols and order (see :mod:`steplab.optim.ops`), a typed
+    ``state_type`` (a NamedTuple: ``t``, per-configuration scalars, then the rule's moments)
+    and, if the rule needs per-step scalars such as 1 − ρᵗ, ``step_scalars``. From that
+    alone come the pure :meth:`update`, the in-place :meth:`step` (NumPy, or numba's fused
+    kernel for large arrays) and the sweep kernels of ``steplab.fast``.
 
     ``nonfinite`` says what a step does with a gradient holding NaN or inf:
     ``"raise"`` (default) raises ``FloatingPointError`` and leaves theta and the state
     untouched; ``"skip"`` leaves them untouched and counts the step in ``state.skipped``;
     ``"propagate"`` applies the step anyway, as torch.optim does (in a sweep each
     configuration's row is independent, so a NaN stays in its own row).
+
+    ``impl`` picks how :meth:`step` runs the rule: ``"numpy"`` (whole-array NumPy),
+    ``"fused"`` (one numba pass over memory, on all cores; needs numba) or ``"auto"``
+    (fused for contiguous float32/float64 arrays of at least ``steplab.fast.MIN_SIZE``
+    elements with scalar hyperparameters when numba is installed, else NumPy). Both give
+    the same bits: every step computes in float64 and rounds once when it stores (float32
+    in, float32 out), and both run the same rule. ``state.impl`` says which one ran last.
     """
 
     name: ClassVar[str] = "optimizer"
     # framework -> hyperparameters that reproduce that framework's default algorithm
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
-    # Whether the class applies weight decay itself (AdamW, Lion) rather than as L2.
+    # Whether the rule applies weight decay itself (AdamW, Lion) rather than as L2.
     DECOUPLED_WEIGHT_DECAY: ClassVar[bool] = False
-    # Hyperparameters that switch a feature off when zero everywhere: ``_broadcast``
-    # turns them into None, so the plain algorithm runs without their extra work.
+    # Hyperparameters that switch a feature off when zero everywhere: the rule sees a
+    # static flag ``hp.<name>_on`` and skips their extra work (and state) when False.
     OFF_WHEN_ZERO: ClassVar[tuple[str, ...]] = ("weight_decay",)
+    # Per-configuration scalars the state carries besides t, with their initial values
+    # (Nadam's running product of μ); ``step_scalars`` returns their new values.
+    SCALAR_STATE: ClassVar[dict[str, float]] = {}
+    # The typed state: NamedTuple("t", *SCALAR_STATE, *the rule's moments).
+    state_type: ClassVar[type] = tuple
 
     weight_decay: float = hyper(0.0, "[0, inf)", "L2 penalty: adds λ·θ to the gradient")
     nonfinite: str = dataclasses.field(
         default="raise", metadata={"doc": "raise | skip | propagate"}
     )
+    impl: str = dataclasses.field(default="auto", metadata={"doc": "auto | numpy | fused"})
+
+    # -- what a subclass writes ----------------------------------------------------------
+
+    @staticmethod
+    def rule(ops: Ops, hp: Any, theta: Any, g: Any, *moments: Any) -> tuple:
+        """The loop body for one coordinate (or whole arrays): returns (θ, *moments)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def step_scalars(ops: Ops, hp: Any, t: int, state: Any) -> dict[str, Any]:
+        """Per-step scalars the rule reads from ``hp`` (e.g. 1 − ρᵗ), in float64.
+
+        ``hp`` holds the hyperparameters (floats, or float64 arrays with one value per
+        configuration), ``state`` the ``SCALAR_STATE`` values before the step. Use
+        ``ops.pow`` for powers (see :mod:`steplab.optim.ops`).
+        """
+        return {}
+
+    def kept_moments(self, hp: Any) -> tuple[str, ...]:
+        """The moments this configuration keeps (default: all the rule's); the others are
+        switched off and reach the rule as None (e.g. r_max without amsgrad)."""
+        return self.moment_names()
+
+    def initial_moment(self, name: str, hp: Any) -> Any:
+        """A moment's value before the first step (default 0, as in the seed)."""
+        return 0.0
+
+    def _init_moments(self, theta: np.ndarray, hp: SimpleNamespace) -> dict[str, Any]:
+        return {n: moment_like(theta, self.initial_moment(n, hp)) for n in self.kept_moments(hp)}
+
+    def _step_size(self, hp: Any, state: Any) -> Any:
+        """Each coordinate's step size after the step that ``hp`` (at state.t) describes."""
+        return hp.lr
 
     # -- construction ------------------------------------------------------------------
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
+            if f.name == "lr" and isinstance(getattr(self, f.name), Schedule):
+                continue  # a schedule: each value is checked at the step that uses it
             if "interval" in f.metadata:
                 value = _check_in_interval(f.name, getattr(self, f.name), f.metadata["interval"])
                 object.__setattr__(self, f.name, value)
@@ -158,7 +220,17 @@ class Optimizer:
             raise ValueError(
                 f"nonfinite must be one of {', '.join(NONFINITE_POLICIES)}, got {self.nonfinite!r}"
             )
-        object.__setattr__(self, "_broadcast_cache", {})
+        if self.impl not in IMPLEMENTATIONS:
+            raise ValueError(f"impl must be one of {', '.join(IMPLEMENTATIONS)}, got {self.impl!r}")
+        if self.impl == "fused":
+            from steplab.fast import _numba
+
+            if not _numba.available():
+                raise ImportError(
+                    f"impl='fused' needs numba ({_numba.UNAVAILABLE_REASON}); install it with "
+                    "pip install 'steplab[fast]', or use impl='auto' or impl='numpy'"
+                )
+        object.__setattr__(self, "_hyper_cache", {})
 
     @classmethod
     def hyperparameters(cls) -> dict[str, dataclasses.Field]:
@@ -167,6 +239,21 @@ class Optimizer:
         tunable = [f for f in dataclasses.fields(cls) if "interval" in f.metadata]
         tunable.sort(key=lambda f: f.name == "weight_decay")  # stable: keeps the rest in order
         return {f.name: f for f in tunable}
+
+    @classmethod
+    def moment_names(cls) -> tuple[str, ...]:
+        """The rule's moments, from its signature: ``rule(ops, hp, theta, g, *moments)``."""
+        names = cls.__dict__.get("_moment_names")
+        if names is None:
+            parameters = list(inspect.signature(cls.rule).parameters)
+            if parameters[:4] != ["ops", "hp", "theta", "g"]:
+                raise TypeError(
+                    f"{cls.__name__}.rule must take (ops, hp, theta, g, *moments), "
+                    f"got ({', '.join(parameters)})"
+                )
+            names = tuple(parameters[4:])
+            cls._moment_names = names
+        return names
 
     @classmethod
     def like(cls, preset: str = "seed", **overrides: Any) -> Optimizer:
@@ -194,44 +281,91 @@ class Optimizer:
         values = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, Schedule):
+                value = value.config()
             values[f.name] = value.tolist() if isinstance(value, np.ndarray) else value
         return {"name": self.name, **values}
 
     # -- the contract ------------------------------------------------------------------
 
     def init(self, theta: np.ndarray) -> State:
-        """A fresh state for parameters shaped like ``theta`` (moments zero, ``t = 0``)."""
+        """A fresh, mutable state for :meth:`step` (moments as the seed sets them, ``t = 0``)."""
         _check_theta(theta)
         # Broadcasting now makes a misfit fail here, not at the first step.
-        hp = self._broadcast(theta.shape, theta.dtype)
+        hp = SimpleNamespace(**self._hyper(theta.shape))
         moments = self._init_moments(theta, hp)
-        return State(t=0, made_by=self.name, shape=theta.shape, dtype=theta.dtype.str, **moments)
+        return State(
+            t=0,
+            made_by=self.name,
+            shape=theta.shape,
+            dtype=theta.dtype.str,
+            **dict(self.SCALAR_STATE),
+            **moments,
+        )
+
+    def init_state(self, theta: np.ndarray) -> Any:
+        """A fresh typed state (``state_type``, a NamedTuple) for the pure :meth:`update`;
+        moments that this configuration switches off are None."""
+        return self.typed(self.init(theta))
+
+    def typed(self, state: Any) -> Any:
+        """``state`` (mutable or typed) as this optimizer's NamedTuple, sharing its arrays."""
+        return self.state_type(
+            **{name: getattr(state, name, None) for name in self.state_type._fields}
+        )
+
+    def update(self, theta: Any, grad: Any, state: Any, ops: Ops = NUMPY_OPS) -> tuple[Any, Any]:
+        """One step as a pure function: ``(new_theta, new_state)``; nothing is mutated.
+
+        ``state`` is a typed state (:meth:`init_state`) or a mutable one (:meth:`init`);
+        the result is typed. With other ``ops`` (jax.numpy, torch) the same rule runs on
+        those arrays; hyperparameters must then be scalars. No checks, no ``nonfinite``
+        policy: this is the algorithm itself (``step`` adds the guard rails).
+        """
+        hp = self._hyper(np.shape(theta))
+        t = state.t + 1
+        hp_t, scalars = self._at_step(hp, t, state, ops)
+        theta_new, moments = self._apply_rule(ops, hp_t, theta, grad, state)
+        return theta_new, self.state_type(t=t, **scalars, **moments)
 
     def step(self, theta: np.ndarray, grad: np.ndarray, state: State) -> np.ndarray:
         """One iteration of the loop body: updates ``theta`` and ``state`` in place."""
         grad = _check_grad(theta, grad)
         _check_state(theta, state, self)
-        # Fast path: for large arrays, steplab.fast runs this same step (the same numbers as
-        # _update, which stays the reference) as one fused numba pass over memory; it says
-        # False when it does not apply (small, strided, array hyperparameters, no numba).
-        if theta.size >= _FUSED_MIN_SIZE:
-            from steplab.fast import fused_step
-
-            if fused_step(self, theta, grad, state):
+        hp = self._hyper(theta.shape)
+        t = state.t + 1
+        hp_t, scalars = self._at_step(hp, t, state, NUMPY_OPS)  # a bad lr(t) raises here
+        fused = self._fused(theta, grad, state, hp)
+        if self.nonfinite != "propagate":
+            finite = fused.all_finite(grad) if fused else bool(np.isfinite(grad).all())
+            if not finite:
+                if self.nonfinite == "raise":
+                    raise FloatingPointError(
+                        f"{self.name}: the gradient holds NaN or inf at step {t}; theta and "
+                        "the state are unchanged (nonfinite='skip' skips such steps, "
+                        "nonfinite='propagate' applies them)"
+                    )
+                state.skipped = getattr(state, "skipped", 0) + 1
                 return theta
-        if self.nonfinite != "propagate" and not np.isfinite(grad).all():
-            if self.nonfinite == "raise":
-                raise FloatingPointError(
-                    f"{self.name}: the gradient holds NaN or inf at step {state.t + 1}; "
-                    "theta and the state are unchanged (nonfinite='skip' skips such steps, "
-                    "nonfinite='propagate' applies them)"
-                )
-            state.skipped = getattr(state, "skipped", 0) + 1
-            return theta
-        hp = self._broadcast(theta.shape, theta.dtype)
-        if hp.weight_decay is not None and not self.DECOUPLED_WEIGHT_DECAY:
-            grad = grad + hp.weight_decay * theta  # L2 penalty, as torch's weight_decay
-        self._update(theta, grad, state, hp)
+        if fused:
+            try:
+                fused.step(self, hp, hp_t, theta, grad, state)
+                state.impl = "fused"
+            except fused.CompileError as exc:  # nothing written: NumPy takes the step
+                if self.impl == "fused":
+                    raise
+                fused.warn_slow_path(str(exc))
+                fused = None
+        if not fused:
+            theta_new, moments = self._apply_rule(NUMPY_OPS, hp_t, theta, grad, state)
+            theta[...] = theta_new  # rounds float64 to theta's dtype, as the kernel does
+            for name, value in moments.items():
+                if value is not None:
+                    getattr(state, name)[...] = value
+            state.impl = "numpy"
+        state.t = t
+        for name, value in scalars.items():
+            setattr(state, name, value)
         return theta
 
     def step_size(self, state: State) -> np.ndarray:
@@ -239,33 +373,32 @@ class Optimizer:
 
         The factor that multiplies the optimizer's search direction (the gradient for
         AdaGrad/RMSProp, the corrected first moment ŝ for Adam): α/(β+√r) for AdaGrad.
+        Evaluated in float64 at the last step's t (t = 1 before any step).
         """
-        hp = self._broadcast(state.shape, np.dtype(state.dtype))
-        return np.broadcast_to(self._step_size(state, hp), state.shape).astype(state.dtype)
+        hp = self._hyper(state.shape)
+        t = max(state.t, 1)
+        values = {**hp, "lr": self._lr_at(hp, t)}
+        # The scalar state after the step: rules' step sizes do not depend on it (Nadam's
+        # running product only weighs ĝ against s).
+        now = SimpleNamespace(**{k: getattr(state, k) for k in self.SCALAR_STATE})
+        values.update(self.step_scalars(NUMPY_OPS, SimpleNamespace(**values), t, now))
+        moments = SimpleNamespace(
+            **{name: _opmath(getattr(state, name, None)) for name in self.moment_names()}
+        )
+        size = self._step_size(SimpleNamespace(**values), moments)
+        return np.broadcast_to(size, state.shape).astype(state.dtype)
 
-    # -- what subclasses write ---------------------------------------------------------
+    # -- the machinery every path shares -----------------------------------------------
 
-    def _init_moments(self, theta: np.ndarray, hp: SimpleNamespace) -> dict[str, np.ndarray]:
-        return {}
+    def _hyper(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        """Hyperparameters ready to combine with an array of ``shape``, in float64.
 
-    def _update(self, theta: np.ndarray, g: np.ndarray, state: State, hp: SimpleNamespace):
-        raise NotImplementedError
-
-    def _step_size(self, state: State, hp: SimpleNamespace):
-        return hp.lr
-
-    # -- broadcasting hyperparameters against theta -------------------------------------
-
-    def _broadcast(self, shape: tuple[int, ...], dtype: np.dtype) -> SimpleNamespace:
-        """Hyperparameters ready to combine with ``theta``.
-
-        Scalars stay Python floats (so float32 stays float32). An array of shape (K,)
-        becomes (K, 1, …) to line up with theta's leading axis; every array must
-        broadcast to theta's shape and is cast to theta's dtype. Switches such as
-        ``weight_decay`` are ``None`` when zero everywhere (see ``OFF_WHEN_ZERO``).
+        Scalars stay Python floats; an array of shape (K,) becomes (K, 1, …) to line up
+        with theta's leading axis, and must broadcast to theta's shape. Booleans stay
+        Python bools, and each name in ``OFF_WHEN_ZERO`` adds a static flag ``<name>_on``.
         """
-        key = (tuple(shape), np.dtype(dtype).str)
-        cached = self._broadcast_cache.get(key)
+        key = tuple(shape)
+        cached = self._hyper_cache.get(key)
         if cached is not None:
             return cached
         values = {}
@@ -279,14 +412,101 @@ class Optimizer:
                         f"{self.name}: {name} of shape {getattr(self, name).shape} does not "
                         f"broadcast against theta's leading axis (theta has shape {shape})"
                     )
-                value = value.astype(dtype)
             values[name] = value
         for name in self.OFF_WHEN_ZERO:
-            if not np.any(values[name]):
-                values[name] = None
-        hp = SimpleNamespace(**values)
-        self._broadcast_cache[key] = hp
-        return hp
+            values[f"{name}_on"] = bool(np.any(values[name]))
+        self._hyper_cache[key] = values
+        return values
+
+    def _lr_at(self, hp: dict, t: int) -> Any:
+        return scheduled_lr(self, t) if isinstance(hp["lr"], Schedule) else hp["lr"]
+
+    def _at_step(self, hp: dict, t: int, state: Any, ops: Ops) -> tuple[Any, dict]:
+        """(hyperparameters of the step computed at t, with its per-step scalars; the new
+        SCALAR_STATE values)."""
+        values = dict(hp)
+        if "lr" in values:
+            values["lr"] = self._lr_at(hp, t)
+        before = SimpleNamespace(**{k: getattr(state, k) for k in self.SCALAR_STATE})
+        values.update(self.step_scalars(ops, SimpleNamespace(**values), t, before))
+        scalars = {k: values[k] for k in self.SCALAR_STATE}
+        return hyper_tuple(type(self), tuple(values))(**values), scalars
+
+    def _apply_rule(self, ops: Ops, hp_t: Any, theta: Any, grad: Any, state: Any):
+        """The rule on whole arrays, in float64 (NumPy) or the arrays' own type (others)."""
+        x, g = _opmath(theta), _opmath(grad)
+        if hp_t.weight_decay_on:
+            if self.DECOUPLED_WEIGHT_DECAY:
+                x = decay_weights(hp_t, x)
+            else:
+                g = l2_penalty(hp_t, x, g)
+        names = self.moment_names()
+        moments = [_opmath(getattr(state, name, None)) for name in names]
+        theta_new, *new = type(self).rule(ops, hp_t, x, g, *moments)
+        out = {}
+        for name, old, value in zip(names, moments, new, strict=True):
+            out[name] = None if old is None else _like(value, getattr(state, name))
+        return _like(theta_new, theta), out
+
+    def _fused(self, theta: np.ndarray, grad: np.ndarray, state: State, hp: dict) -> Any:
+        """steplab.fast's kernels if this step takes them (see ``impl``), else None."""
+        if self.impl == "numpy" or (self.impl == "auto" and theta.size < FUSED_MIN_SIZE):
+            return None
+        from steplab import fast  # here, not at import: the core needs NumPy alone
+
+        reason = fast.why_not_fused(self, theta, grad, state, hp)
+        if reason is None:
+            return fast
+        if self.impl == "fused":
+            raise ValueError(f"{self.name}: impl='fused' cannot run this step: {reason}")
+        return None
+
+
+_HYPER_TUPLES: dict[tuple, type] = {}
+
+
+def hyper_tuple(cls: type, fields: tuple[str, ...]) -> type:
+    """The NamedTuple type of ``cls``'s hyperparameters at a step (cached: numba and JAX
+    see one type per optimizer and configuration of switches)."""
+    key = (cls, fields)
+    if key not in _HYPER_TUPLES:
+        _HYPER_TUPLES[key] = collections.namedtuple(f"{cls.__name__}Hyper", fields)
+    return _HYPER_TUPLES[key]
+
+
+def _opmath(value: Any) -> Any:
+    """NumPy arrays in float64 for the arithmetic (float32 in, float64 math, rounded once)."""
+    if isinstance(value, np.ndarray) and value.dtype != np.float64:
+        return value.astype(np.float64)
+    return value
+
+
+def _like(value: Any, reference: Any) -> Any:
+    if isinstance(reference, np.ndarray):
+        return np.asarray(value).astype(reference.dtype, copy=False)
+    return value
+
+
+def l2_penalty(hp: Any, theta: Any, g: Any) -> Any:
+    """Weight decay as an L2 penalty: ĝ + λ·θ (torch's weight_decay, for most optimizers)."""
+    return g + hp.weight_decay * theta
+
+
+def decay_weights(hp: Any, theta: Any) -> Any:
+    """Decoupled weight decay θ ← θ·(1 − α·λ), before the step (AdamW, Lion)."""
+    return theta * (1 - hp.lr * hp.weight_decay)
+
+
+def scheduled_lr(optimizer: Optimizer, t: int) -> float:
+    """The value of ``optimizer.lr`` (a schedule) at step ``t``, checked to be in [0, inf)
+    (a schedule may end at 0, as a cosine decay does; a constant lr must be > 0)."""
+    value = optimizer.lr(t)
+    if not (isinstance(value, (float, int)) and np.isfinite(value) and value >= 0):
+        raise ValueError(
+            f"{optimizer.name}: the lr schedule {optimizer.lr!r} gives {value!r} at step t={t}; "
+            "a scheduled step size must be a finite number >= 0"
+        )
+    return float(value)
 
 
 def moment_like(theta: np.ndarray, fill: Any = 0.0) -> np.ndarray:
@@ -297,9 +517,9 @@ def moment_like(theta: np.ndarray, fill: Any = 0.0) -> np.ndarray:
     return array
 
 
-def bias_correction(rho: Any, t: int) -> Any:
+def bias_correction(rho: Any, t: int, ops: Ops = NUMPY_OPS) -> Any:
     """1 − ρᵗ: how much of the truth an exponential moving average started at 0 holds."""
-    return 1 - rho**t
+    return 1 - ops.pow(rho, t)
 
 
 # --------------------------------------------------------------------------------------
@@ -339,6 +559,20 @@ def _check_state(theta: np.ndarray, state: Any, optimizer: Optimizer) -> None:
     made_by = getattr(state, "made_by", None)
     if made_by != optimizer.name:
         raise ValueError(f"this state was made by {made_by}.init, not by {optimizer.name}.init")
+    # Options that add or remove moments (amsgrad, centered, momentum) must match.
+    hp = SimpleNamespace(**optimizer._hyper(theta.shape))
+    expected = set(optimizer.kept_moments(hp))
+    held = {name for name in optimizer.moment_names() if getattr(state, name, None) is not None}
+    if held != expected:
+
+        def listed(names):
+            return ", ".join(sorted(names)) or "none"
+
+        raise ValueError(
+            f"this state holds the moments {listed(held)}, but {optimizer.name} with these "
+            f"options keeps {listed(expected)}: it was made by {optimizer.name} with other "
+            "options (e.g. amsgrad, centered, momentum); call init(theta) again"
+        )
     for key, array in state.arrays().items():
         if array.shape == theta.shape:
             if array.dtype == theta.dtype:

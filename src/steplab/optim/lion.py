@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, NamedTuple
 
-import numpy as np
+from steplab.optim.base import Optimizer, hyper
 
-from steplab.optim.base import Optimizer, hyper, moment_like
+
+class LionState(NamedTuple):
+    t: int  # steps taken
+    m: Any  # momentum
+
+
+def lion_rule(ops, hp, theta, g, m):
+    c = hp.rho1 * m + (1 - hp.rho1) * g  # interpolate momentum and gradient
+    theta = theta + -hp.lr * ops.sign(c)  # a step of ±α in every coordinate
+    m = hp.rho2 * m + (1 - hp.rho2) * g  # momentum tracks ĝ
+    return theta, m
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -19,6 +30,8 @@ class Lion(Optimizer):
     """
 
     name = "lion"
+    state_type = LionState
+    rule = staticmethod(lion_rule)
     PRESETS = {
         "optax": {"lr": 1e-4, "weight_decay": 1e-3},
         "keras": {"lr": 1e-3},
@@ -29,14 +42,3 @@ class Lion(Optimizer):
     rho1: float = hyper(0.9, "[0, 1)", "interpolation weight ρ₁ of the update direction")
     rho2: float = hyper(0.99, "[0, 1)", "decay rate ρ₂ of the momentum")
     weight_decay: float = hyper(0.0, "[0, inf)", "decoupled weight decay λ")
-
-    def _init_moments(self, theta, hp):
-        return {"m": moment_like(theta)}
-
-    def _update(self, theta, g, state, hp):
-        state.t += 1
-        c = hp.rho1 * state.m + (1 - hp.rho1) * g  # interpolate momentum and gradient
-        if hp.weight_decay is not None:
-            theta *= 1 - hp.lr * hp.weight_decay  # decoupled weight decay
-        theta += -hp.lr * np.sign(c)  # a step of ±α in every coordinate
-        state.m[...] = hp.rho2 * state.m + (1 - hp.rho2) * g  # momentum tracks ĝ

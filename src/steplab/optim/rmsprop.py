@@ -7,10 +7,34 @@ old gradients are forgotten and the step sizes stop shrinking for good.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from steplab.optim.base import Optimizer, hyper, moment_like
+from steplab.optim.base import Optimizer, hyper
+
+
+class RMSPropState(NamedTuple):
+    t: int  # steps taken
+    r: Any  # gradient accumulation variable
+    m: Any = None  # moving average of the gradient (centered only)
+    b: Any = None  # velocity (momentum only)
+
+
+def rmsprop_rule(ops, hp, theta, g, r, m, b):
+    r = hp.rho * r + (1 - hp.rho) * g * g  # accumulate squared gradient
+    if hp.centered:  # divide by the root of the variance r − m²
+        m = hp.rho * m + (1 - hp.rho) * g  # average gradient
+        denominator = hp.eps + ops.sqrt(r - m * m + hp.eps_root)
+    else:
+        denominator = hp.eps + ops.sqrt(r + hp.eps_root)  # β + √r
+    if hp.momentum_on:
+        b = hp.momentum * b + g / denominator  # velocity
+        delta = -hp.lr * b
+    else:
+        delta = -hp.lr / denominator * g  # compute update
+    theta = theta + delta  # apply update
+    return theta, r, m, b
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -26,6 +50,8 @@ class RMSProp(Optimizer):
     """
 
     name = "rmsprop"
+    state_type = RMSPropState
+    rule = staticmethod(rmsprop_rule)
     PRESETS = {
         "torch": {"lr": 1e-2, "rho": 0.99, "eps": 1e-8, "eps_root": 0.0},
         "optax": {"rho": 0.9, "eps": 0.0, "eps_root": 1e-8},
@@ -41,31 +67,12 @@ class RMSProp(Optimizer):
     centered: bool = hyper(False, "bool", "divide by the root of the gradient's variance")
     momentum: float = hyper(0.0, "[0, 1)", "momentum μ applied to the scaled gradient")
 
-    def _init_moments(self, theta, hp):
-        moments = {"r": moment_like(theta, hp.r0)}  # gradient accumulation variable
-        if self.centered:
-            moments["m"] = moment_like(theta)  # moving average of the gradient
-        if hp.momentum is not None:
-            moments["b"] = moment_like(theta)  # velocity
-        return moments
+    def kept_moments(self, hp):
+        return ("r",) + ("m",) * self.centered + ("b",) * hp.momentum_on
 
-    def _update(self, theta, g, state, hp):
-        state.t += 1
-        state.r[...] = hp.rho * state.r + (1 - hp.rho) * g * g  # accumulate squared gradient
-        if self.centered:
-            state.m[...] = hp.rho * state.m + (1 - hp.rho) * g  # average gradient
-        denominator = self._denominator(state, hp)  # β + √r
-        if hp.momentum is None:
-            delta = -hp.lr / denominator * g  # compute update
-        else:
-            state.b[...] = hp.momentum * state.b + g / denominator  # velocity
-            delta = -hp.lr * state.b
-        theta += delta  # apply update
+    def initial_moment(self, name, hp):
+        return hp.r0 if name == "r" else 0.0
 
-    def _denominator(self, state, hp):
-        """β + √r; with ``centered``, β + √(r − m²): the root of the gradient's variance."""
+    def _step_size(self, hp, state):
         r = state.r - state.m * state.m if self.centered else state.r
-        return hp.eps + np.sqrt(r + hp.eps_root)
-
-    def _step_size(self, state, hp):
-        return hp.lr / self._denominator(state, hp)
+        return hp.lr / (hp.eps + np.sqrt(r + hp.eps_root))

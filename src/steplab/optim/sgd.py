@@ -8,8 +8,36 @@ torch's form keeps that equality when α changes between steps as well.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, NamedTuple
 
-from steplab.optim.base import Optimizer, hyper, moment_like
+from steplab.optim.base import Optimizer, hyper
+
+
+class SGDState(NamedTuple):
+    t: int  # steps taken
+
+
+class MomentumState(NamedTuple):
+    t: int  # steps taken
+    b: Any  # velocity
+
+
+def sgd_rule(ops, hp, theta, g):
+    delta = -hp.lr * g  # compute update
+    theta = theta + delta  # apply update
+    return (theta,)
+
+
+def momentum_rule(ops, hp, theta, g, b):
+    b = hp.rho * b + g  # velocity: decaying sum of past gradients
+    theta = theta + -hp.lr * b  # apply update
+    return theta, b
+
+
+def nesterov_rule(ops, hp, theta, g, b):
+    b = hp.rho * b + g  # velocity
+    theta = theta + -hp.lr * (g + hp.rho * b)  # step along the look-ahead direction
+    return theta, b
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -19,12 +47,10 @@ class SGD(Optimizer):
     name = "sgd"
     PRESETS = {"torch": {"lr": 1e-3}, "optax": {}, "keras": {"lr": 1e-2}}
 
-    lr: float = hyper(1e-2, "(0, inf)", "global step size α")
+    state_type = SGDState
+    rule = staticmethod(sgd_rule)
 
-    def _update(self, theta, g, state, hp):
-        state.t += 1
-        delta = -hp.lr * g  # compute update
-        theta += delta  # apply update
+    lr: float = hyper(1e-2, "(0, inf)", "global step size α")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -37,16 +63,11 @@ class Momentum(Optimizer):
     name = "momentum"
     PRESETS = {"torch": {"lr": 1e-3}, "keras": {"lr": 1e-2}}
 
+    state_type = MomentumState
+    rule = staticmethod(momentum_rule)
+
     lr: float = hyper(1e-2, "(0, inf)", "global step size α")
     rho: float = hyper(0.9, "[0, 1)", "momentum coefficient ρ")
-
-    def _init_moments(self, theta, hp):
-        return {"b": moment_like(theta)}
-
-    def _update(self, theta, g, state, hp):
-        state.t += 1
-        state.b[...] = hp.rho * state.b + g  # velocity: decaying sum of past gradients
-        theta += -hp.lr * state.b  # apply update
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -58,8 +79,4 @@ class Nesterov(Momentum):
     """
 
     name = "nesterov"
-
-    def _update(self, theta, g, state, hp):
-        state.t += 1
-        state.b[...] = hp.rho * state.b + g  # velocity
-        theta += -hp.lr * (g + hp.rho * state.b)  # step along the look-ahead direction
+    rule = staticmethod(nesterov_rule)
