@@ -1,19 +1,25 @@
-"""The bridge: a ``torch.optim.Optimizer`` whose hyperparameters come from a NumPy core class.
+"""The bridge: a ``torch.optim.Optimizer`` whose hyperparameters and step come from a NumPy
+core class.
 
 Each torch optimizer names its NumPy twin in ``core`` (``steplab.torch.Adam.core is
 steplab.optim.Adam``). Names, defaults, allowed intervals and presets are read from
 that class, never written twice: a param group's hyperparameters are validated by
-constructing the core optimizer from them.
+constructing the core optimizer from them. So is the step: the core's element-wise
+``rule`` runs on torch tensors, with no second copy of its math.
 
-The step itself works on *buckets*: the parameters of one param group that share a
-device, a dtype and a step counter ``t``. Inside a bucket every quantity of the NumPy
-step becomes a list of tensors, and each line of the NumPy algorithm becomes one
-multi-tensor ``torch._foreach_*`` call — the same order and the same symbols, so
-``_update`` reads like the core's. The NumPy core is the reference the tests compare
-against.
+The step works on *buckets*: the parameters of one param group that share a device, a
+dtype, a step counter ``t`` (and any scalar state). A bucket is stepped by one of two
+routes built from the same rule:
+
+- the **multi-tensor** step (default): the rule evaluated once on lists of tensors
+  (:class:`~steplab.torch._tensorlist.TensorList`), each arithmetic operation one
+  ``torch._foreach_*`` call over the whole bucket;
+- the **single-pass** step (``fused=True``): the rule compiled by ``torch.compile`` into one
+  kernel per tensor (small tensors packed into one), reading and writing memory once
+  (:mod:`steplab.torch._single_pass`). The first step compiles (seconds; see docs/torch.md).
 
 Low-precision parameters (bfloat16, float16) keep their state in float32: the step is
-computed on float32 copies of θ and ĝ and the result is rounded into the parameter once.
+computed in float32 and the result is rounded into the parameter once.
 """
 
 from __future__ import annotations
@@ -28,9 +34,17 @@ import torch
 
 from steplab.optim.base import NONFINITE_POLICIES
 from steplab.optim.base import Optimizer as CoreOptimizer
+from steplab.optim.ops import Ops
+from steplab.torch import _tensorlist
+from steplab.torch._single_pass import single_pass_step
+from steplab.torch._tensorlist import TensorList
 
 #: Options every steplab torch optimizer takes besides the core's hyperparameters.
-TORCH_OPTIONS = {"maximize": False, "nonfinite": "propagate"}
+TORCH_OPTIONS = {"maximize": False, "nonfinite": "propagate", "fused": False}
+
+#: The multi-tensor backend's operations (they also compute the per-step scalars of both
+#: routes, in Python floats, so the two routes see the same numbers).
+FOREACH_OPS = Ops(**{name: _tensorlist.FUNCTIONS[name] for name in Ops._fields})
 
 #: torch.optim's names for steplab's hyperparameters, for helpful error messages.
 TORCH_NAMES = {
@@ -58,15 +72,15 @@ class TorchOptimizer(torch.optim.Optimizer):
     - ``nonfinite``: ``"propagate"`` (default, torch.optim's behaviour, no device sync),
       ``"raise"`` (``FloatingPointError``, parameters and state untouched) or ``"skip"``
       (the whole step is skipped and counted in ``state["skipped"]``). Both checks
-      synchronise with the device once per step.
+      synchronise with the device once per step;
+    - ``fused``: ``False`` (default) for the multi-tensor step, ``True`` for the single-pass
+      step (the rule compiled by ``torch.compile``; the first step compiles).
     """
 
     #: The NumPy optimizer this class mirrors.
     core: ClassVar[type[CoreOptimizer]]
     #: Options besides the core's hyperparameters (name -> default), kept in each group.
     OPTIONS: ClassVar[dict[str, Any]] = TORCH_OPTIONS
-    #: Non-tensor state entries besides ``t`` (parameters in a bucket must share them).
-    SCALAR_STATE: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Give each class the core's signature and hyperparameter docs, for help() and IDEs."""
@@ -92,7 +106,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             f":class:`steplab.optim.{cls.core.__name__}` (presets for ``like``: {presets}). "
             "Hyperparameters:\n\n"
             + "\n".join(lines)
-            + "\n\nplus ``maximize`` and ``nonfinite`` (see :class:`TorchOptimizer`)."
+            + "\n\nplus ``maximize``, ``nonfinite`` and ``fused`` (see :class:`TorchOptimizer`)."
         )
 
     def __init__(self, params, **hyperparameters: Any) -> None:
@@ -158,10 +172,8 @@ class TorchOptimizer(torch.optim.Optimizer):
                 raise TypeError(
                     f"{type(self).__name__} needs floating-point parameters, got {p.dtype}"
                 )
-        self._check_group(group)
-
-    def _check_group(self, group: dict[str, Any]) -> None:
-        """Subclasses reject combinations of options a group cannot have."""
+        if not isinstance(group["fused"], bool):
+            raise ValueError(f"fused must be True or False, got {group['fused']!r}")
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """torch.optim's ``load_state_dict``; moments of bfloat16/float16 parameters stay
@@ -186,11 +198,53 @@ class TorchOptimizer(torch.optim.Optimizer):
         if not self._gradients_pass_nonfinite_policy():
             return loss
         for group in self.param_groups:
-            hp = self._group_hyperparameters(group)
-            for bucket in self._buckets(group):
-                self._update(bucket.theta, bucket.g, bucket.state, hp)
-                bucket.write_back()
+            self._step_group(group)
         return loss
+
+    # -- the step from the core's rule ----------------------------------------------------
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        core, hp = self._core_and_hyper(group)
+        for bucket in self._buckets(group, core, hp):
+            fused = group["fused"]
+            bucket.prepare_gradients(group, work_copies=not fused)
+            t = bucket.state.t + 1
+            before = SimpleNamespace(**{k: getattr(bucket.state, k) for k in core.SCALAR_STATE})
+            # The hyperparameters of this step, with its per-step scalars (1 − ρᵗ, …) and
+            # the new scalar state, in Python floats: the same numbers for both routes.
+            hp_t, scalars = core._at_step(hp, t, before, FOREACH_OPS)
+            names = bucket.moment_names
+            if fused:
+                moments = {k: getattr(bucket.state, k) for k in names}
+                single_pass_step(core, hp_t, bucket.theta, bucket.g, moments, bucket.work)
+            else:
+                state = SimpleNamespace(**{k: TensorList(getattr(bucket.state, k)) for k in names})
+                new_theta, new_moments = core._apply_rule(
+                    FOREACH_OPS, hp_t, TensorList(bucket.theta), TensorList(bucket.g), state
+                )
+                torch._foreach_copy_(bucket.theta, new_theta.tensors)
+                for k in names:
+                    torch._foreach_copy_(getattr(bucket.state, k), new_moments[k].tensors)
+            bucket.state.t = t
+            for k, v in scalars.items():
+                setattr(bucket.state, k, v)
+            bucket.write_back(fused=fused)
+
+    def _core_and_hyper(self, group: dict[str, Any]) -> tuple[CoreOptimizer, dict[str, Any]]:
+        """The core optimizer of the group's switches (cached), and the hyperparameters
+        the rule reads: the group's current numbers (which an LR scheduler may have set to
+        values the constructor refuses, such as lr=0 at the start of a warm-up)."""
+        values = {name: group[name] for name in self.hyperparameters()}
+        switches = tuple((k, v) for k, v in values.items() if isinstance(v, bool))
+        cache = self.__dict__.setdefault("_cores", {})
+        if switches not in cache:
+            cache[switches] = self.core(**dict(switches), nonfinite="propagate")
+        core = cache[switches]
+        hp = dict(core._hyper(()))
+        hp.update(values)
+        for name in self.core.OFF_WHEN_ZERO:
+            hp[f"{name}_on"] = bool(values[name])
+        return core, hp
 
     def _gradients_pass_nonfinite_policy(self) -> bool:
         """False if the step must be skipped; raises under ``nonfinite="raise"``."""
@@ -209,49 +263,33 @@ class TorchOptimizer(torch.optim.Optimizer):
                     self.state[p]["skipped"] = self.state[p].get("skipped", 0) + 1
         return False
 
-    def _group_hyperparameters(self, group: dict[str, Any]) -> SimpleNamespace:
-        """The group's hyperparameters as the core's ``_broadcast`` gives them (plain
-        numbers, and ``None`` for switches that are zero: ``OFF_WHEN_ZERO``), and options."""
-        values = {name: group[name] for name in [*self.hyperparameters(), *self.OPTIONS]}
-        for name in self.core.OFF_WHEN_ZERO:
-            if not values[name]:
-                values[name] = None
-        return SimpleNamespace(**values)
-
-    def _buckets(self, group: dict[str, Any]) -> list[_Bucket]:
-        """The group's parameters with a gradient, split by device, dtype and state scalars."""
+    def _buckets(
+        self, group: dict[str, Any], core: CoreOptimizer, hp: dict[str, Any]
+    ) -> list[_Bucket]:
+        """The group's parameters with a gradient, split by device, dtype, step counter and
+        scalar state. A parameter's first step creates its state: ``t = 0``, the core's
+        scalar state and the moments the core keeps for ``hp``, at their initial values."""
         buckets: dict[tuple, _Bucket] = {}
-        hp = None
         for p in group["params"]:
             if p.grad is None:
                 continue
             if p.grad.is_sparse:
-                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+                raise RuntimeError(
+                    f"{type(self).__name__} does not support sparse gradients (torch.sparse "
+                    "layouts); use dense gradients, e.g. nn.Embedding(sparse=False)"
+                )
             state = self.state[p]
             if "t" not in state:
-                hp = hp or self._group_hyperparameters(group)
                 work = p.detach().to(_work_dtype(p))
-                state.update(t=0, **self._init_moments(work, hp))
-            key = (p.device, p.dtype, state["t"], *(state[k] for k in self.SCALAR_STATE))
+                state.update(t=0, **dict(core.SCALAR_STATE), **_core_moments(core, hp, work))
+            key = (p.device, p.dtype, state["t"], *(state[k] for k in core.SCALAR_STATE))
             if key not in buckets:
                 buckets[key] = _Bucket(self._tensor_state_names(state))
             buckets[key].add(p, state)
-        for bucket in buckets.values():
-            bucket.prepare_gradients(group, decoupled=self.core.DECOUPLED_WEIGHT_DECAY)
         return list(buckets.values())
 
     def _tensor_state_names(self, state: dict[str, Any]) -> list[str]:
         return [k for k, v in state.items() if torch.is_tensor(v)]
-
-    # -- what subclasses write -------------------------------------------------------------
-
-    def _init_moments(self, theta: torch.Tensor, hp: SimpleNamespace) -> dict[str, Any]:
-        """The state of one parameter (``theta`` in the state's dtype), as the core's."""
-        return {}
-
-    def _update(self, theta: list, g: list, state: SimpleNamespace, hp: SimpleNamespace):
-        """The loop body on lists of tensors: updates ``theta`` and ``state`` in place."""
-        raise NotImplementedError
 
 
 class _Bucket:
@@ -264,40 +302,62 @@ class _Bucket:
     def __init__(self, tensor_names: list[str]) -> None:
         self.params: list[torch.Tensor] = []
         self.states: list[dict[str, Any]] = []
+        self.moment_names = tuple(tensor_names)
         self.state = SimpleNamespace(**{name: [] for name in tensor_names})
 
     def add(self, p: torch.Tensor, state: dict[str, Any]) -> None:
         self.params.append(p)
         self.states.append(state)
-        for name, tensors in vars(self.state).items():
-            tensors.append(state[name])
+        for name in self.moment_names:
+            getattr(self.state, name).append(state[name])
 
-    def prepare_gradients(self, group: dict[str, Any], decoupled: bool) -> None:
-        """θ and ĝ in the state's dtype; ĝ negated for ``maximize``, plus λθ for L2 decay."""
+    def prepare_gradients(self, group: dict[str, Any], work_copies: bool = True) -> None:
+        """The scalar state, θ and ĝ (in the state's dtype with ``work_copies``, else as
+        stored); ĝ negated for ``maximize`` (the rule adds weight decay itself)."""
         first = self.states[0]
         for name in ("t", *(k for k, v in first.items() if not torch.is_tensor(v))):
             if name != "skipped":
                 setattr(self.state, name, first[name])
-        self.low_precision = self.params[0].dtype in _LOW_PRECISION
+        self.work = _work_dtype(self.params[0])
+        self.low_precision = work_copies and self.params[0].dtype in _LOW_PRECISION
+        # FSDP2 shards parameters as DTensors: an element-wise step on each local shard is
+        # the step, so the routes see the local tensors (views of the same storage).
+        self.local_params = [_local(p.detach()) for p in self.params]
+        for name in self.moment_names:
+            setattr(self.state, name, [_local(m) for m in getattr(self.state, name)])
         if self.low_precision:
-            self.theta = [p.detach().float() for p in self.params]
-            g = [p.grad.float() for p in self.params]
+            self.theta = [p.float() for p in self.local_params]
+            g = [_local(p.grad).float() for p in self.params]
         else:
-            self.theta = [p.detach() for p in self.params]
-            g = [p.grad for p in self.params]
+            self.theta = self.local_params
+            g = [_local(p.grad) for p in self.params]
         if group["maximize"]:
             g = torch._foreach_neg(g)
-        if group["weight_decay"] and not decoupled:
-            g = torch._foreach_add(g, self.theta, alpha=group["weight_decay"])  # L2 penalty
         self.g = g
 
-    def write_back(self) -> None:
-        """Store the new scalars in every parameter's state and round θ into the parameter."""
+    def write_back(self, fused: bool = False) -> None:
+        """Store the new scalars in every parameter's state and round θ into the parameter
+        (the single-pass step has written it already)."""
         scalars = {k: v for k, v in vars(self.state).items() if not isinstance(v, list)}
         for state in self.states:
             state.update(scalars)
-        if self.low_precision:
-            torch._foreach_copy_([p.detach() for p in self.params], self.theta)
+        if self.low_precision and not fused:
+            torch._foreach_copy_(self.local_params, self.theta)
+
+
+def _core_moments(core: CoreOptimizer, hp: dict[str, Any], work: torch.Tensor) -> dict:
+    """The moments ``core`` keeps for ``hp``, each filled with its initial value."""
+    hp_ns = SimpleNamespace(**hp)
+    return {
+        name: torch.full_like(work, float(core.initial_moment(name, hp_ns)))
+        for name in core.kept_moments(hp_ns)
+    }
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    """A DTensor's local shard (a view of its storage); any other tensor itself."""
+    to_local = getattr(t, "to_local", None)
+    return to_local() if to_local is not None else t
 
 
 def _work_dtype(p: torch.Tensor) -> torch.dtype:
@@ -306,37 +366,3 @@ def _work_dtype(p: torch.Tensor) -> torch.dtype:
 
 def _hyperparameters_of(configured: CoreOptimizer) -> dict[str, Any]:
     return {name: getattr(configured, name) for name in configured.hyperparameters()}
-
-
-# ----------------------------------------------------------------------------------------
-# Small multi-tensor helpers: one line of the NumPy algorithm each
-# ----------------------------------------------------------------------------------------
-
-
-def ema_(average: list, x: list, rho: float) -> None:
-    """average ← ρ·average + (1−ρ)·x, in place (as average + (1−ρ)·(x − average): one
-    pass over memory instead of two, equal up to rounding)."""
-    torch._foreach_lerp_(average, x, 1 - rho)
-
-
-def ema_square_(average: list, x: list, rho: float) -> None:
-    """average ← ρ·average + (1−ρ)·x⊙x, in place."""
-    torch._foreach_mul_(average, rho)
-    torch._foreach_addcmul_(average, x, x, value=1 - rho)
-
-
-def root(r: list, eps_root: float = 0.0, eps: float = 0.0, scale: float = 1.0) -> list:
-    """eps + √(r/scale + eps_root), a new list (the denominators of the adaptive methods)."""
-    if scale != 1.0:
-        out = torch._foreach_div(r, scale)
-        if eps_root:
-            torch._foreach_add_(out, eps_root)
-        torch._foreach_sqrt_(out)
-    elif eps_root:
-        out = torch._foreach_add(r, eps_root)
-        torch._foreach_sqrt_(out)
-    else:
-        out = torch._foreach_sqrt(r)  # one pass fewer in the common case
-    if eps:
-        torch._foreach_add_(out, eps)
-    return out

@@ -1,0 +1,113 @@
+"""The single-pass step (``fused=True``: the core's rule compiled by torch.compile) equals the
+multi-tensor step (the same rule on lists of tensors) and the NumPy core, for every
+optimizer; low-precision parameters; one compilation for every lr and t."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import steplab as sl  # noqa: E402
+import steplab.torch as st  # noqa: E402
+from steplab.torch import _single_pass  # noqa: E402
+
+STEPS = 12
+# A small tensor (packed with the others into one flat call), a large one (its own call)
+# and a non-contiguous one (its own call).
+SHAPES = [(3, 4), (5,), (_single_pass.PACK_BELOW + 7,)]
+
+# One configuration per optimizer, with the options that change its code switched on.
+CASES = {
+    "sgd": ("seed", {"weight_decay": 0.1}),
+    "momentum": ("torch", {}),
+    "nesterov": ("seed", {"weight_decay": 0.3}),
+    "adagrad": ("optax", {"weight_decay": 0.1}),
+    "rmsprop": ("torch", {"centered": True, "momentum": 0.5, "weight_decay": 0.01}),
+    "adadelta": ("seed", {}),
+    "adam": ("seed", {"amsgrad": True, "weight_decay": 0.1}),
+    "adamw": ("keras", {}),
+    "adamax": ("keras", {}),
+    "nadam": ("torch", {}),
+    "radam": ("torch", {"rho2": 0.9}),  # ρₜ > 5 after a few steps: both branches
+    "lion": ("seed", {"weight_decay": 0.5, "lr": 0.01}),
+}
+
+
+def _problem(dtype, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    thetas = [torch.randn(shape, generator=gen, dtype=torch.float64) for shape in SHAPES]
+    noise = [[0.3 * torch.randn(s, generator=gen, dtype=torch.float64) for s in SHAPES]] * STEPS
+    return [t.to(dtype) for t in thetas], noise
+
+
+def _run(name, preset, overrides, fused, dtype=torch.float64, lrs=None):
+    thetas, noise = _problem(dtype)
+    params = [torch.nn.Parameter(t.clone()) for t in thetas]
+    opt = st.make(name, params, preset=preset, fused=fused, **overrides)
+    for k in range(STEPS):
+        if lrs is not None:
+            for group in opt.param_groups:
+                group["lr"] = lrs[k]
+        for p, n in zip(params, noise[k], strict=True):
+            p.grad = (2.0 * p.detach().double() + n).to(dtype)
+        opt.step()
+    return params, opt
+
+
+def test_every_optimizer_has_a_case():
+    assert set(CASES) == set(st.OPTIMIZERS)
+
+
+@pytest.mark.slow  # compiles one kernel per optimizer: about a minute on a CPU
+@pytest.mark.parametrize("name", list(CASES))
+def test_single_pass_equals_multi_tensor_and_numpy_core(name):
+    preset, overrides = CASES[name]
+    fused_params, fused_opt = _run(name, preset, overrides, fused=True)
+    multi_params, multi_opt = _run(name, preset, overrides, fused=False)
+    core = sl.make(name, preset=preset, **overrides)
+    thetas, noise = _problem(torch.float64)
+    for i, (fp, mp) in enumerate(zip(fused_params, multi_params, strict=True)):
+        theta = thetas[i].numpy().copy()
+        state = core.init(theta)
+        for k in range(STEPS):
+            core.step(theta, 2.0 * theta + noise[k][i].numpy(), state)
+        assert not np.allclose(theta, thetas[i].numpy(), atol=1e-4)  # the run moved
+        np.testing.assert_allclose(fp.detach().numpy(), theta, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(mp.detach().numpy(), theta, rtol=1e-12, atol=1e-14)
+        for key in state.arrays():
+            fused_state = fused_opt.state[fp][key]
+            np.testing.assert_allclose(fused_state.numpy(), state.arrays()[key], rtol=1e-12)
+        assert fused_opt.state[fp]["t"] == multi_opt.state[mp]["t"] == STEPS
+
+
+def test_bfloat16_single_pass_rounds_the_float32_step_once():
+    name, preset, overrides = "adam", "seed", {}
+    bf, bf_opt = _run(name, preset, overrides, fused=True, dtype=torch.bfloat16)
+    multi, _ = _run(name, preset, overrides, fused=False, dtype=torch.bfloat16)
+    for p, q in zip(bf, multi, strict=True):
+        assert p.dtype == torch.bfloat16 and bf_opt.state[p]["s"].dtype == torch.float32
+        # both compute in float32 and round once; the kernel may order operations
+        # differently, so a few values land one bfloat16 step apart
+        close = torch.isclose(p.float(), q.float(), rtol=0, atol=0)
+        assert close.float().mean() > 0.99
+        torch.testing.assert_close(p.float(), q.float(), rtol=2**-7, atol=1e-3)
+
+
+def test_one_compilation_serves_every_lr_and_step():
+    from torch._dynamo.utils import counters
+
+    lrs = [0.01 * (k + 1) for k in range(STEPS)]  # a schedule: lr changes every step
+    _run("adamax", "seed", {}, fused=True, lrs=lrs)  # compiles (or loads from the cache)
+    before = counters["stats"]["unique_graphs"]
+    params, _ = _run("adamax", "seed", {}, fused=True, lrs=lrs[::-1])
+    assert counters["stats"]["unique_graphs"] == before
+    reference, _ = _run("adamax", "seed", {}, fused=False, lrs=lrs[::-1])
+    for p, q in zip(params, reference, strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+
+
+def test_fused_must_be_a_bool():
+    with pytest.raises(ValueError, match="fused must be True or False"):
+        st.Adam([torch.nn.Parameter(torch.zeros(2))], fused="yes")
