@@ -1,12 +1,17 @@
 """Optimizer-step time: steplab.torch against torch.optim's for-loop, foreach and fused.
 
-Only ``optimizer.step()`` is timed (gradients are set once), on two parameter sets:
-"many-small" (200 tensors of 64×64 + 64: overhead-bound, like a deep narrow network)
-and "few-large" (8 tensors of 1024×1024: memory-bound). steplab runs its ``like("torch")``
-optimizer (multi-tensor) and, for Adam/AdamW, ``fused=True``. Prints the median time per
-step and its ratio to steplab's multi-tensor step (> 1: slower than it), as a Markdown table.
+Only ``optimizer.step()`` is timed (gradients are set once), on three parameter sets:
+"many-small" (200 tensors of 64×64 + 64: overhead-bound, like a deep narrow network),
+"few-large" (8 tensors of 1024×1024: memory-bound) and "10M" (10 tensors of 1000×1000,
+10⁷ parameters). steplab runs each optimizer's ``torch`` preset (the seed's where the core
+has none; Adam also with the seed's conventions) as the multi-tensor step and as the
+single-pass step (``fused=True``: the rule compiled by ``torch.compile``; its first step,
+which compiles, is reported apart and not timed). torch.optim runs the nearest torch
+optimizer (Lion: AdamW, which moves one more moment). Prints the median time per step and
+torch's fastest implementation's time divided by it (> 1: faster than torch's fastest).
 
     python benchmarks/bench_torch_optim.py                 # CPU, float32
+    python benchmarks/bench_torch_optim.py --sets 10M --optimizers adam rmsprop lion
     python benchmarks/bench_torch_optim.py --device cuda --dtype bfloat16
 """
 
@@ -23,15 +28,23 @@ import steplab.torch as st
 PARAMETER_SETS = {
     "many-small": [(64, 64), (64,)] * 100,
     "few-large": [(1024, 1024)] * 8,
+    "10M": [(1000, 1000)] * 10,
 }
 
-# steplab optimizer (torch preset) -> torch.optim class and its extra arguments
+# steplab optimizer -> the nearest torch.optim class and its extra arguments
 PAIRS = {
-    "adam": (torch.optim.Adam, {}),
-    "adamw": (torch.optim.AdamW, {}),
+    "sgd": (torch.optim.SGD, {}),
+    "momentum": (torch.optim.SGD, {"momentum": 0.9}),
+    "nesterov": (torch.optim.SGD, {"momentum": 0.9, "nesterov": True}),
     "adagrad": (torch.optim.Adagrad, {}),
     "rmsprop": (torch.optim.RMSprop, {"alpha": 0.99}),
-    "momentum": (torch.optim.SGD, {"momentum": 0.9}),
+    "adadelta": (torch.optim.Adadelta, {}),
+    "adam": (torch.optim.Adam, {}),
+    "adamw": (torch.optim.AdamW, {}),
+    "adamax": (torch.optim.Adamax, {}),
+    "nadam": (torch.optim.NAdam, {}),
+    "radam": (torch.optim.RAdam, {}),
+    "lion": (torch.optim.AdamW, {}),  # not in torch.optim
 }
 IMPLEMENTATIONS = {
     "for-loop": {"foreach": False},
@@ -72,24 +85,37 @@ def _median_step_ms(optimizers: dict, device: str, repeats: int, warmup: int = 3
     return {label: 1e3 * statistics.median(t) for label, t in times.items()}
 
 
-def _contenders(name: str, shapes, device: str, dtype) -> tuple[dict, dict]:
-    """steplab's optimizer and torch.optim's implementations that exist for it."""
+def _first_step_s(optimizer, device: str) -> float:
+    """Seconds of the first step (for ``fused=True``: tracing and compiling the rule)."""
+    start = time.perf_counter()
+    optimizer.step()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def _contenders(name: str, shapes, device: str, dtype) -> tuple[dict, dict, dict]:
+    """steplab's optimizers and torch.optim's implementations that exist for it; the
+    seconds each fused steplab optimizer's first (compiling) step took; what is missing."""
     torch_class, extra = PAIRS[name]
-    contenders = {
-        "steplab (foreach)": st.make(name, _parameters(shapes, device, dtype), preset="torch")
-    }
-    if name in ("adam", "adamw") and dtype in (torch.float32, torch.float64):
-        params = _parameters(shapes, device, dtype)
-        contenders["steplab fused"] = st.make(name, params, preset="torch", fused=True)
+    preset = "torch" if "torch" in st.OPTIMIZERS[name].core.PRESETS else "seed"
+    presets = [preset, "seed"] if preset != "seed" and name == "adam" else [preset]
+    contenders, first = {}, {}
+    for p in presets:
+        contenders[f"steplab {p} multi-tensor"] = st.make(
+            name, _parameters(shapes, device, dtype), preset=p
+        )
+        fused = st.make(name, _parameters(shapes, device, dtype), preset=p, fused=True)
+        first[f"steplab {p} fused"] = _first_step_s(fused, device)
+        contenders[f"steplab {p} fused"] = fused
     missing = {}
     for impl, flags in IMPLEMENTATIONS.items():
         try:
             optimizer = torch_class(_parameters(shapes, device, dtype), lr=1e-3, **extra, **flags)
             optimizer.step()  # a fused kernel missing for this device/dtype fails here
-            contenders[f"torch {impl}"] = optimizer
+            contenders[f"torch.optim.{torch_class.__name__} {impl}"] = optimizer
         except (RuntimeError, ValueError, TypeError) as exc:
             missing[f"torch {impl}"] = f"{type(exc).__name__}: {str(exc)[:60]}"
-    return contenders, missing
+    return contenders, first, missing
 
 
 def main(argv=None) -> int:
@@ -112,18 +138,27 @@ def main(argv=None) -> int:
         f"torch {torch.__version__}, device {args.device}, dtype {args.dtype}, "
         f"threads {torch.get_num_threads()}, median of {args.repeats} interleaved steps"
     )
-    header = ("parameters", "optimizer", "implementation", "ms/step", "vs steplab foreach")
+    header = ("parameters", "optimizer", "implementation", "ms/step", "torch's fastest / this")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * 3 + "---:|" * 2)
+    compile_rows = []
     for set_name in args.sets:
         for name in args.optimizers:
-            contenders, missing = _contenders(name, PARAMETER_SETS[set_name], args.device, dtype)
+            contenders, first, missing = _contenders(
+                name, PARAMETER_SETS[set_name], args.device, dtype
+            )
             medians = _median_step_ms(contenders, args.device, args.repeats)
-            ours = medians["steplab (foreach)"]
+            fastest = min(ms for label, ms in medians.items() if label.startswith("torch"))
             for label, ms in medians.items():
-                print(f"| {set_name} | {name} | {label} | {ms:.3f} | {ms / ours:.2f} |")
+                print(f"| {set_name} | {name} | {label} | {ms:.3f} | {fastest / ms:.2f} |")
             for label, why in missing.items():
                 print(f"| {set_name} | {name} | {label} | n/a | ({why}) |")
+            compile_rows += [(set_name, name, label, s) for label, s in first.items()]
+    print("\nFirst step of the fused (compiled) optimizers, seconds (includes compilation):\n")
+    print("| parameters | optimizer | implementation | first step s |")
+    print("|---|---|---|---:|")
+    for set_name, name, label, seconds in compile_rows:
+        print(f"| {set_name} | {name} | {label} | {seconds:.1f} |")
     return 0
 
 

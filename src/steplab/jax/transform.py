@@ -1,0 +1,248 @@
+"""A core optimizer's rule as an ``optax.GradientTransformation``.
+
+The rule of ``steplab.optim`` is element-wise and written with arithmetic and an ``Ops``
+table, so jax.numpy runs it as it is: :data:`JAX_OPS` supplies the table, the core's
+``_at_step`` computes the per-step scalars (1 − ρᵗ, …) and ``_apply_rule`` runs the rule
+(with the L2 term) — the same code as the NumPy step, traced by JAX.
+
+The state is a pytree with the parameters' structure whose leaves are the core's typed
+state (``AdamState(t, s, r, r_max)``, a NamedTuple): ``t`` is an int32 scalar per leaf, the
+moments are arrays shaped like the leaf, switched-off moments are None. Moments are kept in
+the parameter's dtype, except for bfloat16/float16 parameters, whose moments are float32
+(the step is computed in float32 and the update is returned in float32, so
+``optax.apply_updates`` rounds the new parameter once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import sys
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from steplab.optim import OPTIMIZERS
+from steplab.optim.base import Optimizer
+from steplab.optim.ops import Ops
+
+#: Parameter dtypes a transformation accepts (others raise TypeError naming these).
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+_LOW_PRECISION = ("float16", "bfloat16")
+_SCALAR = float  # per-step scalar state (Nadam's Πμ): float64 under x64, else float32
+
+
+def _pow(base: Any, exponent: Any) -> Any:
+    """C's ``pow`` on Python numbers (as the NumPy path), jax.numpy's on traced values."""
+    if isinstance(base, numbers.Number) and isinstance(exponent, numbers.Number):
+        return math.pow(float(base), float(exponent))
+    return jnp.power(base, exponent)
+
+
+#: jax.numpy's functions for the rules.
+JAX_OPS = Ops(
+    sqrt=jnp.sqrt,
+    maximum=jnp.maximum,
+    sign=jnp.sign,
+    abs=jnp.abs,
+    where=jnp.where,
+    pow=_pow,
+)
+
+
+def _is_traced(value: Any) -> bool:
+    return isinstance(value, jax.core.Tracer)
+
+
+def _split_hyperparameters(
+    cls: type[Optimizer], hyperparameters: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(values the core validates now, traced values that only the step can see).
+
+    A traced value is a hyperparameter inside ``jax.vmap``/``jax.jit`` (a vmap sweep);
+    concrete JAX arrays become NumPy arrays and are validated like any other value."""
+    fields = cls.hyperparameters()
+    static, traced = {}, {}
+    for name, value in hyperparameters.items():
+        if name == "lr" and callable(value) and not isinstance(value, (np.ndarray, jax.Array)):
+            static[name] = value  # a schedule (steplab's, checked by the core, or optax's)
+        elif _is_traced(value):
+            if name in fields and fields[name].metadata["interval"] == "bool":
+                raise TypeError(
+                    f"{cls.name}: {name} switches code on or off and must be a Python bool, "
+                    "not a traced value (it cannot vary inside jit/vmap)"
+                )
+            traced[name] = value
+        elif isinstance(value, jax.Array):
+            static[name] = np.asarray(value)
+        else:
+            static[name] = value
+    return static, traced
+
+
+@dataclasses.dataclass(frozen=True)
+class _Configured:
+    """A core optimizer plus the hyperparameters that are traced (or an optax schedule)."""
+
+    core: Optimizer
+    traced: dict[str, Any]
+    lr_schedule: Callable[[Any], Any] | None  # an optax-style schedule of the update count
+
+    def hyper(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        """The core's hyperparameters for a leaf of ``shape``, traced values substituted
+        (a traced switch such as ``weight_decay`` counts as on)."""
+        hp = dict(self.core._hyper(shape))
+        hp.update(self.traced)
+        for name in self.core.OFF_WHEN_ZERO:
+            if name in self.traced:
+                hp[f"{name}_on"] = True
+        return hp
+
+
+def _configure(cls: type[Optimizer], preset: str, hyperparameters: dict[str, Any]) -> _Configured:
+    if "nonfinite" in hyperparameters or "impl" in hyperparameters:
+        raise ValueError(
+            f"steplab.jax.{cls.name} takes no nonfinite/impl option: a transformation always "
+            "applies the step, like optax (wrap it in optax.apply_if_finite to skip non-finite "
+            "updates)"
+        )
+    unknown = sorted(set(hyperparameters) - set(cls.hyperparameters()))
+    if unknown:
+        raise ValueError(
+            f"steplab.jax.{cls.name} has no hyperparameter {', '.join(unknown)}; its "
+            f"hyperparameters are: {', '.join(cls.hyperparameters())}"
+        )
+    static, traced = _split_hyperparameters(cls, hyperparameters)
+    lr_schedule = None
+    lr = static.get("lr")
+    if callable(lr) and not hasattr(lr, "config"):  # an optax schedule, count = t − 1
+        lr_schedule = static.pop("lr")
+    core = cls.like(preset, **static)  # ValueError naming the interval or the presets
+    return _Configured(core=core, traced=traced, lr_schedule=lr_schedule)
+
+
+def _work_dtype(dtype: Any) -> Any:
+    return jnp.float32 if jnp.dtype(dtype).name in _LOW_PRECISION else jnp.dtype(dtype)
+
+
+def _check_leaf(name: str, what: str, leaf: Any) -> None:
+    if isinstance(leaf, jax.Array) or isinstance(leaf, np.ndarray) or _is_traced(leaf):
+        dtype = jnp.dtype(leaf.dtype)
+        if dtype.name not in FLOAT_DTYPES:
+            raise TypeError(
+                f"steplab.jax.{name}: {what} has dtype {dtype.name}; parameters and gradients "
+                f"must be floating point: {', '.join(FLOAT_DTYPES)}"
+            )
+        return
+    kind = type(leaf).__module__ + "." + type(leaf).__name__
+    if "sparse" in kind.lower():
+        raise TypeError(
+            f"steplab.jax.{name}: {what} is a sparse array ({type(leaf).__name__}); only dense "
+            "arrays are supported (densify it with .todense())"
+        )
+    raise TypeError(
+        f"steplab.jax.{name}: {what} must be a JAX or NumPy array, got {type(leaf).__name__}"
+    )
+
+
+def transformation(
+    cls: type[Optimizer], preset: str = "seed", **hyperparameters: Any
+) -> optax.GradientTransformation:
+    """``cls`` (a steplab.optim class) as an optax transformation; see :func:`make`."""
+    config = _configure(cls, preset, hyperparameters)
+    core = config.core
+    name = core.name
+
+    def init_leaf(theta: Any) -> Any:
+        _check_leaf(name, "a parameter", theta)
+        work = _work_dtype(theta.dtype)
+        hp = SimpleNamespace(**config.hyper(theta.shape))
+        moments = {
+            m: jnp.full(theta.shape, core.initial_moment(m, hp), dtype=work)
+            for m in core.kept_moments(hp)
+        }
+        scalars = {k: jnp.asarray(v, dtype=_SCALAR) for k, v in core.SCALAR_STATE.items()}
+        fields = {f: None for f in core.state_type._fields}
+        fields.update(t=jnp.zeros((), jnp.int32), **scalars, **moments)
+        return core.state_type(**fields)
+
+    def update_leaf(g: Any, state: Any, theta: Any) -> tuple[Any, Any]:
+        _check_leaf(name, "a gradient", g)
+        if g.shape != theta.shape:
+            raise ValueError(
+                f"steplab.jax.{name}: a gradient has shape {g.shape} but its parameter "
+                f"{theta.shape}"
+            )
+        work = _work_dtype(theta.dtype)
+        x, g = jnp.asarray(theta, work), jnp.asarray(g, work)
+        t = state.t + 1
+        hp = config.hyper(theta.shape)
+        if config.lr_schedule is not None:
+            hp["lr"] = config.lr_schedule(state.t)  # optax counts the updates done: t − 1
+        elif callable(hp.get("lr")):  # a steplab schedule of t: evaluated on the host
+            hp["lr"] = _host_schedule(hp["lr"], t, work)
+        hp_t, scalars = core._at_step(hp, t, state, JAX_OPS)
+        new_theta, moments = core._apply_rule(JAX_OPS, hp_t, x, g, state)
+        fields = {f: getattr(state, f) for f in core.state_type._fields}
+        fields.update(t=t, **{k: jnp.asarray(v, _SCALAR) for k, v in scalars.items()})
+        for m, value in moments.items():
+            if value is not None:
+                fields[m] = value.astype(work)
+        return new_theta - x, core.state_type(**fields)
+
+    def init_fn(params: Any) -> Any:
+        return jax.tree.map(init_leaf, params)
+
+    def update_fn(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        if params is None:
+            raise ValueError(
+                f"steplab.jax.{name} needs the parameters: tx.update(grads, state, params) "
+                "(a rule may read θ, e.g. for weight decay)"
+            )
+        for leaf in jax.tree.leaves(updates, is_leaf=_is_sparse):
+            if _is_sparse(leaf):
+                raise TypeError(
+                    f"steplab.jax.{name}: a gradient is a sparse array "
+                    f"({type(leaf).__name__}); only dense arrays are supported (densify it "
+                    "with .todense())"
+                )
+        pairs = jax.tree.map(update_leaf, updates, state, params)
+        leaves = jax.tree.structure(params)
+        flat = leaves.flatten_up_to(pairs)
+        new_updates = leaves.unflatten([pair[0] for pair in flat])
+        new_state = leaves.unflatten([pair[1] for pair in flat])
+        return new_updates, new_state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def _is_sparse(leaf: Any) -> bool:
+    # jax.experimental.sparse is loaded if the user made a sparse array
+    sparse = sys.modules.get("jax.experimental.sparse")
+    return sparse is not None and isinstance(leaf, sparse.JAXSparse)
+
+
+def _host_schedule(schedule: Callable[[int], float], t: Any, dtype: Any) -> Any:
+    """A steplab schedule (plain Python, of t = 1, 2, …) evaluated on the host inside a
+    traced step."""
+
+    def value(step: Any) -> np.ndarray:
+        return np.asarray(schedule(int(step)), dtype=dtype)
+
+    shape = jax.ShapeDtypeStruct((), dtype)
+    return jax.pure_callback(value, shape, t, vmap_method="broadcast_all")
+
+
+def make(name: str, preset: str = "seed", **hyperparameters: Any) -> optax.GradientTransformation:
+    """A steplab optimizer by name as an optax transformation, e.g.
+    ``make("adam", lr=1e-3)`` (the seed's Adam) or ``make("rmsprop", preset="optax")``."""
+    key = str(name).strip().lower()
+    if key not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    return transformation(OPTIMIZERS[key], preset, **hyperparameters)
