@@ -218,13 +218,14 @@ class TorchOptimizer(torch.optim.Optimizer):
                 moments = {k: getattr(bucket.state, k) for k in names}
                 single_pass_step(core, hp_t, bucket.theta, bucket.g, moments, bucket.work)
             else:
-                state = SimpleNamespace(**{k: TensorList(getattr(bucket.state, k)) for k in names})
-                new_theta, new_moments = core._apply_rule(
-                    FOREACH_OPS, hp_t, TensorList(bucket.theta), TensorList(bucket.g), state
-                )
-                torch._foreach_copy_(bucket.theta, new_theta.tensors)
-                for k in names:
-                    torch._foreach_copy_(getattr(bucket.state, k), new_moments[k].tensors)
+                for theta, g, moments in _batches(bucket.theta, bucket.g, bucket.state, names):
+                    state = SimpleNamespace(**{k: TensorList(moments[k]) for k in names})
+                    new_theta, new_moments = core._apply_rule(
+                        FOREACH_OPS, hp_t, TensorList(theta), TensorList(g), state
+                    )
+                    torch._foreach_copy_(theta, new_theta.tensors)
+                    for k in names:
+                        torch._foreach_copy_(moments[k], new_moments[k].tensors)
             bucket.state.t = t
             for k, v in scalars.items():
                 setattr(bucket.state, k, v)
@@ -352,6 +353,46 @@ def _core_moments(core: CoreOptimizer, hp: dict[str, Any], work: torch.Tensor) -
         name: torch.full_like(work, float(core.initial_moment(name, hp_ns)))
         for name in core.kept_moments(hp_ns)
     }
+
+
+#: On CPU the multi-tensor route evaluates the rule on batches of about this many elements.
+CPU_BATCH = 1 << 16
+
+
+def _batches(theta: list, g: list, state: SimpleNamespace, names: tuple) -> list[tuple]:
+    """The bucket as (θ, ĝ, {moment: tensors}) batches for the multi-tensor route.
+
+    Each operation of the rule allocates a result as large as its operands. CUDA's caching
+    allocator reuses those blocks; on CPU, fresh allocations of megabytes are page faults
+    that cost ~15× the arithmetic. So on CPU the rule runs on slices of the flattened
+    tensors, ≈ ``CPU_BATCH`` elements at a time, whose temporaries the heap reuses (the rule
+    is element-wise, so slices are stepped exactly as whole tensors).
+    """
+    moments = {k: getattr(state, k) for k in names}
+    if theta[0].device.type != "cpu":
+        return [(theta, g, moments)]
+    batches: list[tuple] = []
+    current: tuple = ([], [], {k: [] for k in names})
+    size = 0
+    for i, x in enumerate(theta):
+        tensors = [x, g[i], *(moments[k][i] for k in names)]
+        if all(t.is_contiguous() for t in tensors):
+            flat = [t.view(-1) for t in tensors]
+            pieces = [f.split(CPU_BATCH) for f in flat]
+        else:
+            pieces = [[t] for t in tensors]
+        for parts in zip(*pieces, strict=True):
+            current[0].append(parts[0])
+            current[1].append(parts[1])
+            for k, part in zip(names, parts[2:], strict=True):
+                current[2][k].append(part)
+            size += parts[0].numel()
+            if size >= CPU_BATCH:
+                batches.append(current)
+                current, size = ([], [], {k: [] for k in names}), 0
+    if current[0]:
+        batches.append(current)
+    return batches
 
 
 def _local(t: torch.Tensor) -> torch.Tensor:
