@@ -1,6 +1,6 @@
 """Shared helper for the benchmarks: a plain Markdown table.
 
-Timing itself lives in one place, :mod:`steplab.fast.bench` (``median_time``,
+Timing itself lives in one place, :mod:`steplab.cli.bench_measure` (``median_time``,
 ``interleaved_medians``), which ``steplab bench`` uses too; the benchmarks import it there.
 """
 

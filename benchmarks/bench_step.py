@@ -21,8 +21,7 @@ import argparse
 import numpy as np
 
 import steplab as sl
-from steplab.fast.bench import measure, median_time, overhead
-from steplab.optim import base
+from steplab.cli.bench_measure import interleaved_medians, measure, median_time, overhead
 
 try:
     from benchmarks._timing import print_table
@@ -35,14 +34,9 @@ def numpy_adam_times(size: int, dtype, repeats: int) -> tuple[float, float]:
     rng = np.random.default_rng(0)
     theta = rng.standard_normal(size).astype(dtype)
     grad = (rng.standard_normal(size) * 1e-3).astype(dtype)
-    opt = sl.Adam.like("torch", nonfinite="propagate")
+    opt = sl.Adam.like("torch", nonfinite="propagate", impl="numpy")  # the readable path
     state = opt.init(theta)
-    saved = base._FUSED_MIN_SIZE
-    base._FUSED_MIN_SIZE = 10**18  # the readable path only
-    try:
-        naive = median_time(lambda: opt.step(theta, grad, state), max(3, repeats // 3))
-    finally:
-        base._FUSED_MIN_SIZE = saved
+    naive = median_time(lambda: opt.step(theta, grad, state), max(3, repeats // 3))
     s, r, tmp = np.zeros_like(theta), np.zeros_like(theta), np.empty_like(theta)
     c = {
         k: dtype(v) for k, v in dict(b1=0.9, b2=0.999, c1=0.1, c2=0.001, lr=-1e-3, eps=1e-8).items()
@@ -65,6 +59,31 @@ def numpy_adam_times(size: int, dtype, repeats: int) -> tuple[float, float]:
     return 1e3 * naive, 1e3 * median_time(in_place, repeats)
 
 
+def default_settings(size: int, repeats: int) -> list:
+    """Adam float32 with every default (nonfinite="raise", default threads) and with
+    nonfinite="propagate", against torch.optim.Adam(fused=True) at torch's default threads,
+    interleaved in the same rounds. Returns one table row."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    theta = rng.standard_normal(size).astype(np.float32)
+    grad = (rng.standard_normal(size) * 1e-3).astype(np.float32)
+    calls = {}
+    for policy in ("raise", "propagate"):
+        opt = sl.Adam.like("torch", nonfinite=policy)
+        state = opt.init(theta)
+        calls[policy] = lambda s=state, f=opt.step: f(theta, grad, s)
+    param = torch.nn.Parameter(torch.from_numpy(theta.copy()))
+    param.grad = torch.from_numpy(grad)
+    torch_opt = torch.optim.Adam([param], lr=1e-3, fused=True)
+    calls["torch"] = torch_opt.step
+    ms = {k: 1e3 * v for k, v in interleaved_medians(calls, repeats).items()}
+    threads = sl.fast.threads() if hasattr(sl, "fast") else None
+    return [f"{size:.0e}", threads, torch.get_num_threads(), fmt(ms["raise"]),
+            fmt(ms["propagate"]), fmt(ms["torch"]), fmt(ms["torch"] / ms["raise"]),
+            fmt(ms["torch"] / ms["propagate"])]  # fmt: skip
+
+
 def fmt(x, digits=2):
     return "–" if x is None else f"{x:.{digits}f}"
 
@@ -76,7 +95,19 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--optimizers", nargs="+", default=list(sl.OPTIMIZERS))
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
+    parser.add_argument("--default-sizes", type=float, nargs="+", default=[1e6, 1e7, 1e8])
     args = parser.parse_args(argv)
+    from steplab import fast
+
+    sl.fast = fast
+    defaults = [default_settings(int(n), args.repeats) for n in args.default_sizes]
+    print_table(
+        ["size", "steplab thr", "torch thr", "steplab ms (raise)", "steplab ms (propagate)",
+         "torch fused ms", "torch/steplab (raise)", "torch/steplab (propagate)"],
+        defaults,
+        f"Adam float32, default settings, vs torch fused Adam at its default threads "
+        f"(medians of {args.repeats}, interleaved)",
+    )  # fmt: skip
     header = ["optimizer", "dtype", "thr", "steplab ms", "checked ms", "GB/s",
               "anchor GB/s", "of anchor", "torch ms", "torch impl", "torch/steplab"]  # fmt: skip
     rows = []

@@ -51,7 +51,7 @@ def main(args) -> int:
             file=sys.stderr,
         )
         return 1
-    from steplab.fast.bench import measure
+    from steplab.cli.bench_measure import measure
 
     header = (
         f"{'optimizer':<10} {'thr':>3} {'ms/step':>8} {'GB/s':>6} {'of limit':>8} "

@@ -56,7 +56,9 @@ def set_threads(count: int | None) -> None:
 
 
 def _use_threads(size: int) -> None:
-    _numba.numba.set_num_threads(max(1, min(threads(), size // PER_THREAD)))
+    count = max(1, min(threads(), size // PER_THREAD))
+    if count != _numba.numba.get_num_threads():  # setting costs more than asking
+        _numba.numba.set_num_threads(count)
 
 
 def why_not_fused(optimizer, theta: np.ndarray, grad: np.ndarray, state, hp: dict) -> str | None:
@@ -97,11 +99,13 @@ def step(optimizer, hp: dict, hp_t: Any, theta: np.ndarray, grad: np.ndarray, st
         decay = ""
     else:
         decay = "decoupled" if cls.DECOUPLED_WEIGHT_DECAY else "l2"
-    kernel = kernels.step_kernel(cls.rule, kept, decay)
+    statics = tuple(v if isinstance(v, bool) else None for v in hp_t)
+    h = np.array([v for v in hp_t if not isinstance(v, bool)], dtype=np.float64)
+    kernel = kernels.step_kernel(cls.rule, kept, decay, type(hp_t), statics)
     moments = [getattr(state, n).reshape(-1) for n in _kept(optimizer, state)]
     _use_threads(theta.size)
     try:
-        kernel(theta.reshape(-1), grad.reshape(-1), *moments, hp_t, kernels.numba_ops())
+        kernel(theta.reshape(-1), grad.reshape(-1), *moments, h)
     except _numba.compile_errors() as exc:  # nothing was written: NumPy does this step
         _broken.add(cls.rule)
         raise CompileError(f"numba could not compile the {optimizer.name} rule ({exc})") from exc

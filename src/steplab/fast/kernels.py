@@ -11,63 +11,15 @@ same bits. No optimizer is named here; a new optimizer's rule gets a kernel unch
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from steplab.fast import _numba
+from steplab.fast import _numba, scalar_ops
 from steplab.optim.base import decay_weights, l2_penalty
-from steplab.optim.ops import Ops
 
-# --------------------------------------------------------------------------------------
-# The element-wise operations for scalars inside kernels (same results as NumPy's)
-# --------------------------------------------------------------------------------------
-
-
-def _maximum(a, b):
-    return a if (a >= b or a != a) else b  # NaN in either wins, as np.maximum
-
-
-def _sign(x):
-    return np.sign(x)
-
-
-def _abs(x):
-    return abs(x)
-
-
-def _where(condition, if_true, if_false):
-    return if_true if condition else if_false
-
-
-def _sqrt(x):
-    return math.sqrt(x)  # error_model="numpy": √(negative) is NaN, as np.sqrt
-
-
-def _pow(a, b):
-    return math.pow(a, b)
-
-
-_NUMBA_OPS = None
 _JITTED: dict[Callable, Any] = {}
-
-
-def numba_ops() -> Ops:
-    """:class:`~steplab.optim.ops.Ops` of inlined scalar numba functions (compiled lazily)."""
-    global _NUMBA_OPS
-    if _NUMBA_OPS is None:
-        jit = _numba.numba.njit(inline="always", error_model="numpy")
-        _NUMBA_OPS = Ops(
-            sqrt=jit(_sqrt),
-            maximum=jit(_maximum),
-            sign=jit(_sign),
-            abs=jit(_abs),
-            where=jit(_where),
-            pow=jit(_pow),
-        )
-    return _NUMBA_OPS
 
 
 def jitted(function: Callable) -> Any:
@@ -82,9 +34,10 @@ def jitted(function: Callable) -> Any:
 # --------------------------------------------------------------------------------------
 
 _STEP_TEMPLATE = """
-def kernel(theta, g, {arrays}hp, ops):
+def kernel(theta, g, {arrays}h):
     for i in prange(theta.size):
-        x = float64(theta[i])
+        hp = HP({fields})  # built per element (free once compiled): numba's parallel
+        x = float64(theta[i])  # lowering cannot pass a NamedTuple into the loop
         gi = float64(g[i])
 {weight_decay}        {outputs} = rule(ops, hp, {inputs})
         theta[i] = x
@@ -93,14 +46,18 @@ def kernel(theta, g, {arrays}hp, ops):
 _KERNELS: dict[tuple, Any] = {}
 
 
-def step_kernel(rule: Callable, kept: tuple[bool, ...], weight_decay: str) -> Any:
-    """The parallel kernel ``kernel(theta, g, *kept_moments, hp, ops)`` for ``rule``.
+def step_kernel(rule: Callable, kept: tuple[bool, ...], weight_decay: str, HP: type,
+                statics: tuple) -> Any:  # fmt: skip
+    """The parallel kernel ``kernel(theta, g, *kept_moments, h)`` for ``rule``.
 
     ``kept[j]`` says whether the rule's j-th moment is an array of this state (else the
     rule gets 0.0 and its result is dropped); ``weight_decay`` is ``""``, ``"l2"`` or
-    ``"decoupled"``. One kernel per combination, compiled on first use.
+    ``"decoupled"``. ``HP`` is the type of the rule's ``hp``; ``statics`` gives, per field,
+    a switch's value (a bool, compiled in) or None (a float, read from the float64 array
+    ``h`` in order: a NumPy array is far cheaper for numba to receive than a NamedTuple).
+    One kernel per combination, compiled on first use.
     """
-    key = (rule, kept, weight_decay)
+    key = (rule, kept, weight_decay, HP, statics)
     if key not in _KERNELS:
         names = [f"m{j}" for j, keep in enumerate(kept) if keep]
         decay = {
@@ -108,16 +65,25 @@ def step_kernel(rule: Callable, kept: tuple[bool, ...], weight_decay: str) -> An
             "l2": "        gi = l2_penalty(hp, x, gi)\n",
             "decoupled": "        x = decay_weights(hp, x)\n",
         }[weight_decay]
+        fields, n = [], 0
+        for value in statics:
+            if value is None:
+                fields.append(f"h[{n}]")
+                n += 1
+            else:
+                fields.append(repr(bool(value)))
+        moments = [f"float64(m{j}[i])" if k else "0.0" for j, k in enumerate(kept)]
         source = _STEP_TEMPLATE.format(
             arrays="".join(f"{n}, " for n in names),
+            fields=", ".join(fields),
             weight_decay=decay,
             outputs=", ".join(["x", *(f"v{j}" if k else "_" for j, k in enumerate(kept))]) + ",",
-            inputs=", ".join(
-                ["x", "gi", *(f"float64(m{j}[i])" if k else "0.0" for j, k in enumerate(kept))]
-            ),
+            inputs=", ".join(["x", "gi", *moments]),
             stores="".join(f"        m{j}[i] = v{j}\n" for j, keep in enumerate(kept) if keep),
         )
         namespace = {
+            "HP": HP,
+            "ops": scalar_ops,  # a module global: numba inlines its functions
             "prange": _numba.numba.prange,
             "float64": np.float64,
             "rule": jitted(rule),

@@ -109,7 +109,7 @@ def _plan(opt: Optimizer, K: int, steps: int):
 # --------------------------------------------------------------------------------------
 
 _TEMPLATE = """
-def kernel(p, X, S, H, T, steps, losses, k_lo, k_hi, ops):
+def kernel(p, X, S, H, T, steps, losses, k_lo, k_hi):
     p0, p1, p2 = p[0], p[1], p[2]
     for k0 in range(k_lo, k_hi, BLOCK):
         n = min(BLOCK, k_hi - k0)
@@ -189,7 +189,11 @@ def _kernel(function: str, opt: Optimizer, HP: type, sources: dict, kept, width,
         update=update,
     )
     value, grad = FUNCTIONS[function]
+    from steplab.fast import scalar_ops
+
     namespace = {
+        # a module global, not an argument: numba inlines its functions (no calls: SIMD)
+        "ops": scalar_ops,
         "np": np,
         "BLOCK": BLOCK,
         "HP": HP,
@@ -262,8 +266,6 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
         _numba.warn_slow_path(f"numba is not available ({_numba.UNAVAILABLE_REASON})")
         parameters = dict(zip(names, p[: len(names)], strict=True))
         return _numpy_sweep(name, optimizer, X, steps, history, parameters)
-    from steplab.fast.kernels import numba_ops
-
     HP, sources, H, table = _plan(optimizer, K, steps)
     state = optimizer.init(X)
     kept = tuple(getattr(state, n, None) is not None for n in optimizer.moment_names())
@@ -281,13 +283,12 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
     from steplab.fast.dispatch import threads as _threads
 
     threads = min(_threads(), blocks)
-    ops = numba_ops()
     if threads == 1:
-        kernel(*arguments, 0, K, ops)
+        kernel(*arguments, 0, K)
     else:
         edges = [min(K, BLOCK * (blocks * i // threads)) for i in range(threads + 1)]
         with ThreadPoolExecutor(threads) as pool:
-            jobs = [pool.submit(kernel, *arguments, lo, hi, ops) for lo, hi in pairwise(edges)]
+            jobs = [pool.submit(kernel, *arguments, lo, hi) for lo, hi in pairwise(edges)]
             for job in jobs:
                 job.result()
     return X, (losses if history else losses[0])

@@ -470,7 +470,10 @@ def hyper_tuple(cls: type, fields: tuple[str, ...]) -> type:
     see one type per optimizer and configuration of switches)."""
     key = (cls, fields)
     if key not in _HYPER_TUPLES:
-        _HYPER_TUPLES[key] = collections.namedtuple(f"{cls.__name__}Hyper", fields)
+        name = f"{cls.__name__}Hyper{len(_HYPER_TUPLES)}"
+        # a module attribute, so that tools which look a type up by name (numba's parallel
+        # lowering, pickle) find it
+        _HYPER_TUPLES[key] = globals()[name] = collections.namedtuple(name, fields)
     return _HYPER_TUPLES[key]
 
 

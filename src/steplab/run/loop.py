@@ -364,6 +364,7 @@ def minimize(
         "dtype": dtype.name,
         "x0": None if x0 is None else np.asarray(x0).tolist(),
         "max_steps": max_steps,
+        "impl": getattr(state, "impl", None),  # how the steps ran: "numpy" or "fused"
     }
     runs = RunSet()
     info = problem.info()
