@@ -40,7 +40,7 @@ _SCALAR = float  # per-step scalar state (Nadam's Πμ): float64 under x64, else
 
 def _pow(base: Any, exponent: Any) -> Any:
     """C's ``pow`` on Python numbers (as the NumPy path), jax.numpy's on traced values."""
-    if isinstance(base, numbers.Number) and isinstance(exponent, numbers.Number):
+    if isinstance(base, numbers.Real) and isinstance(exponent, numbers.Real):
         return math.pow(float(base), float(exponent))
     return jnp.power(base, exponent)
 
@@ -168,7 +168,7 @@ def transformation(
             for m in core.kept_moments(hp)
         }
         scalars = {k: jnp.asarray(v, dtype=_SCALAR) for k, v in core.SCALAR_STATE.items()}
-        fields = {f: None for f in core.state_type._fields}
+        fields: dict[str, Any] = dict.fromkeys(_state_fields(core))
         fields.update(t=jnp.zeros((), jnp.int32), **scalars, **moments)
         return core.state_type(**fields)
 
@@ -189,7 +189,7 @@ def transformation(
             hp["lr"] = _host_schedule(hp["lr"], t, work)
         hp_t, scalars = core._at_step(hp, t, state, JAX_OPS)
         new_theta, moments = core._apply_rule(JAX_OPS, hp_t, x, g, state)
-        fields = {f: getattr(state, f) for f in core.state_type._fields}
+        fields = {f: getattr(state, f) for f in _state_fields(core)}
         fields.update(t=t, **{k: jnp.asarray(v, _SCALAR) for k, v in scalars.items()})
         for m, value in moments.items():
             if value is not None:
@@ -213,13 +213,16 @@ def transformation(
                     "with .todense())"
                 )
         pairs = jax.tree.map(update_leaf, updates, state, params)
-        leaves = jax.tree.structure(params)
-        flat = leaves.flatten_up_to(pairs)
-        new_updates = leaves.unflatten([pair[0] for pair in flat])
-        new_state = leaves.unflatten([pair[1] for pair in flat])
+        # pairs has the parameters' structure with an (update, state) pair at each leaf
+        new_updates = jax.tree.map(lambda _, pair: pair[0], params, pairs)
+        new_state = jax.tree.map(lambda _, pair: pair[1], params, pairs)
         return new_updates, new_state
 
     return optax.GradientTransformation(init_fn, update_fn)
+
+
+def _state_fields(core: Optimizer) -> tuple[str, ...]:
+    return tuple(core.state_type._fields)  # type: ignore[attr-defined]  # a NamedTuple
 
 
 def _is_sparse(leaf: Any) -> bool:

@@ -55,7 +55,7 @@ def _sqrt(x: Any) -> Any:
 
 
 def _pow(base: Any, exponent: Any) -> Any:
-    if isinstance(base, numbers.Number) and isinstance(exponent, numbers.Number):
+    if isinstance(base, numbers.Real) and isinstance(exponent, numbers.Real):
         return math.pow(base, exponent)
     return base**exponent
 

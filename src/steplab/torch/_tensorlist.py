@@ -172,7 +172,7 @@ def where(condition: Operand, x: Operand, y: Operand) -> Any:
 def pow(base: Any, exponent: Any) -> Any:
     """``base ** exponent`` for the per-step scalars of a rule (1 − ρᵗ): C's ``pow`` on
     Python numbers, as the NumPy path computes them."""
-    if isinstance(base, numbers.Number) and isinstance(exponent, numbers.Number):
+    if isinstance(base, numbers.Real) and isinstance(exponent, numbers.Real):
         return math.pow(float(base), float(exponent))
     return base**exponent
 

@@ -239,7 +239,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         switches = tuple((k, v) for k, v in values.items() if isinstance(v, bool))
         cache = self.__dict__.setdefault("_cores", {})
         if switches not in cache:
-            cache[switches] = self.core(**dict(switches), nonfinite="propagate")
+            options: dict[str, Any] = {**dict(switches), "nonfinite": "propagate"}
+            cache[switches] = self.core(**options)
         core = cache[switches]
         hp = dict(core._hyper(()))
         hp.update(values)
@@ -328,12 +329,12 @@ class _Bucket:
             setattr(self.state, name, [_local(m) for m in getattr(self.state, name)])
         if self.low_precision:
             self.theta = [p.float() for p in self.local_params]
-            g = [_local(p.grad).float() for p in self.params]
+            g = [_local(_grad(p)).float() for p in self.params]
         else:
             self.theta = self.local_params
-            g = [_local(p.grad) for p in self.params]
+            g = [_local(_grad(p)) for p in self.params]
         if group["maximize"]:
-            g = torch._foreach_neg(g)
+            g = list(torch._foreach_neg(g))
         self.g = g
 
     def write_back(self, fused: bool = False) -> None:
@@ -393,6 +394,11 @@ def _batches(theta: list, g: list, state: SimpleNamespace, names: tuple) -> list
     if current[0]:
         batches.append(current)
     return batches
+
+
+def _grad(p: torch.Tensor) -> torch.Tensor:
+    assert p.grad is not None  # buckets hold parameters with a gradient only
+    return p.grad
 
 
 def _local(t: torch.Tensor) -> torch.Tensor:
