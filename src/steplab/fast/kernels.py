@@ -35,9 +35,12 @@ def jitted(function: Callable) -> Any:
 
 _STEP_TEMPLATE = """
 def kernel(theta, g, {arrays}h):
-    for i in prange(theta.size):
-        hp = HP({fields})  # built per element (free once compiled): numba's parallel
-        x = float64(theta[i])  # lowering cannot pass a NamedTuple into the loop
+{scalars}    for i in prange(theta.size):
+        # built per element (free once compiled): numba's parallel lowering cannot pass a
+        # NamedTuple into the loop; its floats are read from h before the loop, so that
+        # stores to theta cannot alias them and the loop vectorizes
+        hp = HP({fields})
+        x = float64(theta[i])
         gi = float64(g[i])
 {weight_decay}        {outputs} = rule(ops, hp, {inputs})
         theta[i] = x
@@ -68,7 +71,7 @@ def step_kernel(rule: Callable, kept: tuple[bool, ...], weight_decay: str, HP: t
         fields, n = [], 0
         for value in statics:
             if value is None:
-                fields.append(f"h[{n}]")
+                fields.append(f"c{n}")
                 n += 1
             else:
                 fields.append(repr(bool(value)))
@@ -76,6 +79,7 @@ def step_kernel(rule: Callable, kept: tuple[bool, ...], weight_decay: str, HP: t
         source = _STEP_TEMPLATE.format(
             arrays="".join(f"{n}, " for n in names),
             fields=", ".join(fields),
+            scalars="".join(f"    c{j} = h[{j}]\n" for j in range(n)),
             weight_decay=decay,
             outputs=", ".join(["x", *(f"v{j}" if k else "_" for j, k in enumerate(kept))]) + ",",
             inputs=", ".join(["x", "gi", *moments]),

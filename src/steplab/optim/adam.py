@@ -24,12 +24,13 @@ class AdamState(NamedTuple):
 
 
 def adam_step_scalars(ops, hp, t, state):
-    """This step's bias corrections 1 − ρ₁ᵗ and 1 − ρ₂ᵗ, and the ε added outside the root
-    (with eps_hat Kingma & Ba's ε̂: eps added to √r, i.e. eps/√(1−ρ₂ᵗ) added to √r̂)."""
+    """This step's bias corrections as factors 1/(1 − ρ₁ᵗ) and 1/(1 − ρ₂ᵗ) (1 without
+    correction), and the ε added outside the root (with eps_hat Kingma & Ba's ε̂: eps added
+    to √r, i.e. eps/√(1−ρ₂ᵗ) added to √r̂)."""
     corrections = hp.bias_correction
     return {
-        "bc1": bias_correction(hp.rho1, t, ops) if corrections else 1.0,
-        "bc2": bias_correction(hp.rho2, t, ops) if corrections else 1.0,
+        "correct1": 1 / bias_correction(hp.rho1, t, ops) if corrections else 1.0,
+        "correct2": 1 / bias_correction(hp.rho2, t, ops) if corrections else 1.0,
         "eps_t": hp.eps / ops.sqrt(bias_correction(hp.rho2, t, ops)) if hp.eps_hat else hp.eps,
     }
 
@@ -38,8 +39,10 @@ def adam_rule(ops, hp, theta, g, s, r, r_max):
     s = hp.rho1 * s + (1 - hp.rho1) * g  # biased first moment
     r = hp.rho2 * r + (1 - hp.rho2) * g * g  # biased second moment
     r_max = ops.maximum(r_max, r) if hp.amsgrad else r  # AMSGrad: r never shrinks
-    s_hat = s / hp.bc1  # correct bias in first moment
-    r_hat = r_max / hp.bc2  # correct bias in second moment
+    # Correct bias: ŝ = s/(1−ρ₁ᵗ), r̂ = r/(1−ρ₂ᵗ), as products with this step's factors
+    # (one division per coordinate instead of three: within an ulp, and on every path)
+    s_hat = s * hp.correct1  # correct bias in first moment
+    r_hat = r_max * hp.correct2  # correct bias in second moment
     delta = -hp.lr * s_hat / (hp.eps_t + ops.sqrt(r_hat + hp.eps_root))  # compute update
     theta = theta + delta  # apply update
     return theta, s, r, r_max
@@ -80,7 +83,7 @@ class Adam(Optimizer):
         return ("s", "r", "r_max") if self.amsgrad else ("s", "r")
 
     def _step_size(self, hp, state):
-        r_hat = (state.r_max if self.amsgrad else state.r) / hp.bc2
+        r_hat = (state.r_max if self.amsgrad else state.r) * hp.correct2
         return hp.lr / (hp.eps_t + np.sqrt(r_hat + hp.eps_root))
 
 

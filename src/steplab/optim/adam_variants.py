@@ -86,7 +86,7 @@ def radam_step_scalars(ops, hp, t, state):
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
     return {
-        "bc1": bias_correction(hp.rho1, t, ops),
+        "correct1": 1 / bias_correction(hp.rho1, t, ops),  # 1/(1 − ρ₁ᵗ)
         "bc2": bc2,
         "rho_t": rho_t,
         "rectification": ops.sqrt(ops.maximum(ratio, 0)),
@@ -96,7 +96,7 @@ def radam_step_scalars(ops, hp, t, state):
 def radam_rule(ops, hp, theta, g, s, r):
     s = hp.rho1 * s + (1 - hp.rho1) * g  # biased first moment
     r = hp.rho2 * r + (1 - hp.rho2) * g * g  # biased second moment
-    s_hat = s / hp.bc1
+    s_hat = s * hp.correct1  # ŝ = s/(1−ρ₁ᵗ), one division less per coordinate
     if hp.eps_hat:  # torch: eps added to the raw √r
         adaptive = ops.sqrt(hp.bc2) / (ops.sqrt(r) + hp.eps)
     else:  # optax: eps added to √r̂
