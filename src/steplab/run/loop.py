@@ -13,12 +13,14 @@ go on. So each run's history equals the same run made alone.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import sys
 import time
 
 import numpy as np
 
+from steplab._extras import requires
 from steplab.problems.base import Problem
 from steplab.run.records import History, Run, RunSet, versions
 
@@ -265,7 +267,7 @@ def minimize(
     step_size = np.full((K, problem.dim), np.nan)
     threshold = None
     if progress is None:
-        progress = sys.stderr.isatty() and max_steps * K * problem.dim >= 1e6
+        progress = sys.stderr.isatty() and max_steps * K * problem.dim >= 1e6 and _has_tqdm()
     bar = _progress_bar(max_steps, progress)
 
     start = time.perf_counter()
@@ -496,10 +498,16 @@ class _Recorder:
         return History(columns)
 
 
+def _has_tqdm() -> bool:
+    """Whether tqdm is installed: the automatic bar is a nicety the core does without."""
+    return importlib.util.find_spec("tqdm") is not None
+
+
 def _progress_bar(total, enabled):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    with requires("viz", "progress bars"):
+        from tqdm.auto import tqdm
 
     total = None if total == sys.maxsize else total + 1
     return tqdm(total=total, desc="steplab", unit="step", leave=False, file=sys.stderr)

@@ -12,14 +12,17 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from steplab._extras import requires
+
+with requires("web", "the web lab"):
+    from pydantic import (
+        BaseModel,
+        ConfigDict,
+        Field,
+        ValidationInfo,
+        field_validator,
+        model_validator,
+    )
 
 from steplab import optim
 from steplab.web import engine
