@@ -39,7 +39,8 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # the checker sees the lazy names below as ordinary imports
     from steplab import experiments, fast, optim, problems, reproductions, run, viz, web
-    from steplab.run import Run, RunSet, minimize, sweep
+    from steplab.run import Run, RunSet, minimize
+    from steplab.run.sweep import sweep
 
 # Names imported on first access: attribute -> module (and the name in it, if not a module).
 _LAZY: dict[str, tuple[str, str | None]] = {

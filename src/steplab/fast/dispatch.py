@@ -81,6 +81,7 @@ def fused_step(optimizer, theta: np.ndarray, grad: np.ndarray, state) -> bool:
     hp = optimizer._broadcast(theta.shape, theta.dtype)
     if any(isinstance(v, np.ndarray) for v in vars(hp).values()):
         return False
+    assert _numba.numba is not None  # _numba.available() was checked above
     _numba.numba.set_num_threads(threads())
     flat_grad = grad.reshape(-1)
     saved_t, saved_product = state.t, getattr(state, "mu_product", None)

@@ -18,8 +18,10 @@ corrections, Nadam's μ schedule, RAdam's rectification) are tabulated up front 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 
@@ -285,10 +287,10 @@ def _make_kernel(value, grad, rule, per_config, has_l2, has_decay, history):
     return kernel
 
 
-_KERNELS: dict[tuple, object] = {}
+_KERNELS: dict[tuple, Callable[..., None]] = {}
 
 
-def _kernel(function: str, optimizer: str, *switches):
+def _kernel(function: str, optimizer: str, *switches: bool) -> Callable[..., None]:
     key = (function, optimizer, *switches)
     if key not in _KERNELS:
         value, grad = FUNCTIONS[function]
@@ -356,7 +358,7 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
         losses[0] = [value(x, y, *p[:3]) for x, y in X]
     switches = (table.shape[2] > 1, bool(np.any(hp[1])), bool(np.any(hp[2] != 1)), history)
     kernel = _kernel(name, optimizer.name, *switches)
-    arguments = (p, X, state, hp, table, steps, losses)
+    arguments: tuple[Any, ...] = (p, X, state, hp, table, steps, losses)
     # With several threads, each takes a contiguous share of whole blocks.
     blocks = -(-K // BLOCK)
     threads = min(_threads(), blocks)

@@ -265,7 +265,9 @@ class Optimizer:
         ``weight_decay`` are ``None`` when zero everywhere (see ``OFF_WHEN_ZERO``).
         """
         key = (tuple(shape), np.dtype(dtype).str)
-        cached = self._broadcast_cache.get(key)
+        # set in __post_init__ (the dataclass is frozen, and the cache is no field)
+        cache: dict[tuple, SimpleNamespace] = self.__dict__["_broadcast_cache"]
+        cached = cache.get(key)
         if cached is not None:
             return cached
         values = {}
@@ -285,7 +287,7 @@ class Optimizer:
             if not np.any(values[name]):
                 values[name] = None
         hp = SimpleNamespace(**values)
-        self._broadcast_cache[key] = hp
+        cache[key] = hp
         return hp
 
 

@@ -43,6 +43,7 @@ class Dataset:
     n_classes: int | None = None
     feature_names: list[str] = field(default_factory=list)
     classes: list = field(default_factory=list)  # original labels, for classification
+    theta_star: np.ndarray | None = None  # the true parameters, for synthetic data
 
     @property
     def n_features(self) -> int:
@@ -229,7 +230,9 @@ def mnist1d_arrays(num_samples: int = 5000, seed: int = 42) -> dict[str, np.ndar
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, **arrays)
+        np.savez(
+            tmp, x=arrays["x"], y=arrays["y"], x_test=arrays["x_test"], y_test=arrays["y_test"]
+        )
         os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
     except OSError:
         pass  # a read-only home is no reason to fail; we just regenerate next time

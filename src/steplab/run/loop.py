@@ -38,7 +38,7 @@ class MinibatchSampler:
     def __init__(self, n: int, m: int, rng: np.random.Generator, sampling: str = "shuffle"):
         self.n, self.m, self.rng, self.sampling = n, m, rng, sampling
         self.steps_per_epoch = math.ceil(n / m)
-        self._order = None
+        self._order: np.ndarray | None = None
         self._position = 0
 
     def next(self) -> np.ndarray:
@@ -310,8 +310,8 @@ def minimize(
                 max_steps,
             )
             stops = active & (reasons != "")
-            for k in np.flatnonzero(stops):
-                status[k], stop_step[k] = str(reasons[k]), t
+            for row in np.flatnonzero(stops):
+                status[row], stop_step[row] = str(reasons[row]), t
             recorded = keep_row & ((t % record_every == 0) | stops)
             if recorded.any():
                 metrics = {}
@@ -438,7 +438,7 @@ def _step_sizes(opt, state, dim) -> np.ndarray:
 
 def _evaluate_rows(problem, X, rows) -> dict:
     """Full-data metrics for the selected rows (NaN elsewhere)."""
-    out = {}
+    out: dict[str, np.ndarray] = {}
     index = np.flatnonzero(rows)
     if index.size == 0:
         return out

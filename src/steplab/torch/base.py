@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -46,6 +46,10 @@ TORCH_NAMES = {
 
 # Parameters stored in these dtypes keep their state (and compute their step) in float32.
 _LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
+#: What torch's _foreach_* functions take and return.
+Tensors = list[torch.Tensor] | tuple[torch.Tensor, ...]
 
 
 class TorchOptimizer(torch.optim.Optimizer):
@@ -75,7 +79,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             return
         keyword = inspect.Parameter.KEYWORD_ONLY
         fields = cls.core.hyperparameters()
-        cls.__signature__ = inspect.Signature(
+        cls.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by inspect
             [
                 inspect.Parameter("params", inspect.Parameter.POSITIONAL_OR_KEYWORD),
                 *(inspect.Parameter(n, keyword, default=f.default) for n, f in fields.items()),
@@ -281,10 +285,10 @@ class _Bucket:
         self.low_precision = self.params[0].dtype in _LOW_PRECISION
         if self.low_precision:
             self.theta = [p.detach().float() for p in self.params]
-            g = [p.grad.float() for p in self.params]
+            g: Tensors = [cast(torch.Tensor, p.grad).float() for p in self.params]
         else:
             self.theta = [p.detach() for p in self.params]
-            g = [p.grad for p in self.params]
+            g = [cast(torch.Tensor, p.grad) for p in self.params]  # buckets hold params with grads
         if group["maximize"]:
             g = torch._foreach_neg(g)
         if group["weight_decay"] and not decoupled:
@@ -325,7 +329,7 @@ def ema_square_(average: list, x: list, rho: float) -> None:
     torch._foreach_addcmul_(average, x, x, value=1 - rho)
 
 
-def root(r: list, eps_root: float = 0.0, eps: float = 0.0, scale: float = 1.0) -> list:
+def root(r: list, eps_root: float = 0.0, eps: float = 0.0, scale: float = 1.0) -> Tensors:
     """eps + √(r/scale + eps_root), a new list (the denominators of the adaptive methods)."""
     if scale != 1.0:
         out = torch._foreach_div(r, scale)

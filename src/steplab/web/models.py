@@ -10,7 +10,7 @@ A request that breaks a rule gets HTTP 422 with a message naming the field (pyda
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from steplab._extras import requires
 
@@ -46,7 +46,10 @@ LIMITS = {
     "noise": MAX_NOISE,
 }
 
-OptimizerName = Literal[tuple(optim.OPTIMIZERS)]  # type: ignore[valid-type]
+if TYPE_CHECKING:  # a Literal built at run time is opaque to the type checker
+    OptimizerName = str
+else:
+    OptimizerName = Literal[tuple(optim.OPTIMIZERS)]
 FunctionName = Literal[engine.FUNCTIONS]  # type: ignore[valid-type]
 Coordinate = Field(allow_inf_nan=False, ge=-MAX_COORDINATE, le=MAX_COORDINATE)
 
