@@ -2,7 +2,17 @@
 
 AdaGrad, RMSProp and Adam exactly as the lecture "Adam and friends" writes them, their
 friends, and the tools to run, see, compare and sweep them.
+
+``import steplab`` needs NumPy alone and loads only the optimizers; everything else
+(``sl.problems``, ``sl.minimize``, and the subpackages that need an extra: ``sl.viz``,
+``sl.fast``, ``sl.web``, ``sl.torch``, …) is imported on first use. A subpackage whose extra
+is missing says which ``pip install "steplab[...]"`` brings it.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from steplab.optim import (
     NONFINITE_POLICIES,
@@ -28,5 +38,64 @@ from steplab.optim import (
 
 __version__ = "0.1.0"
 
-from steplab import problems  # noqa: E402, F401
-from steplab.run import Run, minimize, sweep  # noqa: E402, F401
+if TYPE_CHECKING:  # the checker sees the lazy names below as ordinary imports
+    from steplab import experiments, fast, optim, problems, reproductions, run, viz, web
+    from steplab.run import Run, RunSet, minimize
+    from steplab.run.sweep import sweep
+
+# Names imported on first access: attribute -> module (and the name in it, if not a module).
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "problems": ("steplab.problems", None),
+    "run": ("steplab.run", None),
+    "minimize": ("steplab.run", "minimize"),
+    "sweep": ("steplab.run", "sweep"),
+    "Run": ("steplab.run", "Run"),
+    "RunSet": ("steplab.run", "RunSet"),
+    "fast": ("steplab.fast", None),
+    "viz": ("steplab.viz", None),
+    "experiments": ("steplab.experiments", None),
+    "reproductions": ("steplab.reproductions", None),
+    "web": ("steplab.web", None),
+    "torch": ("steplab.torch", None),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'steplab' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [
+    "NONFINITE_POLICIES",
+    "OPTIMIZERS",
+    "SEED_OPTIMIZERS",
+    "SGD",
+    "AdaDelta",
+    "AdaGrad",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "Lion",
+    "Momentum",
+    "Nadam",
+    "Nesterov",
+    "Optimizer",
+    "RAdam",
+    "RMSProp",
+    "Run",
+    "RunSet",
+    "State",
+    "make",
+    "minimize",
+    "problems",
+    "sweep",
+]

@@ -89,7 +89,7 @@ def test_float32_stays_float32():
 
 
 def test_catalogue_lists_names_with_descriptions():
-    names = problems.list()
+    names = problems.list_problems()
     for required in (
         "quadratic",
         "saddle",
@@ -120,3 +120,10 @@ def test_bad_names_and_shapes_raise_clear_errors():
         problems.beale().value(np.zeros(3))
     with pytest.raises(ValueError, match="shape"):
         problems.beale().value(np.zeros((2, 2, 2)))
+
+
+def test_old_name_list_still_works_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="list_problems"):
+        old = problems.list
+    assert old is problems.list_problems
+    assert "list" not in problems.__all__  # no longer shadows the builtin

@@ -13,6 +13,8 @@ import argparse
 import importlib
 import sys
 
+from steplab._extras import MissingExtra
+
 # Subcommand modules, in the order ``steplab --help`` lists them.
 COMMANDS = [
     "list_cmd",
@@ -52,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("steplab: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as exc:
-        # Errors a user can cause: bad option values, unknown names, missing files.
+    except (ValueError, TypeError, FileNotFoundError, KeyError, MissingExtra) as exc:
+        # Errors a user can cause: bad option values, unknown names, missing files, a
+        # missing extra (the message names the pip install that brings it).
         # The message names the problem and the allowed values; no stack trace.
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"steplab {args.command}: error: {message}", file=sys.stderr)

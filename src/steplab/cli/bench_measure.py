@@ -9,7 +9,9 @@ the memory system allows for that access pattern, on the same threads, in the sa
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -122,7 +124,7 @@ def interleaved_medians(calls: dict, repeats: int, warmup: int = 2) -> dict:
     for call in calls.values():
         for _ in range(warmup):
             call()
-    times = {key: [] for key in calls}
+    times: dict[str, list[float]] = {key: [] for key in calls}
     for _ in range(repeats):
         for key, call in calls.items():
             start = time.perf_counter()
@@ -152,13 +154,14 @@ def measure(name: str, size: int = 10_000_000, dtype=np.float32, threads: int = 
     grad = (rng.standard_normal(size) * 1e-3).astype(dtype)
     preset = "torch" if "torch" in sl.OPTIMIZERS[name].PRESETS else "seed"
     set_threads(threads)
-    _numba.numba.set_num_threads(threads)
-    calls = {}
+    if _numba.numba is not None:
+        _numba.numba.set_num_threads(threads)
+    calls: dict[str, Callable[[], object]] = {}
     for key, policy in (("ms", "propagate"), ("ms_checked", "raise")):
         opt = sl.make(name, preset=preset, nonfinite=policy)
         state = opt.init(theta)
         step = opt.step  # bound now: the lambda must not see the next loop's opt
-        calls[key] = lambda s=state, f=step: f(theta, grad, s)
+        calls[key] = functools.partial(step, theta, grad, state)
     reads, writes = STREAMS[name]
     arrays = [np.zeros(size, dtype) for _ in range(reads - 1)]
     c = dtype.type(0.5)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from steplab._extras import requires
 from steplab.cli.spec import OptimizerSpec, parse, parse_key_values
 
 DEFAULT_OUT = "steplab-out"
@@ -121,7 +122,8 @@ def run_specs(problem, specs, args, *, progress: bool = True) -> dict:
 def _progress(items, desc: str, enabled: bool):
     if not enabled or len(items) < 2:
         return items
-    from tqdm import tqdm
+    with requires("viz", "progress bars"):
+        from tqdm import tqdm
 
     return tqdm(items, desc=desc, leave=False, disable=None)  # None: off when not a terminal
 

@@ -11,6 +11,8 @@ import ipaddress
 import socket
 import sys
 
+from steplab._extras import requires
+
 
 def _port(text: str) -> int:
     import argparse
@@ -67,7 +69,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def run(args) -> int:
-    import uvicorn
+    with requires("web", "steplab serve"):
+        import uvicorn
 
     from steplab.web.app import create_app
 

@@ -48,8 +48,8 @@ def parse_grid(text: str) -> tuple[str, np.ndarray]:
     try:
         if ".." in values:
             span, _, count = values.partition(":")
-            low, _, high = span.partition("..")
-            low, high, n = float(low), float(high), int(count or 10)
+            low_text, _, high_text = span.partition("..")
+            low, high, n = float(low_text), float(high_text), int(count or 10)
             if not (0 < low < high) or n < 2:
                 raise ValueError
             return key, np.geomspace(low, high, n)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -108,7 +109,7 @@ def with_without_figure(data: BiasData):
         step = np.abs(np.diff(tr.params, axis=0)).max(axis=1) / LR  # per coordinate
         sizes[label] = (np.arange(1, len(step) + 1)[:40], step[:40])
         losses[label] = (np.arange(len(tr.loss)), tr.loss)
-    styles = {
+    styles: dict[str, Any] = {
         "linestyles": {"without correction": "--"},
         "colors": {"with correction": "#d62728", "without correction": "#7f7f7f"},
     }

@@ -187,8 +187,9 @@ def run(out: Path, quick: bool = False) -> Report:
         status = f"left saddle at step {step}" if step is not None else "still at saddle"
         rows.append(trace_row(NAME, tr, step, status))
     claims = {
-        f"{sl.OPTIMIZERS[n].__name__} leaves the saddle before SGD": data.escape_step[n] is not None
-        and (data.escape_step["sgd"] is None or data.escape_step[n] < data.escape_step["sgd"])
+        f"{sl.OPTIMIZERS[n].__name__} leaves the saddle before SGD": _escapes_first(
+            data.escape_step[n], data.escape_step["sgd"]
+        )
         for n in OPTIMIZERS
         if n != "sgd"
     }
@@ -213,3 +214,8 @@ register(
     "the lecture's saddle-point race (x² − y²), with Adam added; GIF/MP4 + stills",
     lesson=True,
 )(run)
+
+
+def _escapes_first(step: int | None, sgd_step: int | None) -> bool:
+    """Whether a method left the saddle (``step``) and did so before SGD (if SGD did at all)."""
+    return step is not None and (sgd_step is None or step < sgd_step)

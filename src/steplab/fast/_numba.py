@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from types import ModuleType
 
+numba: ModuleType | None
 try:
     if os.environ.get("STEPLAB_NO_NUMBA", "").strip() not in ("", "0"):
         raise ImportError("STEPLAB_NO_NUMBA is set")

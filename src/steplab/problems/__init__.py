@@ -5,13 +5,14 @@
 >>> p.value(p.minima[0])
 0.0
 
-``sl.problems.list()`` names everything in :data:`CATALOGUE` (each with a one-line
+``sl.problems.list_problems()`` names everything in :data:`CATALOGUE` (each with a one-line
 description); ``get(name, **options)`` builds one. See :mod:`steplab.problems.base` for the
 interface every problem shares.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -142,7 +143,18 @@ def get(name: str, **options) -> Problem:
     return CATALOGUE[name].factory(**options)
 
 
-list = list_problems  # noqa: A001 - the public name the issue asks for: sl.problems.list()
+def __getattr__(name: str) -> object:
+    # ``problems.list`` was the old name of list_problems; as a module attribute it
+    # shadowed the builtin inside this module, so it now lives only here, deprecated.
+    if name == "list":
+        warnings.warn(
+            "steplab.problems.list is deprecated; use steplab.problems.list_problems",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return list_problems
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CATALOGUE",
@@ -170,7 +182,6 @@ __all__ = [
     "goldstein_price",
     "himmelblau",
     "linear_regression",
-    "list",
     "list_problems",
     "logistic_regression",
     "mlp",

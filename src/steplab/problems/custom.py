@@ -28,11 +28,12 @@ def central_difference(f: Callable, x: np.ndarray, h: float | None = None) -> np
     return grad
 
 
-@dataclass
+# kw_only: the fields below are required, yet follow Problem's defaulted ones
+@dataclass(kw_only=True)
 class FunctionProblem(Problem):
     """A user's ``f(x) -> float`` (and optionally ``grad(x) -> array``) for one point ``x``."""
 
-    f: Callable = field(default=None, repr=False)
+    f: Callable = field(repr=False)
     gradient: Callable | None = field(default=None, repr=False)
     h: float | None = None
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from steplab._extras import requires
+
 SKLEARN = {
     "digits": ("load_digits", "classification"),
     "breast_cancer": ("load_breast_cancer", "classification"),
@@ -41,6 +43,7 @@ class Dataset:
     n_classes: int | None = None
     feature_names: list[str] = field(default_factory=list)
     classes: list = field(default_factory=list)  # original labels, for classification
+    theta_star: np.ndarray | None = None  # the true parameters, for synthetic data
 
     @property
     def n_features(self) -> int:
@@ -83,7 +86,8 @@ def _split(X, y, fraction, seed, stratify):
     """Split off ``fraction`` of the rows (stratified by label for classification)."""
     if fraction == 0:
         return X, y, X[:0], y[:0]
-    from sklearn.model_selection import train_test_split
+    with requires("data", "splitting a dataset"):
+        from sklearn.model_selection import train_test_split
 
     try:
         X_a, X_b, y_a, y_b = train_test_split(
@@ -183,7 +187,8 @@ def load(name: str, **options) -> Dataset:
 
 def load_sklearn(name: str, **options) -> Dataset:
     """One of scikit-learn's bundled datasets (no download needed)."""
-    import sklearn.datasets
+    with requires("data", f"the {name} dataset"):
+        import sklearn.datasets
 
     loader, task = SKLEARN[name]
     bunch = getattr(sklearn.datasets, loader)()
@@ -198,8 +203,9 @@ def mnist1d_arrays(num_samples: int = 5000, seed: int = 42) -> dict[str, np.ndar
     The arrays are cached in :func:`cache_dir` (keyed by the generator's arguments), so
     only the first call pays the few seconds of generation.
     """
-    from mnist1d.data import get_dataset_args
-    from mnist1d.data import make_dataset as generate
+    with requires("data", "MNIST-1D"):
+        from mnist1d.data import get_dataset_args
+        from mnist1d.data import make_dataset as generate
 
     args = get_dataset_args(as_dict=True)
     args.update(num_samples=int(num_samples), seed=int(seed))
@@ -224,7 +230,9 @@ def mnist1d_arrays(num_samples: int = 5000, seed: int = 42) -> dict[str, np.ndar
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, **arrays)
+        np.savez(
+            tmp, x=arrays["x"], y=arrays["y"], x_test=arrays["x_test"], y_test=arrays["y_test"]
+        )
         os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
     except OSError:
         pass  # a read-only home is no reason to fail; we just regenerate next time

@@ -17,6 +17,7 @@ import ast
 import math
 import re
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import numpy as np
 
@@ -257,7 +258,7 @@ _XN = re.compile(r"^x([1-9][0-9]*)$")
 _XYZ = ("x", "y", "z")
 
 
-def _fail(node, what: str):
+def _fail(node: ast.AST, what: str) -> NoReturn:
     position = getattr(node, "col_offset", None)
     where = f" at position {position + 1}" if position is not None else ""
     raise ValueError(f"{what}{where} is not allowed; allowed: {ALLOWED}")
@@ -363,12 +364,13 @@ def parse(text: str, variables=None) -> tuple[Node, dict[str, int]]:
 # --------------------------------------------------------------------------------------
 
 
-@dataclass
+# kw_only: the fields below are required, yet follow Problem's defaulted ones
+@dataclass(kw_only=True)
 class ExpressionProblem(Problem):
     """A problem defined by a formula; ``gradient_text`` shows the symbolic partial derivatives."""
 
     text: str = ""
-    tree: Node = field(default=None, repr=False)
+    tree: Node = field(repr=False)
     partials: tuple = field(default=(), repr=False)
 
     def _value_and_grad_rows(self, X, batch, rngs):
@@ -417,7 +419,7 @@ def expression(
         dim=int(dim),
         x0=np.full(dim, 1.5) if x0 is None else x0,
         description=f"f = {text.strip()}",
-        bounds=[(-3.0, 3.0)] * dim if bounds is None else bounds,
+        bounds=np.array([(-3.0, 3.0)] * dim if bounds is None else bounds, dtype=np.float64),
         minima=minima,
         f_min=f_min,
         text=text.strip(),

@@ -61,11 +61,11 @@ def saddle() -> TestFunction:
     return TestFunction(
         name="saddle",
         dim=2,
-        x0=[1.0, 1e-3],
+        x0=np.array([1.0, 1e-3]),
         description="saddle x² − y²: no minimum, a saddle point at the origin",
-        bounds=[(-1.5, 1.5), (-1.5, 1.5)],
+        bounds=np.array([(-1.5, 1.5), (-1.5, 1.5)]),
         f_min=-np.inf,
-        stationary_points=([0.0, 0.0],),
+        stationary_points=(np.array([0.0, 0.0]),),
         f=f,
         g=g,
     )
@@ -111,7 +111,7 @@ def rosenbrock(dim: int = 2, a: float = 1.0, b: float = 100.0) -> TestFunction:
         dim=dim,
         x0=x0,
         description="Rosenbrock's banana-shaped valley; minimum 0 at (1, 1)",
-        bounds=[(-2.0, 2.0)] + [(-1.0, 3.0)] * (dim - 1),
+        bounds=np.array([(-2.0, 2.0)] + [(-1.0, 3.0)] * (dim - 1)),
         minima=minimum_list,
         f_min=0.0,
         f=f,
@@ -145,10 +145,10 @@ def beale() -> TestFunction:
     return TestFunction(
         name="beale",
         dim=2,
-        x0=[1.0, 1.0],
+        x0=np.array([1.0, 1.0]),
         description="Beale: flat plateaus and sharp ridges; minimum 0 at (3, 0.5)",
-        bounds=[(-4.5, 4.5), (-4.5, 4.5)],
-        minima=([3.0, 0.5],),
+        bounds=np.array([(-4.5, 4.5), (-4.5, 4.5)]),
+        minima=(np.array([3.0, 0.5]),),
         f_min=0.0,
         f=f,
         g=g,
@@ -157,11 +157,14 @@ def beale() -> TestFunction:
 
 # The three minima other than (3, 2) are roots of a polynomial system; these digits come
 # from Newton's method and are checked by the tests (gradient ≈ 0, value ≈ 0).
-_HIMMELBLAU_MINIMA = (
-    [3.0, 2.0],
-    [-2.805118086952745, 3.131312518250573],
-    [-3.779310253377747, -3.283185991286170],
-    [3.584428340330492, -1.848126526964404],
+_HIMMELBLAU_MINIMA = tuple(
+    np.array(point)
+    for point in (
+        [3.0, 2.0],
+        [-2.805118086952745, 3.131312518250573],
+        [-3.779310253377747, -3.283185991286170],
+        [3.584428340330492, -1.848126526964404],
+    )
 )
 
 
@@ -180,9 +183,9 @@ def himmelblau() -> TestFunction:
     return TestFunction(
         name="himmelblau",
         dim=2,
-        x0=[0.0, 0.0],
+        x0=np.array([0.0, 0.0]),
         description="Himmelblau: four global minima, all of value 0",
-        bounds=[(-5.0, 5.0), (-5.0, 5.0)],
+        bounds=np.array([(-5.0, 5.0), (-5.0, 5.0)]),
         minima=_HIMMELBLAU_MINIMA,
         f_min=0.0,
         f=f,
@@ -207,13 +210,13 @@ def branin() -> TestFunction:
         gx = 2 * a * inner * (c - 2 * b * x) - s * (1 - t) * np.sin(x)
         return np.stack([gx, 2 * a * inner], axis=1)
 
-    minima = tuple([x, b * x**2 - c * x + r] for x in (-np.pi, np.pi, 3 * np.pi))
+    minima = tuple(np.array([x, b * x**2 - c * x + r]) for x in (-np.pi, np.pi, 3 * np.pi))
     return TestFunction(
         name="branin",
         dim=2,
-        x0=[0.0, 5.0],
+        x0=np.array([0.0, 5.0]),
         description="Branin–Hoo: three global minima of value 5/(4π) ≈ 0.397887",
-        bounds=[(-5.0, 10.0), (0.0, 15.0)],
+        bounds=np.array([(-5.0, 10.0), (0.0, 15.0)]),
         minima=minima,
         f_min=5 / (4 * np.pi),
         f=f,
@@ -249,10 +252,10 @@ def goldstein_price() -> TestFunction:
     return TestFunction(
         name="goldstein_price",
         dim=2,
-        x0=[-1.0, 1.0],
+        x0=np.array([-1.0, 1.0]),
         description="Goldstein–Price: steep, many local minima; minimum 3 at (0, −1)",
-        bounds=[(-2.0, 2.0), (-2.0, 2.0)],
-        minima=([0.0, -1.0],),
+        bounds=np.array([(-2.0, 2.0), (-2.0, 2.0)]),
+        minima=(np.array([0.0, -1.0]),),
         f_min=3.0,
         f=f,
         g=g,
@@ -280,7 +283,7 @@ def rastrigin(dim: int = 2, A: float = 10.0) -> TestFunction:
         dim=dim,
         x0=np.full(dim, 2.5),
         description="Rastrigin: egg-crate of local minima; global minimum 0 at the origin",
-        bounds=[(-5.12, 5.12)] * dim,
+        bounds=np.array([(-5.12, 5.12)] * dim),
         minima=(np.zeros(dim),),
         f_min=0.0,
         f=f,
@@ -314,7 +317,7 @@ def ackley(dim: int = 2, a: float = 20.0, b: float = 0.2, c: float = 2 * np.pi) 
         dim=dim,
         x0=np.full(dim, 3.0),
         description="Ackley: nearly flat outer region, deep hole at the origin (value 0)",
-        bounds=[(-5.0, 5.0)] * dim,
+        bounds=np.array([(-5.0, 5.0)] * dim),
         minima=(np.zeros(dim),),
         f_min=0.0,
         f=f,
@@ -345,7 +348,7 @@ def styblinski_tang(dim: int = 2) -> TestFunction:
         dim=dim,
         x0=np.full(dim, 0.5),
         description="Styblinski–Tang: 2^d local minima; global ≈ −39.166·d at x_i ≈ −2.9035",
-        bounds=[(-5.0, 5.0)] * dim,
+        bounds=np.array([(-5.0, 5.0)] * dim),
         minima=(np.full(dim, root),),
         f_min=float(f_min),
         f=f,
@@ -381,10 +384,10 @@ def valley(along: float = 0.02, across: float = 10.0) -> TestFunction:
         name="valley",
         parameters={"along": along, "across": across},
         dim=2,
-        x0=[-7.0, 1.5],
+        x0=np.array([-7.0, 1.5]),
         description="long narrow curved valley along y = sin x; minimum 0 at the origin",
-        bounds=[(-8.0, 2.0), (-2.5, 2.5)],
-        minima=([0.0, 0.0],),
+        bounds=np.array([(-8.0, 2.0), (-2.5, 2.5)]),
+        minima=(np.array([0.0, 0.0]),),
         f_min=0.0,
         f=f,
         g=g,

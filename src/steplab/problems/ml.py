@@ -30,11 +30,12 @@ def _sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic function
 
 
-@dataclass
+# kw_only: the fields below are required, yet follow Problem's defaulted ones
+@dataclass(kw_only=True)
 class Network(Problem):
     """Empirical risk of a fully connected network on ``dataset`` (see the module docstring)."""
 
-    dataset: ds.Dataset = field(default=None, repr=False)
+    dataset: ds.Dataset = field(repr=False)
     layers: tuple[int, ...] = ()  # widths, input first, output last
     head: str = "softmax"
     activation: str = "relu"

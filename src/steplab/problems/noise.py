@@ -25,11 +25,12 @@ from steplab.problems import functions
 from steplab.problems.base import Problem
 
 
-@dataclass
+# kw_only: the fields below are required, yet follow Problem's defaulted ones
+@dataclass(kw_only=True)
 class GradientNoise(Problem):
     """``base`` with additive Gaussian gradient noise of standard deviation ``scale``."""
 
-    base: Problem = field(default=None, repr=False)
+    base: Problem = field(repr=False)
     scale: float = 0.0
 
     def _value_and_grad_rows(self, X, batch, rngs):
@@ -65,12 +66,13 @@ def with_gradient_noise(problem: Problem, scale: float) -> GradientNoise:
     )
 
 
-@dataclass
+# kw_only: the fields below are required, yet follow Problem's defaulted ones
+@dataclass(kw_only=True)
 class TwoDNoisy(Problem):
     """A 2-D test function plus the data term ``a_i·u + b_i·v`` averaged over a minibatch."""
 
-    base: Problem = field(default=None, repr=False)
-    data: np.ndarray = field(default=None, repr=False)  # (n_train, 2)
+    base: Problem = field(repr=False)
+    data: np.ndarray = field(repr=False)  # (n_train, 2)
 
     def evaluate(self, x) -> dict:
         """Full training loss, and as ``test_loss`` the noise-free function (DeepOBS' test set)."""
@@ -117,7 +119,7 @@ def two_d_noisy(
     return TwoDNoisy(
         name=f"two_d_{name}",
         dim=2,
-        x0=start,
+        x0=np.asarray(start, dtype=np.float64),
         description=f"DeepOBS-style noisy {name}: f + a·u + b·v, (a, b) ~ N(0, {noise_level:g}²)",
         bounds=base.bounds,
         minima=base.minima,

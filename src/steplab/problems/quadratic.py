@@ -26,13 +26,14 @@ def rotation_2d(angle: float) -> np.ndarray:
     return np.array([[c, -s], [s, c]])
 
 
-@dataclass
+# kw_only: the fields below are required, yet follow Problem's defaulted ones
+@dataclass(kw_only=True)
 class Quadratic(Problem):
     """``½ (x − c)ᵀ A (x − c)`` with ``A = Q diag(λ) Qᵀ``: gradient ``A (x − c)``."""
 
-    A: np.ndarray = field(default=None, repr=False)
-    center: np.ndarray = field(default=None, repr=False)
-    eigenvalues: np.ndarray = field(default=None, repr=False)
+    A: np.ndarray = field(repr=False)
+    center: np.ndarray = field(repr=False)
+    eigenvalues: np.ndarray = field(repr=False)
 
     def _value_and_grad_rows(self, X, batch, rngs):
         diff = X - self.center
@@ -103,7 +104,7 @@ def quadratic(
         dim=dim,
         x0=start,
         description=f"quadratic form ½xᵀAx in {dim}-D, condition number {kappa:.3g}",
-        bounds=[(ci - 3.0, ci + 3.0) for ci in c],
+        bounds=np.array([(ci - 3.0, ci + 3.0) for ci in c]),
         minima=(c,),
         f_min=0.0,
         A=A,
@@ -138,7 +139,8 @@ def subgroup_rotation(dim: int, rng: np.random.RandomState) -> np.ndarray:
     return -R
 
 
-@dataclass
+# kw_only: the fields below are required, yet follow Problem's defaulted ones
+@dataclass(kw_only=True)
 class NoisyQuadratic(Problem):
     """``L(θ) = (1/n) Σ_i ½ (θ − z_i)ᵀ H (θ − z_i)`` over data points ``z_i``.
 
@@ -146,9 +148,9 @@ class NoisyQuadratic(Problem):
     as in a real empirical risk. The expected loss is minimal at ``θ = E z = 0``.
     """
 
-    H: np.ndarray = field(default=None, repr=False)
-    data: np.ndarray = field(default=None, repr=False)  # (n_train, dim)
-    test_data: np.ndarray = field(default=None, repr=False)
+    H: np.ndarray = field(repr=False)
+    data: np.ndarray = field(repr=False)  # (n_train, dim)
+    test_data: np.ndarray = field(repr=False)
 
     def _value_and_grad_rows(self, X, batch, rngs):
         return self._loss(X, self.data if batch is None else None, batch)

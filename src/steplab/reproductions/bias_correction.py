@@ -11,6 +11,8 @@ and how bias correction removes it. We show the same on a small MLP on MNIST-1D.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from steplab.reproductions._common import Result, eval_curve, fmt, save_figure, seeds_list
@@ -51,11 +53,12 @@ def compute(*, quick: bool = False, seeds=(0, 1), progress: bool = False) -> dic
     seeds = list(seeds)
     # One call per setting of bias correction: rows run over (lr, ρ₂, seed).
     LR, R2, S = (a.ravel() for a in np.meshgrid(lrs, RHO2S, seeds, indexing="ij"))
-    out = {"lrs": lrs, "epochs": epochs, "seeds": seeds}
+    out: dict[str | bool, Any] = {"lrs": lrs, "epochs": epochs, "seeds": seeds}
     for corrected in (True, False):
         runs = sl.minimize(
             problem,
-            sl.Adam(lr=LR, rho1=RHO1, rho2=R2, bias_correction=corrected),
+            # arrays: one configuration per row (hyperparameters are typed float for now)
+            sl.Adam(lr=LR, rho1=RHO1, rho2=R2, bias_correction=corrected),  # type: ignore[arg-type]
             epochs=epochs,
             batch_size=BATCH,
             seed=[int(s) for s in S],

@@ -16,6 +16,7 @@ the expected test loss is ``½θᵀHθ + ½σ²·tr H`` (its floor ``½σ²·tr 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -132,7 +133,7 @@ def compute(*, quick: bool = False, seeds=range(42, 52), progress: bool = False)
     problem = make_problem()
     grid = DEEPOBS_LR_GRID[::5] if quick else DEEPOBS_LR_GRID
     epochs = 10 if quick else EPOCHS
-    out = {"problem": problem, "grid": grid, "epochs": epochs, "optimizers": {}}
+    out: dict[str, Any] = {"problem": problem, "grid": grid, "epochs": epochs, "optimizers": {}}
     for name in OPTIMIZER_NAMES:
         tuning = _train(problem, name, grid, TUNING_SEED, epochs, progress)
         best = int(np.nanargmin(tuning["final"]))

@@ -12,6 +12,8 @@ with the lowest mean final training loss wins, and the curves show that winner.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from steplab.reproductions._common import Result, eval_curve, fmt, pm, save_figure, seeds_list
@@ -43,7 +45,7 @@ def compute(*, quick: bool = False, seeds=(0, 1, 2), progress: bool = False) -> 
     grid = np.logspace(-3, -1, 5) if quick else np.logspace(-4, 0, 9)
     epochs = 4 if quick else 20
     seeds = list(seeds)
-    out = {"grid": grid, "epochs": epochs, "optimizers": {}}
+    out: dict[str, Any] = {"grid": grid, "epochs": epochs, "optimizers": {}}
     for name in OPTIMIZER_NAMES:
         lrs = np.repeat(grid, len(seeds))  # row j: grid[j // S] with seed seeds[j % S]
         runs = sl.minimize(

@@ -22,6 +22,7 @@ most and classifies every new point correctly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -63,12 +64,13 @@ def make_data(n: int, p: float = P_POSITIVE, n_test: int = 1000, seed: int = 0):
     return X, y, X_test, y_test
 
 
-@dataclass
+# kw_only: the fields below are required, yet follow Problem's defaulted ones
+@dataclass(kw_only=True)
 class LeastSquaresClassification(Problem):
     """``R(w) = (1/n) Σ_i (x_iᵀw − y_i)²`` without a bias term (Wilson's objective)."""
 
-    X: np.ndarray = field(default=None, repr=False)
-    y: np.ndarray = field(default=None, repr=False)
+    X: np.ndarray = field(repr=False)
+    y: np.ndarray = field(repr=False)
 
     def _value_and_grad_rows(self, W, batch, rngs):
         A = self.X[None] if batch is None else self.X[batch]  # (1 or K, m, d)
@@ -113,7 +115,7 @@ def compute(*, n: int = 50, seeds=(0,), steps: int = 4000, progress: bool = Fals
     """Train every method on each seed's dataset; return test errors and diagnostics."""
     import steplab as sl
 
-    out = {}
+    out: dict[str, Any] = {}
     for seed in seeds:
         X, y, X_test, y_test = make_data(n, seed=seed)
         objective = problem(X, y)

@@ -13,12 +13,14 @@ go on. So each run's history equals the same run made alone.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import sys
 import time
 
 import numpy as np
 
+from steplab._extras import requires
 from steplab.problems.base import Problem
 from steplab.run.records import History, Run, RunSet, versions
 
@@ -36,7 +38,7 @@ class MinibatchSampler:
     def __init__(self, n: int, m: int, rng: np.random.Generator, sampling: str = "shuffle"):
         self.n, self.m, self.rng, self.sampling = n, m, rng, sampling
         self.steps_per_epoch = math.ceil(n / m)
-        self._order = None
+        self._order: np.ndarray | None = None
         self._position = 0
 
     def next(self) -> np.ndarray:
@@ -265,7 +267,7 @@ def minimize(
     step_size = np.full((K, problem.dim), np.nan)
     threshold = None
     if progress is None:
-        progress = sys.stderr.isatty() and max_steps * K * problem.dim >= 1e6
+        progress = sys.stderr.isatty() and max_steps * K * problem.dim >= 1e6 and _has_tqdm()
     bar = _progress_bar(max_steps, progress)
 
     start = time.perf_counter()
@@ -308,8 +310,8 @@ def minimize(
                 max_steps,
             )
             stops = active & (reasons != "")
-            for k in np.flatnonzero(stops):
-                status[k], stop_step[k] = str(reasons[k]), t
+            for row in np.flatnonzero(stops):
+                status[row], stop_step[row] = str(reasons[row]), t
             recorded = keep_row & ((t % record_every == 0) | stops)
             if recorded.any():
                 metrics = {}
@@ -437,7 +439,7 @@ def _step_sizes(opt, state, dim) -> np.ndarray:
 
 def _evaluate_rows(problem, X, rows) -> dict:
     """Full-data metrics for the selected rows (NaN elsewhere)."""
-    out = {}
+    out: dict[str, np.ndarray] = {}
     index = np.flatnonzero(rows)
     if index.size == 0:
         return out
@@ -497,10 +499,16 @@ class _Recorder:
         return History(columns)
 
 
+def _has_tqdm() -> bool:
+    """Whether tqdm is installed: the automatic bar is a nicety the core does without."""
+    return importlib.util.find_spec("tqdm") is not None
+
+
 def _progress_bar(total, enabled):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    with requires("viz", "progress bars"):
+        from tqdm.auto import tqdm
 
     total = None if total == sys.maxsize else total + 1
     return tqdm(total=total, desc="steplab", unit="step", leave=False, file=sys.stderr)

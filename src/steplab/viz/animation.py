@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from steplab._extras import requires
 from steplab.viz.base import pyplot, subplots
 from steplab.viz.palette import styles
 from steplab.viz.plots import Function2D, draw_contours, mark_points
@@ -137,7 +138,9 @@ def _write_gif(frames, path, fps, line_colors):
     come out gray.
     """
     from matplotlib.colors import to_rgb
-    from PIL import Image
+
+    with requires("viz", "GIF animations"):
+        from PIL import Image
 
     images = [Image.fromarray(frame) for frame in frames]
     width = frames[-1].shape[1]
@@ -193,7 +196,8 @@ def _write_mp4(frames, path, fps):
 
 def gif_frames(path) -> int:
     """How many frames a GIF file holds (for tests and reports)."""
-    from PIL import Image
+    with requires("viz", "reading GIFs"):
+        from PIL import Image
 
     with Image.open(path) as image:
         return image.n_frames

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from steplab._extras import requires
+
+with requires("viz", "steplab's figures"):
+    import matplotlib
 
 STYLE = {
     "figure.dpi": 110,

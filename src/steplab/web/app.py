@@ -19,10 +19,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
+
+from steplab._extras import requires
+
+with requires("web", "the web lab"):
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.staticfiles import StaticFiles
 
 from steplab import __version__, optim
 from steplab.problems.expression import ALLOWED as EXPRESSION_GRAMMAR

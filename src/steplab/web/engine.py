@@ -29,9 +29,12 @@ def build_problem(name: str | None, expression: str | None, noise: float) -> pro
     Raises ``ValueError`` naming the problem (unknown name, a formula outside the
     whitelist grammar, a formula in more than two variables).
     """
+    problem: problems.Problem
     if expression is not None:
         # The whitelist parser of steplab.problems.expression: user text is never evaluated.
         problem = problems.expression(expression, dim=2)
+    elif name is None:
+        raise ValueError("give a problem name or an expression")
     else:
         problem = problems.get(name)
         if problem.dim != 2:  # pragma: no cover - every catalogued function defaults to 2-D
@@ -55,7 +58,7 @@ def problem_info(problem: problems.Problem) -> dict:
     return {
         "name": problem.name,
         "description": problem.description,
-        "bounds": problem.bounds.tolist(),
+        "bounds": None if problem.bounds is None else problem.bounds.tolist(),
         "x0": problem.x0.tolist(),
         "minima": [m.tolist() for m in problem.minima],
         "f_min": problem.f_min if f_min_known else None,
@@ -68,7 +71,10 @@ def contour_grid(problem: problems.Problem, resolution: int, bounds=None) -> dic
 
     ``z[i][j]`` is the value at ``(x[j], y[i])``: rows run along y, as an image does.
     """
-    (x_low, x_high), (y_low, y_high) = problem.bounds if bounds is None else bounds
+    bounds = problem.bounds if bounds is None else bounds
+    if bounds is None:
+        raise ValueError(f"{problem.name} has no plot bounds; give bounds")
+    (x_low, x_high), (y_low, y_high) = bounds
     xs = np.linspace(x_low, x_high, resolution)
     ys = np.linspace(y_low, y_high, resolution)
     X, Y = np.meshgrid(xs, ys)

@@ -10,16 +10,19 @@ A request that breaks a rule gets HTTP 422 with a message naming the field (pyda
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from steplab._extras import requires
+
+with requires("web", "the web lab"):
+    from pydantic import (
+        BaseModel,
+        ConfigDict,
+        Field,
+        ValidationInfo,
+        field_validator,
+        model_validator,
+    )
 
 from steplab import optim
 from steplab.web import engine
@@ -43,7 +46,10 @@ LIMITS = {
     "noise": MAX_NOISE,
 }
 
-OptimizerName = Literal[tuple(optim.OPTIMIZERS)]  # type: ignore[valid-type]
+if TYPE_CHECKING:  # a Literal built at run time is opaque to the type checker
+    OptimizerName = str
+else:
+    OptimizerName = Literal[tuple(optim.OPTIMIZERS)]
 FunctionName = Literal[engine.FUNCTIONS]  # type: ignore[valid-type]
 Coordinate = Field(allow_inf_nan=False, ge=-MAX_COORDINATE, le=MAX_COORDINATE)
 
