@@ -43,10 +43,22 @@ def _check_in_interval(name: str, value: Any, interval: str) -> Any:
         if not isinstance(value, (bool, np.bool_)):
             raise ValueError(f"{name} must be True or False, got {value!r}")
         return bool(value)
+    # Only real numbers: a bool is not the number 1 and a string is not a number (NumPy would
+    # convert both silently), and an int too large for a float is out of range, not a crash.
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    if value is None or isinstance(value, (bool, np.bool_, str, bytes)):
+        raise ValueError(f"{name} must be a number in {interval}, got {shown}")
     try:
-        array = np.asarray(value, dtype=np.float64)
+        raw = np.asarray(value)
+        if raw.dtype.kind == "O":  # e.g. a Python int beyond int64: convert element-wise
+            raw = np.asarray(raw.tolist(), dtype=np.float64)
+        if raw.dtype.kind not in "iuf":
+            raise TypeError
+        array = raw.astype(np.float64)
+    except OverflowError:
+        raise ValueError(f"{name} must be in {interval}, got {shown} (too large)") from None
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in {interval}, got {value!r}") from None
+        raise ValueError(f"{name} must be a number in {interval}, got {shown}") from None
     if array.size == 0:
         raise ValueError(f"{name} must be a number in {interval}, got an empty array")
     low, high, low_closed, high_closed = _parse_interval(interval)
