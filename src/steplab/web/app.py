@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -122,12 +123,14 @@ def _hostname(host: str) -> str:
 class Limits:
     """How much work the lab takes on at once, and for how long.
 
-    ``workers`` requests compute at once (the default: two, about one per core of a
-    laptop); up to ``max_waiting`` more wait, each at most ``queue_wait_s``; every request
-    has ``budget_s`` seconds from its arrival to its answer.
+    ``workers`` requests compute at once; up to ``max_waiting`` more wait, each at most
+    ``queue_wait_s``; every request has ``budget_s`` seconds from its arrival to its answer.
+    The default leaves one core to the server's event loop (one fewer worker than cores,
+    at least 1, at most 4): the workers are threads, and every thread that computes
+    competes with the event loop for Python's GIL, so fewer of them keep ``GET /`` fast.
     """
 
-    workers: int = 2
+    workers: int = max(1, min(4, (os.cpu_count() or 2) - 1))
     max_waiting: int = 8
     queue_wait_s: float = 3.0
     budget_s: float = 10.0
