@@ -9,7 +9,6 @@ of the seed's pseudo-code. Subclasses write only that loop body, in ``_update``.
 from __future__ import annotations
 
 import dataclasses
-import json
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -91,42 +90,33 @@ class State(SimpleNamespace):
         return {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
 
     def save(self, path, optimizer: Optimizer | None = None) -> None:
-        """Write the state (and, if given, the optimizer's configuration) to a ``.npz`` file."""
-        meta = {"fields": {k: type(v).__name__ for k, v in vars(self).items()}}
-        if optimizer is not None:
-            meta["optimizer"] = optimizer.config()
-        with open(path, "wb") as handle:  # a file object: numpy won't append ".npz"
-            np.savez(handle, __meta__=json.dumps(meta), **vars(self))
+        """Write the state (and, if given, the optimizer's configuration) to a ``.npz`` file,
+        atomically; see :mod:`steplab.optim.checkpoint`."""
+        from steplab.optim import checkpoint
+
+        config = optimizer.config() if optimizer is not None else None
+        checkpoint.save(path, vars(self), config, reserved=_state_reserved())
 
     @classmethod
     def load(cls, path, optimizer: Optimizer | None = None) -> State:
-        """Read a state saved by :meth:`save`.
+        """Read a state saved by :meth:`save` (any damaged or foreign file: ``ValueError``).
 
         With ``optimizer`` given, the file must have been saved from the same kind of
         optimizer; a mismatch raises ``ValueError`` naming both.
         """
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["__meta__"]))
-                values = {k: data[k] for k in data.files if k != "__meta__"}
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
-            raise ValueError(f"{path} is not a steplab optimizer state file ({exc})") from None
-        saved = meta.get("optimizer", {}).get("name")
+        from steplab.optim import checkpoint
+
+        fields, config = checkpoint.load(path, reserved=_state_reserved())
+        saved = (config or {}).get("name")
         if optimizer is not None and saved is not None and saved != optimizer.name:
             raise ValueError(f"{path} holds the state of {saved!r}, not of {optimizer.name!r}")
-        # Scalars come back as 0-d arrays: give them back their Python type.
-        scalar_types = {"int": int, "float": float, "str": str, "bool": bool}
-        fields = {}
-        for key, kind in meta["fields"].items():
-            value = values[key]
-            if kind in scalar_types:
-                value = scalar_types[kind](value.item())
-            elif kind == "tuple":  # theta's shape
-                value = tuple(int(n) for n in value.tolist())
-            fields[key] = value
         return cls(**fields)
+
+
+def _state_reserved() -> frozenset[str]:
+    """Names a state field may not take: State's own methods and attributes (a field
+    called ``arrays`` would hide the method ``arrays()``)."""
+    return frozenset(name for name in dir(State) if not name.startswith("__"))
 
 
 # --------------------------------------------------------------------------------------
