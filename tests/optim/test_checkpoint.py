@@ -216,3 +216,81 @@ def test_generic_api_takes_any_named_arrays_and_scalars(tmp_path):
             assert loaded[key].dtype == value.dtype
         else:
             assert loaded[key] == value and type(loaded[key]) is type(value)
+
+
+# -- steplab.torch state dicts ------------------------------------------------------------
+
+
+def torch_run(dtype, steps, optimizer=None, param=None):
+    import torch
+
+    import steplab.torch as st
+
+    generator = torch.Generator().manual_seed(1)
+    if param is None:
+        param = torch.nn.Parameter(torch.randn(64, generator=generator).to(dtype))
+    optimizer = optimizer or st.Adam([param], lr=1e-2)
+    grads = [torch.randn(64, generator=generator) * 1e-4 for _ in range(20)]
+    for g in grads[:steps]:
+        param.grad = g.to(dtype)
+        optimizer.step()
+    return param, optimizer, grads
+
+
+@pytest.mark.parametrize("dtype_name", ["bfloat16", "float16"])
+def test_torch_low_precision_moments_load_bit_for_bit(dtype_name):
+    """torch's base class rounds loaded moments through the parameter's dtype: fp16 moments
+    of 1e-4 gradients (r ≈ 1e-11) became 0. They stay float32, and a resumed run is the run."""
+    import torch
+
+    import steplab.torch as st
+
+    dtype = getattr(torch, dtype_name)
+    param, optimizer, grads = torch_run(dtype, 10)
+    saved = optimizer.state_dict()
+    resumed_param = torch.nn.Parameter(param.detach().clone())
+    resumed = st.Adam([resumed_param], lr=1e-2)
+    resumed.load_state_dict(saved)
+    for key in ("s", "r"):
+        loaded = resumed.state[resumed_param][key]
+        assert loaded.dtype == torch.float32
+        assert torch.equal(loaded, saved["state"][0][key])
+    assert (saved["state"][0]["r"] != 0).all() and saved["state"][0]["r"].max() < 1e-6
+    for g in grads[10:]:
+        param.grad, resumed_param.grad = g.to(dtype), g.to(dtype)
+        optimizer.step()
+        resumed.step()
+    assert torch.equal(param, resumed_param)
+    assert torch.equal(optimizer.state[param]["r"], resumed.state[resumed_param]["r"])
+
+
+def test_torch_foreign_and_malformed_state_dicts_are_refused_untouched():
+    import torch
+
+    import steplab.torch as st
+
+    param, _, _ = torch_run(torch.float32, 2)
+    torch_adam = torch.optim.Adam([param])
+    param.grad = torch.ones_like(param)
+    torch_adam.step()
+    fresh = st.Adam([param], lr=1e-2)
+    before = [dict(group) for group in fresh.param_groups]
+    with pytest.raises(ValueError, match="not a steplab.torch.Adam state dict"):
+        fresh.load_state_dict(torch_adam.state_dict())
+    _, ours, _ = torch_run(torch.float32, 2, param=torch.nn.Parameter(param.detach().clone()))
+    extra = ours.state_dict()
+    extra["state"]["momentum_buffer"] = {"t": 1}  # torch itself accepts such a key
+    with pytest.raises(ValueError, match="which no param group lists"):
+        fresh.load_state_dict(extra)
+    renamed = ours.state_dict()
+    renamed["state"][0] = {"step": 2, **{k: v for k, v in renamed["state"][0].items() if k != "t"}}
+    with pytest.raises(ValueError, match="holds \\['r', 's', 'step'\\], but Adam"):
+        fresh.load_state_dict(renamed)
+    rmsprop = st.RMSProp([param], lr=1e-2)
+    with pytest.raises(ValueError, match="RMSProp.load_state_dict: param group 0 lacks rho"):
+        rmsprop.load_state_dict(ours.state_dict())
+    with pytest.raises(ValueError, match="needs a dict with 'state' and 'param_groups'"):
+        fresh.load_state_dict({"state": {}})
+    # Nothing was applied by the refused loads.
+    assert len(fresh.state) == 0
+    assert [dict(group) for group in fresh.param_groups] == before
