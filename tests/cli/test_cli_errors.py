@@ -138,3 +138,44 @@ def test_interrupted_figure_save_leaves_no_file(tmp_path, monkeypatch):
         save(pyplot().figure(), tmp_path / "other")
     assert (tmp_path / "figure.png").read_bytes() == good
     assert sorted(p.name for p in tmp_path.iterdir()) == ["figure.png"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_demo_leaves_only_complete_files(tmp_path):
+    """A real `steplab demo --quick` process gets SIGINT after a few seconds: it exits 130,
+    and every file under --out is complete (PNGs decode, JSON parses), no temporaries."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from PIL import Image
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "steplab", "demo", "--quick", "--out", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("*.png")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # interrupt while figures are being written
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    files = list(tmp_path.iterdir())
+    assert not [f.name for f in files if f.name.startswith(".")]  # no temporary files
+    for path in files:
+        if path.suffix == ".png":
+            with Image.open(path) as image:
+                image.load()  # a truncated PNG raises here
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".csv":
+            assert path.read_text().endswith("\n")
