@@ -260,3 +260,12 @@ def test_limits_are_validated():
 
 def test_meta_tells_the_budget(client):
     assert client.get("/api/meta").json()["limits"]["budget_s"] == Limits().budget_s
+
+
+def test_default_limits_are_those_docs_weblab_md_quotes():
+    import os
+
+    limits = Limits()
+    assert (limits.budget_s, limits.queue_wait_s, limits.max_waiting) == (10.0, 3.0, 8)
+    assert limits.workers == max(1, min(4, (os.cpu_count() or 2) - 1))
+    assert MAX_BODY_BYTES == 64 * 1024

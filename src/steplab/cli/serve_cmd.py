@@ -83,7 +83,8 @@ def run(args) -> int:
     _check_free(args.host, args.port)
     if not _is_loopback(args.host):
         print(
-            f"steplab serve: warning: listening on {args.host}: other machines can reach the lab",
+            f"steplab serve: warning: listening on {args.host}: other machines can reach the "
+            "lab (it answers to the names given with --allow-host)",
             file=sys.stderr,
         )
     shown = f"[{args.host}]" if ":" in args.host else args.host

@@ -227,6 +227,11 @@ class Workers:
         self.slots: asyncio.Semaphore | None = None  # made in the server's event loop
         self.waiting = 0
 
+    def _finished(self, future: asyncio.Future) -> None:
+        self.slots.release()
+        if not future.cancelled():
+            future.exception()  # retrieved: a cancelled job's exception is expected, not lost
+
     def _busy(self) -> JSONResponse:
         return _error(
             429,
@@ -257,7 +262,7 @@ class Workers:
 
         future = asyncio.get_running_loop().run_in_executor(self.pool, work_to_json)
         # The slot is free only when the thread is: a client that leaves frees nothing early.
-        future.add_done_callback(lambda _: self.slots.release())
+        future.add_done_callback(self._finished)
         while not future.done():
             await asyncio.wait({future}, timeout=0.2)
             if not future.done() and await request.is_disconnected():
