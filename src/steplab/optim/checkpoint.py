@@ -110,12 +110,13 @@ def save(
     except (TypeError, ValueError) as exc:
         message = f"cannot save the state to {path}: the configuration is not JSON ({exc})"
         raise ValueError(message) from None
-    arrays = {
+    arrays: dict[str, Any] = {
         name: np.asarray(value, dtype=np.int64) if kinds[name] == "tuple" else np.asarray(value)
         for name, value in fields.items()
     }
+    arrays[META] = np.array(meta_text)
     with atomic_write(path) as stream:  # a file object: numpy won't append ".npz"
-        np.savez(stream, **{META: np.array(meta_text)}, **arrays)
+        np.savez(stream, **arrays)
     return path
 
 
@@ -206,7 +207,13 @@ def _field(name: str, kind: str, value: np.ndarray) -> Any:
         if value.ndim != 0:
             raise CorruptFile(f"field {name!r} should be a {kind}, got shape {value.shape}")
         item = value.item()
-        expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[kind]
+        allowed: dict[str, type | tuple[type, ...]] = {
+            "int": int,
+            "float": (int, float),
+            "str": str,
+            "bool": bool,
+        }
+        expected = allowed[kind]
         if kind == "int" and isinstance(item, bool) or not isinstance(item, expected):
             raise CorruptFile(f"field {name!r} should be a {kind}, got {type(item).__name__}")
         return SCALARS[kind](item)

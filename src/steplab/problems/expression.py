@@ -168,7 +168,10 @@ class Times(Binary):
     def evaluate(self, X):
         u, v = self.a.evaluate(X), self.b.evaluate(X)
         with np.errstate(invalid="ignore"):
-            return np.where((np.asarray(u) == 0) | (np.asarray(v) == 0), 0.0, u * v)
+            product = u * v
+        if not np.isnan(product).any():  # the common case: nothing to decide
+            return product
+        return np.where((np.asarray(u) == 0) | (np.asarray(v) == 0), 0.0, product)
 
 
 @dataclass(frozen=True)
@@ -252,13 +255,15 @@ def mul(a, b):
 
 
 def dmul(a, b):
-    """``mul`` for derivative rules: a :class:`Times` node (0 · anything = 0)."""
+    """``mul`` for derivative rules: a :class:`Times` node (0 · anything = 0).
+
+    A finite non-zero constant factor cannot make 0·∞, so it keeps the plain product.
+    """
+    for factor in (a, b):
+        if isinstance(factor, Num) and factor.value != 0 and math.isfinite(factor.value):
+            return mul(a, b)
     if a == ZERO or b == ZERO:
         return ZERO
-    if a == ONE:
-        return b
-    if b == ONE:
-        return a
     return _fold("*", a, b) if isinstance(a, Num) and isinstance(b, Num) else Times("*", a, b)
 
 

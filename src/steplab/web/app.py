@@ -228,6 +228,7 @@ class Workers:
         self.waiting = 0
 
     def _finished(self, future: asyncio.Future) -> None:
+        assert self.slots is not None  # made before the job was submitted
         self.slots.release()
         if not future.cancelled():
             future.exception()  # retrieved: a cancelled job's exception is expected, not lost
