@@ -176,3 +176,134 @@ def test_arbitrary_unicode_is_rejected_or_parsed(text):
         problems.expression(text)
     except ValueError:
         pass
+
+
+# -- hardening: depth is nesting, large literals, derivatives without 0·∞ ------------------
+
+
+def test_a_long_flat_chain_is_not_deep_nesting():
+    """A flat sum of 40 terms (270 characters) was "nested too deeply"; nesting still is."""
+    text = " + ".join(f"{i}*x" for i in range(1, 41)) + " - y/2*3/4"
+    assert len(text) > 200
+    problem = problems.expression(text)
+    value, grad = problem.value_and_grad(np.array([1.0, 2.0]))
+    assert value == sum(range(1, 41)) - 2 / 2 * 3 / 4 and grad.tolist() == [820.0, -0.375]
+    with pytest.raises(ValueError, match="nested too deeply"):
+        problems.expression("(" * 45 + "x" + ")" * 45 + "+" + "x**" * 45 + "x")
+
+
+def test_the_longest_chain_evaluates_in_a_thread():
+    """The tree of a 499-character chain is 250 levels deep: still within Python's
+    recursion limit in a worker thread, for values, gradients and the gradient text."""
+    import threading
+
+    results = []
+    text = "+".join(["x"] * 250)
+    thread = threading.Thread(
+        target=lambda: results.append(problems.expression(text).value_and_grad(np.ones(1)))
+    )
+    thread.start()
+    thread.join()
+    assert results[0][0] == 250 and results[0][1].tolist() == [250.0]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1e308 * x", 1e308),
+        (
+            f"{int(np.finfo(float).max)} + x",
+            1.7976931348623157e308,
+        ),
+    ],
+)
+def test_large_literals_up_to_the_largest_float(text, value):
+    problem = problems.expression(text)
+    assert problem.value(np.array([1.0])) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "point", "expected"),
+    [
+        # The audit's two examples: the true derivative is finite (≈ 0), it was NaN.
+        ("1/(1+exp(-x))", [-710.0, 0.0], [math.exp(-710.0), 0.0]),
+        ("x/exp(y)", [1.0, 720.0], [math.exp(-720.0), -math.exp(-720.0)]),
+        ("x**y", [0.0, 2.0], [0.0, 0.0]),  # 0^y: a'·b/a was 0/0
+        ("(y**2)**x", [1.5, 0.0], [0.0, 0.0]),  # log(0) times 0^x = 0
+        ("0**x + x", [2.0, 0.0], [1.0, 0.0]),  # a constant base 0: log 0 = −inf
+        ("sqrt(y**2 + 1) * exp(x)", [-800.0, 1.0], [0.0, 0.0]),
+    ],
+)
+def test_derivatives_avoid_zero_times_infinity(text, point, expected):
+    problem = problems.expression(text, dim=2)
+    _, grad = problem.value_and_grad(np.array(point))
+    np.testing.assert_allclose(grad, expected, rtol=1e-12, atol=1e-300)
+
+
+def _random_formula(rng, depth):
+    """A random formula in x, y of at most ``depth`` levels (the audit's fuzzer, rebuilt)."""
+    if depth == 0 or rng.random() < 0.25:
+        return str(rng.choice(["x", "y", "2", "0.5", "3", "x", "y"]))
+    kind = rng.random()
+    if kind < 0.55:
+        op = rng.choice(["+", "-", "*", "/", "**"])
+        right = (
+            _random_formula(rng, depth - 1)
+            if op != "**"
+            else str(rng.choice(["2", "3", "y", "x", "0.5"]))
+        )
+        return f"({_random_formula(rng, depth - 1)} {op} {right})"
+    function = rng.choice(["exp", "log", "sqrt", "sin", "cos", "tanh", "abs", "sinh"])
+    return f"{function}({_random_formula(rng, depth - 1)})"
+
+
+def test_fuzz_derivative_is_never_nan_where_the_true_one_is_finite():
+    """600 random formulas at points chosen to overflow (exp(±720)) or sit on 0: wherever
+    the formula's float value is finite and the true derivative (mpmath, 800 digits) is a
+    X, and it agrees
+    with the true one (to 1e-6 relative or 1e-9 absolute: 1 − tanh² of 20 is 0 in floats)."""
+    import mpmath
+
+    mpmath.mp.dps = 800  # exp(±720) beside O(1) terms: 640 digits to keep both
+    rng = np.random.default_rng(14)
+    coordinates = [-720.0, -710.0, -3.0, -0.5, 0.0, 0.7, 2.0, 710.0, 720.0]
+    names = {n: getattr(mpmath, n) for n in ("exp", "log", "sqrt", "sin", "cos", "tanh", "sinh")}
+    names["abs"] = lambda v: mpmath.sqrt(v * v)  # |v| for reals; stays complex otherwise
+    checked = 0
+    for _ in range(600):
+        text = _random_formula(rng, 4)
+        try:
+            problem = problems.expression(text, dim=2)
+        except ValueError:  # a constant that folds to inf, e.g. 2/(x-x)
+            continue
+        point = np.array([rng.choice(coordinates), rng.choice(coordinates)])
+        with np.errstate(all="ignore"):
+            value, grad = problem.value_and_grad(point)
+        if not np.isfinite(value):
+            continue
+        for i in range(2):
+
+            def f(t, i=i, point=point, text=text):
+                args = {"x": mpmath.mpf(point[0]), "y": mpmath.mpf(point[1])}
+                args["xy"[i]] = t
+                return eval(text, {"__builtins__": {}}, {**names, **args})  # our own text
+
+            try:  # real on both sides (sqrt(x) at 0 is not), and smooth: two steps agree
+                x0, step = mpmath.mpf(point[i]), mpmath.mpf(10) ** -30
+                if not all(isinstance(f(x0 + d), mpmath.mpf) for d in (-step, step)):
+                    continue
+                true, check = (
+                    mpmath.diff(f, mpmath.mpf(point[i]), h=mpmath.mpf(10) ** -k) for k in (60, 120)
+                )
+            except (ValueError, ZeroDivisionError, OverflowError, TypeError):
+                continue
+            if not all(isinstance(d, mpmath.mpf) and mpmath.isfinite(d) for d in (true, check)):
+                continue
+            if abs(true - check) > 1e-20 * (1 + abs(true)) or abs(true) > 1e300:
+                continue  # not differentiable here (a kink, an infinite slope) or out of range
+            checked += 1
+            assert not np.isnan(grad[i]), f"∂{'xy'[i]} of {text} at {point}: NaN, true {true}"
+            assert math.isclose(grad[i], float(true), rel_tol=1e-6, abs_tol=1e-9), (
+                f"∂{'xy'[i]} of {text} at {point}: {grad[i]}, true {float(true)}"
+            )
+    assert checked > 300

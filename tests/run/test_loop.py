@@ -171,7 +171,14 @@ def test_gradient_tolerance_loss_tolerance_and_target():
     run = sl.minimize(p, sl.SGD(lr=0.3), steps=1000, target_loss=1e-3)
     loss = run.history["loss"]
     assert run.status == "target_reached" and loss[-1] <= 1e-3 < loss[-2]
-    assert set(STATUSES) == {"max_steps", "converged", "target_reached", "time_budget", "diverged"}
+    assert set(STATUSES) == {
+        "max_steps",
+        "converged",
+        "target_reached",
+        "time_budget",
+        "diverged",
+        "interrupted",
+    }
 
 
 def test_record_every_keeps_the_last_row():

@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def client():
-    with TestClient(create_app()) as test_client:
+    with TestClient(create_app(), base_url="http://127.0.0.1") as test_client:
         yield test_client
 
 

@@ -2,9 +2,15 @@
 
 Each subcommand lives in its own module of this package and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` to a function
-``func(args) -> int`` (the exit code). ``main`` turns every error a user can cause
-(``steplab.errors.UserError`` and its friends) into one readable line on stderr and
-exit code 2, never a stack trace.
+``func(args) -> int`` (the exit code).
+
+Errors: a user's mistake is one readable line on stderr and exit code 2, never a stack
+trace. Those are :class:`UserError` (raised by the command line's own checks), the
+``ValueError`` that steplab's functions raise for invalid input (bad hyperparameters,
+unknown names: the message names the problem and the allowed values) and ``OSError``
+(a path that cannot be read or written). Anything else (``TypeError``, ``KeyError``, …)
+is a bug in steplab and shows its traceback; ``--traceback`` shows it for every error.
+Ctrl+C exits with 130, after the command has written what it had computed.
 """
 
 from __future__ import annotations
@@ -12,8 +18,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 
 from steplab._extras import MissingExtra
+
+
+class UserError(ValueError):
+    """A mistake in what the user asked for: printed as one line, exit code 2.
+
+    A ``ValueError``, so code that calls the command functions and catches ValueError
+    keeps working.
+    """
+
 
 # Subcommand modules, in the order ``steplab --help`` lists them.
 COMMANDS = [
@@ -37,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="A lab for first-order optimizers with adaptive step sizes.",
     )
     parser.add_argument("--version", action="version", version=f"steplab {__version__}")
+    parser.add_argument(
+        "--traceback",
+        action="store_true",
+        help="show the full traceback of an error (for bug reports)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"steplab.cli.{name}").register(sub)
@@ -52,13 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("steplab: interrupted", file=sys.stderr)
+        if args.traceback:
+            traceback.print_exc()
+        print(f"steplab {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, FileNotFoundError, KeyError, MissingExtra) as exc:
-        # Errors a user can cause: bad option values, unknown names, missing files, a
-        # missing extra (the message names the pip install that brings it).
-        # The message names the problem and the allowed values; no stack trace.
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    except (ValueError, OSError, MissingExtra) as exc:
+        # A user's mistake (see the module's docstring): one line naming the problem.
+        if args.traceback:
+            traceback.print_exc()
+        message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"steplab {args.command}: error: {message}", file=sys.stderr)
         return 2
 

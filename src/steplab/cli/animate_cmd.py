@@ -6,8 +6,6 @@ when ffmpeg is installed).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from steplab.cli import common
@@ -43,8 +41,7 @@ def main(args) -> int:
         raise ValueError(f"--frames must be at least 2, got {args.frames}")
     if args.fps < 1:
         raise ValueError(f"--fps must be a positive integer, got {args.fps}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = common.prepare_out(args.out)
     runs = common.run_specs(problem, specs, args)
     common.write_histories(out, runs)
     histories = {label: run.history for label, run in runs.items()}

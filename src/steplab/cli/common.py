@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from steplab._extras import requires
+from steplab._io import write_text
+from steplab.cli import UserError
 from steplab.cli.spec import OptimizerSpec, parse, parse_key_values
 
 DEFAULT_OUT = "steplab-out"
@@ -51,7 +55,7 @@ def add_run_options(parser, steps: int = 500) -> None:
     )
     parser.add_argument(
         "--tol",
-        type=float,
+        type=_tolerance,
         default=None,
         help="loss tolerance for the 'steps to tol' column (default: "
         "1e-6 above the known minimum, if any)",
@@ -59,6 +63,41 @@ def add_run_options(parser, steps: int = 500) -> None:
     parser.add_argument(
         "--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT}/)"
     )
+
+
+def _tolerance(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if math.isnan(value):
+        raise argparse.ArgumentTypeError("must be a number, got nan")
+    return value
+
+
+def prepare_out(text: str | os.PathLike) -> Path:
+    """The ``--out`` folder, created and checked writable before anything is computed.
+
+    A path that is a file, lies under a file, or cannot be created or written is a
+    :class:`UserError` (one line, exit 2), raised now rather than after a long run.
+    """
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder; give a folder name")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UserError(f"cannot create --out {out}: a part of the path is a file") from None
+    except OSError as exc:
+        raise UserError(f"cannot create --out {out}: {exc.strerror or exc}") from None
+    try:  # a real write: permissions alone do not tell (read-only mounts, root)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot write into --out {out}: {exc.strerror or exc}") from None
+    return out
 
 
 def add_spec_argument(parser, nargs="+") -> None:
@@ -116,7 +155,13 @@ def run_specs(problem, specs, args, *, progress: bool = True) -> dict:
             seed=args.seed,
             progress=False,
         )
+        if runs[spec.label].status == "interrupted":
+            break  # Ctrl+C: the caller writes what was computed, then exits with 130
     return runs
+
+
+def interrupted(runs: dict) -> bool:
+    return any(run.status == "interrupted" for run in runs.values())
 
 
 def _progress(items, desc: str, enabled: bool):
@@ -210,7 +255,7 @@ def write_config(out: Path, config: dict) -> Path:
     from steplab.run import versions
 
     path = out / "config.json"
-    path.write_text(json.dumps({**config, "versions": versions()}, indent=2, default=_json))
+    write_text(path, json.dumps({**config, "versions": versions()}, indent=2, default=_json))
     return path
 
 

@@ -9,7 +9,7 @@ problems) and index.html; prints the summary table.
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 
 from steplab.cli import common
 
@@ -29,8 +29,7 @@ def register(subparsers) -> None:
 def compare(args, command: str) -> int:
     specs = common.specs_from(args.optimizers)
     problem = common.problem_from(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = common.prepare_out(args.out)
     runs = common.run_specs(problem, specs, args)
     common.write_histories(out, runs)
     entries = common.run_figures(out, problem, runs)
@@ -46,6 +45,9 @@ def compare(args, command: str) -> int:
         "tol": common.tolerance(problem, args),
     }
     common.finish(out, f"steplab {command}: {problem.name}", entries, rows, config)
+    if common.interrupted(runs):
+        print(f"steplab {command}: interrupted; {out}/ holds the runs so far", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 from steplab.cli import common
 
@@ -49,8 +48,7 @@ def main(args) -> int:
         for name in args.only:
             experiments.get(name)  # unknown names: ValueError listing the known ones
         names = [n for n in experiments.EXPERIMENTS if n in args.only]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = common.prepare_out(args.out)
     start = time.perf_counter()
     reports = []
     for name in common._progress(names, "experiments", True):

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
+
+from steplab._io import write_text
+from steplab.cli import common
 
 
 def _seeds(text: str) -> int:
@@ -67,7 +69,7 @@ def run(args) -> int:
     names = list(reproductions.REPRODUCTIONS) if args.name == "all" else [args.name]
     for name in names:
         reproductions.get(name)  # an unknown name fails before anything runs
-    out = Path(args.out)
+    out = common.prepare_out(args.out)
     failed = []
     for name in names:
         entry = reproductions.get(name)
@@ -82,7 +84,7 @@ def run(args) -> int:
             progress=not args.no_progress and sys.stderr.isatty(),  # bars only on a terminal
         )
         result.to_json(out / f"repro-{name}.json")
-        (out / f"repro-{name}.md").write_text(result.markdown() + "\n")
+        write_text(out / f"repro-{name}.md", result.markdown() + "\n")
         for caption, rows in result.tables.items():
             print(f"\n{caption}\n{text_table(rows)}")
         print("\nclaims:")

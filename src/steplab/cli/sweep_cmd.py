@@ -10,8 +10,6 @@ optimizer's grid runs as one vectorized sweep (``steplab.sweep``).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from steplab.cli import common
@@ -74,8 +72,7 @@ def main(args) -> int:
     common.check_positive("--seeds", args.seeds)
     common.check_positive("--steps", args.steps)
     problem = common.problem_from(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = common.prepare_out(args.out)
     keys = list(grid)
     tables, finals = {}, {}
     for spec in common._progress(specs, "sweeps", True):
@@ -93,6 +90,8 @@ def main(args) -> int:
             batch_size=args.batch_size,
         )
         table.to_csv(out / f"sweep_{common.slug(spec.label)}.csv")
+        if table.interrupted:  # Ctrl+C: its rows so far are written; stop here (exit 130)
+            raise KeyboardInterrupt
         tables[spec.label] = table
         loss = np.array([np.inf if r["status"] == "diverged" else r["final_loss"] for r in table])
         shape = [len(v) for v in grid.values()] + [args.seeds]

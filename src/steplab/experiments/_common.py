@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from steplab._io import atomic_write
 from steplab.experiments._trace import Trace
 from steplab.viz import save
 from steplab.viz.palette import pretty
@@ -62,7 +63,7 @@ def write_traces(out: Path, stem: str, traces: dict[str, Trace]) -> Path:
     d = next(iter(traces.values())).params.shape[1]
     header = ["run", "step", "time", "loss", "grad_norm"]
     header += [f"x_{i}" for i in range(d)] + [f"step_size_{i}" for i in range(d)]
-    with path.open("w", newline="") as handle:
+    with atomic_write(path, "w", newline="") as handle:  # never a truncated CSV
         writer = csv.writer(handle)
         writer.writerow(header)
         for run, tr in traces.items():

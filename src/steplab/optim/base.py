@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import inspect
-import json
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -48,10 +47,22 @@ def _check_in_interval(name: str, value: Any, interval: str) -> Any:
         if not isinstance(value, (bool, np.bool_)):
             raise ValueError(f"{name} must be True or False, got {value!r}")
         return bool(value)
+    # Only real numbers: a bool is not the number 1 and a string is not a number (NumPy would
+    # convert both silently), and an int too large for a float is out of range, not a crash.
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    if value is None or isinstance(value, (bool, np.bool_, str, bytes)):
+        raise ValueError(f"{name} must be a number in {interval}, got {shown}")
     try:
-        array = np.asarray(value, dtype=np.float64)
+        raw = np.asarray(value)
+        if raw.dtype.kind == "O":  # e.g. a Python int beyond int64: convert element-wise
+            raw = np.asarray(raw.tolist(), dtype=np.float64)
+        if raw.dtype.kind not in "iuf":
+            raise TypeError
+        array = raw.astype(np.float64)
+    except OverflowError:
+        raise ValueError(f"{name} must be in {interval}, got {shown} (too large)") from None
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in {interval}, got {value!r}") from None
+        raise ValueError(f"{name} must be a number in {interval}, got {shown}") from None
     if array.size == 0:
         raise ValueError(f"{name} must be a number in {interval}, got an empty array")
     low, high, low_closed, high_closed = _parse_interval(interval)
@@ -84,42 +95,33 @@ class State(SimpleNamespace):
         return {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
 
     def save(self, path, optimizer: Optimizer | None = None) -> None:
-        """Write the state (and, if given, the optimizer's configuration) to a ``.npz`` file."""
-        meta = {"fields": {k: type(v).__name__ for k, v in vars(self).items()}}
-        if optimizer is not None:
-            meta["optimizer"] = optimizer.config()
-        with open(path, "wb") as handle:  # a file object: numpy won't append ".npz"
-            np.savez(handle, __meta__=json.dumps(meta), **vars(self))
+        """Write the state (and, if given, the optimizer's configuration) to a ``.npz`` file,
+        atomically; see :mod:`steplab.optim.checkpoint`."""
+        from steplab.optim import checkpoint
+
+        config = optimizer.config() if optimizer is not None else None
+        checkpoint.save(path, vars(self), config, reserved=_state_reserved())
 
     @classmethod
     def load(cls, path, optimizer: Optimizer | None = None) -> State:
-        """Read a state saved by :meth:`save`.
+        """Read a state saved by :meth:`save` (any damaged or foreign file: ``ValueError``).
 
         With ``optimizer`` given, the file must have been saved from the same kind of
         optimizer; a mismatch raises ``ValueError`` naming both.
         """
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["__meta__"]))
-                values = {k: data[k] for k in data.files if k != "__meta__"}
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
-            raise ValueError(f"{path} is not a steplab optimizer state file ({exc})") from None
-        saved = meta.get("optimizer", {}).get("name")
+        from steplab.optim import checkpoint
+
+        fields, config = checkpoint.load(path, reserved=_state_reserved())
+        saved = (config or {}).get("name")
         if optimizer is not None and saved is not None and saved != optimizer.name:
             raise ValueError(f"{path} holds the state of {saved!r}, not of {optimizer.name!r}")
-        # Scalars come back as 0-d arrays: give them back their Python type.
-        scalar_types = {"int": int, "float": float, "str": str, "bool": bool}
-        fields = {}
-        for key, kind in meta["fields"].items():
-            value = values[key]
-            if kind in scalar_types:
-                value = scalar_types[kind](value.item())
-            elif kind == "tuple":  # theta's shape
-                value = tuple(int(n) for n in value.tolist())
-            fields[key] = value
         return cls(**fields)
+
+
+def _state_reserved() -> frozenset[str]:
+    """Names a state field may not take: State's own methods and attributes (a field
+    called ``arrays`` would hide the method ``arrays()``)."""
+    return frozenset(name for name in dir(State) if not name.startswith("__"))
 
 
 # --------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import numpy as np
 from steplab.problems.base import Problem
 
 MAX_LENGTH = 500  # characters of user text
-MAX_DEPTH = 40  # nesting depth of the parsed tree
+MAX_DEPTH = 40  # nesting depth: parentheses, calls, powers (a flat chain a + b + … is 1)
 MAX_VARIABLES = 100
 
 FUNCTIONS = ("sin", "cos", "tan", "exp", "log", "sqrt", "abs", "tanh", "sinh", "cosh")
@@ -136,19 +136,43 @@ class Binary(Node):
         if self.op == "-":
             return sub(da, db)
         if self.op == "*":  # product rule
-            return add(mul(da, b), mul(a, db))
-        if self.op == "/":  # quotient rule
-            return div(sub(mul(da, b), mul(a, db)), power(b, Num(2.0)))
+            return add(dmul(da, b), dmul(a, db))
+        if self.op == "/":
+            # Quotient rule as a'/b − (a/b)·(b'/b), not (a'b − ab')/b²: b² overflows long
+            # before a/b does (x/exp(y) at y = 720), and a/b is this node itself.
+            return sub(div(da, b), dmul(self, div(db, b)))
         # a ** b
-        if isinstance(b, Num):  # power rule
-            return mul(mul(b, power(a, Num(b.value - 1.0))), da)
-        if isinstance(a, Num):  # exponential rule
-            return mul(mul(self, Num(float(np.log(a.value)))), db)
+        if db == ZERO:  # power rule (b constant here): b·a^(b−1)·a'
+            exponent = Num(b.value - 1.0) if isinstance(b, Num) else sub(b, ONE)
+            return dmul(dmul(b, power(a, exponent)), da)
+        if da == ZERO:  # exponential rule (a constant here): a^b·ln(a)·b'
+            log_a = Num(_log(a.value)) if isinstance(a, Num) else call("log", a)
+            return dmul(dmul(self, log_a), db)
         # general: d(a^b) = a^b (b' ln a + b a'/a)
-        return mul(self, add(mul(db, call("log", a)), div(mul(b, da), a)))
+        return dmul(self, add(dmul(db, call("log", a)), div(dmul(b, da), a)))
 
     def __str__(self):
         return f"({self.a} {self.op} {self.b})"
+
+
+@dataclass(frozen=True)
+class Times(Binary):
+    """A product inside a derivative, where 0 · anything is 0.
+
+    Derivative rules multiply a factor by how fast something moves (chain rule: f'(u)·u',
+    product rule: a'·b). A factor that is exactly 0 (the term cannot move, or its value
+    underflowed) decides the product even when the other factor overflowed to ±inf or
+    is undefined: ``1/(1+exp(-x))`` at x = −710 has derivative ≈ e⁻⁷¹⁰ ≈ 0, not
+    0·∞ = NaN. Values of the user's formula itself keep IEEE arithmetic (``Binary``).
+    """
+
+    def evaluate(self, X):
+        u, v = self.a.evaluate(X), self.b.evaluate(X)
+        with np.errstate(invalid="ignore"):
+            product = u * v
+        if not np.isnan(product).any():  # the common case: nothing to decide
+            return product
+        return np.where((np.asarray(u) == 0) | (np.asarray(v) == 0), 0.0, product)
 
 
 @dataclass(frozen=True)
@@ -163,20 +187,26 @@ class Call(Node):
         u, du = self.a, self.a.derivative(i)
         if du == ZERO:
             return ZERO
+        # f'(u)·u' — or u'/g(u) where f' = 1/g: 1/u overflows for tiny u where u'/u does not
+        # (log(exp(y)) at y = −710: u' = u = e⁻⁷¹⁰, so u'/u = 1 but (1/u)·u' = ∞).
+        reciprocal = {
+            "log": lambda: u,
+            "sqrt": lambda: mul(Num(2.0), self),
+            "tan": lambda: power(call("cos", u), Num(2.0)),
+        }.get(self.function)
+        if reciprocal is not None:
+            return div(du, reciprocal())
         outer = {
             "sin": lambda: call("cos", u),
             "cos": lambda: neg(call("sin", u)),
-            "tan": lambda: div(ONE, power(call("cos", u), Num(2.0))),
             "exp": lambda: self,
-            "log": lambda: div(ONE, u),
-            "sqrt": lambda: div(ONE, mul(Num(2.0), self)),
             "abs": lambda: call("sign", u),
             "tanh": lambda: sub(ONE, power(self, Num(2.0))),
             "sinh": lambda: call("cosh", u),
             "cosh": lambda: call("sinh", u),
             "sign": lambda: ZERO,
         }[self.function]()
-        return mul(outer, du)  # chain rule
+        return dmul(outer, du)  # chain rule
 
     def __str__(self):
         return f"{self.function}({self.a})"
@@ -223,6 +253,25 @@ def mul(a, b):
     if b == ONE:
         return a
     return _fold("*", a, b) if isinstance(a, Num) and isinstance(b, Num) else Binary("*", a, b)
+
+
+def dmul(a, b):
+    """``mul`` for derivative rules: a :class:`Times` node (0 · anything = 0).
+
+    A finite non-zero constant factor cannot make 0·∞, so it keeps the plain product.
+    """
+    for factor in (a, b):
+        if isinstance(factor, Num) and factor.value != 0 and math.isfinite(factor.value):
+            return mul(a, b)
+    if a == ZERO or b == ZERO:
+        return ZERO
+    return _fold("*", a, b) if isinstance(a, Num) and isinstance(b, Num) else Times("*", a, b)
+
+
+def _log(value: float) -> float:
+    """ln of a constant base: −inf for 0 and NaN below (0^x and (−2)^x have no real
+    logarithmic derivative), without NumPy's warnings."""
+    return math.log(value) if value > 0 else (-math.inf if value == 0 else math.nan)
 
 
 def div(a, b):
@@ -296,8 +345,11 @@ class _Translator:
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
                 _fail(node, f"the literal {node.value!r}")
-            value = float(node.value) if abs(node.value) < 1e308 else np.inf
-            if not np.isfinite(value):
+            try:
+                value = float(node.value)  # 1e308 is a float; 10**400 and 1e999 are not
+            except OverflowError:
+                value = math.inf
+            if not math.isfinite(value):
                 _fail(node, f"the number {node.value!r} (too large)")
             return Num(value)
         if isinstance(node, ast.Name):
@@ -315,7 +367,11 @@ class _Translator:
             op = _BINARY.get(type(node.op))
             if op is None:
                 _fail(node, f"the operator {type(node.op).__name__}")
-            a, b = self.visit(node.left, depth + 1), self.visit(node.right, depth + 1)
+            # A chain a + b − c + … (or a · b / c …) is one level, however long: Python
+            # parses it left-deep, so its left operand continues the chain, not a nesting.
+            chain = _same_level(node.op, node.left)
+            a = self.visit(node.left, depth if chain else depth + 1)
+            b = self.visit(node.right, depth + 1)
             return {"+": add, "-": sub, "*": mul, "/": div, "**": power}[op](a, b)
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
@@ -327,6 +383,16 @@ class _Translator:
                 )
             return call(node.func.id, self.visit(node.args[0], depth + 1))
         _fail(node, f"{type(node).__name__} syntax")
+
+
+_LEVELS = ({ast.Add, ast.Sub}, {ast.Mult, ast.Div})
+
+
+def _same_level(op: ast.operator, left: ast.AST) -> bool:
+    """Whether ``left`` is the previous link of a chain of ``op``'s precedence level."""
+    if not isinstance(left, ast.BinOp):
+        return False
+    return any(type(op) in level and type(left.op) in level for level in _LEVELS)
 
 
 def parse(text: str, variables=None) -> tuple[Node, dict[str, int]]:

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from steplab._io import write_text
+
 
 @dataclass
 class Result:
@@ -60,7 +62,7 @@ class Result:
             "claims": self.claims,
             "figures": [str(f) for f in self.figures],
         }
-        path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         return path
 
 

@@ -205,6 +205,12 @@ def minimize(
     window = _positive_int("window", window, allow_none=False)
     gtol, ftol = _positive_number("gtol", gtol), _positive_number("ftol", ftol)
     time_budget = _positive_number("time_budget", time_budget)
+    if target_loss is not None:
+        if isinstance(target_loss, bool) or not isinstance(target_loss, (int, float, np.number)):
+            raise ValueError(f"target_loss must be a number or None, got {target_loss!r}")
+        if math.isnan(target_loss):
+            raise ValueError("target_loss must be a number or None, got nan")
+        target_loss = float(target_loss)
     if sampling not in SAMPLING:
         raise ValueError(f"sampling must be one of {', '.join(SAMPLING)}, got {sampling!r}")
     dtype = np.dtype(dtype)
@@ -272,7 +278,8 @@ def minimize(
 
     start = time.perf_counter()
     t = 0
-    with np.errstate(all="ignore"):
+    seen = np.zeros(K, dtype=int)  # the last step whose loss each run has taken in
+    with np.errstate(all="ignore"), _CatchInterrupt() as interrupt:
         while True:
             batch = np.stack([s.next() for s in samplers]) if samplers else None
             loss, G = problem.value_and_grad(X, batch, noise_rngs)
@@ -330,6 +337,7 @@ def minimize(
                 )
             best = np.where(keep_row, np.fmin(best, loss), best)
             final_loss = np.where(keep_row, loss, final_loss)
+            seen[keep_row] = t
             final_X[keep_row] = X[keep_row]
             diverged_now = stops & ~finite
             final_X[diverged_now] = last_finite_X[diverged_now]
@@ -349,6 +357,11 @@ def minimize(
     if bar is not None:
         bar.close()
     wall_time = time.perf_counter() - start
+    if interrupt.caught:
+        # Ctrl+C: keep what was computed. Every run still going ends "interrupted" at the
+        # last row it completed (x, loss and history agree on that row).
+        for k in np.flatnonzero(active):
+            status[k], stop_step[k] = "interrupted", seen[k]
 
     config = {
         "steps": steps,
@@ -393,6 +406,19 @@ def minimize(
             )
         )
     return runs[0] if single else runs
+
+
+class _CatchInterrupt:
+    """Ends a ``with`` block on Ctrl+C instead of unwinding past it; ``caught`` says if it did."""
+
+    caught = False
+
+    def __enter__(self) -> _CatchInterrupt:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> bool:
+        self.caught = kind is not None and issubclass(kind, KeyboardInterrupt)
+        return self.caught
 
 
 def _stop_reasons(

@@ -15,12 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+from steplab._io import atomic_write, write_text
+
 STATUSES = {
     "max_steps": "the step or epoch budget was used up",
     "converged": "gradient norm <= gtol, or the loss moved by <= ftol over the last `window` steps",
     "target_reached": "the loss fell to target_loss or below",
     "time_budget": "the wall-time budget (time_budget seconds) ran out",
     "diverged": "loss or gradient became NaN/inf, or the loss exceeded the divergence threshold",
+    "interrupted": "stopped by Ctrl+C (KeyboardInterrupt); the run holds what was computed",
 }
 
 
@@ -44,8 +47,15 @@ def _jsonable(value):
     if isinstance(value, np.ndarray):
         return _jsonable(value.tolist())
     if isinstance(value, (np.floating, float)):
+        # JSON has no NaN or infinity. NaN ("no value") becomes null; ±inf become the
+        # strings "Infinity"/"-Infinity", which float() and JavaScript's Number() read back,
+        # so a target of -inf never reads back as "unset".
         value = float(value)
-        return value if math.isfinite(value) else None
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.bool_):
@@ -99,7 +109,7 @@ class History:
         (read back with e.g. ``pandas.read_csv(path, comment="#")``)."""
         path = Path(path)
         flat = self.flat_columns()
-        with path.open("w", newline="") as handle:
+        with atomic_write(path, "w", newline="") as handle:
             for key, value in (metadata or {}).items():
                 handle.write(f"# {key}: {json.dumps(_jsonable(value))}\n")
             writer = csv.writer(handle)
@@ -190,12 +200,15 @@ class Run:
         """The run as JSON text; also written to ``path`` if given."""
         text = json.dumps(self.to_dict(), indent=1)
         if path is not None:
-            Path(path).write_text(text)
+            write_text(path, text)
         return text
 
 
 class Table(list):
     """A tidy results table: a list of dicts (one per run), with CSV/JSON export."""
+
+    #: True when Ctrl+C stopped the sweep that made it: the rows are the runs made so far.
+    interrupted: bool = False
 
     @property
     def columns(self) -> list[str]:
@@ -216,7 +229,7 @@ class Table(list):
         """Write the table as CSV (one header row, one row per run)."""
         path = Path(path)
         columns = self.columns
-        with path.open("w", newline="") as handle:
+        with atomic_write(path, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(columns)
             for row in self:
@@ -227,7 +240,7 @@ class Table(list):
         """The table as a JSON list of objects; also written to ``path`` if given."""
         text = json.dumps(_jsonable(list(self)), indent=1)
         if path is not None:
-            Path(path).write_text(text)
+            write_text(path, text)
         return text
 
 

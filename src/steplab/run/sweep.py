@@ -89,16 +89,25 @@ def sweep(
             arrays = {n: np.array([combo[j] for _, combo, _ in chunk]) for j, n in enumerate(names)}
             optimizer = base.replace(**arrays) if arrays else base
             chunk_seeds = [s for *_, s in chunk]
-            if compiled:
-                rows = _fast_rows(problem, optimizer, chunk_seeds, options)
-            else:
-                rows = [
-                    run.summary()
-                    for run in minimize(problem, optimizer, seed=chunk_seeds, **options)
-                ]
-            for (c, _, _), row in zip(chunk, rows, strict=True):
-                row["config"] = c
-                table.append(row)
+            try:
+                if compiled:
+                    rows = _fast_rows(problem, optimizer, chunk_seeds, options)
+                else:
+                    rows = [
+                        run.summary()
+                        for run in minimize(problem, optimizer, seed=chunk_seeds, **options)
+                    ]
+            except KeyboardInterrupt:
+                rows = None  # Ctrl+C between runs or in a compiled chunk: keep the table so far
+            if rows is not None:
+                for (c, _, _), row in zip(chunk, rows, strict=True):
+                    row["config"] = c
+                    table.append(row)
+            # Ctrl+C inside minimize ends its runs "interrupted" (their partial rows are
+            # kept above); either way the sweep stops here and returns what it has.
+            if rows is None or any(row["status"] == "interrupted" for row in rows):
+                table.interrupted = True
+                return table
     return table
 
 

@@ -176,14 +176,97 @@ class TorchOptimizer(torch.optim.Optimizer):
             raise ValueError(f"fused must be True or False, got {group['fused']!r}")
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """torch.optim's ``load_state_dict``; moments of bfloat16/float16 parameters stay
-        in float32 (torch would cast them to the parameter's dtype)."""
+        """torch.optim's ``load_state_dict``, checked first and exact for low precision.
+
+        The whole state dict is checked before anything changes: it must come from this
+        class (its per-parameter entries are exactly those this optimizer makes, so a
+        ``torch.optim.Adam`` state dict is refused) and its ``state`` may only hold the
+        parameters its param groups list; otherwise ``ValueError`` says what is wrong.
+        Moments of bfloat16/float16 parameters stay float32, bit for bit: torch's base
+        class would round them through the parameter's dtype.
+        """
+        saved_ids = self._check_state_dict(state_dict)
         super().load_state_dict(state_dict)
-        for p, state in self.state.items():
-            work = _work_dtype(p)
-            for key, value in state.items():
-                if torch.is_tensor(value) and value.is_floating_point() and value.dtype != work:
-                    state[key] = value.to(work)
+        # Put back copies of the saved tensors, in the working dtype (float32 for
+        # low-precision parameters, so a float32 moment is copied exactly); copies, so the
+        # optimizer that made the state dict and this one never share a moment tensor.
+        current = [p for group in self.param_groups for p in group["params"]]
+        for pid, p in zip(saved_ids, current, strict=True):
+            for key, value in state_dict["state"].get(pid, {}).items():
+                if torch.is_tensor(value) and value.is_floating_point():
+                    self.state[p][key] = value.to(p.device, _work_dtype(p), copy=True)
+
+    def _check_state_dict(self, state_dict: Any) -> list:
+        """The saved parameter ids in param-group order; ``ValueError`` if the state dict
+        is not one this optimizer can resume from."""
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            raise ValueError(
+                f"{name}.load_state_dict needs a dict with 'state' and 'param_groups' "
+                "(from state_dict()), got "
+                + (
+                    f"keys {sorted(map(str, state_dict))}"
+                    if isinstance(state_dict, dict)
+                    else type(state_dict).__name__
+                )
+            )
+        groups, states = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(groups, list) or len(groups) != len(self.param_groups):
+            raise ValueError(
+                f"{name}.load_state_dict: the state dict has "
+                f"{len(groups) if isinstance(groups, list) else 'no list of'} param groups, "
+                f"this optimizer {len(self.param_groups)}"
+            )
+        saved_ids = []
+        for number, (saved, group) in enumerate(zip(groups, self.param_groups, strict=True)):
+            missing = [
+                k for k in [*self.hyperparameters(), *self.OPTIONS, "params"] if k not in saved
+            ]
+            if missing:
+                raise ValueError(
+                    f"{name}.load_state_dict: param group {number} lacks {', '.join(missing)}; "
+                    f"this is not a steplab.torch.{name} state dict (torch.optim state dicts "
+                    "have other names and moments and cannot be resumed)"
+                )
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"{name}.load_state_dict: param group {number} has {len(saved['params'])} "
+                    f"parameters in the state dict and {len(group['params'])} here"
+                )
+            self._validated({k: saved[k] for k in self.hyperparameters()})
+            hp = self._group_hyperparameters(saved)
+            for pid, p in zip(saved["params"], group["params"], strict=True):
+                saved_ids.append(pid)
+                if pid in states:
+                    self._check_param_state(pid, states[pid], p, hp)
+        unknown = [k for k in states if k not in saved_ids]
+        if unknown:
+            raise ValueError(
+                f"{name}.load_state_dict: 'state' has entries for {unknown[:5]}, which no "
+                "param group lists (only parameters' states can be loaded)"
+            )
+        return saved_ids
+
+    def _check_param_state(self, pid: Any, state: Any, p: torch.Tensor, hp: SimpleNamespace):
+        name = type(self).__name__
+        expected = {"t", *self._init_moments(torch.zeros_like(p, dtype=_work_dtype(p)), hp)}
+        if not isinstance(state, dict) or not expected <= set(state) <= expected | {"skipped"}:
+            keys = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(
+                f"{name}.load_state_dict: the state of parameter {pid!r} holds {keys}, but "
+                f"{name} with these hyperparameters keeps {sorted(expected)}; this is not "
+                f"its state dict (torch.optim's, or another optimizer's or setting's)"
+            )
+        t = state["t"]
+        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+            raise ValueError(f"{name}.load_state_dict: parameter {pid!r} has step t={t!r}")
+        for key, value in state.items():
+            if torch.is_tensor(value) and (not value.is_floating_point() or value.shape != p.shape):
+                raise ValueError(
+                    f"{name}.load_state_dict: {key} of parameter {pid!r} has shape "
+                    f"{tuple(value.shape)} and dtype {value.dtype}; the parameter has shape "
+                    f"{tuple(p.shape)}"
+                )
 
     # -- the step ------------------------------------------------------------------------
 

@@ -150,14 +150,18 @@ def _write_gif(frames, path, fps, line_colors):
     sample = Image.fromarray(np.concatenate([frames[-1], swatch]))
     palette = sample.quantize(colors=255, method=Image.Quantize.MEDIANCUT)
     quantized = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
-    quantized[0].save(
-        path,
-        save_all=True,
-        append_images=quantized[1:],
-        duration=int(1000 / fps),
-        loop=0,
-        optimize=False,
-    )
+    from steplab._io import atomic_write
+
+    with atomic_write(path) as stream:  # never a truncated GIF under its final name
+        quantized[0].save(
+            stream,
+            format="GIF",
+            save_all=True,
+            append_images=quantized[1:],
+            duration=int(1000 / fps),
+            loop=0,
+            optimize=False,
+        )
 
 
 def _write_mp4(frames, path, fps):

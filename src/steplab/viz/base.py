@@ -13,6 +13,8 @@ from steplab._extras import requires
 with requires("viz", "steplab's figures"):
     import matplotlib
 
+from steplab._io import atomic_write
+
 STYLE = {
     "figure.dpi": 110,
     "savefig.dpi": 150,
@@ -52,7 +54,9 @@ def save(fig, path, formats=("png",)) -> list[Path]:
     written = []
     for fmt in formats:
         target = path.with_suffix(f".{fmt}")
-        fig.savefig(target, bbox_inches="tight")
+        # Atomically: an interrupted save never leaves a truncated figure under its name.
+        with atomic_write(target) as stream:
+            fig.savefig(stream, format=fmt, bbox_inches="tight")
         written.append(target)
     pyplot().close(fig)
     return written

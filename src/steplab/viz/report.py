@@ -6,6 +6,8 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from steplab._io import write_text
+
 
 @dataclass
 class FigureEntry:
@@ -62,5 +64,5 @@ def write_index(
         parts += ['<h2 id="summary">Summary</h2>', table_html]
     parts.append("</body></html>")
     path = out / "index.html"
-    path.write_text("\n".join(parts), encoding="utf-8")
+    write_text(path, "\n".join(parts))  # atomically, like every file steplab writes
     return path

@@ -12,11 +12,30 @@ Bad input never reaches NumPy: pydantic rejects it with HTTP 422, and every erro
 has ``message``, one line naming the field (``optimizers.0.hyperparameters: lr must be in
 (0, inf), got -1``), besides pydantic's usual ``detail`` list. Typed formulas go through
 the whitelist parser of :mod:`steplab.problems.expression`; no user text is executed.
+
+Bounded work (see :class:`Limits`): the computing endpoints run in a pool of
+``workers`` threads, never in the server's own event loop, so ``GET /`` and the static
+files stay fast while they run. A request waits at most ``queue_wait_s`` for a worker
+(at most ``max_waiting`` wait at once) and is otherwise answered ``429`` with a
+``Retry-After``; each has a deadline ``budget_s`` after its arrival that the computation
+checks at every step (``422`` naming the budget when it runs out), and it stops as soon
+as its client disconnects. Every response carries the security headers; every request
+must name this server in its ``Host`` header (DNS rebinding), and a body is read at most
+``MAX_BODY_BYTES`` far, whether or not it declares its length.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +44,11 @@ from steplab._extras import requires
 with requires("web", "the web lab"):
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.responses import JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
+    from starlette.datastructures import MutableHeaders
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from steplab import __version__, optim
 from steplab.problems.expression import ALLOWED as EXPRESSION_GRAMMAR
@@ -61,13 +83,26 @@ def _clean(message) -> str:
     return str(message).removeprefix("Value error, ")
 
 
-def _error(status: int, loc: tuple, message: str, detail: list | None = None) -> JSONResponse:
-    """An error body: ``message`` names the field in one line; ``detail`` as FastAPI has it."""
+def _error(
+    status: int,
+    loc: tuple,
+    message: str,
+    detail: list | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """An error body: ``message`` names the field in one line; ``detail`` as FastAPI has it.
+
+    The security headers are set here too: a 500 is sent from outside the middleware.
+    """
     field = ".".join(str(part) for part in loc if part != "body")
     if detail is None:
         detail = [{"loc": list(loc), "msg": message, "type": "value_error"}]
     text = f"{field}: {message}" if field else message
-    return JSONResponse(status_code=status, content={"message": text, "detail": detail})
+    return JSONResponse(
+        status_code=status,
+        content={"message": text, "detail": detail},
+        headers={**SECURITY_HEADERS, **(headers or {})},
+    )
 
 
 def _build_problem(spec: ProblemSpec):
@@ -76,6 +111,178 @@ def _build_problem(spec: ProblemSpec):
     except ValueError as exc:
         field = "expression" if spec.expression is not None else "name"
         raise InvalidInput(("body", "problem", field), str(exc)) from None
+
+
+def _hostname(host: str) -> str:
+    """``Host`` header → the name or address alone: ``[::1]:8765`` → ``::1``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    if host.count(":") == 1:
+        return host.split(":")[0]
+    return host
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much work the lab takes on at once, and for how long.
+
+    ``workers`` requests compute at once; up to ``max_waiting`` more wait, each at most
+    ``queue_wait_s``; every request has ``budget_s`` seconds from its arrival to its answer.
+    The default leaves one core to the server's event loop (one fewer worker than cores,
+    at least 1, at most 4): the workers are threads, and every thread that computes
+    competes with the event loop for Python's GIL, so fewer of them keep ``GET /`` fast.
+    """
+
+    workers: int = max(1, min(4, (os.cpu_count() or 2) - 1))
+    max_waiting: int = 8
+    queue_wait_s: float = 3.0
+    budget_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.workers, int) and self.workers >= 1):
+            raise ValueError(f"workers must be a positive integer, got {self.workers!r}")
+        if not (isinstance(self.max_waiting, int) and self.max_waiting >= 0):
+            raise ValueError(f"max_waiting must be an integer >= 0, got {self.max_waiting!r}")
+        for name in ("queue_wait_s", "budget_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 < value < 3600):
+                raise ValueError(f"{name} must be a number of seconds in (0, 3600), got {value!r}")
+
+
+#: The names a local server answers to (besides the address it is bound to).
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class Guard:
+    """ASGI middleware, outermost: Host allow-list, body limit while streaming, headers.
+
+    Starlette's own TrustedHostMiddleware answers in plain text; this one answers in the
+    lab's JSON error format, and it also bounds a body sent without ``Content-Length``
+    (chunked): the body is read here, at most ``max_body`` bytes, and then replayed.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str], max_body: int):
+        self.app = app
+        self.allowed = {_hostname(h) for h in allowed_hosts}
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for key, value in SECURITY_HEADERS.items():
+                    headers[key] = value
+            await send(message)
+
+        raw_host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+        if "*" not in self.allowed and _hostname(raw_host) not in self.allowed:
+            allowed = ", ".join(sorted(self.allowed))
+            response = _error(
+                400,
+                (),
+                f"Host {raw_host!r} is not one this server answers to ({allowed}); "
+                "start it with --allow-host NAME to add a name",
+            )
+            await response(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        too_large = _error(413, ("body",), f"request body larger than {self.max_body} bytes")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            await too_large(scope, receive, send)
+            return
+        if scope["method"] in ("POST", "PUT", "PATCH"):
+            chunks, size = [], 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client left before sending its body
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if size > self.max_body:  # stop reading: never hold more than the limit
+                    await too_large(scope, receive, send)
+                    return
+                if not message.get("more_body", False):
+                    break
+            body, replayed = b"".join(chunks), False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()  # later: http.disconnect when the client leaves
+
+            await self.app(scope, replay, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
+
+
+class Workers:
+    """The computing side: a thread pool, admission with a bounded wait, deadlines."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.pool = ThreadPoolExecutor(limits.workers, thread_name_prefix="steplab-web")
+        self.slots: asyncio.Semaphore | None = None  # made in the server's event loop
+        self.waiting = 0
+
+    def _finished(self, future: asyncio.Future) -> None:
+        assert self.slots is not None  # made before the job was submitted
+        self.slots.release()
+        if not future.cancelled():
+            future.exception()  # retrieved: a cancelled job's exception is expected, not lost
+
+    def _busy(self) -> JSONResponse:
+        return _error(
+            429,
+            (),
+            f"the lab is busy: {self.limits.workers} requests are computing and "
+            f"{self.waiting} waiting; try again in a few seconds",
+            headers={"Retry-After": "2"},
+        )
+
+    async def run(self, request: Request, work: Callable[[engine.Budget], Any]) -> Any:
+        """``work(budget)`` in a worker thread, within the budget; a response if refused."""
+        arrival = time.monotonic()
+        if self.slots is None:
+            self.slots = asyncio.Semaphore(self.limits.workers)
+        if self.slots.locked() and self.waiting >= self.limits.max_waiting:
+            return self._busy()
+        self.waiting += 1
+        try:
+            await asyncio.wait_for(self.slots.acquire(), self.limits.queue_wait_s)
+        except TimeoutError:
+            return self._busy()
+        finally:
+            self.waiting -= 1
+        budget = engine.Budget(self.limits.budget_s, start=arrival)
+
+        def work_to_json() -> bytes:  # serialized in the worker too, not in the event loop
+            return json.dumps(work(budget), allow_nan=False, separators=(",", ":")).encode()
+
+        future = asyncio.get_running_loop().run_in_executor(self.pool, work_to_json)
+        # The slot is free only when the thread is: a client that leaves frees nothing early.
+        future.add_done_callback(self._finished)
+        while not future.done():
+            await asyncio.wait({future}, timeout=0.2)
+            if not future.done() and await request.is_disconnected():
+                budget.cancel()  # the work stops at its next check
+                return _error(499, (), "client closed the request")
+        try:
+            return Response(future.result(), media_type="application/json")
+        except engine.OutOfBudget as exc:
+            done = f" ({exc.done} done)" if exc.done else ""
+            return _error(
+                422,
+                (),
+                f"this request needs more than the {exc.seconds:g} s budget per request{done}; "
+                "ask for fewer steps, optimizers or sweep points, or a simpler formula",
+            )
 
 
 def _start(problem, start) -> np.ndarray:
@@ -121,22 +328,30 @@ def optimizer_meta(cls) -> dict:
     }
 
 
-def create_app() -> FastAPI:
-    """The web lab as an ASGI app (serve it with uvicorn; ``steplab serve`` does)."""
+def create_app(
+    *,
+    allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
+    limits: Limits | None = None,
+) -> FastAPI:
+    """The web lab as an ASGI app (serve it with uvicorn; ``steplab serve`` does).
+
+    ``allowed_hosts``: the names and addresses the ``Host`` header may carry (``"*"`` for
+    any); ``limits``: the work the lab takes on (:class:`Limits`).
+    """
+    limits = limits or Limits()
+    workers = Workers(limits)
+    # No /docs or /redoc: their pages load scripts from a CDN, which the CSP forbids and an
+    # offline machine cannot reach. The schema stays at /openapi.json.
     app = FastAPI(
         title="steplab web lab",
         version=__version__,
         description="Run and compare first-order optimizers on 2-D test functions.",
+        docs_url=None,
+        redoc_url=None,
     )
-
-    @app.middleware("http")
-    async def limit_body_and_add_headers(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return _error(413, ("body",), f"request body larger than {MAX_BODY_BYTES} bytes")
-        response = await call_next(request)
-        response.headers.update(SECURITY_HEADERS)
-        return response
+    app.add_middleware(Guard, allowed_hosts=allowed_hosts, max_body=MAX_BODY_BYTES)
+    app.state.limits = limits
+    app.router.on_shutdown.append(lambda: workers.pool.shutdown(wait=False, cancel_futures=True))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -151,6 +366,18 @@ def create_app() -> FastAPI:
     async def invalid_input(request: Request, exc: InvalidInput):
         return _error(422, exc.loc, exc.message)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        message = {404: f"no such page: {request.url.path}", 405: "method not allowed"}.get(
+            exc.status_code, str(exc.detail)
+        )
+        return _error(exc.status_code, (), message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):
+        logging.getLogger("steplab.web").exception("internal error on %s", request.url.path)
+        return _error(500, (), "internal error (a bug in steplab; the server log has the details)")
+
     @app.get("/api/meta")
     def meta() -> dict:
         functions = []
@@ -163,25 +390,26 @@ def create_app() -> FastAPI:
             "seed_optimizers": list(optim.SEED_OPTIMIZERS),
             "functions": functions,
             "expression_grammar": EXPRESSION_GRAMMAR,
-            "limits": LIMITS,
+            "limits": {**LIMITS, "budget_s": limits.budget_s},
         }
 
-    @app.post("/api/grid")
-    def grid(request: GridRequest) -> dict:
+    def grid_work(request: GridRequest, budget: engine.Budget) -> dict:
         problem = _build_problem(request.problem)
-        return {
-            "problem": engine.problem_info(problem),
-            "grid": engine.contour_grid(problem, request.resolution),
-        }
+        budget.check()
+        grid = engine.contour_grid(problem, request.resolution)
+        budget.check()
+        return {"problem": engine.problem_info(problem), "grid": grid}
 
-    @app.post("/api/run")
-    def run(request: RunRequest) -> dict:
+    def run_work(request: RunRequest, budget: engine.Budget) -> dict:
         problem = _build_problem(request.problem)
         start = _start(problem, request.start)
         runs = []
-        for spec in request.optimizers:
+        for number, spec in enumerate(request.optimizers):
+            budget.progress = f"{number} of {len(request.optimizers)} optimizers"
             optimizer = spec.build()
-            result = engine.trajectory(problem, optimizer, start, request.steps, request.seed)
+            result = engine.trajectory(
+                problem, optimizer, start, request.steps, request.seed, budget
+            )
             runs.append(
                 {
                     "name": spec.name,
@@ -199,15 +427,22 @@ def create_app() -> FastAPI:
             "runs": runs,
         }
 
-    @app.post("/api/sweep")
-    def sweep(request: SweepRequest) -> dict:
+    def sweep_work(request: SweepRequest, budget: engine.Budget) -> dict:
         problem = _build_problem(request.problem)
         start = _start(problem, request.start)
         lrs = np.geomspace(request.lr_min, request.lr_max, request.points)
         results = []
-        for spec in request.optimizers:
+        for number, spec in enumerate(request.optimizers):
+            budget.progress = f"{number} of {len(request.optimizers)} optimizers"
             final = engine.sweep_final_loss(
-                problem, spec.build(), start, lrs, request.steps, request.seed
+                # A fresh problem per optimizer: the budget watch wraps this instance only.
+                _build_problem(request.problem),
+                spec.build(),
+                start,
+                lrs,
+                request.steps,
+                request.seed,
+                budget,
             )
             results.append(
                 {
@@ -224,9 +459,25 @@ def create_app() -> FastAPI:
             "results": results,
         }
 
+    @app.post("/api/grid")
+    async def grid(request: GridRequest, http: Request) -> Any:
+        return await workers.run(http, lambda budget: grid_work(request, budget))
+
+    @app.post("/api/run")
+    async def run(request: RunRequest, http: Request) -> Any:
+        return await workers.run(http, lambda budget: run_work(request, budget))
+
+    @app.post("/api/sweep")
+    async def sweep(request: SweepRequest, http: Request) -> Any:
+        return await workers.run(http, lambda budget: sweep_work(request, budget))
+
+    # The page itself, from memory: no worker thread or file access per request, so it
+    # stays fast however busy the computing workers are.
+    index_html = (STATIC / "index.html").read_bytes()
+
     @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
+    async def index() -> Response:
+        return Response(index_html, media_type="text/html; charset=utf-8")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -12,6 +12,8 @@ run. Sweeps use :func:`steplab.sweep`: K step sizes as one vectorized ``(K, 2)``
 from __future__ import annotations
 
 import math
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +23,67 @@ from steplab.optim import Optimizer
 
 #: The catalogue's deterministic 2-D test functions that the page offers by name.
 FUNCTIONS = tuple(problems.list_problems("function"))
+
+
+# --------------------------------------------------------------------------------------
+# Budgets: every computation checks its deadline (and whether its client is still there)
+# --------------------------------------------------------------------------------------
+
+
+class OutOfBudget(Exception):
+    """The computation passed its deadline; ``done`` says how far it got."""
+
+    def __init__(self, seconds: float, done: str = ""):
+        super().__init__(seconds, done)
+        self.seconds, self.done = seconds, done
+
+
+class Cancelled(Exception):
+    """The client went away: nobody will read the result."""
+
+
+class Budget:
+    """A deadline and a cancel switch, checked cooperatively by the computation.
+
+    The web lab runs each request in a worker thread; Python cannot stop a thread from
+    outside, so the work itself calls :meth:`check` between steps (every gradient
+    evaluation, a few milliseconds at most) and stops by raising.
+    """
+
+    def __init__(self, seconds: float, start: float | None = None):
+        self.seconds = float(seconds)
+        self.deadline = (time.monotonic() if start is None else start) + self.seconds
+        self._cancelled = threading.Event()
+        self.progress = ""  # what is done so far, for the out-of-budget message
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def check(self) -> None:
+        if self._cancelled.is_set():
+            raise Cancelled
+        if time.monotonic() > self.deadline:
+            raise OutOfBudget(self.seconds, self.progress)
+
+    def watch(self, problem: problems.Problem) -> problems.Problem:
+        """``problem`` with a budget check before every evaluation (for loops run elsewhere,
+        such as :func:`steplab.sweep`). ``problem`` must be this request's own instance."""
+        for name in ("value_and_grad", "value"):
+            original = getattr(problem, name)
+
+            def checked(*args, _original=original, **kwargs):
+                self.check()
+                return _original(*args, **kwargs)
+
+            setattr(problem, name, checked)
+        return problem
+
+
+NO_BUDGET = Budget(math.inf)
 
 
 def build_problem(name: str | None, expression: str | None, noise: float) -> problems.Problem:
@@ -103,7 +166,12 @@ class Trajectory:
 
 
 def trajectory(
-    problem: problems.Problem, optimizer: Optimizer, start, steps: int, seed: int
+    problem: problems.Problem,
+    optimizer: Optimizer,
+    start,
+    steps: int,
+    seed: int,
+    budget: Budget = NO_BUDGET,
 ) -> Trajectory:
     """Run ``optimizer`` for ``steps`` steps from ``start``; stop early if the run diverges.
 
@@ -117,6 +185,7 @@ def trajectory(
     diverged_at = None
     with np.errstate(all="ignore"):
         for t in range(1, steps + 1):
+            budget.check()
             _, grad = problem.value_and_grad(theta, rng=rng)
             if not np.all(np.isfinite(grad)):
                 diverged_at = t
@@ -138,7 +207,13 @@ def trajectory(
 
 
 def sweep_final_loss(
-    problem: problems.Problem, optimizer: Optimizer, start, lrs, steps: int, seed: int
+    problem: problems.Problem,
+    optimizer: Optimizer,
+    start,
+    lrs,
+    steps: int,
+    seed: int,
+    budget: Budget = NO_BUDGET,
 ) -> np.ndarray:
     """Final loss after ``steps`` steps for each step size in ``lrs``, as one vectorized run.
 
@@ -150,11 +225,12 @@ def sweep_final_loss(
     from steplab.run import sweep  # the run layer; imported late, it is the heavier one
 
     table = sweep(
-        problem,
+        budget.watch(problem),
         {optimizer: {"lr": np.asarray(lrs, dtype=np.float64)}},
         seeds=[seed],
         steps=steps,
         x0=np.asarray(start, dtype=np.float64),
+        engine="loop",  # checks the budget at every step; the compiled kernels cannot
     )
     return np.array(
         [np.nan if row["status"] == "diverged" else row["final_loss"] for row in table],

@@ -10,7 +10,7 @@ A request that breaks a rule gets HTTP 422 with a message naming the field (pyda
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from steplab._extras import requires
 
@@ -55,9 +55,11 @@ Coordinate = Field(allow_inf_nan=False, ge=-MAX_COORDINATE, le=MAX_COORDINATE)
 
 
 class Strict(BaseModel):
-    """Unknown fields are an error, not silently ignored (a typo must not go unnoticed)."""
+    """Unknown fields are an error, not silently ignored (a typo must not go unnoticed), and
+    types are strict: ``"steps": true`` or ``"steps": "200"`` is refused, not converted
+    (an integer is still accepted where a float is expected)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ProblemSpec(Strict):
@@ -122,7 +124,8 @@ class OptimizerSpec(Strict):
         return optim.make(self.name, preset=self.preset, **self.hyperparameters)
 
 
-Point = tuple[float, float]
+# A JSON array of two numbers (a list: strict mode would take only a Python tuple).
+Point = Annotated[list[float], Field(min_length=2, max_length=2)]
 
 
 def _check_point(point: Point | None) -> Point | None:

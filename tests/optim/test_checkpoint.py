@@ -1,0 +1,296 @@
+"""Checkpoints (State.save / State.load, steplab.optim.checkpoint): atomic, validated before
+writing, and every damaged or foreign file is one ValueError naming the file and the reason."""
+
+from __future__ import annotations
+
+import io
+import tracemalloc
+import zipfile
+
+import numpy as np
+import pytest
+
+import steplab as sl
+from steplab.optim import checkpoint
+
+
+def adam_state(dtype=np.float64):
+    opt = sl.Adam(lr=0.01)
+    theta = np.array([1.0, -2.0, 3.0], dtype=dtype)
+    state = opt.init(theta)
+    for t in range(3):
+        with np.errstate(all="ignore"):  # float16: Adam's first steps underflow there
+            opt.step(theta, (np.arange(3, dtype=dtype) - t).astype(dtype), state)
+    return opt, state
+
+
+def same_state(a, b):
+    assert vars(a).keys() == vars(b).keys()
+    for key, value in vars(a).items():
+        other = getattr(b, key)
+        if isinstance(value, np.ndarray):
+            assert value.dtype == other.dtype
+            np.testing.assert_array_equal(value, other)
+        else:
+            assert type(value) is type(other) and value == other, key
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+def test_round_trip_is_bit_for_bit(tmp_path, dtype):
+    opt, state = adam_state(dtype)
+    state.skipped = 2
+    state.save(tmp_path / "s.npz", opt)
+    loaded = sl.State.load(tmp_path / "s.npz", opt)
+    same_state(state, loaded)
+    assert loaded.shape == (3,) and loaded.t == 3
+
+
+def test_a_failed_save_keeps_the_previous_file(tmp_path, monkeypatch):
+    opt, state = adam_state()
+    path = tmp_path / "s.npz"
+    state.save(path, opt)
+    good = path.read_bytes()
+
+    def fails_half_way(stream, **arrays):
+        stream.write(b"PK\x03\x04 half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", fails_half_way)
+    with pytest.raises(OSError, match="disk full"):
+        state.save(path, opt)
+    assert path.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["s.npz"]  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("arrays", np.zeros(3), "would hide the state's method"),
+        ("save", 1, "would hide the state's method"),
+        ("_private", 1, "starts with '_'"),
+        ("s", np.array([{"a": 1}], dtype=object), "holds ndarray of dtype object"),
+        ("s", [1.0, 2.0], "holds list"),
+        ("s", None, "holds NoneType"),
+    ],
+)
+def test_save_refuses_what_load_would_refuse_before_writing(tmp_path, field, value, message):
+    opt, state = adam_state()
+    path = tmp_path / "s.npz"
+    state.save(path, opt)
+    good = path.read_bytes()
+    setattr(state, field, value)
+    with pytest.raises(ValueError, match=message):
+        sl.State.save(state, path, opt)  # (state.save may be the shadowing field itself)
+    assert path.read_bytes() == good
+
+
+def test_a_field_named_like_a_method_cannot_shadow_it_on_load(tmp_path):
+    path = tmp_path / "crafted.npz"
+    meta = '{"fields": {"t": "int", "arrays": "ndarray"}}'
+    np.savez(path, __meta__=np.array(meta), t=np.array(1), arrays=np.zeros(2))
+    with pytest.raises(ValueError, match="crafted.npz .*would hide the state's method"):
+        sl.State.load(path)
+
+
+def test_bit_flip_sweep_is_a_value_error_or_the_same_state(tmp_path):
+    """One bit flipped in every byte of a saved file: either the file still holds exactly
+    the same state (a flip in a ZIP timestamp, say) or loading is one ValueError that names
+    the file. (Before: EOFError, BadZipFile, NotImplementedError, RuntimeError, KeyError…)"""
+    opt, state = adam_state()
+    path = tmp_path / "s.npz"
+    state.save(path, opt)
+    original = path.read_bytes()
+    damaged = tmp_path / "damaged.npz"
+    outcomes = {"same": 0, "refused": 0}
+    for i in range(len(original)):
+        data = bytearray(original)
+        data[i] ^= 1 << (i % 8)
+        damaged.write_bytes(bytes(data))
+        try:
+            loaded = sl.State.load(damaged, opt)
+        except ValueError as exc:
+            assert str(exc).startswith(f"{damaged} is not a steplab optimizer state file (")
+            outcomes["refused"] += 1
+        else:
+            same_state(state, loaded)
+            outcomes["same"] += 1
+    assert outcomes["refused"] > 0.8 * len(original)  # the CRC-32 guards the data
+
+
+def test_every_truncation_is_a_value_error(tmp_path):
+    opt, state = adam_state()
+    path = tmp_path / "s.npz"
+    state.save(path, opt)
+    original = path.read_bytes()
+    for cut in range(0, len(original), 7):
+        path.write_bytes(original[:cut])
+        with pytest.raises(ValueError, match="is not a steplab optimizer state file"):
+            sl.State.load(path)
+
+
+def npy(array_header_shape, data: bytes, dtype="<f8") -> bytes:
+    stream = io.BytesIO()
+    header = {"descr": dtype, "fortran_order": False, "shape": array_header_shape}
+    np.lib.format.write_array_header_1_0(stream, header)
+    return stream.getvalue() + data
+
+
+def test_zip_bombs_allocate_nothing(tmp_path):
+    cases = {}
+    # 1. A compressed member: 16 MB of zeros in a few KB.
+    path = tmp_path / "compressed.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("__meta__.npy", npy((), b"", dtype="<U0"))
+        archive.writestr("m.npy", npy((2 * 1024**2,), bytes(16 * 1024**2)))
+    cases[path] = "compressed or too large"
+    # 2. A stored member whose header claims 2 GiB but holds 16 bytes.
+    path = tmp_path / "liar.npz"
+    meta_text = '{"fields": {"m": "ndarray"}}'
+    with zipfile.ZipFile(path, "w") as archive:
+        stream = io.BytesIO()
+        np.lib.format.write_array(stream, np.array(meta_text))
+        archive.writestr("__meta__.npy", stream.getvalue())
+        archive.writestr("m.npy", npy((2**28,), bytes(16)))
+    cases[path] = "does not match its data"
+    assert all(p.stat().st_size < 100_000 for p in cases)
+    for path, reason in cases.items():
+        tracemalloc.start()
+        with pytest.raises(ValueError, match=f"{path.name} .*{reason}"):
+            sl.State.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 2 * 1024**2, f"{path.name}: {peak} bytes"
+
+
+def test_foreign_files_are_one_value_error(tmp_path):
+    files = {
+        "text.npz": b"not a zip file",
+        "empty.npz": b"",
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    np.savez(tmp_path / "plain.npz", a=np.zeros(2))  # a NumPy archive, not a checkpoint
+    np.savez(
+        tmp_path / "pickled.npz",
+        __meta__=np.array('{"fields": {"s": "ndarray"}}'),
+        s=np.array([object()], dtype=object),
+    )
+    np.savez(tmp_path / "kinds.npz", __meta__=np.array('{"fields": {"t": "int"}}'), t=np.zeros(3))
+    np.savez(tmp_path / "json.npz", __meta__=np.array("{not json"))
+    (tmp_path / "folder.npz").mkdir()
+    reasons = {
+        "text.npz": "File is not a zip file",
+        "empty.npz": "File is not a zip file",
+        "plain.npz": "no __meta__ member",
+        "pickled.npz": "never loaded",
+        "kinds.npz": "should be a int",
+        "json.npz": "JSONDecodeError",
+        "folder.npz": "IsADirectoryError",
+    }
+    for name, reason in reasons.items():
+        with pytest.raises(
+            ValueError, match=f"{name} is not a steplab optimizer state file .*{reason}"
+        ):
+            sl.State.load(tmp_path / name)
+    with pytest.raises(FileNotFoundError):
+        sl.State.load(tmp_path / "missing.npz")
+
+
+def test_generic_api_takes_any_named_arrays_and_scalars(tmp_path):
+    """checkpoint.py knows no State class: a dict of named arrays and scalars in, the same out."""
+    fields = {
+        "t": 7,
+        "mu": np.float64(0.5).item(),
+        "m": np.ones((2, 3), np.float32),
+        "flag": True,
+        "who": "adam",
+        "shape": (2, 3),
+    }
+    checkpoint.save(tmp_path / "c.npz", fields, {"name": "adam", "lr": 0.1})
+    loaded, config = checkpoint.load(tmp_path / "c.npz")
+    assert config == {"name": "adam", "lr": 0.1}
+    assert loaded.keys() == fields.keys()
+    for key, value in fields.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(loaded[key], value)
+            assert loaded[key].dtype == value.dtype
+        else:
+            assert loaded[key] == value and type(loaded[key]) is type(value)
+
+
+# -- steplab.torch state dicts ------------------------------------------------------------
+
+
+def torch_run(dtype, steps, optimizer=None, param=None):
+    import torch
+
+    import steplab.torch as st
+
+    generator = torch.Generator().manual_seed(1)
+    if param is None:
+        param = torch.nn.Parameter(torch.randn(64, generator=generator).to(dtype))
+    optimizer = optimizer or st.Adam([param], lr=1e-2)
+    grads = [torch.randn(64, generator=generator) * 1e-4 for _ in range(20)]
+    for g in grads[:steps]:
+        param.grad = g.to(dtype)
+        optimizer.step()
+    return param, optimizer, grads
+
+
+@pytest.mark.parametrize("dtype_name", ["bfloat16", "float16"])
+def test_torch_low_precision_moments_load_bit_for_bit(dtype_name):
+    """torch's base class rounds loaded moments through the parameter's dtype: fp16 moments
+    of 1e-4 gradients (r ≈ 1e-11) became 0. They stay float32, and a resumed run is the run."""
+    import torch
+
+    import steplab.torch as st
+
+    dtype = getattr(torch, dtype_name)
+    param, optimizer, grads = torch_run(dtype, 10)
+    saved = optimizer.state_dict()
+    resumed_param = torch.nn.Parameter(param.detach().clone())
+    resumed = st.Adam([resumed_param], lr=1e-2)
+    resumed.load_state_dict(saved)
+    for key in ("s", "r"):
+        loaded = resumed.state[resumed_param][key]
+        assert loaded.dtype == torch.float32
+        assert torch.equal(loaded, saved["state"][0][key])
+    assert (saved["state"][0]["r"] != 0).all() and saved["state"][0]["r"].max() < 1e-6
+    for g in grads[10:]:
+        param.grad, resumed_param.grad = g.to(dtype), g.to(dtype)
+        optimizer.step()
+        resumed.step()
+    assert torch.equal(param, resumed_param)
+    assert torch.equal(optimizer.state[param]["r"], resumed.state[resumed_param]["r"])
+
+
+def test_torch_foreign_and_malformed_state_dicts_are_refused_untouched():
+    import torch
+
+    import steplab.torch as st
+
+    param, _, _ = torch_run(torch.float32, 2)
+    torch_adam = torch.optim.Adam([param])
+    param.grad = torch.ones_like(param)
+    torch_adam.step()
+    fresh = st.Adam([param], lr=1e-2)
+    before = [dict(group) for group in fresh.param_groups]
+    with pytest.raises(ValueError, match="not a steplab.torch.Adam state dict"):
+        fresh.load_state_dict(torch_adam.state_dict())
+    _, ours, _ = torch_run(torch.float32, 2, param=torch.nn.Parameter(param.detach().clone()))
+    extra = ours.state_dict()
+    extra["state"]["momentum_buffer"] = {"t": 1}  # torch itself accepts such a key
+    with pytest.raises(ValueError, match="which no param group lists"):
+        fresh.load_state_dict(extra)
+    renamed = ours.state_dict()
+    renamed["state"][0] = {"step": 2, **{k: v for k, v in renamed["state"][0].items() if k != "t"}}
+    with pytest.raises(ValueError, match="holds \\['r', 's', 'step'\\], but Adam"):
+        fresh.load_state_dict(renamed)
+    rmsprop = st.RMSProp([param], lr=1e-2)
+    with pytest.raises(ValueError, match="RMSProp.load_state_dict: param group 0 lacks rho"):
+        rmsprop.load_state_dict(ours.state_dict())
+    with pytest.raises(ValueError, match="needs a dict with 'state' and 'param_groups'"):
+        fresh.load_state_dict({"state": {}})
+    # Nothing was applied by the refused loads.
+    assert len(fresh.state) == 0
+    assert [dict(group) for group in fresh.param_groups] == before
