@@ -28,6 +28,29 @@ def register(subparsers) -> None:
     parser.set_defaults(func=main)
 
 
+def early_view(view, early_paths, points) -> tuple:
+    """The "after start" panel's box: every iterate of the first steps and each marked
+    point (saddle, minimum) inside the full view, padded by 10 %; never smaller than a
+    quarter of the full view, never larger than it. A saddle next to the start stays in
+    the picture: what the runs are racing away from."""
+    (x0, x1), (y0, y1) = view
+    inside = [
+        p
+        for p in np.atleast_2d(np.asarray(points, dtype=float)).reshape(-1, 2)
+        if x0 <= p[0] <= x1 and y0 <= p[1] <= y1
+    ]
+    xy = np.concatenate(
+        [np.asarray(p, dtype=float) for p in early_paths] + [np.array(inside).reshape(-1, 2)]
+    )
+    xy = xy[np.all(np.isfinite(xy), axis=1)]
+    box = []
+    for axis, (lo, hi) in enumerate(view):
+        a, b = np.clip([xy[:, axis].min(), xy[:, axis].max()], lo, hi)
+        pad = max(0.1 * (b - a), (hi - lo) / 8 - (b - a) / 2)  # at least a quarter wide
+        box.append((max(lo, a - pad), min(hi, b + pad)))
+    return tuple(box)
+
+
 def main(args) -> int:
     from steplab.viz import AnimatedPanel, animate, ffmpeg_available
     from steplab.viz.report import FigureEntry
@@ -50,10 +73,8 @@ def main(args) -> int:
     histories = {label: run.history for label, run in runs.items()}
     view = common._view(problem, histories)
     early = max(1, args.steps // 5)
-    start = np.asarray(next(iter(histories.values()))["x"][0])
-    span = np.array([hi - lo for lo, hi in view]) / 4
-    zoom = tuple((c - s, c + s) for c, s in zip(start, span, strict=True))
     points = list(problem.minima) + list(problem.stationary_points)
+    zoom = early_view(view, [h["x"][: early + 1] for h in histories.values()], points)
     movie = animate(
         lambda xy: problem.value(np.atleast_2d(xy)),
         {k: h["x"] for k, h in histories.items()},
