@@ -17,7 +17,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "animate",
         help="animate trajectories on a 2-D problem (GIF, and MP4 with ffmpeg)",
-        description=__doc__.split("\n\n", 1)[0],
+        description=common.plain(__doc__),
+        formatter_class=common.HelpFormatter,
     )
     common.add_spec_argument(parser)
     common.add_problem_options(parser, default_problem="saddle")
@@ -53,6 +54,7 @@ def early_view(view, early_paths, points) -> tuple:
 
 def main(args) -> int:
     from steplab.viz import AnimatedPanel, animate, ffmpeg_available
+    from steplab.viz.palette import readable
     from steplab.viz.report import FigureEntry
 
     specs = common.specs_from(args.optimizers)
@@ -86,7 +88,7 @@ def main(args) -> int:
         n_frames=args.frames,
         fps=args.fps,
         mp4=(not args.no_mp4) and ffmpeg_available(),
-        title=problem.name,
+        title=readable(problem.name),
     )
     names = [p.name for p in movie.paths]
     entries = [

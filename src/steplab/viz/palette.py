@@ -105,3 +105,31 @@ def styles(labels: list[str]) -> dict[str, dict]:
             "label": pretty(label),
         }
     return out
+
+
+#: Column and metric names as a figure shows them.
+READABLE: dict[str, str] = {
+    "val_accuracy": "validation accuracy",
+    "val_loss": "validation loss",
+    "test_accuracy": "test accuracy",
+    "test_loss": "test loss",
+    "train_loss": "training loss",
+    "train_accuracy": "training accuracy",
+    "grad_norm": "gradient norm",
+    "lr": "step size α",
+    "rho": "ρ",
+    "rho1": "ρ₁",
+    "rho2": "ρ₂",
+}
+
+
+def readable(name: str) -> str:
+    """A problem, dataset or column name for a figure title:
+    ``"logistic_regression:breast_cancer"`` → ``"Logistic regression, breast cancer"``,
+    ``"val_accuracy"`` → ``"validation accuracy"``, ``"rosenbrock"`` → ``"Rosenbrock"``."""
+    if name in READABLE:
+        return READABLE[name]
+    parts = [p.replace("_", " ").strip() for p in name.split(":")]
+    parts = [p.replace("mnist1d", "MNIST-1D") for p in parts]
+    head = parts[0][:1].upper() + parts[0][1:]
+    return ", ".join([head, *parts[1:]])
