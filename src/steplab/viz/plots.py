@@ -448,3 +448,35 @@ def sweep_figure(
         ax.set_title(title)
     ax.legend(fontsize=9)
     return fig
+
+
+# --------------------------------------------------------------------------------------
+# Runs
+# --------------------------------------------------------------------------------------
+
+
+@styled
+def run_figure(runs: Mapping, *, ax=None, y: str = "loss", x: str = "step"):
+    """``y`` against ``x`` from each run's history (label → :class:`~steplab.run.Run`), one
+    line each in the optimizer's color; log scale when every value is positive. Draws
+    into ``ax`` when given; returns the figure."""
+    from steplab.viz.palette import readable
+
+    if ax is None:
+        fig, axes = subplots(1, 1, width=6.4, height=4.2, layout="constrained")
+        ax = axes[0][0]
+    else:
+        fig = ax.figure
+    positive = True
+    for label, style in styles(list(runs)).items():
+        h = runs[label].history
+        xs, ys = np.asarray(h[x], dtype=float), np.asarray(h[y], dtype=float)
+        keep = np.isfinite(ys)  # validation metrics are NaN between evaluations
+        positive &= bool(np.all(ys[keep] > 0))
+        ax.plot(xs[keep], ys[keep], **style)
+    if positive:
+        ax.set_yscale("log")
+    ax.set_xlabel(readable(x))
+    ax.set_ylabel(readable(y))
+    ax.legend()
+    return fig
