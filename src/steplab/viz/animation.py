@@ -122,9 +122,7 @@ def animate(
                 bbox={"boxstyle": "round", "fc": "white", "ec": "none", "alpha": 0.8},
             )
         )
-    _legend_proxies(fig, style)
-    if title:
-        fig.suptitle(title, fontsize=17)
+    _legend_proxies(fig, style, title)
 
     # Blitting: draw the contours once, then per frame only restore them and draw the
     # moving lines on top. Ten times faster than redrawing the whole figure.
@@ -153,8 +151,9 @@ def animate(
     return Animation(paths=written, n_frames=n_frames)
 
 
-def _legend_proxies(fig, style):
-    """One legend line below the panels (legend handles must be static: plain proxies)."""
+def _legend_proxies(fig, style, title: str = ""):
+    """The title and one legend line above the panels, where a video player's controls
+    (along the bottom) never cover them. Legend handles must be static: plain proxies."""
     from matplotlib.lines import Line2D
 
     handles = [
@@ -164,7 +163,9 @@ def _legend_proxies(fig, style):
     handles.append(Line2D([], [], marker="*", color="black", ms=13, ls="none", label="start"))
     fig.legend(
         handles=handles,
-        loc="outside lower center",
+        loc="outside upper center",
+        title=title or None,
+        title_fontsize=16,
         ncol=len(handles),
         frameon=False,
         fontsize=13,
