@@ -238,3 +238,16 @@ def test_index_page_embeds_figures_with_escaped_captions(tmp_path):
     assert '<img src="a.png"' in page and '<video src="m.mp4"' in page
     assert "x &lt; y &amp; z" in page and '<a href="a.svg">SVG</a>' in page
     assert "<h2>S</h2>" in page
+
+
+def test_surface_paths_end_inside_the_box_and_the_legend_sits_outside():
+    t = np.linspace(0, 1, 30)[:, None]
+    escaping = {"sgd": np.hstack([1 - t, 3 * t]), "adam": np.hstack([1 - t, 0 * t])}
+    fig = viz.surface_figure(saddle, escaping, ((-1, 1), (-1, 1)))
+    ax = fig.axes[0]
+    assert ax.name == "3d"
+    assert legend_texts(fig) == ["SGD", "Adam", "start"]
+    assert ax.get_legend() is None  # the figure's legend, outside the 3-D box
+    sgd_line = ax.get_lines()[0]
+    xs, ys, _ = sgd_line.get_data_3d()
+    assert len(xs) == 10 and np.all(np.abs(ys) <= 1)  # ends where y leaves [−1, 1]

@@ -188,6 +188,7 @@ def _shared_legend(fig, ax, ncol: int | None = None):  # kept for callers outsid
     shared_legend(fig, ax)
 
 
+@styled
 def surface_figure(
     f: Function2D,
     paths: Mapping[str, np.ndarray],
@@ -197,31 +198,47 @@ def surface_figure(
     zlim: tuple[float, float] | None = None,
     view: tuple[float, float] = (30, -60),
 ):
-    """A 3-D view of the surface with each trajectory lifted onto it (points outside
-    ``bounds`` are dropped, so an escape to infinity leaves the box cleanly)."""
-    fig, axes = subplots(1, 1, width=7.0, height=5.6, subplot_kw={"projection": "3d"})
+    """A 3-D view of the surface with each trajectory lifted onto it. A path ends where it
+    leaves the box (or the z range), so no line floats above or below the drawn surface;
+    the legend sits outside, to the right, where it covers nothing."""
+    fig, axes = subplots(
+        1, 1, width=8.0, height=6.0, subplot_kw={"projection": "3d"}, layout="constrained"
+    )
     ax = axes[0][0]
-    X, Y, Z = grid_values(f, bounds, n=60)
-    ax.plot_surface(X, Y, Z, cmap="Blues_r", alpha=0.45, linewidth=0, antialiased=True)
+    X, Y, Z = grid_values(f, bounds, n=50)
+    low, high = zlim if zlim else (float(Z.min()), float(Z.max()))
+    ax.plot_surface(X, Y, np.clip(Z, low, high), cmap="Greys_r", alpha=0.35, linewidth=0)
     (x0, x1), (y0, y1) = bounds
     for label, style in styles(list(paths)).items():
         xy = np.asarray(paths[label])
-        inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
-        end = len(xy) if inside.all() else int(np.argmin(inside))  # stop at the first exit
-        xy = xy[:end]
         z = np.asarray(f(xy))
-        ax.plot(xy[:, 0], xy[:, 1], z, **style, zorder=5)
-    ax.set_xlabel(r"$\theta_1$")
-    ax.set_ylabel(r"$\theta_2$")
-    ax.set_zlabel("loss")
+        inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+        if zlim:  # a path leaving the asked z range ends there too
+            inside &= (z >= low) & (z <= high)
+        end = len(xy) if inside.all() else int(np.argmin(inside))  # stop at the first exit
+        ax.plot(xy[:end, 0], xy[:end, 1], z[:end], **style, lw=2.4, zorder=5)
+        if end:
+            ax.plot(*xy[end - 1], z[end - 1], marker(label), color=style["color"], ms=8)
+    start = np.asarray(next(iter(paths.values())))[0]
+    ax.plot(*start, float(f(start[None])[0]), "*", color="black", ms=13, label="start")
+    ax.set_xlabel(r"$\theta_1$", labelpad=8)
+    ax.set_ylabel(r"$\theta_2$", labelpad=8)
+    ax.set_zlabel("loss", labelpad=8)
     if zlim:
-        ax.set_zlim(*zlim)
+        ax.set_zlim(low, high)
+    for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+        axis.set_major_locator(_max_ticks(5))
     ax.view_init(elev=view[0], azim=view[1])
-    ax.legend(loc="upper left", fontsize=8)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", frameon=False)
     if title:
-        ax.set_title(title)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=14)
     return fig
+
+
+def _max_ticks(n: int):
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(n)
 
 
 # --------------------------------------------------------------------------------------
