@@ -357,3 +357,14 @@ def test_animate_zoom_keeps_the_saddle_point_in_view():
     (x0, x1), (y0, y1) = early_view(view, start_only, [(0.0, 0.0)])
     assert x0 < 0 < x1 and y0 < 0 < y1  # the saddle at the origin is inside
     assert x1 - x0 < 3 and x1 >= 1.0  # zoomed in, and the start inside too
+
+
+def test_one_seed_prints_no_spread_and_titles_read_as_words():
+    from steplab.reproductions._common import pm
+    from steplab.viz.palette import readable
+
+    assert pm([0.5]) == "0.500 (1 seed)"  # --quick with one seed: no "± 0.000"
+    assert pm([0.5, 0.7]) == "0.600 ± 0.141"
+    assert readable("logistic_regression:breast_cancer") == "Logistic regression, breast cancer"
+    assert readable("val_accuracy") == "validation accuracy"
+    assert readable("softmax_regression:mnist1d") == "Softmax regression, MNIST-1D"
