@@ -169,6 +169,17 @@ def test_animate_writes_a_gif_with_the_asked_frames(tmp_path):
     assert ffmpeg_available() in (True, False)
 
 
+def test_animate_shows_the_mp4_as_a_video_with_controls(tmp_path):
+    from steplab.viz import ffmpeg_available
+
+    assert ffmpeg_available(), "CI installs ffmpeg (.ci/run)"
+    args = ["animate", "sgd:lr=0.05", "adam:lr=0.05", "--steps", "20", "--frames", "4"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    page = (tmp_path / "index.html").read_text()
+    assert '<video src="animation.mp4" controls' in page
+    assert 'href="animation.gif"' in page  # the GIF is linked beside it
+
+
 def test_sweep_one_axis_and_two_axes(tmp_path, capsys):
     rc = main(
         [

@@ -91,13 +91,15 @@ def main(args) -> int:
         title=readable(problem.name),
     )
     names = [p.name for p in movie.paths]
+    shown = names[::-1]  # the MP4 first (a player with pause and scrub), when there is one
     entries = [
         FigureEntry(
-            names[0],
+            shown[0],
             "Animation",
             f"{movie.n_frames} frames; left: the first "
-            f"{early} steps around the start, right: all {args.steps} steps.",
-            also=names[1:],
+            f"{early} steps around the start and the marked points in view, right: all "
+            f"{args.steps} steps.",
+            also=shown[1:],
         )
     ]
     entries += common.run_figures(out, problem, runs)
