@@ -242,4 +242,4 @@ def gif_frames(path) -> int:
     from PIL import Image
 
     with Image.open(path) as image:
-        return image.n_frames
+        return int(getattr(image, "n_frames", 1))  # a still image has one frame

@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 #: Sized for a projector: a 1600-px-wide two-panel figure reads from the back of a room.
-STYLE: dict[str, Any] = {
+STYLE: Any = {
     "figure.dpi": 110,
     "savefig.dpi": 150,
     "font.size": 12,

@@ -282,8 +282,8 @@ def curves_figure(panels: Sequence[CurvePanel], *, title: str = "", ncols: int |
             if panel.logy:
                 y = np.where(y > 0, y, np.nan)  # a log axis can't show 0 or negatives
             ax.plot(x, y, **style)
-        for label, y in panel.hlines.items():
-            ax.axhline(y, color="black", lw=1.0, ls=(0, (4, 3)), label=label)
+        for label, level in panel.hlines.items():
+            ax.axhline(level, color="black", lw=1.0, ls=(0, (4, 3)), label=label)
         ax.set_title(panel.title)
         ax.set_xlabel(panel.xlabel)
         ax.set_ylabel(panel.ylabel)
@@ -336,8 +336,8 @@ def log_norm_for(*grids: np.ndarray):
 @styled
 def heatmap_figure(
     values: np.ndarray,
-    xvalues: Sequence[float],
-    yvalues: Sequence[float],
+    xvalues: Sequence[float] | np.ndarray,
+    yvalues: Sequence[float] | np.ndarray,
     *,
     xlabel: str,
     ylabel: str,
