@@ -33,7 +33,11 @@ def test_spec_with_hyperparameters_preset_and_bools():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("adm", "unknown optimizer 'adm' in 'adm'; choose one of: sgd, momentum"),
+        (
+            "adm",
+            r"unknown optimizer 'adm' in 'adm' \(did you mean 'adam'\?\); choose one of: sgd, mom",
+        ),
+        ("adam:rho=0.9", r"adam has no hyperparameter 'rho' .*\(did you mean 'rho1' or 'rho2'\?\)"),
         ("adam:lr", "bad hyperparameter 'lr' in 'adam:lr'; write NAME"),
         ("adam:lr=", "bad hyperparameter 'lr='"),
         (
@@ -165,6 +169,17 @@ def test_animate_writes_a_gif_with_the_asked_frames(tmp_path):
     assert ffmpeg_available() in (True, False)
 
 
+def test_animate_shows_the_mp4_as_a_video_with_controls(tmp_path):
+    from steplab.viz import ffmpeg_available
+
+    assert ffmpeg_available(), "CI installs ffmpeg (.ci/run)"
+    args = ["animate", "sgd:lr=0.05", "adam:lr=0.05", "--steps", "20", "--frames", "4"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    page = (tmp_path / "index.html").read_text()
+    assert '<video src="animation.mp4" controls' in page
+    assert 'href="animation.gif"' in page  # the GIF is linked beside it
+
+
 def test_sweep_one_axis_and_two_axes(tmp_path, capsys):
     rc = main(
         [
@@ -183,7 +198,8 @@ def test_sweep_one_axis_and_two_axes(tmp_path, capsys):
     assert (tmp_path / "a" / "sweep.png").exists()
     assert (tmp_path / "a" / "sweep_sgd.csv").exists()
     out = capsys.readouterr().out
-    assert "sgd (best lr=0.001)" in out  # Rosenbrock: SGD diverges for the larger α
+    # Rosenbrock: SGD diverges for the larger α, so its best is the grid's smallest: flagged.
+    assert "sgd (best lr=0.001 — at the grid's edge: widen it (lr))" in out
     rc = main(
         [
             "sweep",
@@ -210,8 +226,27 @@ def test_sweep_one_axis_and_two_axes(tmp_path, capsys):
         (["run", "adam", "--steps", "0"], "--steps must be a positive integer"),
         (
             ["run", "adam", "--problem-option", "dimension=3", "--problem", "quadratic"],
-            "--problem-option for quadratic",
+            "quadratic has no option 'dimension'; its options are: eigenvalues, condition, dim",
         ),
+        (
+            ["run", "adam", "--problem-option", "foo=1"],
+            "rosenbrock has no option 'foo'; its options are: dim, a, b",
+        ),
+        (
+            ["run", "adam", "--problem", "mlp", "--problem-option", "hidden=abc"],
+            "--problem-option hidden must be comma-separated integers",
+        ),
+        (
+            ["run", "adam", "--problem", "mlp", "--problem-option", "hiden=10"],
+            "mlp has no option 'hiden' (did you mean 'hidden'?)",
+        ),
+        (
+            ["run", "adam", "--problem-option", "dim=2.5"],
+            "--problem-option dim must be an integer, got '2.5'",
+        ),
+        (["run", "adam", "--problem", "rosenbrok"], "(did you mean 'rosenbrock'?)"),
+        (["run", "adam", "--problem", "x**2 + $"], "is no formula steplab can read"),
+        (["run", "adam", "--data", "x.csv"], "--data and --target go together"),
         (["compare", "sgd", "sgd"], "optimizer 'sgd' is given twice"),
         (
             ["animate", "sgd", "--problem", "quadratic", "--problem-option", "dim=3"],
@@ -250,7 +285,7 @@ def test_quick_demo_writes_every_figure_and_an_index(tmp_path, capsys):
     import re
 
     sources = re.findall(r'<(?:img|video) src="([^"]+)"', page)
-    assert len(sources) == 14
+    assert len(sources) == 13  # --quick: GIF only (no MP4), no 3-D surface
     assert all((tmp_path / s).exists() for s in sources)
     assert "saddle_animation.gif" in sources
     # The data behind the figures: one CSV per lesson, and the configuration.
@@ -261,3 +296,86 @@ def test_quick_demo_writes_every_figure_and_an_index(tmp_path, capsys):
     assert json.loads((tmp_path / "config.json").read_text())["quick"] is True
     assert "✗" not in out and out.count("✓") >= 20
     assert "experiment" in out.splitlines()[0] and "final loss" in out.splitlines()[0]
+
+
+def test_problem_as_formula_and_as_csv_data(tmp_path, capsys):
+    rc = main(
+        ["compare", "sgd:lr=0.05", "adam:lr=0.1", "--problem", "x**2 + 10*y**2"]
+        + ["--steps", "200", "--out", str(tmp_path / "f")]
+    )
+    assert rc == 0
+    config = json.loads((tmp_path / "f" / "config.json").read_text())
+    assert config["problem"]["description"] == "f = x**2 + 10*y**2"
+    assert (tmp_path / "f" / "trajectories.png").exists()  # a 2-D formula: contours drawn
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 2))
+    labels = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
+    rows = ["a,b,label"] + [f"{a},{b},{t}" for (a, b), t in zip(X, labels, strict=True)]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    rc = main(
+        ["run", "adam:lr=0.1", "--data", str(tmp_path / "d.csv"), "--target", "label"]
+        + ["--steps", "100", "--out", str(tmp_path / "c")]
+    )
+    assert rc == 0
+    config = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert config["problem"]["name"].startswith("logistic_regression")  # two classes
+    history = (tmp_path / "c" / "history_adam-lr-0.1.csv").read_text()
+    assert "val_accuracy" in history
+
+
+def test_sweep_reports_wall_time_and_one_seed_on_a_deterministic_problem(tmp_path, capsys):
+    import time
+
+    from steplab.run.sweep import default_seeds
+
+    started = time.perf_counter()
+    rc = main(
+        ["sweep", "adam", "--grid", "lr=1e-3..1:5", "--steps", "100"] + ["--out", str(tmp_path)]
+    )
+    elapsed = time.perf_counter() - started
+    assert rc == 0
+    rows = list(csv.DictReader((tmp_path / "sweep_adam.csv").open()))
+    assert len(rows) == 5  # one seed per setting: Rosenbrock is deterministic
+    line = next(t for t in capsys.readouterr().out.splitlines() if t.startswith("adam"))
+    shown = float(line.split()[-1])
+    assert 0 < shown < elapsed  # the sweep's real wall time, not a sum over its rows
+    assert default_seeds(sl.problems.get("rosenbrock")) == [0]
+    noisy = sl.problems.with_gradient_noise(sl.problems.get("rosenbrock"), 0.1)
+    assert default_seeds(noisy) == list(range(10))
+    assert default_seeds(sl.problems.get("two_d_beale")) == [0]  # full batch: deterministic
+    assert default_seeds(sl.problems.get("two_d_beale"), batch_size=32) == list(range(10))
+    assert default_seeds(sl.problems.get("logistic_regression"), batch_size=32) == list(range(10))
+
+
+def test_help_is_plain_text_and_reproduce_lists_every_reproduction(capsys):
+    from steplab import reproductions
+
+    for command in ("run", "compare", "animate", "sweep", "demo", "reproduce"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        assert "``" not in text and ":func:" not in text, command
+        if command == "reproduce":
+            for name in reproductions.REPRODUCTIONS:
+                assert f"  {name}  " in text or f"  {name} " in text, name
+
+
+def test_animate_zoom_keeps_the_saddle_point_in_view():
+    from steplab.cli.animate_cmd import early_view
+
+    view = ((-1.5, 1.5), (-1.5, 1.5))
+    start_only = [np.array([[1.0, 1e-3], [0.98, 1.1e-3]])]
+    (x0, x1), (y0, y1) = early_view(view, start_only, [(0.0, 0.0)])
+    assert x0 < 0 < x1 and y0 < 0 < y1  # the saddle at the origin is inside
+    assert x1 - x0 < 3 and x1 >= 1.0  # zoomed in, and the start inside too
+
+
+def test_one_seed_prints_no_spread_and_titles_read_as_words():
+    from steplab.reproductions._common import pm
+    from steplab.viz.palette import readable
+
+    assert pm([0.5]) == "0.500 (1 seed)"  # --quick with one seed: no "± 0.000"
+    assert pm([0.5, 0.7]) == "0.600 ± 0.141"
+    assert readable("logistic_regression:breast_cancer") == "Logistic regression, breast cancer"
+    assert readable("val_accuracy") == "validation accuracy"
+    assert readable("softmax_regression:mnist1d") == "Softmax regression, MNIST-1D"

@@ -103,6 +103,64 @@ def test_heatmap_outlines_the_best_cell_and_grays_diverged_ones():
     assert np.ma.is_masked(shown[0, 1])  # the diverged cell is masked → drawn gray
 
 
+def test_best_at_the_grids_edge_is_flagged_and_inside_is_not():
+    from steplab.run.records import EDGE_NOTE, best_at_edge
+
+    grid = np.array([[3.0, 2.0, 1.0], [4.0, 3.0, 2.0], [5.0, 4.0, 3.0]])  # best: top right
+    assert best_at_edge(grid, ("ρ", "α")) == ["ρ", "α"]
+    grid[1, 1] = 0.1
+    assert best_at_edge(grid) == []
+    assert best_at_edge([np.inf, 2.0, 1.0, np.nan]) == []  # best inside: the 4th diverged
+    assert best_at_edge([1.0, 2.0]) == []  # two values: no inside to compare with
+    fig = viz.heatmap_figure(
+        np.array([[1.0, 2.0, 3.0], [2.0, 3.0, 4.0], [3, 4, 5]]),
+        [1e-4, 1e-3, 0.01],
+        [0.0, 0.5, 0.9],
+        xlabel="α",
+        ylabel="ρ",
+        title="H",
+    )
+    assert any(EDGE_NOTE in t.get_text() for t in fig.axes[0].texts)
+    fig = viz.sweep_figure(
+        {"sgd": (np.array([0.01, 0.1, 1.0]), np.array([3.0, 2.0, 1.0]), np.zeros(3, bool))}
+    )
+    assert EDGE_NOTE in fig.axes[0].get_legend().get_texts()[0].get_text()
+
+
+def test_heatmaps_compared_share_one_color_scale():
+    a, b = np.array([[1e-3, 1.0]]), np.array([[1e-1, 10.0]])
+    norm = viz.log_norm_for(a, b)
+    figs = [
+        viz.heatmap_figure(v, [1, 2], [0], xlabel="α", ylabel="ρ", title="H", norm=norm)
+        for v in (a, b)
+    ]
+    limits = {fig.axes[0].images[0].get_clim() for fig in figs}
+    assert limits == {(1e-3, 10.0)}
+    assert [viz.plots.tick_label(v) for v in (1e-5, 4.6e-5, 0.00022, 0.001, 0.046, 1, 0.0)] == [
+        "1e-5",
+        "4.6e-5",
+        "2.2e-4",
+        "1e-3",
+        "0.046",
+        "1",
+        "0",
+    ]
+
+
+def test_drawing_never_touches_pyplot_or_the_backend():
+    import subprocess
+    import sys
+
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import numpy as np; from steplab import viz;"
+        "fig = viz.curves_figure([viz.CurvePanel('a', 'x', 'y', {'sgd': ([0, 1], [1, 0])})]);"
+        "import sys; assert matplotlib.get_backend() == 'svg', matplotlib.get_backend();"
+        "assert 'matplotlib.pyplot' not in sys.modules; print(type(fig).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "Figure"
+
+
 def test_sweep_figure_breaks_lines_at_diverged_settings():
     lrs = np.array([0.01, 0.1, 1.0])
     fig = viz.sweep_figure({"sgd": (lrs, np.array([1.0, 0.1, np.inf]), np.array([0, 0, 1], bool))})
@@ -124,9 +182,12 @@ def test_save_writes_every_format(tmp_path):
 
 
 def red_pixels(image):
-    """How many pixels are close to Adam's red (#d62728)."""
+    """How many pixels are close to Adam's color (vermillion)."""
+    from matplotlib.colors import to_rgb
+
     rgb = np.asarray(image.convert("RGB")).astype(int)
-    return int(np.sum(np.abs(rgb - [0xD6, 0x27, 0x28]).sum(axis=2) < 60))
+    adam = np.array(to_rgb(viz.color("adam"))) * 255
+    return int(np.sum(np.abs(rgb - adam).sum(axis=2) < 60))
 
 
 def test_animation_writes_a_gif_with_the_asked_frames_and_draws_the_paths(tmp_path):
@@ -177,3 +238,16 @@ def test_index_page_embeds_figures_with_escaped_captions(tmp_path):
     assert '<img src="a.png"' in page and '<video src="m.mp4"' in page
     assert "x &lt; y &amp; z" in page and '<a href="a.svg">SVG</a>' in page
     assert "<h2>S</h2>" in page
+
+
+def test_surface_paths_end_inside_the_box_and_the_legend_sits_outside():
+    t = np.linspace(0, 1, 30)[:, None]
+    escaping = {"sgd": np.hstack([1 - t, 3 * t]), "adam": np.hstack([1 - t, 0 * t])}
+    fig = viz.surface_figure(saddle, escaping, ((-1, 1), (-1, 1)))
+    ax = fig.axes[0]
+    assert ax.name == "3d"
+    assert legend_texts(fig) == ["SGD", "Adam", "start"]
+    assert ax.get_legend() is None  # the figure's legend, outside the 3-D box
+    sgd_line = ax.get_lines()[0]
+    xs, ys, _ = sgd_line.get_data_3d()
+    assert len(xs) == 10 and np.all(np.abs(ys) <= 1)  # ends where y leaves [−1, 1]

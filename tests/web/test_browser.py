@@ -52,9 +52,11 @@ def test_click_toggle_change_step_size_and_screenshot(page, tmp_path):
         "rmsprop",
     ]
 
-    # Click a start point: Rosenbrock's plot spans x ∈ [−2, 2], y ∈ [−1, 3].
+    # Click a start point: Rosenbrock's plot spans x ∈ [−2, 2], y ∈ [−1, 3]; the plot scales
+    # with the window, so click at a quarter of its width and three quarters of its height.
     before = page.evaluate("window.steplab.runs")
-    page.locator("#paths").click(position={"x": 140, "y": 420})
+    box = page.locator("#paths").bounding_box()
+    page.locator("#paths").click(position={"x": box["width"] / 4, "y": box["height"] * 3 / 4})
     wait_for_new_run(page, before)
     start = page.evaluate("window.steplab.result.start")
     assert start == pytest.approx([-1.0, 0.0], abs=0.02)
@@ -184,3 +186,113 @@ def test_formula_errors_inline_and_the_url_restores_the_view(page):
     # Chromium logs each 4xx response as a console error; those two were wanted.
     unexpected = [e for e in page.errors if "status of 422" not in e]
     assert unexpected == [] and len(page.errors) == 2
+
+
+# -- layout, ticks and the lecture's scenes ---------------------------------------------------
+
+
+def boxes(page, selector):
+    return page.locator(selector).evaluate_all(
+        "els => els.map(e => { const b = e.getBoundingClientRect();"
+        " return [b.left, b.top, b.right, b.bottom, e.textContent]; })"
+    )
+
+
+def assert_no_overlap(labels):
+    """No two tick labels' boxes intersect (a smear of decades would)."""
+    for i, a in enumerate(labels):
+        for b in labels[i + 1 :]:
+            apart = a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+            assert apart, (a, b)
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (1920, 1080)])
+def test_layout_puts_the_chart_beside_the_plot_with_readable_ticks(
+    browser, live_server, width, height, tmp_path
+):
+    context = browser.new_context(viewport={"width": width, "height": height}, bypass_csp=True)
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(live_server + "/")
+    page.wait_for_function("window.steplab.runs >= 1 && !window.steplab.busy")
+    plot = page.locator("#paths").bounding_box()
+    loss = page.locator("#loss").bounding_box()
+    # Beside the plot, not below it, and all of it above the fold.
+    assert loss["x"] >= plot["x"] + plot["width"]
+    assert loss["y"] < plot["y"] + plot["height"] / 2
+    assert loss["y"] + loss["height"] <= height and plot["y"] + plot["height"] <= height
+    assert loss["width"] >= 300  # wide enough to read
+    # The contour plot has axis ticks, and no chart's tick labels overlap.
+    assert page.locator("#paths text.x-tick").count() >= 3
+    assert page.locator("#paths text.y-tick").count() >= 3
+    assert_no_overlap(boxes(page, "#paths text.tick"))
+    # A loss falling through dozens of decades: a few labelled decades, not one per decade.
+    before = page.evaluate("window.steplab.runs")
+    page.fill("#expression", "x**2 + 10*y**2")
+    page.click("#expression-apply")
+    wait_for_new_run(page, before)
+    before = page.evaluate("window.steplab.runs")
+    page.fill("#steps", "2000")
+    page.dispatch_event("#steps", "change")
+    wait_for_new_run(page, before)
+    losses = [v for r in runs(page).values() for v in r["loss"] if v and v > 0]
+    assert np.log10(max(losses)) - np.log10(min(losses)) > 20  # many decades to label
+    ticks = boxes(page, "#loss text.tick")
+    assert 3 <= sum(t[4].startswith("1e") for t in ticks) <= 7, ticks
+    assert_no_overlap(ticks)
+    page.check("#show-step-size")
+    assert_no_overlap(boxes(page, "#step-size text.tick"))
+    page.click("#sweep-run")
+    page.wait_for_function("window.steplab.sweeps >= 1")
+    assert_no_overlap(boxes(page, "#sweep text.tick"))
+    page.screenshot(path=str(tmp_path / f"weblab-{width}.png"))
+    assert errors == []
+    context.close()
+
+
+def test_lecture_scenes_set_up_the_lectures_comparisons(page):
+    open_lab(page)
+    scenes = {
+        "saddle": (
+            {"sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam"},
+            [1, 0.001],
+            150,
+        ),
+        "quadratic": ({"sgd", "momentum", "adam"}, [-2.7, 0.45], 80),
+        "decay": ({"adagrad", "rmsprop"}, [-1.2, 1.0], 2000),
+    }
+    for scene, (names, start, steps) in scenes.items():
+        before = page.evaluate("window.steplab.runs")
+        page.click(f"button[data-scene={scene}]")
+        wait_for_new_run(page, before)
+        result = runs(page)
+        assert set(result) == names, scene
+        assert page.evaluate("window.steplab.result.start") == pytest.approx(start)
+        assert page.evaluate("window.steplab.result.steps") == steps
+        assert page.locator("polyline.trajectory").count() == len(names)
+        assert page.inner_text("#scene-note")
+    # The quadratic scene: SGD at α = 1.8 flips θ₂'s sign every step (the zig-zag), as the
+    # NumPy core does on the same formula.
+    page.click("button[data-scene=quadratic]")
+    page.wait_for_function(
+        "window.steplab.result && window.steplab.result.steps === 80 && !window.steplab.busy"
+    )
+    path = np.array(runs(page)["sgd"]["path"], dtype=float)
+    assert np.all(np.sign(path[1:20, 1]) == -np.sign(path[:19, 1]))
+    reference = sl.minimize(
+        sl.problems.expression("x**2/100 + y**2/2"),
+        sl.SGD(lr=1.8),
+        steps=80,
+        x0=[-2.7, 0.45],
+        record_every=1,
+        record_dim=2,
+    )
+    np.testing.assert_allclose(path, reference.history["x"], rtol=1e-9, atol=1e-12)
+    # The saddle scene: the loss goes to −1e34 and is drawn on a signed log axis.
+    page.click("button[data-scene=saddle]")
+    page.wait_for_function(
+        "window.steplab.result && window.steplab.result.steps === 150 && !window.steplab.busy"
+    )
+    assert "signed log" in page.locator("#loss").text_content()
+    assert page.errors == []

@@ -15,7 +15,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "animate",
         help="animate trajectories on a 2-D problem (GIF, and MP4 with ffmpeg)",
-        description=__doc__.split("\n\n", 1)[0],
+        description=common.plain(__doc__),
+        formatter_class=common.HelpFormatter,
     )
     common.add_spec_argument(parser)
     common.add_problem_options(parser, default_problem="saddle")
@@ -26,8 +27,32 @@ def register(subparsers) -> None:
     parser.set_defaults(func=main)
 
 
+def early_view(view, early_paths, points) -> tuple:
+    """The "after start" panel's box: every iterate of the first steps and each marked
+    point (saddle, minimum) inside the full view, padded by 10 %; never smaller than a
+    quarter of the full view, never larger than it. A saddle next to the start stays in
+    the picture: what the runs are racing away from."""
+    (x0, x1), (y0, y1) = view
+    inside = [
+        p
+        for p in np.atleast_2d(np.asarray(points, dtype=float)).reshape(-1, 2)
+        if x0 <= p[0] <= x1 and y0 <= p[1] <= y1
+    ]
+    xy = np.concatenate(
+        [np.asarray(p, dtype=float) for p in early_paths] + [np.array(inside).reshape(-1, 2)]
+    )
+    xy = xy[np.all(np.isfinite(xy), axis=1)]
+    box = []
+    for axis, (lo, hi) in enumerate(view):
+        a, b = np.clip([xy[:, axis].min(), xy[:, axis].max()], lo, hi)
+        pad = max(0.1 * (b - a), (hi - lo) / 8 - (b - a) / 2)  # at least a quarter wide
+        box.append((max(lo, a - pad), min(hi, b + pad)))
+    return tuple(box)
+
+
 def main(args) -> int:
     from steplab.viz import AnimatedPanel, animate, ffmpeg_available
+    from steplab.viz.palette import readable
     from steplab.viz.report import FigureEntry
 
     specs = common.specs_from(args.optimizers)
@@ -47,10 +72,8 @@ def main(args) -> int:
     histories = {label: run.history for label, run in runs.items()}
     view = common._view(problem, histories)
     early = max(1, args.steps // 5)
-    start = np.asarray(next(iter(histories.values()))["x"][0])
-    span = np.array([hi - lo for lo, hi in view]) / 4
-    zoom = tuple((c - s, c + s) for c, s in zip(start, span, strict=True))
     points = list(problem.minima) + list(problem.stationary_points)
+    zoom = early_view(view, [h["x"][: early + 1] for h in histories.values()], points)
     movie = animate(
         lambda xy: problem.value(np.atleast_2d(xy)),
         {k: h["x"] for k, h in histories.items()},
@@ -62,16 +85,18 @@ def main(args) -> int:
         n_frames=args.frames,
         fps=args.fps,
         mp4=(not args.no_mp4) and ffmpeg_available(),
-        title=problem.name,
+        title=readable(problem.name),
     )
     names = [p.name for p in movie.paths]
+    shown = names[::-1]  # the MP4 first (a player with pause and scrub), when there is one
     entries = [
         FigureEntry(
-            names[0],
+            shown[0],
             "Animation",
             f"{movie.n_frames} frames; left: the first "
-            f"{early} steps around the start, right: all {args.steps} steps.",
-            also=names[1:],
+            f"{early} steps around the start and the marked points in view, right: all "
+            f"{args.steps} steps.",
+            also=shown[1:],
         )
     ]
     entries += common.run_figures(out, problem, runs)

@@ -4,6 +4,7 @@ output folder (configuration JSON, histories CSV, figures, index page) and the s
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -17,9 +18,30 @@ import numpy as np
 from steplab._extras import requires
 from steplab._io import write_text
 from steplab.cli import UserError
-from steplab.cli.spec import OptimizerSpec, parse, parse_key_values
+from steplab.cli.spec import (
+    FALSE,
+    TRUE,
+    OptimizerSpec,
+    _auto,
+    _did_you_mean,
+    parse,
+    parse_key_values,
+)
 
 DEFAULT_OUT = "steplab-out"
+
+
+def plain(text: str) -> str:
+    """A docstring as plain text for ``--help``: no reStructuredText markup (````code````,
+    ``:func:`name```), paragraphs and indented examples kept."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
+    return text.replace("``", "")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's line breaks (its examples) and shows defaults as written."""
+
+
 TABLE_COLUMNS = ("optimizer", "steps to tol", "final loss", "final acc", "status", "time [s]")
 
 
@@ -31,15 +53,26 @@ TABLE_COLUMNS = ("optimizer", "steps to tol", "final loss", "final acc", "status
 def add_problem_options(parser, default_problem: str = "rosenbrock") -> None:
     parser.add_argument(
         "--problem",
-        default=default_problem,
-        help=f"problem name (see `steplab list`; default {default_problem})",
+        default=None,
+        help=f"a problem name (see `steplab list problems`; default {default_problem}) or a "
+        'formula in x, y (or x1..xn), e.g. "x**2 + 10*y**2"',
     )
     parser.add_argument(
         "--problem-option",
         action="append",
         metavar="KEY=VALUE",
-        help="option for the problem's factory, e.g. dim=10 (repeatable)",
+        help="option for the problem, e.g. dim=10 or hidden=100,100 (repeatable; a wrong "
+        "name lists the allowed ones)",
     )
+    parser.add_argument(
+        "--data",
+        metavar="CSV",
+        default=None,
+        help="your own data: a CSV file with a header row (needs --target); the problem "
+        "defaults to linear, logistic or softmax regression by the target",
+    )
+    parser.add_argument("--target", default=None, help="the CSV column to predict (with --data)")
+    parser.set_defaults(default_problem=default_problem)
 
 
 def add_run_options(parser, steps: int = 500) -> None:
@@ -110,14 +143,139 @@ def add_spec_argument(parser, nargs="+") -> None:
 
 
 def problem_from(args):
-    """Build ``args.problem``; unknown names and bad options raise ValueError."""
+    """The problem the options name: a catalogue name, a formula, or an ML problem on
+    ``--data``; unknown names, options and values raise ValueError naming the allowed ones."""
     from steplab import problems
 
-    options = parse_key_values(args.problem_option, "--problem-option")
+    name = args.problem
+    data = None
+    if getattr(args, "data", None) is not None or getattr(args, "target", None) is not None:
+        if not (args.data and args.target):
+            raise ValueError("--data and --target go together: --data FILE.csv --target COLUMN")
+        data = problems.from_csv(args.data, args.target)
+        name = name or _regression_for(data)
+        if name not in ML_PROBLEMS:
+            raise ValueError(
+                f"--data needs a problem that learns from data: {', '.join(ML_PROBLEMS)}; "
+                f"got {name!r}"
+            )
+    name = name or args.default_problem
+    texts = args.problem_option
+    if name not in problems.CATALOGUE:
+        if texts:
+            raise ValueError("--problem-option applies to a named problem, not a formula")
+        return _formula(name)
+    options = problem_options(name, parse_key_values(texts, "--problem-option"), data is None)
+    if data is not None:
+        options["data"] = data
+    return problems.get(name, **options)
+
+
+ML_PROBLEMS = ("linear_regression", "logistic_regression", "softmax_regression", "mlp")
+
+
+def _regression_for(data) -> str:
+    if data.task == "regression":
+        return "linear_regression"
+    return "logistic_regression" if data.n_classes == 2 else "softmax_regression"
+
+
+def _formula(text: str):
+    from steplab import problems
+
     try:
-        return problems.get(args.problem, **options)
-    except TypeError as exc:  # an option the factory doesn't take
-        raise ValueError(f"--problem-option for {args.problem}: {exc}") from None
+        return problems.expression(text)
+    except ValueError as exc:
+        if any(c in text for c in "*+-/()^ ") or not text.isidentifier():
+            raise ValueError(f"--problem {text!r} is no formula steplab can read: {exc}") from None
+        raise ValueError(
+            f"unknown problem {text!r}{_did_you_mean(text, problems.CATALOGUE)}; known: "
+            f'{", ".join(problems.CATALOGUE)} (or a formula such as "x**2 + 10*y**2")'
+        ) from None
+
+
+def _keywords(function) -> dict:
+    """A function's keyword parameters and their defaults (no ``*args``/``**options``)."""
+    import inspect
+
+    return {
+        p.name: p.default
+        for p in inspect.signature(function).parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+
+
+def allowed_problem_options(name: str, data: str | None = None) -> dict:
+    """What ``--problem-option`` may set for the catalogue problem ``name``: option → default.
+    For ML problems this includes the dataset's options (split fractions, its generator's)."""
+    from steplab.problems import CATALOGUE, datasets, noise
+
+    if name.startswith("two_d_"):
+        allowed = _keywords(noise.two_d_noisy)
+        allowed.pop("name")
+        return allowed
+    allowed = _keywords(CATALOGUE[name].factory)
+    if name in ML_PROBLEMS:
+        data = data if data is not None else allowed.get("data")
+        split = _keywords(datasets.make_dataset)
+        for internal in ("name", "X", "y", "task", "X_test", "y_test", "feature_names"):
+            split.pop(internal)
+        allowed.update(split)
+        if data == "mnist1d":
+            allowed.update(_keywords(datasets.load_mnist1d))
+        elif data == "synthetic_linear":
+            allowed.update(_keywords(datasets.synthetic_linear))
+    return allowed
+
+
+def problem_options(name: str, options: dict, data_by_name: bool = True) -> dict:
+    """``options`` checked against what problem ``name`` takes and converted to the type of
+    each option's default (``hidden=100,100`` → ``(100, 100)``)."""
+    allowed = allowed_problem_options(name, options.get("data") if data_by_name else None)
+    if not data_by_name:
+        allowed.pop("data", None)
+    out = {}
+    for key, text in options.items():
+        if key not in allowed:
+            shown = ", ".join(allowed) if allowed else "none"
+            raise ValueError(
+                f"{name} has no option {key!r}{_did_you_mean(key, allowed)}; its options are: "
+                f"{shown}"
+            )
+        out[key] = _typed(key, text, allowed[key])
+    return out
+
+
+def _typed(key: str, text: str, default):
+    """``text`` as the type of ``default``; a clear error when it does not fit."""
+    raw = str(text).strip()
+    try:
+        if isinstance(default, bool):
+            return _boolean(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, tuple):
+            return tuple(int(v) for v in raw.split(",") if v.strip())
+    except ValueError:
+        kind = {bool: "true or false", int: "an integer", float: "a number"}.get(
+            type(default), "comma-separated integers, e.g. 100,100"
+        )
+        raise ValueError(f"--problem-option {key} must be {kind}, got {raw!r}") from None
+    if isinstance(default, str):
+        return raw
+    if "," in raw:  # a list of numbers, e.g. eigenvalues=1,100
+        return tuple(_auto(v.strip()) for v in raw.split(","))
+    return _auto(raw)
+
+
+def _boolean(raw: str) -> bool:
+    if raw.lower() in TRUE + ("1",):
+        return True
+    if raw.lower() in FALSE + ("0",):
+        return False
+    raise ValueError(raw)
 
 
 def specs_from(texts: list[str]) -> list[OptimizerSpec]:
@@ -153,7 +311,9 @@ def run_specs(problem, specs, args, *, progress: bool = True) -> dict:
             steps=args.steps,
             batch_size=args.batch_size,
             seed=args.seed,
-            progress=False,
+            # A per-step bar on a terminal when the run is long (minimize decides); off in
+            # pipes and logs.
+            progress=None if progress else False,
         )
         if runs[spec.label].status == "interrupted":
             break  # Ctrl+C: the caller writes what was computed, then exits with 130
@@ -275,6 +435,7 @@ def run_figures(out: Path, problem, runs: dict) -> list:
     """The general figures for any set of runs: contours + trajectories (2-D problems),
     loss and gradient norm against step and wall time, validation metric (ML problems)."""
     from steplab.viz import CurvePanel, Panel, contour_figure, curves_figure, save
+    from steplab.viz.palette import readable
     from steplab.viz.report import FigureEntry
 
     entries = []
@@ -284,7 +445,7 @@ def run_figures(out: Path, problem, runs: dict) -> list:
         fig = contour_figure(
             lambda xy: problem.value(np.atleast_2d(xy)),
             {k: h["x"] for k, h in histories.items()},
-            [Panel(problem.name, bounds, points=problem.minima, points_label="minimum")],
+            [Panel(readable(problem.name), bounds, points=problem.minima, points_label="minimum")],
             log_levels=(problem.f_min is not None and np.isfinite(problem.f_min)),
         )
         save(fig, out / "trajectories")
@@ -304,7 +465,7 @@ def run_figures(out: Path, problem, runs: dict) -> list:
         ),
         CurvePanel("Gradient norm", "step", "‖g‖", series("step", "grad_norm"), logy=True),
     ]
-    save(curves_figure(panels, title=f"{problem.name}"), out / "curves")
+    save(curves_figure(panels, title=readable(problem.name)), out / "curves")
     entries.append(
         FigureEntry(
             "curves.png",
@@ -321,14 +482,17 @@ def run_figures(out: Path, problem, runs: dict) -> list:
             keep = np.isfinite(h[metric])
             data[k] = (h["step"][keep], h[metric][keep])
         save(
-            curves_figure([CurvePanel(f"Validation: {metric}", "step", metric, data)]),
+            curves_figure(
+                [CurvePanel(readable(metric).capitalize(), "step", readable(metric), data)],
+                title=readable(problem.name),
+            ),
             out / "validation",
         )
         entries.append(
             FigureEntry(
                 "validation.png",
                 "Validation metric",
-                f"{metric} on held-out data, evaluated during training.",
+                f"{readable(metric).capitalize()} on held-out data, evaluated during training.",
             )
         )
     return entries

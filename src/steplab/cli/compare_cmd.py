@@ -18,7 +18,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "compare",
         help="run several optimizers on one problem and compare them",
-        description=__doc__.split("\n\n", 1)[0],
+        description=common.plain(__doc__),
+        formatter_class=common.HelpFormatter,
     )
     common.add_spec_argument(parser)
     common.add_problem_options(parser)

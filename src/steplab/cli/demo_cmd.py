@@ -17,7 +17,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="reproduce the lecture's figures and lessons into one folder",
-        description=__doc__.split("\n\n", 1)[1].replace("\n", " "),
+        description=common.plain(__doc__),
+        formatter_class=common.HelpFormatter,
     )
     parser.add_argument(
         "--out", default=common.DEFAULT_OUT, help=f"output folder (default {common.DEFAULT_OUT}/)"

@@ -28,6 +28,15 @@ def _seeds(text: str) -> int:
     return value
 
 
+def _listing() -> str:
+    """Every reproduction, one line each, for the end of ``--help``."""
+    from steplab import reproductions
+
+    width = max(map(len, reproductions.REPRODUCTIONS))
+    lines = [f"  {n:<{width}}  {e.title}" for n, e in reproductions.REPRODUCTIONS.items()]
+    return "reproductions:\n" + "\n".join(lines)
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "reproduce",
@@ -36,6 +45,8 @@ def register(subparsers) -> None:
             "Rerun a published experiment with steplab, write its figure and table, and "
             "compare them with the published numbers. NAME 'all' runs every one."
         ),
+        epilog=_listing(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("name", nargs="?", metavar="NAME", help="a reproduction, or 'all'")
     parser.add_argument("--list", action="store_true", help="list the reproductions and exit")

@@ -13,8 +13,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "run",
         help="run one optimizer on one problem",
-        description="Run one optimizer on one problem; write its history, figures and "
-        "configuration into --out and print a summary.",
+        description=common.plain(__doc__)
+        + "\nWrites its history, figures and configuration into --out and prints a summary.",
+        formatter_class=common.HelpFormatter,
     )
     common.add_spec_argument(parser, nargs=1)
     common.add_problem_options(parser)

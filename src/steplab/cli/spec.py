@@ -65,7 +65,8 @@ def parse(spec: str) -> OptimizerSpec:
     name, preset = name.strip().lower(), (preset.strip().lower() or "seed")
     if name not in sl.OPTIMIZERS:
         raise ValueError(
-            f"unknown optimizer {name!r} in {text!r}; choose one of: {', '.join(sl.OPTIMIZERS)}"
+            f"unknown optimizer {name!r} in {text!r}{_did_you_mean(name, sl.OPTIMIZERS)}; "
+            f"choose one of: {', '.join(sl.OPTIMIZERS)}"
         )
     cls = sl.OPTIMIZERS[name]
     fields = {k: f.metadata["interval"] for k, f in cls.hyperparameters().items()}
@@ -78,7 +79,7 @@ def parse(spec: str) -> OptimizerSpec:
             raise ValueError(f"bad hyperparameter {item!r} in {text!r}; write {SYNTAX}")
         if key not in fields:
             raise ValueError(
-                f"{name} has no hyperparameter {key!r} (in {text!r}); "
+                f"{name} has no hyperparameter {key!r} (in {text!r}){_did_you_mean(key, fields)}; "
                 f"its hyperparameters are: {', '.join(fields)}"
             )
         if key in overrides:
@@ -89,6 +90,21 @@ def parse(spec: str) -> OptimizerSpec:
     except ValueError as exc:
         raise ValueError(f"{exc} (in {text!r})") from None
     return OptimizerSpec(text, optimizer, name, preset, overrides)
+
+
+def _did_you_mean(word: str, choices) -> str:
+    import difflib
+
+    word = word.lower()
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=3, cutoff=0.6)
+    if not close:
+        return ""
+
+    def score(c: str) -> float:
+        return difflib.SequenceMatcher(None, word, c).ratio()
+
+    best = [c for c in close if score(c) == score(close[0])]  # ties: name them all
+    return f" (did you mean {' or '.join(map(repr, sorted(best)))}?)"
 
 
 def parse_key_values(items: list[str] | None, what: str) -> dict:

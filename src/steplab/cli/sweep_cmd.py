@@ -10,9 +10,13 @@ optimizer's grid runs as one vectorized sweep (``steplab.sweep``).
 
 from __future__ import annotations
 
+import sys
+import time
+
 import numpy as np
 
 from steplab.cli import common
+from steplab.cli.spec import _did_you_mean
 
 GRID_SYNTAX = "KEY=LOW..HIGH:N (log-spaced) or KEY=A,B,C, e.g. lr=1e-5..1:16"
 
@@ -21,7 +25,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "sweep",
         help="final loss over a grid of hyperparameters (line plot or heatmap)",
-        description=__doc__.split("\n\n", 1)[0],
+        description=common.plain(__doc__),
+        formatter_class=common.HelpFormatter,
     )
     common.add_spec_argument(parser)
     parser.add_argument(
@@ -31,7 +36,13 @@ def register(subparsers) -> None:
         metavar="KEY=VALUES",
         help=GRID_SYNTAX + " (give once or twice)",
     )
-    parser.add_argument("--seeds", type=int, default=1, help="seeds per setting (default 1)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="seeds per setting (default, as steplab.sweep: 1 on a deterministic problem, "
+        "10 with minibatches or noise)",
+    )
     common.add_problem_options(parser)
     common.add_run_options(parser, steps=300)
     parser.set_defaults(func=main)
@@ -60,7 +71,10 @@ def parse_grid(text: str) -> tuple[str, np.ndarray]:
 
 def main(args) -> int:
     import steplab as sl
-    from steplab.viz import heatmap_figure, save, sweep_figure
+    from steplab.run.records import EDGE_NOTE, best_at_edge
+    from steplab.run.sweep import default_seeds
+    from steplab.viz import heatmap_figure, log_norm_for, save, sweep_figure
+    from steplab.viz.palette import pretty, readable
     from steplab.viz.report import FigureEntry
 
     specs = common.specs_from(args.optimizers)
@@ -71,17 +85,22 @@ def main(args) -> int:
         raise ValueError("--grid names the same hyperparameter twice")
     common.check_positive("--seeds", args.seeds)
     common.check_positive("--steps", args.steps)
+    common.check_positive("--batch-size", args.batch_size)
     problem = common.problem_from(args)
+    if args.seeds is None:
+        args.seeds = len(default_seeds(problem, args.batch_size))
     out = common.prepare_out(args.out)
     keys = list(grid)
-    tables, finals = {}, {}
+    tables, finals, wall = {}, {}, {}
     for spec in common._progress(specs, "sweeps", True):
         for key in keys:
             if key not in spec.optimizer.hyperparameters():
                 raise ValueError(
-                    f"{spec.name} has no hyperparameter {key!r}; its "
+                    f"{spec.name} has no hyperparameter {key!r}"
+                    f"{_did_you_mean(key, spec.optimizer.hyperparameters())}; its "
                     f"hyperparameters are: {', '.join(spec.optimizer.hyperparameters())}"
                 )
+        started = time.perf_counter()
         table = sl.sweep(
             problem,
             {spec.optimizer: grid},
@@ -89,6 +108,7 @@ def main(args) -> int:
             steps=args.steps,
             batch_size=args.batch_size,
         )
+        wall[spec.label] = time.perf_counter() - started  # the rows share one vectorized run
         table.to_csv(out / f"sweep_{common.slug(spec.label)}.csv")
         if table.interrupted:  # Ctrl+C: its rows so far are written; stop here (exit 130)
             raise KeyboardInterrupt
@@ -101,8 +121,8 @@ def main(args) -> int:
         values = grid[keys[0]]
         fig = sweep_figure(
             {k: (values, v, ~np.isfinite(v)) for k, v in finals.items()},
-            xlabel=keys[0],
-            title=f"{problem.name}: final loss after "
+            xlabel=readable(keys[0]),
+            title=f"{readable(problem.name)}: final loss after "
             f"{args.steps} steps (median of {args.seeds} seed(s))",
         )
         save(fig, out / "sweep")
@@ -113,9 +133,10 @@ def main(args) -> int:
                 values.T,
                 grid[keys[0]],
                 grid[keys[1]],
-                xlabel=keys[0],
-                ylabel=keys[1],
-                title=f"{label} on {problem.name}",
+                xlabel=readable(keys[0]),
+                ylabel=readable(keys[1]),
+                title=f"{pretty(label)} on {readable(problem.name)}",
+                norm=log_norm_for(*finals.values()),  # one color scale for all optimizers
             )
             name = f"heatmap_{common.slug(label)}"
             save(fig, out / name)
@@ -123,13 +144,20 @@ def main(args) -> int:
                 FigureEntry(
                     f"{name}.png",
                     f"{label}: {keys[0]} × {keys[1]}",
-                    "Gray: diverged; red box: best.",
+                    "Gray: diverged; red box: best. Every heatmap uses the same color scale.",
                 )
             )
     rows = []
     for label, values in finals.items():
         best = np.unravel_index(int(np.argmin(values)), values.shape)
         setting = ", ".join(f"{k}={grid[k][i]:.3g}" for k, i in zip(keys, best, strict=True))
+        edges = best_at_edge(values, keys)
+        if edges:
+            setting += f" — {EDGE_NOTE} ({', '.join(edges)})"
+            print(
+                f"steplab sweep: {label}: the best setting is {EDGE_NOTE} ({', '.join(edges)})",
+                file=sys.stderr,
+            )
         rows.append(
             {
                 "optimizer": f"{label} (best {setting})",
@@ -137,7 +165,7 @@ def main(args) -> int:
                 "final loss": float(values[best]),
                 "final acc": None,
                 "status": f"{int(np.sum(~np.isfinite(values)))}/{values.size} diverged",
-                "time [s]": float(sum(r["time"] for r in tables[label])),
+                "time [s]": wall[label],
             }
         )
     config = {

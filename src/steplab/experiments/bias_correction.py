@@ -23,7 +23,7 @@ from steplab.experiments._common import FORMATS, save_entry, trace_row, write_tr
 from steplab.experiments._trace import Trace, trace
 from steplab.experiments.registry import Report, register
 from steplab.problems import quadratic as quadratic_form
-from steplab.viz import CurvePanel, curves_figure
+from steplab.viz import CurvePanel, color, curves_figure
 
 NAME = "bias_correction"
 SECTION = "5. Adam's bias correction"
@@ -82,7 +82,7 @@ def moments_figure(data: BiasData):
         "estimate of E[ĝ]",
         logx=True,
         series={"raw s": (data.t, data.s), "corrected ŝ = s/(1−ρ₁ᵗ)": (data.t, data.s_hat)},
-        colors={"raw s": gray, "corrected ŝ = s/(1−ρ₁ᵗ)": "#d62728"},
+        colors={"raw s": gray, "corrected ŝ = s/(1−ρ₁ᵗ)": color("adam")},
         linestyles={"raw s": "--"},
         hlines={f"true E[ĝ] = {truth1:g}": truth1},
     )
@@ -92,7 +92,7 @@ def moments_figure(data: BiasData):
         "estimate of E[ĝ²]",
         logx=True,
         series={"raw r": (data.t, data.r), "corrected r̂ = r/(1−ρ₂ᵗ)": (data.t, data.r_hat)},
-        colors={"raw r": gray, "corrected r̂ = r/(1−ρ₂ᵗ)": "#d62728"},
+        colors={"raw r": gray, "corrected r̂ = r/(1−ρ₂ᵗ)": color("adam")},
         linestyles={"raw r": "--"},
         hlines={f"true E[ĝ²] = {truth2:g}": truth2},
     )
@@ -111,7 +111,7 @@ def with_without_figure(data: BiasData):
         losses[label] = (np.arange(len(tr.loss)), tr.loss)
     styles: dict[str, Any] = {
         "linestyles": {"without correction": "--"},
-        "colors": {"with correction": "#d62728", "without correction": "#7f7f7f"},
+        "colors": {"with correction": color("adam"), "without correction": "#7f7f7f"},
     }
     return curves_figure(
         [

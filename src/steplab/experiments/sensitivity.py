@@ -18,7 +18,8 @@ import steplab as sl
 from steplab.experiments._common import FORMATS, save_entry
 from steplab.experiments.registry import Report, register
 from steplab.problems import rosenbrock
-from steplab.viz import heatmap_figure, sweep_figure
+from steplab.run.records import EDGE_NOTE, best_at_edge
+from steplab.viz import heatmap_figure, log_norm_for, sweep_figure
 
 NAME = "sensitivity"
 SECTION = "6. Step size: the most important control parameter"
@@ -72,6 +73,7 @@ def heat_figure(data: SensitivityData, name: str):
         ylabel=symbol,
         title=f"{sl.OPTIMIZERS[name].__name__}: final loss over α × {symbol}",
         colorbar=f"final loss after {data.steps} steps",
+        norm=log_norm_for(*data.heat.values()),  # one color scale for every heatmap
     )
 
 
@@ -107,7 +109,16 @@ def run(out: Path, quick: bool = False) -> Report:
             title="Final loss against the step size",
             caption=f"Rosenbrock from (−1.2, 1), {data.steps} steps, {len(data.lrs)} log-spaced α "
             f"per optimizer (crosses: diverged). Best α: {best_text}. Each curve spans orders "
-            "of magnitude: no other hyperparameter matters as much.",
+            "of magnitude: no other hyperparameter matters as much."
+            + (
+                f" Best {EDGE_NOTE} for: {', '.join(edge_names)}."
+                if (
+                    edge_names := [
+                        sl.OPTIMIZERS[n].__name__ for n, v in data.final.items() if best_at_edge(v)
+                    ]
+                )
+                else ""
+            ),
             formats=formats,
         )
     ]
@@ -121,17 +132,25 @@ def run(out: Path, quick: bool = False) -> Report:
                 f"sensitivity_heatmap_{name}",
                 section=SECTION,
                 title=f"{sl.OPTIMIZERS[name].__name__}: step size against decay rate",
-                caption=f"Gray cells diverged; red box: best. Median spread along α: "
-                f"{along_lr:.1f} orders of magnitude; along the decay rate: {along_decay:.1f}.",
+                caption=f"Gray cells diverged; red box: best. Both heatmaps share one color "
+                f"scale. Median spread along α: {along_lr:.1f} orders of magnitude; along the "
+                f"decay rate: {along_decay:.1f}."
+                + (
+                    f" The best cell lies at the grid's edge ({', '.join(edges)}): a wider "
+                    "grid may find a better setting."
+                    if (edges := best_at_edge(data.heat[name], ("decay rate", "α")))
+                    else ""
+                ),
                 formats=formats,
             )
         )
     rows = []
     for name, values in data.final.items():
         i = int(np.argmin(values))
+        edge = f", {EDGE_NOTE}" if best_at_edge(values) else ""
         rows.append(
             {
-                "experiment": f"{NAME} (best α = {data.lrs[i]:.2g})",
+                "experiment": f"{NAME} (best α = {data.lrs[i]:.2g}{edge})",
                 "optimizer": sl.OPTIMIZERS[name].__name__,
                 "steps to tol": "—",
                 "final loss": float(values[i]),

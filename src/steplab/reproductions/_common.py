@@ -100,6 +100,8 @@ def pm(values, digits: int = 3, scale: float = 1.0) -> str:
     mean, std = mean_std(np.asarray(values, dtype=float) * scale)
     if math.isnan(mean):
         return "diverged"
+    if np.size(values) == 1:  # one seed: no spread to report (not "± 0.0")
+        return f"{mean:.{digits}f} (1 seed)"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 

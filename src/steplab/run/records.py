@@ -151,9 +151,34 @@ class Run:
 
     def __repr__(self) -> str:
         return (
-            f"Run({self.problem.get('name')}, {self.optimizer.get('name')}, seed={self.seed}: "
+            f"Run({self.problem.get('name')}, {self.label()}, seed={self.seed}: "
             f"{self.status} after {self.steps} steps, loss {self.final_loss:.6g})"
         )
+
+    def label(self) -> str:
+        """The optimizer and the hyperparameters that differ from its defaults in the CLI's
+        spec syntax, e.g. ``"adam:lr=0.1"``: what tells apart the runs of one call with
+        array hyperparameters (and a figure's legend entry, "Adam (lr=0.1)")."""
+        import steplab as sl
+
+        name = self.optimizer.get("name", "?")
+        try:
+            defaults = sl.make(name).config()
+        except (ValueError, KeyError, TypeError):
+            defaults = {}
+        changed = [
+            f"{k}={_short(v)}"
+            for k, v in self.optimizer.items()
+            if k != "name" and (k not in defaults or defaults[k] != v)
+        ]
+        return f"{name}:{','.join(changed)}" if changed else str(name)
+
+    def plot(self, ax=None, *, y: str = "loss", x: str = "step"):
+        """Draw this run's ``y`` (default: loss, log scale when positive) against ``x``
+        into ``ax``, or into a new figure; returns the figure (shown inline in a notebook)."""
+        from steplab.viz.plots import run_figure
+
+        return run_figure({self.label(): self}, ax=ax, y=y, x=x)
 
     def summary(self) -> dict:
         """One flat row for a results table."""
@@ -204,8 +229,94 @@ class Run:
         return text
 
 
+def _short(value) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.4g}"
+    return str(value)
+
+
 class Table(list):
-    """A tidy results table: a list of dicts (one per run), with CSV/JSON export."""
+    """A tidy results table: a list of dicts (one per run), with CSV/JSON export.
+
+    Printed, it is a text table of the columns that differ between rows, with the
+    columns every row shares listed once above it; ``to_pandas()`` gives a DataFrame.
+    """
+
+    MAX_ROWS = 20  # printed: the first and last ten rows of a longer table
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def __repr__(self) -> str:
+        return f"Table({len(self)} rows)\n{self.text()}" if self else "Table(0 rows)"
+
+    def _split_columns(self) -> tuple[list[str], dict]:
+        """(columns that vary, {column: value} shared by every row)."""
+        varying, shared = [], {}
+        for name in self.columns:
+            values = [_short(v) for v in self.column(name)]
+            if len(self) > 1 and len(set(values)) == 1:
+                shared[name] = values[0]
+            else:
+                varying.append(name)
+        return varying, shared
+
+    def text(self) -> str:
+        """The table as aligned text (what ``print(table)`` shows)."""
+        if not self:
+            return "(no rows)"
+        columns, shared = self._split_columns()
+        rows = list(self)
+        skipped = 0
+        if len(rows) > self.MAX_ROWS:
+            half = self.MAX_ROWS // 2
+            skipped = len(rows) - 2 * half
+            rows = rows[:half] + rows[-half:]
+        cells = [["—" if r.get(c) is None else _short(r.get(c)) for c in columns] for r in rows]
+        widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+        lines = []
+        if shared:
+            lines.append("all rows: " + ", ".join(f"{k}={v}" for k, v in shared.items()))
+        lines.append("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+        lines.append("  ".join("-" * w for w in widths))
+        body = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+        if skipped:
+            half = self.MAX_ROWS // 2
+            body = body[:half] + [f"… {skipped} more rows …"] + body[half:]
+        return "\n".join(lines + body)
+
+    def _repr_html_(self) -> str:  # a notebook shows the table as HTML
+        import html
+
+        columns, shared = self._split_columns()
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+        body = "".join(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape('—' if r.get(c) is None else _short(r.get(c)))}</td>"
+                for c in columns
+            )
+            + "</tr>"
+            for r in self[: self.MAX_ROWS]
+        )
+        note = (
+            "<p>all rows: " + html.escape(", ".join(f"{k}={v}" for k, v in shared.items()))
+            if shared
+            else ""
+        )
+        more = f"<p>… {len(self) - self.MAX_ROWS} more rows" if len(self) > self.MAX_ROWS else ""
+        return f"{note}<table><tr>{head}</tr>{body}</table>{more}"
+
+    def to_pandas(self):
+        """The table as a ``pandas.DataFrame`` (pandas is optional: ``pip install pandas``)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError(
+                "Table.to_pandas() needs pandas, an optional dependency: pip install pandas "
+                "(or use to_csv / to_json)"
+            ) from None
+        return pd.DataFrame(list(self), columns=self.columns)
 
     #: True when Ctrl+C stopped the sweep that made it: the rows are the runs made so far.
     interrupted: bool = False
@@ -254,3 +365,35 @@ class RunSet(list):
     def to_csv(self, path) -> Path:
         """The summary table as CSV."""
         return self.table().to_csv(path)
+
+    def to_pandas(self):
+        """The summary table as a ``pandas.DataFrame`` (pandas is optional)."""
+        return self.table().to_pandas()
+
+    def plot(self, ax=None, *, y: str = "loss", x: str = "step"):
+        """Every run's ``y`` against ``x`` in one panel, labelled by its hyperparameters."""
+        from steplab.viz.plots import run_figure
+
+        return run_figure({run.label(): run for run in self}, ax=ax, y=y, x=x)
+
+
+EDGE_NOTE = "at the grid's edge: widen it"
+
+
+def best_at_edge(values, names=None) -> list[str]:
+    """The axes of a grid of results (lower is better; NaN/inf: diverged) along which the
+    best value sits on the first or last grid point, where the true optimum may lie outside
+    the grid. Axes with fewer than three values never count. Returns the axes' names
+    (``names``, default ``"axis 0"``, …), empty when the best is inside or nothing finished.
+    """
+    values = np.asarray(values, dtype=float)
+    finite = np.isfinite(values)
+    if not finite.any():
+        return []
+    best = np.unravel_index(int(np.nanargmin(np.where(finite, values, np.nan))), values.shape)
+    names = list(names) if names is not None else [f"axis {i}" for i in range(values.ndim)]
+    return [
+        names[axis]
+        for axis, (i, n) in enumerate(zip(best, values.shape, strict=True))
+        if n >= 3 and i in (0, n - 1)
+    ]

@@ -28,8 +28,16 @@ _FAST_MIN_WORK = 500_000
 DEEPOBS_LR_GRID = np.logspace(-5, 2, 36)
 
 
+def default_seeds(problem, batch_size=None) -> list[int]:
+    """Seeds a sweep uses unless told: one on a deterministic problem (full-batch gradients,
+    no noise: every seed gives the same run), ten (the DeepOBS protocol) otherwise."""
+    data = getattr(problem, "n_train", None) is not None
+    stochastic = problem.stochastic or (data and batch_size is not None)
+    return list(range(10)) if stochastic else [0]
+
+
 def sweep(
-    problem, grid: dict, seeds=range(10), *, chunk_size: int = 512, engine="auto", **options
+    problem, grid: dict, seeds=None, *, chunk_size: int = 512, engine="auto", **options
 ) -> Table:
     """Run every configuration in ``grid`` with every seed; one table row per run.
 
@@ -39,7 +47,8 @@ def sweep(
     :func:`~steplab.run.minimize` (``steps``, ``epochs``, ``batch_size``, stopping rules…).
     Rows hold ``optimizer``, the hyperparameters, ``seed``, ``config`` (index of the
     combination within its optimizer), ``status``, ``steps``, ``final_loss``, ``best_loss``,
-    ``time`` and final metrics such as ``test_accuracy``.
+    ``time`` and final metrics such as ``test_accuracy``. ``seeds`` defaults to one seed on
+    a deterministic problem and ten (DeepOBS) on a stochastic one (:func:`default_seeds`).
 
     ``engine="auto"`` runs a large plain sweep of a 2-D catalogue test function (fixed
     ``steps``, no stopping rule, float64; at least 5e5 configuration-steps, so that
@@ -52,6 +61,10 @@ def sweep(
 
     if not isinstance(grid, dict) or not grid:
         raise ValueError("grid must be a non-empty dict {optimizer: {hyperparameter: values}}")
+    if isinstance(problem, str):
+        problem = problems.get(problem)
+    if seeds is None:  # the one default, shared with the CLI
+        seeds = default_seeds(problem, options.get("batch_size"))
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("seeds must hold at least one seed")

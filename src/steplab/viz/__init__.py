@@ -6,8 +6,8 @@ labels come from :mod:`steplab.viz.palette`, the same for an optimizer in every 
 """
 
 from steplab.viz.animation import AnimatedPanel, Animation, animate, ffmpeg_available, gif_frames
-from steplab.viz.base import pyplot, save, subplots
-from steplab.viz.palette import COLORS, LABELS, base_name, color, pretty, styles
+from steplab.viz.base import save, styled, subplots
+from steplab.viz.palette import COLORS, LABELS, MARKERS, base_name, color, marker, pretty, styles
 from steplab.viz.plots import (
     CurvePanel,
     Panel,
@@ -17,6 +17,8 @@ from steplab.viz.plots import (
     draw_paths,
     grid_values,
     heatmap_figure,
+    log_norm_for,
+    shared_legend,
     surface_figure,
     sweep_figure,
 )
@@ -25,6 +27,7 @@ from steplab.viz.report import FigureEntry, write_index
 __all__ = [
     "COLORS",
     "LABELS",
+    "MARKERS",
     "AnimatedPanel",
     "Animation",
     "CurvePanel",
@@ -41,9 +44,12 @@ __all__ = [
     "gif_frames",
     "grid_values",
     "heatmap_figure",
+    "log_norm_for",
+    "marker",
     "pretty",
-    "pyplot",
     "save",
+    "shared_legend",
+    "styled",
     "styles",
     "subplots",
     "surface_figure",

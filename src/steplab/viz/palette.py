@@ -10,20 +10,39 @@ from __future__ import annotations
 
 import itertools
 
-#: Base color of each optimizer family, by ``sl.OPTIMIZERS`` name.
+#: Base color of each optimizer family, by ``sl.OPTIMIZERS`` name. The seven of the
+#: lecture's saddle race take the eight Okabe–Ito colors (distinct for the common forms of
+#: color blindness; yellow left out, unreadable on white); the friends get darker tones.
 COLORS: dict[str, str] = {
-    "sgd": "#4d4d4d",  # plain gradient descent: neutral gray, the baseline
-    "momentum": "#1f77b4",  # blue
-    "nesterov": "#17becf",  # cyan: momentum's sibling
-    "adagrad": "#2ca02c",  # green
-    "rmsprop": "#ff7f0e",  # orange
-    "adadelta": "#9467bd",  # purple
-    "adam": "#d62728",  # red: the lecture's destination
+    "sgd": "#000000",  # plain gradient descent: black, the baseline
+    "momentum": "#0072B2",  # blue
+    "nesterov": "#CC79A7",  # reddish purple: not a second blue, or it reads as Momentum
+    "adagrad": "#009E73",  # bluish green
+    "rmsprop": "#E69F00",  # orange
+    "adadelta": "#56B4E9",  # sky blue
+    "adam": "#D55E00",  # vermillion: the lecture's destination
     "adamw": "#8c564b",  # brown
-    "adamax": "#e377c2",  # pink
-    "nadam": "#bcbd22",  # olive
+    "adamax": "#7b4173",  # plum
+    "nadam": "#8c6d31",  # olive brown
     "radam": "#7f0000",  # dark red
-    "lion": "#000080",  # navy
+    "lion": "#393b79",  # navy
+}
+
+#: A marker shape and a dash pattern per family, so that two families stay apart where
+#: their lines overlap or their colors are hard to tell (gray print, color blindness).
+MARKERS: dict[str, str] = {
+    "sgd": "o",
+    "momentum": "s",
+    "nesterov": "D",
+    "adagrad": "^",
+    "rmsprop": "v",
+    "adadelta": "P",
+    "adam": "X",
+    "adamw": "p",
+    "adamax": "h",
+    "nadam": "<",
+    "radam": ">",
+    "lion": "*",
 }
 
 #: How the lecture spells each name.
@@ -59,6 +78,11 @@ def color(label: str) -> str:
     return FALLBACK_COLORS[sum(map(ord, name)) % len(FALLBACK_COLORS)]
 
 
+def marker(label: str) -> str:
+    """The marker shape of the optimizer named in ``label`` (its end point in path plots)."""
+    return MARKERS.get(base_name(label), "o")
+
+
 def pretty(label: str) -> str:
     """A legend entry: ``"adam:lr=0.1"`` → ``"Adam (lr=0.1)"``, ``"sgd"`` → ``"SGD"``."""
     name = base_name(label)
@@ -81,3 +105,31 @@ def styles(labels: list[str]) -> dict[str, dict]:
             "label": pretty(label),
         }
     return out
+
+
+#: Column and metric names as a figure shows them.
+READABLE: dict[str, str] = {
+    "val_accuracy": "validation accuracy",
+    "val_loss": "validation loss",
+    "test_accuracy": "test accuracy",
+    "test_loss": "test loss",
+    "train_loss": "training loss",
+    "train_accuracy": "training accuracy",
+    "grad_norm": "gradient norm",
+    "lr": "step size α",
+    "rho": "ρ",
+    "rho1": "ρ₁",
+    "rho2": "ρ₂",
+}
+
+
+def readable(name: str) -> str:
+    """A problem, dataset or column name for a figure title:
+    ``"logistic_regression:breast_cancer"`` → ``"Logistic regression, breast cancer"``,
+    ``"val_accuracy"`` → ``"validation accuracy"``, ``"rosenbrock"`` → ``"Rosenbrock"``."""
+    if name in READABLE:
+        return READABLE[name]
+    parts = [p.replace("_", " ").strip() for p in name.split(":")]
+    parts = [p.replace("mnist1d", "MNIST-1D") for p in parts]
+    head = parts[0][:1].upper() + parts[0][1:]
+    return ", ".join([head, *parts[1:]])

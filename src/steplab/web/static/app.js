@@ -272,6 +272,24 @@ function colorOf(name) {
   return lab.meta.optimizers[i].color || COLORS[i % COLORS.length];
 }
 
+// Round x values along the bottom edge and y values along the left edge, inside the plot
+// (white halo), so a start point or a path can be read off in coordinates.
+function drawAxisTicks(root) {
+  const [[x0, x1], [y0, y1]] = bounds();
+  for (const t of niceTicks(x0, x1)) {
+    const [px] = toPixel([t, y0]);
+    if (px < 14 || px > SIZE - 14) continue;
+    svg("line", { x1: px, x2: px, y1: SIZE, y2: SIZE - 6, stroke: "#222", "stroke-width": 1 }, root);
+    svg("text", { x: px, y: SIZE - 9, "text-anchor": "middle", class: "tick x-tick" }, root).textContent = tickText(t);
+  }
+  for (const t of niceTicks(y0, y1)) {
+    const [, py] = toPixel([x0, t]);
+    if (py < 10 || py > SIZE - 24) continue;
+    svg("line", { x1: 0, x2: 6, y1: py, y2: py, stroke: "#222", "stroke-width": 1 }, root);
+    svg("text", { x: 9, y: py + 4, "text-anchor": "start", class: "tick y-tick" }, root).textContent = tickText(t);
+  }
+}
+
 // Trajectories up to the current frame, the start point and the known minima.
 function drawPaths() {
   const root = $("paths");
@@ -282,6 +300,7 @@ function drawPaths() {
     svg("path", { d: `M${px - 6},${py}h12M${px},${py - 6}v12`, stroke: "#fff", "stroke-width": 3, class: "minimum" }, root);
     svg("path", { d: `M${px - 6},${py}h12M${px},${py - 6}v12`, stroke: "#111", "stroke-width": 1.5 }, root);
   }
+  drawAxisTicks(root);
   const start = lab.state.start || lab.grid.problem.x0;
   const [sx, sy] = toPixel(start);
   svg("circle", { id: "start", cx: sx, cy: sy, r: 6, fill: "#fff", stroke: "#111", "stroke-width": 2 }, root);
@@ -310,18 +329,48 @@ function drawPaths() {
 // Charts: loss vs step, step size vs step, final loss vs step size
 // ---------------------------------------------------------------------------------------
 
-function niceLogTicks(lo, hi) {
+// Decades on a log axis, at most `most` of them: a loss falling from 1e1 to 1e-49 gets a
+// label every 10 decades, not 50 labels on top of each other.
+function niceLogTicks(lo, hi, most = 6) {
+  const first = Math.ceil(lo - 1e-9), last = Math.floor(hi + 1e-9);
+  const every = [1, 2, 3, 5, 10, 20, 50, 100].find((k) => (last - first) / k < most) || 200;
   const ticks = [];
-  for (let e = Math.floor(lo); e <= Math.ceil(hi); e++) if (e >= lo - 1e-9 && e <= hi + 1e-9) ticks.push(e);
+  for (let e = Math.ceil(first / every) * every; e <= last; e += every) ticks.push(e);
   return ticks;
+}
+
+// About `most` round values between lo and hi (1, 2 or 5 times a power of ten apart).
+function niceTicks(lo, hi, most = 5) {
+  const span = hi - lo;
+  if (!(span > 0)) return [lo];
+  const raw = span / most, power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((v) => span / v <= most) || 10 * power;
+  const ticks = [];
+  for (let t = Math.ceil(lo / step - 1e-9) * step; t <= hi + step * 1e-9; t += step) {
+    ticks.push(Math.abs(t) < step * 1e-9 ? 0 : +t.toPrecision(12)); // no "1e-17" for zero
+  }
+  return ticks;
+}
+
+function tickText(v) {
+  if (v === 0) return "0";
+  const a = Math.abs(v);
+  return a >= 1e4 || a < 1e-3 ? v.toExponential(0).replace("e+", "e") : String(+v.toPrecision(4));
 }
 
 // series: [{color, points: [[x, y] …], dash}]; log axes take log10 of positive values only.
 function lineChart(root, series, { logX = false, logY = true, xlabel = "", ylabel = "", markerX = null, dots = false, vlines = [] }) {
   root.replaceChildren();
-  const W = 420, H = 250, M = { l: 52, r: 10, t: 10, b: 34 };
+  const W = 420, H = 250, M = { l: 64, r: 20, t: 10, b: 38 };
   const fx = (v) => (logX ? (v > 0 ? Math.log10(v) : null) : v);
-  const fy = (v) => (v === null || !isFinite(v) ? null : logY ? (v > 0 ? Math.log10(v) : null) : v);
+  // Values of both signs spanning many decades (a run escaping down a saddle) go on a
+  // signed log axis, sign(v)·log10(1 + |v|): linear, the last steps would flatten the rest.
+  const raw = series.flatMap((s) => s.points.map(([, y]) => y)).filter((v) => v !== null && isFinite(v));
+  const big = Math.max(...raw.map(Math.abs), 0);
+  const symlog = !logY && big >= 1e4;
+  const fy = (v) => (v === null || !isFinite(v) ? null
+    : logY ? (v > 0 ? Math.log10(v) : null)
+    : symlog ? Math.sign(v) * Math.log10(1 + Math.abs(v)) : v);
   const all = series.flatMap((s) => s.points.map(([x, y]) => [fx(x), fy(y)])).filter(([x, y]) => x !== null && y !== null);
   if (!all.length) {
     svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, root).textContent = "nothing to show";
@@ -334,19 +383,20 @@ function lineChart(root, series, { logX = false, logY = true, xlabel = "", ylabe
   const px = (x) => M.l + ((x - x0) / (x1 - x0)) * (W - M.l - M.r);
   const py = (y) => H - M.b - ((y - y0) / (y1 - y0)) * (H - M.t - M.b);
   // Axes and ticks.
-  const yt = logY ? niceLogTicks(y0, y1) : [y0, (y0 + y1) / 2, y1];
+  const yt = logY || symlog ? niceLogTicks(y0, y1) : niceTicks(y0, y1);
+  const yText = (t) => (logY ? `1e${t}` : !symlog ? tickText(t) : t === 0 ? "0" : `${t < 0 ? "−" : ""}1e${Math.abs(t)}`);
   for (const t of yt) {
     svg("line", { x1: M.l, x2: W - M.r, y1: py(t), y2: py(t), class: "grid" }, root);
-    svg("text", { x: M.l - 4, y: py(t) + 4, "text-anchor": "end" }, root).textContent = logY ? `1e${t}` : t.toPrecision(3);
+    svg("text", { x: M.l - 4, y: py(t) + 4, "text-anchor": "end", class: "tick" }, root).textContent = yText(t);
   }
-  const xt = logX ? niceLogTicks(x0, x1) : [x0, (x0 + x1) / 2, x1];
+  const xt = logX ? niceLogTicks(x0, x1) : niceTicks(x0, x1);
   for (const t of xt) {
-    svg("text", { x: px(t), y: H - M.b + 14, "text-anchor": "middle" }, root).textContent = logX ? `1e${t}` : Math.round(t);
+    svg("text", { x: px(t), y: H - M.b + 14, "text-anchor": "middle", class: "tick" }, root).textContent = logX ? `1e${t}` : tickText(t);
   }
   svg("line", { x1: M.l, x2: M.l, y1: M.t, y2: H - M.b, class: "axis" }, root);
   svg("line", { x1: M.l, x2: W - M.r, y1: H - M.b, y2: H - M.b, class: "axis" }, root);
   svg("text", { x: (M.l + W - M.r) / 2, y: H - 4, "text-anchor": "middle" }, root).textContent = xlabel;
-  svg("text", { x: 12, y: (M.t + H - M.b) / 2, transform: `rotate(-90 12 ${(M.t + H - M.b) / 2})`, "text-anchor": "middle" }, root).textContent = ylabel;
+  svg("text", { x: 11, y: (M.t + H - M.b) / 2, transform: `rotate(-90 11 ${(M.t + H - M.b) / 2})`, "text-anchor": "middle" }, root).textContent = ylabel + (symlog ? " (signed log)" : "");
   for (const { x, color } of vlines) {
     const v = fx(x);
     if (v !== null && v >= x0 && v <= x1) svg("line", { x1: px(v), x2: px(v), y1: M.t, y2: H - M.b, stroke: color, "stroke-dasharray": "2 3", "stroke-width": 1 }, root);
@@ -377,7 +427,9 @@ function drawLoss() {
     name: r.name, color: colorOf(r.name),
     points: r.loss.map((v, t) => [t, v === null ? null : fmin !== null ? v - fmin : v]),
   }));
-  const logY = series.every((s) => s.points.every(([, v]) => v === null || v > 0));
+  // Log scale unless a value is negative; an exact 0 (a run that reached the minimum to
+  // the last bit) just ends its line there.
+  const logY = series.every((s) => s.points.every(([, v]) => v === null || v >= 0));
   lineChart($("loss"), series, {
     xlabel: "step", ylabel: fmin !== null ? "f − f*" : "f", logY, markerX: lab.frame,
   });
@@ -417,7 +469,9 @@ function drawSweep() {
   const series = lab.sweep.results.map((r) => ({
     name: r.name, color: colorOf(r.name), points: lab.sweep.lrs.map((lr, k) => [lr, r.final_loss[k]]),
   }));
-  const logY = series.every((s) => s.points.every(([, v]) => v === null || v > 0));
+  // Log scale unless a value is negative; an exact 0 (a run that reached the minimum to
+  // the last bit) just ends its line there.
+  const logY = series.every((s) => s.points.every(([, v]) => v === null || v >= 0));
   const vlines = Object.entries(lab.state.opts).map(([name, o]) => ({ x: o.hp.lr, color: colorOf(name) }));
   lineChart($("sweep"), series, {
     logX: true, logY, xlabel: "step size α (dashed: current)", ylabel: `f after ${lab.sweep.steps} steps`, dots: true, vlines,
@@ -430,6 +484,75 @@ function redraw() {
   drawPaths();
   drawLoss();
   drawStepSize();
+}
+
+// ---------------------------------------------------------------------------------------
+// Lecture scenes: one click sets up a comparison as the lecture shows it
+// ---------------------------------------------------------------------------------------
+
+// The quadratic is the lecture's ½θᵀAθ, A = diag(1/50, 1), scaled by 0.3 to fit the
+// formula's [−3, 3] box: SGD and Momentum are linear, so their paths keep their shape; Adam
+// moves about α per step, so its α is scaled by 0.3 too (steplab demo: 0.3 from (−9, 1.5)).
+const SCENES = {
+  saddle: {
+    title: "Saddle race",
+    note: "x² − y² from (1, 0.001), α = 0.05 for all (AdaDelta: its own step). Play it: "
+      + "SGD creeps along the ridge, the adaptive methods turn off it at once.",
+    problem: "saddle", steps: 150, start: [1, 0.001],
+    opts: { sgd: { lr: 0.05 }, momentum: { lr: 0.05 }, nesterov: { lr: 0.05 }, adagrad: { lr: 0.05 },
+      adadelta: {}, rmsprop: { lr: 0.05 }, adam: { lr: 0.05 } },
+  },
+  quadratic: {
+    title: "Quadratic form",
+    note: "½θᵀAθ with A = diag(1/50, 1): SGD (α = 1.8) zig-zags across the valley, Momentum "
+      + "(α = 0.5, ρ = 0.9) overshoots and swings back, Adam (α = 0.09) heads straight in.",
+    expr: "x**2/100 + y**2/2", steps: 80, start: [-2.7, 0.45],
+    opts: { sgd: { lr: 1.8 }, momentum: { lr: 0.5, rho: 0.9 }, adam: { lr: 0.09 } },
+  },
+  decay: {
+    title: "AdaGrad's decay vs RMSProp",
+    note: "Rosenbrock, the same α = 0.01: AdaGrad's step size (shown below the loss) only "
+      + "falls and it stalls; RMSProp's moving average keeps it walking the valley.",
+    problem: "rosenbrock", steps: 2000, start: null, showStepSize: true,
+    opts: { adagrad: { lr: 0.01 }, rmsprop: { lr: 0.01 } },
+  },
+};
+
+async function applyScene(key) {
+  const scene = SCENES[key];
+  const state = defaultState(lab.meta);
+  Object.assign(state, {
+    problem: scene.problem || state.problem, expr: scene.expr ?? null, steps: scene.steps,
+    start: scene.start, showStepSize: !!scene.showStepSize, opts: {},
+  });
+  for (const [name, hp] of Object.entries(scene.opts)) {
+    state.opts[name] = { preset: "seed", hp: { ...presetValues(name, "seed"), ...hp } };
+  }
+  pause();
+  lab.state = state;
+  lab.result = null;
+  lab.sweep = null;
+  lab.scene = key;
+  buildOptimizerList();
+  sweepHint();
+  $("scene-note").textContent = scene.note;
+  if (await loadGrid()) { syncFields(); await run(); } else { writeHash(); redraw(); }
+}
+
+function buildScenes() {
+  const box = $("scenes");
+  for (const [key, scene] of Object.entries(SCENES)) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = scene.title;
+    button.dataset.scene = key;
+    button.addEventListener("click", () => applyScene(key));
+    box.append(button);
+  }
+  const note = document.createElement("p");
+  note.className = "hint";
+  note.id = "scene-note";
+  box.append(note);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -740,7 +863,7 @@ function download(filename, url) {
   a.remove();
 }
 
-Object.assign(lab, { exportPNG, exportCSV, exportJSON, play, pause, setFrame, run, runSweep });
+Object.assign(lab, { exportPNG, exportCSV, exportJSON, play, pause, setFrame, run, runSweep, applyScene, SCENES });
 
 // ---------------------------------------------------------------------------------------
 // Start
@@ -755,6 +878,7 @@ async function main() {
   }
   lab.state = readHash(lab.meta);
   wireControls();
+  buildScenes();
   buildOptimizerList();
   sweepHint();
   syncFields();
