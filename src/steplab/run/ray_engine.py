@@ -77,9 +77,17 @@ def connect(address: str | None) -> Any:
     A process already connected keeps its runtime (so tests and notebooks start Ray once).
     """
     ray = _ray()
-    if ray.is_initialized():
-        return ray
     check_reachable(address)
+    if ray.is_initialized():
+        current = ray.get_runtime_context().gcs_address
+        target = _host_port(address) if address is not None else None
+        if target is not None and not address.startswith("ray://"):
+            if f"{target[0]}:{target[1]}" != current and target[1] != _host_port(current)[1]:
+                raise ValueError(
+                    f"this process is already connected to the Ray cluster at {current}; "
+                    f"call ray.shutdown() before joining {address!r}"
+                )
+        return ray
     try:
         ray.init(
             address=address,
