@@ -24,6 +24,7 @@ COMMANDS = [
     "serve_cmd",
     "reproduce_cmd",
     "bench_cmd",
+    "benchmark_cmd",
 ]
 
 
