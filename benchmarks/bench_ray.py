@@ -6,7 +6,9 @@ breast_cancer (5 epochs, batches of 32). Each engine runs it ``--repeats`` times
 warm-up (Ray: worker processes started and steplab imported); medians are printed. The
 overhead per task is the time per task of 200 tasks that only return a task's worth of
 rows (48), through the same engine code (``ray_engine.run``), on one worker. Ray's
-start-up (``ray.init``) is reported on its own. Every table is checked equal to the local one.
+start-up (``ray.init``) is reported on its own, and so is the results store's speed: the
+time to commit one task's rows (what the driver does as each task finishes). Every table
+is checked equal to the local one.
 Ray runs each task with one BLAS thread (it sets OMP_NUM_THREADS=1), so the local engine
 runs with one too (threadpoolctl): the comparison is one core against one core. The load
 average is printed: on a shared machine, 2 workers cannot be faster than the free cores.
@@ -20,7 +22,9 @@ import argparse
 import math
 import os
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -45,6 +49,20 @@ def same(a, b) -> bool:
 def _echo(problem, chunk, options):
     """A task that does no work: returns the rows it was given."""
     return chunk
+
+
+def store_speed(rows, chunks: int = 200) -> tuple[float, float]:
+    """Seconds per committed chunk of ``rows``, and bytes per stored trial."""
+    from steplab.run.store import ResultStore
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "results.sqlite"
+        with ResultStore.open(path, {"benchmark": "store"}) as db:
+            start = time.perf_counter()
+            for c in range(chunks):
+                db.add([(c, t, row) for t, row in enumerate(rows)])
+            seconds = (time.perf_counter() - start) / chunks
+        return seconds, path.stat().st_size / (chunks * len(rows))
 
 
 def timed(repeats: int, call) -> tuple[float, object]:
@@ -113,6 +131,11 @@ def main(argv=None) -> None:
     )
     print(f"\nRay overhead per task (1 worker, returning 48 rows): {overhead * 1e3:.1f} ms")
     print(f"1 → 2 workers: {results[1] / results[2]:.2f}× faster")
+    store_time, size = store_speed(rows_of_a_task)
+    print(
+        f"results store: one task's 48 rows committed in {store_time * 1e3:.1f} ms "
+        f"({48 / store_time:.0f} trials/s), {size:.0f} bytes per trial on disk"
+    )
     print(f"load average after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("tables equal to the local engine's, row for row: yes")
 

@@ -177,14 +177,18 @@ class ResultStore:
             for name in new:
                 self._db.execute(f"ALTER TABLE trials ADD COLUMN {_quote(name)}")
             self._columns.update(new)
+            # Rows with the same fields (one optimizer's, usually all) go in one statement.
+            groups: dict[tuple[str, ...], list[list[Any]]] = {}
             for entry, trial, row in rows:
                 fields = {k: _cell(v) for k, v in row.items() if k not in _RESERVED}
-                names = [*_KEY_COLUMNS, "row_json", "versions", "finished_at", "session", *fields]
                 values = [entry, trial, encode_row(row), self._versions, stamp, self.session]
-                self._db.execute(
+                groups.setdefault(tuple(fields), []).append([*values, *fields.values()])
+            for fields, records in groups.items():
+                names = [*_KEY_COLUMNS, "row_json", "versions", "finished_at", "session", *fields]
+                self._db.executemany(
                     f"INSERT INTO trials ({', '.join(map(_quote, names))}) "
                     f"VALUES ({', '.join('?' * len(names))})",
-                    [*values, *fields.values()],
+                    records,
                 )
             self._db.execute("COMMIT")
         except BaseException:
