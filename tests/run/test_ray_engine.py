@@ -223,6 +223,12 @@ def test_an_unreachable_address_is_a_clear_error_and_touches_nothing(cluster, tm
     assert not path.exists()
     with pytest.raises(ValueError, match="bad Ray address"):
         sl.sweep("rosenbrock", GRID, seeds=SEEDS, engine="ray", address="no-port", store=path)
+    with socket.socket() as listener:  # something answers there, but not our cluster
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        other = f"127.0.0.1:{listener.getsockname()[1]}"
+        with pytest.raises(ValueError, match="already connected to the Ray cluster at"):
+            sl.sweep("rosenbrock", GRID, seeds=SEEDS, engine="ray", address=other, store=path)
     with pytest.raises(ValueError, match="address= is for engine='ray'"):
         sl.sweep("rosenbrock", GRID, seeds=SEEDS, address=address)
     assert not path.exists()

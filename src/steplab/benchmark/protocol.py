@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -129,7 +130,7 @@ def run(
         raise ValueError("the step-size grid needs at least 2 positive, finite values")
     stores = Path(out) / "stores"
     sweep_engine = ENGINES[engine]
-    extra = {"address": address} if engine == "ray" else {}
+    extra: dict[str, Any] = {"address": address} if engine == "ray" else {}
     results = []
     for spec in suite.problems:
         if spec.label not in chosen:

@@ -80,21 +80,18 @@ def connect(address: str | None) -> Any:
     check_reachable(address)
     if ray.is_initialized():
         current = ray.get_runtime_context().gcs_address
-        target = _host_port(address) if address is not None else None
-        if target is not None and not address.startswith("ray://"):
-            if f"{target[0]}:{target[1]}" != current and target[1] != _host_port(current)[1]:
-                raise ValueError(
-                    f"this process is already connected to the Ray cluster at {current}; "
-                    f"call ray.shutdown() before joining {address!r}"
-                )
+        target = _host_port(address) if address and not address.startswith("ray://") else None
+        if target is not None and target[1] != int(current.rsplit(":", 1)[1]):
+            raise ValueError(
+                f"this process is already connected to the Ray cluster at {current}; "
+                f"call ray.shutdown() before joining {address!r}"
+            )
         return ray
     try:
-        ray.init(
-            address=address,
-            include_dashboard=False if address is None else None,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+        if address is None:  # a runtime of our own: no dashboard, quiet workers
+            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        else:
+            ray.init(address=address)
     except (ConnectionError, RuntimeError, TimeoutError) as exc:
         raise ClusterUnreachable(f"cannot connect to Ray at {address!r}: {exc}") from None
     return ray

@@ -183,8 +183,8 @@ class ResultStore:
                 fields = {k: _cell(v) for k, v in row.items() if k not in _RESERVED}
                 values = [entry, trial, encode_row(row), self._versions, stamp, self.session]
                 groups.setdefault(tuple(fields), []).append([*values, *fields.values()])
-            for fields, records in groups.items():
-                names = [*_KEY_COLUMNS, "row_json", "versions", "finished_at", "session", *fields]
+            for columns, records in groups.items():
+                names = [*_KEY_COLUMNS, "row_json", "versions", "finished_at", "session", *columns]
                 self._db.executemany(
                     f"INSERT INTO trials ({', '.join(map(_quote, names))}) "
                     f"VALUES ({', '.join('?' * len(names))})",
