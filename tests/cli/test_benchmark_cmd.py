@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
-import socket
 import sqlite3
 
 import numpy as np
@@ -159,43 +158,4 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys, extra, message):
     out = tmp_path / "bench"
     assert main(["benchmark", *extra, "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
-    assert not out.exists()
-
-
-ray = pytest.importorskip("ray")
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        object_store_memory=100 * 2**20,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    yield
-    ray.shutdown()
-
-
-def test_engine_ray_gives_the_local_summary(cluster, tmp_path):
-    args = ["benchmark", "--problems", "rosenbrock", "--optimizers", "sgd", "adam"]
-    args += ["--grid", "lr=1e-3..1:4", "--seeds", "2"]
-    assert main([*args, "--out", str(tmp_path / "local")]) == 0
-    assert main([*args, "--engine", "ray", "--out", str(tmp_path / "ray")]) == 0
-    local, remote = read_summary(tmp_path / "local"), read_summary(tmp_path / "ray")
-    assert local == remote
-
-
-def test_an_unreachable_cluster_is_a_clear_error_and_touches_nothing(cluster, tmp_path, capsys):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out = tmp_path / "bench"
-    args = ["benchmark", "--engine", "ray", "--address", f"127.0.0.1:{port}", "--out", str(out)]
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert "cannot reach a Ray cluster" in err and "Traceback" not in err
     assert not out.exists()

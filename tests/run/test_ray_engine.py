@@ -4,6 +4,7 @@ configurations, surviving a killed worker and a killed driver. One local Ray run
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 
 import steplab as sl
+from steplab.cli import main
 from steplab.run import ray_engine
 
 ray = pytest.importorskip("ray")
@@ -238,3 +240,26 @@ def test_without_ray_installed_the_error_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ValueError, match=r"pip install 'steplab\[ray\]'"):
         sl.sweep("rosenbrock", GRID, seeds=SEEDS, engine="ray", steps=10)
+
+
+def read_summary(out):
+    with (out / "summary.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_benchmark_engine_ray_gives_the_local_summary(cluster, tmp_path):
+    args = ["benchmark", "--problems", "rosenbrock", "--optimizers", "sgd", "adam"]
+    args += ["--grid", "lr=1e-3..1:4", "--seeds", "2"]
+    assert main([*args, "--out", str(tmp_path / "local")]) == 0
+    assert main([*args, "--engine", "ray", "--out", str(tmp_path / "ray")]) == 0
+    local, remote = read_summary(tmp_path / "local"), read_summary(tmp_path / "ray")
+    assert len(local) == 2 and local == remote
+
+
+def test_benchmark_with_an_unreachable_cluster_touches_nothing(cluster, tmp_path, capsys):
+    out = tmp_path / "bench"
+    address = f"127.0.0.1:{closed_port()}"
+    assert main(["benchmark", "--engine", "ray", "--address", address, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach a Ray cluster" in err and "Traceback" not in err
+    assert not out.exists()
