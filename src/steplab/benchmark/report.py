@@ -79,7 +79,7 @@ def format_table(rows: list[dict]) -> str:
     lines = ["  ".join(c.ljust(widths[c]) for c in COLUMNS)]
     lines.append("  ".join("-" * widths[c] for c in COLUMNS))
     lines += ["  ".join(r[c].ljust(widths[c]) for c in COLUMNS) for r in shown]
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def costs(results: list[ProblemResult]) -> tuple[np.ndarray, list[str]]:

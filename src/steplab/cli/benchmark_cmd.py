@@ -1,6 +1,6 @@
 """``steplab benchmark``: DeepOBS' protocol over a suite of problems.
 
-    steplab benchmark                                   # small suite, a few minutes
+    steplab benchmark                                   # small suite (docs/distributed.md)
     steplab benchmark --suite full --engine ray --address HEAD:6379
     steplab benchmark --optimizers sgd adam --problems rosenbrock mlp_digits
 
