@@ -77,7 +77,7 @@ def sweep(
         raise ValueError(f"address= is for engine='ray' (got engine={engine!r})")
     if isinstance(problem, str):
         problem = problems.get(problem)
-    fast = engine not in ("loop",) and _fast_sweep_fits(problem, options)
+    fast = engine != "loop" and _fast_sweep_fits(problem, options)
     if engine == "fast" and not fast:
         raise ValueError(
             "engine='fast' needs a 2-D catalogue test function, only steps/x0 options and "
