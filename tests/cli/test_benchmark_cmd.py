@@ -159,3 +159,20 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys, extra, message):
     assert main(["benchmark", *extra, "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_list_names_the_suites_problems(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["benchmark", "--list"]) == 0
+    labels = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert labels == [
+        "rosenbrock",
+        "two_d_beale",
+        "quadratic_deep",
+        "logreg_breast_cancer",
+        "mlp_digits",
+        "mlp_mnist1d",
+    ]
+    assert main(["benchmark", "--suite", "full", "--list"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 11
+    assert not any(tmp_path.iterdir())  # --list writes nothing
