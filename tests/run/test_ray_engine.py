@@ -25,6 +25,9 @@ from steplab.cli import main
 from steplab.run import ray_engine
 
 ray = pytest.importorskip("ray")
+# Ray starts its services with subprocess (fork, then exec at once), which is safe even
+# though JAX, imported by other test modules, runs threads.
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
 
 GRID = {"sgd": {"lr": [1e-3, 1e-2, 1e-1]}, "adam": {"lr": [1e-3, 1e-2, 1e-1]}}
 SEEDS = [0, 1]
