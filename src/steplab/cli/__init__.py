@@ -42,6 +42,7 @@ COMMANDS = [
     "serve_cmd",
     "reproduce_cmd",
     "bench_cmd",
+    "benchmark_cmd",
 ]
 
 

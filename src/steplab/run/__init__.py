@@ -5,6 +5,7 @@ seed's loop and returns a :class:`Run`; K configurations or seeds at once give a
 :class:`RunSet`; ``sweep`` runs grids and returns a :class:`Table`.
 """
 
+from steplab.run import store
 from steplab.run.loop import MinibatchSampler, minimize
 from steplab.run.records import STATUSES, History, Run, RunSet, Table, versions
 from steplab.run.sweep import DEEPOBS_LR_GRID, sweep
@@ -18,6 +19,7 @@ __all__ = [
     "RunSet",
     "Table",
     "minimize",
+    "store",
     "sweep",
     "versions",
 ]

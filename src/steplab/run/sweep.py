@@ -16,7 +16,7 @@ import numpy as np
 from steplab.run.loop import _run_hyperparameters, minimize
 from steplab.run.records import Table
 
-ENGINES = ("auto", "fast", "loop")
+ENGINES = ("auto", "fast", "loop", "ray")
 # Options under which a sweep is a plain fixed number of full-gradient steps: the only
 # kind of run the compiled sweep kernels (steplab.fast) make.
 _PLAIN_OPTIONS = {"steps", "x0", "progress", "record_every", "record_dim", "eval_every"}
@@ -37,7 +37,15 @@ def default_seeds(problem, batch_size=None) -> list[int]:
 
 
 def sweep(
-    problem, grid: dict, seeds=None, *, chunk_size: int = 512, engine="auto", **options
+    problem,
+    grid: dict,
+    seeds=None,
+    *,
+    chunk_size: int = 512,
+    engine="auto",
+    store=None,
+    address: str | None = None,
+    **options,
 ) -> Table:
     """Run every configuration in ``grid`` with every seed; one table row per run.
 
@@ -55,7 +63,13 @@ def sweep(
     compiling pays off) through steplab.fast's compiled kernels when numba is installed:
     the same rows (to rounding, which chaotic runs amplify), many times faster.
     ``engine="fast"`` takes the compiled kernels whatever the size; ``engine="loop"``
-    always uses :func:`~steplab.run.minimize`.
+    always uses :func:`~steplab.run.minimize`. ``engine="ray"`` runs the chunks ``"auto"``
+    would run as tasks on a Ray cluster (:mod:`steplab.run.ray_engine`): the same rows,
+    row for row. ``address`` joins a running cluster; None starts a local runtime.
+
+    ``store`` (a file path) makes the sweep durable (:mod:`steplab.run.store`): each chunk's
+    rows are written to that SQLite file as they finish; a sweep started again with the same
+    store skips the finished trials and returns the table an uninterrupted sweep gives.
     """
     from steplab import optim, problems
 
@@ -72,6 +86,8 @@ def sweep(
         raise ValueError("give seeds=..., not seed=..., to sweep")
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if address is not None and engine != "ray":
+        raise ValueError(f"address= is for engine='ray' (got engine={engine!r})")
     if isinstance(problem, str):
         problem = problems.get(problem)
     fast = engine != "loop" and _fast_sweep_fits(problem, options)
@@ -80,8 +96,8 @@ def sweep(
             "engine='fast' needs a 2-D catalogue test function, only steps/x0 options and "
             "numba installed; use engine='auto' to fall back to the loop"
         )
-    table = Table()
-    for label, space in grid.items():
+    parts = []
+    for entry, (label, space) in enumerate(grid.items()):
         base = label if isinstance(label, optim.Optimizer) else optim.make(label)
         space = dict(space or {})
         names = list(space)
@@ -96,32 +112,121 @@ def sweep(
         plan = [(c, combo, s) for c, combo in enumerate(combos) for s in seeds]
         work = len(plan) * (options.get("steps") or 1000)
         compiled = fast and (engine == "fast" or work >= _FAST_MIN_WORK)
-        size = _FAST_CHUNK if compiled else chunk_size
-        for start in range(0, len(plan), size):
-            chunk = plan[start : start + size]
-            arrays = {n: np.array([combo[j] for _, combo, _ in chunk]) for j, n in enumerate(names)}
-            optimizer = base.replace(**arrays) if arrays else base
-            chunk_seeds = [s for *_, s in chunk]
-            try:
-                if compiled:
-                    rows = _fast_rows(problem, optimizer, chunk_seeds, options)
-                else:
-                    rows = [
-                        run.summary()
-                        for run in minimize(problem, optimizer, seed=chunk_seeds, **options)
-                    ]
-            except KeyboardInterrupt:
-                rows = None  # Ctrl+C between runs or in a compiled chunk: keep the table so far
-            if rows is not None:
-                for (c, _, _), row in zip(chunk, rows, strict=True):
-                    row["config"] = c
-                    table.append(row)
-            # Ctrl+C inside minimize ends its runs "interrupted" (their partial rows are
-            # kept above); either way the sweep stops here and returns what it has.
-            if rows is None or any(row["status"] == "interrupted" for row in rows):
-                table.interrupted = True
-                return table
+        parts.append(_Part(entry, base, names, value_lists, plan, compiled))
+
+    results = None
+    interrupted = False
+    if store is not None:
+        from steplab.run import store as stores
+
+        identity = _fingerprint(problem, grid, parts, seeds, options)
+        stores.check(store, identity)  # reads only: a bad store is reported, untouched
+    ray = None
+    if engine == "ray":
+        from steplab.run import ray_engine
+
+        ray = ray_engine.connect(address)
+    if store is not None:
+        results = stores.ResultStore.open(store, identity)
+    try:
+        done = results.done() if results is not None else {}
+        remaining = sum(
+            (entry, t) not in done
+            for entry, part in enumerate(parts)
+            for t in range(len(part.plan))
+        )
+        chunks = []
+        for part in parts:
+            todo = [t for t in range(len(part.plan)) if (part.entry, t) not in done]
+            size = _FAST_CHUNK if part.compiled else chunk_size
+            if ray is not None:
+                size = ray_engine.task_size(remaining, ray_engine.workers(ray), size)
+            for start in range(0, len(todo), size):
+                chunks.append(_Chunk(part, todo[start : start + size]))
+        if ray is not None:
+            finished = ray_engine.run(_run_chunk, problem, chunks, options, ray)
+        else:
+            finished = ((chunk, _run_chunk(problem, chunk, options)) for chunk in chunks)
+        rows = dict(done)
+        try:
+            for chunk, chunk_rows in finished:
+                keyed = [
+                    (chunk.entry, t, row) for t, row in zip(chunk.trials, chunk_rows, strict=True)
+                ]
+                if results is not None:  # on disk as soon as the chunk is done; a run cut
+                    # short by Ctrl+C is not done, so a resumed sweep runs it again
+                    results.add([k for k in keyed if k[2]["status"] != "interrupted"])
+                rows.update(((entry, t), row) for entry, t, row in keyed)
+                # Ctrl+C inside minimize ends its runs "interrupted" (their partial rows are
+                # kept): the sweep stops here and returns what it has.
+                if any(row["status"] == "interrupted" for row in chunk_rows):
+                    interrupted = True
+                    break
+        except KeyboardInterrupt:
+            interrupted = True  # between chunks or in a compiled chunk: keep the table so far
+    finally:
+        if results is not None:
+            results.close()
+    order = [(part.entry, t) for part in parts for t in range(len(part.plan))]
+    table = Table(rows[key] for key in order if key in rows)
+    table.interrupted = interrupted
     return table
+
+
+class _Part:
+    """One grid entry: its base optimizer, hyperparameter names and (config, combo, seed)
+    plan, and whether its chunks run through the compiled kernels."""
+
+    def __init__(self, entry, base, names, value_lists, plan, compiled):
+        self.entry, self.base, self.names = entry, base, names
+        self.value_lists, self.plan, self.compiled = value_lists, plan, compiled
+
+
+class _Chunk:
+    """Trials of one part run together as one vectorized call: what a task ships (its own
+    slice of the plan, not the whole plan)."""
+
+    def __init__(self, part: _Part, trials: list[int]):
+        self.entry, self.base, self.names = part.entry, part.base, part.names
+        self.compiled, self.trials = part.compiled, trials
+        self.plan = [part.plan[t] for t in trials]
+
+
+def _run_chunk(problem, chunk: _Chunk, options: dict) -> list[dict]:
+    """The rows of one chunk's trials, in order: the work of one task on any engine."""
+    plan = chunk.plan
+    arrays = {n: np.array([combo[j] for _, combo, _ in plan]) for j, n in enumerate(chunk.names)}
+    optimizer = chunk.base.replace(**arrays) if arrays else chunk.base
+    chunk_seeds = [s for *_, s in plan]
+    if chunk.compiled:
+        rows = _fast_rows(problem, optimizer, chunk_seeds, options)
+    else:
+        rows = [run.summary() for run in minimize(problem, optimizer, seed=chunk_seeds, **options)]
+    for (c, _, _), row in zip(plan, rows, strict=True):
+        row["config"] = c
+    return rows
+
+
+def _fingerprint(problem, grid, parts, seeds, options) -> dict:
+    """What makes a sweep this sweep (for its results store): problem, grid, seeds,
+    options and which kernel each entry uses. Not the engine or chunking: rows do not
+    depend on them."""
+    return {
+        "problem": problem.info(),
+        "grid": [
+            {
+                "label": str(label),
+                "optimizer": part.base.config(),
+                "values": {
+                    n: v.tolist() for n, v in zip(part.names, part.value_lists, strict=True)
+                },
+                "kernel": "compiled" if part.compiled else "loop",
+            }
+            for label, part in zip(grid, parts, strict=True)
+        ],
+        "seeds": seeds,
+        "options": {k: v for k, v in sorted(options.items()) if k != "progress"},
+    }
 
 
 def _fast_sweep_fits(problem, options) -> bool:

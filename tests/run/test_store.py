@@ -1,0 +1,178 @@
+"""sl.sweep's results store: written as trials finish, resumable after a kill, and strict
+about stores that belong to another sweep or are not stores at all."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import steplab as sl
+from steplab.run import store as stores
+
+GRID = {"sgd": {"lr": [1e-3, 1e-2, 1e-1]}, "adam": {"lr": [1e-3, 1e-2, 1e-1]}}
+OPTIONS = {"steps": 60, "batch_size": 32}
+SEEDS = [0, 1]
+
+
+def same_rows(a, b) -> bool:
+    """Rows equal in every field but wall time (NaN equal to NaN)."""
+
+    def clean(row):
+        return {
+            k: ("nan" if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in row.items()
+            if k != "time"
+        }
+
+    return len(a) == len(b) and all(clean(x) == clean(y) for x, y in zip(a, b, strict=True))
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def count(path: Path) -> int:
+    with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
+        return db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+
+
+def test_store_holds_every_trial_and_gives_the_same_table(tmp_path):
+    path = tmp_path / "results.sqlite"
+    plain = sl.sweep("two_d_beale", GRID, seeds=SEEDS, **OPTIONS)
+    stored = sl.sweep("two_d_beale", GRID, seeds=SEEDS, store=path, chunk_size=4, **OPTIONS)
+    assert same_rows(stored, plain)
+    assert count(path) == len(plain) == 12
+    assert same_rows(stores.read(path), plain)
+    # The flat columns are there for pandas/duckdb/sqlite3 users, one per result field.
+    with sqlite3.connect(path) as db:
+        db.row_factory = sqlite3.Row
+        rows = db.execute("SELECT * FROM trials ORDER BY entry, trial").fetchall()
+    assert [r["final_loss"] for r in rows] == [r["final_loss"] for r in plain]
+    assert [r["optimizer"] for r in rows] == ["sgd"] * 6 + ["adam"] * 6
+    assert json.loads(rows[0]["versions"])["numpy"] == np.__version__
+    # Started again, a finished sweep runs nothing and returns the same table.
+    again = sl.sweep("two_d_beale", GRID, seeds=SEEDS, store=path, **OPTIONS)
+    assert same_rows(again, plain)
+    assert count(path) == 12
+
+
+def test_a_trial_is_counted_once(tmp_path):
+    fingerprint = {"sweep": "x"}
+    with stores.ResultStore.open(tmp_path / "s.sqlite", fingerprint) as db:
+        row = {"final_loss": float("nan"), "best_loss": float("inf"), "lr": np.float64(0.1)}
+        db.add([(0, 0, row)])
+        with pytest.raises(sqlite3.IntegrityError):
+            db.add([(0, 1, row), (0, 0, row)])  # the whole chunk is refused
+        done = db.done()
+    assert list(done) == [(0, 0)]
+    assert math.isnan(done[(0, 0)]["final_loss"]) and done[(0, 0)]["best_loss"] == math.inf
+
+
+# A sweep in a child process, killed with SIGKILL once some trials are on disk.
+CHILD = """
+import steplab as sl, sys
+sl.sweep("logistic_regression", {grid!r}, seeds={seeds!r}, store=sys.argv[1], chunk_size=1,
+         **{options!r})
+"""
+
+
+def test_a_killed_sweep_resumes_without_losing_or_repeating_trials(tmp_path):
+    path = tmp_path / "results.sqlite"
+    options = {"steps": 150, "batch_size": 32}
+    code = CHILD.format(grid=GRID, seeds=SEEDS, options=options)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.Popen([sys.executable, "-c", code, str(path)], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and child.poll() is None:
+            try:
+                if count(path) >= 2:
+                    break
+            except sqlite3.Error:
+                pass  # not created yet
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    assert child.returncode == -signal.SIGKILL, "the sweep finished before it was killed"
+    before = count(path)
+    assert 2 <= before < 12
+    with sqlite3.connect(path) as db:
+        first = db.execute("SELECT entry, trial, session, row_json FROM trials").fetchall()
+
+    resumed = sl.sweep("logistic_regression", GRID, seeds=SEEDS, store=path, **options)
+    whole = sl.sweep("logistic_regression", GRID, seeds=SEEDS, **options)
+    assert same_rows(resumed, whole)
+    with sqlite3.connect(path) as db:
+        keys = db.execute("SELECT entry, trial FROM trials").fetchall()
+        sessions = db.execute("SELECT session, COUNT(*) FROM trials GROUP BY session").fetchall()
+        kept = db.execute(
+            f"SELECT entry, trial, session, row_json FROM trials WHERE session = '{first[0][2]}'"
+        ).fetchall()
+    assert len(keys) == len(set(keys)) == 12  # nothing lost, nothing twice
+    assert sorted(kept) == sorted(first)  # the killed run's trials were not run again
+    assert sorted(n for _, n in sessions) == sorted([before, 12 - before])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"grid": {"sgd": {"lr": [1e-3, 1e-2]}}},
+        {"problem": "two_d_rosenbrock"},
+        {"seeds": [0, 1, 2]},
+        {"options": {"steps": 61, "batch_size": 32}},
+    ],
+    ids=["grid", "problem", "seeds", "options"],
+)
+def test_a_store_of_another_sweep_is_refused_and_left_alone(tmp_path, change):
+    path = tmp_path / "results.sqlite"
+    sl.sweep("two_d_beale", GRID, seeds=SEEDS, store=path, **OPTIONS)
+    before = digest(path)
+    other = {"problem": "two_d_beale", "grid": GRID, "seeds": SEEDS, "options": OPTIONS, **change}
+    with pytest.raises(stores.StoreError, match="another sweep") as error:
+        sl.sweep(
+            other["problem"], other["grid"], seeds=other["seeds"], store=path, **other["options"]
+        )
+    assert next(iter(change)).rstrip("s") in str(error.value)  # names what differs
+    assert digest(path) == before
+
+
+def corrupt_stores(tmp_path: Path) -> dict[str, Path]:
+    good = tmp_path / "good.sqlite"
+    sl.sweep("two_d_beale", GRID, seeds=SEEDS, store=good, **OPTIONS)
+    data = good.read_bytes()
+    paths = {
+        "text": b"optimizer,lr\nsgd,0.1\n",
+        "truncated": data[: len(data) // 2],
+        "garbled": data[:100] + bytes(len(data) - 100),
+    }
+    out = {}
+    for name, content in paths.items():
+        out[name] = tmp_path / f"{name}.sqlite"
+        out[name].write_bytes(content)
+    foreign = tmp_path / "foreign.sqlite"
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE people (name TEXT)")
+    out["foreign"] = foreign
+    return out
+
+
+def test_a_corrupt_store_gives_a_clear_error_and_is_left_alone(tmp_path):
+    for name, path in corrupt_stores(tmp_path).items():
+        before = digest(path)
+        with pytest.raises(stores.StoreError, match="not a (usable )?steplab results store"):
+            sl.sweep("two_d_beale", GRID, seeds=SEEDS, store=path, **OPTIONS)
+        assert digest(path) == before, name
+    with pytest.raises(stores.StoreError, match="is a directory"):
+        sl.sweep("two_d_beale", GRID, seeds=SEEDS, store=tmp_path, **OPTIONS)
