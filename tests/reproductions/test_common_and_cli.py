@@ -9,7 +9,14 @@ from steplab import reproductions
 from steplab.cli import main
 from steplab.reproductions._common import markdown_table, mean_std, pm, seeds_list
 
-ISSUE_ORDER = ["mnist1d", "kingma_ba_logreg", "deepobs_quadratic", "wilson_toy", "bias_correction"]
+ISSUE_ORDER = [
+    "mnist1d",
+    "kingma_ba_logreg",
+    "deepobs_quadratic",
+    "wilson_toy",
+    "bias_correction",
+    "reddi_amsgrad",
+]
 
 
 def test_every_reproduction_is_registered_in_the_issue_order_with_a_source():

@@ -148,7 +148,9 @@ class Network(Problem):
             gW[...] = np.matmul(np.swapaxes(A_in, 1, 2), delta)
             gb[...] = delta.sum(axis=1)
             if i > 0:
-                d_out = np.matmul(delta, np.swapaxes(W, 1, 2))  # ∂L/∂(input of layer i)
+                # ∂L/∂(input of layer i); Wᵀ copied: numpy's matmul takes a slow non-BLAS
+                # path for the transposed view into θ (about 5× slower for 100×100)
+                d_out = np.matmul(delta, np.ascontiguousarray(np.swapaxes(W, 1, 2)))
                 if skip is not None:
                     d_out = d_out + skip
                 skip = d_out if self._skips(i - 1) else None
