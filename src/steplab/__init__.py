@@ -23,6 +23,7 @@ from steplab.optim import (
     RMSProp,
     State,
     make,
+    schedules,
 )
 
 __version__ = "0.1.0"

@@ -345,8 +345,9 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
     p = np.zeros(3)  # the function's parameters, padded with zeros
     p[: len(names)] = [float(options.get(n, d)) for n, d in zip(names, defaults, strict=True)]
     K, steps = X.shape[0], int(steps)
-    if not _numba.available():
-        _numba.warn_slow_path(f"numba is not available ({_numba.UNAVAILABLE_REASON})")
+    if not _numba.available() or not isinstance(getattr(optimizer, "lr", 0.0), (float, np.ndarray)):
+        if _numba.available() is False:
+            _numba.warn_slow_path(f"numba is not available ({_numba.UNAVAILABLE_REASON})")
         parameters = dict(zip(names, p[: len(names)], strict=True))
         return _numpy_sweep(name, optimizer, X, steps, history, parameters)
     _, hp, table, state = _tables(optimizer, K, steps)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from steplab.optim import schedules
 from steplab.optim.adadelta import AdaDelta
 from steplab.optim.adagrad import AdaGrad
 from steplab.optim.adam import Adam, AdamW
@@ -81,4 +82,5 @@ __all__ = [
     "SGD",
     "State",
     "make",
+    "schedules",
 ]

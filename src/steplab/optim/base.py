@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from steplab.optim.schedules import Schedule
+
 NONFINITE_POLICIES = ("raise", "skip", "propagate")
 _FUSED_MIN_SIZE = 4096  # theta.size from which Optimizer.step tries steplab.fast
 
@@ -151,6 +153,8 @@ class Optimizer:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
+            if f.name == "lr" and isinstance(getattr(self, f.name), Schedule):
+                continue  # a schedule: each value is checked at the step that uses it
             if "interval" in f.metadata:
                 value = _check_in_interval(f.name, getattr(self, f.name), f.metadata["interval"])
                 object.__setattr__(self, f.name, value)
@@ -194,6 +198,8 @@ class Optimizer:
         values = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, Schedule):
+                value = value.config()
             values[f.name] = value.tolist() if isinstance(value, np.ndarray) else value
         return {"name": self.name, **values}
 
@@ -214,7 +220,7 @@ class Optimizer:
         # Fast path: for large arrays, steplab.fast runs this same step (the same numbers as
         # _update, which stays the reference) as one fused numba pass over memory; it says
         # False when it does not apply (small, strided, array hyperparameters, no numba).
-        if theta.size >= _FUSED_MIN_SIZE:
+        if theta.size >= _FUSED_MIN_SIZE and not isinstance(getattr(self, "lr", None), Schedule):
             from steplab.fast import fused_step
 
             if fused_step(self, theta, grad, state):
@@ -228,7 +234,7 @@ class Optimizer:
                 )
             state.skipped = getattr(state, "skipped", 0) + 1
             return theta
-        hp = self._broadcast(theta.shape, theta.dtype)
+        hp = self._hp_at(theta.shape, theta.dtype, state.t + 1)
         if hp.weight_decay is not None and not self.DECOUPLED_WEIGHT_DECAY:
             grad = grad + hp.weight_decay * theta  # L2 penalty, as torch's weight_decay
         self._update(theta, grad, state, hp)
@@ -240,7 +246,7 @@ class Optimizer:
         The factor that multiplies the optimizer's search direction (the gradient for
         AdaGrad/RMSProp, the corrected first moment ŝ for Adam): α/(β+√r) for AdaGrad.
         """
-        hp = self._broadcast(state.shape, np.dtype(state.dtype))
+        hp = self._hp_at(state.shape, np.dtype(state.dtype), max(state.t, 1))
         return np.broadcast_to(self._step_size(state, hp), state.shape).astype(state.dtype)
 
     # -- what subclasses write ---------------------------------------------------------
@@ -255,6 +261,13 @@ class Optimizer:
         return hp.lr
 
     # -- broadcasting hyperparameters against theta -------------------------------------
+
+    def _hp_at(self, shape: tuple[int, ...], dtype: np.dtype, t: int) -> SimpleNamespace:
+        """The hyperparameters of the step computed at ``t``: a scheduled ``lr`` evaluated."""
+        hp = self._broadcast(shape, dtype)
+        if isinstance(hp.lr if hasattr(hp, "lr") else None, Schedule):
+            hp = SimpleNamespace(**{**vars(hp), "lr": scheduled_lr(self, t)})
+        return hp
 
     def _broadcast(self, shape: tuple[int, ...], dtype: np.dtype) -> SimpleNamespace:
         """Hyperparameters ready to combine with ``theta``.
@@ -287,6 +300,17 @@ class Optimizer:
         hp = SimpleNamespace(**values)
         self._broadcast_cache[key] = hp
         return hp
+
+
+def scheduled_lr(optimizer: Optimizer, t: int) -> float:
+    """The value of ``optimizer.lr`` (a schedule) at step ``t``, checked to be in (0, inf)."""
+    value = optimizer.lr(t)
+    if not (isinstance(value, float) and np.isfinite(value) and value > 0):
+        raise ValueError(
+            f"{optimizer.name}: the lr schedule {optimizer.lr!r} gives {value!r} at step t={t}; "
+            "a step size must be a finite number > 0"
+        )
+    return value
 
 
 def moment_like(theta: np.ndarray, fill: Any = 0.0) -> np.ndarray:
