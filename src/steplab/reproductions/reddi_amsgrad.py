@@ -55,24 +55,23 @@ def optimize(g: np.ndarray, rho1, rho2, *, amsgrad: bool, alpha: float = ALPHA, 
     """Projected Adam or AMSGrad with α_t = α/√t from x₁ = 0, one column of ``g (T, K)``
     (and of ``rho1``, ``rho2``) per run; returns the iterates x_t (T, K), before each step.
 
-    Each step is steplab's Adam with lr = 1 applied to a copy of x; x then moves α_t times
-    that step (the update is linear in lr), and is projected onto [−1, 1] by clipping.
+    Each step is steplab's Adam with ``lr = inverse_sqrt_schedule(α)``, then the projection
+    onto [−1, 1] (clipping).
     """
     import steplab as sl
     from steplab.run.loop import _progress_bar
 
     T, K = g.shape
     rho1, rho2 = (np.asarray(v, dtype=float)[:, None] for v in (rho1, rho2))
-    opt = sl.Adam(lr=1.0, rho1=rho1, rho2=rho2, bias_correction=False, amsgrad=amsgrad)
+    lr = sl.schedules.inverse_sqrt_schedule(alpha)  # α_t = α/√t
+    opt = sl.Adam(lr=lr, rho1=rho1, rho2=rho2, bias_correction=False, amsgrad=amsgrad)
     x = np.zeros((K, 1))
     state = opt.init(x)
     xs = np.empty((T, K))
     bar = _progress_bar(T, progress)
     for t in range(T):
         xs[t] = x[:, 0]
-        trial = x.copy()
-        opt.step(trial, g[t][:, None], state)  # the step −ŝ/√(r̂ + β) of lr = 1
-        x += alpha / np.sqrt(t + 1) * (trial - x)
+        opt.step(x, g[t][:, None], state)
         np.clip(x, -1.0, 1.0, out=x)  # the projection Π_F onto [−1, 1]
         if bar is not None and t % 1000 == 0:
             bar.update(1000)
