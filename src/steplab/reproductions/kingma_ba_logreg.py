@@ -156,12 +156,6 @@ def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = 
         row["test accuracy [%]"] = pm(entry["test_accuracy"], 1, 100)
         rows.append(row)
     epochs = sorted(cost["adam"])
-    early = [e for e in epochs if e < measured["epochs"]]
-
-    def within(a, b, rel):
-        return all(
-            abs(cost[a][e] - cost[b][e]) <= rel * min(cost[a][e], cost[b][e]) for e in epochs
-        )
 
     if quick:  # two epochs: only "Adam keeps up with the best" is checked
         best = min(c[epochs[-1]] for c in cost.values())
@@ -169,18 +163,13 @@ def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = 
             "Adam ends within 5 % of the best optimizer's training cost": cost["adam"][epochs[-1]]
             <= 1.05 * best
         }
-    else:
-        claims = {
-            "Adam and SGD-Nesterov converge alike: costs within 2 % at epochs "
-            + ", ".join(map(str, epochs)): within("adam", "nesterov", 0.02),
-            "Adam is faster than AdaGrad: lower cost at epochs " + ", ".join(map(str, early)): all(
-                cost["adam"][e] < cost["adagrad"][e] for e in early
-            ),
-            "SGD-Nesterov is faster than AdaGrad: lower cost at epochs "
-            + ", ".join(map(str, early)): all(
-                cost["nesterov"][e] < cost["adagrad"][e] for e in early
-            ),
-        }
+    else:  # one line per epoch, so the table says where the paper's finding holds
+        claims = {}
+        for e in epochs:
+            a, n, g = cost["adam"][e], cost["nesterov"][e], cost["adagrad"][e]
+            claims[f"epoch {e}: Adam within 2 % of SGD-Nesterov"] = abs(a - n) <= 0.02 * min(a, n)
+            claims[f"epoch {e}: Adam below AdaGrad"] = a < g
+            claims[f"epoch {e}: SGD-Nesterov below AdaGrad"] = n < g
     grid = measured["grid"]
     return Result(
         name="kingma_ba_logreg",
