@@ -29,7 +29,7 @@ def _seeds(text: str) -> int:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "reproduce",
-        help="rerun a published result (MNIST-1D, Kingma & Ba, DeepOBS, Wilson et al.)",
+        help="rerun a published result (MNIST-1D, Kingma & Ba, DeepOBS, Wilson, Reddi et al.)",
         description=(
             "Rerun a published experiment with steplab, write its figure and table, and "
             "compare them with the published numbers. NAME 'all' runs every one."
@@ -85,7 +85,8 @@ def run(args) -> int:
         (out / f"repro-{name}.md").write_text(result.markdown() + "\n")
         for caption, rows in result.tables.items():
             print(f"\n{caption}\n{text_table(rows)}")
-        print("\nclaims:")
+        held_count = sum(result.claims.values())
+        print(f"\nclaims: {held_count} of {len(result.claims)} hold")
         for claim, held in result.claims.items():
             print(f"  [{'ok' if held else 'FAILED'}] {claim}")
         for figure in result.figures:
