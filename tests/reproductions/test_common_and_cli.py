@@ -9,7 +9,14 @@ from steplab import reproductions
 from steplab.cli import main
 from steplab.reproductions._common import markdown_table, mean_std, pm, seeds_list
 
-ISSUE_ORDER = ["mnist1d", "kingma_ba_logreg", "deepobs_quadratic", "wilson_toy", "bias_correction"]
+ISSUE_ORDER = [
+    "mnist1d",
+    "kingma_ba_logreg",
+    "deepobs_quadratic",
+    "wilson_toy",
+    "bias_correction",
+    "reddi_amsgrad",
+]
 
 
 def test_every_reproduction_is_registered_in_the_issue_order_with_a_source():
@@ -79,6 +86,7 @@ def test_cli_quick_run_writes_figure_json_and_markdown(capsys, tmp_path):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "[ok] SGD's test error is 0" in out
+    assert "claims: 7 of 7 hold" in out
     payload = json.loads((tmp_path / "repro-wilson_toy.json").read_text())
     assert payload["quick"] is True and all(payload["claims"].values())
     assert (tmp_path / "repro-wilson.png").stat().st_size > 10_000

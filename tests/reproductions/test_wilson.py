@@ -43,6 +43,7 @@ def test_objective_gradient_matches_finite_differences():
     assert value_batch == pytest.approx(problem.value(w)) and np.allclose(grad_batch, grad)
 
 
+@pytest.mark.slow
 def test_quick_reproduction_claims_hold(tmp_path):
     result = wilson_toy.run(tmp_path, quick=True)
     assert result.claims and all(result.claims.values()), result.claims

@@ -40,7 +40,7 @@ def _listing() -> str:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "reproduce",
-        help="rerun a published result (MNIST-1D, Kingma & Ba, DeepOBS, Wilson et al.)",
+        help="rerun a published result (MNIST-1D, Kingma & Ba, DeepOBS, Wilson, Reddi et al.)",
         description=(
             "Rerun a published experiment with steplab, write its figure and table, and "
             "compare them with the published numbers. NAME 'all' runs every one."
@@ -98,7 +98,8 @@ def run(args) -> int:
         write_text(out / f"repro-{name}.md", result.markdown() + "\n")
         for caption, rows in result.tables.items():
             print(f"\n{caption}\n{text_table(rows)}")
-        print("\nclaims:")
+        held_count = sum(result.claims.values())
+        print(f"\nclaims: {held_count} of {len(result.claims)} hold")
         for claim, held in result.claims.items():
             print(f"  [{'ok' if held else 'FAILED'}] {claim}")
         for figure in result.figures:

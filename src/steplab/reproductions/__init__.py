@@ -2,7 +2,8 @@
 
 >>> from steplab import reproductions
 >>> list(reproductions.REPRODUCTIONS)  # doctest: +NORMALIZE_WHITESPACE
-['mnist1d', 'kingma_ba_logreg', 'deepobs_quadratic', 'wilson_toy', 'bias_correction']
+['mnist1d', 'kingma_ba_logreg', 'deepobs_quadratic', 'wilson_toy', 'bias_correction',
+ 'reddi_amsgrad']
 >>> result = reproductions.run("wilson_toy", "out/", quick=True)  # doctest: +SKIP
 >>> result.claims  # doctest: +SKIP
 
@@ -19,6 +20,7 @@ from steplab.reproductions import (  # noqa: F401, I001 - the order of the issue
     deepobs_quadratic,
     wilson_toy,
     bias_correction,
+    reddi_amsgrad,
 )
 from steplab.reproductions._common import Result
 from steplab.reproductions.registry import REPRODUCTIONS, Reproduction, get, reproduction, run

@@ -1,13 +1,15 @@
-"""Kingma & Ba (2015), section 6.1 in spirit: L2-regularized logistic regression.
+"""Kingma & Ba (2015), section 6.1: L2-regularized logistic regression, α/√t.
 
-The paper trains multi-class logistic regression with L2 weight decay on MNIST in
-minibatches of 128 and plots training cost against epochs for Adam, AdaGrad, RMSProp and
-SGD with Nesterov momentum, each with its step size tuned; its finding for MNIST is that
-Adam converges about as fast as SGD with Nesterov momentum, and faster than AdaGrad.
+The paper trains multi-class logistic regression with L2 weight decay on MNIST (784
+pixels) in minibatches of 128, with the step size decayed as α_t = α/√t, and plots the
+training cost against epochs for Adam, SGD with Nesterov momentum and AdaGrad (Figure 1,
+left), each with its best hyperparameters from a dense grid. Its finding (§6.1): "Adam
+yields similar convergence as SGD with momentum and both converge faster than Adagrad".
 
 We run the same comparison on MNIST-1D (10 classes, 40 features, 4000 training signals):
-every optimizer gets the same log-spaced grid of step sizes and every seed, the step size
-with the lowest mean final training loss wins, and the curves show that winner.
+every optimizer gets the same log-spaced grid of α and every seed, the α with the lowest
+mean final training cost wins, and we compare the cost after 1, 2, 5 and 20 epochs: the
+speed the paper speaks of, not only where the runs end.
 """
 
 from __future__ import annotations
@@ -24,13 +26,17 @@ SOURCE = (
     "section 6.1 and Figure 1 (left: logistic regression on MNIST)"
 )
 L2, BATCH = 1e-4, 128
-OPTIMIZER_NAMES = ("adam", "adagrad", "rmsprop", "nesterov")
+OPTIMIZER_NAMES = ("adam", "nesterov", "adagrad")  # Figure 1 (left) has these three
+DECAYED = ("adam", "nesterov")  # α_t = α/√t; AdaGrad's own 1/√(Σg²) already decays
+CHECKPOINTS = (1, 2, 5, 20)  # epochs at which the costs are compared
 
 
 def _optimizer(name, lr):
+    """Seed defaults otherwise: Adam ρ₁ = 0.9, ρ₂ = 0.999; Nesterov ρ = 0.9."""
     import steplab as sl
 
-    # Seed defaults otherwise: Adam ρ₁ = 0.9, ρ₂ = 0.999; RMSProp ρ = 0.9; Nesterov ρ = 0.9.
+    if name in DECAYED:
+        lr = sl.schedules.inverse_sqrt_schedule(lr)
     return sl.make(name, lr=lr)
 
 
@@ -42,39 +48,50 @@ def compute(*, quick: bool = False, seeds=(0, 1, 2), progress: bool = False) -> 
 
     data = datasets.load("mnist1d", val_fraction=0.0)
     problem = problems.softmax_regression(data, l2=L2)
-    grid = np.logspace(-3, -1, 5) if quick else np.logspace(-4, 0, 9)
-    epochs = 4 if quick else 20
+    grid = np.logspace(-2, 0, 3) if quick else np.logspace(-3, 1, 9)
+    epochs = 2 if quick else 20
     seeds = list(seeds)
     out: dict[str, Any] = {"grid": grid, "epochs": epochs, "optimizers": {}}
     for name in OPTIMIZER_NAMES:
-        lrs = np.repeat(grid, len(seeds))  # row j: grid[j // S] with seed seeds[j % S]
-        runs = sl.minimize(
-            problem,
-            _optimizer(name, lrs),
-            epochs=epochs,
-            batch_size=BATCH,
-            seed=seeds * len(grid),
-            record_every=8,
-            progress=progress,
+        per_lr = []
+        for lr in grid:  # a schedule is one value for all rows, so one call per α
+            runs = sl.minimize(
+                problem,
+                _optimizer(name, float(lr)),
+                epochs=epochs,
+                batch_size=BATCH,
+                seed=seeds,
+                record_every=8,
+                progress=progress,
+            )
+            per_lr.append(runs)
+        final = np.array(
+            [
+                [r.metrics["train_loss"] if r.status != "diverged" else np.nan for r in runs]
+                for runs in per_lr
+            ],
+            dtype=float,
         )
-        final = np.array([r.metrics["train_loss"] for r in runs], dtype=float)
-        final[[r.status == "diverged" for r in runs]] = np.nan
-        final = final.reshape(len(grid), len(seeds))
         mean = np.nanmean(np.where(np.isfinite(final), final, np.nan), axis=1)
         best = int(np.nanargmin(mean))
-        chosen = runs[best * len(seeds) : (best + 1) * len(seeds)]
+        chosen = per_lr[best]
         out["optimizers"][name] = {
             "final_by_lr": mean,
             "best_lr": float(grid[best]),
             "runs": chosen,
             "train_loss": [r.metrics["train_loss"] for r in chosen],
             "test_accuracy": [r.metrics["test_accuracy"] for r in chosen],
+            "at_epoch": {
+                e: [float(np.interp(e, *eval_curve(r, "train_loss"))) for r in chosen]
+                for e in CHECKPOINTS
+                if e <= epochs
+            },
         }
     return out
 
 
 def figure(measured: dict, out):
-    """Training loss vs epochs at the tuned step sizes, and the tuning curves."""
+    """Training cost vs epochs at the tuned step sizes, and the tuning curves."""
     from matplotlib.ticker import ScalarFormatter
 
     from steplab.viz import color, pretty, subplots
@@ -86,15 +103,22 @@ def figure(measured: dict, out):
         curves = [eval_curve(run, "train_loss") for run in entry["runs"]]
         epochs = curves[0][0]
         values = np.array([v for _, v in curves])
+        decay = "/√t" if name in DECAYED else " (own decay)"
         curves_ax.plot(
-            epochs, values.mean(axis=0), color=c, label=f"{pretty(name)} (α={entry['best_lr']:.3g})"
+            epochs,
+            values.mean(axis=0),
+            color=c,
+            label=f"{pretty(name)}, α={entry['best_lr']:.3g}{decay}",
         )
         tune_ax.plot(
             measured["grid"], entry["final_by_lr"], "o-", ms=4, color=c, label=pretty(name)
         )
+    curves_ax.set_yscale("log")
+    curves_ax.yaxis.set_major_formatter(ScalarFormatter())
+    curves_ax.yaxis.set_minor_formatter(ScalarFormatter())
     curves_ax.set_xlabel("epoch")
     curves_ax.set_ylabel("training cost (with L2 term)")
-    curves_ax.set_title("tuned step sizes, mean over seeds")
+    curves_ax.set_title("tuned α, mean over seeds")
     tune_ax.set_xscale("log")
     tune_ax.set_yscale("log")
     tune_ax.yaxis.set_major_formatter(ScalarFormatter())
@@ -110,42 +134,44 @@ def figure(measured: dict, out):
 
 
 @reproduction(
-    "kingma_ba_logreg", "Kingma & Ba (2015) §6.1: logistic regression, four optimizers", SOURCE
+    "kingma_ba_logreg",
+    "Kingma & Ba (2015) §6.1: logistic regression, α/√t, three optimizers",
+    SOURCE,
 )
 def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = False) -> Result:
     from steplab.viz import pretty
 
-    seed_list = seeds_list(seeds, 1 if quick else 2)
+    seed_list = seeds_list(seeds, 1 if quick else 3)
     measured = compute(quick=quick, seeds=seed_list, progress=progress)
     rows = []
-    final = {}
+    cost = {}  # optimizer -> epoch -> mean training cost
     for name, entry in measured["optimizers"].items():
-        final[name] = float(np.mean(entry["train_loss"]))
-        rows.append(
-            {
-                "optimizer": pretty(name),
-                "tuned α": fmt(entry["best_lr"], 3),
-                "final training cost": pm(entry["train_loss"], 4),
-                "test accuracy [%]": pm(entry["test_accuracy"], 1, 100),
-            }
-        )
-    best = min(final.values())
-    if quick:  # a few epochs: nothing has converged, so only "Adam keeps up" is checked
+        cost[name] = {e: float(np.mean(v)) for e, v in entry["at_epoch"].items()}
+        row = {
+            "optimizer": pretty(name),
+            "step size": f"{entry['best_lr']:.3g}/√t"
+            if name in DECAYED
+            else fmt(entry["best_lr"], 3),
+        }
+        for e, values in entry["at_epoch"].items():
+            row[f"cost, epoch {e}"] = pm(values, 4)
+        row["test accuracy [%]"] = pm(entry["test_accuracy"], 1, 100)
+        rows.append(row)
+    epochs = sorted(cost["adam"])
+
+    if quick:  # two epochs: only "Adam keeps up with the best" is checked
+        best = min(c[epochs[-1]] for c in cost.values())
         claims = {
-            "Adam ends within 5 % of the best optimizer's training cost": final["adam"]
+            "Adam ends within 5 % of the best optimizer's training cost": cost["adam"][epochs[-1]]
             <= 1.05 * best
         }
-    else:
-        claims = {
-            "Adam ends within 2 % of the best optimizer's training cost": final["adam"]
-            <= 1.02 * best,
-            "Adam ends at least as low as AdaGrad (within 0.5 %)": final["adam"]
-            <= 1.005 * final["adagrad"],
-            "Adam and SGD-Nesterov end within 2 % of each other": abs(
-                final["adam"] - final["nesterov"]
-            )
-            <= 0.02 * min(final["adam"], final["nesterov"]),
-        }
+    else:  # one line per epoch, so the table says where the paper's finding holds
+        claims = {}
+        for e in epochs:
+            a, n, g = cost["adam"][e], cost["nesterov"][e], cost["adagrad"][e]
+            claims[f"epoch {e}: Adam within 2 % of SGD-Nesterov"] = abs(a - n) <= 0.02 * min(a, n)
+            claims[f"epoch {e}: Adam below AdaGrad"] = a < g
+            claims[f"epoch {e}: SGD-Nesterov below AdaGrad"] = n < g
     grid = measured["grid"]
     return Result(
         name="kingma_ba_logreg",
@@ -153,19 +179,24 @@ def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = 
         source=SOURCE,
         setup=(
             "Data: MNIST-1D (mnist1d's make_dataset defaults; 4000 training signals, "
-            f"standardized). Model: softmax regression 40→10 with L2 = {L2} on the weights. "
-            f"Minibatches of {BATCH}, {measured['epochs']} epochs, constant step size tuned "
-            f"on {len(grid)} log-spaced values {grid[0]:.0e}…{grid[-1]:.0e} by the mean final "
-            f"training cost over {len(seed_list)} seeds (all seeds run every grid point). "
-            "Adam (ρ₁ = 0.9, ρ₂ = 0.999), AdaGrad, RMSProp (ρ = 0.9), SGD with Nesterov "
-            "momentum (ρ = 0.9), seed defaults otherwise."
+            f"standardized). Model: softmax regression 40→10 with L2 = {L2} on the weights, "
+            f"zero start for every optimizer. Minibatches of {BATCH} (reshuffled each epoch), "
+            f"{measured['epochs']} epochs. Adam (ρ₁ = 0.9, ρ₂ = 0.999) and SGD with Nesterov "
+            "momentum (ρ = 0.9) with α_t = α/√t (steplab.schedules.inverse_sqrt_schedule, t = "
+            "step); AdaGrad with constant α. α tuned on "
+            f"{len(grid)} log-spaced values {grid[0]:.0e}…{grid[-1]:.0e} by the mean final "
+            f"training cost over {len(seed_list)} seeds (all seeds run every α). Training "
+            "cost: full-data loss with the L2 term, once per epoch."
         ),
         differences=(
-            "MNIST-1D instead of MNIST (784 pixels, 60000 images); the paper decays the step "
-            "size as α/√t, we keep it constant; the paper's L2 weight is not stated, ours is "
-            f"{L2}; training cost here is the full-data loss evaluated once per epoch."
+            "MNIST-1D (40 features, 4000 examples) instead of MNIST (784 pixels, 60000 "
+            "images); 20 epochs instead of the figure's 45. The paper's L2 weight, its "
+            f"grids and its Nesterov momentum are not stated: ours are {L2}, the α grid above "
+            "and ρ = 0.9 fixed. The paper says the step size is decayed as α/√t without "
+            "saying whether AdaGrad got this extra decay; we do not give it (AdaGrad's "
+            "α/√(Σg²) already is (α/√t)/√(mean g²))."
         ),
-        tables={"Training cost after tuning (mean ± std over seeds)": rows},
+        tables={"Training cost at the tuned step size (mean ± std over seeds)": rows},
         claims=claims,
         quick=quick,
         figures=[figure(measured, out)],
