@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import warnings
-from types import ModuleType
+from typing import Any
 
-numba: ModuleType | None
+numba: Any  # the numba module, or None when it is unavailable (numba ships no types)
 try:
     if os.environ.get("STEPLAB_NO_NUMBA", "").strip() not in ("", "0"):
         raise ImportError("STEPLAB_NO_NUMBA is set")

@@ -91,7 +91,8 @@ def _plan(opt: Optimizer, K: int, steps: int):
     for c, column in enumerate(columns.values()):
         for t, value in enumerate(column):
             table[t, c, :] = np.reshape(value, -1) if np.ndim(value) else value
-    rows, sources = [], {}
+    rows: list[Any] = []
+    sources: dict[str, Any] = {}
     for name in fields:
         if name in columns:
             sources[name] = ("step", list(columns).index(name))
@@ -276,8 +277,8 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
     if history:
         value = FUNCTIONS[name][0]
         losses[0] = [value(x, y, *p[:3]) for x, y in X]
-    kernel = _kernel(name, optimizer, HP, sources, kept, table.shape[2], history)
-    arguments = (p, X, S, H, table, steps, losses)
+    kernel: Any = _kernel(name, optimizer, HP, sources, kept, table.shape[2], history)
+    arguments: tuple[Any, ...] = (p, X, S, H, table, steps, losses)
     # With several threads, each takes a contiguous share of whole blocks.
     blocks = -(-K // BLOCK)
     from steplab.fast.dispatch import threads as _threads
@@ -288,7 +289,7 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
     else:
         edges = [min(K, BLOCK * (blocks * i // threads)) for i in range(threads + 1)]
         with ThreadPoolExecutor(threads) as pool:
-            jobs = [pool.submit(kernel, *arguments, lo, hi) for lo, hi in pairwise(edges)]
+            jobs = [pool.submit(kernel, *arguments, lo, hi) for lo, hi in pairwise(edges)]  # type: ignore[call-arg]
             for job in jobs:
                 job.result()
     return X, (losses if history else losses[0])

@@ -222,7 +222,7 @@ def transformation(
 
 
 def _state_fields(core: Optimizer) -> tuple[str, ...]:
-    return tuple(core.state_type._fields)  # type: ignore[attr-defined]  # a NamedTuple
+    return tuple(core.state_type._fields)  # a NamedTuple
 
 
 def _is_sparse(leaf: Any) -> bool:

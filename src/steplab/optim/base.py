@@ -168,7 +168,8 @@ class Optimizer:
     # (Nadam's running product of μ); ``step_scalars`` returns their new values.
     SCALAR_STATE: ClassVar[dict[str, float]] = {}
     # The typed state: NamedTuple("t", *SCALAR_STATE, *the rule's moments).
-    state_type: ClassVar[type] = tuple
+    state_type: ClassVar[Any] = tuple
+    _moment_names: ClassVar[tuple[str, ...] | None] = None
 
     weight_decay: float = hyper(0.0, "[0, inf)", "L2 penalty: adds λ·θ to the gradient")
     nonfinite: str = dataclasses.field(
@@ -400,7 +401,8 @@ class Optimizer:
         Python bools, and each name in ``OFF_WHEN_ZERO`` adds a static flag ``<name>_on``.
         """
         key = tuple(shape)
-        cached = self._hyper_cache.get(key)
+        cache = self.__dict__["_hyper_cache"]
+        cached = cache.get(key)
         if cached is not None:
             return cached
         values = {}
@@ -417,7 +419,7 @@ class Optimizer:
             values[name] = value
         for name in self.OFF_WHEN_ZERO:
             values[f"{name}_on"] = bool(np.any(values[name]))
-        self._hyper_cache[key] = values
+        cache[key] = values
         return values
 
     def _lr_at(self, hp: dict, t: int) -> Any:
@@ -505,10 +507,11 @@ def decay_weights(hp: Any, theta: Any) -> Any:
 def scheduled_lr(optimizer: Optimizer, t: int) -> float:
     """The value of ``optimizer.lr`` (a schedule) at step ``t``, checked to be in [0, inf)
     (a schedule may end at 0, as a cosine decay does; a constant lr must be > 0)."""
-    value = optimizer.lr(t)
+    schedule: Any = optimizer.lr  # type: ignore[attr-defined]  # every class with a schedule has lr
+    value = schedule(t)
     if not (isinstance(value, (float, int)) and np.isfinite(value) and value >= 0):
         raise ValueError(
-            f"{optimizer.name}: the lr schedule {optimizer.lr!r} gives {value!r} at step t={t}; "
+            f"{optimizer.name}: the lr schedule {schedule!r} gives {value!r} at step t={t}; "
             "a scheduled step size must be a finite number >= 0"
         )
     return float(value)

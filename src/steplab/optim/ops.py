@@ -39,9 +39,8 @@ def exact_pow(base: Any, exponent: Any) -> Any:
     """``base ** exponent`` as C's ``pow`` gives it, element by element (float64)."""
     if np.ndim(base) == 0 and np.ndim(exponent) == 0:
         return math.pow(float(base), float(exponent))
-    return _pow(np.asarray(base, dtype=np.float64), np.asarray(exponent, dtype=np.float64)).astype(
-        np.float64
-    )
+    values = _pow(np.asarray(base, dtype=np.float64), np.asarray(exponent, dtype=np.float64))
+    return np.asarray(values, dtype=np.float64)
 
 
 #: NumPy's functions: the readable path, on whole arrays.

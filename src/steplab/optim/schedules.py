@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 
@@ -283,7 +284,7 @@ def warmup_cosine_decay_schedule(
     return WarmupCosineDecay(init_value, peak_value, warmup_steps, decay_steps, end_value)
 
 
-_CONSTRUCTORS = {
+_CONSTRUCTORS: dict[str, Callable[..., Schedule]] = {
     "constant_schedule": constant_schedule,
     "inverse_sqrt_schedule": inverse_sqrt_schedule,
     "exponential_decay": exponential_decay,

@@ -190,8 +190,11 @@ def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = 
     }
     if not quick:
         everything = np.stack([with_bc, without])  # (corrected?, α, ρ₁, ρ₂)
-        c, k, i, j = np.unravel_index(
-            np.argmin(np.where(np.isfinite(everything), everything, np.inf)), everything.shape
+        c, k, i, j = (
+            int(n)
+            for n in np.unravel_index(
+                np.argmin(np.where(np.isfinite(everything), everything, np.inf)), everything.shape
+            )
         )
         measured["overall_best"] = {
             "corrected": c == 0,

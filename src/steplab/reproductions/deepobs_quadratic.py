@@ -49,7 +49,7 @@ BASELINES = "github.com/fsschneider/DeepOBS @ 873bbc2, baselines/quadratic_deep/
 # DeepOBS' published runs with the best step size, final entry of "test_losses" (epoch 100)
 # in the JSON file named; the 10-seed reruns are seeds 42-51, of which the files quoted
 # here are those we could read.
-PUBLISHED = {
+PUBLISHED: dict[str, dict[str, Any]] = {
     "sgd": {
         "lr": 0.015848931925,
         "runs": {46: 87.51817212785993},

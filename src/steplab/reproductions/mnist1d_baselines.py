@@ -19,6 +19,8 @@ Its recipe (``notebooks/train.py``, ``notebooks/models.py``), which we follow:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from steplab.reproductions._common import Result, mean_std, pm, save_figure, seeds_list
@@ -64,7 +66,7 @@ def train(problem, seeds, *, steps: int, eval_every: int, shuffle: bool = False,
     state = opt.init(theta)
     order = np.arange(n)
     rng = np.random.default_rng(seeds[0])
-    curve = {"step": [], "test_accuracy": [], "train_accuracy": []}
+    curve: dict[str, list[Any]] = {"step": [], "test_accuracy": [], "train_accuracy": []}
     bar = _progress_bar(steps + 1, progress)
     for step in range(steps + 1):
         start = (step * BATCH) % n
@@ -90,7 +92,7 @@ def compute(*, quick: bool = False, seeds=(0, 1, 2, 3, 4), progress: bool = Fals
     data = datasets.load("mnist1d", val_fraction=0.0, standardize=False)
     steps = 600 if quick else STEPS
     eval_every = 100 if quick else EVAL_EVERY
-    out = {"steps": steps, "models": {}}
+    out: dict[str, Any] = {"steps": steps, "models": {}}
     for name, problem in models(data).items():
         out["models"][name] = train(
             problem, list(seeds), steps=steps, eval_every=eval_every, progress=progress

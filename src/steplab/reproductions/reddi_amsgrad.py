@@ -20,6 +20,8 @@ onto [−1, 1] (in one dimension the √V-weighted projection is clipping).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from steplab.reproductions._common import Result, mean_std, pm, save_figure, seeds_list
@@ -64,7 +66,13 @@ def optimize(g: np.ndarray, rho1, rho2, *, amsgrad: bool, alpha: float = ALPHA, 
     T, K = g.shape
     rho1, rho2 = (np.asarray(v, dtype=float)[:, None] for v in (rho1, rho2))
     lr = sl.schedules.inverse_sqrt_schedule(alpha)  # α_t = α/√t
-    opt = sl.Adam(lr=lr, rho1=rho1, rho2=rho2, bias_correction=False, amsgrad=amsgrad)
+    opt = sl.Adam(
+        lr=lr,  # type: ignore[arg-type]  # a schedule (the fields are typed float)
+        rho1=rho1,
+        rho2=rho2,
+        bias_correction=False,
+        amsgrad=amsgrad,
+    )
     x = np.zeros((K, 1))
     state = opt.init(x)
     xs = np.empty((T, K))
@@ -93,7 +101,7 @@ def compute(*, quick: bool = False, seeds=(0, 1, 2, 3, 4), progress: bool = Fals
     theorem = [setting == "theorem" for setting, _ in columns]
     rho1 = np.where(theorem, 0.0, RHO1)
     rho2 = np.where(theorem, 1.0 / (1.0 + C_THEOREM**2), RHO2)
-    out = {"T": T, "runs": {}}
+    out: dict[str, Any] = {"T": T, "runs": {}}
     for name, ams in (("Adam", False), ("AMSGrad", True)):
         xs = optimize(g, rho1, rho2, amsgrad=ams, progress=progress)
         regret = average_regret(g, xs)

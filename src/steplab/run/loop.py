@@ -360,7 +360,7 @@ def minimize(
     if interrupt.caught:
         # Ctrl+C: keep what was computed. Every run still going ends "interrupted" at the
         # last row it completed (x, loss and history agree on that row).
-        for k in np.flatnonzero(active):
+        for k in (int(i) for i in np.flatnonzero(active)):
             status[k], stop_step[k] = "interrupted", seen[k]
 
     config = {

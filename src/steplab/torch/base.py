@@ -89,7 +89,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             return
         keyword = inspect.Parameter.KEYWORD_ONLY
         fields = cls.core.hyperparameters()
-        cls.__signature__ = inspect.Signature(
+        cls.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             [
                 inspect.Parameter("params", inspect.Parameter.POSITIONAL_OR_KEYWORD),
                 *(inspect.Parameter(n, keyword, default=f.default) for n, f in fields.items()),
@@ -234,11 +234,11 @@ class TorchOptimizer(torch.optim.Optimizer):
                     f"parameters in the state dict and {len(group['params'])} here"
                 )
             self._validated({k: saved[k] for k in self.hyperparameters()})
-            hp = self._group_hyperparameters(saved)
+            core, hp = self._core_and_hyper(saved)
             for pid, p in zip(saved["params"], group["params"], strict=True):
                 saved_ids.append(pid)
                 if pid in states:
-                    self._check_param_state(pid, states[pid], p, hp)
+                    self._check_param_state(pid, states[pid], p, core, hp)
         unknown = [k for k in states if k not in saved_ids]
         if unknown:
             raise ValueError(
@@ -247,9 +247,12 @@ class TorchOptimizer(torch.optim.Optimizer):
             )
         return saved_ids
 
-    def _check_param_state(self, pid: Any, state: Any, p: torch.Tensor, hp: SimpleNamespace):
+    def _check_param_state(
+        self, pid: Any, state: Any, p: torch.Tensor, core: CoreOptimizer, hp: dict[str, Any]
+    ) -> None:
         name = type(self).__name__
-        expected = {"t", *self._init_moments(torch.zeros_like(p, dtype=_work_dtype(p)), hp)}
+        work = torch.zeros_like(p, dtype=_work_dtype(p))
+        expected = {"t", *core.SCALAR_STATE, *_core_moments(core, hp, work)}
         if not isinstance(state, dict) or not expected <= set(state) <= expected | {"skipped"}:
             keys = sorted(state) if isinstance(state, dict) else type(state).__name__
             raise ValueError(
