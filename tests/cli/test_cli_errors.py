@@ -119,9 +119,8 @@ def test_interrupted_figure_save_leaves_no_file(tmp_path, monkeypatch):
     from matplotlib.figure import Figure
 
     from steplab.viz import save
-    from steplab.viz.base import pyplot
 
-    fig = pyplot().figure()
+    fig = Figure()
     fig.gca().plot([0, 1], [1, 0])
     save(fig, tmp_path / "figure")
     good = (tmp_path / "figure.png").read_bytes()
@@ -131,11 +130,11 @@ def test_interrupted_figure_save_leaves_no_file(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Figure, "savefig", interrupted_savefig)
-    fig = pyplot().figure()
+    fig = Figure()
     with pytest.raises(KeyboardInterrupt):
         save(fig, tmp_path / "figure")
     with pytest.raises(KeyboardInterrupt):
-        save(pyplot().figure(), tmp_path / "other")
+        save(Figure(), tmp_path / "other")
     assert (tmp_path / "figure.png").read_bytes() == good
     assert sorted(p.name for p in tmp_path.iterdir()) == ["figure.png"]
 

@@ -12,6 +12,7 @@ import argparse
 import sys
 import time
 
+from steplab._extras import MissingExtra
 from steplab._io import write_text
 from steplab.cli import common
 
@@ -29,8 +30,12 @@ def _seeds(text: str) -> int:
 
 
 def _listing() -> str:
-    """Every reproduction, one line each, for the end of ``--help``."""
-    from steplab import reproductions
+    """Every reproduction, one line each, for the end of ``--help`` (``--help`` works
+    without the figure and data extras, which the reproductions themselves need)."""
+    try:
+        from steplab import reproductions
+    except MissingExtra as exc:
+        return f"reproductions: listed once their extras are installed ({exc})"
 
     width = max(map(len, reproductions.REPRODUCTIONS))
     lines = [f"  {n:<{width}}  {e.title}" for n, e in reproductions.REPRODUCTIONS.items()]
