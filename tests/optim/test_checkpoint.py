@@ -241,7 +241,7 @@ def torch_run(dtype, steps, optimizer=None, param=None):
 def test_torch_low_precision_moments_load_bit_for_bit(dtype_name):
     """torch's base class rounds loaded moments through the parameter's dtype: fp16 moments
     of 1e-4 gradients (r ≈ 1e-11) became 0. They stay float32, and a resumed run is the run."""
-    import torch
+    torch = pytest.importorskip("torch")
 
     import steplab.torch as st
 
@@ -265,7 +265,7 @@ def test_torch_low_precision_moments_load_bit_for_bit(dtype_name):
 
 
 def test_torch_foreign_and_malformed_state_dicts_are_refused_untouched():
-    import torch
+    torch = pytest.importorskip("torch")
 
     import steplab.torch as st
 

@@ -262,7 +262,7 @@ def test_fuzz_derivative_is_never_nan_where_the_true_one_is_finite():
     the formula's float value is finite and the true derivative (mpmath, 800 digits) is a
     X, and it agrees
     with the true one (to 1e-6 relative or 1e-9 absolute: 1 − tanh² of 20 is 0 in floats)."""
-    import mpmath
+    mpmath = pytest.importorskip("mpmath")
 
     mpmath.mp.dps = 800  # exp(±720) beside O(1) terms: 640 digits to keep both
     rng = np.random.default_rng(14)
