@@ -14,23 +14,12 @@ on Rosenbrock (1 thread).
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 import steplab as sl
 from steplab import fast
-
-
-def median(call, repeats: int) -> float:
-    call()
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+from steplab.cli.bench_measure import median_time as median
 
 
 def main(argv=None) -> None:
