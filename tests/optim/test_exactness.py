@@ -139,9 +139,14 @@ def test_the_reproducer_from_the_issue():
 
 @pytest.mark.parametrize(("name", "options"), CASES, ids=IDS)
 def test_sweep_kernel_equals_single_runs(name, options):
-    """fast.sweep on Rosenbrock: each configuration is optimizer.step on its own."""
-    K, steps = 5, 30
-    values = _configurations(name, options, K)
+    """fast.sweep on Rosenbrock: each configuration is optimizer.step on its own, with
+    every numeric hyperparameter different per configuration (K = 2 × steps, so that a
+    per-configuration value taken for a per-step one cannot pass by its shape)."""
+    K, steps = 24, 12
+    cls = sl.OPTIMIZERS[name]
+    free = [n for n in _numeric(cls) if n not in options and n != "weight_decay"]
+    base = cls(**options)
+    values = {n: (getattr(base, n) or 1e-3) * np.linspace(0.5, 1.0, K) for n in free}
     X0 = np.random.default_rng(4).uniform(-1.5, 1.5, (K, 2))
     x, losses = fast.sweep("rosenbrock", sl.make(name, **options, **values), X0, steps)
     problem = sl.problems.get("rosenbrock")

@@ -187,11 +187,13 @@ class Optimizer:
         raise NotImplementedError
 
     @staticmethod
-    def step_scalars(ops: Ops, hp: Any, t: int, state: Any) -> dict[str, Any]:
+    def step_scalars(ops: Ops, hp: Any, t: Any, state: Any) -> dict[str, Any]:
         """Per-step scalars the rule reads from ``hp`` (e.g. 1 − ρᵗ), in float64.
 
         ``hp`` holds the hyperparameters (floats, or float64 arrays with one value per
-        configuration), ``state`` the ``SCALAR_STATE`` values before the step. Use
+        configuration), ``state`` the ``SCALAR_STATE`` values before the step. ``t`` is
+        the step count, or (for a sweep's table, when there is no ``SCALAR_STATE``) a
+        column of step counts: write element-wise arithmetic, no branching on t. Use
         ``ops.pow`` for powers (see :mod:`steplab.optim.ops`).
         """
         return {}
