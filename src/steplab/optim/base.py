@@ -443,7 +443,7 @@ class Optimizer:
     def _apply_rule(self, ops: Ops, hp_t: Any, theta: Any, grad: Any, state: Any):
         """The rule on whole arrays in the step's arithmetic (:func:`compute_dtype` for NumPy
         arrays, the arrays' own for other frameworks)."""
-        if compute_dtype(theta) == np.float32:
+        if isinstance(theta, np.ndarray) and theta.dtype == np.float32:  # compute_dtype
             hp_t = in_dtype(hp_t, np.float32)
         x, g = _opmath(theta), _opmath(grad)
         if hp_t.weight_decay_on:
