@@ -119,11 +119,17 @@ def test_every_optimizer_sweeps(opt):
     _check("rosenbrock", opt)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["ackley", "goldstein_price", "saddle"])
-def test_other_functions_sweep(name):
-    # every function's formulas are checked above; these run them through the kernel too
-    _check(name, sl.Adam(lr=0.01))
+@pytest.mark.slow  # compiles one kernel per function (~1 s each)
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_every_function_sweeps_bit_for_bit(name):
+    # the formulas inlined into the kernel: the same bits as the readable loop
+    problem = problems.get(name)
+    X0 = np.asarray(problem.x0) + np.random.default_rng(1).uniform(-0.5, 0.5, (K, 2))
+    opt = sl.Adam(lr=np.geomspace(1e-3, 1e-1, K))
+    x, losses = fast.sweep(name, opt, X0, 30, history=True)
+    x_ref, losses_ref = _readable_sweep(problem, opt, X0, 30)
+    np.testing.assert_array_equal(x, x_ref)
+    np.testing.assert_array_equal(losses, losses_ref)
 
 
 @pytest.mark.parametrize(
