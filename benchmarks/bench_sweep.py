@@ -16,6 +16,8 @@ time grows with K and with steps, and every optimizer and every function at 10k 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import time
 
 import numpy as np
@@ -55,6 +57,32 @@ def run_numpy(K, steps):
         return X
 
     return loop
+
+
+# JAX on one thread too, as steplab here ("on the same threads"): XLA's CPU backend
+# otherwise spreads element-wise work over every core. Set before jax is imported.
+os.environ.setdefault(
+    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+)
+
+
+def run_divider_bound(K, steps):
+    """The anchor: only the arithmetic no exact Adam step can avoid, √ and ÷ once per
+    coordinate and step (IEEE-exact, so neither NumPy nor JAX nor steplab may replace
+    them by approximations), on the same blocks of 64 SIMD lanes. On CPUs whose √/÷
+    units are slow (this project's machine) this alone takes most of a sweep's time."""
+    import numba
+
+    @numba.njit(error_model="numpy", nogil=True)
+    def lanes(block, steps):
+        for _ in range(steps):
+            for i in range(64):
+                block[0, i] = block[2, i] / (1e-8 + math.sqrt(block[0, i]))
+                block[1, i] = block[3, i] / (1e-8 + math.sqrt(block[1, i]))
+
+    block = np.random.default_rng(0).uniform(1, 2, (4, 64))
+    lanes(block, 1)
+    return lambda: [lanes(block, steps) for _ in range(-(-K // 64))]
 
 
 def run_jax(K, steps):
@@ -145,7 +173,7 @@ def main(argv=None) -> None:
     # steplab and JAX timed interleaved, in the same rounds (the machine may be shared)
     rows = []
     for k in args.jax_K:
-        contenders = {"steplab": run_steplab(k, steps)}
+        contenders = {"steplab": run_steplab(k, steps), "bound": run_divider_bound(k, steps)}
         jax_run = run_jax(k, steps)
         if jax_run is not None:
             contenders["jax"] = jax_run
@@ -153,12 +181,14 @@ def main(argv=None) -> None:
         jax_sec = sec.get("jax")
         rows.append([f"{k:,}", steps, f"{sec['steplab']:.4f}",
                      "–" if jax_sec is None else f"{jax_sec:.4f}",
-                     "–" if jax_sec is None else f"{jax_sec / sec['steplab']:.2f}"])  # fmt: skip
+                     "–" if jax_sec is None else f"{jax_sec / sec['steplab']:.2f}",
+                     f"{sec['bound']:.4f}", f"{sec['bound'] / sec['steplab']:.2f}"])  # fmt: skip
     print_table(
-        ["K", "steps", "steplab s", "JAX jit(vmap(scan)) s", "JAX/steplab"],
+        ["K", "steps", "steplab s", "JAX jit(vmap(scan)) s", "JAX/steplab",
+         "√,÷ bound s", "bound/steplab"],
         rows,
-        f"Adam on Rosenbrock, float64, 1 thread, medians of {n} (interleaved)",
-    )
+        f"Adam on Rosenbrock, float64, 1 thread (JAX too), medians of {n} (interleaved)",
+    )  # fmt: skip
     if args.quick:
         return
     contenders = {"steplab.fast.sweep (numba)": run_steplab(K, steps)}

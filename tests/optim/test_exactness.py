@@ -1,8 +1,9 @@
 """Exactness by construction: one rule, every path, the same bits.
 
 NumPy's whole-array step, numba's fused kernel and the sweep kernel all run the
-optimizer's single ``rule`` in float64 and round once when they store; so K
-configurations in one call equal K single runs, whichever path each side takes.
+optimizer's single ``rule`` in the same arithmetic (float32 for float32 arrays, float64
+for float64); so K configurations in one call equal K single runs, whichever path each
+side takes.
 """
 
 from __future__ import annotations
@@ -138,9 +139,14 @@ def test_the_reproducer_from_the_issue():
 
 @pytest.mark.parametrize(("name", "options"), CASES, ids=IDS)
 def test_sweep_kernel_equals_single_runs(name, options):
-    """fast.sweep on Rosenbrock: each configuration is optimizer.step on its own."""
-    K, steps = 5, 30
-    values = _configurations(name, options, K)
+    """fast.sweep on Rosenbrock: each configuration is optimizer.step on its own, with
+    every numeric hyperparameter different per configuration (K = 2 × steps, so that a
+    per-configuration value taken for a per-step one cannot pass by its shape)."""
+    K, steps = 24, 12
+    cls = sl.OPTIMIZERS[name]
+    free = [n for n in _numeric(cls) if n not in options and n != "weight_decay"]
+    base = cls(**options)
+    values = {n: (getattr(base, n) or 1e-3) * np.linspace(0.5, 1.0, K) for n in free}
     X0 = np.random.default_rng(4).uniform(-1.5, 1.5, (K, 2))
     x, losses = fast.sweep("rosenbrock", sl.make(name, **options, **values), X0, steps)
     problem = sl.problems.get("rosenbrock")
@@ -242,3 +248,36 @@ def test_a_toy_optimizer_gets_every_path_from_its_rule():
         for _ in range(20):
             single.step(point, problem.g(point[None])[0], state)
         np.testing.assert_array_equal(x[k], point)
+
+
+@pytest.mark.parametrize("impl", ["numpy", "fused"])
+def test_float32_arrays_step_in_float32_arithmetic(impl):
+    """The seed's Adam written out by hand with float32 numbers (per-step scalars in
+    float64, then rounded) is what a float32 step gives, on both paths; and it is not what
+    float64 arithmetic rounded once per step would give."""
+    f = np.float32
+    rng = np.random.default_rng(11)
+    theta = rng.standard_normal(8192).astype(np.float32)
+    grads = [rng.standard_normal(8192).astype(np.float32) for _ in range(5)]
+    x, s, r = theta.copy(), np.zeros_like(theta), np.zeros_like(theta)
+    x64, s64, r64 = theta.copy(), np.zeros_like(theta), np.zeros_like(theta)
+    for t, g in enumerate(grads, start=1):
+        s = f(0.9) * s + (f(1) - f(0.9)) * g
+        r = f(0.999) * r + (f(1) - f(0.999)) * g * g
+        c1, c2 = f(1 / (1 - 0.9**t)), f(1 / (1 - 0.999**t))
+        x = x + -f(1e-3) * (s * c1) / np.sqrt(r * c2 + f(1e-8))
+        assert x.dtype == s.dtype == r.dtype == np.float32
+        g64 = g.astype(np.float64)  # the same step in float64, rounded once when stored
+        s64 = (0.9 * s64 + 0.1 * g64).astype(np.float32)
+        r64 = (0.999 * r64 + 0.001 * g64 * g64).astype(np.float32)
+        step = -1e-3 * (s64 / (1 - 0.9**t)) / np.sqrt(r64 / (1 - 0.999**t) + 1e-8)
+        x64 = (x64 + step).astype(np.float32)
+    opt, point = sl.Adam(impl=impl), theta.copy()
+    state = opt.init(point)
+    for g in grads:
+        opt.step(point, g, state)
+    assert state.impl == impl
+    np.testing.assert_array_equal(point, x)
+    np.testing.assert_array_equal(state.s, s)
+    np.testing.assert_array_equal(state.r, r)
+    assert not np.array_equal(point, x64)  # float64 arithmetic would differ in the last bit

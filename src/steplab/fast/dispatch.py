@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from steplab.fast import _numba, kernels
-from steplab.optim.base import FUSED_MIN_SIZE
+from steplab.optim.base import FUSED_MIN_SIZE, compute_dtype
 
 #: Smallest theta (number of elements) that impl="auto" gives to the fused kernel.
 MIN_SIZE = FUSED_MIN_SIZE
@@ -100,8 +100,9 @@ def step(optimizer, hp: dict, hp_t: Any, theta: np.ndarray, grad: np.ndarray, st
     else:
         decay = "decoupled" if cls.DECOUPLED_WEIGHT_DECAY else "l2"
     statics = tuple(v if isinstance(v, bool) else None for v in hp_t)
-    h = np.array([v for v in hp_t if not isinstance(v, bool)], dtype=np.float64)
-    kernel = kernels.step_kernel(cls.rule, kept, decay, type(hp_t), statics)
+    dtype = compute_dtype(theta)  # float32 arrays step in float32, as the NumPy rule does
+    h = np.array([v for v in hp_t if not isinstance(v, bool)], dtype=dtype)
+    kernel = kernels.step_kernel(cls.rule, kept, decay, type(hp_t), statics, dtype)
     moments = [getattr(state, n).reshape(-1) for n in _kept(optimizer, state)]
     _use_threads(theta.size)
     try:

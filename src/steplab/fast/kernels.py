@@ -3,14 +3,18 @@
 ``Optimizer.rule`` (``steplab/optim/*.py``) is the only statement of an algorithm. NumPy
 runs it on whole arrays, one array operation at a time; here numba compiles the same
 function for one coordinate and calls it inside a parallel loop, so every array is read
-once and written once per step. Both compute in float64 (a float32 array is read as
-float64 and rounded once when stored), with the same operations in the same order and
-per-step scalars (1 − ρᵗ, …) computed once by the same Python code: the results are the
-same bits. No optimizer is named here; a new optimizer's rule gets a kernel unchanged.
+once and written once per step. Both compute in the arrays' compute dtype
+(``steplab.optim.base.compute_dtype``: float32 for float32, else float64), with the same
+operations in the same order and per-step scalars (1 − ρᵗ, …) computed once by the same
+Python code and rounded to that dtype: the results are the same bits. No optimizer is
+named here; a new optimizer's rule gets a kernel unchanged.
 """
 
 from __future__ import annotations
 
+import ast
+import inspect
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -19,14 +23,45 @@ import numpy as np
 from steplab.fast import _numba, scalar_ops
 from steplab.optim.base import decay_weights, l2_penalty
 
-_JITTED: dict[Callable, Any] = {}
+_JITTED: dict[tuple, Any] = {}
 
 
-def jitted(function: Callable) -> Any:
-    """``function`` (a rule, a test function, a helper) as an inlined numba function."""
-    if function not in _JITTED:
-        _JITTED[function] = _numba.numba.njit(inline="always", error_model="numpy")(function)
-    return _JITTED[function]
+def jitted(function: Callable, dtype: Any = np.float64) -> Any:
+    """``function`` (a rule, a test function, a helper) as an inlined numba function whose
+    arithmetic on ``dtype`` numbers stays in ``dtype``."""
+    key = (function, np.dtype(dtype))
+    if key not in _JITTED:
+        if np.dtype(dtype) != np.float64:
+            function = with_typed_literals(function, np.dtype(dtype).type)
+        _JITTED[key] = _numba.numba.njit(inline="always", error_model="numpy")(function)
+    return _JITTED[key]
+
+
+class _WrapLiterals(ast.NodeTransformer):
+    def visit_Constant(self, node: ast.Constant) -> ast.AST:
+        if isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            call = ast.Call(ast.Name("_literal", ast.Load()), [node], [])
+            return ast.copy_location(call, node)
+        return node
+
+
+def with_typed_literals(function: Callable, literal_type: type) -> Callable:
+    """A copy of ``function`` whose number literals are ``literal_type`` numbers.
+
+    Why: in ``1 - hp.rho1`` NumPy treats the Python number 1 as "weak" (NEP 50), so with a
+    float32 ρ₁ the result is float32; numba types the literal as int64 and promotes the
+    result to float64. Writing the literal as ``float32(1)`` gives numba NumPy's result,
+    so the rule stays as readable as the seed and both paths do the same float32 steps.
+    """
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    definition = tree.body[0]
+    assert isinstance(definition, ast.FunctionDef), function
+    definition.decorator_list = []
+    tree = ast.fix_missing_locations(_WrapLiterals().visit(tree))
+    namespace = {**function.__globals__, "_literal": literal_type}
+    filename = f"<{function.__qualname__} with {literal_type.__name__} literals>"
+    exec(compile(tree, filename, "exec"), namespace)  # noqa: S102 - our own rule's source
+    return namespace[definition.name]
 
 
 # --------------------------------------------------------------------------------------
@@ -40,8 +75,8 @@ def kernel(theta, g, {arrays}h):
         # NamedTuple into the loop; its floats are read from h before the loop, so that
         # stores to theta cannot alias them and the loop vectorizes
         hp = HP({fields})
-        x = float64(theta[i])
-        gi = float64(g[i])
+        x = compute(theta[i])
+        gi = compute(g[i])
 {weight_decay}        {outputs} = rule(ops, hp, {inputs})
         theta[i] = x
 {stores}"""
@@ -50,8 +85,9 @@ _KERNELS: dict[tuple, Any] = {}
 
 
 def step_kernel(rule: Callable, kept: tuple[bool, ...], weight_decay: str, HP: type,
-                statics: tuple) -> Any:  # fmt: skip
-    """The parallel kernel ``kernel(theta, g, *kept_moments, h)`` for ``rule``.
+                statics: tuple, dtype: Any = np.float64) -> Any:  # fmt: skip
+    """The parallel kernel ``kernel(theta, g, *kept_moments, h)`` for ``rule``, computing in
+    ``dtype`` (the arrays' compute dtype; ``h`` holds the float fields in that dtype).
 
     ``kept[j]`` says whether the rule's j-th moment is an array of this state (else the
     rule gets 0.0 and its result is dropped); ``weight_decay`` is ``""``, ``"l2"`` or
@@ -60,7 +96,8 @@ def step_kernel(rule: Callable, kept: tuple[bool, ...], weight_decay: str, HP: t
     ``h`` in order: a NumPy array is far cheaper for numba to receive than a NamedTuple).
     One kernel per combination, compiled on first use.
     """
-    key = (rule, kept, weight_decay, HP, statics)
+    dtype = np.dtype(dtype)
+    key = (rule, kept, weight_decay, HP, statics, dtype)
     if key not in _KERNELS:
         names = [f"m{j}" for j, keep in enumerate(kept) if keep]
         decay = {
@@ -75,7 +112,7 @@ def step_kernel(rule: Callable, kept: tuple[bool, ...], weight_decay: str, HP: t
                 n += 1
             else:
                 fields.append(repr(bool(value)))
-        moments = [f"float64(m{j}[i])" if k else "0.0" for j, k in enumerate(kept)]
+        moments = [f"compute(m{j}[i])" if k else "compute(0.0)" for j, k in enumerate(kept)]
         source = _STEP_TEMPLATE.format(
             arrays="".join(f"{n}, " for n in names),
             fields=", ".join(fields),
@@ -89,10 +126,10 @@ def step_kernel(rule: Callable, kept: tuple[bool, ...], weight_decay: str, HP: t
             "HP": HP,
             "ops": scalar_ops,  # a module global: numba inlines its functions
             "prange": _numba.numba.prange,
-            "float64": np.float64,
-            "rule": jitted(rule),
-            "l2_penalty": jitted(l2_penalty),
-            "decay_weights": jitted(decay_weights),
+            "compute": dtype.type,
+            "rule": jitted(rule, dtype),
+            "l2_penalty": jitted(l2_penalty, dtype),
+            "decay_weights": jitted(decay_weights, dtype),
         }
         exec(compile(source, f"<steplab kernel for {rule.__qualname__}>", "exec"), namespace)  # noqa: S102
         _KERNELS[key] = _numba.numba.njit(parallel=True, error_model="numpy")(namespace["kernel"])

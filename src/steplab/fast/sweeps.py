@@ -66,31 +66,12 @@ def _plan(opt: Optimizer, K: int, steps: int):
             value = _shared(np.broadcast_to(value.reshape(-1), (K,)).astype(np.float64))
         values[name] = value
     scheduled = isinstance(values.get("lr"), Schedule)
-    scalar_state = SimpleNamespace(**{k: _shared(v) for k, v in opt.SCALAR_STATE.items()})
-    columns: dict[str, list] = {}
-    for t in range(1, steps + 1):
-        at_t = dict(values)
-        if scheduled:
-            at_t["lr"] = opt._lr_at(values, t)
-        extra = opt.step_scalars(NUMPY_OPS, SimpleNamespace(**at_t), t, scalar_state)
-        scalar_state = SimpleNamespace(**{k: extra[k] for k in opt.SCALAR_STATE})
-        if scheduled:
-            extra = {"lr": at_t["lr"], **extra}
-        for key, value in extra.items():
-            columns.setdefault(key, []).append(value)
-    if steps == 0:  # no step: the names still make the hp type
-        extra = opt.step_scalars(NUMPY_OPS, SimpleNamespace(**values), 1, scalar_state)
-        columns = {**({"lr": []} if scheduled else {}), **{k: [] for k in extra}}
+    columns = _step_columns(opt, values, max(steps, 1), scheduled)
     fields = tuple(dict.fromkeys([*values, *columns]))
-    width = 1
-    for column in columns.values():
-        for value in column:
-            if np.ndim(value) and np.size(value) > 1:
-                width = K
+    width = K if any(np.shape(c)[-1] > 1 for c in columns.values()) else 1
     table = np.zeros((max(steps, 1), max(len(columns), 1), width))
     for c, column in enumerate(columns.values()):
-        for t, value in enumerate(column):
-            table[t, c, :] = np.reshape(value, -1) if np.ndim(value) else value
+        table[:, c, :] = np.broadcast_to(column, (max(steps, 1), width))
     rows: list[Any] = []
     sources: dict[str, Any] = {}
     for name in fields:
@@ -105,6 +86,40 @@ def _plan(opt: Optimizer, K: int, steps: int):
     return hyper_tuple(type(opt), fields), sources, H, table
 
 
+def _step_columns(opt: Optimizer, values: dict, steps: int, scheduled: bool) -> dict:
+    """Every per-step scalar for t = 1 … steps, by the optimizer's own ``step_scalars``:
+    name -> array (steps, 1) or, if it differs per configuration, (steps, K).
+
+    Without scalar state the step scalars are element-wise functions of t, so one call
+    with t as a column computes them all (the same float64 operations, element by
+    element: the same bits as step by step); a running product such as Nadam's Πᵗμ
+    needs the steps in order.
+    """
+    hp = dict(values)
+    t = np.arange(1, steps + 1)[:, None]  # t down the rows, configurations across
+    if scheduled:
+        hp["lr"] = np.array([opt._lr_at(values, int(step)) for step in t[:, 0]])[:, None]
+    if opt.SCALAR_STATE:
+        state = SimpleNamespace(**{k: _shared(v) for k, v in opt.SCALAR_STATE.items()})
+        rows: dict[str, list] = {}
+        for step in range(1, steps + 1):
+            at_t = {**hp, "lr": hp["lr"][step - 1, 0]} if scheduled else hp
+            extra = opt.step_scalars(NUMPY_OPS, SimpleNamespace(**at_t), step, state)
+            state = SimpleNamespace(**{k: extra[k] for k in opt.SCALAR_STATE})
+            for key, value in extra.items():
+                rows.setdefault(key, []).append(np.reshape(value, -1))
+        extra = {key: np.array(column) for key, column in rows.items()}
+    else:
+        extra = opt.step_scalars(NUMPY_OPS, SimpleNamespace(**hp), t, SimpleNamespace())
+    columns = {"lr": hp["lr"]} if scheduled else {}
+    for key, value in extra.items():
+        value = np.asarray(value, dtype=np.float64)
+        if value.ndim < 2:  # the same at every step: a number, or one per configuration
+            value = np.broadcast_to(value.reshape(1, -1), (steps, value.size))
+        columns[key] = value
+    return columns
+
+
 # --------------------------------------------------------------------------------------
 # The kernel, generated for one rule, one test function and one set of switches
 # --------------------------------------------------------------------------------------
@@ -112,30 +127,38 @@ def _plan(opt: Optimizer, K: int, steps: int):
 _TEMPLATE = """
 def kernel(p, X, S, H, T, steps, losses, k_lo, k_hi):
     p0, p1, p2 = p[0], p[1], p[2]
+    R, C = H.shape[0], T.shape[1]
     for k0 in range(k_lo, k_hi, BLOCK):
         n = min(BLOCK, k_hi - k0)
-        # The block's points and moments, one short row per coordinate: in L1.
-        local = np.empty(({rows}, BLOCK))
-{views}        for j in range(n):
-            k = k0 + j
-{loads}        for t in range(steps):
-            for i in range(n):  # independent configurations: SIMD lanes
-                # unsigned indices: numba then skips its negative-index wraparound,
-                # which would turn these loads into gathers
-                j = np.uint64(i)
-                k = np.uint64(k0 + i)
-                kq = {kq}
+        # Everything the lane loop touches lives in one fresh array with a row of BLOCK
+        # lanes per quantity: the block's points and moments, its hyperparameters and, if
+        # they differ per configuration, this step's scalars. The loop then reads and
+        # writes nothing else, needs no run-time alias checks and runs in SIMD lanes.
+        local = np.empty(({rows} + R + C, BLOCK))
+        for j in range(BLOCK):
+            k = k0 + min(j, n - 1)  # lanes past the last configuration repeat it
+{loads}            for h in range(R):
+                local[{rows} + h, j] = H[h, k]
+        for t in range(steps):
+{step_scalars}            for j in range(BLOCK):  # independent configurations: SIMD lanes
                 hp = HP({fields})
-                y0, y1 = x0[j], x1[j]
+                y0, y1 = local[0, j], local[1, j]
                 g0, g1 = grad(y0, y1, p0, p1, p2)
 {decay}{update}
             if history:
                 for j in range(n):
-                    losses[t + 1, k0 + j] = value(x0[j], x1[j], p0, p1, p2)
+                    losses[t + 1, k0 + j] = value(local[0, j], local[1, j], p0, p1, p2)
         for j in range(n):
             k = k0 + j
 {stores}            if not history:
-                losses[0, k] = value(x0[j], x1[j], p0, p1, p2)
+                losses[0, k] = value(local[0, j], local[1, j], p0, p1, p2)
+"""
+
+_SHARED_STEP_SCALARS = "            q{c} = T[t, {c}, 0]  # the same in every lane\n"
+_PER_LANE_STEP_SCALARS = """\
+            for j in range(BLOCK):  # this step's scalars, one per configuration
+                for c in range(C):
+                    local[{rows} + R + c, j] = T[t, c, k0 + j]  # T is padded to whole blocks
 """
 
 _KERNELS: dict[tuple, Any] = {}
@@ -151,21 +174,27 @@ def _kernel(function: str, opt: Optimizer, HP: type, sources: dict, kept, width,
         return _KERNELS[key]
     slots = [j for j, keep in enumerate(kept) if keep]
     rows = 2 + 2 * len(slots)
-    views = "        x0, x1 = local[0], local[1]\n"
-    loads = "            x0[j], x1[j] = X[k, 0], X[k, 1]\n"
-    stores = "            X[k, 0], X[k, 1] = x0[j], x1[j]\n"
+    # local rows: 0, 1 the point; then per kept moment its two coordinates
+    row = {j: 2 + 2 * n for n, j in enumerate(slots)}
+    loads = "            local[0, j], local[1, j] = X[k, 0], X[k, 1]\n"
+    stores = "            X[k, 0], X[k, 1] = local[0, j], local[1, j]\n"
     for n, j in enumerate(slots):
-        views += f"        a{j}_0, a{j}_1 = local[{2 + 2 * n}], local[{3 + 2 * n}]\n"
-        loads += f"            a{j}_0[j], a{j}_1[j] = S[{n}, k, 0], S[{n}, k, 1]\n"
-        stores += f"            S[{n}, k, 0], S[{n}, k, 1] = a{j}_0[j], a{j}_1[j]\n"
-    fields = []
+        lanes = f"local[{row[j]}, j], local[{row[j] + 1}, j]"
+        loads += f"            {lanes} = S[{n}, k, 0], S[{n}, k, 1]\n"
+        stores += f"            S[{n}, k, 0], S[{n}, k, 1] = {lanes}\n"
+    fields, step_scalars = [], ""
     for kind, where in sources.values():
         if kind == "static":
             fields.append(repr(where))
         elif kind == "row":
-            fields.append(f"H[{where}, k]")
+            fields.append(f"local[{rows + where}, j]")
+        elif width > 1:
+            fields.append(f"local[{rows} + R + {where}, j]")
         else:
-            fields.append(f"T[t, {where}, kq]")
+            fields.append(f"q{where}")
+            step_scalars += _SHARED_STEP_SCALARS.format(c=where)
+    if width > 1:
+        step_scalars = _PER_LANE_STEP_SCALARS.format(rows=rows)
     decay = ""
     if sources["weight_decay_on"] == ("static", True):
         if cls.DECOUPLED_WEIGHT_DECAY:
@@ -174,17 +203,16 @@ def _kernel(function: str, opt: Optimizer, HP: type, sources: dict, kept, width,
             decay = "                g0, g1 = l2_penalty(hp, y0, g0), l2_penalty(hp, y1, g1)\n"
     update = ""
     for c in (0, 1):
-        outputs = [f"a{j}_{c}[j]" if keep else "_" for j, keep in enumerate(kept)]
-        inputs = [f"a{j}_{c}[j]" if keep else "0.0" for j, keep in enumerate(kept)]
-        targets = ", ".join([f"x{c}[j]", *outputs]) + ","
+        outputs = [f"local[{row[j] + c}, j]" if keep else "_" for j, keep in enumerate(kept)]
+        inputs = [f"local[{row[j] + c}, j]" if keep else "0.0" for j, keep in enumerate(kept)]
+        targets = ", ".join([f"local[{c}, j]", *outputs]) + ","
         arguments = ", ".join([f"y{c}", f"g{c}", *inputs])
         update += f"                {targets} = rule(ops, hp, {arguments})\n"
     source = _TEMPLATE.format(
         rows=rows,
-        views=views,
         loads=loads,
         stores=stores,
-        kq="k" if width > 1 else "np.uint64(0)",
+        step_scalars=step_scalars,
         fields=", ".join(fields),
         decay=decay,
         update=update,
@@ -210,6 +238,16 @@ def _kernel(function: str, opt: Optimizer, HP: type, sources: dict, kept, width,
     kernel = _numba.numba.njit(error_model="numpy", nogil=True)(namespace["kernel"])
     _KERNELS[key] = kernel
     return kernel
+
+
+def _pad_to_blocks(array: np.ndarray, K: int) -> np.ndarray:
+    """``array`` with its last axis (K configurations) padded to whole blocks by repeating
+    the last configuration: the kernel's lanes past K read real numbers, never past the end."""
+    if array.shape[-1] != K:
+        return array  # one column shared by every configuration
+    padded = -(-K // BLOCK) * BLOCK
+    edge = np.repeat(array[..., -1:], padded - K, axis=-1)
+    return np.ascontiguousarray(np.concatenate([array, edge], axis=-1))
 
 
 # --------------------------------------------------------------------------------------
@@ -278,6 +316,7 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
         value = FUNCTIONS[name][0]
         losses[0] = [value(x, y, *p[:3]) for x, y in X]
     kernel: Any = _kernel(name, optimizer, HP, sources, kept, table.shape[2], history)
+    H, table = _pad_to_blocks(H, K), _pad_to_blocks(table, K)
     arguments: tuple[Any, ...] = (p, X, S, H, table, steps, losses)
     # With several threads, each takes a contiguous share of whole blocks.
     blocks = -(-K // BLOCK)

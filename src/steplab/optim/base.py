@@ -152,8 +152,10 @@ class Optimizer:
     ``"fused"`` (one numba pass over memory, on all cores; needs numba) or ``"auto"``
     (fused for contiguous float32/float64 arrays of at least ``steplab.fast.MIN_SIZE``
     elements with scalar hyperparameters when numba is installed, else NumPy). Both give
-    the same bits: every step computes in float64 and rounds once when it stores (float32
-    in, float32 out), and both run the same rule. ``state.impl`` says which one ran last.
+    the same bits, because both run the same rule in the same arithmetic: float32 arrays
+    step in float32 (the hyperparameters and per-step scalars, computed in float64, are
+    rounded to float32 first), float64 arrays in float64, float16 in float64 rounded once
+    when stored. ``state.impl`` says which one ran last.
     """
 
     name: ClassVar[str] = "optimizer"
@@ -185,11 +187,13 @@ class Optimizer:
         raise NotImplementedError
 
     @staticmethod
-    def step_scalars(ops: Ops, hp: Any, t: int, state: Any) -> dict[str, Any]:
+    def step_scalars(ops: Ops, hp: Any, t: Any, state: Any) -> dict[str, Any]:
         """Per-step scalars the rule reads from ``hp`` (e.g. 1 − ρᵗ), in float64.
 
         ``hp`` holds the hyperparameters (floats, or float64 arrays with one value per
-        configuration), ``state`` the ``SCALAR_STATE`` values before the step. Use
+        configuration), ``state`` the ``SCALAR_STATE`` values before the step. ``t`` is
+        the step count, or (for a sweep's table, when there is no ``SCALAR_STATE``) a
+        column of step counts: write element-wise arithmetic, no branching on t. Use
         ``ops.pow`` for powers (see :mod:`steplab.optim.ops`).
         """
         return {}
@@ -361,7 +365,7 @@ class Optimizer:
                 fused = None
         if not fused:
             theta_new, moments = self._apply_rule(NUMPY_OPS, hp_t, theta, grad, state)
-            theta[...] = theta_new  # rounds float64 to theta's dtype, as the kernel does
+            theta[...] = theta_new
             for name, value in moments.items():
                 if value is not None:
                     getattr(state, name)[...] = value
@@ -386,7 +390,7 @@ class Optimizer:
         now = SimpleNamespace(**{k: getattr(state, k) for k in self.SCALAR_STATE})
         values.update(self.step_scalars(NUMPY_OPS, SimpleNamespace(**values), t, now))
         moments = SimpleNamespace(
-            **{name: _opmath(getattr(state, name, None)) for name in self.moment_names()}
+            **{name: _float64(getattr(state, name, None)) for name in self.moment_names()}
         )
         size = self._step_size(SimpleNamespace(**values), moments)
         return np.broadcast_to(size, state.shape).astype(state.dtype)
@@ -437,7 +441,10 @@ class Optimizer:
         return hyper_tuple(type(self), tuple(values))(**values), scalars
 
     def _apply_rule(self, ops: Ops, hp_t: Any, theta: Any, grad: Any, state: Any):
-        """The rule on whole arrays, in float64 (NumPy) or the arrays' own type (others)."""
+        """The rule on whole arrays in the step's arithmetic (:func:`compute_dtype` for NumPy
+        arrays, the arrays' own for other frameworks)."""
+        if compute_dtype(theta) == np.float32:
+            hp_t = in_dtype(hp_t, np.float32)
         x, g = _opmath(theta), _opmath(grad)
         if hp_t.weight_decay_on:
             if self.DECOUPLED_WEIGHT_DECAY:
@@ -481,11 +488,36 @@ def hyper_tuple(cls: type, fields: tuple[str, ...]) -> type:
     return _HYPER_TUPLES[key]
 
 
+def compute_dtype(theta: Any) -> Any:
+    """The dtype a step on NumPy array ``theta`` computes in: float32 for float32 (as torch
+    does: the data stays in the type it is stored in, so a step moves 4-byte numbers and
+    vectorizes twice as wide), float64 for float64 and float16 (no float16 arithmetic:
+    it is rounded once, when stored). None for other frameworks' arrays."""
+    if not isinstance(theta, np.ndarray):
+        return None
+    return np.dtype(np.float32) if theta.dtype == np.float32 else np.dtype(np.float64)
+
+
+def in_dtype(hp_t: Any, dtype: Any) -> Any:
+    """``hp_t`` (a hyperparameter NamedTuple) with its numbers rounded to ``dtype``: the
+    scalars the fused kernels receive, so that the NumPy rule multiplies by the same
+    float32 values (switches stay bools)."""
+    return type(hp_t)(*(
+        v if isinstance(v, (bool, np.bool_)) else
+        np.asarray(v, dtype=dtype) if isinstance(v, np.ndarray) else np.dtype(dtype).type(v)
+        for v in hp_t
+    ))  # fmt: skip
+
+
 def _opmath(value: Any) -> Any:
-    """NumPy arrays in float64 for the arithmetic (float32 in, float64 math, rounded once)."""
-    if isinstance(value, np.ndarray) and value.dtype != np.float64:
+    """A NumPy array in its compute dtype (float16 in float64; float32, float64 as they are)."""
+    if isinstance(value, np.ndarray) and value.dtype not in (np.float32, np.float64):
         return value.astype(np.float64)
     return value
+
+
+def _float64(value: Any) -> Any:
+    return value.astype(np.float64) if isinstance(value, np.ndarray) else value
 
 
 def _like(value: Any, reference: Any) -> Any:
