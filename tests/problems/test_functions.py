@@ -1,9 +1,13 @@
 """Test functions: gradients against finite differences, minima where the catalogue says."""
 
+import inspect
+import math
+
 import numpy as np
 import pytest
 
 from steplab import problems
+from steplab.problems import functions
 from steplab.problems.custom import central_difference
 
 FUNCTIONS = problems.list_problems("function")
@@ -127,3 +131,41 @@ def test_old_name_list_still_works_with_a_deprecation_warning():
         old = problems.list
     assert old is problems.list_problems
     assert "list" not in problems.__all__  # no longer shadows the builtin
+
+
+# -- each formula once: the 2-D problems are their element-wise formulas ---------------
+
+
+@pytest.mark.parametrize("name", list(functions.FORMULAS))
+def test_plane_formulas_take_the_factorys_parameters_in_its_order(name):
+    factory = getattr(functions, name)
+    expected = [n for n in inspect.signature(factory).parameters if n != "dim"]
+    for formula in functions.FORMULAS[name]:
+        assert list(inspect.signature(formula).parameters)[2:] == expected, formula.__name__
+
+
+@pytest.mark.parametrize("name", list(functions.FORMULAS))
+def test_two_d_problems_are_their_plane_formulas_bit_for_bit(name):
+    """At dim = 2 the n-D problems (Rosenbrock's pairs, Rastrigin's, Ackley's and
+    Styblinski–Tang's sums over coordinates) give the 2-D formulas' bits, which
+    steplab.fast compiles for its sweeps (checked there against the compiled ones)."""
+    factory = getattr(functions, name)
+    defaults = {
+        n: p.default for n, p in inspect.signature(factory).parameters.items() if n != "dim"
+    }  # fmt: skip
+    for options in (defaults, {n: 1.5 * d for n, d in defaults.items()}):
+        p = factory(**options)
+        X = np.random.default_rng(2).uniform(-6, 6, (500, 2))
+        value, grad = functions.FORMULAS[name]
+        x, y = X[:, 0], X[:, 1]
+        np.testing.assert_array_equal(p.f(X), value(x, y, *options.values()))
+        np.testing.assert_array_equal(p.g(X), np.stack(grad(x, y, *options.values()), axis=1))
+
+
+def test_exact_exp_is_the_c_librarys_exp():
+    z = np.random.default_rng(3).uniform(-50, 50, 10_000)
+    expected = np.array([math.exp(v) for v in z])
+    assert np.array_equal(functions.exact_exp(z).view(np.uint64), expected.view(np.uint64))
+    assert functions.exact_exp(z.astype(np.float32)).dtype == np.float32
+    with np.errstate(over="ignore"):  # overflow gives inf, as np.exp and C's exp do
+        assert functions.exact_exp(np.array([1e4, -1e4, np.inf])).tolist() == [np.inf, 0, np.inf]
