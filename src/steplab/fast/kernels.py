@@ -137,10 +137,13 @@ def step_kernel(rule: Callable, kept: tuple[bool, ...], weight_decay: str, HP: t
 
 
 def _all_finite(g):
-    bad = 0
+    # g·0 is ±0 for a finite g and NaN for ±inf or NaN, so the sum is 0 exactly when all
+    # are finite, in whatever order it is added: that lets the loop add in SIMD lanes
+    # (fastmath "reassoc" below, nothing else), at the speed of reading g
+    total = g.dtype.type(0)
     for i in _numba.prange(g.size):
-        bad += not np.isfinite(g[i])
-    return bad == 0
+        total += g[i] * g.dtype.type(0)
+    return total == 0
 
 
 _ALL_FINITE = None
@@ -150,5 +153,7 @@ def all_finite(g: np.ndarray) -> bool:
     """Whether no element of ``g`` is NaN or ±inf: one parallel read, no temporary."""
     global _ALL_FINITE
     if _ALL_FINITE is None:
-        _ALL_FINITE = _numba.numba.njit(parallel=True, error_model="numpy", cache=True)(_all_finite)
+        _ALL_FINITE = _numba.numba.njit(
+            parallel=True, error_model="numpy", fastmath={"reassoc"}, cache=True
+        )(_all_finite)
     return bool(_ALL_FINITE(g.reshape(-1)))
