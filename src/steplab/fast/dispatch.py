@@ -90,9 +90,12 @@ def _kept(optimizer, state) -> list[str]:
     return [n for n in optimizer.moment_names() if getattr(state, n, None) is not None]
 
 
-def step(optimizer, hp: dict, hp_t: Any, theta: np.ndarray, grad: np.ndarray, state) -> None:
+def step(optimizer, hp: dict, hp_t: Any, theta: np.ndarray, grad: np.ndarray, state,
+         check: bool = False) -> bool:  # fmt: skip
     """Run the step of ``optimizer``'s rule on theta and the state's moments, in place
-    (``state.t`` and scalar state are the caller's)."""
+    (``state.t`` and scalar state are the caller's). With ``check``, first make sure the
+    gradient is finite, in the same kernel call: if it is not, write nothing and return
+    False."""
     cls = type(optimizer)
     kept = tuple(getattr(state, n, None) is not None for n in cls.moment_names())
     if not hp["weight_decay_on"]:
@@ -106,7 +109,7 @@ def step(optimizer, hp: dict, hp_t: Any, theta: np.ndarray, grad: np.ndarray, st
     moments = [getattr(state, n).reshape(-1) for n in _kept(optimizer, state)]
     _use_threads(theta.size)
     try:
-        kernel(theta.reshape(-1), grad.reshape(-1), *moments, h)
+        return bool(kernel(theta.reshape(-1), grad.reshape(-1), *moments, h, check))
     except _numba.compile_errors() as exc:  # nothing was written: NumPy does this step
         _broken.add(cls.rule)
         raise CompileError(f"numba could not compile the {optimizer.name} rule ({exc})") from exc

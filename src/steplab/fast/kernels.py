@@ -69,7 +69,9 @@ def with_typed_literals(function: Callable, literal_type: type) -> Callable:
 # --------------------------------------------------------------------------------------
 
 _STEP_TEMPLATE = """
-def kernel(theta, g, {arrays}h):
+def kernel(theta, g, {arrays}h, check):
+    if check and not all_finite(g):  # before anything is written, in the same call
+        return False
 {scalars}    for i in prange(theta.size):
         # built per element (free once compiled): numba's parallel lowering cannot pass a
         # NamedTuple into the loop; its floats are read from h before the loop, so that
@@ -79,7 +81,8 @@ def kernel(theta, g, {arrays}h):
         gi = compute(g[i])
 {weight_decay}        {outputs} = rule(ops, hp, {inputs})
         theta[i] = x
-{stores}"""
+{stores}    return True
+"""
 
 _KERNELS: dict[tuple, Any] = {}
 
@@ -128,6 +131,9 @@ def step_kernel(rule: Callable, kept: tuple[bool, ...], weight_decay: str, HP: t
             "prange": _numba.numba.prange,
             "compute": dtype.type,
             "rule": jitted(rule, dtype),
+            # a call, not inlined: its fast-math flag (reassoc) stays on its own sum and
+            # never reaches the rule's arithmetic
+            "all_finite": _all_finite_kernel(),
             "l2_penalty": jitted(l2_penalty, dtype),
             "decay_weights": jitted(decay_weights, dtype),
         }
@@ -149,11 +155,15 @@ def _all_finite(g):
 _ALL_FINITE = None
 
 
-def all_finite(g: np.ndarray) -> bool:
-    """Whether no element of ``g`` is NaN or ±inf: one parallel read, no temporary."""
+def _all_finite_kernel() -> Any:
     global _ALL_FINITE
     if _ALL_FINITE is None:
         _ALL_FINITE = _numba.numba.njit(
             parallel=True, error_model="numpy", fastmath={"reassoc"}, cache=True
         )(_all_finite)
-    return bool(_ALL_FINITE(g.reshape(-1)))
+    return _ALL_FINITE
+
+
+def all_finite(g: np.ndarray) -> bool:
+    """Whether no element of ``g`` is NaN or ±inf: one parallel read, no temporary."""
+    return bool(_all_finite_kernel()(g.reshape(-1)))

@@ -343,26 +343,31 @@ class Optimizer:
         t = state.t + 1
         hp_t, scalars = self._at_step(hp, t, state, NUMPY_OPS)  # a bad lr(t) raises here
         fused = self._fused(theta, grad, state, hp)
-        if self.nonfinite != "propagate":
-            finite = fused.all_finite(grad) if fused else bool(np.isfinite(grad).all())
-            if not finite:
-                if self.nonfinite == "raise":
-                    raise FloatingPointError(
-                        f"{self.name}: the gradient holds NaN or inf at step {t}; theta and "
-                        "the state are unchanged (nonfinite='skip' skips such steps, "
-                        "nonfinite='propagate' applies them)"
-                    )
-                state.skipped = getattr(state, "skipped", 0) + 1
-                return theta
+        check = self.nonfinite != "propagate"
+        finite = True
         if fused:
             try:
-                fused.step(self, hp, hp_t, theta, grad, state)
-                state.impl = "fused"
+                # the kernel checks ĝ first, in the same call, and writes nothing if it
+                # holds NaN or inf
+                finite = fused.step(self, hp, hp_t, theta, grad, state, check=check)
+                if finite:
+                    state.impl = "fused"
             except fused.CompileError as exc:  # nothing written: NumPy takes the step
                 if self.impl == "fused":
                     raise
                 fused.warn_slow_path(str(exc))
                 fused = None
+        if not fused:
+            finite = not check or bool(np.isfinite(grad).all())
+        if not finite:
+            if self.nonfinite == "raise":
+                raise FloatingPointError(
+                    f"{self.name}: the gradient holds NaN or inf at step {t}; theta and "
+                    "the state are unchanged (nonfinite='skip' skips such steps, "
+                    "nonfinite='propagate' applies them)"
+                )
+            state.skipped = getattr(state, "skipped", 0) + 1
+            return theta
         if not fused:
             theta_new, moments = self._apply_rule(NUMPY_OPS, hp_t, theta, grad, state)
             theta[...] = theta_new
