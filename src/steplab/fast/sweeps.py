@@ -107,8 +107,8 @@ def _step_columns(opt: Optimizer, values: dict, steps: int, scheduled: bool) -> 
             extra = opt.step_scalars(NUMPY_OPS, SimpleNamespace(**at_t), step, state)
             state = SimpleNamespace(**{k: extra[k] for k in opt.SCALAR_STATE})
             for key, value in extra.items():
-                rows.setdefault(key, []).append(np.reshape(value, -1))
-        extra = {key: np.array(column) for key, column in rows.items()}
+                rows.setdefault(key, []).append(value)
+        extra = {key: np.array(column).reshape(steps, -1) for key, column in rows.items()}
     else:
         extra = opt.step_scalars(NUMPY_OPS, SimpleNamespace(**hp), t, SimpleNamespace())
     columns = {"lr": hp["lr"]} if scheduled else {}

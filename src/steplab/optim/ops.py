@@ -37,6 +37,8 @@ _pow = np.frompyfunc(math.pow, 2, 1)
 
 def exact_pow(base: Any, exponent: Any) -> Any:
     """``base ** exponent`` as C's ``pow`` gives it, element by element (float64)."""
+    if isinstance(base, (float, int)) and isinstance(exponent, (float, int)):
+        return math.pow(base, exponent)  # the common case, first: a sweep's table calls often
     if np.ndim(base) == 0 and np.ndim(exponent) == 0:
         return math.pow(float(base), float(exponent))
     values = _pow(np.asarray(base, dtype=np.float64), np.asarray(exponent, dtype=np.float64))
