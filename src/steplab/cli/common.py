@@ -133,13 +133,34 @@ def prepare_out(text: str | os.PathLike) -> Path:
     return out
 
 
+def _schedule_epilog() -> str:
+    from steplab.cli.spec import SCHEDULES
+
+    lines = [
+        "lr may be a schedule of the step t = 1, 2, … (quote it for the shell):",
+        "  'adam:lr=cosine(0.01,1000)'    cosine decay from 0.01 to 0 over 1000 steps",
+        "  'adam:lr=inverse_sqrt(0.01)'   0.01/√t",
+        "  'sgd:lr=step(0.1,100,0.5)'     0.1, halved every 100 steps",
+        "Schedules (arguments positional, or NAME=VALUE; *_steps are integers):",
+    ]
+    for syntax in SCHEDULES.values():
+        signature = syntax.signature()
+        if len(signature) <= 47:
+            lines.append(f"  {signature:<49}{syntax.summary}")
+        else:
+            lines += [f"  {signature}", f"  {'':<49}{syntax.summary}"]
+    return "\n".join(lines)
+
+
 def add_spec_argument(parser, nargs="+") -> None:
     parser.add_argument(
         "optimizers",
         nargs=nargs,
         metavar="OPTIMIZER",
-        help="NAME[@PRESET][:KEY=VALUE,...], e.g. adam:lr=0.01 or adam@torch",
+        help="NAME[@PRESET][:KEY=VALUE,...], e.g. adam:lr=0.01 or adam@torch; lr may be a "
+        "schedule, e.g. 'adam:lr=cosine(0.01,1000)' (see below)",
     )
+    parser.epilog = _schedule_epilog()
 
 
 def problem_from(args):

@@ -1,6 +1,7 @@
 """``steplab compare``: several optimizers on one problem, side by side.
 
     steplab compare sgd momentum adam:lr=0.05 --problem rosenbrock --steps 500
+    steplab compare adam:lr=0.05 'adam:lr=cosine(0.05,500)' --problem rosenbrock --steps 500
 
 Writes into ``--out``: config.json, one history CSV per optimizer, figures (trajectories on
 2-D problems, loss and gradient norm against step and time, validation metric for ML

@@ -60,4 +60,5 @@ def main(args) -> int:
         print(sections[what]())
     if args.what in (None, "optimizers"):
         print("\nName an optimizer as NAME[@PRESET][:KEY=VALUE,...], e.g. adam@torch:lr=0.01")
+        print("lr may be a schedule, e.g. 'adam:lr=cosine(0.01,1000)' (see steplab run --help)")
     return 0

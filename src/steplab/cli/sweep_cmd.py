@@ -2,10 +2,12 @@
 
     steplab sweep sgd adam --grid lr=1e-5..1:16 --problem rosenbrock --steps 300
     steplab sweep adam --grid lr=1e-4..1:9 --grid rho1=0,0.5,0.9,0.99
+    steplab sweep 'adam:lr=cosine(0.1,300)' --grid rho1=0,0.5,0.9,0.99
 
 ``LOW..HIGH:N`` gives N log-spaced values; ``A,B,C`` lists them. One grid axis draws final
 loss against it (one line per optimizer); two draw a heatmap per optimizer. Each
-optimizer's grid runs as one vectorized sweep (``steplab.sweep``).
+optimizer's grid runs as one vectorized sweep (``steplab.sweep``). An lr schedule stays
+while another hyperparameter is swept; a grid over lr would replace it and is refused.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from steplab.cli import common
 from steplab.cli.spec import _did_you_mean
+from steplab.optim.schedules import Schedule
 
 GRID_SYNTAX = "KEY=LOW..HIGH:N (log-spaced) or KEY=A,B,C, e.g. lr=1e-5..1:16"
 
@@ -99,6 +102,11 @@ def main(args) -> int:
                     f"{spec.name} has no hyperparameter {key!r}"
                     f"{_did_you_mean(key, spec.optimizer.hyperparameters())}; its "
                     f"hyperparameters are: {', '.join(spec.optimizer.hyperparameters())}"
+                )
+            if key == "lr" and isinstance(spec.optimizer.lr, Schedule):
+                raise ValueError(
+                    f"{spec.label!r} sets lr by a schedule, which --grid lr would replace by "
+                    "constants; sweep another hyperparameter, or give lr as a number"
                 )
         started = time.perf_counter()
         table = sl.sweep(
