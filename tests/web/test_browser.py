@@ -296,3 +296,100 @@ def test_lecture_scenes_set_up_the_lectures_comparisons(page):
     )
     assert "signed log" in page.locator("#loss").text_content()
     assert page.errors == []
+
+
+def test_a_schedule_for_the_step_size_changes_the_run(browser, live_server, tmp_path):
+    # At 1280 px, the narrowest layout the lab is made for.
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    open_lab(page, live_server + "/")
+    steps = page.evaluate("window.steplab.result.steps")
+    start = page.evaluate("window.steplab.result.start")
+    lr = page.evaluate("window.steplab.state.opts.adam.hp.lr")
+    constant = runs(page)["adam"]["path"]
+    assert page.input_value("select[data-schedule=adam]") == "constant"
+    labels = page.locator("select[data-schedule=adam] option").all_inner_texts()
+    assert labels == ["constant", "1/√t", "step decay", "cosine", "warm-up + cosine"]
+
+    # Cosine: its parameters appear, defaults from the run (decay over all its steps).
+    before = page.evaluate("window.steplab.runs")
+    page.select_option("select[data-schedule=adam]", "cosine")
+    wait_for_new_run(page, before)
+    assert page.input_value("input[data-schedule-param='adam.decay_steps']") == str(steps)
+    assert page.input_value("input[data-schedule-param='adam.alpha']") == "0"
+    adam = runs(page)["adam"]
+    assert adam["config"]["lr"] == {
+        "schedule": "cosine_decay_schedule",
+        "init_value": lr,
+        "decay_steps": steps,
+        "alpha": 0.0,
+    }
+    expected = reference_path(
+        sl.Adam(lr=sl.schedules.cosine_decay_schedule(lr, steps)), start, steps
+    )
+    np.testing.assert_allclose(adam["path"], expected, rtol=1e-9, atol=1e-12)
+    assert adam["path"] != constant
+    assert f"adam α={lr:.3g} cosine over {steps} steps" in page.inner_text("#legend")
+
+    # A parameter changed in its field: the run follows.
+    before = page.evaluate("window.steplab.runs")
+    page.fill("input[data-schedule-param='adam.decay_steps']", "50")
+    page.press("input[data-schedule-param='adam.decay_steps']", "Enter")
+    wait_for_new_run(page, before)
+    page.wait_for_function(
+        "window.steplab.result.runs.find(r => r.name === 'adam').config.lr.decay_steps === 50"
+    )
+    expected = reference_path(sl.Adam(lr=sl.schedules.cosine_decay_schedule(lr, 50)), start, steps)
+    np.testing.assert_allclose(runs(page)["adam"]["path"], expected, rtol=1e-9, atol=1e-12)
+
+    # Step decay for RMSProp too, and the step-size chart shows the drops.
+    before = page.evaluate("window.steplab.runs")
+    page.select_option("select[data-schedule=rmsprop]", "step")
+    wait_for_new_run(page, before)
+    every = int(page.input_value("input[data-schedule-param='rmsprop.transition_steps']"))
+    assert every == round(steps / 4)
+    rms_lr = page.evaluate("window.steplab.state.opts.rmsprop.hp.lr")
+    schedule = sl.schedules.exponential_decay(
+        rms_lr, transition_steps=every, decay_rate=0.5, staircase=True
+    )
+    expected = reference_path(sl.RMSProp(lr=schedule), start, steps)
+    np.testing.assert_allclose(runs(page)["rmsprop"]["path"], expected, rtol=1e-9, atol=1e-12)
+    page.check("#show-step-size")
+    page.screenshot(path=str(tmp_path / "weblab-schedule-1280.png"), full_page=True)
+    assert (tmp_path / "weblab-schedule-1280.png").stat().st_size > 20_000
+    # The schedule's controls stay inside the controls column.
+    column = page.locator("#controls").bounding_box()
+    for selector in ("select[data-schedule=adam]", "input[data-schedule-param='adam.alpha']"):
+        box = page.locator(selector).bounding_box()
+        assert column["x"] <= box["x"] and box["x"] + box["width"] <= column["x"] + column["width"]
+
+    # A bad value: the server's message, inline; then the link restores the schedules.
+    page.fill("input[data-schedule-param='adam.decay_steps']", "0")
+    page.press("input[data-schedule-param='adam.decay_steps']", "Enter")
+    page.wait_for_function("window.steplab.errors['run-error']")
+    assert "optimizers.2.schedule.cosine.decay_steps" in page.inner_text("#run-error")
+    before = page.evaluate("window.steplab.runs")
+    page.fill("input[data-schedule-param='adam.decay_steps']", "120")
+    page.press("input[data-schedule-param='adam.decay_steps']", "Enter")
+    wait_for_new_run(page, before)
+    url = page.evaluate("location.href")
+    expected = page.evaluate("window.steplab.result.runs.map(r => r.path)")
+    other = context.new_page()
+    open_lab(other, url)
+    assert other.input_value("select[data-schedule=adam]") == "cosine"
+    assert other.input_value("input[data-schedule-param='adam.decay_steps']") == "120"
+    assert other.input_value("select[data-schedule=rmsprop]") == "step"
+    assert other.evaluate("window.steplab.result.runs.map(r => r.path)") == expected
+
+    # Back to constant: the first run again.
+    before = other.evaluate("window.steplab.runs")
+    other.select_option("select[data-schedule=adam]", "constant")
+    wait_for_new_run(other, before)
+    assert other.locator("input[data-schedule-param^='adam.']").count() == 0
+    assert runs(other)["adam"]["path"] == constant
+    # Chromium logs the wanted 422 as a console error; nothing else went wrong.
+    assert [e for e in errors if "status of 422" not in e] == [] and len(errors) == 1
+    context.close()

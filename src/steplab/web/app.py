@@ -3,10 +3,12 @@
 Endpoints (all JSON; request bodies are the models of :mod:`steplab.web.models`):
 
 - ``GET  /api/meta``  optimizers with their hyperparameters (interval, default, doc,
-  presets), the 2-D test functions, the expression grammar and the request limits;
+  presets), the step-size schedules with their parameters, the 2-D test functions, the
+  expression grammar and the request limits;
 - ``POST /api/grid``  loss values on a grid, for the contour plot;
 - ``POST /api/run``   trajectories, losses and per-coordinate step sizes;
-- ``POST /api/sweep`` final loss against step size, one vectorized run per optimizer.
+- ``POST /api/sweep`` final loss against step size, one vectorized run per optimizer
+  (one run per step size for an optimizer whose step size follows a schedule).
 
 Bad input never reaches NumPy: pydantic rejects it with HTTP 422, and every error body
 has ``message``, one line naming the field (``optimizers.0.hyperparameters: lr must be in
@@ -54,7 +56,14 @@ from steplab import __version__, optim
 from steplab.problems.expression import ALLOWED as EXPRESSION_GRAMMAR
 from steplab.viz import palette
 from steplab.web import engine
-from steplab.web.models import LIMITS, GridRequest, ProblemSpec, RunRequest, SweepRequest
+from steplab.web.models import (
+    LIMITS,
+    GridRequest,
+    ProblemSpec,
+    RunRequest,
+    SweepRequest,
+    schedule_meta,
+)
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 64 * 1024  # a full run request is about 2 KB
@@ -290,10 +299,11 @@ def _start(problem, start) -> np.ndarray:
 
 
 def _label(spec) -> str:
-    """A legend label: the name, the preset if not the seed's, and the step size."""
-    optimizer = spec.build()
+    """A legend label: the name, the preset if not the seed's, the step size and its
+    schedule (``adam α=0.1 cosine over 300 steps``)."""
     preset = "" if spec.preset == "seed" else f" ({spec.preset})"
-    return f"{spec.name}{preset} α={optimizer.lr:.3g}"
+    schedule = spec.schedule.describe() if spec.schedule is not None else ""
+    return f"{spec.name}{preset} α={spec.step_size():.3g}{schedule}"
 
 
 def optimizer_meta(cls) -> dict:
@@ -387,6 +397,7 @@ def create_app(
         return {
             "version": __version__,
             "optimizers": [optimizer_meta(cls) for cls in optim.OPTIMIZERS.values()],
+            "schedules": schedule_meta(),
             "seed_optimizers": list(optim.SEED_OPTIMIZERS),
             "functions": functions,
             "expression_grammar": EXPRESSION_GRAMMAR,
@@ -437,17 +448,19 @@ def create_app(
             final = engine.sweep_final_loss(
                 # A fresh problem per optimizer: the budget watch wraps this instance only.
                 _build_problem(request.problem),
-                spec.build(),
+                spec.constant(),
                 start,
                 lrs,
                 request.steps,
                 request.seed,
                 budget,
+                schedule=spec.schedule.build if spec.schedule and spec.scheduled else None,
             )
             results.append(
                 {
                     "name": spec.name,
                     "preset": spec.preset,
+                    "label": _label(spec),
                     "final_loss": engine.finite_or_none(final),
                 }
             )

@@ -6,7 +6,8 @@ floats, ``None`` where a value is not finite), so it can go straight into JSON.
 
 Trajectories run the optimizer contract directly (``init``/``step``/``step_size``) because
 the page needs every iterate and every per-coordinate step size, not just the summary of a
-run. Sweeps use :func:`steplab.sweep`: K step sizes as one vectorized ``(K, 2)`` run.
+run. Sweeps use :func:`steplab.sweep`: K step sizes as one vectorized ``(K, 2)`` run (K
+runs when the step size follows a schedule).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from steplab import problems
 from steplab.optim import Optimizer
+from steplab.optim.schedules import Schedule
 
 #: The catalogue's deterministic 2-D test functions that the page offers by name.
 FUNCTIONS = tuple(problems.list_problems("function"))
@@ -214,6 +217,7 @@ def sweep_final_loss(
     steps: int,
     seed: int,
     budget: Budget = NO_BUDGET,
+    schedule: Callable[[float], Schedule | float] | None = None,
 ) -> np.ndarray:
     """Final loss after ``steps`` steps for each step size in ``lrs``, as one vectorized run.
 
@@ -221,12 +225,21 @@ def sweep_final_loss(
     configuration uses the same ``seed``, so with gradient noise they all see the same
     noise stream (common random numbers: the curve's wiggles are the step size's doing).
     A diverged run (NaN, or a loss above minimize's divergence threshold) gives NaN.
+
+    ``schedule`` (α → the lr schedule of scale α) makes each configuration's lr that
+    schedule. A schedule's value is one number per step, so these K runs are K entries
+    of one :func:`steplab.sweep`, each run on its own (about K times the work).
     """
     from steplab.run import sweep  # the run layer; imported late, it is the heavier one
 
+    values = np.asarray(lrs, dtype=np.float64)
+    if schedule is None:
+        grid: dict = {optimizer: {"lr": values}}
+    else:  # keyed by instance: K optimizers, one scheduled step size each
+        grid = {optimizer.replace(lr=schedule(float(lr))): {} for lr in values}
     table = sweep(
         budget.watch(problem),
-        {optimizer: {"lr": np.asarray(lrs, dtype=np.float64)}},
+        grid,
         seeds=[seed],
         steps=steps,
         x0=np.asarray(start, dtype=np.float64),

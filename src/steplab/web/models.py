@@ -5,12 +5,19 @@ The limits below keep one request from hogging the machine: a run is at most
 ``MAX_SWEEP_WORK`` optimizer steps in all, a formula at most ``MAX_EXPRESSION`` characters.
 A request that breaks a rule gets HTTP 422 with a message naming the field (pydantic's
 ``loc``); :func:`steplab.web.app.create_app` turns it into one readable line as well.
+
+An optimizer's step size may follow a schedule (:data:`ScheduleSpec`): its ``lr`` is then
+the schedule's scale α (the initial or peak value) and ``schedule`` its shape, e.g.
+``{"name": "cosine", "decay_steps": 300}`` for ``cosine_decay_schedule(α, 300)``. A sweep
+then varies that α, one step size at a time (a schedule's value is one number per step,
+so the K step sizes cannot share one vectorized run): ``MAX_SCHEDULED_SWEEP_WORK`` bounds
+that part of a sweep.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
 from steplab._extras import requires
 
@@ -18,13 +25,17 @@ with requires("web", "the web lab"):
     from pydantic import (
         BaseModel,
         ConfigDict,
+        Discriminator,
         Field,
+        Tag,
         ValidationInfo,
         field_validator,
         model_validator,
     )
 
 from steplab import optim
+from steplab.optim import schedules
+from steplab.optim.schedules import Schedule
 from steplab.web import engine
 
 MAX_STEPS = 2000
@@ -33,6 +44,8 @@ MAX_EXPRESSION = 200
 MAX_RESOLUTION = 200
 MAX_SWEEP_POINTS = 40
 MAX_SWEEP_WORK = 200_000  # optimizers × step sizes × steps
+MAX_SCHEDULED_SWEEP_WORK = 50_000  # scheduled optimizers × step sizes × steps, run one by one
+MAX_SCHEDULE_STEPS = 1_000_000  # a schedule's decay_steps, warmup_steps, transition_steps
 MAX_NOISE = 100.0
 MAX_COORDINATE = 1e6
 
@@ -43,6 +56,7 @@ LIMITS = {
     "resolution": MAX_RESOLUTION,
     "sweep_points": MAX_SWEEP_POINTS,
     "sweep_work": MAX_SWEEP_WORK,
+    "scheduled_sweep_work": MAX_SCHEDULED_SWEEP_WORK,
     "noise": MAX_NOISE,
 }
 
@@ -83,12 +97,239 @@ class ProblemSpec(Strict):
             raise ValueError(str(exc)) from None
 
 
+# -- step-size schedules: the shape; the optimizer's lr is its scale α ----------------------
+
+ScheduleSteps = Annotated[int, Field(ge=1, le=MAX_SCHEDULE_STEPS)]
+
+
+class _Shape(Strict):
+    """A schedule's shape; :meth:`build` scales it by the optimizer's α."""
+
+    LABEL: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        # Before pydantic's own "Extra inputs are not permitted": name what is allowed.
+        if isinstance(data, dict):
+            allowed = [k for k in cls.model_fields if k != "name"]
+            unknown = sorted(str(k) for k in data if k not in cls.model_fields)
+            if unknown:
+                takes = ", ".join(allowed) if allowed else "no parameters"
+                raise ValueError(
+                    f"schedule {data.get('name')!r} has no parameter {unknown[0]!r}; "
+                    f"it takes: {takes}"
+                )
+        return data
+
+    def build(self, lr: float) -> Schedule | float:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """What a legend label adds after ``α=…``."""
+        raise NotImplementedError
+
+
+class ConstantShape(_Shape):
+    """α at every step: the same as no schedule."""
+
+    LABEL: ClassVar[str] = "constant"
+    name: Literal["constant"]
+
+    def build(self, lr: float) -> float:
+        return lr
+
+    def describe(self) -> str:
+        return ""
+
+
+class InverseSqrtShape(_Shape):
+    """α/√t (``inverse_sqrt_schedule(α)``)."""
+
+    LABEL: ClassVar[str] = "1/√t"
+    name: Literal["inverse_sqrt"]
+
+    def build(self, lr: float) -> Schedule:
+        return schedules.inverse_sqrt_schedule(lr)
+
+    def describe(self) -> str:
+        return "/√t"
+
+
+class StepShape(_Shape):
+    """Step decay: α·decay_rate^⌊(t−1)/transition_steps⌋ (``exponential_decay(α,
+    transition_steps=…, decay_rate=…, staircase=True)``)."""
+
+    LABEL: ClassVar[str] = "step decay"
+    name: Literal["step"]
+    transition_steps: ScheduleSteps = Field(
+        title="every", description="steps between two decays", json_schema_extra={"of_steps": 0.25}
+    )
+    decay_rate: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        title="factor",
+        description="α is multiplied by this factor at each decay, in (0, 1]",
+    )
+
+    def build(self, lr: float) -> Schedule:
+        return schedules.exponential_decay(
+            lr, transition_steps=self.transition_steps, decay_rate=self.decay_rate, staircase=True
+        )
+
+    def describe(self) -> str:
+        return f" ×{self.decay_rate:g} every {self.transition_steps} steps"
+
+
+class CosineShape(_Shape):
+    """Cosine decay from α to alpha·α at step decay_steps + 1 (``cosine_decay_schedule``)."""
+
+    LABEL: ClassVar[str] = "cosine"
+    name: Literal["cosine"]
+    decay_steps: ScheduleSteps = Field(
+        title="decay steps",
+        description="steps until the end value",
+        json_schema_extra={"of_steps": 1.0},
+    )
+    alpha: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        title="end ×α",
+        description="the end value as a fraction of α, in [0, 1]",
+    )
+
+    def build(self, lr: float) -> Schedule:
+        return schedules.cosine_decay_schedule(lr, self.decay_steps, self.alpha)
+
+    def describe(self) -> str:
+        end = f" to {self.alpha:g}α" if self.alpha else ""
+        return f" cosine{end} over {self.decay_steps} steps"
+
+
+class WarmupCosineShape(_Shape):
+    """Linear warm-up from 0 to α over warmup_steps, then cosine decay to alpha·α at
+    decay_steps (``warmup_cosine_decay_schedule(0, α, warmup_steps, decay_steps, alpha·α)``)."""
+
+    LABEL: ClassVar[str] = "warm-up + cosine"
+    name: Literal["warmup_cosine"]
+    warmup_steps: int = Field(
+        ge=0,
+        le=MAX_SCHEDULE_STEPS,
+        title="warm-up",
+        description="steps of linear warm-up from 0 to α",
+        json_schema_extra={"of_steps": 0.1},
+    )
+    decay_steps: ScheduleSteps = Field(
+        title="decay steps",
+        description="steps until the end value, warm-up included",
+        json_schema_extra={"of_steps": 1.0},
+    )
+    alpha: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        title="end ×α",
+        description="the end value as a fraction of α, in [0, 1]",
+    )
+
+    @model_validator(mode="after")
+    def _decay_after_warmup(self) -> WarmupCosineShape:
+        if self.decay_steps <= self.warmup_steps:
+            raise ValueError(
+                f"decay_steps ({self.decay_steps}) must be above warmup_steps ({self.warmup_steps})"
+            )
+        return self
+
+    def build(self, lr: float) -> Schedule:
+        return schedules.warmup_cosine_decay_schedule(
+            0.0, lr, self.warmup_steps, self.decay_steps, end_value=self.alpha * lr
+        )
+
+    def describe(self) -> str:
+        end = f" to {self.alpha:g}α" if self.alpha else ""
+        return f" warm-up {self.warmup_steps} + cosine{end} to step {self.decay_steps}"
+
+
+SHAPES: tuple[type[_Shape], ...] = (
+    ConstantShape,
+    InverseSqrtShape,
+    StepShape,
+    CosineShape,
+    WarmupCosineShape,
+)
+
+
+def _shape_name(value: Any) -> Any:
+    """The discriminator: a schedule's ``name`` (None when there is none)."""
+    name = value.get("name") if isinstance(value, dict) else getattr(value, "name", None)
+    return name if isinstance(name, str) else None
+
+
+SCHEDULE_NAMES = tuple(get_args(shape.model_fields["name"].annotation)[0] for shape in SHAPES)
+#: The schedules the web lab offers, by ``name``: a discriminated union, so a missing or
+#: unknown name gets one 422 message listing the known ones.
+ScheduleSpec = Annotated[
+    Annotated[ConstantShape, Tag("constant")]
+    | Annotated[InverseSqrtShape, Tag("inverse_sqrt")]
+    | Annotated[StepShape, Tag("step")]
+    | Annotated[CosineShape, Tag("cosine")]
+    | Annotated[WarmupCosineShape, Tag("warmup_cosine")],
+    Discriminator(
+        _shape_name,
+        custom_error_type="schedule_name",
+        custom_error_message="a schedule is an object whose 'name' is one of "
+        + ", ".join(map(repr, SCHEDULE_NAMES))
+        + " (each with its parameters: see /api/meta)",
+    ),
+]
+
+
+def schedule_meta() -> list[dict]:
+    """The schedules for ``/api/meta``, from which the page builds its controls: name,
+    label, doc and each parameter's kind, bounds, default (``of_steps``: a default that is
+    that fraction of the run's steps) and doc."""
+    out = []
+    for shape in SHAPES:
+        parameters = []
+        for key, info in shape.model_fields.items():
+            if key == "name":
+                continue
+            bounds = {}
+            for rule in info.metadata:
+                for bound in ("ge", "gt", "le", "lt"):
+                    if getattr(rule, bound, None) is not None:
+                        bounds[bound] = getattr(rule, bound)
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            parameters.append(
+                {
+                    "name": key,
+                    "title": info.title or key,
+                    "doc": info.description or "",
+                    "kind": "int" if info.annotation is int else "number",
+                    "default": None if info.is_required() else info.default,
+                    **extra,
+                    **bounds,
+                }
+            )
+        name = get_args(shape.model_fields["name"].annotation)[0]
+        doc = " ".join((shape.__doc__ or "").replace("``", "").split())
+        out.append({"name": name, "label": shape.LABEL, "doc": doc, "parameters": parameters})
+    return out
+
+
 class OptimizerSpec(Strict):
-    """One optimizer: its name, a framework preset and hyperparameters on top of it."""
+    """One optimizer: its name, a framework preset, hyperparameters on top of it and
+    optionally a schedule for its step size (``lr`` is then the schedule's scale α)."""
 
     name: OptimizerName
     preset: str = "seed"
     hyperparameters: dict[str, float | bool] = Field(default_factory=dict, max_length=16)
+    schedule: ScheduleSpec | None = None
 
     @field_validator("preset")
     @classmethod
@@ -121,7 +362,24 @@ class OptimizerSpec(Strict):
         return values
 
     def build(self) -> optim.Optimizer:
+        """The optimizer, with its lr schedule when it has one."""
+        optimizer = self.constant()
+        if self.schedule is None:
+            return optimizer
+        return optimizer.replace(lr=self.schedule.build(self.step_size()))
+
+    def constant(self) -> optim.Optimizer:
+        """The optimizer without its schedule (lr = α)."""
         return optim.make(self.name, preset=self.preset, **self.hyperparameters)
+
+    def step_size(self) -> float:
+        """α: the constant step size, or the schedule's scale."""
+        return float(self.constant().lr)  # type: ignore[attr-defined]  # every optimizer has lr
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the step size changes from step to step."""
+        return self.schedule is not None and not isinstance(self.schedule, ConstantShape)
 
 
 # A JSON array of two numbers (a list: strict mode would take only a Python tuple).
@@ -178,5 +436,13 @@ class SweepRequest(Strict):
             raise ValueError(
                 f"sweep too large: optimizers × points × steps = {work} > {MAX_SWEEP_WORK}; "
                 "use fewer steps, points or optimizers"
+            )
+        scheduled = sum(spec.scheduled for spec in self.optimizers)
+        work = scheduled * self.points * self.steps
+        if work > MAX_SCHEDULED_SWEEP_WORK:
+            raise ValueError(
+                f"sweep too large: optimizers with a schedule run one step size at a time, and "
+                f"scheduled optimizers × points × steps = {work} > {MAX_SCHEDULED_SWEEP_WORK}; "
+                "use fewer steps or points, or a constant step size"
             )
         return self

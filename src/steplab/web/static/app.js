@@ -40,6 +40,20 @@ function optimizerMeta(name) {
   return lab.meta.optimizers.find((o) => o.name === name);
 }
 
+function scheduleMeta(name) {
+  return lab.meta.schedules.find((s) => s.name === name);
+}
+
+// A schedule with its parameters' defaults; step counts default to a fraction of the run.
+function defaultSchedule(name) {
+  const schedule = { name };
+  for (const p of scheduleMeta(name).parameters) {
+    schedule[p.name] = p.default !== null ? p.default
+      : Math.max(p.ge ?? 1, Math.round((p.of_steps ?? 1) * lab.state.steps));
+  }
+  return schedule;
+}
+
 function presetValues(name, preset) {
   const meta = optimizerMeta(name);
   const values = {};
@@ -57,6 +71,7 @@ function readHash(meta) {
     for (const [name, opt] of Object.entries(saved.opts || {})) {
       if (!optimizerMeta(name)) continue; // an optimizer this version does not know
       state.opts[name] = { preset: opt.preset || "seed", hp: { ...presetValues(name, opt.preset || "seed"), ...opt.hp } };
+      if (opt.schedule && scheduleMeta(opt.schedule.name)) state.opts[name].schedule = opt.schedule;
     }
     return state;
   } catch (err) {
@@ -90,8 +105,10 @@ function problemSpec() {
 }
 
 function optimizerSpecs() {
+  // A schedule other than "constant" goes with the request; lr is then its scale α.
   return Object.entries(lab.state.opts).map(([name, opt]) => ({
     name, preset: opt.preset, hyperparameters: opt.hp,
+    ...(opt.schedule && opt.schedule.name !== "constant" ? { schedule: opt.schedule } : {}),
   }));
 }
 
@@ -473,8 +490,10 @@ function drawSweep() {
   // the last bit) just ends its line there.
   const logY = series.every((s) => s.points.every(([, v]) => v === null || v >= 0));
   const vlines = Object.entries(lab.state.opts).map(([name, o]) => ({ x: o.hp.lr, color: colorOf(name) }));
+  const scheduled = Object.values(lab.state.opts).some((o) => o.schedule && o.schedule.name !== "constant");
   lineChart($("sweep"), series, {
-    logX: true, logY, xlabel: "step size α (dashed: current)", ylabel: `f after ${lab.sweep.steps} steps`, dots: true, vlines,
+    logX: true, logY, xlabel: `step size α${scheduled ? " (a schedule's scale)" : ""} (dashed: current)`,
+    ylabel: `f after ${lab.sweep.steps} steps`, dots: true, vlines,
   });
 }
 
@@ -623,6 +642,60 @@ function hyperControl(name, hp, opt) {
   return label;
 }
 
+// The step size's schedule: a select (constant, 1/√t, step decay, cosine, warm-up +
+// cosine) and a field per parameter of the chosen one; α (lr above) is its scale.
+function scheduleControl(name, opt) {
+  const box = document.createElement("div");
+  box.className = "schedule";
+  const label = document.createElement("label");
+  label.className = "bool";
+  label.title = "how α changes with the step t; α above is the schedule's scale";
+  label.append("schedule");
+  const select = document.createElement("select");
+  select.dataset.schedule = name;
+  const current = opt.schedule ? opt.schedule.name : "constant";
+  for (const s of lab.meta.schedules) select.add(new Option(s.label, s.name, false, s.name === current));
+  label.append(select);
+  const params = document.createElement("div");
+  params.className = "schedule-params";
+  const fillParams = () => {
+    params.replaceChildren();
+    const schedule = opt.schedule;
+    if (!schedule) return;
+    select.title = scheduleMeta(schedule.name).doc;
+    for (const p of scheduleMeta(schedule.name).parameters) {
+      const field = document.createElement("input");
+      field.type = "number";
+      field.step = p.kind === "int" ? "1" : "any";
+      if (p.ge !== undefined) field.min = p.ge;
+      if (p.le !== undefined) field.max = p.le;
+      field.value = schedule[p.name];
+      field.dataset.scheduleParam = `${name}.${p.name}`;
+      field.addEventListener("change", () => {
+        // Sent as typed: the server says what is wrong with a bad value (under the list).
+        schedule[p.name] = Number(field.value);
+        scheduleRun();
+      });
+      const row = document.createElement("label");
+      row.title = p.doc;
+      const title = document.createElement("span");
+      title.className = "name";
+      title.textContent = p.title;
+      row.append(document.createElement("span"), title, field);
+      params.append(row);
+    }
+  };
+  select.addEventListener("change", () => {
+    if (select.value === "constant") delete opt.schedule;
+    else opt.schedule = defaultSchedule(select.value);
+    fillParams();
+    scheduleRun();
+  });
+  fillParams();
+  box.append(label, params);
+  return box;
+}
+
 function buildOptimizerList() {
   const box = $("optimizers");
   box.replaceChildren();
@@ -665,7 +738,10 @@ function buildOptimizerList() {
       });
       presetLabel.append(select);
       hyper.append(presetLabel);
-      for (const hp of meta.hyperparameters) hyper.append(hyperControl(name, hp, opt));
+      for (const hp of meta.hyperparameters) {
+        hyper.append(hyperControl(name, hp, opt));
+        if (hp.name === "lr") hyper.append(scheduleControl(name, opt));
+      }
     };
     toggle.addEventListener("change", () => {
       if (toggle.checked) lab.state.opts[name] = { preset: "seed", hp: presetValues(name, "seed") };
