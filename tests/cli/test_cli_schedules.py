@@ -211,3 +211,21 @@ def test_help_and_docs_list_every_schedule(capsys):
         assert syntax.signature() in (spec.__doc__ or ""), syntax.name
     assert main(["list", "optimizers"]) == 0
     assert "lr may be a schedule, e.g. 'adam:lr=cosine(0.01,1000)'" in capsys.readouterr().out
+
+
+def test_the_error_examples_in_docs_figures_md_are_what_the_cli_prints(tmp_path, capsys):
+    import shlex
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "figures.md").read_text()
+    lines = text.splitlines()
+    examples = [
+        (line[2:], lines[i + 1])
+        for i, line in enumerate(lines[:-1])
+        if line.startswith("$ steplab ") and lines[i + 1].startswith("steplab ")
+    ]
+    assert sum("cosin" in command for command, _ in examples) >= 3  # the schedules' ones
+    for command, printed in examples:
+        argv = shlex.split(command)[1:]
+        assert main([*argv, "--out", str(tmp_path)]) == 2, command
+        assert capsys.readouterr().err.strip() == printed, command

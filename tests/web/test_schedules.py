@@ -250,3 +250,12 @@ def test_a_scheduled_sweep_stops_at_the_budget():
         assert response.status_code == 422
         assert "more than the 0.3 s budget" in response.json()["message"]
         assert time.monotonic() - started < 3  # stopped near its budget
+
+
+def test_the_limits_docs_weblab_md_quotes():
+    from pathlib import Path
+
+    text = " ".join((Path(__file__).parents[2] / "docs" / "weblab.md").read_text().split())
+    assert models.MAX_SWEEP_WORK == 200_000 and "≤ 200 000 optimizer steps in all" in text
+    assert models.MAX_SCHEDULED_SWEEP_WORK == 50_000
+    assert "of which ≤ 50 000 for optimizers with a schedule" in text
