@@ -36,7 +36,7 @@ from steplab.optim.base import NONFINITE_POLICIES
 from steplab.optim.base import Optimizer as CoreOptimizer
 from steplab.optim.ops import Ops
 from steplab.torch import _tensorlist
-from steplab.torch._single_pass import single_pass_step
+from steplab.torch._single_pass import SinglePass
 from steplab.torch._tensorlist import TensorList
 
 #: Options every steplab torch optimizer takes besides the core's hyperparameters.
@@ -120,6 +120,16 @@ class TorchOptimizer(torch.optim.Optimizer):
     def hyperparameters(cls) -> dict[str, dataclasses.Field]:
         """The core's tunable fields (name -> dataclass field with ``interval`` and ``doc``)."""
         return cls.core.hyperparameters()
+
+    @classmethod
+    def _hyperparameter_names(cls) -> tuple[str, ...]:
+        """The names of :meth:`hyperparameters`, computed once per class (every step reads
+        them; the core rebuilds its field list on each call)."""
+        names = cls.__dict__.get("_names")
+        if names is None:
+            names = tuple(cls.hyperparameters())
+            cls._names = names  # type: ignore[attr-defined]
+        return names
 
     @classmethod
     def like(cls, preset: str, params, **overrides: Any) -> TorchOptimizer:
@@ -291,37 +301,57 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     def _step_group(self, group: dict[str, Any]) -> None:
         core, hp = self._core_and_hyper(group)
+        if group["fused"]:
+            self._step_group_single_pass(group, core, hp)
+            return
         for bucket in self._buckets(group, core, hp):
-            fused = group["fused"]
-            bucket.prepare_gradients(group, work_copies=not fused)
+            bucket.prepare_gradients(group)
             t = bucket.state.t + 1
             before = SimpleNamespace(**{k: getattr(bucket.state, k) for k in core.SCALAR_STATE})
             # The hyperparameters of this step, with its per-step scalars (1 − ρᵗ, …) and
             # the new scalar state, in Python floats: the same numbers for both routes.
             hp_t, scalars = core._at_step(hp, t, before, FOREACH_OPS)
             names = bucket.moment_names
-            if fused:
-                moments = {k: getattr(bucket.state, k) for k in names}
-                single_pass_step(core, hp_t, bucket.theta, bucket.g, moments, bucket.work)
-            else:
-                for theta, g, moments in _batches(bucket.theta, bucket.g, bucket.state, names):
-                    state = SimpleNamespace(**{k: TensorList(moments[k]) for k in names})
-                    new_theta, new_moments = core._apply_rule(
-                        FOREACH_OPS, hp_t, TensorList(theta), TensorList(g), state
-                    )
-                    torch._foreach_copy_(theta, new_theta.tensors)
-                    for k in names:
-                        torch._foreach_copy_(moments[k], new_moments[k].tensors)
+            for theta, g, moments in _batches(bucket.theta, bucket.g, bucket.state, names):
+                state = SimpleNamespace(**{k: TensorList(moments[k]) for k in names})
+                new_theta, new_moments = core._apply_rule(
+                    FOREACH_OPS, hp_t, TensorList(theta), TensorList(g), state
+                )
+                torch._foreach_copy_(theta, new_theta.tensors)
+                for k in names:
+                    torch._foreach_copy_(moments[k], new_moments[k].tensors)
             bucket.state.t = t
             for k, v in scalars.items():
                 setattr(bucket.state, k, v)
-            bucket.write_back(fused=fused)
+            bucket.write_back()
+
+    def _step_group_single_pass(
+        self, group: dict[str, Any], core: CoreOptimizer, hp: dict[str, Any]
+    ) -> None:
+        """The single-pass step of a group. Its buckets, with their compiled kernels and
+        prepared tensors, are kept from step to step (:class:`_SinglePassPlan`) while the
+        group's parameters, gradients' presence, states and switches stay the same: a step
+        then costs little Python besides the kernels."""
+        plans = self.__dict__.setdefault("_single_pass_plans", {})
+        plan = plans.get(id(group))
+        if plan is None or not plan.is_current(self.state, group, core, hp):
+            current = {id(g) for g in self.param_groups}
+            for key in [k for k in plans if k not in current]:  # groups gone (load_state_dict)
+                del plans[key]
+            plan = plans[id(group)] = _SinglePassPlan(self, group, core, hp)
+        plan.step(group, core, hp)
 
     def _core_and_hyper(self, group: dict[str, Any]) -> tuple[CoreOptimizer, dict[str, Any]]:
         """The core optimizer of the group's switches (cached), and the hyperparameters
         the rule reads: the group's current numbers (which an LR scheduler may have set to
         values the constructor refuses, such as lr=0 at the start of a warm-up)."""
-        values = {name: group[name] for name in self.hyperparameters()}
+        names = self._hyperparameter_names()
+        numbers = tuple(group[name] for name in names)
+        known = self.__dict__.setdefault("_hyper_of_group", {})
+        last = known.get(id(group))
+        if last is not None and last[0] == numbers and last[1] is group:  # as last time
+            return last[2], last[3]
+        values = dict(zip(names, numbers, strict=True))
         switches = tuple((k, v) for k, v in values.items() if isinstance(v, bool))
         cache = self.__dict__.setdefault("_cores", {})
         if switches not in cache:
@@ -332,6 +362,9 @@ class TorchOptimizer(torch.optim.Optimizer):
         hp.update(values)
         for name in self.core.OFF_WHEN_ZERO:
             hp[f"{name}_on"] = bool(values[name])
+        if len(known) > 2 * len(self.param_groups):  # forget groups that are gone
+            known.clear()
+        known[id(group)] = (numbers, group, core, hp)  # hp is only read, never changed
         return core, hp
 
     def _gradients_pass_nonfinite_policy(self) -> bool:
@@ -359,9 +392,10 @@ class TorchOptimizer(torch.optim.Optimizer):
         scalar state and the moments the core keeps for ``hp``, at their initial values."""
         buckets: dict[tuple, _Bucket] = {}
         for p in group["params"]:
-            if p.grad is None:
+            grad = p.grad
+            if grad is None:
                 continue
-            if p.grad.is_sparse:
+            if grad.is_sparse:
                 raise RuntimeError(
                     f"{type(self).__name__} does not support sparse gradients (torch.sparse "
                     "layouts); use dense gradients, e.g. nn.Embedding(sparse=False)"
@@ -423,14 +457,100 @@ class _Bucket:
             g = list(torch._foreach_neg(g))
         self.g = g
 
-    def write_back(self, fused: bool = False) -> None:
+    def write_back(self) -> None:
         """Store the new scalars in every parameter's state and round θ into the parameter
-        (the single-pass step has written it already)."""
+        (low precision: the multi-tensor step computed on float32 copies)."""
         scalars = {k: v for k, v in vars(self.state).items() if not isinstance(v, list)}
         for state in self.states:
             state.update(scalars)
-        if self.low_precision and not fused:
+        if self.low_precision:
             torch._foreach_copy_(self.local_params, self.theta)
+
+
+class _SinglePassPlan:
+    """A group's buckets for the single-pass step, kept from step to step.
+
+    Made from :meth:`TorchOptimizer._buckets` (which creates the states of new parameters);
+    each bucket gets a :class:`~steplab.torch._single_pass.SinglePass` (its kernel and the
+    flat views of its moments). :meth:`is_current` checks, in one pass over the group's
+    parameters, that the plan still describes them: the same parameters have a gradient,
+    each state is the same dict holding the same moment tensors at the expected step
+    count and scalar state, and the switches are the same (else a new plan is made).
+    """
+
+    def __init__(
+        self, optimizer: TorchOptimizer, group: dict[str, Any], core: CoreOptimizer, hp: dict
+    ) -> None:
+        self.group = group
+        self.core = core
+        self.switches = _switches(hp, group)
+        self.buckets: list[list] = []
+        expected: dict[int, tuple] = {}  # id(p) -> (state, its moments, bucket entry)
+        for bucket in optimizer._buckets(group, core, hp):
+            bucket.prepare_gradients(group, work_copies=False)
+            t = bucket.state.t
+            scalars = {k: getattr(bucket.state, k) for k in core.SCALAR_STATE}
+            # a step's hyperparameters: their switches and fields select the kernel
+            hp_t, _ = core._at_step(hp, t + 1, SimpleNamespace(**scalars), FOREACH_OPS)
+            moments = {k: getattr(bucket.state, k) for k in bucket.moment_names}
+            single = SinglePass(core, hp_t, bucket.local_params, moments, bucket.work)
+            plain = all(type(p) in _PLAIN for p in bucket.params)  # no DTensor: no _local
+            entry = [t, scalars, bucket.params, bucket.states, single, plain]
+            self.buckets.append(entry)
+            for p, state in zip(bucket.params, bucket.states, strict=True):
+                held = tuple((k, state[k]) for k in bucket.moment_names)
+                expected[id(p)] = (state, held, entry)
+        self.params = list(group["params"])
+        self.entries = [expected.get(id(p)) for p in self.params]
+
+    def is_current(self, states: Any, group: dict[str, Any], core: CoreOptimizer, hp: dict) -> bool:
+        """Whether the plan still describes the group (see the class docstring)."""
+        if group is not self.group or core is not self.core:
+            return False
+        params = group["params"]
+        if len(params) != len(self.params) or self.switches != _switches(hp, group):
+            return False
+        for p, known, entry in zip(params, self.params, self.entries, strict=True):
+            grad = p.grad
+            if p is not known or (grad is None) != (entry is None):
+                return False
+            if entry is None:
+                continue
+            state, held, bucket = entry
+            if grad.is_sparse or states.get(p) is not state or state.get("t") != bucket[0]:
+                return False
+            if any(state.get(k) is not tensor for k, tensor in held):
+                return False
+            if any(state.get(k) != value for k, value in bucket[1].items()):
+                return False
+        return True
+
+    def step(self, group: dict[str, Any], core: CoreOptimizer, hp: dict) -> None:
+        maximize = group["maximize"]
+        for entry in self.buckets:
+            t, scalars, params, states, single, plain = entry
+            hp_t, new_scalars = core._at_step(hp, t + 1, SimpleNamespace(**scalars), FOREACH_OPS)
+            if plain:
+                thetas = [p.detach() for p in params]
+                grads = [p.grad for p in params]
+            else:
+                thetas = [_local(p.detach()) for p in params]
+                grads = [_local(_grad(p)) for p in params]
+            if maximize:
+                grads = list(torch._foreach_neg(grads))
+            single.step(hp_t, thetas, grads)
+            entry[0] = t + 1
+            entry[1] = new_scalars
+            for state in states:
+                state["t"] = t + 1
+                if new_scalars:
+                    state.update(new_scalars)
+
+
+def _switches(hp: dict[str, Any], group: dict[str, Any]) -> tuple:
+    """What selects a group's kernels besides the core: flags such as ``weight_decay_on``,
+    and ``maximize``."""
+    return (*(v for v in hp.values() if isinstance(v, bool)), group["maximize"])
 
 
 def _core_moments(core: CoreOptimizer, hp: dict[str, Any], work: torch.Tensor) -> dict:
@@ -489,8 +609,13 @@ def _grad(p: torch.Tensor) -> torch.Tensor:
 
 def _local(t: torch.Tensor) -> torch.Tensor:
     """A DTensor's local shard (a view of its storage); any other tensor itself."""
+    if type(t) in _PLAIN:  # the common case, without a failing attribute lookup
+        return t
     to_local = getattr(t, "to_local", None)
     return to_local() if to_local is not None else t
+
+
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
 def _work_dtype(p: torch.Tensor) -> torch.dtype:
