@@ -49,8 +49,11 @@ import torch
 
 from steplab.optim.ops import Ops
 
-#: Tensors with fewer elements than this are packed into one flat call.
-PACK_BELOW = 1 << 16
+#: Tensors with fewer elements than this are packed into one flat call. A call of the
+#: compiled kernel costs ~5 µs of Python; packing a tensor copies it in and out, which
+#: costs as much at about 4000 float32 elements (measured on the 2-core CPU box:
+#: benchmarks/bench_torch_optim.py --sets many-small runs 1.4× faster than with 1 << 16).
+PACK_BELOW = 1 << 12
 
 #: Size of the example tensors a kernel is compiled with: not 0 or 1 (which torch.compile
 #: specialises), and odd, so that the kernel's vector loop and its tail are both traced.
@@ -173,51 +176,52 @@ class _Kernel:
         return self.step.kernel_scalars(values, device)
 
     def run(self, calls: list, scalars: list) -> None:
-        """Step each ``(θ, ĝ, *moments)`` of ``calls`` in place (1-D contiguous tensors of
-        one size per call); ``scalars`` from :meth:`scalars`. The arguments are assembled
+        """Step each ``(n, θ, ĝ, *moments)`` of ``calls`` in place (1-D contiguous tensors of
+        ``n`` elements); ``scalars`` from :meth:`scalars`. The arguments are assembled
         before the first kernel runs, so that the kernels follow each other closely."""
-        padded = []
-        ready = calls
-        if any(tensors[0].numel() < 2 for tensors in calls):
-            # torch.compile specialises sizes 0 and 1: give the kernel 2 elements
-            ready = []
-            for tensors in calls:
-                n = tensors[0].numel()
-                if n == 1:
-                    pair = tuple(torch.cat([x, x]) for x in tensors)
-                    padded.append((tensors, pair))
-                    tensors = pair
-                if n:
-                    ready.append(tensors)
+        padded: list[tuple[Any, Any]] = []
+        for k, tensors in enumerate(calls):
+            if tensors[0] < 2:  # torch.compile specialises sizes 0 and 1: give it 2 elements
+                if not padded:
+                    calls = list(calls)
+                pair = (2, *(torch.cat([x, x]) for x in tensors[1:]))
+                padded.append((tensors, pair))
+                calls[k] = pair if tensors[0] else None
+        if padded:
+            calls = [c for c in calls if c is not None]
         step = self.step
         if step is None:  # the dynamo-wrapped function: guards and all
-            for tensors in ready:
-                self.traced(*tensors, *scalars)
+            for tensors in calls:
+                self.traced(*tensors[1:], *scalars)
         else:
             build = step.arguments
-            arguments = [build(tensors, tensors[0].numel(), scalars) for tensors in ready]
+            arguments = [build(tensors, scalars) for tensors in calls]
             call = step.call
             for args in arguments:
                 call(args)
-            if step.bumps_versions:  # what the AOT-autograd wrapper would have done
-                mutated = [x for tensors in ready for x in (tensors[0], *tensors[2:])]
-                torch.autograd.graph.increment_version(mutated)
+            if step.bumps_versions:  # as any in-place update of the parameters does
+                torch.autograd.graph.increment_version([tensors[1] for tensors in calls])
         for tensors, pair in padded:
-            for x, y in zip(tensors[:1] + tensors[2:], pair[:1] + pair[2:], strict=True):
-                x.copy_(y[:1])
+            if tensors[0]:
+                for x, y in zip(tensors[1:2] + tensors[3:], pair[1:2] + pair[3:], strict=True):
+                    x.copy_(y[:1])
 
 
 class _CompiledStep(NamedTuple):
     """The compiled kernel of a traced step and how to call it directly.
 
-    ``call`` takes a list: the graph's tensor inputs in ``order`` (indices into
+    ``call`` takes a list, which ``arguments(call, scalars)`` makes from a call of
+    :meth:`_Kernel.run`: the graph's tensor inputs in ``order`` (indices into
     (θ, ĝ, *moments); -1: their common size), then the kernel's scalars, one 1-D tensor per
-    dtype. Those are computed from the step's numbers (taken in ``scalar_order``) by
-    ``program`` on Python floats, or by ``scalar_graph`` on 0-d float64 tensors where the
-    program cannot (an operation it does not know, a division by zero), and stored in
-    tensors of ``dtypes``. ``bumps_versions``: ``call`` skips the wrapper that bumps the
-    mutated tensors' version counters, so the caller does. ``for_dynamo`` is the whole
-    computation behind torch.compile's calling convention.
+    dtype. Those are computed from the step's numbers by ``function`` on Python floats, or
+    by ``scalar_graph`` on 0-d float64 tensors (its inputs: the numbers in
+    ``scalar_order``) where the function cannot (an operation it does not know, a division
+    by zero), and stored in tensors of ``value_dtypes`` (the distinct ``dtypes``).
+    ``bumps_versions``: ``call`` is inductor's entry point, without the AOT-autograd
+    wrapper that bumps the version counters of the tensors it updates, so
+    :meth:`_Kernel.run` bumps the parameters' (nothing differentiates through the
+    moments). ``for_dynamo`` is the whole computation behind torch.compile's calling
+    convention.
     """
 
     call: Any
@@ -377,11 +381,11 @@ def _compile_split(gm, inputs: list, examples: list, moments: int, work) -> Any:
 
 
 def _argument_builder(order: list) -> Any:
-    """``build(tensors, n, scalars)``: the list ``call`` takes, from (θ, ĝ, *moments), their
-    size ``n`` and the scalar buffers (straight-line code: it runs once per tensor)."""
-    items = ", ".join("n" if i < 0 else f"t[{i}]" for i in order)
+    """``build(call, scalars)``: the list ``call`` takes, from ``(n, θ, ĝ, *moments)`` and
+    the scalar buffers (straight-line code: it runs once per tensor)."""
+    items = ", ".join(f"t[{i + 1}]" for i in order)  # -1, the size, is t[0]
     namespace: dict[str, Any] = {}
-    source = f"def build(t, n, s):\n    return [{items}, *s]"
+    source = f"def build(t, s):\n    return [{items}, *s]"
     exec(compile(source, "<steplab arguments>", "exec"), namespace)  # noqa: S102 — our text
     return namespace["build"]
 
@@ -588,53 +592,75 @@ class SinglePass:
         self.moments = [moments[k] for k in self.names]
         self.device = params[0].device
         self.kernel = _kernel(runner, hp, self.names, params[0].dtype, work, self.device)
-        # Large tensors: one call each, with their moments' flat views kept.
-        self.large: list[tuple[int, list | None]] = []
+        # Large tensors: one call each, with their size and their moments' flat views kept.
+        self.large: list[tuple[int, int, list | None]] = []
         self.small: list[int] = []
         for i, p in enumerate(params):
-            if p.numel() < PACK_BELOW:
+            n = p.numel()
+            if n < PACK_BELOW:
                 self.small.append(i)
             else:
                 ms = [m[i] for m in self.moments]
                 flat = [m.view(-1) for m in ms] if all(m.is_contiguous() for m in ms) else None
-                self.large.append((i, flat))
-        self.sizes = [params[i].numel() for i in self.small]
+                self.large.append((i, n, flat))
+        # Small tensors: flat buffers for θ, ĝ and each moment, kept from step to step, and
+        # their views shaped like each tensor (so that one _foreach_copy_ fills or empties a
+        # buffer, whatever the number of tensors).
+        sizes = [params[i].numel() for i in self.small]
+        self.packed_size = sum(sizes)
+        self.packed: list[torch.Tensor] = []
+        self.packed_views: list[list[torch.Tensor]] = []
+        if self.small:
+            shapes = [params[i].shape for i in self.small]
+            dtypes = [params[0].dtype, params[0].dtype, *(work for _ in self.moments)]
+            for dtype in dtypes:
+                buffer = torch.empty(self.packed_size, dtype=dtype, device=self.device)
+                parts = torch.split(buffer, sizes)
+                self.packed.append(buffer)
+                self.packed_views.append(
+                    [x.view(shape) for x, shape in zip(parts, shapes, strict=True)]
+                )
 
     def step(self, hp: Any, params: list, grads: list) -> None:
         """One step of the parameters ``params`` (the tensors the bucket was made with, or
-        their current data: the same shapes) with the gradients ``grads`` (ĝ: ``maximize``
-        applied) and the step's hyperparameters ``hp``."""
+        their current data: the same shapes; under ``torch.no_grad``) with the gradients
+        ``grads`` (ĝ: ``maximize`` applied) and the step's hyperparameters ``hp``."""
         kernel = self.kernel
         scalars = kernel.scalars(hp, self.device)
         moments = self.moments
         calls = []
         copies = []
-        for i, flat in self.large:
+        direct = kernel.step is not None and kernel.step.bumps_versions
+        for i, n, flat in self.large:
             p, g = params[i], grads[i]
             if flat is not None and p.is_contiguous() and g.is_contiguous():
-                calls.append((p.view(-1), g.view(-1), *flat))
+                # inductor's entry point runs no autograd: a parameter's own view will do
+                calls.append((n, (p if direct else p.detach()).view(-1), g.view(-1), *flat))
             else:  # rare: step contiguous copies and copy back
                 tensors = [p, g, *(m[i] for m in moments)]
                 clones = [x.reshape(-1).clone() for x in tensors]
-                calls.append(tuple(clones))
+                calls.append((n, *clones))
                 copies.append((tensors, clones))
-        if self.small:  # one flat buffer for all small tensors
-            small = self.small
-            packed = (
-                torch.cat([params[i].reshape(-1) for i in small]),
-                torch.cat([grads[i].reshape(-1) for i in small]),
-                *(torch.cat([m[i].reshape(-1) for i in small]) for m in moments),
-            )
-            calls.append(packed)
+        small = self.small
+        if small:  # one flat call for all small tensors, through the kept buffers
+            sources: list[list[torch.Tensor]]
+            if len(small) == len(params):
+                sources = [params, grads, *moments]
+            else:
+                sources = [[x[i] for i in small] for x in (params, grads, *moments)]
+            for packed_views, source in zip(self.packed_views, sources, strict=True):
+                torch._foreach_copy_(packed_views, source)
+            calls.append((self.packed_size, *self.packed))
         kernel.run(calls, scalars)
         for tensors, clones in copies:  # θ and the moments (ĝ was only read)
             for x, c in zip(tensors[:1] + tensors[2:], clones[:1] + clones[2:], strict=True):
                 x.copy_(c.view_as(x))
-        if self.small:
-            targets = [params, *moments]
-            for target, flat_buffer in zip(targets, packed[:1] + packed[2:], strict=True):
-                parts = list(torch.split(flat_buffer, self.sizes))
-                torch._foreach_copy_([target[i].view(-1) for i in small], parts)
+        if small:  # θ and the moments back
+            kept = self.packed_views
+            for target, packed_views in zip(
+                sources[:1] + sources[2:], kept[:1] + kept[2:], strict=True
+            ):
+                torch._foreach_copy_(target, packed_views)
 
 
 def single_pass_step(

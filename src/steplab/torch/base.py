@@ -510,19 +510,27 @@ class _SinglePassPlan:
         params = group["params"]
         if len(params) != len(self.params) or self.switches != _switches(hp, group):
             return False
+        state_of = states.get
         for p, known, entry in zip(params, self.params, self.entries, strict=True):
+            if p is not known:
+                return False
             grad = p.grad
-            if p is not known or (grad is None) != (entry is None):
-                return False
             if entry is None:
+                if grad is not None:
+                    return False
                 continue
+            if grad is None or grad.is_sparse:
+                return False
             state, held, bucket = entry
-            if grad.is_sparse or states.get(p) is not state or state.get("t") != bucket[0]:
+            if state_of(p) is not state or state.get("t") != bucket[0]:
                 return False
-            if any(state.get(k) is not tensor for k, tensor in held):
-                return False
-            if any(state.get(k) != value for k, value in bucket[1].items()):
-                return False
+            for name, tensor in held:
+                if state.get(name) is not tensor:
+                    return False
+            if bucket[1]:
+                for name, value in bucket[1].items():
+                    if state.get(name) != value:
+                        return False
         return True
 
     def step(self, group: dict[str, Any], core: CoreOptimizer, hp: dict) -> None:
@@ -530,8 +538,8 @@ class _SinglePassPlan:
         for entry in self.buckets:
             t, scalars, params, states, single, plain = entry
             hp_t, new_scalars = core._at_step(hp, t + 1, SimpleNamespace(**scalars), FOREACH_OPS)
-            if plain:
-                thetas = [p.detach() for p in params]
+            if plain:  # the parameters themselves (the step runs under no_grad)
+                thetas = params
                 grads = [p.grad for p in params]
             else:
                 thetas = [_local(p.detach()) for p in params]
