@@ -168,9 +168,13 @@ class _Kernel:
             self.traced(*examples)
         self.step = built[0] if built and isinstance(built[0], _CompiledStep) else None
 
+    def numbers_in(self, hp: Any) -> tuple:
+        """The step's numbers (the kernel's inputs that are not tensors) from ``hp``."""
+        return self.numbers_of(hp) if len(self.numbers) > 1 else (self.numbers_of(hp),)
+
     def scalars(self, hp: Any, device: torch.device) -> list:
         """This step's numbers as the kernel's scalar inputs (computed once per step)."""
-        values = self.numbers_of(hp) if len(self.numbers) > 1 else (self.numbers_of(hp),)
+        values = self.numbers_in(hp)
         if self.step is None:
             return _scalars([float(v) for v in values], device)
         return self.step.kernel_scalars(values, device)
@@ -216,7 +220,8 @@ class _CompiledStep(NamedTuple):
     dtype. Those are computed from the step's numbers by ``function`` on Python floats, or
     by ``scalar_graph`` on 0-d float64 tensors (its inputs: the numbers in
     ``scalar_order``) where the function cannot (an operation it does not know, a division
-    by zero), and stored in tensors of ``value_dtypes`` (the distinct ``dtypes``).
+    by zero), and stored in one tensor per dtype: ``dtypes`` holds each value's,
+    ``buffer_dtypes`` the distinct ones, in the order of the kernel's inputs.
     ``bumps_versions``: ``call`` is inductor's entry point, without the AOT-autograd
     wrapper that bumps the version counters of the tensors it updates, so
     :meth:`_Kernel.run` bumps the parameters' (nothing differentiates through the
@@ -231,26 +236,25 @@ class _CompiledStep(NamedTuple):
     scalar_graph: Any
     scalar_order: list
     function: Any
-    value_dtypes: list
     dtypes: list
+    buffer_dtypes: list
     for_dynamo: Any
 
-    def kernel_scalars(self, values: Any, device: torch.device) -> list:
-        """The kernel's scalar inputs from the step's numbers ``values``."""
-        outputs = None
+    def scalar_values(self, values: Any) -> list:
+        """The values the kernel reads (Python numbers, in ``dtypes``' order) from the
+        step's numbers ``values``."""
         if self.function is not None:
             try:
-                outputs = self.function(*values)
+                return self.function(*values)
             except (ArithmeticError, ValueError):  # torch gives inf or nan: let it
-                outputs = None
-        if outputs is None:
-            inputs = [float(values[i]) for i in self.scalar_order]
-            tensors = self.scalar_graph(*_scalars(inputs, torch.device("cpu")))
-            outputs = [value.item() for value in tensors]
-        if len(self.dtypes) == 1:  # the usual case: one dtype
-            buffer = torch.tensor(outputs, dtype=self.dtypes[0])
-            return [buffer if device.type == "cpu" else buffer.to(device, non_blocking=True)]
-        return list(_as_buffers(outputs, self.value_dtypes, device).values())
+                pass
+        inputs = [float(values[i]) for i in self.scalar_order]
+        tensors = self.scalar_graph(*_scalars(inputs, torch.device("cpu")))
+        return [value.item() for value in tensors]
+
+    def kernel_scalars(self, values: Any, device: torch.device) -> list:
+        """The kernel's scalar inputs from the step's numbers ``values``: new tensors."""
+        return list(_as_buffers(self.scalar_values(values), self.dtypes, device).values())
 
 
 class _Whole(NamedTuple):
@@ -592,6 +596,7 @@ class SinglePass:
         self.moments = [moments[k] for k in self.names]
         self.device = params[0].device
         self.kernel = _kernel(runner, hp, self.names, params[0].dtype, work, self.device)
+        self.scalar_buffers: list | None = None
         # Large tensors: one call each, with their size and their moments' flat views kept.
         self.large: list[tuple[int, int, list | None]] = []
         self.small: list[int] = []
@@ -621,12 +626,31 @@ class SinglePass:
                     [x.view(shape) for x, shape in zip(parts, shapes, strict=True)]
                 )
 
+    def _scalars(self, hp: Any) -> list:
+        """The kernel's scalar inputs for this step. On the CPU they are written into
+        buffers kept by the bucket (through NumPy views: no tensor is made per step)."""
+        kernel = self.kernel
+        step = kernel.step
+        if step is None or self.device.type != "cpu":
+            return kernel.scalars(hp, self.device)
+        values = step.scalar_values(kernel.numbers_in(hp))
+        buffers = self.scalar_buffers
+        if buffers is None:
+            buffers = self.scalar_buffers = []
+            for dtype in step.buffer_dtypes:
+                where = [i for i, d in enumerate(step.dtypes) if d == dtype]
+                tensor = torch.empty(len(where), dtype=dtype)
+                buffers.append((tensor, tensor.numpy(), where, len(where) == len(values)))
+        for _, view, where, every in buffers:
+            view[:] = values if every else [values[i] for i in where]
+        return [tensor for tensor, *_ in buffers]
+
     def step(self, hp: Any, params: list, grads: list) -> None:
         """One step of the parameters ``params`` (the tensors the bucket was made with, or
         their current data: the same shapes; under ``torch.no_grad``) with the gradients
         ``grads`` (ĝ: ``maximize`` applied) and the step's hyperparameters ``hp``."""
         kernel = self.kernel
-        scalars = kernel.scalars(hp, self.device)
+        scalars = self._scalars(hp)
         moments = self.moments
         calls = []
         copies = []

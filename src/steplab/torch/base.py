@@ -24,8 +24,11 @@ computed in float32 and the result is rounded into the parameter once.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import inspect
+import operator
+from itertools import compress, repeat
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -472,10 +475,11 @@ class _SinglePassPlan:
 
     Made from :meth:`TorchOptimizer._buckets` (which creates the states of new parameters);
     each bucket gets a :class:`~steplab.torch._single_pass.SinglePass` (its kernel and the
-    flat views of its moments). :meth:`is_current` checks, in one pass over the group's
-    parameters, that the plan still describes them: the same parameters have a gradient,
-    each state is the same dict holding the same moment tensors at the expected step
-    count and scalar state, and the switches are the same (else a new plan is made).
+    flat views of its moments). :meth:`is_current` checks that the plan still describes the
+    group: the same parameters have a gradient (dense), each state is the same dict holding
+    the same moment tensors at the expected step count and scalar state, and the switches
+    are the same (else a new plan is made). The checks run as ``map`` over the parameters
+    (C loops): a step of a large model costs little Python besides its kernels.
     """
 
     def __init__(
@@ -484,24 +488,12 @@ class _SinglePassPlan:
         self.group = group
         self.core = core
         self.switches = _switches(hp, group)
-        self.buckets: list[list] = []
-        expected: dict[int, tuple] = {}  # id(p) -> (state, its moments, bucket entry)
+        self.params = list(group["params"])
+        self.has_grad = [p.grad is not None for p in self.params]
+        self.buckets = []
         for bucket in optimizer._buckets(group, core, hp):
             bucket.prepare_gradients(group, work_copies=False)
-            t = bucket.state.t
-            scalars = {k: getattr(bucket.state, k) for k in core.SCALAR_STATE}
-            # a step's hyperparameters: their switches and fields select the kernel
-            hp_t, _ = core._at_step(hp, t + 1, SimpleNamespace(**scalars), FOREACH_OPS)
-            moments = {k: getattr(bucket.state, k) for k in bucket.moment_names}
-            single = SinglePass(core, hp_t, bucket.local_params, moments, bucket.work)
-            plain = all(type(p) in _PLAIN for p in bucket.params)  # no DTensor: no _local
-            entry = [t, scalars, bucket.params, bucket.states, single, plain]
-            self.buckets.append(entry)
-            for p, state in zip(bucket.params, bucket.states, strict=True):
-                held = tuple((k, state[k]) for k in bucket.moment_names)
-                expected[id(p)] = (state, held, entry)
-        self.params = list(group["params"])
-        self.entries = [expected.get(id(p)) for p in self.params]
+            self.buckets.append(_PlannedBucket(core, hp, bucket))
 
     def is_current(self, states: Any, group: dict[str, Any], core: CoreOptimizer, hp: dict) -> bool:
         """Whether the plan still describes the group (see the class docstring)."""
@@ -510,49 +502,81 @@ class _SinglePassPlan:
         params = group["params"]
         if len(params) != len(self.params) or self.switches != _switches(hp, group):
             return False
-        state_of = states.get
-        for p, known, entry in zip(params, self.params, self.entries, strict=True):
-            if p is not known:
+        if not all(map(operator.is_, params, self.params)):
+            return False
+        grads = list(map(_GRAD, params))
+        if list(map(operator.is_not, grads, repeat(None))) != self.has_grad:
+            return False
+        if any(map(_IS_SPARSE, compress(grads, self.has_grad))):
+            return False
+        for bucket in self.buckets:
+            if not bucket.is_current(states):
                 return False
-            grad = p.grad
-            if entry is None:
-                if grad is not None:
-                    return False
-                continue
-            if grad is None or grad.is_sparse:
-                return False
-            state, held, bucket = entry
-            if state_of(p) is not state or state.get("t") != bucket[0]:
-                return False
-            for name, tensor in held:
-                if state.get(name) is not tensor:
-                    return False
-            if bucket[1]:
-                for name, value in bucket[1].items():
-                    if state.get(name) != value:
-                        return False
         return True
 
     def step(self, group: dict[str, Any], core: CoreOptimizer, hp: dict) -> None:
         maximize = group["maximize"]
-        for entry in self.buckets:
-            t, scalars, params, states, single, plain = entry
-            hp_t, new_scalars = core._at_step(hp, t + 1, SimpleNamespace(**scalars), FOREACH_OPS)
-            if plain:  # the parameters themselves (the step runs under no_grad)
-                thetas = params
-                grads = [p.grad for p in params]
-            else:
-                thetas = [_local(p.detach()) for p in params]
-                grads = [_local(_grad(p)) for p in params]
-            if maximize:
-                grads = list(torch._foreach_neg(grads))
-            single.step(hp_t, thetas, grads)
-            entry[0] = t + 1
-            entry[1] = new_scalars
-            for state in states:
-                state["t"] = t + 1
-                if new_scalars:
-                    state.update(new_scalars)
+        for bucket in self.buckets:
+            bucket.step(core, hp, maximize)
+
+
+class _PlannedBucket:
+    """One bucket of a :class:`_SinglePassPlan`: its parameters and states, the step count
+    and scalar state they share, and their :class:`SinglePass`."""
+
+    def __init__(self, core: CoreOptimizer, hp: dict, bucket: _Bucket) -> None:
+        self.t = bucket.state.t
+        self.scalars = {k: getattr(bucket.state, k) for k in core.SCALAR_STATE}
+        self.params = bucket.params
+        self.states = bucket.states
+        self.held = [(k, [state[k] for state in self.states]) for k in bucket.moment_names]
+        self.plain = all(type(p) in _PLAIN for p in self.params)  # no DTensor: no _local
+        # a step's hyperparameters: their switches and fields select the kernel
+        hp_t, _ = core._at_step(hp, self.t + 1, SimpleNamespace(**self.scalars), FOREACH_OPS)
+        moments = {k: getattr(bucket.state, k) for k in bucket.moment_names}
+        self.single = SinglePass(core, hp_t, bucket.local_params, moments, bucket.work)
+
+    def is_current(self, states: Any) -> bool:
+        mine = self.states
+        if not all(map(operator.is_, map(states.get, self.params), mine)):
+            return False
+        if not all(map(operator.eq, map(dict.get, mine, repeat("t")), repeat(self.t))):
+            return False
+        for name, tensors in self.held:
+            if not all(map(operator.is_, map(dict.get, mine, repeat(name)), tensors)):
+                return False
+        for name, value in self.scalars.items():
+            if not all(map(operator.eq, map(dict.get, mine, repeat(name)), repeat(value))):
+                return False
+        return True
+
+    def step(self, core: CoreOptimizer, hp: dict, maximize: bool) -> None:
+        t = self.t + 1
+        hp_t, scalars = core._at_step(hp, t, SimpleNamespace(**self.scalars), FOREACH_OPS)
+        params = self.params
+        if self.plain:  # the parameters themselves (the step runs under no_grad)
+            thetas = params
+            grads = list(map(_GRAD, params))
+        else:
+            thetas = [_local(p.detach()) for p in params]
+            grads = [_local(_grad(p)) for p in params]
+        if maximize:
+            grads = list(torch._foreach_neg(grads))
+        self.single.step(hp_t, thetas, grads)
+        self.t = t
+        self.scalars = scalars
+        _set_in_all(self.states, "t", t)
+        for name, value in scalars.items():
+            _set_in_all(self.states, name, value)
+
+
+_GRAD = operator.attrgetter("grad")
+_IS_SPARSE = operator.attrgetter("is_sparse")
+
+
+def _set_in_all(dicts: list[dict], key: str, value: Any) -> None:
+    """``d[key] = value`` for every dict of ``dicts`` (a C loop)."""
+    collections.deque(map(dict.__setitem__, dicts, repeat(key), repeat(value)), maxlen=0)
 
 
 def _switches(hp: dict[str, Any], group: dict[str, Any]) -> tuple:
