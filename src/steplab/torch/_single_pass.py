@@ -179,12 +179,13 @@ class _Kernel:
             return _scalars([float(v) for v in values], device)
         return self.step.kernel_scalars(values, device)
 
-    def run(self, calls: list, scalars: list) -> None:
+    def run(self, calls: list, scalars: list, may_be_tiny: bool = True) -> None:
         """Step each ``(n, θ, ĝ, *moments)`` of ``calls`` in place (1-D contiguous tensors of
-        ``n`` elements); ``scalars`` from :meth:`scalars`. The arguments are assembled
-        before the first kernel runs, so that the kernels follow each other closely."""
+        ``n`` elements); ``scalars`` from :meth:`scalars`; ``may_be_tiny=False``: every n is
+        at least 2. The arguments are assembled before the first kernel runs, so that the
+        kernels follow each other closely."""
         padded: list[tuple[Any, Any]] = []
-        for k, tensors in enumerate(calls):
+        for k, tensors in enumerate(calls if may_be_tiny else ()):
             if tensors[0] < 2:  # torch.compile specialises sizes 0 and 1: give it 2 elements
                 if not padded:
                     calls = list(calls)
@@ -597,6 +598,8 @@ class SinglePass:
         self.device = params[0].device
         self.kernel = _kernel(runner, hp, self.names, params[0].dtype, work, self.device)
         self.scalar_buffers: list | None = None
+        # inductor's entry point runs no autograd: a parameter's own view will do
+        self.direct = self.kernel.step is not None and self.kernel.step.bumps_versions
         # Large tensors: one call each, with their size and their moments' flat views kept.
         self.large: list[tuple[int, int, list | None]] = []
         self.small: list[int] = []
@@ -654,11 +657,10 @@ class SinglePass:
         moments = self.moments
         calls = []
         copies = []
-        direct = kernel.step is not None and kernel.step.bumps_versions
+        direct = self.direct
         for i, n, flat in self.large:
             p, g = params[i], grads[i]
             if flat is not None and p.is_contiguous() and g.is_contiguous():
-                # inductor's entry point runs no autograd: a parameter's own view will do
                 calls.append((n, (p if direct else p.detach()).view(-1), g.view(-1), *flat))
             else:  # rare: step contiguous copies and copy back
                 tensors = [p, g, *(m[i] for m in moments)]
@@ -675,7 +677,7 @@ class SinglePass:
             for packed_views, source in zip(self.packed_views, sources, strict=True):
                 torch._foreach_copy_(packed_views, source)
             calls.append((self.packed_size, *self.packed))
-        kernel.run(calls, scalars)
+        kernel.run(calls, scalars, may_be_tiny=bool(small) and self.packed_size < 2)
         for tensors, clones in copies:  # θ and the moments (ĝ was only read)
             for x, c in zip(tensors[:1] + tensors[2:], clones[:1] + clones[2:], strict=True):
                 x.copy_(c.view_as(x))

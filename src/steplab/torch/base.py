@@ -487,6 +487,7 @@ class _SinglePassPlan:
     ) -> None:
         self.group = group
         self.core = core
+        self.hp = hp  # the cached dict of the group's values (see _core_and_hyper)
         self.switches = _switches(hp, group)
         self.params = list(group["params"])
         self.has_grad = [p.grad is not None for p in self.params]
@@ -500,7 +501,11 @@ class _SinglePassPlan:
         if group is not self.group or core is not self.core:
             return False
         params = group["params"]
-        if len(params) != len(self.params) or self.switches != _switches(hp, group):
+        if len(params) != len(self.params):
+            return False
+        if (hp is not self.hp or group["maximize"] != self.switches[-1]) and (
+            self.switches != _switches(hp, group)
+        ):
             return False
         if not all(map(operator.is_, params, self.params)):
             return False
