@@ -478,8 +478,9 @@ class _SinglePassPlan:
     flat views of its moments). :meth:`is_current` checks that the plan still describes the
     group: the same parameters have a gradient (dense), each state is the same dict holding
     the same moment tensors at the expected step count and scalar state, and the switches
-    are the same (else a new plan is made). The checks run as ``map`` over the parameters
-    (C loops): a step of a large model costs little Python besides its kernels.
+    and torch's CPU thread count are the same (else a new plan is made). The checks run as
+    ``map`` over the parameters (C loops): a step of a large model costs little Python
+    besides its kernels.
     """
 
     def __init__(
@@ -489,6 +490,7 @@ class _SinglePassPlan:
         self.core = core
         self.hp = hp  # the cached dict of the group's values (see _core_and_hyper)
         self.switches = _switches(hp, group)
+        self.threads = torch.get_num_threads()  # CPU kernels are compiled for a thread count
         self.params = list(group["params"])
         self.has_grad = [p.grad is not None for p in self.params]
         self.buckets = []
@@ -501,7 +503,7 @@ class _SinglePassPlan:
         if group is not self.group or core is not self.core:
             return False
         params = group["params"]
-        if len(params) != len(self.params):
+        if len(params) != len(self.params) or torch.get_num_threads() != self.threads:
             return False
         if (hp is not self.hp or group["maximize"] != self.switches[-1]) and (
             self.switches != _switches(hp, group)
