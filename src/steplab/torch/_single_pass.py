@@ -687,17 +687,3 @@ class SinglePass:
                 sources[:1] + sources[2:], kept[:1] + kept[2:], strict=True
             ):
                 torch._foreach_copy_(target, packed_views)
-
-
-def single_pass_step(
-    runner: Any,
-    hp: Any,
-    params: list[torch.Tensor],
-    grads: list[torch.Tensor],
-    moments: dict[str, list[torch.Tensor]],
-    work: torch.dtype,
-) -> None:
-    """Step a bucket's tensors in place with the compiled rule, once (see
-    :class:`SinglePass`, which keeps what it prepares for the next steps)."""
-    if params:
-        SinglePass(runner, hp, params, moments, work).step(hp, params, grads)
