@@ -25,15 +25,16 @@ directly, once per tensor — not through ``torch.compile``'s frame evaluation a
 which cost tens of microseconds per call: the example inputs already fix everything the
 guards would check (1-D contiguous tensors of these dtypes on this device), and inductor's
 own size and stride checks still run. Where inductor's entry point can be found it is
-called without the AOT-autograd wrappers too (version counters are bumped here instead);
+called without the AOT-autograd wrappers too (the parameters' version counters are bumped
+here instead);
 otherwise, or if the graph's inputs cannot be matched to ours, the public callables are
 used, down to the ``torch.compile``'d function itself, guards and all.
 
 **Tensors.** Tensors of at least ``PACK_BELOW`` elements are stepped one call each, in
-place; smaller ones are packed into one flat buffer (a call costs more than their data),
-stepped by one call, and copied back. bfloat16/float16 parameters: the kernel reads them,
-computes in float32 (their state's dtype) and rounds the new θ into the parameter once, in
-the same pass.
+place; smaller ones are copied into flat buffers kept from step to step (a call costs more
+than their data), stepped by one call, and copied back. bfloat16/float16 parameters: the
+kernel reads them, computes in float32 (their state's dtype) and rounds the new θ into the
+parameter once, in the same pass.
 """
 
 from __future__ import annotations
