@@ -8,7 +8,16 @@ has none; Adam also with the seed's conventions) as the multi-tensor step and as
 single-pass step (``fused=True``: the rule compiled by ``torch.compile``; its first step,
 which compiles, is reported apart and not timed). torch.optim runs the nearest torch
 optimizer (Lion: AdamW, which moves one more moment). Prints the median time per step and
-torch's fastest implementation's time divided by it (> 1: faster than torch's fastest).
+the median over rounds of torch's fastest implementation's time divided by it (> 1: faster
+than torch's fastest).
+
+How it is timed, and why: the contenders take turns step by step, in a new random order
+each round (on the shared 2-core box a fixed order gave the later places up to 15 % less
+time, for identical kernels); all contenders of an optimizer step the same parameters and
+gradients (only their states are their own); and ``--instances K`` makes K such sets,
+every contender timed on each, its time per round being the mean over them: the speed of
+a memory-bound step there varies by up to ±10 % with where its tensors land in memory, and
+the same kernel on two tensor sets of one process differs by that much.
 
     python benchmarks/bench_torch_optim.py                 # CPU, float32
     python benchmarks/bench_torch_optim.py --sets 10M --optimizers adam rmsprop lion
@@ -18,6 +27,7 @@ torch's fastest implementation's time divided by it (> 1: faster than torch's fa
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
 
@@ -68,21 +78,28 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _median_step_ms(optimizers: dict, device: str, repeats: int, warmup: int = 3) -> dict:
-    """Median ms per ``step()`` of each optimizer. The optimizers take turns step by step,
-    so a change in the machine's load hits all of them alike."""
-    for optimizer in optimizers.values():
+def _step_times(instances: list[dict], device: str, repeats: int, warmup: int = 3) -> dict:
+    """Seconds per ``step()`` of each label, one value per round: the mean over the
+    ``instances`` (dicts label -> optimizer, one per parameter set). Every optimizer steps
+    once per round, all of them in a new random order each round (see the module doc)."""
+    every = [(label, optimizer) for instance in instances for label, optimizer in instance.items()]
+    for _, optimizer in every:
         for _ in range(warmup):  # creates the state, warms caches and kernels
             optimizer.step()
     _sync(device)
-    times = {label: [] for label in optimizers}
+    order = random.Random(0)
+    times: dict[str, list[float]] = {label: [] for label in instances[0]}
     for _ in range(repeats):
-        for label, optimizer in optimizers.items():
+        round_times: dict[str, list[float]] = {label: [] for label in times}
+        order.shuffle(every)
+        for label, optimizer in every:
             start = time.perf_counter()
             optimizer.step()
             _sync(device)
-            times[label].append(time.perf_counter() - start)
-    return {label: 1e3 * statistics.median(t) for label, t in times.items()}
+            round_times[label].append(time.perf_counter() - start)
+        for label, values in round_times.items():
+            times[label].append(statistics.fmean(values))
+    return times
 
 
 def _first_step_s(optimizer, device: str) -> float:
@@ -93,24 +110,24 @@ def _first_step_s(optimizer, device: str) -> float:
     return time.perf_counter() - start
 
 
-def _contenders(name: str, shapes, device: str, dtype) -> tuple[dict, dict, dict]:
-    """steplab's optimizers and torch.optim's implementations that exist for it; the
-    seconds each fused steplab optimizer's first (compiling) step took; what is missing."""
+def _contenders(name: str, params: list) -> tuple[dict, dict, dict]:
+    """steplab's optimizers and torch.optim's implementations that exist for it, all on
+    ``params``; the seconds each fused steplab optimizer's first (compiling) step took;
+    what is missing."""
     torch_class, extra = PAIRS[name]
     preset = "torch" if "torch" in st.OPTIMIZERS[name].core.PRESETS else "seed"
     presets = [preset, "seed"] if preset != "seed" and name == "adam" else [preset]
     contenders, first = {}, {}
+    device = str(params[0].device)
     for p in presets:
-        contenders[f"steplab {p} multi-tensor"] = st.make(
-            name, _parameters(shapes, device, dtype), preset=p
-        )
-        fused = st.make(name, _parameters(shapes, device, dtype), preset=p, fused=True)
+        contenders[f"steplab {p} multi-tensor"] = st.make(name, params, preset=p)
+        fused = st.make(name, params, preset=p, fused=True)
         first[f"steplab {p} fused"] = _first_step_s(fused, device)
         contenders[f"steplab {p} fused"] = fused
     missing = {}
     for impl, flags in IMPLEMENTATIONS.items():
         try:
-            optimizer = torch_class(_parameters(shapes, device, dtype), lr=1e-3, **extra, **flags)
+            optimizer = torch_class(params, lr=1e-3, **extra, **flags)
             optimizer.step()  # a fused kernel missing for this device/dtype fails here
             contenders[f"torch.optim.{torch_class.__name__} {impl}"] = optimizer
         except (RuntimeError, ValueError, TypeError) as exc:
@@ -128,15 +145,22 @@ def main(argv=None) -> int:
         "--sets", nargs="+", default=list(PARAMETER_SETS), choices=list(PARAMETER_SETS)
     )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's)")
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="parameter sets each contender is timed on (memory placement; see the doc)",
+    )
     args = parser.parse_args(argv)
-    if args.threads < 0 or args.repeats < 1:
-        parser.error("--threads must be >= 0 and --repeats >= 1")
+    if args.threads < 0 or args.repeats < 1 or args.instances < 1:
+        parser.error("--threads must be >= 0, --repeats and --instances >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     print(
         f"torch {torch.__version__}, device {args.device}, dtype {args.dtype}, "
-        f"threads {torch.get_num_threads()}, median of {args.repeats} interleaved steps"
+        f"threads {torch.get_num_threads()}, median of {args.repeats} rounds in random "
+        f"order, {args.instances} parameter set(s)"
     )
     header = ("parameters", "optimizer", "implementation", "ms/step", "torch's fastest / this")
     print("| " + " | ".join(header) + " |")
@@ -144,16 +168,25 @@ def main(argv=None) -> int:
     compile_rows = []
     for set_name in args.sets:
         for name in args.optimizers:
-            contenders, first, missing = _contenders(
-                name, PARAMETER_SETS[set_name], args.device, dtype
-            )
-            medians = _median_step_ms(contenders, args.device, args.repeats)
-            fastest = min(ms for label, ms in medians.items() if label.startswith("torch"))
-            for label, ms in medians.items():
-                print(f"| {set_name} | {name} | {label} | {ms:.3f} | {fastest / ms:.2f} |")
+            instances = []
+            for k in range(args.instances):
+                params = _parameters(PARAMETER_SETS[set_name], args.device, dtype)
+                contenders, first, missing = _contenders(name, params)
+                instances.append(contenders)
+                if k == 0:  # later sets reuse the compiled kernels
+                    compile_rows += [(set_name, name, label, s) for label, s in first.items()]
+            times = _step_times(instances, args.device, args.repeats)
+            medians = {label: statistics.median(t) for label, t in times.items()}
+            fastest = min((label for label in times if label.startswith("torch")), key=medians.get)
+            for label, t in times.items():
+                ratio = statistics.median(f / x for f, x in zip(times[fastest], t, strict=True))
+                row = (
+                    f"| {set_name} | {name} | {label} | {1e3 * medians[label]:.3f} | {ratio:.2f} |"
+                )
+                print(row)
             for label, why in missing.items():
                 print(f"| {set_name} | {name} | {label} | n/a | ({why}) |")
-            compile_rows += [(set_name, name, label, s) for label, s in first.items()]
+            del instances, contenders, params
     print("\nFirst step of the fused (compiled) optimizers, seconds (includes compilation):\n")
     print("| parameters | optimizer | implementation | first step s |")
     print("|---|---|---|---:|")

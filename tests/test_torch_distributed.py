@@ -1,6 +1,8 @@
 """steplab's torch optimizers under DistributedDataParallel, FSDP2 (``fully_shard``) and
-ZeroRedundancyOptimizer: 2 CPU processes (gloo, 127.0.0.1) end with the same parameters as
-one process trained on the same global batches.
+ZeroRedundancyOptimizer: 2 CPU processes (gloo, 127.0.0.1) end with the same parameters on
+both ranks, and the same as one process trained on the same global batches; the
+single-pass step (``fused=True``: the compiled rule, on each rank, and on FSDP2's local
+shards) as well as the default multi-tensor step.
 
 The workers run as separate Python processes started from a script (not
 multiprocessing.spawn, which would have to re-import this test module by name).
@@ -34,6 +36,7 @@ COMMON = textwrap.dedent(
     STEPS, GLOBAL_BATCH = {STEPS}, {GLOBAL_BATCH}
     OPTIMIZERS = {{
         "adam": lambda ps: st.Adam(ps, lr=0.01, weight_decay=1e-3),
+        "adam-fused": lambda ps: st.Adam(ps, lr=0.01, weight_decay=1e-3, fused=True),
         "rmsprop": lambda ps: st.RMSProp.like("torch", ps, lr=0.01, centered=True, momentum=0.5),
         "nadam": lambda ps: st.Nadam(ps),
     }}
@@ -65,7 +68,7 @@ COMMON = textwrap.dedent(
 
 WORKER = COMMON + textwrap.dedent(
     """
-    import os, sys
+    import datetime, os, sys
     import torch.distributed as dist
     from torch.distributed.fsdp import fully_shard
     from torch.distributed.optim import ZeroRedundancyOptimizer
@@ -73,7 +76,11 @@ WORKER = COMMON + textwrap.dedent(
 
     rank, world, port, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
     dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(seconds=60),  # a lost peer fails the test, never hangs it
     )
     x, y = global_batches()
     shard = GLOBAL_BATCH // world  # each rank takes its slice of every global batch
@@ -83,7 +90,7 @@ WORKER = COMMON + textwrap.dedent(
     for name, make in OPTIMIZERS.items():
         model = DistributedDataParallel(make_model())
         results[f"{name} DDP"] = train(model, make(model.parameters()), mine)
-    for name in ("adam", "nadam"):
+    for name in ("adam", "adam-fused", "nadam"):
         model = make_model()
         fully_shard(model)  # FSDP2: each rank holds and steps half of every parameter
         results[f"{name} FSDP"] = train(model, OPTIMIZERS[name](model.parameters()), mine)
@@ -92,8 +99,7 @@ WORKER = COMMON + textwrap.dedent(
         model.parameters(), optimizer_class=st.Adam, lr=0.01, weight_decay=1e-3
     )
     results["adam ZeRO"] = train(model, optimizer, mine)
-    if rank == 0:
-        torch.save(results, out)
+    torch.save(results, f"{out}.{rank}")  # every rank's, to compare the replicas
     dist.destroy_process_group()
     """
 )
@@ -127,13 +133,18 @@ def test_ddp_on_two_cpu_processes_equals_single_process(tmp_path):
     logs = []
     for worker in workers:
         try:
-            logs.append(worker.communicate(timeout=120)[0])
+            logs.append(worker.communicate(timeout=150)[0])
         except subprocess.TimeoutExpired:
             for w in workers:
                 w.kill()
             raise
     assert all(w.returncode == 0 for w in workers), "\n".join(logs)
-    distributed = torch.load(out)
+    ranks = [torch.load(f"{out}.{rank}") for rank in range(WORLD_SIZE)]
+    distributed = ranks[0]
+    for run, params in distributed.items():  # the replicas (FSDP: the gathered tensors)
+        for other in ranks[1:]:
+            for p, q in zip(params, other[run], strict=True):
+                assert torch.equal(p, q), f"{run}: the ranks' parameters differ"
 
     namespace: dict = {}
     exec(COMMON, namespace)  # the very same model, data and optimizers, in this process
@@ -147,9 +158,12 @@ def test_ddp_on_two_cpu_processes_equals_single_process(tmp_path):
         single[name] = namespace["train"](model, make(model.parameters()), batches)
         assert (single[name][0] - start[0]).abs().max() > 1e-3  # training moved the weights
     assert sorted(distributed) == sorted(
-        [f"{n} DDP" for n in single] + ["adam FSDP", "nadam FSDP", "adam ZeRO"]
+        [f"{n} DDP" for n in single] + ["adam FSDP", "adam-fused FSDP", "nadam FSDP", "adam ZeRO"]
     )
     for run, params in distributed.items():
         reference = single[run.split()[0]]
         for p, q in zip(params, reference, strict=True):
             torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12, msg=run)
+    # and the single-pass step trains as the multi-tensor step does
+    for p, q in zip(single["adam-fused"], single["adam"], strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)

@@ -24,8 +24,11 @@ computed in float32 and the result is rounded into the parameter once.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import inspect
+import operator
+from itertools import compress, repeat
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -36,7 +39,7 @@ from steplab.optim.base import NONFINITE_POLICIES
 from steplab.optim.base import Optimizer as CoreOptimizer
 from steplab.optim.ops import Ops
 from steplab.torch import _tensorlist
-from steplab.torch._single_pass import single_pass_step
+from steplab.torch._single_pass import SinglePass
 from steplab.torch._tensorlist import TensorList
 
 #: Options every steplab torch optimizer takes besides the core's hyperparameters.
@@ -120,6 +123,16 @@ class TorchOptimizer(torch.optim.Optimizer):
     def hyperparameters(cls) -> dict[str, dataclasses.Field]:
         """The core's tunable fields (name -> dataclass field with ``interval`` and ``doc``)."""
         return cls.core.hyperparameters()
+
+    @classmethod
+    def _hyperparameter_names(cls) -> tuple[str, ...]:
+        """The names of :meth:`hyperparameters`, computed once per class (every step reads
+        them; the core rebuilds its field list on each call)."""
+        names = cls.__dict__.get("_names")
+        if names is None:
+            names = tuple(cls.hyperparameters())
+            cls._names = names  # type: ignore[attr-defined]
+        return names
 
     @classmethod
     def like(cls, preset: str, params, **overrides: Any) -> TorchOptimizer:
@@ -291,37 +304,57 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     def _step_group(self, group: dict[str, Any]) -> None:
         core, hp = self._core_and_hyper(group)
+        if group["fused"]:
+            self._step_group_single_pass(group, core, hp)
+            return
         for bucket in self._buckets(group, core, hp):
-            fused = group["fused"]
-            bucket.prepare_gradients(group, work_copies=not fused)
+            bucket.prepare_gradients(group)
             t = bucket.state.t + 1
             before = SimpleNamespace(**{k: getattr(bucket.state, k) for k in core.SCALAR_STATE})
             # The hyperparameters of this step, with its per-step scalars (1 − ρᵗ, …) and
             # the new scalar state, in Python floats: the same numbers for both routes.
             hp_t, scalars = core._at_step(hp, t, before, FOREACH_OPS)
             names = bucket.moment_names
-            if fused:
-                moments = {k: getattr(bucket.state, k) for k in names}
-                single_pass_step(core, hp_t, bucket.theta, bucket.g, moments, bucket.work)
-            else:
-                for theta, g, moments in _batches(bucket.theta, bucket.g, bucket.state, names):
-                    state = SimpleNamespace(**{k: TensorList(moments[k]) for k in names})
-                    new_theta, new_moments = core._apply_rule(
-                        FOREACH_OPS, hp_t, TensorList(theta), TensorList(g), state
-                    )
-                    torch._foreach_copy_(theta, new_theta.tensors)
-                    for k in names:
-                        torch._foreach_copy_(moments[k], new_moments[k].tensors)
+            for theta, g, moments in _batches(bucket.theta, bucket.g, bucket.state, names):
+                state = SimpleNamespace(**{k: TensorList(moments[k]) for k in names})
+                new_theta, new_moments = core._apply_rule(
+                    FOREACH_OPS, hp_t, TensorList(theta), TensorList(g), state
+                )
+                torch._foreach_copy_(theta, new_theta.tensors)
+                for k in names:
+                    torch._foreach_copy_(moments[k], new_moments[k].tensors)
             bucket.state.t = t
             for k, v in scalars.items():
                 setattr(bucket.state, k, v)
-            bucket.write_back(fused=fused)
+            bucket.write_back()
+
+    def _step_group_single_pass(
+        self, group: dict[str, Any], core: CoreOptimizer, hp: dict[str, Any]
+    ) -> None:
+        """The single-pass step of a group. Its buckets, with their compiled kernels and
+        prepared tensors, are kept from step to step (:class:`_SinglePassPlan`) while the
+        group's parameters, gradients' presence, states and switches stay the same: a step
+        then costs little Python besides the kernels."""
+        plans = self.__dict__.setdefault("_single_pass_plans", {})
+        plan = plans.get(id(group))
+        if plan is None or not plan.is_current(self.state, group, core, hp):
+            current = {id(g) for g in self.param_groups}
+            for key in [k for k in plans if k not in current]:  # groups gone (load_state_dict)
+                del plans[key]
+            plan = plans[id(group)] = _SinglePassPlan(self, group, core, hp)
+        plan.step(group, core, hp)
 
     def _core_and_hyper(self, group: dict[str, Any]) -> tuple[CoreOptimizer, dict[str, Any]]:
         """The core optimizer of the group's switches (cached), and the hyperparameters
         the rule reads: the group's current numbers (which an LR scheduler may have set to
         values the constructor refuses, such as lr=0 at the start of a warm-up)."""
-        values = {name: group[name] for name in self.hyperparameters()}
+        names = self._hyperparameter_names()
+        numbers = tuple(group[name] for name in names)
+        known = self.__dict__.setdefault("_hyper_of_group", {})
+        last = known.get(id(group))
+        if last is not None and last[0] == numbers and last[1] is group:  # as last time
+            return last[2], last[3]
+        values = dict(zip(names, numbers, strict=True))
         switches = tuple((k, v) for k, v in values.items() if isinstance(v, bool))
         cache = self.__dict__.setdefault("_cores", {})
         if switches not in cache:
@@ -332,6 +365,9 @@ class TorchOptimizer(torch.optim.Optimizer):
         hp.update(values)
         for name in self.core.OFF_WHEN_ZERO:
             hp[f"{name}_on"] = bool(values[name])
+        if len(known) > 2 * len(self.param_groups):  # forget groups that are gone
+            known.clear()
+        known[id(group)] = (numbers, group, core, hp)  # hp is only read, never changed
         return core, hp
 
     def _gradients_pass_nonfinite_policy(self) -> bool:
@@ -359,9 +395,10 @@ class TorchOptimizer(torch.optim.Optimizer):
         scalar state and the moments the core keeps for ``hp``, at their initial values."""
         buckets: dict[tuple, _Bucket] = {}
         for p in group["params"]:
-            if p.grad is None:
+            grad = p.grad
+            if grad is None:
                 continue
-            if p.grad.is_sparse:
+            if grad.is_sparse:
                 raise RuntimeError(
                     f"{type(self).__name__} does not support sparse gradients (torch.sparse "
                     "layouts); use dense gradients, e.g. nn.Embedding(sparse=False)"
@@ -423,14 +460,136 @@ class _Bucket:
             g = list(torch._foreach_neg(g))
         self.g = g
 
-    def write_back(self, fused: bool = False) -> None:
+    def write_back(self) -> None:
         """Store the new scalars in every parameter's state and round θ into the parameter
-        (the single-pass step has written it already)."""
+        (low precision: the multi-tensor step computed on float32 copies)."""
         scalars = {k: v for k, v in vars(self.state).items() if not isinstance(v, list)}
         for state in self.states:
             state.update(scalars)
-        if self.low_precision and not fused:
+        if self.low_precision:
             torch._foreach_copy_(self.local_params, self.theta)
+
+
+class _SinglePassPlan:
+    """A group's buckets for the single-pass step, kept from step to step.
+
+    Made from :meth:`TorchOptimizer._buckets` (which creates the states of new parameters);
+    each bucket gets a :class:`~steplab.torch._single_pass.SinglePass` (its kernel and the
+    flat views of its moments). :meth:`is_current` checks that the plan still describes the
+    group: the same parameters have a gradient (dense), each state is the same dict holding
+    the same moment tensors at the expected step count and scalar state, and the switches
+    and torch's CPU thread count are the same (else a new plan is made). The checks run as
+    ``map`` over the parameters (C loops): a step of a large model costs little Python
+    besides its kernels.
+    """
+
+    def __init__(
+        self, optimizer: TorchOptimizer, group: dict[str, Any], core: CoreOptimizer, hp: dict
+    ) -> None:
+        self.group = group
+        self.core = core
+        self.hp = hp  # the cached dict of the group's values (see _core_and_hyper)
+        self.switches = _switches(hp, group)
+        self.threads = torch.get_num_threads()  # CPU kernels are compiled for a thread count
+        self.params = list(group["params"])
+        self.has_grad = [p.grad is not None for p in self.params]
+        self.buckets = []
+        for bucket in optimizer._buckets(group, core, hp):
+            bucket.prepare_gradients(group, work_copies=False)
+            self.buckets.append(_PlannedBucket(core, hp, bucket))
+
+    def is_current(self, states: Any, group: dict[str, Any], core: CoreOptimizer, hp: dict) -> bool:
+        """Whether the plan still describes the group (see the class docstring)."""
+        if group is not self.group or core is not self.core:
+            return False
+        params = group["params"]
+        if len(params) != len(self.params) or torch.get_num_threads() != self.threads:
+            return False
+        if (hp is not self.hp or group["maximize"] != self.switches[-1]) and (
+            self.switches != _switches(hp, group)
+        ):
+            return False
+        if not all(map(operator.is_, params, self.params)):
+            return False
+        grads = list(map(_GRAD, params))
+        if list(map(operator.is_not, grads, repeat(None))) != self.has_grad:
+            return False
+        if any(map(_IS_SPARSE, compress(grads, self.has_grad))):
+            return False
+        for bucket in self.buckets:
+            if not bucket.is_current(states):
+                return False
+        return True
+
+    def step(self, group: dict[str, Any], core: CoreOptimizer, hp: dict) -> None:
+        maximize = group["maximize"]
+        for bucket in self.buckets:
+            bucket.step(core, hp, maximize)
+
+
+class _PlannedBucket:
+    """One bucket of a :class:`_SinglePassPlan`: its parameters and states, the step count
+    and scalar state they share, and their :class:`SinglePass`."""
+
+    def __init__(self, core: CoreOptimizer, hp: dict, bucket: _Bucket) -> None:
+        self.t = bucket.state.t
+        self.scalars = {k: getattr(bucket.state, k) for k in core.SCALAR_STATE}
+        self.params = bucket.params
+        self.states = bucket.states
+        self.held = [(k, [state[k] for state in self.states]) for k in bucket.moment_names]
+        self.plain = all(type(p) in _PLAIN for p in self.params)  # no DTensor: no _local
+        # a step's hyperparameters: their switches and fields select the kernel
+        hp_t, _ = core._at_step(hp, self.t + 1, SimpleNamespace(**self.scalars), FOREACH_OPS)
+        moments = {k: getattr(bucket.state, k) for k in bucket.moment_names}
+        self.single = SinglePass(core, hp_t, bucket.local_params, moments, bucket.work)
+
+    def is_current(self, states: Any) -> bool:
+        mine = self.states
+        if not all(map(operator.is_, map(states.get, self.params), mine)):
+            return False
+        if not all(map(operator.eq, map(dict.get, mine, repeat("t")), repeat(self.t))):
+            return False
+        for name, tensors in self.held:
+            if not all(map(operator.is_, map(dict.get, mine, repeat(name)), tensors)):
+                return False
+        for name, value in self.scalars.items():
+            if not all(map(operator.eq, map(dict.get, mine, repeat(name)), repeat(value))):
+                return False
+        return True
+
+    def step(self, core: CoreOptimizer, hp: dict, maximize: bool) -> None:
+        t = self.t + 1
+        hp_t, scalars = core._at_step(hp, t, SimpleNamespace(**self.scalars), FOREACH_OPS)
+        params = self.params
+        if self.plain:  # the parameters themselves (the step runs under no_grad)
+            thetas = params
+            grads = list(map(_GRAD, params))
+        else:
+            thetas = [_local(p.detach()) for p in params]
+            grads = [_local(_grad(p)) for p in params]
+        if maximize:
+            grads = list(torch._foreach_neg(grads))
+        self.single.step(hp_t, thetas, grads)
+        self.t = t
+        self.scalars = scalars
+        _set_in_all(self.states, "t", t)
+        for name, value in scalars.items():
+            _set_in_all(self.states, name, value)
+
+
+_GRAD = operator.attrgetter("grad")
+_IS_SPARSE = operator.attrgetter("is_sparse")
+
+
+def _set_in_all(dicts: list[dict], key: str, value: Any) -> None:
+    """``d[key] = value`` for every dict of ``dicts`` (a C loop)."""
+    collections.deque(map(dict.__setitem__, dicts, repeat(key), repeat(value)), maxlen=0)
+
+
+def _switches(hp: dict[str, Any], group: dict[str, Any]) -> tuple:
+    """What selects a group's kernels besides the core: flags such as ``weight_decay_on``,
+    and ``maximize``."""
+    return (*(v for v in hp.values() if isinstance(v, bool)), group["maximize"])
 
 
 def _core_moments(core: CoreOptimizer, hp: dict[str, Any], work: torch.Tensor) -> dict:
@@ -489,8 +648,13 @@ def _grad(p: torch.Tensor) -> torch.Tensor:
 
 def _local(t: torch.Tensor) -> torch.Tensor:
     """A DTensor's local shard (a view of its storage); any other tensor itself."""
+    if type(t) in _PLAIN:  # the common case, without a failing attribute lookup
+        return t
     to_local = getattr(t, "to_local", None)
     return to_local() if to_local is not None else t
+
+
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
 def _work_dtype(p: torch.Tensor) -> torch.dtype:
