@@ -21,13 +21,15 @@ class AdamaxState(NamedTuple):
 
 
 def adamax_step_scalars(ops, hp, t, state):
-    return {"bc1": bias_correction(hp.rho1, t, ops)}  # 1 − ρ₁ᵗ
+    return {"correct1": 1 / bias_correction(hp.rho1, t, ops)}  # 1/(1 − ρ₁ᵗ)
 
 
 def adamax_rule(ops, hp, theta, g, s, u):
     s = hp.rho1 * s + (1 - hp.rho1) * g  # biased first moment
     u = ops.maximum(hp.rho2 * u, ops.abs(g) + hp.eps_max)  # infinity norm
-    step_size = hp.lr / hp.bc1  # u needs no bias correction
+    # α/(1 − ρ₁ᵗ) as a product with this step's factor, as in Adam: a division per
+    # coordinate is the slowest operation of a step (u needs no bias correction)
+    step_size = hp.lr * hp.correct1
     theta = theta + -step_size * s / (u + hp.eps)
     return theta, s, u
 
@@ -54,14 +56,14 @@ def nadam_step_scalars(ops, hp, t, state):
         "mu_product": mu_product,
         "gradient_part": (1 - mu) / (1 - mu_product),  # today's gradient ...
         "momentum_part": mu_next / (1 - mu_product * mu_next),  # ... and tomorrow's s
-        "bc2": bias_correction(hp.rho2, t, ops),
+        "correct2": 1 / bias_correction(hp.rho2, t, ops),  # 1/(1 − ρ₂ᵗ)
     }
 
 
 def nadam_rule(ops, hp, theta, g, s, r):
     s = hp.rho1 * s + (1 - hp.rho1) * g  # biased first moment
     r = hp.rho2 * r + (1 - hp.rho2) * g * g  # biased second moment
-    denominator = ops.sqrt(r / hp.bc2) + hp.eps
+    denominator = ops.sqrt(r * hp.correct2) + hp.eps  # √r̂ + ε, r̂ = r/(1 − ρ₂ᵗ) as in Adam
     nesterov_moment = hp.gradient_part * g + hp.momentum_part * s
     theta = theta + -hp.lr * nesterov_moment / denominator
     return theta, s, r
@@ -79,7 +81,8 @@ class RAdamState(NamedTuple):
 
 
 def radam_step_scalars(ops, hp, t, state):
-    """1 − ρ₁ᵗ, 1 − ρ₂ᵗ, the length ρₜ of the moving average and the rectification."""
+    """1/(1 − ρ₁ᵗ), √(1 − ρ₂ᵗ) and 1/(1 − ρ₂ᵗ), the length ρₜ of the moving average and
+    the rectification (once per step here, so the rule's loop does one √ and one ÷)."""
     bc2 = bias_correction(hp.rho2, t, ops)
     rho_inf = 2 / (1 - hp.rho2) - 1
     rho_t = rho_inf - 2 * t * ops.pow(hp.rho2, t) / bc2
@@ -87,7 +90,8 @@ def radam_step_scalars(ops, hp, t, state):
         ratio = (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
     return {
         "correct1": 1 / bias_correction(hp.rho1, t, ops),  # 1/(1 − ρ₁ᵗ)
-        "bc2": bc2,
+        "root_bc2": ops.sqrt(bc2),  # √(1 − ρ₂ᵗ)
+        "correct2": 1 / bc2,  # 1/(1 − ρ₂ᵗ)
         "rho_t": rho_t,
         "rectification": ops.sqrt(ops.maximum(ratio, 0)),
     }
@@ -98,9 +102,9 @@ def radam_rule(ops, hp, theta, g, s, r):
     r = hp.rho2 * r + (1 - hp.rho2) * g * g  # biased second moment
     s_hat = s * hp.correct1  # ŝ = s/(1−ρ₁ᵗ), one division less per coordinate
     if hp.eps_hat:  # torch: eps added to the raw √r
-        adaptive = ops.sqrt(hp.bc2) / (ops.sqrt(r) + hp.eps)
+        adaptive = hp.root_bc2 / (ops.sqrt(r) + hp.eps)
     else:  # optax: eps added to √r̂
-        adaptive = 1 / (ops.sqrt(r / hp.bc2) + hp.eps)
+        adaptive = 1 / (ops.sqrt(r * hp.correct2) + hp.eps)
     # Early on, r̂ averages too few gradients to trust: plain momentum step instead.
     theta = theta + -hp.lr * s_hat * ops.where(hp.rho_t > 5, hp.rectification * adaptive, 1.0)
     return theta, s, r
@@ -163,7 +167,7 @@ class Nadam(Optimizer):
     momentum_decay: float = hyper(4e-3, "[0, inf)", "ψ of the momentum schedule")
 
     def _step_size(self, hp, state):
-        return hp.lr / (np.sqrt(state.r / hp.bc2) + hp.eps)
+        return hp.lr / (np.sqrt(state.r * hp.correct2) + hp.eps)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -194,5 +198,5 @@ class RAdam(Optimizer):
 
     def _step_size(self, hp, state):
         if self.eps_hat:
-            return hp.lr * np.sqrt(hp.bc2) / (np.sqrt(state.r) + hp.eps)
-        return hp.lr / (np.sqrt(state.r / hp.bc2) + hp.eps)
+            return hp.lr * hp.root_bc2 / (np.sqrt(state.r) + hp.eps)
+        return hp.lr / (np.sqrt(state.r * hp.correct2) + hp.eps)
