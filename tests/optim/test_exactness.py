@@ -37,6 +37,7 @@ CASES = [
     ("adamw", {}),
     ("adamax", {"eps": 0.1}),
     ("nadam", {}),
+    ("nadam", {"lr": sl.schedules.cosine_decay_schedule(0.01, 20)}),  # schedule + running Πμ
     ("radam", {}),
     ("radam", {"eps_hat": False}),
     ("lion", {"weight_decay": 0.1}),

@@ -101,13 +101,15 @@ def _step_columns(opt: Optimizer, values: dict, steps: int, scheduled: bool) -> 
         hp["lr"] = np.array([opt._lr_at(values, int(step)) for step in t[:, 0]])[:, None]
     if opt.SCALAR_STATE:
         state = SimpleNamespace(**{k: _shared(v) for k, v in opt.SCALAR_STATE.items()})
+        at_t = SimpleNamespace(**hp)  # one namespace, updated in place: this loop is hot
         rows: dict[str, list] = {}
         for step in range(1, steps + 1):
-            at_t = {**hp, "lr": hp["lr"][step - 1, 0]} if scheduled else hp
-            extra = opt.step_scalars(NUMPY_OPS, SimpleNamespace(**at_t), step, state)
-            state = SimpleNamespace(**{k: extra[k] for k in opt.SCALAR_STATE})
+            if scheduled:
+                at_t.lr = hp["lr"][step - 1, 0]
+            extra = opt.step_scalars(NUMPY_OPS, at_t, step, state)
             for key, value in extra.items():
                 rows.setdefault(key, []).append(value)
+            state = SimpleNamespace(**{k: extra[k] for k in opt.SCALAR_STATE})
         extra = {key: np.array(column).reshape(steps, -1) for key, column in rows.items()}
     else:
         extra = opt.step_scalars(NUMPY_OPS, SimpleNamespace(**hp), t, SimpleNamespace())
