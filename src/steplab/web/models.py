@@ -100,6 +100,17 @@ class ProblemSpec(Strict):
 # -- step-size schedules: the shape; the optimizer's lr is its scale α ----------------------
 
 ScheduleSteps = Annotated[int, Field(ge=1, le=MAX_SCHEDULE_STEPS)]
+# a decay's end value as a fraction of α (cosine and warm-up + cosine)
+EndFraction = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        title="end ×α",
+        description="the end value as a fraction of α, in [0, 1]",
+    ),
+]
 
 
 class _Shape(Strict):
@@ -193,14 +204,7 @@ class CosineShape(_Shape):
         description="steps until the end value",
         json_schema_extra={"of_steps": 1.0},
     )
-    alpha: float = Field(
-        default=0.0,
-        ge=0,
-        le=1,
-        allow_inf_nan=False,
-        title="end ×α",
-        description="the end value as a fraction of α, in [0, 1]",
-    )
+    alpha: EndFraction = 0.0
 
     def build(self, lr: float) -> Schedule:
         return schedules.cosine_decay_schedule(lr, self.decay_steps, self.alpha)
@@ -228,14 +232,7 @@ class WarmupCosineShape(_Shape):
         description="steps until the end value, warm-up included",
         json_schema_extra={"of_steps": 1.0},
     )
-    alpha: float = Field(
-        default=0.0,
-        ge=0,
-        le=1,
-        allow_inf_nan=False,
-        title="end ×α",
-        description="the end value as a fraction of α, in [0, 1]",
-    )
+    alpha: EndFraction = 0.0
 
     @model_validator(mode="after")
     def _decay_after_warmup(self) -> WarmupCosineShape:
