@@ -282,3 +282,75 @@ def test_float32_arrays_step_in_float32_arithmetic(impl):
     np.testing.assert_array_equal(state.s, s)
     np.testing.assert_array_equal(state.r, r)
     assert not np.array_equal(point, x64)  # float64 arithmetic would differ in the last bit
+
+
+# -- scalar state: a running product is tabulated at once, anything else step by step ---
+
+
+class WarmSGDState(NamedTuple):
+    t: int
+    warmth: Any  # an average of ones, 1 − ρᵗ, carried as scalar state
+
+
+def warm_sgd_step_scalars(ops, hp, t, state):
+    return {"warmth": hp.rho * state.warmth + (1 - hp.rho)}  # not a running product
+
+
+def warm_sgd_rule(ops, hp, theta, g):
+    return (theta - hp.lr * hp.warmth * g,)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class WarmSGD(Optimizer):
+    """SGD whose step warms up as 1 − ρᵗ, computed as a running average (scalar state)."""
+
+    name = "warm_sgd"
+    state_type = WarmSGDState
+    rule = staticmethod(warm_sgd_rule)
+    step_scalars = staticmethod(warm_sgd_step_scalars)
+    SCALAR_STATE = {"warmth": 0.0}
+
+    lr: float = hyper(0.01, "(0, inf)", "step size α")
+    rho: float = hyper(0.9, "[0, 1)", "warm-up rate ρ")
+
+
+@pytest.mark.parametrize(
+    "opt",
+    [
+        sl.Nadam(rho1=np.array([0.5, 0.9, 0.95]), lr=sl.schedules.cosine_decay_schedule(0.01, 30)),
+        sl.Nadam(momentum_decay=np.array([0.004, 1.0, 0.1])),
+        WarmSGD(rho=np.array([0.5, 0.9, 0.99])),
+    ],
+    ids=["nadam-per-configuration", "nadam-momentum-decay", "running-average"],
+)
+def test_sweep_tables_of_scalar_state_equal_the_steps(opt):
+    """Nadam's Πμ comes from one cumulative product, WarmSGD's average (not a product)
+    step by step; either way the table is what the steps compute one at a time."""
+    from steplab.fast import sweeps
+
+    values = {
+        k: (np.asarray(v, dtype=np.float64).reshape(-1) if isinstance(v, np.ndarray) else v)
+        for k, v in opt._hyper((3, 2)).items()
+    }  # as a sweep plans them
+    scheduled = isinstance(values["lr"], sl.schedules.Schedule)
+    tabulated = sweeps._step_columns(opt, values, 30, scheduled)
+    hp = dict(values)
+    if scheduled:
+        hp["lr"] = np.array([opt._lr_at(values, t) for t in range(1, 31)])[:, None]
+    one_by_one = sweeps._step_by_step(opt, hp, 30, scheduled)
+    assert (sweeps._running_products(opt, hp, np.arange(1, 31)[:, None]) is None) == (
+        type(opt) is WarmSGD
+    )
+    for key, column in one_by_one.items():
+        np.testing.assert_array_equal(np.broadcast_to(tabulated[key], (30, 3)),
+                                      np.broadcast_to(column, (30, 3)))  # fmt: skip
+    x, _ = fast.sweep("beale", opt, np.tile([1.0, 1.5], (3, 1)), 30)
+    problem = sl.problems.get("beale")
+    for k in range(3):
+        single = opt.replace(**{n: getattr(opt, n)[k] for n in opt.hyperparameters()
+                                if isinstance(getattr(opt, n), np.ndarray)})  # fmt: skip
+        point = np.array([1.0, 1.5])
+        state = single.init(point)
+        for _ in range(30):
+            single.step(point, problem.g(point[None])[0], state)
+        np.testing.assert_array_equal(x[k], point)

@@ -90,29 +90,21 @@ def _step_columns(opt: Optimizer, values: dict, steps: int, scheduled: bool) -> 
     """Every per-step scalar for t = 1 … steps, by the optimizer's own ``step_scalars``:
     name -> array (steps, 1) or, if it differs per configuration, (steps, K).
 
-    Without scalar state the step scalars are element-wise functions of t, so one call
-    with t as a column computes them all (the same float64 operations, element by
-    element: the same bits as step by step); a running product such as Nadam's Πᵗμ
-    needs the steps in order.
+    The step scalars are element-wise functions of t, so one call with t as a column
+    computes them all (the same float64 operations, element by element: the same bits as
+    step by step). Scalar state that is a running product (Nadam's Πᵗμ) comes from one
+    cumulative product; any other scalar state is carried step by step.
     """
     hp = dict(values)
     t = np.arange(1, steps + 1)[:, None]  # t down the rows, configurations across
     if scheduled:
         hp["lr"] = np.array([opt._lr_at(values, int(step)) for step in t[:, 0]])[:, None]
-    if opt.SCALAR_STATE:
-        state = SimpleNamespace(**{k: _shared(v) for k, v in opt.SCALAR_STATE.items()})
-        at_t = SimpleNamespace(**hp)  # one namespace, updated in place: this loop is hot
-        rows: dict[str, list] = {}
-        for step in range(1, steps + 1):
-            if scheduled:
-                at_t.lr = hp["lr"][step - 1, 0]
-            extra = opt.step_scalars(NUMPY_OPS, at_t, step, state)
-            for key, value in extra.items():
-                rows.setdefault(key, []).append(value)
-            state = SimpleNamespace(**{k: extra[k] for k in opt.SCALAR_STATE})
-        extra = {key: np.array(column).reshape(steps, -1) for key, column in rows.items()}
-    else:
+    if not opt.SCALAR_STATE:
         extra = opt.step_scalars(NUMPY_OPS, SimpleNamespace(**hp), t, SimpleNamespace())
+    else:
+        extra = _running_products(opt, hp, t)
+        if extra is None:
+            extra = _step_by_step(opt, hp, steps, scheduled)
     columns = {"lr": hp["lr"]} if scheduled else {}
     for key, value in extra.items():
         value = np.asarray(value, dtype=np.float64)
@@ -120,6 +112,49 @@ def _step_columns(opt: Optimizer, values: dict, steps: int, scheduled: bool) -> 
             value = np.broadcast_to(value.reshape(1, -1), (steps, value.size))
         columns[key] = value
     return columns
+
+
+def _running_products(opt: Optimizer, hp: dict, t: np.ndarray) -> dict | None:
+    """The step scalars of every t in two element-wise calls, if each scalar state is a
+    running product, stateₜ = stateₜ₋₁ × factorₜ; else None.
+
+    A first call with every state at 1 returns the factors as the new states; their
+    cumulative product (in step order, as the steps multiply) is the state before each
+    step; a second call from those states gives the step scalars. The new states it
+    returns must equal the products bit for bit: then, by induction over t, every column
+    is what the steps compute one by one, whatever ``step_scalars`` does.
+    """
+    at_t = SimpleNamespace(**hp)
+    with np.errstate(all="ignore"):  # the first call's other scalars are thrown away
+        factors = opt.step_scalars(NUMPY_OPS, at_t, t, SimpleNamespace(**dict.fromkeys(
+            opt.SCALAR_STATE, 1.0)))  # fmt: skip
+    before, after = {}, {}
+    for key, initial in opt.SCALAR_STATE.items():
+        factor = np.asarray(factors[key], dtype=np.float64)
+        factor = np.broadcast_to(factor, np.broadcast_shapes(factor.shape, t.shape))
+        start = np.full((1, factor.shape[1]), initial, dtype=np.float64)
+        products = np.multiply.accumulate(np.concatenate([start, factor]), axis=0)
+        before[key], after[key] = products[:-1], products[1:]
+    extra = opt.step_scalars(NUMPY_OPS, at_t, t, SimpleNamespace(**before))
+    for key, products in after.items():
+        if not np.array_equal(np.broadcast_to(extra[key], products.shape), products):
+            return None
+    return extra
+
+
+def _step_by_step(opt: Optimizer, hp: dict, steps: int, scheduled: bool) -> dict:
+    """The step scalars of t = 1 … steps computed in turn, carrying the scalar state."""
+    state = SimpleNamespace(**{k: _shared(v) for k, v in opt.SCALAR_STATE.items()})
+    at_t = SimpleNamespace(**hp)  # one namespace, updated in place: this loop is hot
+    rows: dict[str, list] = {}
+    for step in range(1, steps + 1):
+        if scheduled:
+            at_t.lr = hp["lr"][step - 1, 0]
+        extra = opt.step_scalars(NUMPY_OPS, at_t, step, state)
+        for key, value in extra.items():
+            rows.setdefault(key, []).append(value)
+        state = SimpleNamespace(**{k: extra[k] for k in opt.SCALAR_STATE})
+    return {key: np.array(column).reshape(steps, -1) for key, column in rows.items()}
 
 
 # --------------------------------------------------------------------------------------

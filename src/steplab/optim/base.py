@@ -192,9 +192,11 @@ class Optimizer:
 
         ``hp`` holds the hyperparameters (floats, or float64 arrays with one value per
         configuration), ``state`` the ``SCALAR_STATE`` values before the step. ``t`` is
-        the step count, or (for a sweep's table, when there is no ``SCALAR_STATE``) a
-        column of step counts: write element-wise arithmetic, no branching on t. Use
-        ``ops.pow`` for powers (see :mod:`steplab.optim.ops`).
+        the step count, or (for a sweep's table) a column of step counts, with ``state``
+        as columns too: write element-wise arithmetic, no branching on t. Use
+        ``ops.pow`` for powers (see :mod:`steplab.optim.ops`). A scalar state that is
+        a running product (new = old × factor of t) is tabulated in one pass; any other
+        is carried step by step.
         """
         return {}
 
