@@ -11,6 +11,7 @@ All float64, step sizes log-spaced from 1e-4 to 1e-1, start (−1.2, 1). Then ho
 time grows with K and with steps, and every optimizer and every function at 10k × 1k.
 
     python benchmarks/bench_sweep.py [--K 10000] [--steps 1000] [--repeats 7] [--quick]
+                                     [--threads 1]  # threads of the table against JAX
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -59,18 +61,22 @@ def run_numpy(K, steps):
     return loop
 
 
-# JAX on one thread too, as steplab here ("on the same threads"): XLA's CPU backend
-# otherwise spreads element-wise work over every core. Set before jax is imported.
-os.environ.setdefault(
-    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-)
+def give_jax_threads(threads):
+    """JAX on as many threads as steplab ("on the same threads"): XLA's CPU backend
+    otherwise spreads element-wise work over every core. Set before jax is imported."""
+    eigen = "true" if threads > 1 else "false"
+    os.environ.setdefault(
+        "XLA_FLAGS",
+        f"--xla_cpu_multi_thread_eigen={eigen} intra_op_parallelism_threads={threads}",
+    )
 
 
-def run_divider_bound(K, steps):
+def run_divider_bound(K, steps, threads=1):
     """The anchor: only the arithmetic no exact Adam step can avoid, √ and ÷ once per
     coordinate and step (IEEE-exact, so neither NumPy nor JAX nor steplab may replace
-    them by approximations), on the same blocks of 64 SIMD lanes. On CPUs whose √/÷
-    units are slow (this project's machine) this alone takes most of a sweep's time."""
+    them by approximations), on the same blocks of 64 SIMD lanes, shared among
+    ``threads`` as the sweep shares them. On CPUs whose √/÷ units are slow (this
+    project's machine) this alone takes most of a sweep's time."""
     import numba
 
     @numba.njit(error_model="numpy", nogil=True)
@@ -80,9 +86,20 @@ def run_divider_bound(K, steps):
                 block[0, i] = block[2, i] / (1e-8 + math.sqrt(block[0, i]))
                 block[1, i] = block[3, i] / (1e-8 + math.sqrt(block[1, i]))
 
-    block = np.random.default_rng(0).uniform(1, 2, (4, 64))
-    lanes(block, 1)
-    return lambda: [lanes(block, steps) for _ in range(-(-K // 64))]
+    blocks = [np.random.default_rng(0).uniform(1, 2, (4, 64)) for _ in range(threads)]
+    lanes(blocks[0], 1)
+    share = [len(part) for part in np.array_split(np.arange(-(-K // 64)), threads)]
+    if threads == 1:
+        return lambda: [lanes(blocks[0], steps) for _ in range(share[0])]
+    pool = ThreadPoolExecutor(threads)  # numba's nogil: the threads run side by side
+
+    def run():
+        jobs = [pool.submit(lambda b=b, n=n: [lanes(b, steps) for _ in range(n)])
+                for b, n in zip(blocks, share, strict=True)]  # fmt: skip
+        for job in jobs:
+            job.result()
+
+    return run
 
 
 def run_jax(K, steps):
@@ -161,9 +178,12 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--jax-K", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--quick", action="store_true", help="only the table against JAX")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads for steplab, JAX and the bound in the JAX table")  # fmt: skip
     args = parser.parse_args(argv)
     K, steps, n = args.K, args.steps, args.repeats
-    fast.set_threads(1)
+    give_jax_threads(args.threads)
+    fast.set_threads(args.threads)
 
     # Same answers first: each configuration of the sweep is the readable step's, bit for bit.
     x_fast, _ = run_steplab(K, 50)()
@@ -173,7 +193,10 @@ def main(argv=None) -> None:
     # steplab and JAX timed interleaved, in the same rounds (the machine may be shared)
     rows = []
     for k in args.jax_K:
-        contenders = {"steplab": run_steplab(k, steps), "bound": run_divider_bound(k, steps)}
+        contenders = {
+            "steplab": run_steplab(k, steps),
+            "bound": run_divider_bound(k, steps, args.threads),
+        }
         jax_run = run_jax(k, steps)
         if jax_run is not None:
             contenders["jax"] = jax_run
@@ -187,8 +210,10 @@ def main(argv=None) -> None:
         ["K", "steps", "steplab s", "JAX jit(vmap(scan)) s", "JAX/steplab",
          "√,÷ bound s", "bound/steplab"],
         rows,
-        f"Adam on Rosenbrock, float64, 1 thread (JAX too), medians of {n} (interleaved)",
+        f"Adam on Rosenbrock, float64, {args.threads} thread(s) each (steplab, JAX, bound), "
+        f"medians of {n} (interleaved)",
     )  # fmt: skip
+    fast.set_threads(1)
     if args.quick:
         return
     contenders = {"steplab.fast.sweep (numba)": run_steplab(K, steps)}

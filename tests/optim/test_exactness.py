@@ -354,3 +354,14 @@ def test_sweep_tables_of_scalar_state_equal_the_steps(opt):
         for _ in range(30):
             single.step(point, problem.g(point[None])[0], state)
         np.testing.assert_array_equal(x[k], point)
+
+
+def test_a_rule_with_the_wrong_signature_fails_where_the_class_is_defined():
+    with pytest.raises(TypeError, match=r"rule must take \(ops, hp, theta, g, \*moments\)"):
+
+        class NoHp(Optimizer):  # the rule forgot hp
+            @staticmethod
+            def rule(ops, theta, g, m):
+                return theta, m
+
+    assert Signum.moment_names() == ("m",) and sl.Adam.moment_names() == ("s", "r", "r_max")

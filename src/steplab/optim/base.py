@@ -249,20 +249,26 @@ class Optimizer:
         tunable.sort(key=lambda f: f.name == "weight_decay")  # stable: keeps the rest in order
         return {f.name: f for f in tunable}
 
-    @classmethod
-    def moment_names(cls) -> tuple[str, ...]:
-        """The rule's moments, from its signature: ``rule(ops, hp, theta, g, *moments)``."""
-        names = cls.__dict__.get("_moment_names")
-        if names is None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The rule's moments, read once from its signature when the class is defined, so
+        # a bad signature fails there, and tracers (torch's dynamo) that watch class
+        # attributes see one that never changes afterwards.
+        if cls.rule is not Optimizer.rule:
             parameters = list(inspect.signature(cls.rule).parameters)
             if parameters[:4] != ["ops", "hp", "theta", "g"]:
                 raise TypeError(
                     f"{cls.__name__}.rule must take (ops, hp, theta, g, *moments), "
                     f"got ({', '.join(parameters)})"
                 )
-            names = tuple(parameters[4:])
-            cls._moment_names = names
-        return names
+            cls._moment_names = tuple(parameters[4:])
+
+    @classmethod
+    def moment_names(cls) -> tuple[str, ...]:
+        """The rule's moments, from its signature: ``rule(ops, hp, theta, g, *moments)``."""
+        if cls._moment_names is None:
+            raise TypeError(f"{cls.__name__} has no rule: it is not a complete optimizer")
+        return cls._moment_names
 
     @classmethod
     def like(cls, preset: str = "seed", **overrides: Any) -> Optimizer:

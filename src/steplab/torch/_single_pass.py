@@ -141,7 +141,6 @@ class _Kernel:
         self.numbers_of = operator.attrgetter(*self.numbers) if self.numbers else tuple
         static = {k: v for k, v in fields.items() if k not in self.numbers}
         cls = type(runner)
-        cls.moment_names()  # caches the names on the class before tracing reads them
         state_type = collections.namedtuple("MomentState", cls.moment_names())  # type: ignore[misc]
         source = _step_source(runner, type(hp), static, self.numbers, names, state_type, work)
         # torch.compile keeps compiled variants per code object: each key gets its own copy
