@@ -102,9 +102,7 @@ def _step_columns(opt: Optimizer, values: dict, steps: int, scheduled: bool) -> 
     if not opt.SCALAR_STATE:
         extra = opt.step_scalars(NUMPY_OPS, SimpleNamespace(**hp), t, SimpleNamespace())
     else:
-        extra = _running_products(opt, hp, t)
-        if extra is None:
-            extra = _step_by_step(opt, hp, steps, scheduled)
+        extra = _running_products(opt, hp, t) or _step_by_step(opt, hp, steps, scheduled)
     columns = {"lr": hp["lr"]} if scheduled else {}
     for key, value in extra.items():
         value = np.asarray(value, dtype=np.float64)

@@ -172,6 +172,7 @@ class Optimizer:
     # The typed state: NamedTuple("t", *SCALAR_STATE, *the rule's moments).
     state_type: ClassVar[Any] = tuple
     _moment_names: ClassVar[tuple[str, ...] | None] = None
+    _has_step_scalars: ClassVar[bool] = False
 
     weight_decay: float = hyper(0.0, "[0, inf)", "L2 penalty: adds λ·θ to the gradient")
     nonfinite: str = dataclasses.field(
@@ -262,6 +263,8 @@ class Optimizer:
                     f"got ({', '.join(parameters)})"
                 )
             cls._moment_names = tuple(parameters[4:])
+        # Rules without per-step scalars (SGD, AdaGrad, ...) skip building their namespace.
+        cls._has_step_scalars = cls.step_scalars is not Optimizer.step_scalars
 
     @classmethod
     def moment_names(cls) -> tuple[str, ...]:
@@ -377,11 +380,10 @@ class Optimizer:
             state.skipped = getattr(state, "skipped", 0) + 1
             return theta
         if not fused:
-            theta_new, moments = self._apply_rule(NUMPY_OPS, hp_t, theta, grad, state)
+            theta_new, moments = self._apply_rule(NUMPY_OPS, hp_t, theta, grad, state, False)
             theta[...] = theta_new
-            for name, value in moments.items():
-                if value is not None:
-                    getattr(state, name)[...] = value
+            for name, value in moments.items():  # the moments this state holds
+                getattr(state, name)[...] = value
             state.impl = "numpy"
         state.t = t
         for name, value in scalars.items():
@@ -439,24 +441,49 @@ class Optimizer:
         cache[key] = values
         return values
 
+    def _expected_moments(self, shape: tuple[int, ...]) -> frozenset[str]:
+        """The moments a state for theta of ``shape`` holds (cached with ``_hyper``)."""
+        key = ("moments", tuple(shape))
+        cache = self.__dict__["_hyper_cache"]
+        if key not in cache:
+            cache[key] = frozenset(self.kept_moments(SimpleNamespace(**self._hyper(shape))))
+        return cache[key]
+
     def _lr_at(self, hp: dict, t: int) -> Any:
         return scheduled_lr(self, t) if isinstance(hp["lr"], Schedule) else hp["lr"]
 
     def _at_step(self, hp: dict, t: int, state: Any, ops: Ops) -> tuple[Any, dict]:
         """(hyperparameters of the step computed at t, with its per-step scalars; the new
         SCALAR_STATE values)."""
-        values = dict(hp)
-        if "lr" in values:
-            values["lr"] = self._lr_at(hp, t)
-        before = SimpleNamespace(**{k: getattr(state, k) for k in self.SCALAR_STATE})
-        values.update(self.step_scalars(ops, SimpleNamespace(**values), t, before))
-        scalars = {k: values[k] for k in self.SCALAR_STATE}
+        # What does not change from step to step is prepared once per ``hp`` (the dict
+        # ``_hyper`` caches; one slot, so fresh dicts from other callers cannot pile up):
+        # on a tiny array this Python is most of a step's time.
+        known = self.__dict__.get("_at_step_cache")
+        if known is None or known[0] is not hp:
+            fixed = None
+            if not self._has_step_scalars and not isinstance(hp.get("lr"), Schedule):
+                fixed = hyper_tuple(type(self), tuple(hp))(**hp)  # the same at every step
+            known = (hp, SimpleNamespace(**hp), fixed)
+            self.__dict__["_at_step_cache"] = known
+        if known[2] is not None:
+            return known[2], {}
+        values, namespace = dict(hp), known[1]
+        if isinstance(values.get("lr"), Schedule):
+            values["lr"] = scheduled_lr(self, t)
+            namespace = SimpleNamespace(**values)
+        scalars = {}
+        if self._has_step_scalars:
+            before = SimpleNamespace(**{k: getattr(state, k) for k in self.SCALAR_STATE})
+            values.update(self.step_scalars(ops, namespace, t, before))
+            scalars = {k: values[k] for k in self.SCALAR_STATE}
         return hyper_tuple(type(self), tuple(values))(**values), scalars
 
-    def _apply_rule(self, ops: Ops, hp_t: Any, theta: Any, grad: Any, state: Any):
+    def _apply_rule(self, ops: Ops, hp_t: Any, theta: Any, grad: Any, state: Any,
+                    cast: bool = True):  # fmt: skip
         """The rule on whole arrays in the step's arithmetic (:func:`compute_dtype` for NumPy
-        arrays, the arrays' own for other frameworks)."""
-        if isinstance(theta, np.ndarray) and theta.dtype == np.float32:  # compute_dtype
+        arrays, the arrays' own for other frameworks); with ``cast``, results in the
+        inputs' dtypes (``step`` skips it: writing into the arrays casts)."""
+        if isinstance(theta, np.ndarray) and theta.dtype.char == "f":  # compute_dtype: float32
             hp_t = in_dtype(hp_t, np.float32)
         x, g = _opmath(theta), _opmath(grad)
         if hp_t.weight_decay_on:
@@ -464,12 +491,15 @@ class Optimizer:
                 x = decay_weights(hp_t, x)
             else:
                 g = l2_penalty(hp_t, x, g)
-        names = self.moment_names()
-        moments = [_opmath(getattr(state, name, None)) for name in names]
-        theta_new, *new = type(self).rule(ops, hp_t, x, g, *moments)
-        out = {}
-        for name, old, value in zip(names, moments, new, strict=True):
-            out[name] = None if old is None else _like(value, getattr(state, name))
+        held = [getattr(state, name, None) for name in self.moment_names()]
+        theta_new, *new = type(self).rule(ops, hp_t, x, g, *map(_opmath, held))
+        if not cast:
+            names = zip(self.moment_names(), held, new, strict=True)
+            return theta_new, {name: value for name, old, value in names if old is not None}
+        out = {
+            name: None if old is None else _like(value, old)
+            for name, old, value in zip(self.moment_names(), held, new, strict=True)
+        }
         return _like(theta_new, theta), out
 
     def _fused(self, theta: np.ndarray, grad: np.ndarray, state: State, hp: dict) -> Any:
@@ -524,7 +554,7 @@ def in_dtype(hp_t: Any, dtype: Any) -> Any:
 
 def _opmath(value: Any) -> Any:
     """A NumPy array in its compute dtype (float16 in float64; float32, float64 as they are)."""
-    if isinstance(value, np.ndarray) and value.dtype not in (np.float32, np.float64):
+    if isinstance(value, np.ndarray) and value.dtype.char not in ("f", "d"):  # float32, 64
         return value.astype(np.float64)
     return value
 
@@ -613,8 +643,7 @@ def _check_state(theta: np.ndarray, state: Any, optimizer: Optimizer) -> None:
     if made_by != optimizer.name:
         raise ValueError(f"this state was made by {made_by}.init, not by {optimizer.name}.init")
     # Options that add or remove moments (amsgrad, centered, momentum) must match.
-    hp = SimpleNamespace(**optimizer._hyper(theta.shape))
-    expected = set(optimizer.kept_moments(hp))
+    expected = optimizer._expected_moments(theta.shape)
     held = {name for name in optimizer.moment_names() if getattr(state, name, None) is not None}
     if held != expected:
 
@@ -626,7 +655,9 @@ def _check_state(theta: np.ndarray, state: Any, optimizer: Optimizer) -> None:
             f"options keeps {listed(expected)}: it was made by {optimizer.name} with other "
             "options (e.g. amsgrad, centered, momentum); call init(theta) again"
         )
-    for key, array in state.arrays().items():
+    for key, array in vars(state).items():
+        if not isinstance(array, np.ndarray):
+            continue
         if array.shape == theta.shape:
             if array.dtype == theta.dtype:
                 continue
