@@ -186,6 +186,21 @@ def test_shape_and_dtype_mismatches_name_both():
         opt.step(theta, np.zeros(3), {"t": 0})
 
 
+@pytest.mark.parametrize("shape", [(4, 4), (17,), (30, 10)])  # as floats, then NumPy
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_a_nonfinite_anywhere_is_found_at_every_size_and_dtype(shape, dtype):
+    opt = sl.Adam()
+    theta = np.ones(shape, dtype=dtype)
+    state = opt.init(theta)
+    for bad in (np.nan, np.inf, -np.inf):
+        grad = np.ones(shape, dtype=dtype)
+        grad.flat[-1] = bad
+        with pytest.raises(FloatingPointError, match="NaN or inf at step 1"):
+            opt.step(theta, grad, state)
+    opt.step(theta, np.full(shape, 100, dtype=dtype), state)  # finite: a step
+    assert state.t == 1
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_nonfinite_gradient_raise_is_the_default_and_changes_nothing(bad):
     opt = sl.Adam()

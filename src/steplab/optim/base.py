@@ -11,8 +11,9 @@ from __future__ import annotations
 import collections
 import dataclasses
 import inspect
+import math
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import numpy as np
 
@@ -353,7 +354,9 @@ class Optimizer:
         hp = self._hyper(theta.shape)
         t = state.t + 1
         hp_t, scalars = self._at_step(hp, t, state, NUMPY_OPS)  # a bad lr(t) raises here
-        fused = self._fused(theta, grad, state, hp)
+        fused = None
+        if self.impl == "fused" or (self.impl == "auto" and theta.size >= FUSED_MIN_SIZE):
+            fused = self._fused(theta, grad, state, hp)  # (a call costs: decided here)
         check = self.nonfinite != "propagate"
         finite = True
         if fused:
@@ -369,7 +372,7 @@ class Optimizer:
                 fused.warn_slow_path(str(exc))
                 fused = None
         if not fused:
-            finite = not check or bool(np.isfinite(grad).all())
+            finite = not check or _all_finite(grad)
         if not finite:
             if self.nonfinite == "raise":
                 raise FloatingPointError(
@@ -473,10 +476,13 @@ class Optimizer:
             namespace = SimpleNamespace(**values)
         scalars = {}
         if self._has_step_scalars:
-            before = SimpleNamespace(**{k: getattr(state, k) for k in self.SCALAR_STATE})
+            before = _NO_SCALAR_STATE
+            if self.SCALAR_STATE:
+                before = SimpleNamespace(**{k: getattr(state, k) for k in self.SCALAR_STATE})
             values.update(self.step_scalars(ops, namespace, t, before))
-            scalars = {k: values[k] for k in self.SCALAR_STATE}
-        return hyper_tuple(type(self), tuple(values))(**values), scalars
+            if self.SCALAR_STATE:
+                scalars = {k: values[k] for k in self.SCALAR_STATE}
+        return hyper_tuple(type(self), tuple(values))(*values.values()), scalars
 
     def _apply_rule(self, ops: Ops, hp_t: Any, theta: Any, grad: Any, state: Any,
                     cast: bool = True):  # fmt: skip
@@ -485,14 +491,17 @@ class Optimizer:
         inputs' dtypes (``step`` skips it: writing into the arrays casts)."""
         if isinstance(theta, np.ndarray) and theta.dtype.char == "f":  # compute_dtype: float32
             hp_t = in_dtype(hp_t, np.float32)
-        x, g = _opmath(theta), _opmath(grad)
+        # float16 computes in float64 (float32 and float64 as they are; other frameworks'
+        # arrays in their own dtype)
+        widen = isinstance(theta, np.ndarray) and theta.dtype.char not in ("f", "d")
+        x, g = (_opmath(theta), _opmath(grad)) if widen else (theta, grad)
         if hp_t.weight_decay_on:
             if self.DECOUPLED_WEIGHT_DECAY:
                 x = decay_weights(hp_t, x)
             else:
                 g = l2_penalty(hp_t, x, g)
         held = [getattr(state, name, None) for name in self.moment_names()]
-        theta_new, *new = type(self).rule(ops, hp_t, x, g, *map(_opmath, held))
+        theta_new, *new = type(self).rule(ops, hp_t, x, g, *(map(_opmath, held) if widen else held))
         if not cast:
             names = zip(self.moment_names(), held, new, strict=True)
             return theta_new, {name: value for name, old, value in names if old is not None}
@@ -503,9 +512,8 @@ class Optimizer:
         return _like(theta_new, theta), out
 
     def _fused(self, theta: np.ndarray, grad: np.ndarray, state: State, hp: dict) -> Any:
-        """steplab.fast's kernels if this step takes them (see ``impl``), else None."""
-        if self.impl == "numpy" or (self.impl == "auto" and theta.size < FUSED_MIN_SIZE):
-            return None
+        """steplab.fast's kernels if this step, which ``impl`` and the size send there, can
+        take them, else None (``impl="fused"`` raises instead)."""
         from steplab import fast  # here, not at import: the core needs NumPy alone
 
         reason = fast.why_not_fused(self, theta, grad, state, hp)
@@ -517,6 +525,7 @@ class Optimizer:
 
 
 _HYPER_TUPLES: dict[tuple, type] = {}
+_NO_SCALAR_STATE = SimpleNamespace()  # what step_scalars gets without SCALAR_STATE (only read)
 
 
 def hyper_tuple(cls: type, fields: tuple[str, ...]) -> type:
@@ -610,6 +619,15 @@ def bias_correction(rho: Any, t: int, ops: Ops = NUMPY_OPS) -> Any:
 # --------------------------------------------------------------------------------------
 
 
+def _all_finite(grad: np.ndarray) -> bool:
+    """Whether every element of ``grad`` is finite. A tiny array (a 2-D test function's
+    gradient) is checked as Python floats: NumPy's ``isfinite(...).all()`` costs several
+    times more there than the step's arithmetic."""
+    if grad.size <= 16:
+        return all(map(math.isfinite, grad.ravel().tolist()))
+    return bool(np.isfinite(grad).all())
+
+
 def _check_theta(theta: Any) -> None:
     if not isinstance(theta, np.ndarray):
         raise TypeError(
@@ -642,31 +660,44 @@ def _check_state(theta: np.ndarray, state: Any, optimizer: Optimizer) -> None:
     made_by = getattr(state, "made_by", None)
     if made_by != optimizer.name:
         raise ValueError(f"this state was made by {made_by}.init, not by {optimizer.name}.init")
-    # Options that add or remove moments (amsgrad, centered, momentum) must match.
+    # Options that add or remove moments (amsgrad, centered, momentum) must match; each
+    # moment is an array like theta. (One pass: this runs at every step.)
     expected = optimizer._expected_moments(theta.shape)
-    held = {name for name in optimizer.moment_names() if getattr(state, name, None) is not None}
-    if held != expected:
+    for name in optimizer.moment_names():
+        array = getattr(state, name, None)
+        if (array is None) == (name in expected):
+            _refuse_moments(state, optimizer, expected)
+        if array is not None and not (
+            isinstance(array, np.ndarray)
+            and array.shape == theta.shape
+            and array.dtype == theta.dtype
+        ):
+            _refuse_state_array(name, array, theta)
+    for key in optimizer.SCALAR_STATE:  # a float, or one per configuration (Nadam's Πμ)
+        array = getattr(state, key, None)
+        if isinstance(array, np.ndarray) and not (
+            array.dtype == np.float64 and _broadcasts_to(array.shape, theta.shape)
+        ):
+            _refuse_state_array(key, array, theta)
 
-        def listed(names):
-            return ", ".join(sorted(names)) or "none"
 
-        raise ValueError(
-            f"this state holds the moments {listed(held)}, but {optimizer.name} with these "
-            f"options keeps {listed(expected)}: it was made by {optimizer.name} with other "
-            "options (e.g. amsgrad, centered, momentum); call init(theta) again"
-        )
-    for key, array in vars(state).items():
-        if not isinstance(array, np.ndarray):
-            continue
-        if array.shape == theta.shape:
-            if array.dtype == theta.dtype:
-                continue
-        elif array.dtype == np.float64 and _broadcasts_to(array.shape, theta.shape):
-            continue  # a per-configuration scalar, e.g. Nadam's running product of μ
-        raise ValueError(
-            f"state.{key} has shape {array.shape} and dtype {array.dtype}, but theta has "
-            f"shape {theta.shape} and dtype {theta.dtype}; call init(theta) again"
-        )
+def _refuse_moments(state: Any, optimizer: Optimizer, expected: frozenset[str]) -> NoReturn:
+    def listed(names):
+        return ", ".join(sorted(names)) or "none"
+
+    held = [name for name in optimizer.moment_names() if getattr(state, name, None) is not None]
+    raise ValueError(
+        f"this state holds the moments {listed(held)}, but {optimizer.name} with these "
+        f"options keeps {listed(expected)}: it was made by {optimizer.name} with other "
+        "options (e.g. amsgrad, centered, momentum); call init(theta) again"
+    )
+
+
+def _refuse_state_array(key: str, array: Any, theta: np.ndarray) -> NoReturn:
+    raise ValueError(
+        f"state.{key} has shape {np.shape(array)} and dtype {getattr(array, 'dtype', None)}, "
+        f"but theta has shape {theta.shape} and dtype {theta.dtype}; call init(theta) again"
+    )
 
 
 def _broadcasts_to(shape: tuple, target: tuple) -> bool:
