@@ -356,7 +356,7 @@ class Optimizer:
         hp_t, scalars = self._at_step(hp, t, state, NUMPY_OPS)  # a bad lr(t) raises here
         fused = None
         if self.impl == "fused" or (self.impl == "auto" and theta.size >= FUSED_MIN_SIZE):
-            fused = self._fused(theta, grad, state, hp)  # (a call costs: decided here)
+            fused = self._fused(theta, grad, state, hp)  # (tested here: a call costs)
         check = self.nonfinite != "propagate"
         finite = True
         if fused:
@@ -458,16 +458,18 @@ class Optimizer:
     def _at_step(self, hp: dict, t: int, state: Any, ops: Ops) -> tuple[Any, dict]:
         """(hyperparameters of the step computed at t, with its per-step scalars; the new
         SCALAR_STATE values)."""
-        # What does not change from step to step is prepared once per ``hp`` (the dict
-        # ``_hyper`` caches; one slot, so fresh dicts from other callers cannot pile up):
-        # on a tiny array this Python is most of a step's time.
-        known = self.__dict__.get("_at_step_cache")
+        # For NumPy, what does not change from step to step is prepared once per ``hp``
+        # (the dict ``_hyper`` caches; one slot, so fresh dicts cannot pile up): on a tiny
+        # array this Python is most of a step's time. JAX and torch values (tracers
+        # among them) are never kept.
+        known = self.__dict__.get("_at_step_cache") if ops is NUMPY_OPS else None
         if known is None or known[0] is not hp:
             fixed = None
             if not self._has_step_scalars and not isinstance(hp.get("lr"), Schedule):
                 fixed = hyper_tuple(type(self), tuple(hp))(**hp)  # the same at every step
             known = (hp, SimpleNamespace(**hp), fixed)
-            self.__dict__["_at_step_cache"] = known
+            if ops is NUMPY_OPS:
+                self.__dict__["_at_step_cache"] = known
         if known[2] is not None:
             return known[2], {}
         values, namespace = dict(hp), known[1]
