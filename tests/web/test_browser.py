@@ -23,6 +23,12 @@ def open_lab(page, url=None):
     page.wait_for_function("window.steplab.runs >= 1 && !window.steplab.busy")
 
 
+def enter(page, selector, value):
+    """Type ``value`` into a field and press Enter, as a user confirms it."""
+    page.fill(selector, value)
+    page.press(selector, "Enter")
+
+
 def wait_for_new_run(page, before):
     page.wait_for_function(f"window.steplab.runs > {before} && !window.steplab.busy")
 
@@ -75,8 +81,7 @@ def test_click_toggle_change_step_size_and_screenshot(page, tmp_path):
 
     # Change step sizes: type SGD's, drag Adam's log-scale slider to 10^-1.5.
     before = page.evaluate("window.steplab.runs")
-    page.fill("input[data-hyper-field='sgd.lr']", "0.001")
-    page.press("input[data-hyper-field='sgd.lr']", "Enter")
+    enter(page, "input[data-hyper-field='sgd.lr']", "0.001")
     page.fill("input[data-hyper='adam.lr']", "-1.5")
     wait_for_new_run(page, before)
     page.wait_for_function(
@@ -166,13 +171,11 @@ def test_formula_errors_inline_and_the_url_restores_the_view(page):
     assert page.evaluate("window.steplab.grid.problem.description") == "f = x**2 + 10*y**2"
 
     # A bad step size: the server's message names the field, inline.
-    page.fill("input[data-hyper-field='adam.lr']", "-1")
-    page.press("input[data-hyper-field='adam.lr']", "Enter")
+    enter(page, "input[data-hyper-field='adam.lr']", "-1")
     page.wait_for_function("window.steplab.errors['run-error']")
     assert "lr must be in (0, inf)" in page.inner_text("#run-error")
     before = page.evaluate("window.steplab.runs")
-    page.fill("input[data-hyper-field='adam.lr']", "0.2")
-    page.press("input[data-hyper-field='adam.lr']", "Enter")
+    enter(page, "input[data-hyper-field='adam.lr']", "0.2")
     wait_for_new_run(page, before)
 
     # The URL holds the state: opening it elsewhere shows the same runs.
@@ -336,8 +339,7 @@ def test_a_schedule_for_the_step_size_changes_the_run(browser, live_server, tmp_
 
     # A parameter changed in its field: the run follows.
     before = page.evaluate("window.steplab.runs")
-    page.fill("input[data-schedule-param='adam.decay_steps']", "50")
-    page.press("input[data-schedule-param='adam.decay_steps']", "Enter")
+    enter(page, "input[data-schedule-param='adam.decay_steps']", "50")
     wait_for_new_run(page, before)
     page.wait_for_function(
         "window.steplab.result.runs.find(r => r.name === 'adam').config.lr.decay_steps === 50"
@@ -367,13 +369,11 @@ def test_a_schedule_for_the_step_size_changes_the_run(browser, live_server, tmp_
         assert column["x"] <= box["x"] and box["x"] + box["width"] <= column["x"] + column["width"]
 
     # A bad value: the server's message, inline; then the link restores the schedules.
-    page.fill("input[data-schedule-param='adam.decay_steps']", "0")
-    page.press("input[data-schedule-param='adam.decay_steps']", "Enter")
+    enter(page, "input[data-schedule-param='adam.decay_steps']", "0")
     page.wait_for_function("window.steplab.errors['run-error']")
     assert "optimizers.2.schedule.cosine.decay_steps" in page.inner_text("#run-error")
     before = page.evaluate("window.steplab.runs")
-    page.fill("input[data-schedule-param='adam.decay_steps']", "120")
-    page.press("input[data-schedule-param='adam.decay_steps']", "Enter")
+    enter(page, "input[data-schedule-param='adam.decay_steps']", "120")
     wait_for_new_run(page, before)
     url = page.evaluate("location.href")
     expected = page.evaluate("window.steplab.result.runs.map(r => r.path)")
