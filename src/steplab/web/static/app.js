@@ -758,6 +758,7 @@ function drawStepSize() {
     }
   }
   lineChart(root, series, { xlabel: "step", ylabel: "effective step size", markerX: lab.frame });
+  describeCharts();
 }
 
 // A text alternative for each chart (aria-label of its role="img" SVG): what a sighted
