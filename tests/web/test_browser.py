@@ -165,7 +165,8 @@ def test_player_step_sizes_sweep_and_export(page, tmp_path):
 def test_formula_errors_inline_and_the_url_restores_the_view(page):
     open_lab(page)
     view = "[window.steplab.grid.problem.description, window.steplab.grid.problem.bounds,"
-    view += " window.steplab.result.runs.map(r => r.path), document.querySelector('#problem').value,"
+    view += " window.steplab.result.runs.map(r => r.path),"
+    view += " document.querySelector('#problem').value,"
     view += " document.querySelectorAll('polyline.trajectory').length,"
     view += " document.querySelectorAll('#loss path[data-optimizer]').length]"
     shown = page.evaluate(view)

@@ -102,7 +102,7 @@ class ProblemSpec(Strict):
     @field_validator("bounds")
     @classmethod
     def _a_box(cls, bounds: list[list[float]] | None) -> list[list[float]] | None:
-        for axis, (low, high) in zip("xy", bounds or []):
+        for axis, (low, high) in zip("xy", bounds or [], strict=False):
             if not all(math.isfinite(v) and abs(v) <= MAX_COORDINATE for v in (low, high)):
                 raise ValueError(f"{axis} bounds must be finite and within ±{MAX_COORDINATE:g}")
             if not high - low > 1e-9 * max(1.0, abs(low), abs(high)):
