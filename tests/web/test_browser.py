@@ -367,7 +367,7 @@ def test_a_schedule_for_the_step_size_changes_the_run(browser, live_server, tmp_
     )
     np.testing.assert_allclose(adam["path"], expected, rtol=1e-9, atol=1e-12)
     assert adam["path"] != constant
-    assert f"adam α={lr:.3g} cosine over {steps} steps" in page.inner_text("#legend")
+    assert f"Adam α={lr:.3g} cosine over {steps} steps" in page.inner_text("#legend")
 
     # A parameter changed in its field: the run follows.
     before = page.evaluate("window.steplab.runs")

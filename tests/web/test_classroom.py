@@ -187,7 +187,7 @@ def test_scenes_frames_speed_divergence_markers_step_sizes_export_and_url(browse
     top = max(float(t) for t in ticks if t.startswith("1e"))
     assert top <= 10
     assert page.locator("#loss path.diverged[data-optimizer=sgd]").count() == 1
-    assert re.search(r"sgd α=2\.5: diverged at step \d+", page.inner_text("#legend"))
+    assert re.search(r"SGD α=2\.5: diverged at step \d+", page.inner_text("#legend"))
     assert "diverged: SGD" in page.inner_text("#status")
 
     # A newly ticked optimizer outside a scene: the step size of this view's own sweep,

@@ -153,6 +153,11 @@ function nameOf(name) {
   return (PALETTE[name] && PALETTE[name].label) || name;
 }
 
+// A run's legend label as the lecture spells the name: "adam α=0.1" → "Adam α=0.1".
+function runLabel(r) {
+  return r.label.startsWith(r.name) ? nameOf(r.name) + r.label.slice(r.name.length) : r.label;
+}
+
 // The server's 422 names the field by its place (loc), e.g. ["optimizers", 2,
 // "hyperparameters"] or ["optimizers", 0, "schedule", "cosine", "decay_steps"]: show the
 // message next to that field, naming the optimizer ("Adam: lr must be in (0, inf) …").
@@ -738,7 +743,7 @@ function drawLoss() {
     const when = divergedAt(r);
     const value = when !== null && lab.frame >= when ? `diverged at step ${when}`
       : `f=${last === null ? "—" : last.toPrecision(4)}`;
-    span.append(key, `${r.label}: ${value}`);
+    span.append(key, `${runLabel(r)}: ${value}`);
     legend.appendChild(span);
   }
 }
@@ -1389,7 +1394,7 @@ function exportSVG() {
     const when = divergedAt(r);
     const last = r.loss[Math.min(lab.frame, r.loss.length - 1)];
     const value = when !== null && lab.frame >= when ? `diverged at step ${when}` : `f = ${last === null ? "—" : last.toPrecision(4)}`;
-    svg("text", { x: chart.x + 56, y, "font-size": 22 }, root).textContent = `${r.label}: ${value}`;
+    svg("text", { x: chart.x + 56, y, "font-size": 22 }, root).textContent = `${runLabel(r)}: ${value}`;
   });
   return root;
 }
