@@ -318,14 +318,19 @@ function fittedBounds(result, full) {
     ys.push(Math.min(Math.max(y, full[1][0]), full[1][1]));
   };
   add(result.start);
-  for (const r of result.runs) r.path.forEach(add);
+  // Diverged runs frame nothing (they would always stretch it to the whole box): they are
+  // marked where they leave it.
+  const healthy = result.runs.filter((r) => divergedAt(r) === null);
+  for (const r of healthy.length ? healthy : result.runs) r.path.forEach(add);
   for (const m of lab.grid.problem.minima) {
     if (m[0] >= full[0][0] && m[0] <= full[0][1] && m[1] >= full[1][0] && m[1] <= full[1][1]) add(m);
   }
+  // The low sides get more room: the plot's tick labels sit inside its left and bottom edges.
   const box = [[Math.min(...xs), Math.max(...xs)], [Math.min(...ys), Math.max(...ys)]].map(([lo, hi], k) => {
     const span = full[k][1] - full[k][0];
     const pad = Math.max(0.06 * (hi - lo), 0.025 * span);
-    return [Math.max(full[k][0], lo - pad), Math.min(full[k][1], hi + pad)].map((v) => +v.toPrecision(4));
+    const low = Math.max(0.1 * (hi - lo), 0.025 * span);
+    return [Math.max(full[k][0], lo - low), Math.min(full[k][1], hi + pad)].map((v) => +v.toPrecision(4));
   });
   const covers = box.every(([lo, hi], k) => hi - lo > 0.85 * (full[k][1] - full[k][0]));
   return covers ? null : box;
@@ -555,7 +560,8 @@ function drawPaths() {
   if (!lab.result) return describeCharts();
   const n = lab.result.runs.length;
   lab.result.runs.forEach((r, index) => {
-    const upto = Math.min(lab.frame, r.path.length - 1);
+    const when = divergedAt(r); // past it, a path is drawn no further
+    const upto = Math.min(lab.frame, r.path.length - 1, when ?? Infinity);
     const points = [];
     for (let t = 0; t <= upto; t++) {
       if (r.path[t][0] === null || r.path[t][1] === null) break;
@@ -574,8 +580,7 @@ function drawPaths() {
       if (inBox(xy[t])) drawMarker(root, r.name, xy[t][0], xy[t][1], 3.5, { class: "path-marker" });
     }
     if (!xy.length) return;
-    const when = divergedAt(r);
-    if (when !== null && upto >= when - 1) {
+    if (when !== null && lab.frame >= when) {
       // The last point inside the box, marked: the rest of the path left it.
       let k = xy.length - 1;
       while (k > 0 && !inBox(xy[k])) k--;
@@ -692,7 +697,7 @@ function lineChart(root, series, { logX = false, logY = true, xlabel = "", ylabe
         if (s.diverged !== null && s.diverged !== undefined) {
           const edge = b !== null && b < y0 ? y0 : y1;
           if (pen) d += `L${px(a).toFixed(1)},${py(edge).toFixed(1)}`;
-          cross = [px(a), py(edge), s.diverged];
+          cross = [px(a), py(edge), s.diverged, i < s.diverged];
           break;
         }
         pen = false;
@@ -705,10 +710,12 @@ function lineChart(root, series, { logX = false, logY = true, xlabel = "", ylabe
     svg("path", { d, fill: "none", stroke: s.color, "stroke-width": 1.6, "stroke-dasharray": s.dash || "", "data-optimizer": s.name || "" }, root);
     if (!s.dash && s.name) for (const [mx, my] of marks) drawMarker(root, s.name, mx, my, dots ? 3.2 : 3, { class: "chart-marker" });
     if (cross) {
-      const [cx, cy, at] = cross;
+      const [cx, cy, at, early] = cross;
       svg("path", { d: `M${cx - 5},${cy - 5}l10,10m0,-10l-10,10`, stroke: s.color, "stroke-width": 2.2, class: "diverged", "data-optimizer": s.name || "" }, root);
       const text = svg("text", { x: Math.min(cx + 7, W - M.r - 100), y: cy < M.t + 12 ? cy + 14 : cy - 4, class: "tick diverged-label" }, root);
-      text.textContent = `${nameOf(s.name)} diverged${at > 0 ? ` (step ${at})` : ""}`;
+      // Off the scale before it diverged (its loss grew from the start), or diverged here.
+      text.textContent = early ? `${nameOf(s.name)} off the scale, diverged at step ${at}`
+        : `${nameOf(s.name)} diverged at step ${at}`;
     }
   });
   if (markerX !== null) {
