@@ -187,6 +187,13 @@ def test_scenes_frames_speed_divergence_markers_step_sizes_export_and_url(browse
     top = max(float(t) for t in ticks if t.startswith("1e"))
     assert top <= 10
     assert page.locator("#loss path.diverged[data-optimizer=sgd]").count() == 1
+    # On the plot its path stops at that step, ends in a ✕, and does not stretch the frame.
+    when = int(re.search(r"diverged at step (\d+)", page.inner_text("#legend")).group(1))
+    drawn = page.get_attribute("polyline.trajectory[data-optimizer=sgd]", "data-points")
+    assert int(drawn) <= when + 1 < len(sgd["path"])
+    assert page.locator("#paths path.diverged[data-optimizer=sgd]").count() == 1
+    (_, _), (y0, y1) = page.evaluate("window.steplab.grid.problem.bounds")
+    assert y1 - y0 < 0.5 * 6  # the quadratic's own box is 6 high
     assert re.search(r"SGD α=2\.5: diverged at step \d+", page.inner_text("#legend"))
     assert "diverged: SGD" in page.inner_text("#status")
 
