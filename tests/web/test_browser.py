@@ -58,14 +58,16 @@ def test_click_toggle_change_step_size_and_screenshot(page, tmp_path):
         "rmsprop",
     ]
 
-    # Click a start point: Rosenbrock's plot spans x ∈ [−2, 2], y ∈ [−1, 3]; the plot scales
-    # with the window, so click at a quarter of its width and three quarters of its height.
+    # Click a start point at a quarter of the plot's width and three quarters of its height
+    # (the plot scales with the window and is framed to the paths: its box says where).
+    (x0, x1), (y0, y1) = page.evaluate("window.steplab.grid.problem.bounds")
     before = page.evaluate("window.steplab.runs")
     box = page.locator("#paths").bounding_box()
     page.locator("#paths").click(position={"x": box["width"] / 4, "y": box["height"] * 3 / 4})
     wait_for_new_run(page, before)
     start = page.evaluate("window.steplab.result.start")
-    assert start == pytest.approx([-1.0, 0.0], abs=0.02)
+    assert start == pytest.approx([x0 + (x1 - x0) / 4, y1 - 3 * (y1 - y0) / 4], abs=0.02)
+    assert page.input_value("#start-x") == f"{start[0]:.4g}"
     for run in runs(page).values():
         assert run["path"][0] == start
 
@@ -99,7 +101,11 @@ def test_click_toggle_change_step_size_and_screenshot(page, tmp_path):
     points = page.locator("polyline.trajectory[data-optimizer=sgd]").get_attribute("points")
     pixels = np.array([p.split(",") for p in points.split()], dtype=float)
     expected = reference_path(sl.SGD(lr=0.001), start, steps)
-    want = np.stack([(expected[:, 0] + 2) / 4 * SIZE, SIZE - (expected[:, 1] + 1) / 4 * SIZE], 1)
+    (x0, x1), (y0, y1) = page.evaluate("window.steplab.grid.problem.bounds")
+    want = np.stack(
+        [(expected[:, 0] - x0) / (x1 - x0) * SIZE, SIZE - (expected[:, 1] - y0) / (y1 - y0) * SIZE],
+        1,
+    )
     np.testing.assert_allclose(pixels, want, atol=0.06)
 
     shot = tmp_path / "weblab.png"
@@ -158,25 +164,52 @@ def test_player_step_sizes_sweep_and_export(page, tmp_path):
 
 def test_formula_errors_inline_and_the_url_restores_the_view(page):
     open_lab(page)
+    view = "[window.steplab.grid.problem.description, window.steplab.grid.problem.bounds,"
+    view += " window.steplab.result.runs.map(r => r.path),"
+    view += " document.querySelector('#problem').value,"
+    view += " document.querySelectorAll('polyline.trajectory').length,"
+    view += " document.querySelectorAll('#loss path[data-optimizer]').length]"
+    shown = page.evaluate(view)
     page.fill("#expression", "x**2 + import os")
     page.click("#expression-apply")
     page.wait_for_function("window.steplab.errors['problem-error']")
+    # The message is next to the formula field and in the header; nothing else changed:
+    # the old contours, paths, loss curves, header and problem select all stay.
     assert "problem.expression" in page.inner_text("#problem-error")
+    assert "still shows" in page.inner_text("#status")
+    assert page.get_attribute("#expression", "aria-invalid") == "true"
+    assert page.evaluate(view) == shown
+    near = page.locator("#problem-error").bounding_box()
+    field = page.locator("#expression").bounding_box()
+    assert 0 <= near["y"] - field["y"] < 120
 
     before = page.evaluate("window.steplab.runs")
     page.fill("#expression", "x**2 + 10*y**2")
     page.click("#expression-apply")
     wait_for_new_run(page, before)
     assert page.inner_text("#problem-error") == ""
+    assert page.get_attribute("#expression", "aria-invalid") is None
     assert page.evaluate("window.steplab.grid.problem.description") == "f = x**2 + 10*y**2"
 
-    # A bad step size: the server's message names the field, inline.
+    # A bad step size: the message names the optimizer, sits in its box next to the field,
+    # and is repeated in the header; the last good run stays drawn.
+    paths = page.evaluate("window.steplab.result.runs.map(r => r.path)")
     enter(page, "input[data-hyper-field='adam.lr']", "-1")
-    page.wait_for_function("window.steplab.errors['run-error']")
-    assert "lr must be in (0, inf)" in page.inner_text("#run-error")
+    page.wait_for_function("window.steplab.errors['error-adam']")
+    message = page.inner_text("#error-adam")
+    assert message.startswith("Adam: lr must be in (0, inf)") and "optimizers." not in message
+    assert page.inner_text("#status").startswith("✗ Adam: lr must be in (0, inf)")
+    assert page.get_attribute("input[data-hyper-field='adam.lr']", "aria-invalid") == "true"
+    near = page.locator("#error-adam").bounding_box()
+    field = page.locator("input[data-hyper-field='adam.lr']").bounding_box()
+    assert 0 < field["y"] - near["y"] < 150  # just above the optimizer's fields
+    assert page.evaluate("window.steplab.result.runs.map(r => r.path)") == paths
+    assert page.locator("polyline.trajectory").count() == 3
     before = page.evaluate("window.steplab.runs")
     enter(page, "input[data-hyper-field='adam.lr']", "0.2")
     wait_for_new_run(page, before)
+    assert page.inner_text("#error-adam") == ""
+    assert page.get_attribute("input[data-hyper-field='adam.lr']", "aria-invalid") is None
 
     # The URL holds the state: opening it elsewhere shows the same runs.
     url = page.evaluate("location.href")
@@ -236,8 +269,7 @@ def test_layout_puts_the_chart_beside_the_plot_with_readable_ticks(
     page.click("#expression-apply")
     wait_for_new_run(page, before)
     before = page.evaluate("window.steplab.runs")
-    page.fill("#steps", "2000")
-    page.dispatch_event("#steps", "change")
+    enter(page, "#steps", "2000")  # committed: leaving the field later changes nothing
     wait_for_new_run(page, before)
     losses = [v for r in runs(page).values() for v in r["loss"] if v and v > 0]
     assert np.log10(max(losses)) - np.log10(min(losses)) > 20  # many decades to label
@@ -335,7 +367,7 @@ def test_a_schedule_for_the_step_size_changes_the_run(browser, live_server, tmp_
     )
     np.testing.assert_allclose(adam["path"], expected, rtol=1e-9, atol=1e-12)
     assert adam["path"] != constant
-    assert f"adam α={lr:.3g} cosine over {steps} steps" in page.inner_text("#legend")
+    assert f"Adam α={lr:.3g} cosine over {steps} steps" in page.inner_text("#legend")
 
     # A parameter changed in its field: the run follows.
     before = page.evaluate("window.steplab.runs")
@@ -370,8 +402,8 @@ def test_a_schedule_for_the_step_size_changes_the_run(browser, live_server, tmp_
 
     # A bad value: the server's message, inline; then the link restores the schedules.
     enter(page, "input[data-schedule-param='adam.decay_steps']", "0")
-    page.wait_for_function("window.steplab.errors['run-error']")
-    assert "optimizers.2.schedule.cosine.decay_steps" in page.inner_text("#run-error")
+    page.wait_for_function("window.steplab.errors['error-adam']")
+    assert page.inner_text("#error-adam").startswith("Adam: schedule decay_steps: ")
     before = page.evaluate("window.steplab.runs")
     enter(page, "input[data-schedule-param='adam.decay_steps']", "120")
     wait_for_new_run(page, before)

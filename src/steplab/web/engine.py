@@ -89,8 +89,11 @@ class Budget:
 NO_BUDGET = Budget(math.inf)
 
 
-def build_problem(name: str | None, expression: str | None, noise: float) -> problems.Problem:
-    """A 2-D problem from a catalogue ``name`` or a typed ``expression``, plus gradient noise.
+def build_problem(
+    name: str | None, expression: str | None, noise: float, bounds=None
+) -> problems.Problem:
+    """A 2-D problem from a catalogue ``name`` or a typed ``expression``, plus gradient noise;
+    ``bounds`` (``[[x_low, x_high], [y_low, y_high]]``) replaces its plot box.
 
     Raises ``ValueError`` naming the problem (unknown name, a formula outside the
     whitelist grammar, a formula in more than two variables).
@@ -107,6 +110,10 @@ def build_problem(name: str | None, expression: str | None, noise: float) -> pro
             raise ValueError(f"{name} is not a 2-D problem")
     if noise > 0:
         problem = problems.with_gradient_noise(problem, noise)
+    if bounds is not None:
+        # A view of the problem: its own box stays known, so the page can frame and unframe.
+        problem.full_bounds = problem.bounds  # type: ignore[attr-defined]
+        problem.bounds = np.asarray(bounds, dtype=np.float64).reshape(2, 2)
     return problem
 
 
@@ -121,10 +128,13 @@ def finite_or_none(values) -> list:
 def problem_info(problem: problems.Problem) -> dict:
     """What the page draws besides the contours: bounds, start point, known minima."""
     f_min_known = problem.f_min is not None and math.isfinite(problem.f_min)
+    full_bounds = getattr(problem, "full_bounds", problem.bounds)
     return {
         "name": problem.name,
         "description": problem.description,
         "bounds": None if problem.bounds is None else problem.bounds.tolist(),
+        # the problem's own box (``bounds`` is a framed view of it when the request gave one)
+        "full_bounds": None if full_bounds is None else np.asarray(full_bounds).tolist(),
         "x0": problem.x0.tolist(),
         "minima": [m.tolist() for m in problem.minima],
         "f_min": problem.f_min if f_min_known else None,

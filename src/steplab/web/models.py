@@ -36,6 +36,7 @@ with requires("web", "the web lab"):
 from steplab import optim
 from steplab.optim import schedules
 from steplab.optim.schedules import Schedule
+from steplab.viz import palette
 from steplab.web import engine
 
 MAX_STEPS = 2000
@@ -76,12 +77,21 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+Bounds = Annotated[
+    list[Annotated[list[float], Field(min_length=2, max_length=2)]],
+    Field(min_length=2, max_length=2),
+]
+
+
 class ProblemSpec(Strict):
-    """A catalogued 2-D test function by ``name``, or a typed ``expression`` in x and y."""
+    """A catalogued 2-D test function by ``name``, or a typed ``expression`` in x and y;
+    ``bounds`` ``[[x_low, x_high], [y_low, y_high]]`` replaces its plot box (the page frames
+    the contours to the paths with it)."""
 
     name: FunctionName | None = None
     expression: str | None = Field(default=None, max_length=MAX_EXPRESSION)
     noise: float = Field(default=0.0, ge=0.0, le=MAX_NOISE, allow_inf_nan=False)
+    bounds: Bounds | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> ProblemSpec:
@@ -89,10 +99,20 @@ class ProblemSpec(Strict):
             raise ValueError("give exactly one of 'name' (a test function) or 'expression'")
         return self
 
+    @field_validator("bounds")
+    @classmethod
+    def _a_box(cls, bounds: list[list[float]] | None) -> list[list[float]] | None:
+        for axis, (low, high) in zip("xy", bounds or [], strict=False):
+            if not all(math.isfinite(v) and abs(v) <= MAX_COORDINATE for v in (low, high)):
+                raise ValueError(f"{axis} bounds must be finite and within ±{MAX_COORDINATE:g}")
+            if not high - low > 1e-9 * max(1.0, abs(low), abs(high)):
+                raise ValueError(f"{axis} bounds must be [low, high] with low < high")
+        return bounds
+
     def build(self):
         """The problem; raises ``ValueError`` for a formula the parser rejects."""
         try:
-            return engine.build_problem(self.name, self.expression, self.noise)
+            return engine.build_problem(self.name, self.expression, self.noise, self.bounds)
         except (ValueError, TypeError, OverflowError, ZeroDivisionError, RecursionError) as exc:
             raise ValueError(str(exc)) from None
 
@@ -328,6 +348,10 @@ class OptimizerSpec(Strict):
     hyperparameters: dict[str, float | bool] = Field(default_factory=dict, max_length=16)
     schedule: ScheduleSpec | None = None
 
+    # Messages about one optimizer name it as the lecture spells it ("Adam: lr must be in
+    # (0, inf), got -1.0"), not only by its place in the list ("optimizers.2"): the page
+    # shows them next to that optimizer's fields, a script's user sees which one it was.
+
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, preset: str, info: ValidationInfo) -> str:
@@ -335,7 +359,9 @@ class OptimizerSpec(Strict):
         if name is not None:
             presets = ["seed", *optim.OPTIMIZERS[name].PRESETS]
             if preset not in presets:
-                raise ValueError(f"{name} has no preset {preset!r}; choose one of {presets}")
+                raise ValueError(
+                    f"{palette.pretty(name)} has no preset {preset!r}; choose one of {presets}"
+                )
         return preset
 
     @field_validator("hyperparameters")
@@ -343,19 +369,23 @@ class OptimizerSpec(Strict):
     def _valid_hyperparameters(
         cls, values: dict[str, float | bool], info: ValidationInfo
     ) -> dict[str, float | bool]:
+        name, preset = info.data.get("name"), info.data.get("preset")
+        who = f"{palette.pretty(name)}: " if name is not None else ""
         for key, value in values.items():
             if not isinstance(value, bool) and not math.isfinite(value):
-                raise ValueError(f"{key} must be a finite number, got {value!r}")
-        name, preset = info.data.get("name"), info.data.get("preset")
+                raise ValueError(f"{who}{key} must be a finite number, got {value!r}")
         if name is not None:
             fields = optim.OPTIMIZERS[name].hyperparameters()
             for key, value in values.items():
                 numeric = key in fields and fields[key].metadata["interval"] != "bool"
                 if numeric and isinstance(value, bool):  # JSON true is not the number 1
-                    raise ValueError(f"{key} must be a number, got {value!r}")
+                    raise ValueError(f"{who}{key} must be a number, got {value!r}")
         if name is not None and preset is not None:
             # The optimizer's own checks: unknown hyperparameters, intervals.
-            optim.make(name, preset=preset, **values)
+            try:
+                optim.make(name, preset=preset, **values)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{who}{exc}") from None
         return values
 
     def build(self) -> optim.Optimizer:
