@@ -72,8 +72,9 @@ def test_a_trial_is_counted_once(tmp_path):
     with stores.ResultStore.open(tmp_path / "s.sqlite", fingerprint) as db:
         row = {"final_loss": float("nan"), "best_loss": float("inf"), "lr": np.float64(0.1)}
         db.add([(0, 0, row)])
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(stores.StoreError, match=r"trial \(entry 0, trial 0\) is already"):
             db.add([(0, 1, row), (0, 0, row)])  # the whole chunk is refused
+        db.flush()
         done = db.done()
     assert list(done) == [(0, 0)]
     assert math.isnan(done[(0, 0)]["final_loss"]) and done[(0, 0)]["best_loss"] == math.inf
