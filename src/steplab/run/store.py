@@ -92,9 +92,12 @@ def _json_default(value: Any) -> Any:
     return repr(value)
 
 
+_ENCODER = json.JSONEncoder(default=_json_default)
+
+
 def encode_row(row: dict) -> str:
     """The row as JSON that decodes to equal values (floats by repr, NaN and inf kept)."""
-    return json.dumps(row, default=_json_default)
+    return _ENCODER.encode(row)
 
 
 def fingerprint_text(fingerprint: dict) -> str:
@@ -117,10 +120,9 @@ def _bytes(value: Any) -> bytes | None:
     return None
 
 
-def _digest(*parts: Any) -> str:
-    """BLAKE2b of typed, length-prefixed parts: text, blob, integer and NULL never collide,
-    so a cell whose stored type flipped (TEXT to BLOB) fails too."""
-    h = hashlib.blake2b(digest_size=16)
+def _feed(h: Any, *parts: Any) -> Any:
+    """Add typed, length-prefixed parts to the hash ``h``: text, blob, integer and NULL never
+    collide, so a cell whose stored type flipped (TEXT to BLOB) fails too."""
     for part in parts:
         if part is None:
             h.update(b"N")
@@ -135,7 +137,18 @@ def _digest(*parts: Any) -> str:
             tag, data = b"F", repr(part).encode()
         h.update(tag + len(data).to_bytes(8, "little"))
         h.update(data)
-    return h.hexdigest()
+    return h
+
+
+def _digest(*parts: Any) -> str:
+    """BLAKE2b (128 bits) of :func:`_feed`'s parts."""
+    return _feed(hashlib.blake2b(digest_size=16), *parts).hexdigest()
+
+
+def _row_hasher(sweep: str, versions_: Any, stamp: Any, session: Any) -> Any:
+    """The hash of the parts a batch's rows share; each row's digest continues a copy of it
+    with the row's own parts (``_feed(h.copy(), entry, trial, row_json, curves)``)."""
+    return _feed(hashlib.blake2b(digest_size=16), sweep, versions_, stamp, session)
 
 
 def _meta_checksum(fmt: Any, fingerprint: Any, columns: Any) -> str:
@@ -444,9 +457,8 @@ class ResultStore:
         _, entry, trial, row_json, curves_blob, versions_, stamp, session, checksum = record[:9]
         if type(entry) is not int or type(trial) is not int:
             return None
-        expected = _digest(
-            self._sweep, entry, trial, row_json, curves_blob, versions_, stamp, session
-        )
+        shared = _row_hasher(self._sweep, versions_, stamp, session)
+        expected = _feed(shared, entry, trial, row_json, curves_blob).hexdigest()
         if checksum != expected:
             return None
         try:
@@ -495,22 +507,21 @@ class ResultStore:
         if not self._buffer:
             return
         batch, self._buffer = self._buffer, []
-        new: list[str] = []
-        for *_, row, _ in batch:
-            for name in row:
-                if name not in _RESERVED and name not in self._columns and name not in new:
-                    new.append(name)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         # Rows with the same fields (one optimizer's, usually all) go in one statement.
-        groups: dict[tuple[str, ...], list[list[Any]]] = {}
+        shapes = {tuple(row) for _, _, row, _ in batch}
+        kept = {shape: tuple(k for k in shape if k not in _RESERVED) for shape in shapes}
+        new: list[str] = []
+        for fields in kept.values():
+            new += [k for k in fields if k not in self._columns and k not in new]
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        shared = _row_hasher(self._sweep, self._versions, stamp, self.session)
+        groups: dict[tuple[str, ...], list[list[Any]]] = {fields: [] for fields in kept.values()}
         for entry, trial, row, blob in batch:
-            fields = {k: _cell(v) for k, v in row.items() if k not in _RESERVED}
-            text = encode_row(row)
-            checksum = _digest(
-                self._sweep, entry, trial, text, blob, self._versions, stamp, self.session
-            )
+            fields = kept[tuple(row)]
+            text = _ENCODER.encode(row)
+            checksum = _feed(shared.copy(), entry, trial, text, blob).hexdigest()
             values = [entry, trial, text, blob, self._versions, stamp, self.session, checksum]
-            groups.setdefault(tuple(fields), []).append([*values, *fields.values()])
+            groups[fields].append([*values, *(_cell(row[k]) for k in fields)])
 
         def write() -> None:
             if new:
@@ -649,6 +660,11 @@ def _quote(name: str) -> str:
 
 def _cell(value: Any) -> Any:
     """A value SQLite stores as a column: numbers, text, NULL (NaN becomes NULL)."""
+    kind = type(value)
+    if kind is float:  # the common cases first: this runs once per field of every trial
+        return None if value != value else value
+    if kind is int or kind is str or kind is bool or value is None:
+        return value
     if isinstance(value, np.generic):
         value = value.item()
     if value is None or isinstance(value, (int, str)):
