@@ -76,7 +76,10 @@ def rate(open_store, trials: int, rows, curves=None) -> tuple[float, float, int]
                 db.add([(0, task * TASK + t, row) for t, row in enumerate(rows)])
             else:
                 db.add(
-                    [(0, task * TASK + t, row, c) for t, (row, c) in enumerate(zip(rows, curves))]
+                    [
+                        (0, task * TASK + t, row, c)
+                        for t, (row, c) in enumerate(zip(rows, curves, strict=True))
+                    ]
                 )
         commits = getattr(db, "commits", trials // TASK)
         db.close()
@@ -91,7 +94,12 @@ def read_rate(trials: int, rows, curves) -> float:
         path = Path(folder) / "results.sqlite"
         with stores.ResultStore.open(path, {"benchmark": "store"}) as db:
             for task in range(trials // TASK):
-                db.add([(0, task * TASK + t, r, c) for t, (r, c) in enumerate(zip(rows, curves))])
+                db.add(
+                    [
+                        (0, task * TASK + t, r, c)
+                        for t, (r, c) in enumerate(zip(rows, curves, strict=True))
+                    ]
+                )
         start = time.process_time()
         with stores.ResultStore.open(path, {"benchmark": "store"}) as db:
             n = len(db.done())

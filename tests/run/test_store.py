@@ -292,7 +292,7 @@ def test_two_different_sweeps_racing_for_a_new_path_never_mix(tmp_path):
             for name, values in lrs.items()
         }
         said = {name: racer.communicate(timeout=180) for name, racer in racers.items()}
-        for name, (out, err) in said.items():
+        for _, err in said.values():
             assert "Traceback" not in err, err
         finished = [name for name, (out, _) in said.items() if out.startswith("finished")]
         assert len(finished) == 1, said
