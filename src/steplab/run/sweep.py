@@ -173,6 +173,8 @@ def sweep(
                     break
         except KeyboardInterrupt:
             interrupted = True  # between chunks or in a compiled chunk: keep the table so far
+        finally:
+            finished.close()  # now, not when garbage-collected: cancels Ray tasks in flight
     finally:
         if results is not None:
             results.close()
