@@ -47,10 +47,10 @@ def sessions(path: Path) -> dict[tuple[int, int], str]:
 def test_a_damaged_row_is_reported_by_key_and_run_again(finished):
     path, table = finished
     before = sessions(path)
-    with sqlite3.connect(path) as db:  # one character of one row's JSON, checksum untouched
-        db.execute(
-            "UPDATE trials SET row_json = replace(row_json, 'max_steps', 'max_stepz') "
-            "WHERE entry = 1 AND trial = 3"
+    with sqlite3.connect(path) as db:  # one character of one row, in its JSON and its flat
+        db.execute(  # column alike: only the checksum can tell
+            "UPDATE trials SET row_json = replace(row_json, 'max_steps', 'max_stepz'), "
+            "status = 'max_stepz' WHERE entry = 1 AND trial = 3"
         )
     with pytest.warns(stores.StoreWarning, match=r"1 damaged trial rows.*\(entry 1, trial 3\)"):
         again = run(path)
@@ -94,13 +94,10 @@ def test_a_row_from_another_sweeps_store_is_detected(tmp_path, finished):
     path, table = finished
     other = tmp_path / "other.sqlite"
     run(other, seeds=[5, 6])
-    with sqlite3.connect(path) as db:
+    with sqlite3.connect(path) as db:  # the other store's whole row, in place of ours
         db.execute(f"ATTACH '{other}' AS other")
-        db.execute(
-            "UPDATE trials SET (row_json, checksum, final_loss, seed) = (SELECT o.row_json, "
-            "o.checksum, o.final_loss, o.seed FROM other.trials o WHERE o.entry = 0 AND "
-            "o.trial = 0) WHERE entry = 0 AND trial = 0"
-        )
+        db.execute("DELETE FROM trials WHERE entry = 0 AND trial = 0")
+        db.execute("INSERT INTO trials SELECT * FROM other.trials WHERE entry = 0 AND trial = 0")
     with pytest.warns(stores.StoreWarning, match=r"\(entry 0, trial 0\)"):
         assert same_rows(run(path), table)
 
