@@ -694,15 +694,23 @@ def run_curves(run: Any) -> dict[str, np.ndarray]:
 def encode_curves(curves: dict[str, Any]) -> bytes:
     """Curves (name → 1-D array) as a compact blob: float arrays as float32, integer arrays
     (step numbers) as int32, after a small JSON header of names, kinds and lengths."""
-    header, chunks = [], []
+    shape, chunks = [], []
     for name, values in curves.items():
         array = np.asarray(values)
-        kind = "i4" if np.issubdtype(array.dtype, np.integer) else "f4"
-        data = np.ascontiguousarray(array, dtype="<" + kind).ravel()
-        header.append([name, kind, int(data.size)])
-        chunks.append(data.tobytes())
-    head = json.dumps(header).encode()
-    return _CURVES_MAGIC + struct.pack("<I", len(head)) + head + b"".join(chunks)
+        kind = "<i4" if array.dtype.kind in "iub" else "<f4"
+        chunks.append(array.astype(kind, copy=False).tobytes())
+        shape.append((name, kind, array.size))
+    key = tuple(shape)  # a sweep's trials share a few shapes: their headers are made once
+    head = _CURVE_HEADERS.get(key)
+    if head is None:
+        text = json.dumps([[name, kind[1:], n] for name, kind, n in shape]).encode()
+        head = _CURVE_HEADERS[key] = _CURVES_MAGIC + struct.pack("<I", len(text)) + text
+        if len(_CURVE_HEADERS) > 4096:
+            _CURVE_HEADERS.clear()
+    return head + b"".join(chunks)
+
+
+_CURVE_HEADERS: dict[tuple, bytes] = {}
 
 
 def decode_curves(blob: bytes | None) -> dict[str, np.ndarray]:
