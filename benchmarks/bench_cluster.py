@@ -76,6 +76,30 @@ def sweep_overhead(trials: int, ray) -> dict:
     return {"trials": len(table), "wall": wall, "cpu": cpu, "bytes": size}
 
 
+def extrapolate(task_ms: float, trial_ms: float, machines: int = 100, cores: int = 64) -> None:
+    """What one driver sustains on ``machines × cores`` CPUs, from the measured driver CPU
+    per task and per trial (an extrapolation: Ray's scheduling across that many raylets is
+    assumed not to be the bottleneck, and one driver process uses about one core)."""
+    cpus = machines * cores
+    print(
+        f"\nextrapolated to {machines} machines × {cores} cores = {cpus:,} CPUs "
+        f"(driver CPU: {task_ms:.2f} ms per task + {trial_ms:.3f} ms per trial):\n"
+    )
+    print(
+        "| trial length | trials/s the CPUs finish | trials per task | driver cores needed "
+        "| CPUs kept busy |"
+    )
+    print("|---|---|---|---|---|")
+    for seconds in (1, 10, 100):
+        finished = cpus / seconds
+        for per_task in (1, 8):
+            need = (finished / per_task * task_ms + finished * trial_ms) / 1e3
+            busy = min(1.0, 1.0 / need)
+            print(
+                f"| {seconds} s | {finished:,.0f} | {per_task} | {need:.2f} | {100 * busy:.0f} % |"
+            )
+
+
 def main(argv=None) -> None:
     import ray
     from ray.cluster_utils import Cluster
@@ -103,9 +127,10 @@ def main(argv=None) -> None:
             f"window {ray_engine.in_flight(cpus)} tasks in flight"
         )
         measure(ray_engine, 500, ray)  # warm-up: worker processes started on every node
-        rows = []
+        rows, task_ms = [], []
         for n in args.tasks:
             new_rate, new_cpu = measure(ray_engine, n, ray)
+            task_ms.append(new_cpu)
             if n <= args.old_up_to:
                 old_rate, old_cpu = measure(old, n, ray)
                 old_cells = [f"{old_rate:,.0f}", f"{old_cpu:.3f}"]
@@ -128,6 +153,7 @@ def main(argv=None) -> None:
                 f"({100 * result['cpu'] / result['wall']:.0f} % of wall), "
                 f"{result['bytes'] / result['trials']:.0f} bytes/trial"
             )
+            extrapolate(max(task_ms), 1e3 * result["cpu"] / result["trials"])
     finally:
         ray.shutdown()
         cluster.shutdown()

@@ -247,7 +247,7 @@ def _run_chunk(problem, chunk: _Chunk, options: dict) -> list[dict]:
     else:
         runs = minimize(problem, optimizer, seed=chunk_seeds, **options)
         rows = [run.summary() for run in runs]
-        if getattr(chunk, "keep_curves", False):
+        if chunk.keep_curves:
             from steplab.run.store import run_curves
 
             for run, row in zip(runs, rows, strict=True):
