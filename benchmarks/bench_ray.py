@@ -7,7 +7,7 @@ warm-up (Ray: worker processes started and steplab imported); medians are printe
 overhead per task is the time per task of 200 tasks that only return a task's worth of
 rows (48), through the same engine code (``ray_engine.run``), on one worker. Ray's
 start-up (``ray.init``) is reported on its own, and so is the results store's speed: the
-time to commit one task's rows (what the driver does as each task finishes). Every table
+time to store one task's rows (group commits; benchmarks/bench_store.py has more). Every table
 is checked equal to the local one.
 Ray runs each task with one BLAS thread (it sets OMP_NUM_THREADS=1), so the local engine
 runs with one too (threadpoolctl): the comparison is one core against one core. The load
@@ -52,16 +52,17 @@ def _echo(problem, chunk, options):
 
 
 def store_speed(rows, chunks: int = 200) -> tuple[float, float]:
-    """Seconds per committed chunk of ``rows``, and bytes per stored trial."""
+    """Seconds per stored chunk of ``rows`` (group commits: closing, which commits the last
+    batch, included), and bytes per stored trial. benchmarks/bench_store.py measures more."""
     from steplab.run.store import ResultStore
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "results.sqlite"
+        start = time.perf_counter()
         with ResultStore.open(path, {"benchmark": "store"}) as db:
-            start = time.perf_counter()
             for c in range(chunks):
                 db.add([(c, t, row) for t, row in enumerate(rows)])
-            seconds = (time.perf_counter() - start) / chunks
+        seconds = (time.perf_counter() - start) / chunks
         return seconds, path.stat().st_size / (chunks * len(rows))
 
 
@@ -133,7 +134,7 @@ def main(argv=None) -> None:
     print(f"1 → 2 workers: {results[1] / results[2]:.2f}× faster")
     store_time, size = store_speed(rows_of_a_task)
     print(
-        f"results store: one task's 48 rows committed in {store_time * 1e3:.1f} ms "
+        f"results store: one task's 48 rows stored in {store_time * 1e3:.1f} ms "
         f"({48 / store_time:.0f} trials/s), {size:.0f} bytes per trial on disk"
     )
     print(f"load average after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

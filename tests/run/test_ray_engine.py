@@ -4,6 +4,7 @@ configurations, surviving a killed worker and a killed driver. One local Ray run
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -218,6 +219,29 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def grpc_like_server():
+    """A port that answers an HTTP/2 preface with a SETTINGS frame, as a Ray head does."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.sendall(bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
 def test_an_unreachable_address_is_a_clear_error_and_touches_nothing(cluster, tmp_path):
     path = tmp_path / "results.sqlite"
     address = f"127.0.0.1:{closed_port()}"
@@ -228,10 +252,13 @@ def test_an_unreachable_address_is_a_clear_error_and_touches_nothing(cluster, tm
     assert not path.exists()
     with pytest.raises(ValueError, match="bad Ray address"):
         sl.sweep("rosenbrock", GRID, seeds=SEEDS, engine="ray", address="no-port", store=path)
-    with socket.socket() as listener:  # something answers there, but not our cluster
+    with socket.socket() as listener:  # a port that accepts, then says nothing
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         other = f"127.0.0.1:{listener.getsockname()[1]}"
+        with pytest.raises(ConnectionError, match=f"the server at '{other}' is not a Ray"):
+            sl.sweep("rosenbrock", GRID, seeds=SEEDS, engine="ray", address=other, store=path)
+    with grpc_like_server() as other:  # another cluster, while this process has one
         with pytest.raises(ValueError, match="already connected to the Ray cluster at"):
             sl.sweep("rosenbrock", GRID, seeds=SEEDS, engine="ray", address=other, store=path)
     with pytest.raises(ValueError, match="address= is for engine='ray'"):
@@ -266,3 +293,113 @@ def test_benchmark_with_an_unreachable_cluster_touches_nothing(cluster, tmp_path
     err = capsys.readouterr().err
     assert "cannot reach a Ray cluster" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def no_busy_workers_within(seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not busy_workers():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+LONG = {"steps": 4000, "batch_size": 32}  # tasks of a few seconds each
+
+
+def test_an_error_in_the_driver_cancels_every_task_at_once(cluster, tmp_path, monkeypatch):
+    """The store fails at the first batch while tasks run: the sweep raises, and no task is
+    left running (before, they ran on until the generator was garbage-collected)."""
+    from steplab.run import store as stores
+
+    def broken(self, rows):
+        raise stores.StoreError("disk full")
+
+    monkeypatch.setattr(stores.ResultStore, "add", broken)
+    grid = {"sgd": {"lr": np.logspace(-4, -1, 8)}}
+    with pytest.raises(stores.StoreError, match="disk full") as error:
+        sl.sweep(
+            "logistic_regression",
+            grid,
+            seeds=SEEDS,
+            engine="ray",
+            store=tmp_path / "s",
+            chunk_size=1,
+            **LONG,
+        )
+    assert error.traceback  # the generator's frame is still referenced from here
+    assert no_busy_workers_within(5.0)
+
+
+def test_ctrl_c_in_the_driver_cancels_the_tasks_and_returns_the_table_so_far(cluster, monkeypatch):
+    real_wait, calls = ray.wait, []
+
+    def wait(*args, **kwargs):
+        calls.append(1)
+        ready = real_wait(*args, **kwargs)
+        if len(calls) == 1:
+            time.sleep(0.3)  # the workers are busy now
+            raise KeyboardInterrupt
+        return ready
+
+    monkeypatch.setattr(ray, "wait", wait)
+    grid = {"sgd": {"lr": np.logspace(-4, -1, 8)}}
+    table = sl.sweep("logistic_regression", grid, seeds=SEEDS, engine="ray", chunk_size=1, **LONG)
+    assert table.interrupted and len(table) < 16
+    assert no_busy_workers_within(5.0)
+
+
+def _echo(problem, chunk, options):
+    return [chunk]
+
+
+def test_the_driver_keeps_a_bounded_window_of_tasks(cluster, monkeypatch):
+    real_wait, sizes = ray.wait, []
+
+    def wait(refs, **kwargs):
+        sizes.append((len(refs), kwargs["num_returns"]))
+        return real_wait(refs, **kwargs)
+
+    monkeypatch.setattr(ray, "wait", wait)
+    finished = list(ray_engine.run(_echo, None, range(100), {}, ray, window=8))
+    assert sorted(chunk for chunk, _ in finished) == list(range(100))  # each once
+    assert all(rows == [chunk] for chunk, rows in finished)
+    assert max(n for n, _ in sizes) == 8  # never more than the window in flight
+    assert all(k == max(1, n // 4) for n, k in sizes)  # batched waits
+    assert ray_engine.in_flight(2) == 16 and ray_engine.in_flight(6400) == 12800
+
+
+def test_a_server_that_is_not_ray_is_named_at_once(cluster):
+    """Any HTTP server on localhost answers the port check; ray.init would retry forever."""
+    import http.server
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    address = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        start = time.monotonic()
+        with pytest.raises(ray_engine.ClusterUnreachable, match=f"{address}.* is not a Ray"):
+            ray_engine.check_reachable(address)
+        assert time.monotonic() - start < 6
+        # A fresh process (no runtime yet), through sl.sweep: one line, no retrying.
+        code = (
+            "import steplab as sl, sys\n"
+            "try:\n"
+            "    sl.sweep('rosenbrock', {'sgd': {'lr': [0.1]}}, engine='ray',\n"
+            "             address=sys.argv[1])\n"
+            "except ConnectionError as exc:\n"
+            "    print(exc)\n"
+        )
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        done = subprocess.run(
+            [sys.executable, "-c", code, address],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert f"the server at '{address}' is not a Ray cluster" in done.stdout, done.stderr
+    finally:
+        server.shutdown()
+    ray_engine.check_reachable(cluster)  # a real cluster passes the same check

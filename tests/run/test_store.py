@@ -4,6 +4,7 @@ about stores that belong to another sweep or are not stores at all."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import math
 import os
@@ -72,8 +73,9 @@ def test_a_trial_is_counted_once(tmp_path):
     with stores.ResultStore.open(tmp_path / "s.sqlite", fingerprint) as db:
         row = {"final_loss": float("nan"), "best_loss": float("inf"), "lr": np.float64(0.1)}
         db.add([(0, 0, row)])
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(stores.StoreError, match=r"trial \(entry 0, trial 0\) is already"):
             db.add([(0, 1, row), (0, 0, row)])  # the whole chunk is refused
+        db.flush()
         done = db.done()
     assert list(done) == [(0, 0)]
     assert math.isnan(done[(0, 0)]["final_loss"]) and done[(0, 0)]["best_loss"] == math.inf
@@ -176,3 +178,177 @@ def test_a_corrupt_store_gives_a_clear_error_and_is_left_alone(tmp_path):
         assert digest(path) == before, name
     with pytest.raises(stores.StoreError, match="is a directory"):
         sl.sweep("two_d_beale", GRID, seeds=SEEDS, store=tmp_path, **OPTIONS)
+
+
+def test_finished_trials_are_committed_in_batches_by_count_and_by_time(tmp_path):
+    path = tmp_path / "s.sqlite"
+    row = {"final_loss": 0.5, "status": "max_steps"}
+    with stores.ResultStore.open(path, {"sweep": "x"}, batch_rows=100, batch_seconds=60) as db:
+        for t in range(250):
+            db.add([(0, t, row)])
+        assert count(path) == 200 and db.commits == 2  # two full batches, 50 waiting
+    assert count(path) == 250  # closing commits the rest
+    path = tmp_path / "t.sqlite"
+    with stores.ResultStore.open(path, {"sweep": "x"}, batch_rows=100, batch_seconds=0.05) as db:
+        db.add([(0, 0, row)])
+        assert count(path) == 0
+        time.sleep(0.06)
+        db.add([(0, 1, row)])  # the oldest waited longer than batch_seconds: both written
+        assert count(path) == 2
+
+
+def test_an_error_in_a_sweep_keeps_the_finished_trials(tmp_path, monkeypatch):
+    """Buffered trials are committed when the sweep fails, not lost with the batch."""
+    sweeps = importlib.import_module("steplab.run.sweep")  # the module, not sl.run.sweep
+    path = tmp_path / "results.sqlite"
+    real, calls = sweeps._run_chunk, []
+
+    def failing(problem, chunk, options):
+        calls.append(chunk)
+        if len(calls) == 4:
+            raise RuntimeError("boom")
+        return real(problem, chunk, options)
+
+    monkeypatch.setattr(sweeps, "_run_chunk", failing)
+    with pytest.raises(RuntimeError, match="boom"):
+        sl.sweep("two_d_beale", GRID, seeds=SEEDS, store=path, chunk_size=2, **OPTIONS)
+    assert count(path) == 6  # three chunks of two, all in one (unfinished) batch
+    monkeypatch.undo()
+    resumed = sl.sweep("two_d_beale", GRID, seeds=SEEDS, store=path, chunk_size=2, **OPTIONS)
+    assert same_rows(resumed, sl.sweep("two_d_beale", GRID, seeds=SEEDS, **OPTIONS))
+
+
+def test_each_trial_keeps_its_curves(tmp_path):
+    path = tmp_path / "results.sqlite"
+    grid = {"adam": {"lr": [1e-2, 1e-1]}}
+    options = {"steps": 30, "batch_size": 32, "eval_every": 10}
+    table = sl.sweep("logistic_regression", grid, seeds=SEEDS, store=path, **options)
+    kept = stores.curves(path)
+    assert len(kept) == len(table) == 4
+    runs = sl.minimize("logistic_regression", sl.Adam(lr=[1e-2, 1e-2]), seed=SEEDS, **options)
+    for curves, run in zip(kept[:2], runs, strict=True):  # trial order: lr, then seed
+        history = run.history
+        assert curves["step"].dtype == np.int32 and curves["loss"].dtype == np.float32
+        np.testing.assert_array_equal(curves["step"], history["step"])
+        np.testing.assert_array_equal(curves["loss"], history["loss"].astype(np.float32))
+        assert list(curves["eval_step"]) == [0, 10, 20, 30]
+        np.testing.assert_array_equal(
+            curves["test_accuracy"], history["test_accuracy"][::10].astype(np.float32)
+        )
+        assert curves["test_accuracy"][-1] == np.float32(run.metrics["test_accuracy"])
+    with sqlite3.connect(path) as db:
+        blobs = [blob for (blob,) in db.execute("SELECT curves FROM trials")]
+    for blob in blobs:  # 4 bytes a value: 31 steps × (step, loss, time), 4 evaluations ×
+        header = 8 + int.from_bytes(blob[4:8], "little")  # (eval_step + 6 metrics)
+        assert len(blob) - header == 31 * 3 * 4 + 4 * 7 * 4
+
+
+def test_a_second_driver_of_a_store_is_refused_and_changes_nothing(tmp_path):
+    path = tmp_path / "results.sqlite"
+    sl.sweep("two_d_beale", GRID, seeds=SEEDS, store=path, **OPTIONS)
+    fingerprint_of_that_sweep = None
+    with sqlite3.connect(path) as db:
+        fingerprint_of_that_sweep = json.loads(
+            db.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()[0]
+        )
+    with stores.ResultStore.open(path, fingerprint_of_that_sweep):  # a driver holds it
+        before = digest(path)
+        with pytest.raises(stores.StoreError, match="being written by another running sweep"):
+            sl.sweep("two_d_beale", GRID, seeds=SEEDS, store=path, **OPTIONS)
+        with pytest.raises(stores.StoreError, match="being written by another running sweep"):
+            stores.ResultStore.open(path, fingerprint_of_that_sweep)
+        assert same_rows(stores.read(path), sl.sweep("two_d_beale", GRID, seeds=SEEDS, **OPTIONS))
+        assert digest(path) == before
+
+
+RACER = """
+import steplab as sl, sys, time
+from pathlib import Path
+from steplab.run.store import StoreError
+ready = Path(sys.argv[1] + "." + sys.argv[2])
+ready.touch()  # then wait for the other racer: both start their sweep at the same moment
+while len(list(ready.parent.glob(Path(sys.argv[1]).name + ".*"))) < 2:
+    time.sleep(0.001)
+try:
+    table = sl.sweep("rosenbrock", {{"sgd": {{"lr": {lrs!r}}}}}, seeds=[0, 1], store=sys.argv[1],
+                     steps=200, engine="loop", chunk_size=1)
+    print("finished", len(table))
+except StoreError as exc:
+    print("refused", exc)
+"""
+
+
+def test_two_different_sweeps_racing_for_a_new_path_never_mix(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    lrs = {"a": [1e-3, 1e-2, 1e-1], "b": [1e-4, 2e-4]}
+    for attempt in range(3):
+        path = tmp_path / f"race{attempt}.sqlite"
+        racers = {
+            name: subprocess.Popen(
+                [sys.executable, "-c", RACER.format(lrs=values), str(path), name],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name, values in lrs.items()
+        }
+        said = {name: racer.communicate(timeout=180) for name, racer in racers.items()}
+        for _, err in said.values():
+            assert "Traceback" not in err, err
+        finished = [name for name, (out, _) in said.items() if out.startswith("finished")]
+        assert len(finished) == 1, said
+        (loser,) = set(lrs) - set(finished)
+        message = said[loser][0]
+        assert "not an SQLite file" not in message
+        assert "being written by another running sweep" in message or "another sweep" in message
+        stored = stores.read(path)
+        assert sorted({row["lr"] for row in stored}) == lrs[finished[0]]
+        assert len(stored) == 2 * len(lrs[finished[0]])
+
+
+MANY = """
+import steplab as sl, sys
+sl.sweep("rosenbrock", {{"sgd": {{"lr": {lrs!r}}}, "adam": {{"lr": {lrs!r}}}}}, seeds=[0, 1],
+         store=sys.argv[1], chunk_size=4, steps=300, engine="loop")
+"""
+
+
+def test_repeated_kills_during_group_commits_lose_and_repeat_nothing(tmp_path):
+    """Three drivers killed at random moments of a sweep of 400 small trials (several
+    chunks per batch); the fourth start finishes it: the uninterrupted table, each trial
+    stored once."""
+    import random
+
+    path = tmp_path / "results.sqlite"
+    lrs = np.logspace(-5, -1, 100).tolist()
+    code = MANY.format(lrs=lrs)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    counts, chance = [], random.Random(0)
+    for _ in range(3):
+        before = count(path) if path.exists() else 0
+        child = subprocess.Popen([sys.executable, "-c", code, str(path)], env=env)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and child.poll() is None:
+                try:
+                    if count(path) > before:
+                        break
+                except sqlite3.Error:
+                    pass
+                time.sleep(0.01)
+            time.sleep(chance.uniform(0, 0.3))  # somewhere inside a batch
+            child.send_signal(signal.SIGKILL)
+        finally:
+            child.wait()
+        counts.append(count(path))
+    assert counts[-1] < 400, "the sweep finished before the last kill"
+    grid = {"sgd": {"lr": lrs}, "adam": {"lr": lrs}}
+    options = {"seeds": [0, 1], "steps": 300, "engine": "loop"}
+    resumed = sl.sweep("rosenbrock", grid, store=path, chunk_size=4, **options)
+    assert same_rows(resumed, sl.sweep("rosenbrock", grid, **options))
+    with sqlite3.connect(path) as db:
+        keys = db.execute("SELECT entry, trial FROM trials").fetchall()
+        sessions = db.execute("SELECT COUNT(DISTINCT session) FROM trials").fetchone()[0]
+    assert len(keys) == len(set(keys)) == 400
+    assert sessions >= 2

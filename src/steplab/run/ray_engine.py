@@ -2,10 +2,13 @@
 
 Each task runs one chunk — many configurations at once, as one vectorized ``(K, d)`` run,
 exactly the function the local engine calls — so a row does not depend on where it ran.
-The driver submits every task, then takes results as they finish (``ray.wait``) and hands
-them to the sweep, which writes them to its results store. Only the driver writes: workers
-need no shared disk. A task whose worker process dies is run again by Ray
-(``max_retries``); its rows reach the driver once, when the retry returns.
+The driver keeps a bounded window of tasks submitted (two per CPU, at least 16: waves, so
+memory does not grow with the sweep), takes finished ones in batches (``ray.wait`` for a
+quarter of the window or 0.1 s, so its work per task does not grow either), tops the window
+up and hands the rows to the sweep, which writes them to its results store. Only the driver
+writes: workers need no shared disk. A task whose worker process dies is run again by Ray
+(``max_retries``); its rows reach the driver once, when the retry returns. An error or
+Ctrl+C in the driver cancels every task in flight before the sweep returns or raises.
 
 ``address=None`` starts a local Ray runtime (or uses the one this process already has);
 ``"HOST:PORT"`` or ``"ray://HOST:10001"`` joins a running cluster (``ray start --head``).
@@ -13,9 +16,10 @@ need no shared disk. A task whose worker process dies is run again by Ray
 
 from __future__ import annotations
 
+import itertools
 import math
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,21 +58,50 @@ def _host_port(address: str) -> tuple[str, int] | None:
     return parts.hostname, port
 
 
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _speaks_grpc(sock: socket.socket) -> bool:
+    """Whether the server behind ``sock`` answers an HTTP/2 connection preface with a
+    SETTINGS frame, as every gRPC server (Ray's GCS and Ray Client among them) does. An
+    HTTP/1 server, or a port that accepts but never answers, does not."""
+    sock.sendall(_HTTP2_PREFACE)
+    head = b""
+    while len(head) < 9:
+        data = sock.recv(9 - len(head))
+        if not data:
+            return False
+        head += data
+    return head[3] == 0x04
+
+
 def check_reachable(address: str | None) -> None:
-    """Raise :class:`ClusterUnreachable` unless a cluster's port answers within 5 s."""
+    """Raise :class:`ClusterUnreachable` unless a Ray cluster answers at ``address`` within
+    5 s: its port must accept a connection and speak gRPC (so an unrelated server there is
+    named at once instead of ``ray.init`` retrying forever)."""
     if address is None:
         return
     target = _host_port(address)
     if target is None:
         return
     try:
-        with socket.create_connection(target, timeout=_CONNECT_TIMEOUT):
-            pass
+        with socket.create_connection(target, timeout=_CONNECT_TIMEOUT) as sock:
+            sock.settimeout(_CONNECT_TIMEOUT)
+            try:
+                answers = _speaks_grpc(sock)
+            except OSError:  # no answer in time, or the connection was reset
+                answers = False
     except OSError as exc:
         raise ClusterUnreachable(
             f"cannot reach a Ray cluster at {address!r} ({exc.strerror or exc}); start one "
             "with `ray start --head` there, or give address=None for a local runtime"
         ) from None
+    if not answers:
+        raise ClusterUnreachable(
+            f"the server at {address!r} is not a Ray cluster (it did not answer Ray's gRPC "
+            f"within {_CONNECT_TIMEOUT:g} s); check the address (`ray status` on the head "
+            "prints it), or give address=None for a local runtime"
+        )
 
 
 def connect(address: str | None) -> Any:
@@ -108,27 +141,76 @@ def task_size(n: int, cpus: int, chunk_size: int) -> int:
     return max(1, min(chunk_size, math.ceil(n / (4 * cpus))))
 
 
+IN_FLIGHT_PER_CPU = 2  # tasks submitted ahead per CPU: enough to keep every CPU busy
+_MIN_IN_FLIGHT = 16
+_WAIT_SECONDS = 0.1  # a wait returns after this long with what has finished
+
+
+def in_flight(cpus: int) -> int:
+    """How many tasks the driver keeps submitted at once: a bounded window, so neither the
+    driver's loop nor the cluster's memory grows with the number of tasks in a sweep."""
+    return max(_MIN_IN_FLIGHT, IN_FLIGHT_PER_CPU * cpus)
+
+
 def run(
     execute: Callable[..., list[dict]],
     problem: Any,
-    chunks: Sequence[Any],
+    chunks: Iterable[Any],
     options: dict,
     ray: Any,
-) -> Iterator[tuple[Any, list[dict]]]:
+    *,
+    window: int | None = None,
+) -> Generator[tuple[Any, list[dict]], None, None]:
     """Run ``execute(problem, chunk, options)`` for every chunk as Ray tasks; yield
-    ``(chunk, rows)`` in the order tasks finish."""
-    if not chunks:
-        return
+    ``(chunk, rows)`` in the order tasks finish.
+
+    At most ``window`` tasks (default :func:`in_flight`) are submitted at a time; each
+    ``ray.wait`` asks for up to a quarter of them (or what finished within 0.1 s), so the
+    driver's work per finished task does not grow with the sweep. However the generator
+    ends — exhausted, an error in a task, an error or Ctrl+C in the caller's loop
+    (the caller must ``close()`` it, as ``sl.sweep`` does) — every task still in flight
+    is cancelled before it returns.
+    """
+    window = window or in_flight(workers(ray))
+    todo = iter(chunks)
     remote = ray.remote(max_retries=MAX_RETRIES, num_cpus=1)(execute)
     problem_ref = ray.put(problem)  # shipped once to each node, not once per task
     options_ref = ray.put(options)
-    pending = {remote.remote(problem_ref, chunk, options_ref): chunk for chunk in chunks}
+    pending: dict[Any, Any] = {}
+
+    def submit() -> None:
+        for chunk in itertools.islice(todo, window - len(pending)):
+            pending[remote.remote(problem_ref, chunk, options_ref)] = chunk
+
     try:
+        submit()
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                chunk = pending.pop(ref)
-                yield chunk, ray.get(ref)
+            ready, _ = ray.wait(
+                list(pending), num_returns=max(1, len(pending) // 4), timeout=_WAIT_SECONDS
+            )
+            if not ready:
+                continue
+            chunks_done = [pending.pop(ref) for ref in ready]
+            try:
+                results = ray.get(ready)  # one call for the whole batch
+            except Exception:  # a task failed: hand on the others' rows, then its error
+                for ref, chunk in zip(ready, chunks_done, strict=True):
+                    yield chunk, ray.get(ref)
+                raise  # pragma: no cover - the failed task's get raised above
+            submit()  # refill the window before handing results on: the cluster keeps busy
+            yield from zip(chunks_done, results, strict=True)
     finally:
-        for ref in pending:  # an error or Ctrl+C: do not leave the cluster working
+        cancel(ray, list(pending))
+
+
+def cancel(ray: Any, refs: Sequence[Any]) -> None:
+    """Cancel tasks still running (an error or Ctrl+C: do not leave the cluster working).
+    Never starts a runtime: at interpreter exit Ray may already be shut down, and calling
+    it then would start a new local one."""
+    if not refs or not ray.is_initialized():
+        return
+    for ref in refs:
+        try:
             ray.cancel(ref, force=True)
+        except Exception:  # noqa: BLE001 - finished meanwhile, or the runtime is going away
+            pass

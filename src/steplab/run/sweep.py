@@ -73,8 +73,7 @@ def sweep(
     """
     from steplab import optim, problems
 
-    if not isinstance(grid, dict) or not grid:
-        raise ValueError("grid must be a non-empty dict {optimizer: {hyperparameter: values}}")
+    _check_arguments(grid, chunk_size, engine, store, address)
     if isinstance(problem, str):
         problem = problems.get(problem)
     if seeds is None:  # the one default, shared with the CLI
@@ -108,6 +107,9 @@ def sweep(
                     f"choose from {', '.join(base.hyperparameters())}"
                 )
         value_lists = [np.atleast_1d(np.asarray(space[n], dtype=np.float64)) for n in names]
+        for name, values in zip(names, value_lists, strict=True):
+            if values.size == 0:  # like seeds=[]: an empty axis is a mistake, not 0 rows
+                raise ValueError(f"grid[{label!r}][{name!r}] holds no values; give at least one")
         combos = list(itertools.product(*value_lists)) if names else [()]
         plan = [(c, combo, s) for c, combo in enumerate(combos) for s in seeds]
         work = len(plan) * (options.get("steps") or 1000)
@@ -135,6 +137,11 @@ def sweep(
             for entry, part in enumerate(parts)
             for t in range(len(part.plan))
         )
+        if results is not None and remaining and not results.writable:
+            raise stores.StoreError(
+                f"results store {store} is read-only and {remaining} trials remain; "
+                "copy it somewhere writable to finish the sweep"
+            )
         chunks = []
         for part in parts:
             todo = [t for t in range(len(part.plan)) if (part.entry, t) not in done]
@@ -142,7 +149,7 @@ def sweep(
             if ray is not None:
                 size = ray_engine.task_size(remaining, ray_engine.workers(ray), size)
             for start in range(0, len(todo), size):
-                chunks.append(_Chunk(part, todo[start : start + size]))
+                chunks.append(_Chunk(part, todo[start : start + size], results is not None))
         if ray is not None:
             finished = ray_engine.run(_run_chunk, problem, chunks, options, ray)
         else:
@@ -150,13 +157,15 @@ def sweep(
         rows = dict(done)
         try:
             for chunk, chunk_rows in finished:
+                curves = [row.pop(_CURVES, None) for row in chunk_rows]  # for the store only
                 keyed = [
-                    (chunk.entry, t, row) for t, row in zip(chunk.trials, chunk_rows, strict=True)
+                    (chunk.entry, t, row, c)
+                    for t, row, c in zip(chunk.trials, chunk_rows, curves, strict=True)
                 ]
                 if results is not None:  # on disk as soon as the chunk is done; a run cut
                     # short by Ctrl+C is not done, so a resumed sweep runs it again
                     results.add([k for k in keyed if k[2]["status"] != "interrupted"])
-                rows.update(((entry, t), row) for entry, t, row in keyed)
+                rows.update(((entry, t), row) for entry, t, row, _ in keyed)
                 # Ctrl+C inside minimize ends its runs "interrupted" (their partial rows are
                 # kept): the sweep stops here and returns what it has.
                 if any(row["status"] == "interrupted" for row in chunk_rows):
@@ -164,6 +173,8 @@ def sweep(
                     break
         except KeyboardInterrupt:
             interrupted = True  # between chunks or in a compiled chunk: keep the table so far
+        finally:
+            finished.close()  # now, not when garbage-collected: cancels Ray tasks in flight
     finally:
         if results is not None:
             results.close()
@@ -171,6 +182,38 @@ def sweep(
     table = Table(rows[key] for key in order if key in rows)
     table.interrupted = interrupted
     return table
+
+
+_CURVES = "__curves__"  # a row's curves on their way from a chunk to the store
+
+
+def _check_arguments(grid, chunk_size, engine, store, address) -> None:
+    """Types and values of sweep's own arguments, checked before anything runs."""
+    import os
+
+    if not isinstance(grid, dict) or not grid:
+        raise ValueError("grid must be a non-empty dict {optimizer: {hyperparameter: values}}")
+    for label, space in grid.items():
+        if space is not None and not isinstance(space, dict):
+            raise ValueError(
+                f"grid[{label!r}] must be a dict {{hyperparameter: values}}, "
+                f"got {type(space).__name__}"
+            )
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if not isinstance(engine, str):
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if store is not None and not isinstance(store, (str, os.PathLike)):
+        raise ValueError(
+            f"store must be a file path (str or pathlib.Path) or None, got {type(store).__name__}"
+        )
+    if address is not None and not isinstance(address, str):
+        raise ValueError(
+            "address must be a string such as 'HOST:6379', 'ray://HOST:10001' or 'auto' "
+            f"(or None for a local runtime), got {type(address).__name__} {address!r}"
+        )
 
 
 class _Part:
@@ -186,9 +229,10 @@ class _Chunk:
     """Trials of one part run together as one vectorized call: what a task ships (its own
     slice of the plan, not the whole plan)."""
 
-    def __init__(self, part: _Part, trials: list[int]):
+    def __init__(self, part: _Part, trials: list[int], keep_curves: bool = False):
         self.entry, self.base, self.names = part.entry, part.base, part.names
         self.compiled, self.trials = part.compiled, trials
+        self.keep_curves = keep_curves  # a store keeps each run's curves
         self.plan = [part.plan[t] for t in trials]
 
 
@@ -201,7 +245,13 @@ def _run_chunk(problem, chunk: _Chunk, options: dict) -> list[dict]:
     if chunk.compiled:
         rows = _fast_rows(problem, optimizer, chunk_seeds, options)
     else:
-        rows = [run.summary() for run in minimize(problem, optimizer, seed=chunk_seeds, **options)]
+        runs = minimize(problem, optimizer, seed=chunk_seeds, **options)
+        rows = [run.summary() for run in runs]
+        if chunk.keep_curves:
+            from steplab.run.store import run_curves
+
+            for run, row in zip(runs, rows, strict=True):
+                row[_CURVES] = run_curves(run)
     for (c, _, _), row in zip(plan, rows, strict=True):
         row["config"] = c
     return rows

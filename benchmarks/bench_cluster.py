@@ -1,0 +1,164 @@
+"""The Ray driver on a simulated cluster: tasks/s and driver CPU per task against the number
+of tasks, for the driver of ``steplab.run.ray_engine`` and the one before it (loaded from
+git: every task submitted at once, one ``ray.wait(num_returns=1)`` per result), and one
+sweep of many trivial trials with a results store, end to end.
+
+The cluster is ``ray.cluster_utils.Cluster``: ``--nodes`` Ray nodes (a head and workers,
+each its own raylet and object store) of ``--cpus`` CPUs on this one machine. The tasks do
+nothing (they return their argument), so what is measured is the driver and Ray, not work.
+Driver CPU is ``time.process_time()`` of the driver process (all its threads, Ray's
+included); wall time on a shared machine also holds the other jobs' load (printed).
+
+    python benchmarks/bench_cluster.py [--tasks 1000 10000 100000] [--old-up-to 10000]
+        [--nodes 3] [--cpus 1] [--sweep-trials 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import steplab as sl
+from steplab.run import ray_engine
+
+OLD = "c7f870a~1"  # the commit before this work: the old driver
+
+
+def _noop(problem, chunk, options):
+    return chunk
+
+
+def old_engine():
+    """steplab/run/ray_engine.py as it was before the bounded, batched driver."""
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(
+        ["git", "show", f"{OLD}:src/steplab/run/ray_engine.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    path = Path(tempfile.mkdtemp()) / "old_ray_engine.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("old_ray_engine", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def measure(engine, n: int, ray) -> tuple[float, float]:
+    """(tasks per second, driver CPU milliseconds per task) for ``n`` no-op tasks."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    count = sum(1 for _ in engine.run(_noop, None, range(n), {}, ray))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert count == n
+    return n / wall, 1e3 * cpu / n
+
+
+def sweep_overhead(trials: int, ray) -> dict:
+    """One sweep of ``trials`` trivial trials (rosenbrock, 2 steps) on the cluster, with a
+    results store: wall time, driver CPU, and the store's share."""
+    seeds = range(10)
+    grid = {"sgd": {"lr": np.logspace(-6, -1, trials // len(seeds))}}
+    with tempfile.TemporaryDirectory() as folder:
+        store = Path(folder) / "results.sqlite"
+        wall, cpu = time.perf_counter(), time.process_time()
+        table = sl.sweep("rosenbrock", grid, seeds=seeds, steps=2, engine="ray", store=store)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        size = store.stat().st_size
+    return {"trials": len(table), "wall": wall, "cpu": cpu, "bytes": size}
+
+
+def extrapolate(task_ms: float, trial_ms: float, machines: int = 100, cores: int = 64) -> None:
+    """What one driver sustains on ``machines × cores`` CPUs, from the measured driver CPU
+    per task and per trial (an extrapolation: Ray's scheduling across that many raylets is
+    assumed not to be the bottleneck, and one driver process uses about one core)."""
+    cpus = machines * cores
+    print(
+        f"\nextrapolated to {machines} machines × {cores} cores = {cpus:,} CPUs "
+        f"(driver CPU: {task_ms:.2f} ms per task + {trial_ms:.3f} ms per trial):\n"
+    )
+    print(
+        "| trial length | trials/s the CPUs finish | trials per task | driver cores needed "
+        "| CPUs kept busy |"
+    )
+    print("|---|---|---|---|---|")
+    for seconds in (1, 10, 100):
+        finished = cpus / seconds
+        for per_task in (1, 8):
+            need = (finished / per_task * task_ms + finished * trial_ms) / 1e3
+            busy = min(1.0, 1.0 / need)
+            print(
+                f"| {seconds} s | {finished:,.0f} | {per_task} | {need:.2f} | {100 * busy:.0f} % |"
+            )
+
+
+def main(argv=None) -> None:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    parser.add_argument("--old-up-to", type=int, default=10_000)
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--cpus", type=int, default=1)
+    parser.add_argument("--sweep-trials", type=int, default=100_000)
+    args = parser.parse_args(argv)
+
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    node = {"num_cpus": args.cpus, "object_store_memory": 80 * 2**20}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    for _ in range(args.nodes - 1):
+        cluster.add_node(**node)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+    old = old_engine()
+    try:
+        cpus = ray_engine.workers(ray)
+        print(
+            f"simulated cluster: {args.nodes} nodes × {args.cpus} CPU = {cpus} CPUs; "
+            f"window {ray_engine.in_flight(cpus)} tasks in flight"
+        )
+        measure(ray_engine, 500, ray)  # warm-up: worker processes started on every node
+        rows, task_ms = [], []
+        for n in args.tasks:
+            new_rate, new_cpu = measure(ray_engine, n, ray)
+            task_ms.append(new_cpu)
+            if n <= args.old_up_to:
+                old_rate, old_cpu = measure(old, n, ray)
+                old_cells = [f"{old_rate:,.0f}", f"{old_cpu:.3f}"]
+            else:
+                old_cells = ["not run", "not run"]
+            rows.append([f"{n:,}", f"{new_rate:,.0f}", f"{new_cpu:.3f}", *old_cells])
+            print(f"| {' | '.join(rows[-1])} |", flush=True)
+        print(
+            "\n| no-op tasks | tasks/s | driver CPU ms/task | before: tasks/s | "
+            "before: driver CPU ms/task |"
+        )
+        print("|---|---|---|---|---|")
+        for row in rows:
+            print(f"| {' | '.join(row)} |")
+        if args.sweep_trials:
+            result = sweep_overhead(args.sweep_trials, ray)
+            print(
+                f"\nsweep of {result['trials']:,} trivial trials (rosenbrock, 2 steps) with a "
+                f"store: {result['wall']:.1f} s wall, driver CPU {result['cpu']:.1f} s "
+                f"({100 * result['cpu'] / result['wall']:.0f} % of wall), "
+                f"{result['bytes'] / result['trials']:.0f} bytes/trial"
+            )
+            extrapolate(max(task_ms), 1e3 * result["cpu"] / result["trials"])
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    print(f"load average after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()
