@@ -101,7 +101,7 @@ def test_benchmark_follows_the_protocol(tmp_path, capsys):
     ):
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "performance_profile.png" in (out / "index.html").read_text()
-    assert "logreg_breast_cancer" in printed and "±" in printed
+    assert "logreg_breast_cancer" in printed and "percentile-bootstrap interval" in printed
 
     # Started again, everything comes from the stores: same summary, no trial twice.
     before = {p.name: _count(p) for p in (out / "stores").iterdir()}
