@@ -50,9 +50,7 @@ def test_study_and_median_over_studies():
 def test_profiles_and_integrated_score_by_hand():
     # Workloads × submissions; ties share ratio 1; a failure is inf.
     times = [[100.0, 200.0, 100.0], [50.0, 100.0, INF], [INF, 30.0, 300.0]]
-    np.testing.assert_array_equal(
-        scoring.ratios(times), [[1, 2, 1], [1, 2, INF], [INF, 1, 10]]
-    )
+    np.testing.assert_array_equal(scoring.ratios(times), [[1, 2, 1], [1, 2, INF], [INF, 1, 10]])
     rho = scoring.performance_profile(times, [1.0, 2.0, 4.0])
     np.testing.assert_allclose(rho, [[2 / 3] * 3, [1 / 3, 1, 1], [1 / 3, 1 / 3, 1 / 3]])
     # ∫₁⁴ ρ / 3: submission 0 is within factor 1 on two workloads → (3 + 3 + 0)/3/3 = 2/3;

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ def time_to_target(
     return math.inf
 
 
-def study_time(trial_times: Sequence[float]) -> float:
+def study_time(trial_times: Sequence[float] | np.ndarray) -> float:
     """A study's time: its fastest trial (external tuning picks the best of N); ``inf``
     when no trial reached the target."""
     a = np.asarray(trial_times, dtype=np.float64)
@@ -58,7 +59,7 @@ def study_time(trial_times: Sequence[float]) -> float:
     return float(a.min())
 
 
-def median_over_studies(study_times: Sequence[float]) -> float:
+def median_over_studies(study_times: Any) -> float:
     """The score: the median of the studies' times. More than half the studies never
     reaching the target makes it ``inf``; with an even count the two middle times are
     averaged (``inf`` if either is)."""

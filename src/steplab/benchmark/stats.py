@@ -48,7 +48,8 @@ def bootstrap_ci(
     with np.errstate(invalid="ignore"):
         stats = np.array([statistic(row) for row in draws], dtype=np.float64)
     tail = (1 - level) / 2
-    lo, hi = np.quantile(stats, [tail, 1 - tail], method="linear")
+    # No interpolation between resampled values: an inf (a failure) stays inf, never NaN.
+    lo, hi = np.quantile(stats, [tail, 1 - tail], method="nearest")
     return float(lo), float(hi)
 
 

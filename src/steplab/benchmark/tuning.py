@@ -62,7 +62,7 @@ def search_space(optimizer: str) -> tuple[Dimension, ...]:
     """The declared search space: α log-uniform on [default/10, default·100]."""
     from steplab import optim
 
-    default = float(optim.make(optimizer).lr)
+    default = float(optim.make(optimizer).config()["lr"])
     return (Dimension("lr", default / 10, default * 100),)
 
 
