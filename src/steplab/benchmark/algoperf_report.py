@@ -96,10 +96,12 @@ def profile_figure(results: list[WorkloadResult]):
 
 
 def sensitivity_figure(result: WorkloadResult):
-    """Each trial's final validation metric against its step size, all studies pooled."""
+    """Each trial's final validation metric against its step size, all studies pooled;
+    ``None`` when no trial finished."""
     from steplab.viz import sweep_figure
 
     curves = {}
+    finished = []
     for opt in result.optimizers:
         runs = [r for study in result.trials[opt] for r in study]
         lrs = np.array([r["hyperparameters"].get("lr", math.nan) for r in runs])
@@ -108,12 +110,15 @@ def sensitivity_figure(result: WorkloadResult):
         )
         order = np.argsort(lrs)
         curves[opt] = (lrs[order], finals[order], ~np.isfinite(finals[order]))
+        finished.extend(finals[np.isfinite(finals)])
+    if not finished:
+        return None
     return sweep_figure(
         curves,
         xlabel="step size α (drawn trials, all studies)",
         ylabel=f"final {READABLE.get(result.metric, result.metric)}",
         title=f"{result.name}: sensitivity to α",
-        logy=not result.maximize,
+        logy=not result.maximize and min(finished) > 0,
         maximize=result.maximize,
     )
 
@@ -163,8 +168,11 @@ def write(results: list[WorkloadResult], out: str | Path, settings: Settings, co
                 section="Learning curves",
             )
         )
-    for r in results:
-        save(sensitivity_figure(r), out / f"sensitivity_{r.name}")
+    for r in results if settings.mode == "external" else []:  # self-tuning draws no α
+        figure = sensitivity_figure(r)
+        if figure is None:
+            continue
+        save(figure, out / f"sensitivity_{r.name}")
         entries.append(
             FigureEntry(
                 f"sensitivity_{r.name}.png",
