@@ -283,3 +283,32 @@ def format_table(rows: list[dict], budget: str) -> str:
         f"Tuning budget: {budget}",
     ]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def markdown_table(results: list[WorkloadResult], budget: str) -> str:
+    """The README's table: one row per optimizer, one column per workload (median steps to
+    target over studies [95 % bootstrap interval]), then the integrated profile score."""
+    optimizers = results[0].optimizers
+    times = np.array([[r.score(o) for o in optimizers] for r in results])
+    integral = scoring.integrated_score(times)
+    head = ["optimizer", *(f"{r.name} ({_goal(r)})" for r in results), "score (τ ≤ 4)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, opt in enumerate(optimizers):
+        cells = [
+            format_time(r.score(opt), _ci(r.study_times(opt)), 3).replace("not reached", "—")
+            for r in results
+        ]
+        lines.append(f"| {opt} | " + " | ".join(cells) + f" | {integral[i]:.2f} |")
+    lines += [
+        "",
+        "Steps to the validation target: median over studies [95 % bootstrap interval over "
+        "studies]; — : not reached in most studies (an interval's upper end may also be not "
+        f"reached). Tuning budget: {budget}.",
+    ]
+    return "\n".join(lines)
+
+
+def _goal(result: WorkloadResult) -> str:
+    short = {"val_accuracy": "acc", "val_loss": "loss", "val_mse": "MSE"}
+    sign = "≥" if result.maximize else "≤"
+    return f"{short.get(result.metric, result.metric)} {sign} {result.target}"

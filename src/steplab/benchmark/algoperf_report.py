@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from steplab.benchmark import scoring
-from steplab.benchmark.algoperf import Settings, WorkloadResult, format_table, table_rows
+from steplab.benchmark.algoperf import (
+    Settings,
+    WorkloadResult,
+    format_table,
+    markdown_table,
+    table_rows,
+)
 
 READABLE = {
     "val_accuracy": "validation accuracy",
@@ -124,7 +130,7 @@ def sensitivity_figure(result: WorkloadResult):
 
 
 def write(results: list[WorkloadResult], out: str | Path, settings: Settings, config: dict) -> str:
-    """Write table.txt/table.csv, the figures, config.json and index.html; return the
+    """Write table.txt/table.csv/table.md, the figures, config.json and index.html; return the
     table (with the tuning budget) as text."""
     from steplab.benchmark import tuning
     from steplab.viz import save
@@ -138,6 +144,7 @@ def write(results: list[WorkloadResult], out: str | Path, settings: Settings, co
     )
     text = format_table(rows, budget)
     (out / "table.txt").write_text(text + "\n")
+    (out / "table.md").write_text(markdown_table(results, budget) + "\n")
     with (out / "table.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
