@@ -259,3 +259,13 @@ def test_list_the_small_suites_workloads(capsys):
         "shakespeare_char",
     ]
     assert all("target" in line for line in lines)
+
+
+def test_the_gpu_suite_without_recorded_targets_names_the_command(tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = tmp_path / "gpu"
+    assert main(["benchmark", "--suite", "gpu", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no validation target recorded" in err
+    assert "python -m steplab.benchmark.targets --size full" in err
+    assert not out.exists()
