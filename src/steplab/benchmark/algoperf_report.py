@@ -47,8 +47,10 @@ def curves_figure(result: WorkloadResult):
         ax.plot(steps, median, **style)
         ax.fill_between(steps, low, high, color=style["color"], alpha=0.15, lw=0)
     ax.axhline(result.target, color="black", ls="--", lw=1, label=f"target {result.target}")
-    if not result.maximize:
-        ax.set_yscale("log")
+    shown = np.concatenate([line.get_ydata() for line in ax.get_lines()]).astype(float)
+    shown = shown[np.isfinite(shown) & (shown > 0)]
+    if not result.maximize and shown.size and shown.max() > 10 * shown.min():
+        ax.set_yscale("log")  # a loss falling over decades (reconstruction error)
     ax.set_xlabel("training step")
     ax.set_ylabel(READABLE.get(result.metric, result.metric))
     ax.set_title(f"{result.name}: {result.description}", fontsize=10)
