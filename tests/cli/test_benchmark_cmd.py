@@ -101,7 +101,7 @@ def test_benchmark_follows_the_protocol(tmp_path, capsys):
     ):
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "performance_profile.png" in (out / "index.html").read_text()
-    assert "logreg_breast_cancer" in printed and "±" in printed
+    assert "logreg_breast_cancer" in printed and "percentile-bootstrap interval" in printed
 
     # Started again, everything comes from the stores: same summary, no trial twice.
     before = {p.name: _count(p) for p in (out / "stores").iterdir()}
@@ -176,3 +176,96 @@ def test_list_names_the_suites_problems(tmp_path, capsys, monkeypatch):
     assert main(["benchmark", "--suite", "full", "--list"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 11
     assert not any(tmp_path.iterdir())  # --list writes nothing
+
+
+@pytest.mark.slow  # the PyTorch suite end to end on two workloads, a few steps each
+def test_the_small_pytorch_suite_writes_its_report(tmp_path, capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("mnist1d")
+    out = tmp_path / "small"
+    args = [
+        "benchmark",
+        "--suite",
+        "small",
+        "--problems",
+        "mnist1d_cnn",
+        "shakespeare_char",
+        "--optimizers",
+        "adam",
+        "adamw",
+        "--trials",
+        "2",
+        "--studies",
+        "2",
+        "--steps",
+        "10",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "Tuning budget: external tuning: 2 quasi-random (Halton) trials" in printed
+    assert "adam: lr ~ logU[0.0001, 0.1]" in printed
+    for name in (
+        "profiles",
+        "curves_mnist1d_cnn",
+        "curves_shakespeare_char",
+        "sensitivity_mnist1d_cnn",
+        "sensitivity_shakespeare_char",
+    ):
+        assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"{name}.png" in (out / "index.html").read_text()
+    assert len(list((out / "trials").rglob("*.json"))) == 2 * 2 * 2 * 2
+    table = (out / "table.txt").read_text()
+    assert main([*args[:-2], "--tuning", "self", "--out", str(tmp_path / "self")]) == 0
+    assert "self-tuning: defaults only" in capsys.readouterr().out
+    assert main(args) == 0  # resumed from the saved trials: the same table in steps
+    assert (out / "table.txt").read_text().splitlines()[2].split()[:4] == (
+        table.splitlines()[2].split()[:4]
+    )
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--grid", "lr=0.1,0.2"], "--grid is for the DeepOBS suites"),
+        (["--seeds", "3"], "--seeds is for the DeepOBS suites"),
+        (["--trials", "0"], "trials must be a positive integer"),
+        (["--problems", "imagenet"], "unknown workload 'imagenet'"),
+        (["--optimizers", "nonsense"], "unknown optimizer 'nonsense'"),
+    ],
+)
+def test_bad_input_to_the_pytorch_suite(tmp_path, capsys, extra, message):
+    out = tmp_path / "bench"
+    assert main(["benchmark", "--suite", "small", *extra, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_deepobs_suites_refuse_pytorch_flags(tmp_path, capsys):
+    assert main(["benchmark", "--trials", "3", "--out", str(tmp_path / "b")]) == 2
+    assert "--trials is for the PyTorch suites" in capsys.readouterr().err
+
+
+def test_list_the_small_suites_workloads(capsys):
+    pytest.importorskip("torch")
+    assert main(["benchmark", "--suite", "small", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == [
+        "mnist1d_mlp",
+        "mnist1d_cnn",
+        "digits_autoencoder",
+        "digits_resnet",
+        "shakespeare_char",
+    ]
+    assert all("target" in line for line in lines)
+
+
+def test_the_gpu_suite_without_recorded_targets_names_the_command(tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = tmp_path / "gpu"
+    assert main(["benchmark", "--suite", "gpu", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no validation target recorded" in err
+    assert "python -m steplab.benchmark.targets --size full" in err
+    assert not out.exists()

@@ -1,22 +1,31 @@
-"""Optimizer benchmarks with DeepOBS' protocol: tune α on a log grid, rerun the best over
-seeds, report mean ± std, sensitivity plots and a Dolan–Moré performance profile.
+"""Optimizer benchmarks, two protocols.
+
+DeepOBS' on NumPy problems (suites ``quick``, ``full``): tune α on a log grid, rerun the best
+over seeds, report means with bootstrap intervals, sensitivity plots and a Dolan–Moré
+performance profile.
 
 >>> from steplab import benchmark
->>> results = benchmark.run(benchmark.SMALL, "out/bench", optimizers=["sgd", "adam"])
+>>> results = benchmark.run(benchmark.QUICK, "out/bench", optimizers=["sgd", "adam"])
 >>> print(benchmark.report.write(results, "out/bench", {}))  # doctest: +SKIP
 
-``steplab benchmark`` runs it from the command line (``--engine ray`` on a Ray cluster).
+AlgoPerf's on PyTorch workloads (suites ``small``, ``gpu``; :mod:`steplab.benchmark.algoperf`):
+time to a validation target, external tuning or self-tuning, median over studies,
+performance profiles up to τ = 4. ``steplab benchmark --suite NAME`` runs either
+(docs/benchmark.md).
 """
 
-from steplab.benchmark import profile, report
+from steplab.benchmark import profile, report, scoring, stats, tuning
 from steplab.benchmark.protocol import ENGINES, Metric, ProblemResult, run
 from steplab.benchmark.suites import (
     DEFAULT_OPTIMIZERS,
     FULL,
-    SMALL,
+    QUICK,
     SUITES,
+    TORCH_OPTIMIZERS,
+    TORCH_SUITES,
     BenchmarkProblem,
     Suite,
+    TorchSuite,
     get,
 )
 
@@ -24,14 +33,20 @@ __all__ = [
     "DEFAULT_OPTIMIZERS",
     "ENGINES",
     "FULL",
-    "SMALL",
+    "QUICK",
     "SUITES",
+    "TORCH_OPTIMIZERS",
+    "TORCH_SUITES",
     "BenchmarkProblem",
     "Metric",
     "ProblemResult",
     "Suite",
+    "TorchSuite",
     "get",
     "profile",
     "report",
     "run",
+    "scoring",
+    "stats",
+    "tuning",
 ]

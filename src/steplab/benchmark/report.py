@@ -1,16 +1,16 @@
 """What a benchmark prints and draws: the summary table (mean ± std per problem and
-optimizer), a sensitivity plot per problem and a performance profile across problems."""
+optimizer, with a 95 % bootstrap interval over the rerun seeds), a sensitivity plot per
+problem and a performance profile across problems."""
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
-from steplab.benchmark import profile
+from steplab.benchmark import profile, stats
 from steplab.benchmark.protocol import ProblemResult
 
 COLUMNS = ("problem", "optimizer", "best α", "loss", "accuracy", "diverged")
@@ -21,41 +21,71 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(np.mean(a)), float(np.std(a, ddof=1)) if a.size > 1 else 0.0
 
 
+def _stats(values: list[float]) -> tuple[float, float, float, float]:
+    """Mean, sample std and the 95 % bootstrap interval of the mean."""
+    mean, std = _mean_std(values)
+    lo, hi = stats.bootstrap_ci(values)
+    return mean, std, lo, hi
+
+
+def tuning_scores(result: ProblemResult, optimizer: str) -> np.ndarray:
+    """The selection metric of each tuning run (one per α; ±inf where it diverged)."""
+    return np.array([result.metric.score(r) for r in result.rows_of(result.tuning, optimizer)])
+
+
+def chosen_at_edge(result: ProblemResult, optimizer: str) -> bool:
+    """Whether the chosen α is the grid's first or last value (higher is better for an
+    accuracy): the best step size may lie outside the grid."""
+    from steplab.run.records import best_at_edge
+
+    scores = tuning_scores(result, optimizer)
+    return bool(best_at_edge(scores, maximize=result.metric.maximize))
+
+
 def summary_rows(results: list[ProblemResult]) -> list[dict]:
-    """One row per problem and optimizer: the chosen α and the rerun seeds' final test
-    metrics (mean and sample standard deviation)."""
+    """One row per problem and optimizer: the chosen α (and whether it is at the grid's
+    edge) and the rerun seeds' final test metrics (mean, sample standard deviation and the
+    95 % bootstrap interval of the mean over seeds)."""
     rows = []
     for result in results:
         m = result.metric
         for name in result.optimizers:
             runs = result.rows_of(result.reruns, name)
-            loss = _mean_std([r[m.loss] for r in runs])
+            loss = _stats([r[m.loss] for r in runs])
             row = {
                 "problem": result.spec.label,
                 "optimizer": name,
                 "best_lr": result.best_lr[name],
+                "lr_at_edge": chosen_at_edge(result, name),
                 "selected_by": m.select,
                 "loss_metric": m.loss,
                 "loss_mean": loss[0],
                 "loss_std": loss[1],
+                "loss_ci_low": loss[2],
+                "loss_ci_high": loss[3],
                 "accuracy_mean": None,
                 "accuracy_std": None,
+                "accuracy_ci_low": None,
+                "accuracy_ci_high": None,
                 "diverged": sum(r["status"] == "diverged" for r in runs),
                 "seeds": len(runs),
                 "cost": result.cost(name),
             }
             if m.accuracy is not None:
-                row["accuracy_mean"], row["accuracy_std"] = _mean_std([r[m.accuracy] for r in runs])
+                (
+                    row["accuracy_mean"],
+                    row["accuracy_std"],
+                    row["accuracy_ci_low"],
+                    row["accuracy_ci_high"],
+                ) = _stats([r[m.accuracy] for r in runs])
             rows.append(row)
     return rows
 
 
-def _pm(mean, std, digits: int = 4) -> str:
-    if mean is None:
-        return "—"
-    if not math.isfinite(mean):
-        return str(mean)
-    return f"{mean:.{digits}g} ± {std:.2g}"
+def _ci(row: dict, key: str) -> str:
+    mean = row[f"{key}_mean"]
+    ci = None if mean is None else (row[f"{key}_ci_low"], row[f"{key}_ci_high"])
+    return stats.format_ci(mean, ci)
 
 
 def display_rows(rows: list[dict]) -> list[dict]:
@@ -63,9 +93,9 @@ def display_rows(rows: list[dict]) -> list[dict]:
         {
             "problem": r["problem"],
             "optimizer": r["optimizer"],
-            "best α": f"{r['best_lr']:.3g}",
-            "loss": f"{_pm(r['loss_mean'], r['loss_std'])} ({r['loss_metric']})",
-            "accuracy": _pm(r["accuracy_mean"], r["accuracy_std"]),
+            "best α": f"{r['best_lr']:.3g}" + (" (edge)" if r["lr_at_edge"] else ""),
+            "loss": f"{_ci(r, 'loss')} ({r['loss_metric']})",
+            "accuracy": _ci(r, "accuracy"),
             "diverged": f"{r['diverged']}/{r['seeds']}",
         }
         for r in rows
@@ -73,12 +103,27 @@ def display_rows(rows: list[dict]) -> list[dict]:
 
 
 def format_table(rows: list[dict]) -> str:
-    """The summary as aligned text (what ``steplab benchmark`` prints)."""
+    """The summary as aligned text (what ``steplab benchmark`` prints): means with their
+    95 % bootstrap interval over seeds, then a line naming the chosen step sizes that sit at
+    the grid's edge."""
     shown = display_rows(rows)
     widths = {c: max(len(c), *(len(r[c]) for r in shown)) for c in COLUMNS}
     lines = ["  ".join(c.ljust(widths[c]) for c in COLUMNS)]
     lines.append("  ".join("-" * widths[c] for c in COLUMNS))
     lines += ["  ".join(r[c].ljust(widths[c]) for c in COLUMNS) for r in shown]
+    seeds = sorted({r["seeds"] for r in rows})
+    lines.append(
+        f"\n[lo, hi]: 95 % percentile-bootstrap interval of the mean over "
+        f"{'/'.join(map(str, seeds))} seeds."
+    )
+    edges = [f"{r['problem']}/{r['optimizer']}" for r in rows if r["lr_at_edge"]]
+    if edges:
+        lines.append(
+            f"{len(edges)} of {len(rows)} chosen step sizes are at the grid's edge "
+            f"(widen the grid): {', '.join(edges)}"
+        )
+    else:
+        lines.append(f"No chosen step size is at the grid's edge (0 of {len(rows)}).")
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -95,18 +140,24 @@ def sensitivity_figure(result: ProblemResult):
     m = result.metric
     curves = {}
     for name in result.optimizers:
-        runs = result.rows_of(result.tuning, name)
-        values = np.array([m.score(r) for r in runs])
+        values = tuning_scores(result, name)
         curves[name] = (result.lr_grid, values, ~np.isfinite(values))
     finite = np.concatenate([v[np.isfinite(v)] for _, v, _ in curves.values()])
     budget = ", ".join(f"{k}={v}" for k, v in result.spec.options.items())
     return sweep_figure(
         curves,
         xlabel="step size α",
-        ylabel=f"final {m.select.replace('_', ' ')}",
+        ylabel=metric_label(m.select),
         title=f"{result.spec.label}: step-size sensitivity ({budget}, one seed)",
         logy=not m.maximize and finite.size > 0 and bool(np.all(finite > 0)),
+        maximize=m.maximize,
     )
+
+
+def metric_label(key: str) -> str:
+    """``val_accuracy`` → "final val accuracy"; ``final_loss`` → "final loss" (not twice)."""
+    words = key.replace("_", " ")
+    return words if words.startswith("final ") else f"final {words}"
 
 
 def profile_figure(results: list[ProblemResult]):
@@ -157,8 +208,9 @@ def write(results: list[ProblemResult], out: str | Path, config: dict) -> str:
             FigureEntry(
                 f"{name}.png",
                 f"{result.spec.label}: {result.info.get('description', '')}",
-                f"Final {result.metric.select} after the tuning run (seed 42) for each step "
-                "size; crosses: diverged.",
+                f"{metric_label(result.metric.select).capitalize()} after the tuning run "
+                "(seed 42) for each step size; crosses: diverged; a legend entry says when "
+                "the best step size is at the grid's edge.",
             )
         )
     if len(results) >= 2:

@@ -1,4 +1,6 @@
-"""The benchmark's problems and settings: a small suite for minutes, the full one for hours.
+"""The benchmark's suites. DeepOBS' protocol on NumPy problems: ``quick`` (minutes) and
+``full`` (hours). AlgoPerf's protocol on PyTorch workloads: ``small`` (the workloads' small
+sizes, a 2-core CPU) and ``gpu`` (their full sizes).
 
 Each :class:`BenchmarkProblem` names a catalogue problem, how it is built (dataset, widths)
 and how long each run lasts (steps or epochs, batch size). The protocol settings of a suite
@@ -47,8 +49,8 @@ class Suite:
     description: str
 
 
-SMALL = Suite(
-    "small",
+QUICK = Suite(
+    "quick",
     (
         BenchmarkProblem("rosenbrock", "rosenbrock", options={"steps": 500}),
         BenchmarkProblem("two_d_beale", "two_d_beale", options={"steps": 500, "batch_size": 16}),
@@ -125,7 +127,44 @@ FULL = Suite(
     description="11 problems, DeepOBS' 36 step sizes 1e-5…1e2, best rerun with 10 seeds",
 )
 
-SUITES = {suite.name: suite for suite in (SMALL, FULL)}
+SUITES = {suite.name: suite for suite in (QUICK, FULL)}
+
+
+@dataclass(frozen=True)
+class TorchSuite:
+    """AlgoPerf-style settings over the PyTorch workloads: their size, N trials per study
+    (external tuning), M studies."""
+
+    name: str
+    size: str
+    trials: int
+    studies: int
+    description: str
+
+
+# The lecture's optimizers plus AdamW, the baseline every verdict is paired with.
+TORCH_OPTIMIZERS = (*DEFAULT_OPTIMIZERS, "adamw")
+
+TORCH_SUITES = {
+    s.name: s
+    for s in (
+        TorchSuite(
+            "small",
+            "small",
+            trials=3,
+            studies=3,
+            description="5 PyTorch workloads (small sizes, CPU), 3 trials × 3 studies, "
+            "time to target",
+        ),
+        TorchSuite(
+            "gpu",
+            "full",
+            trials=8,
+            studies=5,
+            description="the same workloads at full size (one GPU), 8 trials × 5 studies",
+        ),
+    )
+}
 
 
 def get(name: str) -> Suite:

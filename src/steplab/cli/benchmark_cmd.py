@@ -1,19 +1,29 @@
-"""``steplab benchmark``: DeepOBS' protocol over a suite of problems.
+"""``steplab benchmark``: DeepOBS' protocol over NumPy problems, or AlgoPerf's over PyTorch
+workloads.
 
-    steplab benchmark                                   # small suite (docs/distributed.md)
+    steplab benchmark                                   # quick suite (docs/distributed.md)
     steplab benchmark --suite full --engine ray --address HEAD:6379
     steplab benchmark --optimizers sgd adam --problems rosenbrock mlp_digits
+    steplab benchmark --suite small                     # PyTorch workloads (docs/benchmark.md)
+    steplab benchmark --suite small --tuning self --studies 5
 
-Per problem and optimizer: the step size tuned on a log grid (one seed), the best rerun
-with several seeds; then the summary table (final test loss/accuracy, mean ± std), a
-sensitivity plot per problem and a Dolan–Moré performance profile. Results are stored as
-they finish (OUT/stores/*.sqlite): the same command started again resumes.
+DeepOBS (quick, full): per problem and optimizer the step size tuned on a log grid (one
+seed), the best rerun with several seeds; the summary table (final test loss/accuracy, mean
+with a bootstrap interval), a sensitivity plot per problem and a Dolan–Moré profile. Results
+are stored as they finish (OUT/stores/*.sqlite): the same command started again resumes.
+
+AlgoPerf (small, gpu): per workload and optimizer, M studies of N trials drawn from the
+optimizer's search space (or its defaults, --tuning self); the time to the validation target
+in steps and seconds, median over studies with a bootstrap interval, a paired verdict against
+AdamW, learning curves, profiles to τ = 4, sensitivity plots, one HTML report. Each trial is
+saved as it finishes (OUT/trials/): the same command started again resumes.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from steplab.cli.sweep_cmd import GRID_SYNTAX, parse_grid
 
@@ -26,23 +36,36 @@ def register(subparsers) -> None:
         help="DeepOBS-style benchmark: tune α, rerun over seeds, table and profiles",
         description=__doc__.split("\n\n", 1)[0],
     )
+    suites: list[Any] = [*benchmark.SUITES.values(), *benchmark.TORCH_SUITES.values()]
     parser.add_argument(
         "--suite",
-        default="small",
-        choices=list(benchmark.SUITES),
-        help="; ".join(f"{s.name}: {s.description}" for s in benchmark.SUITES.values()),
+        default="quick",
+        choices=[s.name for s in suites],
+        help="; ".join(f"{s.name}: {s.description}" for s in suites),
     )
     parser.add_argument(
         "--optimizers",
         nargs="+",
-        default=list(benchmark.DEFAULT_OPTIMIZERS),
         metavar="NAME",
-        help=f"optimizers to compare (default: {' '.join(benchmark.DEFAULT_OPTIMIZERS)})",
+        help=f"optimizers to compare (default: {' '.join(benchmark.DEFAULT_OPTIMIZERS)}; "
+        "plus adamw for the PyTorch suites)",
     )
     parser.add_argument(
-        "--problems", nargs="+", metavar="LABEL", help="only these problems of the suite"
+        "--problems", nargs="+", metavar="LABEL", help="only these problems (workloads)"
     )
     parser.add_argument("--seeds", type=int, help="rerun seeds (default: the suite's)")
+    parser.add_argument(
+        "--tuning",
+        default="external",
+        choices=["external", "self"],
+        help="PyTorch suites: external tuning (N drawn trials per study) or self-tuning "
+        "(defaults only)",
+    )
+    parser.add_argument("--trials", type=int, help="PyTorch suites: trials per study (N)")
+    parser.add_argument("--studies", type=int, help="PyTorch suites: studies (M)")
+    parser.add_argument(
+        "--steps", type=int, help="PyTorch suites: override every workload's step budget"
+    )
     parser.add_argument(
         "--grid",
         metavar="lr=VALUES",
@@ -63,6 +86,14 @@ def main(args) -> int:
     from steplab import benchmark
     from steplab.run.store import StoreError
 
+    if args.suite in benchmark.TORCH_SUITES:
+        return torch_main(args)
+    for flag in ("trials", "studies", "steps"):
+        if getattr(args, flag) is not None:
+            torch_suites = ", ".join(benchmark.TORCH_SUITES)
+            raise ValueError(f"--{flag} is for the PyTorch suites ({torch_suites})")
+    if args.optimizers is None:
+        args.optimizers = list(benchmark.DEFAULT_OPTIMIZERS)
     suite = benchmark.get(args.suite)
     if args.list:
         for p in suite.problems:
@@ -103,4 +134,63 @@ def main(args) -> int:
     }
     print(benchmark.report.write(results, out, config))
     print(f"\nwrote {out}/ (summary.csv, figures, index.html, stores/)", file=sys.stderr)
+    return 0
+
+
+def torch_main(args) -> int:
+    """The AlgoPerf-style protocol on the PyTorch workloads."""
+    import time
+
+    from steplab import benchmark
+    from steplab.benchmark import algoperf, algoperf_report, workloads
+
+    suite = benchmark.TORCH_SUITES[args.suite]
+    for flag, value in (("grid", args.grid), ("seeds", args.seeds), ("address", args.address)):
+        if value is not None:
+            raise ValueError(f"--{flag} is for the DeepOBS suites ({', '.join(benchmark.SUITES)})")
+    if args.engine != "local":
+        raise ValueError("the PyTorch suites run locally (--engine local)")
+    if args.list:
+        for name in workloads.NAMES:
+            w = workloads.get(name)
+            b = w.budget(suite.size)
+            recorded = workloads.targets().get(suite.size, {})
+            target = recorded[name]["target"] if name in recorded else "—"
+            print(
+                f"{name:<20} {w.metric} target {target}, {b.steps} steps of {b.batch_size}: "
+                f"{w.description}"
+            )
+        return 0
+    settings = algoperf.Settings(
+        size=suite.size,
+        mode=args.tuning,
+        trials=suite.trials if args.trials is None else args.trials,
+        studies=suite.studies if args.studies is None else args.studies,
+        steps=args.steps,
+    )
+    optimizers = args.optimizers or list(benchmark.TORCH_OPTIMIZERS)
+    out = Path(args.out)
+    start = time.perf_counter()
+    results = algoperf.run(
+        out,
+        optimizers=optimizers,
+        workloads=args.problems,
+        settings=settings,
+        log=lambda line: print(line, file=sys.stderr),
+    )
+    config = {
+        "command": "benchmark",
+        "suite": suite.name,
+        "size": settings.size,
+        "tuning": settings.mode,
+        "trials_per_study": settings.per_study,
+        "studies": settings.studies,
+        "steps": settings.steps,
+        "optimizers": optimizers,
+        "workloads": [r.name for r in results],
+        "targets": {r.name: r.target for r in results},
+        "seconds_this_run": round(time.perf_counter() - start, 1),
+    }
+    print(algoperf_report.write(results, out, settings, config))
+    print(f"\nwrote {out}/ (table.txt, table.csv, figures, index.html, trials/)", file=sys.stderr)
     return 0

@@ -380,17 +380,20 @@ class RunSet(list):
 EDGE_NOTE = "at the grid's edge: widen it"
 
 
-def best_at_edge(values, names=None) -> list[str]:
-    """The axes of a grid of results (lower is better; NaN/inf: diverged) along which the
-    best value sits on the first or last grid point, where the true optimum may lie outside
-    the grid. Axes with fewer than three values never count. Returns the axes' names
-    (``names``, default ``"axis 0"``, …), empty when the best is inside or nothing finished.
+def best_at_edge(values, names=None, *, maximize: bool = False) -> list[str]:
+    """The axes of a grid of results (NaN/inf: diverged) along which the best value — the
+    smallest, or the largest with ``maximize`` (accuracies) — sits on the first or last grid
+    point, where the true optimum may lie outside the grid. Axes with fewer than three values
+    never count. Returns the axes' names (``names``, default ``"axis 0"``, …), empty when the
+    best is inside or nothing finished.
     """
     values = np.asarray(values, dtype=float)
     finite = np.isfinite(values)
     if not finite.any():
         return []
-    best = np.unravel_index(int(np.nanargmin(np.where(finite, values, np.nan))), values.shape)
+    shown = np.where(finite, values, np.nan)
+    pick = np.nanargmax(shown) if maximize else np.nanargmin(shown)
+    best = np.unravel_index(int(pick), values.shape)
     names = list(names) if names is not None else [f"axis {i}" for i in range(values.ndim)]
     return [
         names[axis]

@@ -420,13 +420,15 @@ def sweep_figure(
     ylabel: str = "final loss",
     title: str = "",
     logy: bool = True,
+    maximize: bool = False,
 ):
     """Final loss against one hyperparameter (log x axis), one line per optimizer.
 
     ``results`` maps a label to ``(values, final_loss, diverged)``; diverged settings
     break the line and are marked with a cross at the top of the panel.
     A best value at either end of the grid is flagged in the legend ("at the grid's
-    edge: widen it"): the optimum may lie outside.
+    edge: widen it"): the optimum may lie outside. With ``maximize`` the best value is the
+    largest (accuracies), else the smallest.
     """
     from steplab.run.records import EDGE_NOTE, best_at_edge
 
@@ -436,7 +438,7 @@ def sweep_figure(
     for label, style in styles(list(results)).items():
         x, y, diverged = (np.asarray(a) for a in results[label])
         y = np.where(diverged | ~np.isfinite(y), np.nan, y.astype(float))
-        if best_at_edge(y):
+        if best_at_edge(y, maximize=maximize):  # higher is better for accuracies
             style["label"] += f" — best {EDGE_NOTE}"
         ax.plot(x, y, **style, marker=marker(label), ms=6, mec="white")
         top.append((x[diverged.astype(bool)], style["color"]))
