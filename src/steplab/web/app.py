@@ -338,6 +338,129 @@ def optimizer_meta(cls) -> dict:
     }
 
 
+# -- the work each endpoint does (in a worker thread, within its budget) -------------------
+
+
+def meta_payload(limits: Limits) -> dict:
+    """``GET /api/meta``: what the page builds its controls from."""
+    functions = []
+    for name in engine.FUNCTIONS:
+        problem = engine.build_problem(name, None, 0.0)
+        functions.append(engine.problem_info(problem))
+    return {
+        "version": __version__,
+        "optimizers": [optimizer_meta(cls) for cls in optim.OPTIMIZERS.values()],
+        "schedules": schedule_meta(),
+        "seed_optimizers": list(optim.SEED_OPTIMIZERS),
+        "functions": functions,
+        "expression_grammar": EXPRESSION_GRAMMAR,
+        "limits": {**LIMITS, "budget_s": limits.budget_s},
+    }
+
+
+def grid_work(request: GridRequest, budget: engine.Budget) -> dict:
+    """``POST /api/grid``: the loss on a grid, for the contour plot."""
+    problem = _build_problem(request.problem)
+    budget.check()
+    grid = engine.contour_grid(problem, request.resolution)
+    budget.check()
+    return {"problem": engine.problem_info(problem), "grid": grid}
+
+
+def run_work(request: RunRequest, budget: engine.Budget) -> dict:
+    """``POST /api/run``: each optimizer's trajectory, losses and step sizes."""
+    problem = _build_problem(request.problem)
+    start = _start(problem, request.start)
+    runs = []
+    for number, spec in enumerate(request.optimizers):
+        budget.progress = f"{number} of {len(request.optimizers)} optimizers"
+        optimizer = spec.build()
+        result = engine.trajectory(problem, optimizer, start, request.steps, request.seed, budget)
+        runs.append(
+            {
+                "name": spec.name,
+                "preset": spec.preset,
+                "label": _label(spec),
+                "config": optimizer.config(),
+                **result.to_json(),
+            }
+        )
+    return {
+        "problem": engine.problem_info(problem),
+        "start": start.tolist(),
+        "steps": request.steps,
+        "seed": request.seed,
+        "runs": runs,
+    }
+
+
+def sweep_work(request: SweepRequest, budget: engine.Budget) -> dict:
+    """``POST /api/sweep``: each optimizer's final loss against the step size."""
+    problem = _build_problem(request.problem)
+    start = _start(problem, request.start)
+    lrs = np.geomspace(request.lr_min, request.lr_max, request.points)
+    results = []
+    for number, spec in enumerate(request.optimizers):
+        budget.progress = f"{number} of {len(request.optimizers)} optimizers"
+        final = engine.sweep_final_loss(
+            # A fresh problem per optimizer: the budget watch wraps this instance only.
+            _build_problem(request.problem),
+            spec.constant(),
+            start,
+            lrs,
+            request.steps,
+            request.seed,
+            budget,
+            schedule=spec.schedule.build if spec.schedule and spec.scheduled else None,
+        )
+        results.append(
+            {
+                "name": spec.name,
+                "preset": spec.preset,
+                "label": _label(spec),
+                "final_loss": engine.finite_or_none(final),
+            }
+        )
+    return {
+        "problem": engine.problem_info(problem),
+        "start": start.tolist(),
+        "steps": request.steps,
+        "lrs": lrs.tolist(),
+        "results": results,
+    }
+
+
+# -- error handlers: every error is the lab's JSON error -------------------------------------
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    # pydantic's list (minus raw inputs, which may be large), led by the first problem.
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {"loc": list(e["loc"]), "msg": _clean(e["msg"]), "type": e.get("type", "")}
+        for e in exc.errors()
+    ] or [{"loc": [], "msg": "invalid request", "type": ""}]
+    return _error(422, tuple(detail[0]["loc"]), detail[0]["msg"], detail)
+
+
+async def invalid_input(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidInput)
+    return _error(422, exc.loc, exc.message)
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    message = {404: f"no such page: {request.url.path}", 405: "method not allowed"}.get(
+        exc.status_code, str(exc.detail)
+    )
+    return _error(exc.status_code, (), message, headers=getattr(exc, "headers", None))
+
+
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    logging.getLogger("steplab.web").exception("internal error on %s", request.url.path)
+    return _error(500, (), "internal error (a bug in steplab; the server log has the details)")
+
+
 def create_app(
     *,
     allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
@@ -346,7 +469,8 @@ def create_app(
     """The web lab as an ASGI app (serve it with uvicorn; ``steplab serve`` does).
 
     ``allowed_hosts``: the names and addresses the ``Host`` header may carry (``"*"`` for
-    any); ``limits``: the work the lab takes on (:class:`Limits`).
+    any); ``limits``: the work the lab takes on (:class:`Limits`). This only wires the
+    module's functions to routes.
     """
     limits = limits or Limits()
     workers = Workers(limits)
@@ -362,115 +486,14 @@ def create_app(
     app.add_middleware(Guard, allowed_hosts=allowed_hosts, max_body=MAX_BODY_BYTES)
     app.state.limits = limits
     app.router.on_shutdown.append(lambda: workers.pool.shutdown(wait=False, cancel_futures=True))
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError):
-        # pydantic's list (minus raw inputs, which may be large), led by the first problem.
-        detail = [
-            {"loc": list(e["loc"]), "msg": _clean(e["msg"]), "type": e.get("type", "")}
-            for e in exc.errors()
-        ] or [{"loc": [], "msg": "invalid request", "type": ""}]
-        return _error(422, tuple(detail[0]["loc"]), detail[0]["msg"], detail)
-
-    @app.exception_handler(InvalidInput)
-    async def invalid_input(request: Request, exc: InvalidInput):
-        return _error(422, exc.loc, exc.message)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException):
-        message = {404: f"no such page: {request.url.path}", 405: "method not allowed"}.get(
-            exc.status_code, str(exc.detail)
-        )
-        return _error(exc.status_code, (), message, headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception):
-        logging.getLogger("steplab.web").exception("internal error on %s", request.url.path)
-        return _error(500, (), "internal error (a bug in steplab; the server log has the details)")
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(InvalidInput, invalid_input)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, internal_error)
 
     @app.get("/api/meta")
     def meta() -> dict:
-        functions = []
-        for name in engine.FUNCTIONS:
-            problem = engine.build_problem(name, None, 0.0)
-            functions.append(engine.problem_info(problem))
-        return {
-            "version": __version__,
-            "optimizers": [optimizer_meta(cls) for cls in optim.OPTIMIZERS.values()],
-            "schedules": schedule_meta(),
-            "seed_optimizers": list(optim.SEED_OPTIMIZERS),
-            "functions": functions,
-            "expression_grammar": EXPRESSION_GRAMMAR,
-            "limits": {**LIMITS, "budget_s": limits.budget_s},
-        }
-
-    def grid_work(request: GridRequest, budget: engine.Budget) -> dict:
-        problem = _build_problem(request.problem)
-        budget.check()
-        grid = engine.contour_grid(problem, request.resolution)
-        budget.check()
-        return {"problem": engine.problem_info(problem), "grid": grid}
-
-    def run_work(request: RunRequest, budget: engine.Budget) -> dict:
-        problem = _build_problem(request.problem)
-        start = _start(problem, request.start)
-        runs = []
-        for number, spec in enumerate(request.optimizers):
-            budget.progress = f"{number} of {len(request.optimizers)} optimizers"
-            optimizer = spec.build()
-            result = engine.trajectory(
-                problem, optimizer, start, request.steps, request.seed, budget
-            )
-            runs.append(
-                {
-                    "name": spec.name,
-                    "preset": spec.preset,
-                    "label": _label(spec),
-                    "config": optimizer.config(),
-                    **result.to_json(),
-                }
-            )
-        return {
-            "problem": engine.problem_info(problem),
-            "start": start.tolist(),
-            "steps": request.steps,
-            "seed": request.seed,
-            "runs": runs,
-        }
-
-    def sweep_work(request: SweepRequest, budget: engine.Budget) -> dict:
-        problem = _build_problem(request.problem)
-        start = _start(problem, request.start)
-        lrs = np.geomspace(request.lr_min, request.lr_max, request.points)
-        results = []
-        for number, spec in enumerate(request.optimizers):
-            budget.progress = f"{number} of {len(request.optimizers)} optimizers"
-            final = engine.sweep_final_loss(
-                # A fresh problem per optimizer: the budget watch wraps this instance only.
-                _build_problem(request.problem),
-                spec.constant(),
-                start,
-                lrs,
-                request.steps,
-                request.seed,
-                budget,
-                schedule=spec.schedule.build if spec.schedule and spec.scheduled else None,
-            )
-            results.append(
-                {
-                    "name": spec.name,
-                    "preset": spec.preset,
-                    "label": _label(spec),
-                    "final_loss": engine.finite_or_none(final),
-                }
-            )
-        return {
-            "problem": engine.problem_info(problem),
-            "start": start.tolist(),
-            "steps": request.steps,
-            "lrs": lrs.tolist(),
-            "results": results,
-        }
+        return meta_payload(limits)
 
     @app.post("/api/grid")
     async def grid(request: GridRequest, http: Request) -> Any:
