@@ -137,7 +137,8 @@ class Limits:
     """How much work the lab takes on at once, and for how long.
 
     ``workers`` requests compute at once; up to ``max_waiting`` more wait, each at most
-    ``queue_wait_s``; every request has ``budget_s`` seconds from its arrival to its answer.
+    ``queue_wait_s``; every request has ``budget_s`` seconds from its arrival to its answer,
+    and ``body_timeout_s`` to send its body.
     The default leaves one core to the server's event loop (one fewer worker than cores,
     at least 1, at most 4): the workers are threads, and every thread that computes
     competes with the event loop for Python's GIL, so fewer of them keep ``GET /`` fast.
@@ -147,13 +148,14 @@ class Limits:
     max_waiting: int = 8
     queue_wait_s: float = 3.0
     budget_s: float = 10.0
+    body_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.workers, int) and self.workers >= 1):
             raise ValueError(f"workers must be a positive integer, got {self.workers!r}")
         if not (isinstance(self.max_waiting, int) and self.max_waiting >= 0):
             raise ValueError(f"max_waiting must be an integer >= 0, got {self.max_waiting!r}")
-        for name in ("queue_wait_s", "budget_s"):
+        for name in ("queue_wait_s", "budget_s", "body_timeout_s"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 < value < 3600):
                 raise ValueError(f"{name} must be a number of seconds in (0, 3600), got {value!r}")
@@ -163,18 +165,38 @@ class Limits:
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+#: The endpoints that compute in the worker pool (and wait for a worker).
+COMPUTING = frozenset({"/api/grid", "/api/run", "/api/sweep"})
+
+
 class Guard:
-    """ASGI middleware, outermost: Host allow-list, body limit while streaming, headers.
+    """ASGI middleware, outermost: Host allow-list, admission, body limits, headers.
 
     Starlette's own TrustedHostMiddleware answers in plain text; this one answers in the
-    lab's JSON error format, and it also bounds a body sent without ``Content-Length``
-    (chunked): the body is read here, at most ``max_body`` bytes, and then replayed.
+    lab's JSON error format. In order, before the app sees a request:
+
+    1. the ``Host`` header must name this server (DNS rebinding);
+    2. admission: a computing request while every worker is busy and the waiting room is
+       full is answered 429 at once, before its body is read or parsed, so that a flood of
+       clients retrying at once costs the event loop almost nothing;
+    3. the body is read here, at most ``max_body`` bytes (declared or chunked: 413) and
+       within ``body_timeout_s`` of the request's head (408; a slow body is a slowloris),
+       and then replayed to the app. Both answers close the connection.
     """
 
-    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str], max_body: int):
+    def __init__(
+        self,
+        app: ASGIApp,
+        allowed_hosts: Iterable[str],
+        max_body: int,
+        body_timeout_s: float = 10.0,
+        busy: Callable[[], Response | None] = lambda: None,
+    ):
         self.app = app
         self.allowed = {_hostname(h) for h in allowed_hosts}
         self.max_body = max_body
+        self.body_timeout_s = body_timeout_s
+        self.busy = busy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -199,15 +221,29 @@ class Guard:
             )
             await response(scope, receive, send)
             return
+        if scope["method"] == "POST" and scope["path"] in COMPUTING:
+            refusal = self.busy()
+            if refusal is not None:  # the body stays unread: nothing parsed, nothing checked
+                await refusal(scope, receive, send)
+                return
         length = dict(scope["headers"]).get(b"content-length")
-        too_large = _error(413, ("body",), f"request body larger than {self.max_body} bytes")
+        close = {"Connection": "close"}
+        too_large = _error(
+            413, ("body",), f"request body larger than {self.max_body} bytes", headers=close
+        )
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             await too_large(scope, receive, send)
             return
         if scope["method"] in ("POST", "PUT", "PATCH"):
             chunks, size = [], 0
+            deadline = time.monotonic() + self.body_timeout_s
             while True:
-                message = await receive()
+                try:
+                    message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+                except TimeoutError:
+                    slow = f"request body not received within {self.body_timeout_s:g} seconds"
+                    await _error(408, ("body",), slow, headers=close)(scope, receive, send)
+                    return
                 if message["type"] != "http.request":
                     return  # the client left before sending its body
                 chunks.append(message.get("body", b""))
@@ -246,6 +282,18 @@ class Workers:
         if not future.cancelled():
             future.exception()  # retrieved: a cancelled job's exception is expected, not lost
 
+    def refusal(self) -> JSONResponse | None:
+        """The 429 a computing request gets now, or None if it may queue: every worker
+        busy and ``max_waiting`` requests already waiting (the Guard asks this before the
+        body is read; :meth:`run` asks again when the request has been parsed)."""
+        if (
+            self.slots is not None
+            and self.slots.locked()
+            and self.waiting >= self.limits.max_waiting
+        ):
+            return self._busy()
+        return None
+
     def _busy(self) -> JSONResponse:
         return _error(
             429,
@@ -260,8 +308,9 @@ class Workers:
         arrival = time.monotonic()
         if self.slots is None:
             self.slots = asyncio.Semaphore(self.limits.workers)
-        if self.slots.locked() and self.waiting >= self.limits.max_waiting:
-            return self._busy()
+        refused = self.refusal()
+        if refused is not None:
+            return refused
         self.waiting += 1
         try:
             await asyncio.wait_for(self.slots.acquire(), self.limits.queue_wait_s)
@@ -483,8 +532,15 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.add_middleware(Guard, allowed_hosts=allowed_hosts, max_body=MAX_BODY_BYTES)
+    app.add_middleware(
+        Guard,
+        allowed_hosts=allowed_hosts,
+        max_body=MAX_BODY_BYTES,
+        body_timeout_s=limits.body_timeout_s,
+        busy=workers.refusal,
+    )
     app.state.limits = limits
+    app.state.workers = workers  # its queue, for tests and the load benchmark
     app.router.on_shutdown.append(lambda: workers.pool.shutdown(wait=False, cancel_futures=True))
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(InvalidInput, invalid_input)
