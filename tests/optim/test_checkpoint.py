@@ -444,6 +444,7 @@ def test_temporaries_of_killed_saves_are_removed_by_the_next_save(tmp_path):
         opt, state = adam_state()
         state.save(path, opt)
         assert temporaries(tmp_path) == [f".s.npz.{live.pid}.{'0' * 16}.tmp"]
+        assert live.poll() is None  # asked whether it runs (signal 0), never signalled
         same_state(state, sl.State.load(path, opt))
     finally:
         live.kill()
@@ -482,8 +483,8 @@ def test_saving_never_touches_the_process_umask(tmp_path, monkeypatch):
     import os
     import stat
 
-    umask = os.umask(0o027)
-    os.umask(0o027)
+    umask = os.umask(0o022)
+    os.umask(0o022)
     try:
 
         def forbidden(mask):
@@ -492,7 +493,7 @@ def test_saving_never_touches_the_process_umask(tmp_path, monkeypatch):
         monkeypatch.setattr(os, "umask", forbidden)
         opt, state = adam_state()
         state.save(tmp_path / "s.npz", opt)
-        assert stat.S_IMODE((tmp_path / "s.npz").stat().st_mode) == 0o640
+        assert stat.S_IMODE((tmp_path / "s.npz").stat().st_mode) == 0o644
     finally:
         monkeypatch.undo()
         os.umask(umask)
@@ -568,3 +569,116 @@ def test_signed_moments_may_be_negative_and_inf_accumulators_load(tmp_path):
         state.save(tmp_path / "s.npz", opt)
         same_state(state, sl.State.load(tmp_path / "s.npz", opt))
         assert sl.State.load(tmp_path / "s.npz").t == 1
+
+
+def test_stale_temporaries_are_listed_and_another_users_writer_is_kept(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from steplab import _io
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".s.npz.{dead.pid}.{'a' * 16}.tmp"
+    stale.write_bytes(b"killed")
+    other = tmp_path / f".s.npz.{dead.pid + 1}.{'b' * 16}.tmp"
+    other.write_bytes(b"someone else's save")
+    unrelated = tmp_path / ".t.npz.1.0000000000000000.tmp"
+    unrelated.write_bytes(b"another file's")
+    real_kill = os.kill
+
+    def kill(pid, sig):
+        if pid == dead.pid + 1:  # a process of another user: it runs, we may not signal it
+            raise PermissionError(1, "Operation not permitted")
+        return real_kill(pid, sig)
+
+    monkeypatch.setattr(os, "kill", kill)
+    assert _io.remove_stale_temporaries(tmp_path / "s.npz") == [stale]
+    assert not stale.exists() and other.exists() and unrelated.exists()
+
+
+def patched_member(path, name: str, extra: int):
+    """Rewrite ``path`` so that member ``name`` claims ``extra`` more bytes than it has
+    (its .npy shape, sizes and CRC all consistent): they are the next bytes of the file."""
+    import struct
+    import zlib
+
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+        start_dir = archive.start_dir
+    local = info.header_offset
+    name_length, extra_length = struct.unpack("<HH", data[local + 26 : local + 30])
+    begin = local + 30 + name_length + extra_length
+    size = info.file_size + extra
+    payload = bytes(data[begin : begin + size])
+    header = payload[:128].decode("latin-1")
+    old_shape = f"({info.file_size - 128},)"
+    new_shape = f"({size - 128},)"
+    assert old_shape in header and len(old_shape) == len(new_shape)
+    payload = payload.replace(old_shape.encode(), new_shape.encode(), 1)
+    data[begin : begin + size] = payload
+    crc = zlib.crc32(payload)
+    central = data.index(b"PK\x01\x02" + data[start_dir + 4 : start_dir + 6], start_dir)
+    while True:  # find the member's central directory entry
+        n, e, c = struct.unpack("<HHH", data[central + 28 : central + 34])
+        if data[central + 46 : central + 46 + n] == name.encode():
+            break
+        central += 46 + n + e + c
+    struct.pack_into("<III", data, central + 16, crc, size, size)
+    struct.pack_into("<III", data, local + 14, crc, size, size)
+    path.write_bytes(bytes(data))
+
+
+def two_member_archive(path):
+    meta = io.BytesIO()
+    np.lib.format.write_array(meta, np.array('{"fields": {"a": "ndarray", "b": "ndarray"}}'))
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("__meta__.npy", meta.getvalue())
+        archive.writestr("a.npy", npy((4,), bytes(4), dtype="|u1"))
+        archive.writestr("b.npy", npy((4,), bytes(4), dtype="|u1"))
+
+
+def test_members_overlapping_by_one_byte_are_refused_and_adjacent_ones_load(tmp_path):
+    """The exact boundary: a member ending where the next one begins is fine; one byte
+    into the next member's header, or into the ZIP directory, is an overlap."""
+    path = tmp_path / "adjacent.npz"
+    two_member_archive(path)
+    assert set(checkpoint.load(path)[0]) == {"a", "b"}
+    into_next = tmp_path / "into_next.npz"
+    two_member_archive(into_next)
+    patched_member(into_next, "a.npy", 1)
+    with zipfile.ZipFile(into_next) as archive:
+        assert archive.read("a.npy")[-1:] == b"P"  # CRC-valid, its last byte is b's "PK"
+    with pytest.raises(ValueError, match="members 'a.npy' and 'b.npy' overlap"):
+        checkpoint.load(into_next)
+    into_directory = tmp_path / "into_directory.npz"
+    two_member_archive(into_directory)
+    patched_member(into_directory, "b.npy", 1)
+    with pytest.raises(ValueError, match="member 'b.npy' overlaps the ZIP directory"):
+        checkpoint.load(into_directory)
+
+
+def test_a_member_missing_from_the_fields_is_named(tmp_path):
+    path = tmp_path / "missing.npz"
+    np.savez(path, __meta__=np.array('{"fields": {"t": "int", "s": "ndarray"}}'), t=np.array(1))
+    with pytest.raises(ValueError, match=r"missing \['s.npy'\], extra \[\]"):
+        checkpoint.load(path)
+
+
+def test_state_checks_at_the_edges(tmp_path):
+    """An empty theta's state (shape (0,)) is a state; a negative size is not; a
+    hyperparameter array that does not fit the state's shape is named; a configuration
+    that no longer builds (a file from another version) falls back to the defaults."""
+    opt = sl.Adam()
+    empty = opt.init(np.zeros(0))
+    fields = dict(vars(empty))
+    checkpoint.check_state("e.npz", fields, opt.config(), None)
+    with pytest.raises(ValueError, match="shape must be a tuple of sizes >= 0"):
+        checkpoint.check_state("e.npz", {**fields, "shape": (-1,)}, opt.config(), opt)
+    per_row = sl.Adam(lr=np.array([0.1, 0.2]))
+    state = vars(sl.Adam().init(np.zeros(3)))
+    with pytest.raises(ValueError, match="lr of shape \\(2,\\) does not broadcast"):
+        checkpoint.check_state("r.npz", state, per_row.config(), per_row)
+    checkpoint.check_state("old.npz", state, {"name": "adam", "lr": -1.0, "gone": 1}, None)
