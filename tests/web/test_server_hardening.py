@@ -253,6 +253,7 @@ def test_accept_errors_are_one_line_a_minute(caplog):
     records = [r for r in caplog.records if r.name == "steplab.web"]
     assert len(records) == 1 and records[0].exc_info is None
     assert "Too many open files" in records[0].getMessage()
+    assert "more since" not in records[0].getMessage()
     assert handler.suppressed == 999
 
 
@@ -325,3 +326,39 @@ def test_slowloris_connections_are_capped_and_closed_and_the_page_comes_back():
     finally:
         logging.getLogger().removeHandler(handler)
     assert not [r for r in records if r.exc_info], "a traceback was logged"
+
+
+def test_the_open_file_limit_is_raised_to_its_maximum():
+    resource = pytest.importorskip("resource")  # Unix only
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard > 1024:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))  # lowered: raised again?
+        soft = 1024
+    limit = server.file_limit()
+    soft_now, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        assert soft_now == soft
+    else:
+        assert soft_now == hard
+    assert limit == (None if soft_now == resource.RLIM_INFINITY else soft_now)
+
+
+def test_accept_errors_are_reported_again_after_exactly_a_minute(caplog, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(server.time, "monotonic", lambda: clock[0])
+    handler = server._QuietResourceErrors()
+    context = {"message": "socket.accept() out of system resource", "exception": OSError(24)}
+    with caplog.at_level(logging.WARNING, logger="steplab.web"):
+        for now in (1000.0, 1059.9, 1060.0):
+            clock[0] = now
+            handler(object(), context)
+    messages = [r.getMessage() for r in caplog.records if r.name == "steplab.web"]
+    assert len(messages) == 2
+    assert "more since" not in messages[0]
+    assert "(1 more since the last report)" in messages[1]
+
+
+def test_server_limits_take_seconds_below_an_hour():
+    assert server.ServerLimits(header_timeout_s=3599.5).header_timeout_s == 3599.5
+    with pytest.raises(ValueError, match="keep_alive_s must be a number of seconds"):
+        server.ServerLimits(keep_alive_s=3600)
