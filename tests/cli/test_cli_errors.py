@@ -324,3 +324,19 @@ def test_the_memory_check_lets_what_fits_through(monkeypatch):
         common.check_fits("--x", 1001, "this")
     assert common.problem_bytes("quadratic", {"dim": 1000}) == 2 * 8 * 1000**2
     assert common.problem_bytes("mlp", {"hidden": (10, 20)}) == 4 * 8 * (10 * 20 + 30)
+
+
+def test_the_contour_view_widens_the_box_to_the_iterates_or_makes_one():
+    """common._view: a problem's box widened to every finite iterate, by at most its own
+    span on each side; without a box, the iterates' box and a tenth; None if none is
+    finite."""
+    from types import SimpleNamespace
+
+    boxed = SimpleNamespace(bounds=np.array([[-1.0, 1.0], [-1.0, 1.0]]))
+    histories = {"a": {"x": np.array([[3.0, 0.5], [-0.5, -5.0], [np.nan, 0.0]])}}
+    assert common._view(boxed, histories) == ((-1.0, 3.0), (-3.0, 1.0))
+    free = SimpleNamespace(bounds=None)
+    histories = {"a": {"x": np.array([[0.0, 0.0], [1.0, 2.0]])}, "b": {"x": np.zeros((1, 2))}}
+    view = common._view(free, histories)
+    np.testing.assert_allclose(view, ((-0.1, 1.1), (-0.2, 2.2)))
+    assert common._view(free, {"a": {"x": np.full((3, 2), np.nan)}}) is None
