@@ -587,8 +587,10 @@ def test_stale_temporaries_are_listed_and_another_users_writer_is_kept(tmp_path,
     unrelated = tmp_path / ".t.npz.1.0000000000000000.tmp"
     unrelated.write_bytes(b"another file's")
     real_kill = os.kill
+    signals = []
 
     def kill(pid, sig):
+        signals.append(sig)
         if pid == dead.pid + 1:  # a process of another user: it runs, we may not signal it
             raise PermissionError(1, "Operation not permitted")
         return real_kill(pid, sig)
@@ -596,6 +598,7 @@ def test_stale_temporaries_are_listed_and_another_users_writer_is_kept(tmp_path,
     monkeypatch.setattr(os, "kill", kill)
     assert _io.remove_stale_temporaries(tmp_path / "s.npz") == [stale]
     assert not stale.exists() and other.exists() and unrelated.exists()
+    assert signals == [0, 0]  # asked whether each writer runs; never signalled
 
 
 def patched_member(path, name: str, extra: int):
