@@ -3,18 +3,24 @@
 Starts ``steplab serve`` (default :class:`~steplab.web.app.Limits`) in a child process on
 127.0.0.1 and a free port, then measures, each phase for ``--seconds``:
 
-1. ``GET /`` alone, from ``--clients`` threads;
+1. ``GET /`` alone, from ``--clients`` threads: the baseline;
 2. the same ``GET /`` traffic while ``--heavy`` threads keep sending the heaviest requests
    the API allows (12 optimizers × 2000 steps on Rosenbrock; the same on a 193-character
    formula whose gradient costs milliseconds per step, which needs about a minute and must
    be stopped at its budget; a sweep at the work limit; a 200 × 200 grid of that formula),
-   each sent again as soon as the last one is answered (after 1 s on a 429).
+   each sent again as soon as the last one is answered (after 1 s on a 429, as a polite
+   client does);
+3. the same again, plus ``--flood`` threads that send those heavy requests and retry at
+   once after a 429 (an impolite client, or a page in a loop): the lab must turn them
+   away cheaply (before parsing their bodies), or ``GET /`` slows down.
 
-It prints throughput and p50/p99/max latency of ``GET /``, and per kind of heavy request
-the statuses and the longest answer against the per-request budget. Bounded: loopback
-only, at most ``--max-requests`` per phase and thread, about 2 × ``--seconds`` in all.
+It prints throughput and p50/p99/max latency of ``GET /`` in each phase beside the
+baseline of the same run (and each p50/p99 as a multiple of the baseline's), and per kind
+of heavy request the statuses and the longest answer against the per-request budget.
+Bounded: loopback only, at most ``--max-requests`` per phase and thread, about
+3 × ``--seconds`` in all.
 
-    python benchmarks/bench_web_load.py [--seconds 15] [--clients 4] [--heavy 6]
+    python benchmarks/bench_web_load.py [--seconds 15] [--clients 4] [--heavy 6] [--flood 8]
 """
 
 from __future__ import annotations
@@ -90,7 +96,7 @@ def hammer(port, method, path, body, stop, results, limit, pause_on_429=0.0):
             time.sleep(pause_on_429)
 
 
-def phase(port, seconds, clients, heavy_threads, max_requests):
+def phase(port, seconds, clients, heavy_threads, max_requests, flood=0):
     stop = threading.Event()
     pages: list[tuple[int, float]] = []
     heavy: dict[str, list] = {name: [] for name in HEAVY}
@@ -108,26 +114,71 @@ def phase(port, seconds, clients, heavy_threads, max_requests):
                 args=(port, "POST", path, body, stop, heavy[name], max_requests, 1.0),
             )
         )
+    flooding = None
+    if flood:  # in a process of its own: its threads must not hold the measuring clients' GIL
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        answers = context.Queue()
+        flooding = context.Process(
+            target=flood_process, args=(port, flood, seconds, max_requests, answers)
+        )
     started = time.perf_counter()
+    if flooding is not None:
+        flooding.start()
     for thread in threads:
         thread.start()
     time.sleep(seconds)
     stop.set()
     for thread in threads:
         thread.join()
-    return pages, heavy, time.perf_counter() - started
+    flooded: dict[str, list] = {name: [] for name in HEAVY}
+    if flooding is not None:
+        flooded = answers.get(timeout=300)
+        flooding.join(timeout=60)
+    return pages, heavy, flooded, time.perf_counter() - started
 
 
-def page_row(label, pages, elapsed):
+def flood_process(port, clients, seconds, max_requests, answers) -> None:
+    """``clients`` threads sending the heavy requests, each again at once after a 429."""
+    stop = threading.Event()
+    heavy: dict[str, list] = {name: [] for name in HEAVY}
+    names = list(HEAVY)
+    threads = []
+    for i in range(clients):
+        name = names[i % len(names)]
+        path, body = HEAVY[name]
+        threads.append(
+            threading.Thread(
+                target=hammer, args=(port, "POST", path, body, stop, heavy[name], max_requests)
+            )
+        )
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    answers.put(heavy)
+
+
+def page_row(label, pages, elapsed, baseline=None):
     ms = np.array([s for _, s in pages]) * 1e3
     statuses = Counter(status for status, _ in pages)
+    p50, p99 = np.median(ms), np.percentile(ms, 99)
+    if baseline is None:
+        relative = "1 / 1 (baseline)"
+    else:
+        base = np.array([s for _, s in baseline]) * 1e3
+        relative = f"{p50 / np.median(base):.1f} / {p99 / np.percentile(base, 99):.1f}"
     return [
         label,
         len(pages),
         f"{len(pages) / elapsed:.0f}",
-        f"{np.median(ms):.1f}",
-        f"{np.percentile(ms, 99):.1f}",
+        f"{p50:.1f}",
+        f"{p99:.1f}",
         f"{ms.max():.1f}",
+        relative,
         " ".join(f"{k}×{v}" for k, v in sorted(statuses.items())),
     ]
 
@@ -137,6 +188,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each phase")
     parser.add_argument("--clients", type=int, default=4, help="threads sending GET /")
     parser.add_argument("--heavy", type=int, default=6, help="threads sending heavy requests")
+    parser.add_argument(
+        "--flood", type=int, default=8, help="threads sending heavy requests, retrying at once"
+    )
     parser.add_argument("--max-requests", type=int, default=5000, help="per thread and phase")
     args = parser.parse_args(argv)
 
@@ -161,9 +215,12 @@ def main(argv=None) -> int:
         from steplab.web.app import Limits
 
         budget = Limits().budget_s
-        alone, _, elapsed_alone = phase(port, args.seconds, args.clients, 0, args.max_requests)
-        beside, heavy, elapsed_beside = phase(
+        alone, _, _, elapsed_alone = phase(port, args.seconds, args.clients, 0, args.max_requests)
+        beside, heavy, _, elapsed_beside = phase(
             port, args.seconds, args.clients, args.heavy, args.max_requests
+        )
+        flooded, polite, flood_heavy, elapsed_flood = phase(
+            port, args.seconds, args.clients, args.heavy, args.max_requests, args.flood
         )
     finally:
         server.terminate()
@@ -171,18 +228,36 @@ def main(argv=None) -> int:
 
     print(
         f"\nsteplab web lab on 127.0.0.1, {os.cpu_count()} CPUs; {args.clients} clients "
-        f"sending GET /, {args.heavy} sending heavy requests; {args.seconds:g} s per phase"
+        f"sending GET /, {args.heavy} sending heavy requests (1 s pause after a 429), "
+        f"{args.flood} flooding (no pause); {args.seconds:g} s per phase"
     )
     print_table(
-        ["GET /", "requests", "req/s", "p50 [ms]", "p99 [ms]", "max [ms]", "statuses"],
+        [
+            "GET /",
+            "requests",
+            "req/s",
+            "p50 [ms]",
+            "p99 [ms]",
+            "max [ms]",
+            "p50/p99 ÷ alone",
+            "statuses",
+        ],
         [
             page_row("alone", alone, elapsed_alone),
-            page_row("beside heavy requests", beside, elapsed_beside),
+            page_row("beside heavy requests", beside, elapsed_beside, alone),
+            page_row("beside heavy + flood", flooded, elapsed_flood, alone),
         ],
+    )
+    flood_answers = [r for results in flood_heavy.values() for r in results]
+    print(
+        f"\nflood phase: {len(flood_answers)} heavy requests answered in {elapsed_flood:.1f} s "
+        f"({len(flood_answers) / elapsed_flood:.0f}/s), "
+        + " ".join(f"{k}×{v}" for k, v in sorted(Counter(s for s, _ in flood_answers).items()))
     )
     rows = []
     worst = 0.0
-    for name, results in heavy.items():
+    for name in heavy:
+        results = heavy[name] + polite[name] + flood_heavy[name]
         if not results:
             continue
         statuses = Counter(status for status, _ in results)
@@ -202,13 +277,17 @@ def main(argv=None) -> int:
         rows,
         title=f"Heavy requests (budget {budget:g} s per request)",
     )
-    errors = sum(s >= 500 for s, _ in alone + beside) + sum(
-        s >= 500 for results in heavy.values() for s, _ in results
+    errors = sum(s >= 500 for s, _ in alone + beside + flooded) + sum(
+        s >= 500
+        for results in (*heavy.values(), *polite.values(), *flood_heavy.values())
+        for s, _ in results
     )
     p99 = float(np.percentile([s for _, s in beside], 99) * 1e3)
+    p99_flood = float(np.percentile([s for _, s in flooded], 99) * 1e3)
     print(
-        f"\n5xx answers: {errors}; GET / p99 beside heavy requests {p99:.1f} ms (goal < 100); "
-        f"longest heavy answer {worst:.2f} s (budget {budget:g} s)"
+        f"\n5xx answers: {errors}; GET / p99 beside heavy requests {p99:.1f} ms, beside the "
+        f"flood {p99_flood:.1f} ms (goal < 100); longest heavy answer {worst:.2f} s "
+        f"(budget {budget:g} s)"
     )
     return 0 if errors == 0 and worst <= budget + 1.0 else 1
 

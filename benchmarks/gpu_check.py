@@ -5,8 +5,9 @@ Three sections, each printing a Markdown table:
 1. **equality** — every steplab.torch optimizer (seed and torch presets; ``--all-presets``
    for all) on the device: the multi-tensor step (``fused=False``) and the single-pass step
    (``fused=True``, the rule compiled by ``torch.compile``) against the NumPy core, float64,
-   a noisy quadratic over a few tensors, ``--equality-steps`` steps. Prints the largest
-   relative difference.
+   a noisy quadratic over a few tensors (three small ones and one of 16,448 elements, above
+   the single-pass step's packing threshold), ``--equality-steps`` steps. Prints the
+   largest relative difference.
 2. **bf16** — a small MLP trained in bfloat16 with steplab's ``Adam.like("torch")`` (state in
    float32) and ``torch.optim.Adam`` (state in bfloat16), both against the same model
    trained in float32: final losses and the distance of the weights to the float32 run.
@@ -57,8 +58,26 @@ NEAREST_TORCH = {
 
 
 def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+    """Wait for the work queued on ``device`` itself (``cuda:1`` is not the current device
+    unless made so: a plain ``torch.cuda.synchronize()`` would wait for the wrong one)."""
+    where = torch.device(device)
+    if where.type == "cuda":
+        torch.cuda.synchronize(where)
+    elif where.type == "mps":
+        torch.mps.synchronize()
+
+
+def device_name(device: str) -> str:
+    where = torch.device(device)
+    if where.type == "cuda":
+        return torch.cuda.get_device_name(where)
+    return where.type.upper()
+
+
+#: One tensor of the equality check is larger than this: the single-pass step packs
+#: smaller tensors into one flat call and steps larger ones one call each, in place; both
+#: routes must be compared. (steplab.torch's PACK_BELOW, 4096 when this was written.)
+LARGE_TENSOR_ELEMENTS = 1 << 14
 
 
 # -- 1. equality with the NumPy core ---------------------------------------------------------
@@ -66,7 +85,7 @@ def _sync(device: str) -> None:
 
 def check_equality(device: str, steps: int, names: list[str], all_presets: bool) -> bool:
     rng = np.random.default_rng(0)
-    shapes = [(33, 17), (5,), (4, 3, 2)]
+    shapes = [(33, 17), (5,), (4, 3, 2), (LARGE_TENSOR_ELEMENTS // 64 + 1, 64)]
     theta0 = [rng.normal(size=s) for s in shapes]
     curvature = [rng.uniform(0.1, 3.0, size=s) for s in shapes]
     noise = [[0.3 * rng.normal(size=s) for s in shapes] for _ in range(steps)]
@@ -194,7 +213,10 @@ def _params(shapes, device: str, dtype: torch.dtype) -> list[torch.nn.Parameter]
 
 
 def _time_steps(opt, device: str, repeats: int) -> tuple[float, float]:
-    """(seconds of the first step, which includes any compilation; median ms per step)."""
+    """(seconds of the first step, which includes any compilation; median ms per step).
+    The device is synchronized before each clock starts and after each step: work queued
+    earlier (making the parameters) is not counted, and the step's own work is."""
+    _sync(device)
     start = time.perf_counter()
     opt.step()
     _sync(device)
@@ -294,8 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("no CUDA device: pass --device cpu for a smoke test", file=sys.stderr)
         return 2
-    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
-    print(f"steplab gpu_check: torch {torch.__version__}, device {args.device} ({name})")
+    print(
+        f"steplab gpu_check: torch {torch.__version__}, device {args.device} "
+        f"({device_name(args.device)})"
+    )
     ok = True
     started = time.perf_counter()
     if "equality" in args.sections:

@@ -375,3 +375,14 @@ def test_no_asset_comes_from_outside():
             "//cdn",
         ):
             assert pattern not in text, f"{path.name} loads {pattern!r} from outside"
+
+
+def test_the_work_functions_are_the_endpoints_without_http(client):
+    """create_app only wires module-level functions (issue 28): each can be called alone."""
+    from steplab.web import app, engine
+
+    body = {"problem": {"name": "rosenbrock"}, "optimizers": [{"name": "adam"}], "steps": 5}
+    direct = app.run_work(models.RunRequest(**body), engine.Budget(10.0))
+    served = post(client, "/api/run", body)
+    assert [r["loss"] for r in direct["runs"]] == [r["loss"] for r in served["runs"]]
+    assert app.meta_payload(app.Limits())["version"] == client.get("/api/meta").json()["version"]

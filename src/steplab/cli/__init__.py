@@ -10,7 +10,9 @@ trace. Those are :class:`UserError` (raised by the command line's own checks), t
 unknown names: the message names the problem and the allowed values) and ``OSError``
 (a path that cannot be read or written). Anything else (``TypeError``, ``KeyError``, …)
 is a bug in steplab and shows its traceback; ``--traceback`` shows it for every error.
-Ctrl+C exits with 130, after the command has written what it had computed.
+Ctrl+C exits with 130, after the command has written what it had computed; during
+start-up too, with one line (``import steplab`` itself, the first few tenths of a second,
+runs before any of this package's code and cannot be caught here).
 """
 
 from __future__ import annotations
@@ -66,8 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:  # start-up (importing every command's module) takes a second or two: Ctrl+C there
+        parser = build_parser()  # exits 130 in one line too
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print("steplab: interrupted", file=sys.stderr)
+        return 130
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -27,6 +27,11 @@ def register(subparsers) -> None:
     parser.set_defaults(func=main)
 
 
+#: Memory per frame: two 760×700-pixel RGB panels (animate's defaults), held as an array
+#: and again as an image while the GIF is written.
+FRAME_BYTES = 2 * (2 * 760 * 700 * 3)
+
+
 def early_view(view, early_paths, points) -> tuple:
     """The "after start" panel's box: every iterate of the first steps and each marked
     point (saddle, minimum) inside the full view, padded by 10 %; never smaller than a
@@ -66,11 +71,14 @@ def main(args) -> int:
         raise ValueError(f"--frames must be at least 2, got {args.frames}")
     if args.fps < 1:
         raise ValueError(f"--fps must be a positive integer, got {args.fps}")
+    common.check_fits("--frames", args.frames * FRAME_BYTES, f"{args.frames:,} frames")
     out = common.prepare_out(args.out)
     runs = common.run_specs(problem, specs, args)
     common.write_histories(out, runs)
     histories = {label: run.history for label, run in runs.items()}
     view = common._view(problem, histories)
+    if view is None:
+        raise ValueError("every run diverged at once: no finite iterate to animate")
     early = max(1, args.steps // 5)
     points = list(problem.minima) + list(problem.stationary_points)
     zoom = early_view(view, [h["x"][: early + 1] for h in histories.values()], points)

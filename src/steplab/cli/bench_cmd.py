@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sys
 
+from steplab.cli import common
+
 
 def register(subparsers) -> None:
     from steplab.optim import OPTIMIZERS
@@ -44,6 +46,9 @@ def main(args) -> int:
         raise ValueError(f"unknown optimizer {unknown[0]!r}; choose from {choices}, all")
     if args.size < 1 or args.repeats < 1 or min(args.threads) < 1:
         raise ValueError("--size, --repeats and --threads must be positive integers")
+    # θ, gradient and up to three moments, for steplab and again for torch.optim
+    itemsize = {"float32": 4, "float64": 8}[args.dtype]
+    common.check_fits("--size", 10 * itemsize * args.size, f"{args.size:,} {args.dtype} parameters")
     if not _numba.available():
         print(
             f"steplab bench: numba is not available ({_numba.UNAVAILABLE_REASON}); "

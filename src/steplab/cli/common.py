@@ -187,9 +187,49 @@ def problem_from(args):
             raise ValueError("--problem-option applies to a named problem, not a formula")
         return _formula(name)
     options = problem_options(name, parse_key_values(texts, "--problem-option"), data is None)
+    check_fits("--problem-option", problem_bytes(name, options), f"problem {name}")
     if data is not None:
         options["data"] = data
     return problems.get(name, **options)
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (a very large number where unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 2**62
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 1024**3:,.1f} GiB"
+
+
+def check_fits(option: str, nbytes: float, what: str) -> None:
+    """Refuse, before allocating anything, work whose estimated memory (``nbytes``) exceeds
+    the machine's physical memory: one line naming ``option`` (a ``MemoryError`` part way
+    through is a traceback, and may come only after minutes of swapping)."""
+    limit = memory_bytes()
+    if nbytes > limit:
+        raise ValueError(
+            f"{option}: {what} would need about {_gib(nbytes)} of memory, more than this "
+            f"machine's {_gib(limit)}; ask for less"
+        )
+
+
+def problem_bytes(name: str, options: dict) -> float:
+    """The memory a catalogue problem takes, roughly, from the options that scale it: a
+    quadratic keeps its dim×dim Hessian (and rotation) in float64; an MLP its weights and
+    a run's copies of them (θ, gradient, two moments), for each pair of hidden layers."""
+    if name.startswith("quadratic") and "dim" in options:
+        dim = float(options["dim"])
+        return 2 * 8 * dim * dim
+    hidden = options.get("hidden")
+    if hidden is not None:
+        widths = [float(w) for w in np.atleast_1d(hidden)]
+        weights = sum(a * b for a, b in zip(widths, widths[1:], strict=False)) + sum(widths)
+        return 4 * 8 * weights
+    return 0.0
 
 
 ML_PROBLEMS = ("linear_regression", "logistic_regression", "softmax_regression", "mlp")
@@ -461,8 +501,10 @@ def run_figures(out: Path, problem, runs: dict) -> list:
 
     entries = []
     histories = {label: run.history for label, run in runs.items()}
+    bounds = None
     if problem.dim == 2 and all("x" in h for h in histories.values()):
         bounds = _view(problem, histories)
+    if bounds is not None:
         fig = contour_figure(
             lambda xy: problem.value(np.atleast_2d(xy)),
             {k: h["x"] for k, h in histories.items()},
@@ -523,8 +565,18 @@ def _positive(runs) -> bool:
     return all(np.nanmin(run.history["loss"]) > 0 for run in runs.values())
 
 
-def _view(problem, histories) -> tuple:
-    """The problem's box, widened to hold every finite iterate (to a limit)."""
+def _view(problem, histories) -> tuple | None:
+    """The problem's box, widened to hold every finite iterate (to a limit). A problem
+    without a box (a 2-parameter regression: one feature and the bias) gets the iterates'
+    own box, a tenth wider on each side; None if no iterate is finite."""
+    if problem.bounds is None:
+        finite = [x[np.all(np.isfinite(x), axis=1)] for x in (h["x"] for h in histories.values())]
+        points = np.concatenate([np.reshape(x, (-1, 2)) for x in finite])
+        if not len(points):
+            return None
+        low, high = points.min(axis=0), points.max(axis=0)
+        margin = np.maximum(0.1 * (high - low), 1e-3 * np.maximum(1.0, np.abs(high)))
+        return tuple(zip(low - margin, high + margin, strict=True))
     low, high = problem.bounds[:, 0].copy(), problem.bounds[:, 1].copy()
     for h in histories.values():
         x = h["x"][np.all(np.isfinite(h["x"]), axis=1)]

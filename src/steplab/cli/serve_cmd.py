@@ -2,7 +2,9 @@
 
 The server listens on 127.0.0.1 by default, so only this machine can reach it, and it
 opens nothing outside: the page's assets ship with the package. It never starts a browser
-itself; open the printed URL.
+itself; open the printed URL. Connections follow :mod:`steplab.web.server`'s rules: a
+complete request head within 10 s, its body within 10 s more, idle keep-alive 5 s, at
+most 512 connections (below the open-file limit), malformed HTTP answered in JSON.
 """
 
 from __future__ import annotations
@@ -79,8 +81,9 @@ def _is_loopback(host: str) -> bool:
 
 def run(args) -> int:
     with requires("web", "steplab serve"):
-        import uvicorn
+        import uvicorn  # noqa: F401  (the one-line error names the extra if it is missing)
 
+    from steplab.web import server
     from steplab.web.app import LOOPBACK_HOSTS, create_app
 
     _check_free(args.host, args.port)
@@ -96,7 +99,7 @@ def run(args) -> int:
     # The lab computes in worker threads; a 1 ms switch interval (Python's default is 5 ms)
     # hands the GIL back to the event loop sooner, so pages stay fast while they compute.
     sys.setswitchinterval(0.001)
-    uvicorn.run(
-        create_app(allowed_hosts=hosts), host=args.host, port=args.port, log_level="warning"
-    )
+    # The lab's protocol: JSON errors with the security headers for malformed HTTP, a
+    # header timeout, a keep-alive timeout and a connection cap (steplab.web.server).
+    server.server(create_app(allowed_hosts=hosts), args.host, args.port).run()
     return 0

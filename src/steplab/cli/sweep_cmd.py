@@ -12,6 +12,7 @@ while another hyperparameter is swept; a grid over lr would replace it and is re
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -51,8 +52,8 @@ def register(subparsers) -> None:
     parser.set_defaults(func=main)
 
 
-def parse_grid(text: str) -> tuple[str, np.ndarray]:
-    """``"lr=1e-4..1:5"`` → ``("lr", [1e-4, 1e-3, …, 1])``; ``"rho1=0,0.9"`` → values."""
+def _split_grid(text: str) -> tuple[str, tuple[float, float, int] | list[float]]:
+    """``--grid`` text → (key, (low, high, n)) or (key, [values]); nothing allocated."""
     key, eq, values = text.partition("=")
     key = key.strip()
     if not eq or not key or not values.strip():
@@ -64,12 +65,32 @@ def parse_grid(text: str) -> tuple[str, np.ndarray]:
             low, high, n = float(low_text), float(high_text), int(count or 10)
             if not (0 < low < high) or n < 2:
                 raise ValueError
-            return key, np.geomspace(low, high, n)
-        return key, np.array([float(v) for v in values.split(",")])
+            return key, (low, high, n)
+        return key, [float(v) for v in values.split(",")]
     except ValueError:
         raise ValueError(
             f"bad --grid {text!r}; write {GRID_SYNTAX} (LOW..HIGH needs 0 < LOW < HIGH and N ≥ 2)"
         ) from None
+
+
+def grid_count(text: str) -> int:
+    """How many values a ``--grid`` text names, without making them."""
+    spec = _split_grid(text)[1]
+    return spec[2] if isinstance(spec, tuple) else len(spec)
+
+
+def parse_grid(text: str) -> tuple[str, np.ndarray]:
+    """``"lr=1e-4..1:5"`` → ``("lr", [1e-4, 1e-3, …, 1])``; ``"rho1=0,0.9"`` → values."""
+    key, spec = _split_grid(text)
+    if isinstance(spec, tuple):
+        low, high, n = spec
+        return key, np.geomspace(low, high, n)
+    return key, np.array(spec)
+
+
+#: Memory per configuration of a sweep, roughly: its table row (a dict of a dozen
+#: entries), plus per parameter θ, gradient, up to three moments and a spare, in float64.
+ROW_BYTES, PARAMETER_BYTES = 2048, 6 * 8
 
 
 def main(args) -> int:
@@ -83,15 +104,22 @@ def main(args) -> int:
     specs = common.specs_from(args.optimizers)
     if len(args.grid) > 2:
         raise ValueError(f"--grid may be given once or twice, got {len(args.grid)} times")
-    grid = dict(parse_grid(g) for g in args.grid)
-    if len(grid) < len(args.grid):
-        raise ValueError("--grid names the same hyperparameter twice")
+    counts = [grid_count(g) for g in args.grid]  # checked before making any value
     common.check_positive("--seeds", args.seeds)
     common.check_positive("--steps", args.steps)
     common.check_positive("--batch-size", args.batch_size)
     problem = common.problem_from(args)
     if args.seeds is None:
         args.seeds = len(default_seeds(problem, args.batch_size))
+    configurations = math.prod(counts) * args.seeds
+    common.check_fits(
+        "--grid",
+        configurations * (ROW_BYTES + PARAMETER_BYTES * problem.dim),
+        f"a sweep of {configurations:,} configurations (grid points × seeds)",
+    )
+    grid = dict(parse_grid(g) for g in args.grid)
+    if len(grid) < len(args.grid):
+        raise ValueError("--grid names the same hyperparameter twice")
     out = common.prepare_out(args.out)
     keys = list(grid)
     tables, finals, wall = {}, {}, {}

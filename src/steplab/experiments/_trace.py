@@ -53,6 +53,8 @@ def trace(label: str, optimizer, problem: Problem, x0, steps: int, *, stop=None)
         record_dim=problem.dim,  # every coordinate's iterate and step size
         divergence_threshold=np.inf,  # a large loss is no divergence here (saddle: −∞)
     )
+    if run.status == "interrupted":  # minimize kept Ctrl+C's partial run: a lesson stops
+        raise KeyboardInterrupt
     h = run.history
     params, loss = h["x"], h["loss"]
     n = len(loss)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import steplab as sl
+from steplab._io import atomic_write
 from steplab.experiments._common import FORMATS, save_entry
 from steplab.experiments.registry import Report, register
 from steplab.problems import rosenbrock
@@ -42,17 +43,27 @@ def _final_losses(table, n_lrs: int, n_other: int = 1) -> np.ndarray:
     return np.array(values, dtype=float).reshape(n_lrs, n_other)
 
 
+def _sweep(problem, grid: dict, steps: int):
+    """``sl.sweep`` that passes Ctrl+C on: a sweep keeps its rows so far and returns them
+    marked ``interrupted``; this lesson needs every row, so it stops there (the command
+    line exits 130) and writes nothing from a part of the grid."""
+    table = sl.sweep(problem, grid, seeds=[0], steps=steps)
+    if table.interrupted:
+        raise KeyboardInterrupt
+    return table
+
+
 def compute(quick: bool = False) -> SensitivityData:
     problem = rosenbrock()
     steps = 300 if quick else 500
     lrs = np.logspace(-5, 0, 11 if quick else 16)
     final = {}
     for name in OPTIMIZERS:
-        table = sl.sweep(problem, {name: {"lr": lrs}}, seeds=[0], steps=steps)
+        table = _sweep(problem, {name: {"lr": lrs}}, steps)
         final[name] = _final_losses(table, len(lrs))[:, 0]
     heat = {}
     for name, decay in DECAYS.items():
-        table = sl.sweep(problem, {name: {"lr": lrs, decay: DECAY_VALUES}}, seeds=[0], steps=steps)
+        table = _sweep(problem, {name: {"lr": lrs, decay: DECAY_VALUES}}, steps)
         heat[name] = _final_losses(table, len(lrs), len(DECAY_VALUES)).T  # rows: decay value
     return SensitivityData(lrs, final, heat, steps)
 
@@ -89,14 +100,8 @@ def run(out: Path, quick: bool = False) -> Report:
     table = np.column_stack(
         [data.lrs, *data.final.values(), *(row for n in DECAYS for row in data.heat[n])]
     )
-    np.savetxt(
-        Path(out) / "sensitivity_final_losses.csv",
-        table,
-        delimiter=",",
-        header=",".join(columns),
-        comments="",
-        fmt="%.17g",
-    )
+    with atomic_write(Path(out) / "sensitivity_final_losses.csv", "w") as stream:
+        np.savetxt(stream, table, delimiter=",", header=",".join(columns), comments="", fmt="%.17g")
     formats = ("png",) if quick else FORMATS
     best = {n: data.lrs[int(np.argmin(v))] for n, v in data.final.items()}
     best_text = ", ".join(f"{sl.OPTIMIZERS[n].__name__} {a:.2g}" for n, a in best.items())

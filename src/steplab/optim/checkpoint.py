@@ -14,17 +14,28 @@ the previous file intact.
 Reading: anything wrong with the file (not a ZIP, truncated, a flipped bit — ZIP's CRC-32
 catches those —, a member missing or extra, a field of the wrong kind, an array whose
 header does not match its bytes) is one ``ValueError`` naming the file and the reason.
-Nothing is allocated beyond the file's own size: members must be stored uncompressed and
-every array's declared shape must match the bytes it has, so a "zip bomb" is refused
-before any memory is taken. No pickle is ever loaded.
+Nothing is allocated beyond the file's own size: members must be stored uncompressed,
+may not overlap (each member's header and bytes lie in their own stretch of the file,
+before the ZIP's directory), their sizes together may not exceed the file's, and every
+array's declared shape must match the bytes it has, so a "zip bomb" (a compressed one, or
+thousands of members sharing the same bytes) is refused before any memory is taken. No
+pickle is ever loaded.
+
+An optimizer's state is checked once more, as a state (:func:`check_state`, which
+``State.load`` calls): the fields its optimizer's state has and no others, ``t`` a
+non-negative integer, every moment an array of the state's shape and dtype without NaN,
+and the moments that the rule keeps non-negative (second moments: AdaGrad's and Adam's
+``r``, …) non-negative, so that a crafted state never turns the next step into NaN.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
 import os
+import struct
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -154,6 +165,9 @@ def _read(handle, size: int, reserved: frozenset[str]):
             # Stored, not compressed: a member can hold no more bytes than the file has.
             if member.compress_type != zipfile.ZIP_STORED or member.file_size > size:
                 raise CorruptFile(f"member {member.filename!r} is compressed or too large")
+        if sum(member.file_size for member in members) > size:
+            raise CorruptFile("its members together hold more bytes than the file")
+        _refuse_overlaps(handle, members, archive.start_dir)
         if f"{META}.npy" not in names:
             raise CorruptFile("no __meta__ member")
         meta_array = _read_array(archive, f"{META}.npy")
@@ -180,6 +194,37 @@ def _read(handle, size: int, reserved: frozenset[str]):
                 raise CorruptFile(f"field {name!r} has unknown kind {kind!r}")
             fields[name] = _field(name, kind, _read_array(archive, f"{name}.npy"))
     return fields, config
+
+
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra length
+
+
+def _refuse_overlaps(handle, members: list[zipfile.ZipInfo], directory: int) -> None:
+    """Each member (local header, name, extra field, bytes) in its own stretch of the file,
+    all before the central directory. ZIP readers follow the directory's offsets blindly:
+    members whose bytes contain the next members ("overlapping") let a small file hold
+    gigabytes, each stretch checked by its own valid CRC."""
+    spans = []
+    for member in members:
+        handle.seek(member.header_offset)
+        header = handle.read(_LOCAL_HEADER.size)
+        if len(header) != _LOCAL_HEADER.size:
+            raise CorruptFile(f"member {member.filename!r} lies outside the file")
+        _, name_length, extra_length = _LOCAL_HEADER.unpack(header)
+        end = (
+            member.header_offset
+            + _LOCAL_HEADER.size
+            + name_length
+            + extra_length
+            + member.compress_size
+        )
+        spans.append((member.header_offset, end, member.filename))
+    spans.sort()
+    for (_, end, name), (start, _, following) in zip(spans, spans[1:], strict=False):
+        if end > start:
+            raise CorruptFile(f"members {name!r} and {following!r} overlap")
+    if spans and spans[-1][1] > directory:
+        raise CorruptFile(f"member {spans[-1][2]!r} overlaps the ZIP directory")
 
 
 def _read_array(archive: zipfile.ZipFile, member: str) -> np.ndarray:
@@ -224,3 +269,157 @@ def _field(name: str, kind: str, value: np.ndarray) -> Any:
     if value.dtype.kind not in _ARRAY_KINDS:
         raise CorruptFile(f"field {name!r} has dtype {value.dtype}")
     return value
+
+
+# --------------------------------------------------------------------------------------
+# An optimizer's state, checked as a state
+# --------------------------------------------------------------------------------------
+
+#: Fields every state has (``State``'s own bookkeeping), and those that it may have.
+STATE_FIELDS = ("t", "made_by", "shape", "dtype")
+OPTIONAL_STATE_FIELDS = ("impl", "skipped")
+IMPLS = ("numpy", "fused")
+
+
+def check_state(
+    path: str | os.PathLike,
+    fields: Mapping[str, Any],
+    config: Mapping[str, Any] | None = None,
+    optimizer: Any = None,
+) -> None:
+    """Refuse (``ValueError`` naming ``path`` and the field) a loaded state that its
+    optimizer could not step from: a field the optimizer's state does not have or lacks,
+    ``t`` not an integer >= 0, an array not of the state's shape and dtype, NaN anywhere,
+    a negative value in a moment the rule keeps non-negative. Changes nothing.
+
+    ``optimizer`` is the one given to ``State.load``; without it, the one the file's
+    configuration describes (its defaults where that cannot be rebuilt).
+    """
+    try:
+        _check_state(fields, config, optimizer)
+    except CorruptFile as exc:
+        raise ValueError(f"{path} is not a valid optimizer state ({exc})") from None
+
+
+def _check_state(fields: Mapping[str, Any], config: Mapping[str, Any] | None, optimizer) -> None:
+    from steplab.optim import OPTIMIZERS  # optim's registry: this module is imported by it
+
+    missing = [name for name in STATE_FIELDS if name not in fields]
+    if missing:
+        raise CorruptFile(f"no field {', '.join(missing)}")
+    made_by = fields["made_by"]
+    if made_by not in OPTIMIZERS:
+        raise CorruptFile(f"made_by {made_by!r} is not one of {', '.join(OPTIMIZERS)}")
+    if optimizer is None or optimizer.name != made_by:
+        optimizer = _rebuild(OPTIMIZERS[made_by], config)
+    t = fields["t"]
+    if not (isinstance(t, int) and not isinstance(t, bool) and t >= 0):
+        raise CorruptFile(f"t must be an integer >= 0, got {t!r}")
+    skipped = fields.get("skipped", 0)
+    if not (isinstance(skipped, int) and not isinstance(skipped, bool) and skipped >= 0):
+        raise CorruptFile(f"skipped must be an integer >= 0, got {skipped!r}")
+    if fields.get("impl", "numpy") not in IMPLS:
+        raise CorruptFile(f"impl must be one of {', '.join(IMPLS)}, got {fields['impl']!r}")
+    shape = fields["shape"]
+    if not (isinstance(shape, tuple) and all(n >= 0 for n in shape)):
+        raise CorruptFile(f"shape must be a tuple of sizes >= 0, got {shape!r}")
+    try:
+        dtype = np.dtype(fields["dtype"])
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype is None or dtype.kind != "f":
+        raise CorruptFile(f"dtype must name a floating dtype, got {fields['dtype']!r}")
+    moments = optimizer.moment_names()
+    allowed = {*STATE_FIELDS, *OPTIONAL_STATE_FIELDS, *optimizer.SCALAR_STATE, *moments}
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise CorruptFile(f"{made_by}'s state has no field {', '.join(unknown)}")
+    try:
+        expected = optimizer._expected_moments(shape)
+    except ValueError as exc:  # a hyperparameter array that does not fit this shape
+        raise CorruptFile(str(exc)) from None
+    held = {name for name in moments if name in fields}
+    if held != expected or any(name not in fields for name in optimizer.SCALAR_STATE):
+        raise CorruptFile(
+            f"it holds the moments {', '.join(sorted(held)) or 'none'}, but {made_by} with "
+            f"this configuration keeps {', '.join(sorted(expected)) or 'none'}"
+        )
+    nonnegative = _nonnegative_moments(optimizer)
+    for name in sorted(held):
+        value = fields[name]
+        if not (isinstance(value, np.ndarray) and value.shape == shape and value.dtype == dtype):
+            raise CorruptFile(
+                f"moment {name} must be an array of shape {shape} and dtype {dtype}, got "
+                f"{type(value).__name__} {np.shape(value)} {getattr(value, 'dtype', '')}"
+            )
+        _check_values(name, value, name in nonnegative)
+    for name in optimizer.SCALAR_STATE:
+        value = fields[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.ndarray)):
+            raise CorruptFile(f"{name} must be a number, got {type(value).__name__}")
+        array = np.asarray(value, dtype=np.float64)
+        if array.ndim > len(shape) or not np.can_cast(np.asarray(value).dtype, np.float64):
+            raise CorruptFile(f"{name} must be a float or float64 array, got {value!r}")
+        _check_values(name, array, name in nonnegative)
+
+
+def _check_values(name: str, array: np.ndarray, nonnegative: bool) -> None:
+    if np.isnan(array).any():
+        raise CorruptFile(f"{name} holds NaN")
+    if nonnegative and (array < 0).any():
+        raise CorruptFile(f"{name} holds negative values; the rule keeps it >= 0")
+
+
+def _rebuild(cls, config: Mapping[str, Any] | None):
+    """The optimizer a saved configuration describes; its defaults if that fails (a file
+    from another version): the checks then use the class's moments and defaults."""
+    from steplab.optim import schedules
+
+    known = {f.name for f in dataclasses.fields(cls)}
+    options = {k: v for k, v in (config or {}).items() if k in known}
+    if isinstance(options.get("lr"), dict):
+        try:
+            options["lr"] = schedules.from_config(options["lr"])
+        except ValueError:
+            options.pop("lr")
+    try:
+        return cls(**options)
+    except (TypeError, ValueError, ImportError):
+        return cls()
+
+
+_NONNEGATIVE: dict[tuple, frozenset[str]] = {}
+
+
+def _scalar_twin(optimizer):
+    """The optimizer with each hyperparameter array (one value per configuration) replaced
+    by its element of largest magnitude: the same moments kept, and a probe of any shape."""
+    changes = {
+        f.name: np.asarray(value).flat[int(np.argmax(np.abs(value)))].item()
+        for f in dataclasses.fields(optimizer)
+        if isinstance(value := getattr(optimizer, f.name), np.ndarray)
+    }
+    return optimizer.replace(**changes) if changes else optimizer
+
+
+def _nonnegative_moments(optimizer) -> frozenset[str]:
+    """The moments (and scalar state) that the rule keeps >= 0, found by running it: a
+    few steps on 64 coordinates from the initial state, with gradients of both signs
+    and magnitudes from 1e-3 to 1e3. Second moments (squares, maxima of magnitudes) stay
+    >= 0; first moments change sign. Read from the rule, so no optimizer is named here."""
+    optimizer = _scalar_twin(optimizer)
+    key = (type(optimizer), tuple(sorted(optimizer._expected_moments((64,)))))
+    if key not in _NONNEGATIVE:
+        rng = np.random.default_rng(0)
+        theta = rng.standard_normal(64)
+        state = optimizer.init_state(theta)
+        names = [*optimizer.SCALAR_STATE, *optimizer._expected_moments((64,))]
+        signs = {name: True for name in names}
+        with np.errstate(all="ignore"):
+            for _ in range(8):
+                grad = rng.standard_normal(64) * 10.0 ** rng.uniform(-3, 3, 64)
+                theta, state = optimizer.update(theta, grad, state)
+                for name in names:
+                    signs[name] &= bool((np.asarray(getattr(state, name)) >= 0).all())
+        _NONNEGATIVE[key] = frozenset(name for name, keeps in signs.items() if keeps)
+    return _NONNEGATIVE[key]

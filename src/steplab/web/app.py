@@ -137,7 +137,8 @@ class Limits:
     """How much work the lab takes on at once, and for how long.
 
     ``workers`` requests compute at once; up to ``max_waiting`` more wait, each at most
-    ``queue_wait_s``; every request has ``budget_s`` seconds from its arrival to its answer.
+    ``queue_wait_s``; every request has ``budget_s`` seconds from its arrival to its answer,
+    and ``body_timeout_s`` to send its body.
     The default leaves one core to the server's event loop (one fewer worker than cores,
     at least 1, at most 4): the workers are threads, and every thread that computes
     competes with the event loop for Python's GIL, so fewer of them keep ``GET /`` fast.
@@ -147,13 +148,14 @@ class Limits:
     max_waiting: int = 8
     queue_wait_s: float = 3.0
     budget_s: float = 10.0
+    body_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.workers, int) and self.workers >= 1):
             raise ValueError(f"workers must be a positive integer, got {self.workers!r}")
         if not (isinstance(self.max_waiting, int) and self.max_waiting >= 0):
             raise ValueError(f"max_waiting must be an integer >= 0, got {self.max_waiting!r}")
-        for name in ("queue_wait_s", "budget_s"):
+        for name in ("queue_wait_s", "budget_s", "body_timeout_s"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 < value < 3600):
                 raise ValueError(f"{name} must be a number of seconds in (0, 3600), got {value!r}")
@@ -163,18 +165,38 @@ class Limits:
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+#: The endpoints that compute in the worker pool (and wait for a worker).
+COMPUTING = frozenset({"/api/grid", "/api/run", "/api/sweep"})
+
+
 class Guard:
-    """ASGI middleware, outermost: Host allow-list, body limit while streaming, headers.
+    """ASGI middleware, outermost: Host allow-list, admission, body limits, headers.
 
     Starlette's own TrustedHostMiddleware answers in plain text; this one answers in the
-    lab's JSON error format, and it also bounds a body sent without ``Content-Length``
-    (chunked): the body is read here, at most ``max_body`` bytes, and then replayed.
+    lab's JSON error format. In order, before the app sees a request:
+
+    1. the ``Host`` header must name this server (DNS rebinding);
+    2. admission: a computing request while every worker is busy and the waiting room is
+       full is answered 429 at once, before its body is read or parsed, so that a flood of
+       clients retrying at once costs the event loop almost nothing;
+    3. the body is read here, at most ``max_body`` bytes (declared or chunked: 413) and
+       within ``body_timeout_s`` of the request's head (408; a slow body is a slowloris),
+       and then replayed to the app. Both answers close the connection.
     """
 
-    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str], max_body: int):
+    def __init__(
+        self,
+        app: ASGIApp,
+        allowed_hosts: Iterable[str],
+        max_body: int,
+        body_timeout_s: float = 10.0,
+        busy: Callable[[], Response | None] = lambda: None,
+    ):
         self.app = app
         self.allowed = {_hostname(h) for h in allowed_hosts}
         self.max_body = max_body
+        self.body_timeout_s = body_timeout_s
+        self.busy = busy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -199,15 +221,29 @@ class Guard:
             )
             await response(scope, receive, send)
             return
+        if scope["method"] == "POST" and scope["path"] in COMPUTING:
+            refusal = self.busy()
+            if refusal is not None:  # the body stays unread: nothing parsed, nothing checked
+                await refusal(scope, receive, send)
+                return
         length = dict(scope["headers"]).get(b"content-length")
-        too_large = _error(413, ("body",), f"request body larger than {self.max_body} bytes")
+        close = {"Connection": "close"}
+        too_large = _error(
+            413, ("body",), f"request body larger than {self.max_body} bytes", headers=close
+        )
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             await too_large(scope, receive, send)
             return
         if scope["method"] in ("POST", "PUT", "PATCH"):
             chunks, size = [], 0
+            deadline = time.monotonic() + self.body_timeout_s
             while True:
-                message = await receive()
+                try:
+                    message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+                except TimeoutError:
+                    slow = f"request body not received within {self.body_timeout_s:g} seconds"
+                    await _error(408, ("body",), slow, headers=close)(scope, receive, send)
+                    return
                 if message["type"] != "http.request":
                     return  # the client left before sending its body
                 chunks.append(message.get("body", b""))
@@ -246,6 +282,18 @@ class Workers:
         if not future.cancelled():
             future.exception()  # retrieved: a cancelled job's exception is expected, not lost
 
+    def refusal(self) -> JSONResponse | None:
+        """The 429 a computing request gets now, or None if it may queue: every worker
+        busy and ``max_waiting`` requests already waiting (the Guard asks this before the
+        body is read; :meth:`run` asks again when the request has been parsed)."""
+        if (
+            self.slots is not None
+            and self.slots.locked()
+            and self.waiting >= self.limits.max_waiting
+        ):
+            return self._busy()
+        return None
+
     def _busy(self) -> JSONResponse:
         return _error(
             429,
@@ -260,8 +308,9 @@ class Workers:
         arrival = time.monotonic()
         if self.slots is None:
             self.slots = asyncio.Semaphore(self.limits.workers)
-        if self.slots.locked() and self.waiting >= self.limits.max_waiting:
-            return self._busy()
+        refused = self.refusal()
+        if refused is not None:
+            return refused
         self.waiting += 1
         try:
             await asyncio.wait_for(self.slots.acquire(), self.limits.queue_wait_s)
@@ -338,6 +387,129 @@ def optimizer_meta(cls) -> dict:
     }
 
 
+# -- the work each endpoint does (in a worker thread, within its budget) -------------------
+
+
+def meta_payload(limits: Limits) -> dict:
+    """``GET /api/meta``: what the page builds its controls from."""
+    functions = []
+    for name in engine.FUNCTIONS:
+        problem = engine.build_problem(name, None, 0.0)
+        functions.append(engine.problem_info(problem))
+    return {
+        "version": __version__,
+        "optimizers": [optimizer_meta(cls) for cls in optim.OPTIMIZERS.values()],
+        "schedules": schedule_meta(),
+        "seed_optimizers": list(optim.SEED_OPTIMIZERS),
+        "functions": functions,
+        "expression_grammar": EXPRESSION_GRAMMAR,
+        "limits": {**LIMITS, "budget_s": limits.budget_s},
+    }
+
+
+def grid_work(request: GridRequest, budget: engine.Budget) -> dict:
+    """``POST /api/grid``: the loss on a grid, for the contour plot."""
+    problem = _build_problem(request.problem)
+    budget.check()
+    grid = engine.contour_grid(problem, request.resolution)
+    budget.check()
+    return {"problem": engine.problem_info(problem), "grid": grid}
+
+
+def run_work(request: RunRequest, budget: engine.Budget) -> dict:
+    """``POST /api/run``: each optimizer's trajectory, losses and step sizes."""
+    problem = _build_problem(request.problem)
+    start = _start(problem, request.start)
+    runs = []
+    for number, spec in enumerate(request.optimizers):
+        budget.progress = f"{number} of {len(request.optimizers)} optimizers"
+        optimizer = spec.build()
+        result = engine.trajectory(problem, optimizer, start, request.steps, request.seed, budget)
+        runs.append(
+            {
+                "name": spec.name,
+                "preset": spec.preset,
+                "label": _label(spec),
+                "config": optimizer.config(),
+                **result.to_json(),
+            }
+        )
+    return {
+        "problem": engine.problem_info(problem),
+        "start": start.tolist(),
+        "steps": request.steps,
+        "seed": request.seed,
+        "runs": runs,
+    }
+
+
+def sweep_work(request: SweepRequest, budget: engine.Budget) -> dict:
+    """``POST /api/sweep``: each optimizer's final loss against the step size."""
+    problem = _build_problem(request.problem)
+    start = _start(problem, request.start)
+    lrs = np.geomspace(request.lr_min, request.lr_max, request.points)
+    results = []
+    for number, spec in enumerate(request.optimizers):
+        budget.progress = f"{number} of {len(request.optimizers)} optimizers"
+        final = engine.sweep_final_loss(
+            # A fresh problem per optimizer: the budget watch wraps this instance only.
+            _build_problem(request.problem),
+            spec.constant(),
+            start,
+            lrs,
+            request.steps,
+            request.seed,
+            budget,
+            schedule=spec.schedule.build if spec.schedule and spec.scheduled else None,
+        )
+        results.append(
+            {
+                "name": spec.name,
+                "preset": spec.preset,
+                "label": _label(spec),
+                "final_loss": engine.finite_or_none(final),
+            }
+        )
+    return {
+        "problem": engine.problem_info(problem),
+        "start": start.tolist(),
+        "steps": request.steps,
+        "lrs": lrs.tolist(),
+        "results": results,
+    }
+
+
+# -- error handlers: every error is the lab's JSON error -------------------------------------
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    # pydantic's list (minus raw inputs, which may be large), led by the first problem.
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {"loc": list(e["loc"]), "msg": _clean(e["msg"]), "type": e.get("type", "")}
+        for e in exc.errors()
+    ] or [{"loc": [], "msg": "invalid request", "type": ""}]
+    return _error(422, tuple(detail[0]["loc"]), detail[0]["msg"], detail)
+
+
+async def invalid_input(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidInput)
+    return _error(422, exc.loc, exc.message)
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    message = {404: f"no such page: {request.url.path}", 405: "method not allowed"}.get(
+        exc.status_code, str(exc.detail)
+    )
+    return _error(exc.status_code, (), message, headers=getattr(exc, "headers", None))
+
+
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    logging.getLogger("steplab.web").exception("internal error on %s", request.url.path)
+    return _error(500, (), "internal error (a bug in steplab; the server log has the details)")
+
+
 def create_app(
     *,
     allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
@@ -346,7 +518,8 @@ def create_app(
     """The web lab as an ASGI app (serve it with uvicorn; ``steplab serve`` does).
 
     ``allowed_hosts``: the names and addresses the ``Host`` header may carry (``"*"`` for
-    any); ``limits``: the work the lab takes on (:class:`Limits`).
+    any); ``limits``: the work the lab takes on (:class:`Limits`). This only wires the
+    module's functions to routes.
     """
     limits = limits or Limits()
     workers = Workers(limits)
@@ -359,118 +532,24 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.add_middleware(Guard, allowed_hosts=allowed_hosts, max_body=MAX_BODY_BYTES)
+    app.add_middleware(
+        Guard,
+        allowed_hosts=allowed_hosts,
+        max_body=MAX_BODY_BYTES,
+        body_timeout_s=limits.body_timeout_s,
+        busy=workers.refusal,
+    )
     app.state.limits = limits
+    app.state.workers = workers  # its queue, for tests and the load benchmark
     app.router.on_shutdown.append(lambda: workers.pool.shutdown(wait=False, cancel_futures=True))
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError):
-        # pydantic's list (minus raw inputs, which may be large), led by the first problem.
-        detail = [
-            {"loc": list(e["loc"]), "msg": _clean(e["msg"]), "type": e.get("type", "")}
-            for e in exc.errors()
-        ] or [{"loc": [], "msg": "invalid request", "type": ""}]
-        return _error(422, tuple(detail[0]["loc"]), detail[0]["msg"], detail)
-
-    @app.exception_handler(InvalidInput)
-    async def invalid_input(request: Request, exc: InvalidInput):
-        return _error(422, exc.loc, exc.message)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException):
-        message = {404: f"no such page: {request.url.path}", 405: "method not allowed"}.get(
-            exc.status_code, str(exc.detail)
-        )
-        return _error(exc.status_code, (), message, headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception):
-        logging.getLogger("steplab.web").exception("internal error on %s", request.url.path)
-        return _error(500, (), "internal error (a bug in steplab; the server log has the details)")
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(InvalidInput, invalid_input)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, internal_error)
 
     @app.get("/api/meta")
     def meta() -> dict:
-        functions = []
-        for name in engine.FUNCTIONS:
-            problem = engine.build_problem(name, None, 0.0)
-            functions.append(engine.problem_info(problem))
-        return {
-            "version": __version__,
-            "optimizers": [optimizer_meta(cls) for cls in optim.OPTIMIZERS.values()],
-            "schedules": schedule_meta(),
-            "seed_optimizers": list(optim.SEED_OPTIMIZERS),
-            "functions": functions,
-            "expression_grammar": EXPRESSION_GRAMMAR,
-            "limits": {**LIMITS, "budget_s": limits.budget_s},
-        }
-
-    def grid_work(request: GridRequest, budget: engine.Budget) -> dict:
-        problem = _build_problem(request.problem)
-        budget.check()
-        grid = engine.contour_grid(problem, request.resolution)
-        budget.check()
-        return {"problem": engine.problem_info(problem), "grid": grid}
-
-    def run_work(request: RunRequest, budget: engine.Budget) -> dict:
-        problem = _build_problem(request.problem)
-        start = _start(problem, request.start)
-        runs = []
-        for number, spec in enumerate(request.optimizers):
-            budget.progress = f"{number} of {len(request.optimizers)} optimizers"
-            optimizer = spec.build()
-            result = engine.trajectory(
-                problem, optimizer, start, request.steps, request.seed, budget
-            )
-            runs.append(
-                {
-                    "name": spec.name,
-                    "preset": spec.preset,
-                    "label": _label(spec),
-                    "config": optimizer.config(),
-                    **result.to_json(),
-                }
-            )
-        return {
-            "problem": engine.problem_info(problem),
-            "start": start.tolist(),
-            "steps": request.steps,
-            "seed": request.seed,
-            "runs": runs,
-        }
-
-    def sweep_work(request: SweepRequest, budget: engine.Budget) -> dict:
-        problem = _build_problem(request.problem)
-        start = _start(problem, request.start)
-        lrs = np.geomspace(request.lr_min, request.lr_max, request.points)
-        results = []
-        for number, spec in enumerate(request.optimizers):
-            budget.progress = f"{number} of {len(request.optimizers)} optimizers"
-            final = engine.sweep_final_loss(
-                # A fresh problem per optimizer: the budget watch wraps this instance only.
-                _build_problem(request.problem),
-                spec.constant(),
-                start,
-                lrs,
-                request.steps,
-                request.seed,
-                budget,
-                schedule=spec.schedule.build if spec.schedule and spec.scheduled else None,
-            )
-            results.append(
-                {
-                    "name": spec.name,
-                    "preset": spec.preset,
-                    "label": _label(spec),
-                    "final_loss": engine.finite_or_none(final),
-                }
-            )
-        return {
-            "problem": engine.problem_info(problem),
-            "start": start.tolist(),
-            "steps": request.steps,
-            "lrs": lrs.tolist(),
-            "results": results,
-        }
+        return meta_payload(limits)
 
     @app.post("/api/grid")
     async def grid(request: GridRequest, http: Request) -> Any:
