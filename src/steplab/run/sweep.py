@@ -142,30 +142,26 @@ def sweep(
                 f"results store {store} is read-only and {remaining} trials remain; "
                 "copy it somewhere writable to finish the sweep"
             )
-        chunks = []
+        sizes = []
         for part in parts:
-            todo = [t for t in range(len(part.plan)) if (part.entry, t) not in done]
             size = _FAST_CHUNK if part.compiled else chunk_size
             if ray is not None:
                 size = ray_engine.task_size(remaining, ray_engine.workers(ray), size)
-            for start in range(0, len(todo), size):
-                chunks.append(_Chunk(part, todo[start : start + size], results is not None))
+            sizes.append(size)
+        signer = results.signer() if results is not None else None
+        chunks = _chunks(parts, sizes, done, signer)  # lazily: one chunk at a time
         if ray is not None:
             finished = ray_engine.run(_run_chunk, problem, chunks, options, ray)
         else:
             finished = ((chunk, _run_chunk(problem, chunk, options)) for chunk in chunks)
         rows = dict(done)
         try:
-            for chunk, chunk_rows in finished:
-                curves = [row.pop(_CURVES, None) for row in chunk_rows]  # for the store only
-                keyed = [
-                    (chunk.entry, t, row, c)
-                    for t, row, c in zip(chunk.trials, chunk_rows, curves, strict=True)
-                ]
+            for chunk, (chunk_rows, records) in finished:
                 if results is not None:  # on disk as soon as the chunk is done; a run cut
-                    # short by Ctrl+C is not done, so a resumed sweep runs it again
-                    results.add([k for k in keyed if k[2]["status"] != "interrupted"])
-                rows.update(((entry, t), row) for entry, t, row, _ in keyed)
+                    # short by Ctrl+C is not done (not in records), so a resumed sweep runs it
+                    results.add_records(records)
+                entry = chunk.entry
+                rows.update(zip([(entry, t) for t in chunk.trials], chunk_rows))
                 # Ctrl+C inside minimize ends its runs "interrupted" (their partial rows are
                 # kept): the sweep stops here and returns what it has.
                 if any(row["status"] == "interrupted" for row in chunk_rows):
@@ -182,9 +178,6 @@ def sweep(
     table = Table(rows[key] for key in order if key in rows)
     table.interrupted = interrupted
     return table
-
-
-_CURVES = "__curves__"  # a row's curves on their way from a chunk to the store
 
 
 def _check_arguments(grid, chunk_size, engine, store, address) -> None:
@@ -225,36 +218,52 @@ class _Part:
         self.value_lists, self.plan, self.compiled = value_lists, plan, compiled
 
 
+def _chunks(parts, sizes, done, signer):
+    """The chunks still to run, made one at a time as the engine asks for them (a sweep of
+    10⁶ trials never holds a list of every chunk)."""
+    for part, size in zip(parts, sizes, strict=True):
+        todo = (t for t in range(len(part.plan)) if (part.entry, t) not in done)
+        while trials := list(itertools.islice(todo, size)):
+            yield _Chunk(part, trials, signer)
+
+
 class _Chunk:
     """Trials of one part run together as one vectorized call: what a task ships (its own
     slice of the plan, not the whole plan)."""
 
-    def __init__(self, part: _Part, trials: list[int], keep_curves: bool = False):
+    def __init__(self, part: _Part, trials: list[int], signer=None):
         self.entry, self.base, self.names = part.entry, part.base, part.names
         self.compiled, self.trials = part.compiled, trials
-        self.keep_curves = keep_curves  # a store keeps each run's curves
+        self.signer = signer  # a store's RowSigner: the task prepares its records itself
         self.plan = [part.plan[t] for t in trials]
 
 
-def _run_chunk(problem, chunk: _Chunk, options: dict) -> list[dict]:
-    """The rows of one chunk's trials, in order: the work of one task on any engine."""
+def _run_chunk(problem, chunk: _Chunk, options: dict) -> tuple[list[dict], dict | None]:
+    """The rows of one chunk's trials, in order, and (with a store) their store records,
+    prepared here, in the task, not by the driver: the work of one task on any engine."""
     plan = chunk.plan
     arrays = {n: np.array([combo[j] for _, combo, _ in plan]) for j, n in enumerate(chunk.names)}
     optimizer = chunk.base.replace(**arrays) if arrays else chunk.base
     chunk_seeds = [s for *_, s in plan]
+    curves: list = [None] * len(plan)
     if chunk.compiled:
         rows = _fast_rows(problem, optimizer, chunk_seeds, options)
     else:
         runs = minimize(problem, optimizer, seed=chunk_seeds, **options)
         rows = [run.summary() for run in runs]
-        if chunk.keep_curves:
+        if chunk.signer is not None:  # a store keeps each run's curves
             from steplab.run.store import run_curves
 
-            for run, row in zip(runs, rows, strict=True):
-                row[_CURVES] = run_curves(run)
+            curves = [run_curves(run) for run in runs]
     for (c, _, _), row in zip(plan, rows, strict=True):
         row["config"] = c
-    return rows
+    if chunk.signer is None:
+        return rows, None
+    done = zip(chunk.trials, rows, curves, strict=True)  # a run cut short by Ctrl+C is not
+    records = chunk.signer.records(  # done: it is not stored, and a resumed sweep reruns it
+        (chunk.entry, t, row, c) for t, row, c in done if row["status"] != "interrupted"
+    )
+    return rows, records
 
 
 def _fingerprint(problem, grid, parts, seeds, options) -> dict:
