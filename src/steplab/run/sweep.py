@@ -9,6 +9,7 @@ grid as one ``(K, d)`` problem per optimizer (in chunks if K is large) and retur
 from __future__ import annotations
 
 import itertools
+import math
 import time
 
 import numpy as np
@@ -110,8 +111,7 @@ def sweep(
         for name, values in zip(names, value_lists, strict=True):
             if values.size == 0:  # like seeds=[]: an empty axis is a mistake, not 0 rows
                 raise ValueError(f"grid[{label!r}][{name!r}] holds no values; give at least one")
-        combos = list(itertools.product(*value_lists)) if names else [()]
-        plan = [(c, combo, s) for c, combo in enumerate(combos) for s in seeds]
+        plan = _Plan(value_lists, seeds)
         work = len(plan) * (options.get("steps") or 1000)
         compiled = fast and (engine == "fast" or work >= _FAST_MIN_WORK)
         parts.append(_Part(entry, base, names, value_lists, plan, compiled))
@@ -132,11 +132,12 @@ def sweep(
         results = stores.ResultStore.open(store, identity)
     try:
         done = results.done() if results is not None else {}
-        remaining = sum(
-            (entry, t) not in done
-            for entry, part in enumerate(parts)
-            for t in range(len(part.plan))
-        )
+        # Each part's rows by trial index (None: still to run), in sweep order.
+        slots: list[list] = [[None] * len(part.plan) for part in parts]
+        for (entry, t), row in done.items():
+            slots[entry][t] = row
+        remaining = sum(map(len, slots)) - len(done)
+        del done
         if results is not None and remaining and not results.writable:
             raise stores.StoreError(
                 f"results store {store} is read-only and {remaining} trials remain; "
@@ -149,22 +150,20 @@ def sweep(
                 size = ray_engine.task_size(remaining, ray_engine.workers(ray), size)
             sizes.append(size)
         signer = results.signer() if results is not None else None
-        chunks = _chunks(parts, sizes, done, signer)  # lazily: one chunk at a time
+        chunks = _chunks(parts, sizes, slots, signer)  # lazily: one chunk at a time
         if ray is not None:
             finished = ray_engine.run(_run_chunk, problem, chunks, options, ray)
         else:
             finished = ((chunk, _run_chunk(problem, chunk, options)) for chunk in chunks)
-        rows = dict(done)
         try:
-            for chunk, (chunk_rows, records) in finished:
+            for chunk, (chunk_rows, records, stopped) in finished:
                 if results is not None:  # on disk as soon as the chunk is done; a run cut
                     # short by Ctrl+C is not done (not in records), so a resumed sweep runs it
                     results.add_records(records)
-                entry = chunk.entry
-                rows.update(zip([(entry, t) for t in chunk.trials], chunk_rows))
+                _place(slots[chunk.entry], chunk.trials, chunk_rows)
                 # Ctrl+C inside minimize ends its runs "interrupted" (their partial rows are
                 # kept): the sweep stops here and returns what it has.
-                if any(row["status"] == "interrupted" for row in chunk_rows):
+                if stopped:
                     interrupted = True
                     break
         except KeyboardInterrupt:
@@ -174,8 +173,7 @@ def sweep(
     finally:
         if results is not None:
             results.close()
-    order = [(part.entry, t) for part in parts for t in range(len(part.plan))]
-    table = Table(rows[key] for key in order if key in rows)
+    table = Table(row for part_rows in slots for row in part_rows if row is not None)
     table.interrupted = interrupted
     return table
 
@@ -209,6 +207,27 @@ def _check_arguments(grid, chunk_size, engine, store, address) -> None:
         )
 
 
+class _Plan:
+    """A grid entry's trials in sweep order — every combination of the hyperparameter values
+    (the last name varying fastest, as ``itertools.product``) with every seed — computed
+    from the trial's index, so that a sweep of 10⁶ trials holds no list of them."""
+
+    def __init__(self, value_lists, seeds):
+        self.value_lists, self.seeds = value_lists, seeds
+        self.shape = tuple(len(values) for values in value_lists)
+
+    def __len__(self) -> int:
+        return math.prod(self.shape) * len(self.seeds)
+
+    def take(self, trials: list[int]) -> tuple[list[int], list[np.ndarray], list[int]]:
+        """The trials' combination indices, hyperparameter values (one array per name) and
+        seeds."""
+        configs, seeds = np.divmod(np.asarray(trials, dtype=np.int64), len(self.seeds))
+        index = np.unravel_index(configs, self.shape) if self.shape else ()
+        values = [v[i] for v, i in zip(self.value_lists, index, strict=True)]
+        return configs.tolist(), values, [self.seeds[s] for s in seeds.tolist()]
+
+
 class _Part:
     """One grid entry: its base optimizer, hyperparameter names and (config, combo, seed)
     plan, and whether its chunks run through the compiled kernels."""
@@ -218,13 +237,22 @@ class _Part:
         self.value_lists, self.plan, self.compiled = value_lists, plan, compiled
 
 
-def _chunks(parts, sizes, done, signer):
-    """The chunks still to run, made one at a time as the engine asks for them (a sweep of
-    10⁶ trials never holds a list of every chunk)."""
-    for part, size in zip(parts, sizes, strict=True):
-        todo = (t for t in range(len(part.plan)) if (part.entry, t) not in done)
+def _chunks(parts, sizes, slots, signer):
+    """The chunks still to run (trials whose slot is empty), made one at a time as the
+    engine asks for them: a sweep of 10⁶ trials never holds a list of every chunk."""
+    for part, size, part_rows in zip(parts, sizes, slots, strict=True):
+        todo = itertools.compress(itertools.count(), (row is None for row in part_rows))
         while trials := list(itertools.islice(todo, size)):
             yield _Chunk(part, trials, signer)
+
+
+def _place(part_rows: list, trials: list[int], rows: list[dict]) -> None:
+    """Put a chunk's rows in their part's slots (one slice when the trials are a run)."""
+    if trials and trials[-1] - trials[0] == len(trials) - 1:
+        part_rows[trials[0] : trials[-1] + 1] = rows
+    else:
+        for t, row in zip(trials, rows, strict=True):
+            part_rows[t] = row
 
 
 class _Chunk:
@@ -235,17 +263,17 @@ class _Chunk:
         self.entry, self.base, self.names = part.entry, part.base, part.names
         self.compiled, self.trials = part.compiled, trials
         self.signer = signer  # a store's RowSigner: the task prepares its records itself
-        self.plan = [part.plan[t] for t in trials]
+        self.configs, self.values, self.seeds = part.plan.take(trials)
 
 
-def _run_chunk(problem, chunk: _Chunk, options: dict) -> tuple[list[dict], dict | None]:
-    """The rows of one chunk's trials, in order, and (with a store) their store records,
-    prepared here, in the task, not by the driver: the work of one task on any engine."""
-    plan = chunk.plan
-    arrays = {n: np.array([combo[j] for _, combo, _ in plan]) for j, n in enumerate(chunk.names)}
+def _run_chunk(problem, chunk: _Chunk, options: dict) -> tuple[list[dict], dict | None, bool]:
+    """The rows of one chunk's trials, in order; (with a store) their store records,
+    prepared here, in the task, not by the driver; and whether Ctrl+C cut a run short.
+    The work of one task on any engine."""
+    arrays = dict(zip(chunk.names, chunk.values, strict=True))
     optimizer = chunk.base.replace(**arrays) if arrays else chunk.base
-    chunk_seeds = [s for *_, s in plan]
-    curves: list = [None] * len(plan)
+    chunk_seeds = chunk.seeds
+    curves: list = [None] * len(chunk_seeds)
     if chunk.compiled:
         rows = _fast_rows(problem, optimizer, chunk_seeds, options)
     else:
@@ -255,15 +283,16 @@ def _run_chunk(problem, chunk: _Chunk, options: dict) -> tuple[list[dict], dict 
             from steplab.run.store import run_curves
 
             curves = [run_curves(run) for run in runs]
-    for (c, _, _), row in zip(plan, rows, strict=True):
+    for c, row in zip(chunk.configs, rows, strict=True):
         row["config"] = c
+    stopped = any(row["status"] == "interrupted" for row in rows)
     if chunk.signer is None:
-        return rows, None
+        return rows, None, stopped
     done = zip(chunk.trials, rows, curves, strict=True)  # a run cut short by Ctrl+C is not
     records = chunk.signer.records(  # done: it is not stored, and a resumed sweep reruns it
         (chunk.entry, t, row, c) for t, row, c in done if row["status"] != "interrupted"
     )
-    return rows, records
+    return rows, records, stopped
 
 
 def _fingerprint(problem, grid, parts, seeds, options) -> dict:
