@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import time
 
 import numpy as np
@@ -46,8 +47,9 @@ def sweep(
     engine="auto",
     store=None,
     address: str | None = None,
+    return_table: bool = True,
     **options,
-) -> Table:
+) -> Table | None:
     """Run every configuration in ``grid`` with every seed; one table row per run.
 
     ``grid`` maps an optimizer name (or an :class:`~steplab.optim.Optimizer` instance used as
@@ -71,10 +73,16 @@ def sweep(
     ``store`` (a file path) makes the sweep durable (:mod:`steplab.run.store`): each chunk's
     rows are written to that SQLite file as they finish; a sweep started again with the same
     store skips the finished trials and returns the table an uninterrupted sweep gives.
+    ``return_table=False`` (with a store) keeps no rows in memory and returns None: a sweep
+    of millions of trials, read back later with :func:`steplab.run.store.read`.
     """
     from steplab import optim, problems
 
     _check_arguments(grid, chunk_size, engine, store, address)
+    if not isinstance(return_table, bool):
+        raise ValueError(f"return_table must be True or False, got {return_table!r}")
+    if not return_table and store is None:
+        raise ValueError("return_table=False needs store=...: the rows would go nowhere")
     if isinstance(problem, str):
         problem = problems.get(problem)
     if seeds is None:  # the one default, shared with the CLI
@@ -135,7 +143,7 @@ def sweep(
         # Each part's rows by trial index (None: still to run), in sweep order.
         slots: list[list] = [[None] * len(part.plan) for part in parts]
         for (entry, t), row in done.items():
-            slots[entry][t] = row
+            slots[entry][t] = row if return_table else True  # True: done, not kept
         remaining = sum(map(len, slots)) - len(done)
         del done
         if results is not None and remaining and not results.writable:
@@ -160,7 +168,8 @@ def sweep(
                 if results is not None:  # on disk as soon as the chunk is done; a run cut
                     # short by Ctrl+C is not done (not in records), so a resumed sweep runs it
                     results.add_records(records)
-                _place(slots[chunk.entry], chunk.trials, chunk_rows)
+                kept = chunk_rows if return_table else [True] * len(chunk_rows)
+                _place(slots[chunk.entry], chunk.trials, kept)
                 # Ctrl+C inside minimize ends its runs "interrupted" (their partial rows are
                 # kept): the sweep stops here and returns what it has.
                 if stopped:
@@ -173,7 +182,9 @@ def sweep(
     finally:
         if results is not None:
             results.close()
-    table = Table(row for part_rows in slots for row in part_rows if row is not None)
+    if not return_table:
+        return None
+    table = Table(filter(None, itertools.chain.from_iterable(slots)))  # rows are non-empty
     table.interrupted = interrupted
     return table
 
@@ -241,7 +252,8 @@ def _chunks(parts, sizes, slots, signer):
     """The chunks still to run (trials whose slot is empty), made one at a time as the
     engine asks for them: a sweep of 10⁶ trials never holds a list of every chunk."""
     for part, size, part_rows in zip(parts, sizes, slots, strict=True):
-        todo = itertools.compress(itertools.count(), (row is None for row in part_rows))
+        empty = map(operator.is_, part_rows, itertools.repeat(None))  # no Python per trial
+        todo = itertools.compress(itertools.count(), empty)
         while trials := list(itertools.islice(todo, size)):
             yield _Chunk(part, trials, signer)
 
