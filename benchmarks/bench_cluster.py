@@ -7,10 +7,14 @@ The cluster is ``ray.cluster_utils.Cluster``: ``--nodes`` Ray nodes (a head and 
 each its own raylet and object store) of ``--cpus`` CPUs on this one machine. The tasks do
 nothing (they return their argument), so what is measured is the driver and Ray, not work.
 Driver CPU is ``time.process_time()`` of the driver process (all its threads, Ray's
-included); wall time on a shared machine also holds the other jobs' load (printed).
+included); wall time on a shared machine also holds the other jobs' load (printed). The
+sweep also reports the driver's peak resident memory above what it held before the sweep
+(sampled every 20 ms; meaningful in the first round of a process, since later rounds reuse
+memory the first one freed).
 
     python benchmarks/bench_cluster.py [--tasks 1000 10000 100000] [--old-up-to 10000]
         [--nodes 3] [--cpus 1] [--sweep-trials 100000] [--sweep-rounds 1] [--only-sweep]
+        [--no-table]
 """
 
 from __future__ import annotations
@@ -146,6 +150,9 @@ def main(argv=None) -> None:
     parser.add_argument("--sweep-trials", type=int, default=100_000)
     parser.add_argument("--sweep-rounds", type=int, default=1, help="median of this many")
     parser.add_argument("--only-sweep", action="store_true", help="skip the no-op tasks")
+    parser.add_argument(
+        "--no-table", action="store_true", help="the sweep with return_table=False"
+    )
     args = parser.parse_args(argv)
 
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -183,9 +190,10 @@ def main(argv=None) -> None:
             print(f"| {' | '.join(row)} |")
         if args.sweep_trials:
             sweep_overhead(2000, ray)  # warm-up: steplab imported on every worker
+            options = {"return_table": False} if args.no_table else {}
             results = []
             for _ in range(args.sweep_rounds):
-                results.append(sweep_overhead(args.sweep_trials, ray))
+                results.append(sweep_overhead(args.sweep_trials, ray, **options))
                 print(
                     f"  round: {results[-1]['wall']:.1f} s wall, {results[-1]['cpu']:.1f} s "
                     f"driver CPU ({100 * results[-1]['cpu'] / results[-1]['wall']:.0f} %), driver "

@@ -22,8 +22,10 @@ and a ``checksum`` of those three; table ``trials`` has one row per finished tri
 result field (``optimizer``, ``lr``, ``seed``, ``final_loss``…; SQLite turns NaN into NULL
 there), ``row_json`` (the row exactly, NaN included, as the sweep returns it), ``curves``
 (the run's loss and metrics per recorded step as float32 arrays, see :func:`curves`),
-``versions`` (Python, NumPy, steplab), ``finished_at`` (UTC), ``session`` (which start of
-the sweep wrote it) and ``checksum``.
+``versions`` (Python, NumPy, steplab, where the trial ran), ``finished_at`` (UTC, when its
+task finished), ``session`` (which start of the sweep wrote it) and ``checksum``. A task
+prepares its trials' records itself (:class:`RowSigner`); the driver checks their keys and
+inserts them.
 
 Integrity: ``checksum`` is a BLAKE2b digest of the sweep's fingerprint, the trial's key and
 everything else the row holds, so a damaged row — or a row copied over another trial's, or
