@@ -150,9 +150,7 @@ def main(argv=None) -> None:
     parser.add_argument("--sweep-trials", type=int, default=100_000)
     parser.add_argument("--sweep-rounds", type=int, default=1, help="median of this many")
     parser.add_argument("--only-sweep", action="store_true", help="skip the no-op tasks")
-    parser.add_argument(
-        "--no-table", action="store_true", help="the sweep with return_table=False"
-    )
+    parser.add_argument("--no-table", action="store_true", help="the sweep with return_table=False")
     args = parser.parse_args(argv)
 
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

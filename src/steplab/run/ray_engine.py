@@ -155,14 +155,14 @@ def in_flight(cpus: int) -> int:
 
 
 def run(
-    execute: Callable[..., list[dict]],
+    execute: Callable[..., Any],
     problem: Any,
     chunks: Iterable[Any],
     options: dict,
     ray: Any,
     *,
     window: int | None = None,
-) -> Generator[tuple[Any, list[dict]], None, None]:
+) -> Generator[tuple[Any, Any], None, None]:
     """Run ``execute(problem, chunk, options)`` for every chunk as Ray tasks; yield
     ``(chunk, rows)`` in the order tasks finish.
 

@@ -499,9 +499,7 @@ class ResultStore:
         keys = [(r[0], r[1]) for group in records.values() for r in group]
         fresh = set(keys)
         if len(fresh) != len(keys) or not self._keys.isdisjoint(fresh):
-            entry, trial = next(
-                k for i, k in enumerate(keys) if k in self._keys or k in keys[:i]
-            )
+            entry, trial = next(k for i, k in enumerate(keys) if k in self._keys or k in keys[:i])
             raise StoreError(
                 f"{self.path}: trial (entry {entry}, trial {trial}) is already stored; "
                 "a trial is counted once"

@@ -12,6 +12,7 @@ import itertools
 import math
 import operator
 import time
+from typing import Literal, overload
 
 import numpy as np
 
@@ -36,6 +37,36 @@ def default_seeds(problem, batch_size=None) -> list[int]:
     data = getattr(problem, "n_train", None) is not None
     stochastic = problem.stochastic or (data and batch_size is not None)
     return list(range(10)) if stochastic else [0]
+
+
+@overload
+def sweep(
+    problem,
+    grid: dict,
+    seeds=...,
+    *,
+    chunk_size: int = ...,
+    engine=...,
+    store=...,
+    address: str | None = ...,
+    return_table: Literal[True] = ...,
+    **options,
+) -> Table: ...
+
+
+@overload
+def sweep(
+    problem,
+    grid: dict,
+    seeds=...,
+    *,
+    chunk_size: int = ...,
+    engine=...,
+    store=...,
+    address: str | None = ...,
+    return_table: bool,
+    **options,
+) -> Table | None: ...
 
 
 def sweep(
@@ -168,7 +199,7 @@ def sweep(
                 if results is not None:  # on disk as soon as the chunk is done; a run cut
                     # short by Ctrl+C is not done (not in records), so a resumed sweep runs it
                     results.add_records(records)
-                kept = chunk_rows if return_table else [True] * len(chunk_rows)
+                kept: list = chunk_rows if return_table else [True] * len(chunk_rows)
                 _place(slots[chunk.entry], chunk.trials, kept)
                 # Ctrl+C inside minimize ends its runs "interrupted" (their partial rows are
                 # kept): the sweep stops here and returns what it has.
@@ -258,7 +289,7 @@ def _chunks(parts, sizes, slots, signer):
             yield _Chunk(part, trials, signer)
 
 
-def _place(part_rows: list, trials: list[int], rows: list[dict]) -> None:
+def _place(part_rows: list, trials: list[int], rows: list) -> None:
     """Put a chunk's rows in their part's slots (one slice when the trials are a run)."""
     if trials and trials[-1] - trials[0] == len(trials) - 1:
         part_rows[trials[0] : trials[-1] + 1] = rows
