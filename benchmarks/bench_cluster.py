@@ -7,10 +7,14 @@ The cluster is ``ray.cluster_utils.Cluster``: ``--nodes`` Ray nodes (a head and 
 each its own raylet and object store) of ``--cpus`` CPUs on this one machine. The tasks do
 nothing (they return their argument), so what is measured is the driver and Ray, not work.
 Driver CPU is ``time.process_time()`` of the driver process (all its threads, Ray's
-included); wall time on a shared machine also holds the other jobs' load (printed).
+included); wall time on a shared machine also holds the other jobs' load (printed). The
+sweep also reports the driver's peak resident memory above what it held before the sweep
+(sampled every 20 ms; meaningful in the first round of a process, since later rounds reuse
+memory the first one freed).
 
     python benchmarks/bench_cluster.py [--tasks 1000 10000 100000] [--old-up-to 10000]
-        [--nodes 3] [--cpus 1] [--sweep-trials 100000]
+        [--nodes 3] [--cpus 1] [--sweep-trials 100000] [--sweep-rounds 1] [--only-sweep]
+        [--no-table]
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import importlib.util
 import os
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -62,18 +67,51 @@ def measure(engine, n: int, ray) -> tuple[float, float]:
     return n / wall, 1e3 * cpu / n
 
 
-def sweep_overhead(trials: int, ray) -> dict:
+def _rss() -> int:
+    """This process's resident memory in bytes (Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakRSS:
+    """The driver's peak resident memory during a block, above what it held before it,
+    sampled every 20 ms by a thread (``ru_maxrss`` would be the whole process's peak)."""
+
+    def __enter__(self):
+        self.start = self.peak = _rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, _rss())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+        self.growth = self.peak - self.start
+
+
+def sweep_overhead(trials: int, ray, **options) -> dict:
     """One sweep of ``trials`` trivial trials (rosenbrock, 2 steps) on the cluster, with a
     results store: wall time, driver CPU, and the store's share."""
     seeds = range(10)
     grid = {"sgd": {"lr": np.logspace(-6, -1, trials // len(seeds))}}
     with tempfile.TemporaryDirectory() as folder:
         store = Path(folder) / "results.sqlite"
-        wall, cpu = time.perf_counter(), time.process_time()
-        table = sl.sweep("rosenbrock", grid, seeds=seeds, steps=2, engine="ray", store=store)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        with PeakRSS() as memory:
+            wall, cpu = time.perf_counter(), time.process_time()
+            table = sl.sweep(
+                "rosenbrock", grid, seeds=seeds, steps=2, engine="ray", store=store, **options
+            )
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            count = len(table) if table is not None else trials
+            del table
         size = store.stat().st_size
-    return {"trials": len(table), "wall": wall, "cpu": cpu, "bytes": size}
+    return {"trials": count, "wall": wall, "cpu": cpu, "bytes": size, "rss": memory.growth}
 
 
 def extrapolate(task_ms: float, trial_ms: float, machines: int = 100, cores: int = 64) -> None:
@@ -110,6 +148,9 @@ def main(argv=None) -> None:
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--cpus", type=int, default=1)
     parser.add_argument("--sweep-trials", type=int, default=100_000)
+    parser.add_argument("--sweep-rounds", type=int, default=1, help="median of this many")
+    parser.add_argument("--only-sweep", action="store_true", help="skip the no-op tasks")
+    parser.add_argument("--no-table", action="store_true", help="the sweep with return_table=False")
     args = parser.parse_args(argv)
 
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -128,7 +169,7 @@ def main(argv=None) -> None:
         )
         measure(ray_engine, 500, ray)  # warm-up: worker processes started on every node
         rows, task_ms = [], []
-        for n in args.tasks:
+        for n in [] if args.only_sweep else args.tasks:
             new_rate, new_cpu = measure(ray_engine, n, ray)
             task_ms.append(new_cpu)
             if n <= args.old_up_to:
@@ -146,14 +187,27 @@ def main(argv=None) -> None:
         for row in rows:
             print(f"| {' | '.join(row)} |")
         if args.sweep_trials:
-            result = sweep_overhead(args.sweep_trials, ray)
+            sweep_overhead(2000, ray)  # warm-up: steplab imported on every worker
+            options = {"return_table": False} if args.no_table else {}
+            results = []
+            for _ in range(args.sweep_rounds):
+                results.append(sweep_overhead(args.sweep_trials, ray, **options))
+                print(
+                    f"  round: {results[-1]['wall']:.1f} s wall, {results[-1]['cpu']:.1f} s "
+                    f"driver CPU ({100 * results[-1]['cpu'] / results[-1]['wall']:.0f} %), driver "
+                    f"peak RSS +{results[-1]['rss'] / 2**20:.0f} MiB",
+                    flush=True,
+                )
+            result = {k: float(np.median([r[k] for r in results])) for k in results[0]}
             print(
-                f"\nsweep of {result['trials']:,} trivial trials (rosenbrock, 2 steps) with a "
+                f"\nsweep of {result['trials']:,.0f} trivial trials (rosenbrock, 2 steps) with a "
                 f"store: {result['wall']:.1f} s wall, driver CPU {result['cpu']:.1f} s "
                 f"({100 * result['cpu'] / result['wall']:.0f} % of wall), "
-                f"{result['bytes'] / result['trials']:.0f} bytes/trial"
+                f"{result['bytes'] / result['trials']:.0f} bytes/trial, driver peak RSS "
+                f"+{result['rss'] / 2**20:.0f} MiB"
             )
-            extrapolate(max(task_ms), 1e3 * result["cpu"] / result["trials"])
+            if task_ms:
+                extrapolate(max(task_ms), 1e3 * result["cpu"] / result["trials"])
     finally:
         ray.shutdown()
         cluster.shutdown()

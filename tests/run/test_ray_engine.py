@@ -103,8 +103,14 @@ def test_tasks_hold_many_configurations(cluster, monkeypatch):
     real_run = ray_engine.run
 
     def spy(execute, problem, chunks, options, ray):
-        sizes.extend(len(chunk.trials) for chunk in chunks)
-        return real_run(execute, problem, chunks, options, ray)
+        assert not isinstance(chunks, list)  # made one at a time, as the driver asks
+
+        def counted():
+            for chunk in chunks:
+                sizes.append(len(chunk.trials))
+                yield chunk
+
+        return real_run(execute, problem, counted(), options, ray)
 
     monkeypatch.setattr(ray_engine, "run", spy)
     grid = {"sgd": {"lr": np.logspace(-4, -1, 12)}, "adam": {"lr": np.logspace(-4, -1, 12)}}
@@ -312,10 +318,10 @@ def test_an_error_in_the_driver_cancels_every_task_at_once(cluster, tmp_path, mo
     left running (before, they ran on until the generator was garbage-collected)."""
     from steplab.run import store as stores
 
-    def broken(self, rows):
+    def broken(self, records):
         raise stores.StoreError("disk full")
 
-    monkeypatch.setattr(stores.ResultStore, "add", broken)
+    monkeypatch.setattr(stores.ResultStore, "add_records", broken)
     grid = {"sgd": {"lr": np.logspace(-4, -1, 8)}}
     with pytest.raises(stores.StoreError, match="disk full") as error:
         sl.sweep(

@@ -352,3 +352,34 @@ def test_repeated_kills_during_group_commits_lose_and_repeat_nothing(tmp_path):
         sessions = db.execute("SELECT COUNT(DISTINCT session) FROM trials").fetchone()[0]
     assert len(keys) == len(set(keys)) == 400
     assert sessions >= 2
+
+
+def test_a_sweep_without_a_table_keeps_every_trial_in_its_store(tmp_path):
+    """return_table=False: nothing returned, every row in the store, in sweep order."""
+    path = tmp_path / "results.sqlite"
+    plain = sl.sweep("two_d_beale", GRID, seeds=SEEDS, **OPTIONS)
+    kwargs = {"store": path, "chunk_size": 4, "return_table": False, **OPTIONS}
+    assert sl.sweep("two_d_beale", GRID, seeds=SEEDS, **kwargs) is None
+    assert same_rows(stores.read(path), plain)
+    assert sl.sweep("two_d_beale", GRID, seeds=SEEDS, **kwargs) is None  # resumed: all done
+    assert count(path) == len(plain)
+
+
+def test_trials_follow_the_grid_in_product_order(tmp_path):
+    """Trials are computed from their index, not listed: the order is still every
+    combination (the last hyperparameter fastest, as itertools.product) times every seed."""
+    import itertools
+
+    lrs, rho1s, seeds = [1e-3, 1e-2, 1e-1], [0.5, 0.8, 0.9, 0.99], [4, 7]
+    grid = {"adam": {"lr": lrs, "rho1": rho1s}}
+    path = tmp_path / "results.sqlite"
+    table = sl.sweep("rosenbrock", grid, seeds=seeds, steps=3, chunk_size=5, store=path)
+    expected = [
+        (c, lr, rho1, s)
+        for c, (lr, rho1) in enumerate(itertools.product(lrs, rho1s))
+        for s in seeds
+    ]
+    for rows in (table, stores.read(path)):
+        got = [(r["config"], r["lr"], r["rho1"], r["seed"]) for r in rows]
+        assert got == expected
+        assert all(type(r["config"]) is int and type(r["seed"]) is int for r in rows)

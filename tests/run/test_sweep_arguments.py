@@ -23,6 +23,8 @@ import steplab as sl
         ({"chunk_size": 0}, "chunk_size must be a positive integer, got 0"),
         ({"chunk_size": "8"}, "chunk_size must be a positive integer, got '8'"),
         ({"engine": None}, "engine must be one of auto, fast, loop, ray, got None"),
+        ({"return_table": "no"}, "return_table must be True or False, got 'no'"),
+        ({"return_table": False, "store": None}, "return_table=False needs store="),
     ],
     ids=[
         "lr=[]",
@@ -35,6 +37,8 @@ import steplab as sl
         "chunk0",
         "chunk-str",
         "engine",
+        "return_table",
+        "no-table-no-store",
     ],
 )
 def test_bad_arguments_are_named_and_nothing_is_written(tmp_path, arguments, message):

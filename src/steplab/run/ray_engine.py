@@ -6,7 +6,9 @@ The driver keeps a bounded window of tasks submitted (two per CPU, at least 16: 
 memory does not grow with the sweep), takes finished ones in batches (``ray.wait`` for a
 quarter of the window or 0.1 s, so its work per task does not grow either), tops the window
 up and hands the rows to the sweep, which writes them to its results store. Only the driver
-writes: workers need no shared disk. A task whose worker process dies is run again by Ray
+writes (workers need no shared disk), but each task prepares its own trials' store records
+(JSON, curves, checksum: :class:`steplab.run.store.RowSigner`), so the driver's work per
+trial is a key check and an insert. A task whose worker process dies is run again by Ray
 (``max_retries``); its rows reach the driver once, when the retry returns. An error or
 Ctrl+C in the driver cancels every task in flight before the sweep returns or raises.
 
@@ -153,14 +155,14 @@ def in_flight(cpus: int) -> int:
 
 
 def run(
-    execute: Callable[..., list[dict]],
+    execute: Callable[..., Any],
     problem: Any,
     chunks: Iterable[Any],
     options: dict,
     ray: Any,
     *,
     window: int | None = None,
-) -> Generator[tuple[Any, list[dict]], None, None]:
+) -> Generator[tuple[Any, Any], None, None]:
     """Run ``execute(problem, chunk, options)`` for every chunk as Ray tasks; yield
     ``(chunk, rows)`` in the order tasks finish.
 

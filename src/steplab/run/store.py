@@ -22,8 +22,10 @@ and a ``checksum`` of those three; table ``trials`` has one row per finished tri
 result field (``optimizer``, ``lr``, ``seed``, ``final_loss``…; SQLite turns NaN into NULL
 there), ``row_json`` (the row exactly, NaN included, as the sweep returns it), ``curves``
 (the run's loss and metrics per recorded step as float32 arrays, see :func:`curves`),
-``versions`` (Python, NumPy, steplab), ``finished_at`` (UTC), ``session`` (which start of
-the sweep wrote it) and ``checksum``.
+``versions`` (Python, NumPy, steplab, where the trial ran), ``finished_at`` (UTC, when its
+task finished), ``session`` (which start of the sweep wrote it) and ``checksum``. A task
+prepares its trials' records itself (:class:`RowSigner`); the driver checks their keys and
+inserts them.
 
 Integrity: ``checksum`` is a BLAKE2b digest of the sweep's fingerprint, the trial's key and
 everything else the row holds, so a damaged row — or a row copied over another trial's, or
@@ -321,9 +323,9 @@ class ResultStore:
         self._sweep = hashlib.sha256(fingerprint).hexdigest()
         self._columns = list(columns)
         self.session = uuid.uuid4().hex[:12]
-        self._versions = json.dumps(versions())
         self._keys: set[tuple[int, int]] | None = None
-        self._buffer: list[tuple[int, int, dict, bytes | None]] = []
+        self._buffer: Records = {}  # flat fields → records, as RowSigner.records makes them
+        self._buffered = 0  # trials in the buffer
         self._oldest = 0.0  # monotonic time the oldest buffered trial was added
         self.commits = 0  # transactions written (what group commits save)
 
@@ -471,57 +473,59 @@ class ResultStore:
                 return None
         return row
 
+    def signer(self) -> RowSigner:
+        """What a task needs to turn its own trials into this store's records (JSON, curves
+        blob, flat cells, checksum), so that the driver only inserts them: see
+        :class:`RowSigner` and :meth:`add_records`."""
+        return RowSigner(self._sweep, self.session)
+
     def add(self, rows: Iterable[Sequence[Any]]) -> None:
         """Buffer finished trials ``(entry, trial, row)`` or ``(entry, trial, row, curves)``
         (curves: name → 1-D array, see :func:`curves`) and commit a batch when it is due.
 
         A trial already in the store (or buffered) is an error: each trial is counted once.
         """
+        self.add_records(self.signer().records(rows))
+
+    def add_records(self, records: Records) -> None:
+        """Buffer trials prepared by :meth:`RowSigner.records` (in a task, or here) and
+        commit a batch when it is due. All of them or none: a trial already stored (or
+        buffered) is refused before anything is buffered; each trial is counted once."""
         if not self.writable:
             raise StoreError(f"{self.path} is read-only; cannot write trials to it")
         if self._keys is None:
             self.done()
         assert self._keys is not None
-        fresh, keys = [], set()
-        for item in rows:
-            entry, trial, row = int(item[0]), int(item[1]), item[2]
-            if (entry, trial) in self._keys or (entry, trial) in keys:
-                raise StoreError(  # before anything is buffered: all of rows, or none
-                    f"{self.path}: trial (entry {entry}, trial {trial}) is already stored; "
-                    "a trial is counted once"
-                )
-            keys.add((entry, trial))
-            blob = encode_curves(item[3]) if len(item) > 3 and item[3] else None
-            fresh.append((entry, trial, row, blob))
-        self._keys |= keys
-        if fresh and not self._buffer:
+        keys = [(r[0], r[1]) for group in records.values() for r in group]
+        fresh = set(keys)
+        if len(fresh) != len(keys) or not self._keys.isdisjoint(fresh):
+            entry, trial = next(k for i, k in enumerate(keys) if k in self._keys or k in keys[:i])
+            raise StoreError(
+                f"{self.path}: trial (entry {entry}, trial {trial}) is already stored; "
+                "a trial is counted once"
+            )
+        if not keys:
+            return
+        self._keys |= fresh
+        if not self._buffered:
             self._oldest = time.monotonic()
-        self._buffer.extend(fresh)
-        if len(self._buffer) >= self.batch_rows or (
-            self._buffer and time.monotonic() - self._oldest >= self.batch_seconds
+        for fields, group in records.items():
+            self._buffer.setdefault(fields, []).extend(group)
+        self._buffered += len(keys)
+        if (
+            self._buffered >= self.batch_rows
+            or time.monotonic() - self._oldest >= self.batch_seconds
         ):
             self.flush()
 
     def flush(self) -> None:
         """Commit every buffered trial in one transaction."""
-        if not self._buffer:
+        if not self._buffered:
             return
-        batch, self._buffer = self._buffer, []
-        # Rows with the same fields (one optimizer's, usually all) go in one statement.
-        shapes = {tuple(row) for _, _, row, _ in batch}
-        kept = {shape: tuple(k for k in shape if k not in _RESERVED) for shape in shapes}
+        batch, self._buffer, self._buffered = self._buffer, {}, 0
         new: list[str] = []
-        for fields in kept.values():
+        for fields in batch:
             new += [k for k in fields if k not in self._columns and k not in new]
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        shared = _row_hasher(self._sweep, self._versions, stamp, self.session)
-        groups: dict[tuple[str, ...], list[list[Any]]] = {fields: [] for fields in kept.values()}
-        for entry, trial, row, blob in batch:
-            fields = kept[tuple(row)]
-            text = _ENCODER.encode(row)
-            checksum = _feed(shared.copy(), entry, trial, text, blob).hexdigest()
-            values = [entry, trial, text, blob, self._versions, stamp, self.session, checksum]
-            groups[fields].append([*values, *(_cell(row[k]) for k in fields)])
 
         def write() -> None:
             if new:
@@ -533,20 +537,21 @@ class ResultStore:
                     "UPDATE meta SET value = ? WHERE key = ?",
                     [(columns, "columns"), (checksum, "checksum")],
                 )
-            for columns_, records in groups.items():
-                names = [*_KEY_COLUMNS, *_STORED, *columns_]
+            for fields, group in batch.items():
+                names = [*_KEY_COLUMNS, *_STORED, *fields]
                 self._db.executemany(
                     f"INSERT INTO trials ({', '.join(map(_quote, names))}) "
                     f"VALUES ({', '.join('?' * len(names))})",
-                    records,
+                    group,
                 )
 
         try:
             self._write(write)
         except BaseException:
-            for entry, trial, *_ in batch:  # not stored: a later run may add them again
-                if self._keys is not None:
-                    self._keys.discard((entry, trial))
+            for group in batch.values():  # not stored: a later run may add them again
+                for record in group:
+                    if self._keys is not None:
+                        self._keys.discard((record[0], record[1]))
             raise
         self._columns.extend(new)
 
@@ -588,6 +593,57 @@ class ResultStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+Records = dict[tuple[str, ...], list[tuple[Any, ...]]]
+"""Prepared trials, grouped by their flat fields: each record is ``(entry, trial, row_json,
+curves, versions, finished_at, session, checksum, *cells)``, the row of table ``trials``."""
+
+_VERSIONS: str | None = None  # this process's versions, as stored (computed once)
+
+
+def _versions_text() -> str:
+    global _VERSIONS
+    if _VERSIONS is None:
+        _VERSIONS = json.dumps(versions())
+    return _VERSIONS
+
+
+class RowSigner:
+    """Turns finished trials into a store's records, checksum included, wherever they ran.
+
+    A sweep gives one to each task (:meth:`ResultStore.signer`: two short strings), so the
+    JSON, curves and checksum work of a trial is done by the worker that ran it, in
+    parallel, and the driver only checks keys and inserts. ``finished_at`` and
+    ``versions`` are then the worker's: when and with what the trial was computed. The
+    driver trusts what it inserts (its tasks made it), and verifies every row it reads.
+    """
+
+    def __init__(self, sweep: str, session: str):
+        self.sweep, self.session = sweep, session
+
+    def records(self, rows: Iterable[Sequence[Any]]) -> Records:
+        """``(entry, trial, row)`` or ``(entry, trial, row, curves)`` items as records."""
+        versions_ = _versions_text()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        shared = _row_hasher(self.sweep, versions_, stamp, self.session)
+        out: Records = {}
+        shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
+        encode = _ENCODER.encode
+        for item in rows:
+            entry, trial, row = int(item[0]), int(item[1]), item[2]
+            blob = encode_curves(item[3]) if len(item) > 3 and item[3] else None
+            shape = tuple(row)
+            fields = shapes.get(shape)
+            if fields is None:
+                fields = shapes[shape] = tuple(k for k in shape if k not in _RESERVED)
+            text = encode(row)
+            checksum = _feed(shared.copy(), entry, trial, text, blob).hexdigest()
+            out.setdefault(fields, []).append(
+                (entry, trial, text, blob, versions_, stamp, self.session, checksum)
+                + tuple([_cell(row[k]) for k in fields])
+            )
+        return out
 
 
 def _same_number(a: Any, b: Any) -> bool:

@@ -9,7 +9,10 @@ grid as one ``(K, d)`` problem per optimizer (in chunks if K is large) and retur
 from __future__ import annotations
 
 import itertools
+import math
+import operator
 import time
+from typing import Literal, overload
 
 import numpy as np
 
@@ -36,6 +39,36 @@ def default_seeds(problem, batch_size=None) -> list[int]:
     return list(range(10)) if stochastic else [0]
 
 
+@overload
+def sweep(
+    problem,
+    grid: dict,
+    seeds=...,
+    *,
+    chunk_size: int = ...,
+    engine=...,
+    store=...,
+    address: str | None = ...,
+    return_table: Literal[True] = ...,
+    **options,
+) -> Table: ...
+
+
+@overload
+def sweep(
+    problem,
+    grid: dict,
+    seeds=...,
+    *,
+    chunk_size: int = ...,
+    engine=...,
+    store=...,
+    address: str | None = ...,
+    return_table: bool,
+    **options,
+) -> Table | None: ...
+
+
 def sweep(
     problem,
     grid: dict,
@@ -45,8 +78,9 @@ def sweep(
     engine="auto",
     store=None,
     address: str | None = None,
+    return_table: bool = True,
     **options,
-) -> Table:
+) -> Table | None:
     """Run every configuration in ``grid`` with every seed; one table row per run.
 
     ``grid`` maps an optimizer name (or an :class:`~steplab.optim.Optimizer` instance used as
@@ -70,10 +104,16 @@ def sweep(
     ``store`` (a file path) makes the sweep durable (:mod:`steplab.run.store`): each chunk's
     rows are written to that SQLite file as they finish; a sweep started again with the same
     store skips the finished trials and returns the table an uninterrupted sweep gives.
+    ``return_table=False`` (with a store) keeps no rows in memory and returns None: a sweep
+    of millions of trials, read back later with :func:`steplab.run.store.read`.
     """
     from steplab import optim, problems
 
     _check_arguments(grid, chunk_size, engine, store, address)
+    if not isinstance(return_table, bool):
+        raise ValueError(f"return_table must be True or False, got {return_table!r}")
+    if not return_table and store is None:
+        raise ValueError("return_table=False needs store=...: the rows would go nowhere")
     if isinstance(problem, str):
         problem = problems.get(problem)
     if seeds is None:  # the one default, shared with the CLI
@@ -110,8 +150,7 @@ def sweep(
         for name, values in zip(names, value_lists, strict=True):
             if values.size == 0:  # like seeds=[]: an empty axis is a mistake, not 0 rows
                 raise ValueError(f"grid[{label!r}][{name!r}] holds no values; give at least one")
-        combos = list(itertools.product(*value_lists)) if names else [()]
-        plan = [(c, combo, s) for c, combo in enumerate(combos) for s in seeds]
+        plan = _Plan(value_lists, seeds)
         work = len(plan) * (options.get("steps") or 1000)
         compiled = fast and (engine == "fast" or work >= _FAST_MIN_WORK)
         parts.append(_Part(entry, base, names, value_lists, plan, compiled))
@@ -132,43 +171,39 @@ def sweep(
         results = stores.ResultStore.open(store, identity)
     try:
         done = results.done() if results is not None else {}
-        remaining = sum(
-            (entry, t) not in done
-            for entry, part in enumerate(parts)
-            for t in range(len(part.plan))
-        )
+        # Each part's rows by trial index (None: still to run), in sweep order.
+        slots: list[list] = [[None] * len(part.plan) for part in parts]
+        for (entry, t), row in done.items():
+            slots[entry][t] = row if return_table else True  # True: done, not kept
+        remaining = sum(map(len, slots)) - len(done)
+        del done
         if results is not None and remaining and not results.writable:
             raise stores.StoreError(
                 f"results store {store} is read-only and {remaining} trials remain; "
                 "copy it somewhere writable to finish the sweep"
             )
-        chunks = []
+        sizes = []
         for part in parts:
-            todo = [t for t in range(len(part.plan)) if (part.entry, t) not in done]
             size = _FAST_CHUNK if part.compiled else chunk_size
             if ray is not None:
                 size = ray_engine.task_size(remaining, ray_engine.workers(ray), size)
-            for start in range(0, len(todo), size):
-                chunks.append(_Chunk(part, todo[start : start + size], results is not None))
+            sizes.append(size)
+        signer = results.signer() if results is not None else None
+        chunks = _chunks(parts, sizes, slots, signer)  # lazily: one chunk at a time
         if ray is not None:
             finished = ray_engine.run(_run_chunk, problem, chunks, options, ray)
         else:
             finished = ((chunk, _run_chunk(problem, chunk, options)) for chunk in chunks)
-        rows = dict(done)
         try:
-            for chunk, chunk_rows in finished:
-                curves = [row.pop(_CURVES, None) for row in chunk_rows]  # for the store only
-                keyed = [
-                    (chunk.entry, t, row, c)
-                    for t, row, c in zip(chunk.trials, chunk_rows, curves, strict=True)
-                ]
+            for chunk, (chunk_rows, records, stopped) in finished:
                 if results is not None:  # on disk as soon as the chunk is done; a run cut
-                    # short by Ctrl+C is not done, so a resumed sweep runs it again
-                    results.add([k for k in keyed if k[2]["status"] != "interrupted"])
-                rows.update(((entry, t), row) for entry, t, row, _ in keyed)
+                    # short by Ctrl+C is not done (not in records), so a resumed sweep runs it
+                    results.add_records(records)
+                kept: list = chunk_rows if return_table else [True] * len(chunk_rows)
+                _place(slots[chunk.entry], chunk.trials, kept)
                 # Ctrl+C inside minimize ends its runs "interrupted" (their partial rows are
                 # kept): the sweep stops here and returns what it has.
-                if any(row["status"] == "interrupted" for row in chunk_rows):
+                if stopped:
                     interrupted = True
                     break
         except KeyboardInterrupt:
@@ -178,13 +213,11 @@ def sweep(
     finally:
         if results is not None:
             results.close()
-    order = [(part.entry, t) for part in parts for t in range(len(part.plan))]
-    table = Table(rows[key] for key in order if key in rows)
+    if not return_table:
+        return None
+    table = Table(filter(None, itertools.chain.from_iterable(slots)))  # rows are non-empty
     table.interrupted = interrupted
     return table
-
-
-_CURVES = "__curves__"  # a row's curves on their way from a chunk to the store
 
 
 def _check_arguments(grid, chunk_size, engine, store, address) -> None:
@@ -216,6 +249,27 @@ def _check_arguments(grid, chunk_size, engine, store, address) -> None:
         )
 
 
+class _Plan:
+    """A grid entry's trials in sweep order — every combination of the hyperparameter values
+    (the last name varying fastest, as ``itertools.product``) with every seed — computed
+    from the trial's index, so that a sweep of 10⁶ trials holds no list of them."""
+
+    def __init__(self, value_lists, seeds):
+        self.value_lists, self.seeds = value_lists, seeds
+        self.shape = tuple(len(values) for values in value_lists)
+
+    def __len__(self) -> int:
+        return math.prod(self.shape) * len(self.seeds)
+
+    def take(self, trials: list[int]) -> tuple[list[int], list[np.ndarray], list[int]]:
+        """The trials' combination indices, hyperparameter values (one array per name) and
+        seeds."""
+        configs, seeds = np.divmod(np.asarray(trials, dtype=np.int64), len(self.seeds))
+        index = np.unravel_index(configs, self.shape) if self.shape else ()
+        values = [v[i] for v, i in zip(self.value_lists, index, strict=True)]
+        return configs.tolist(), values, [self.seeds[s] for s in seeds.tolist()]
+
+
 class _Part:
     """One grid entry: its base optimizer, hyperparameter names and (config, combo, seed)
     plan, and whether its chunks run through the compiled kernels."""
@@ -225,36 +279,63 @@ class _Part:
         self.value_lists, self.plan, self.compiled = value_lists, plan, compiled
 
 
+def _chunks(parts, sizes, slots, signer):
+    """The chunks still to run (trials whose slot is empty), made one at a time as the
+    engine asks for them: a sweep of 10⁶ trials never holds a list of every chunk."""
+    for part, size, part_rows in zip(parts, sizes, slots, strict=True):
+        empty = map(operator.is_, part_rows, itertools.repeat(None))  # no Python per trial
+        todo = itertools.compress(itertools.count(), empty)
+        while trials := list(itertools.islice(todo, size)):
+            yield _Chunk(part, trials, signer)
+
+
+def _place(part_rows: list, trials: list[int], rows: list) -> None:
+    """Put a chunk's rows in their part's slots (one slice when the trials are a run)."""
+    if trials and trials[-1] - trials[0] == len(trials) - 1:
+        part_rows[trials[0] : trials[-1] + 1] = rows
+    else:
+        for t, row in zip(trials, rows, strict=True):
+            part_rows[t] = row
+
+
 class _Chunk:
     """Trials of one part run together as one vectorized call: what a task ships (its own
     slice of the plan, not the whole plan)."""
 
-    def __init__(self, part: _Part, trials: list[int], keep_curves: bool = False):
+    def __init__(self, part: _Part, trials: list[int], signer=None):
         self.entry, self.base, self.names = part.entry, part.base, part.names
         self.compiled, self.trials = part.compiled, trials
-        self.keep_curves = keep_curves  # a store keeps each run's curves
-        self.plan = [part.plan[t] for t in trials]
+        self.signer = signer  # a store's RowSigner: the task prepares its records itself
+        self.configs, self.values, self.seeds = part.plan.take(trials)
 
 
-def _run_chunk(problem, chunk: _Chunk, options: dict) -> list[dict]:
-    """The rows of one chunk's trials, in order: the work of one task on any engine."""
-    plan = chunk.plan
-    arrays = {n: np.array([combo[j] for _, combo, _ in plan]) for j, n in enumerate(chunk.names)}
+def _run_chunk(problem, chunk: _Chunk, options: dict) -> tuple[list[dict], dict | None, bool]:
+    """The rows of one chunk's trials, in order; (with a store) their store records,
+    prepared here, in the task, not by the driver; and whether Ctrl+C cut a run short.
+    The work of one task on any engine."""
+    arrays = dict(zip(chunk.names, chunk.values, strict=True))
     optimizer = chunk.base.replace(**arrays) if arrays else chunk.base
-    chunk_seeds = [s for *_, s in plan]
+    chunk_seeds = chunk.seeds
+    curves: list = [None] * len(chunk_seeds)
     if chunk.compiled:
         rows = _fast_rows(problem, optimizer, chunk_seeds, options)
     else:
         runs = minimize(problem, optimizer, seed=chunk_seeds, **options)
         rows = [run.summary() for run in runs]
-        if chunk.keep_curves:
+        if chunk.signer is not None:  # a store keeps each run's curves
             from steplab.run.store import run_curves
 
-            for run, row in zip(runs, rows, strict=True):
-                row[_CURVES] = run_curves(run)
-    for (c, _, _), row in zip(plan, rows, strict=True):
+            curves = [run_curves(run) for run in runs]
+    for c, row in zip(chunk.configs, rows, strict=True):
         row["config"] = c
-    return rows
+    stopped = any(row["status"] == "interrupted" for row in rows)
+    if chunk.signer is None:
+        return rows, None, stopped
+    done = zip(chunk.trials, rows, curves, strict=True)  # a run cut short by Ctrl+C is not
+    records = chunk.signer.records(  # done: it is not stored, and a resumed sweep reruns it
+        (chunk.entry, t, row, c) for t, row, c in done if row["status"] != "interrupted"
+    )
+    return rows, records, stopped
 
 
 def _fingerprint(problem, grid, parts, seeds, options) -> dict:
