@@ -2,7 +2,7 @@
 
 The rule of ``steplab.optim`` is element-wise and written with arithmetic and an ``Ops``
 table, so jax.numpy runs it as it is: :data:`JAX_OPS` supplies the table, the core's
-``_at_step`` computes the per-step scalars (1 − ρᵗ, …) and ``_apply_rule`` runs the rule
+``prepare_step`` computes the step values (1 − ρᵗ, …) and ``apply_rule`` runs the rule
 (with the L2 term) — the same code as the NumPy step, traced by JAX.
 
 The state is a pytree with the parameters' structure whose leaves are the core's typed
@@ -16,8 +16,6 @@ the parameter's dtype, except for bfloat16/float16 parameters, whose moments are
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 import sys
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -28,9 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from steplab.optim import OPTIMIZERS
+from steplab.optim import lookup
 from steplab.optim.base import Optimizer
-from steplab.optim.ops import Ops
+from steplab.optim.ops import Ops, exact_pow
 
 #: Parameter dtypes a transformation accepts (others raise TypeError naming these).
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -38,21 +36,15 @@ _LOW_PRECISION = ("float16", "bfloat16")
 _SCALAR = float  # per-step scalar state (Nadam's Πμ): float64 under x64, else float32
 
 
-def _pow(base: Any, exponent: Any) -> Any:
-    """C's ``pow`` on Python numbers (as the NumPy path), jax.numpy's on traced values."""
-    if isinstance(base, numbers.Real) and isinstance(exponent, numbers.Real):
-        return math.pow(float(base), float(exponent))
-    return jnp.power(base, exponent)
-
-
-#: jax.numpy's functions for the rules.
+#: jax.numpy's functions for the rules (``pow``: the core's, C's ``pow`` on numbers as the
+#: NumPy path, ``**`` — jax.numpy's power — on traced values).
 JAX_OPS = Ops(
     sqrt=jnp.sqrt,
     maximum=jnp.maximum,
     sign=jnp.sign,
     abs=jnp.abs,
     where=jnp.where,
-    pow=_pow,
+    pow=exact_pow,
 )
 
 
@@ -94,15 +86,15 @@ class _Configured:
     traced: dict[str, Any]
     lr_schedule: Callable[[Any], Any] | None  # an optax-style schedule of the update count
 
-    def hyper(self, shape: tuple[int, ...]) -> dict[str, Any]:
-        """The core's hyperparameters for a leaf of ``shape``, traced values substituted
-        (a traced switch such as ``weight_decay`` counts as on)."""
-        hp = dict(self.core._hyper(shape))
-        hp.update(self.traced)
+    def declared_for(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        """The core's declared hyperparameters for a leaf of ``shape``, traced values
+        substituted (a traced switch such as ``weight_decay`` counts as on)."""
+        declared = dict(self.core.declared_for(shape))
+        declared.update(self.traced)
         for name in self.core.OFF_WHEN_ZERO:
             if name in self.traced:
-                hp[f"{name}_on"] = True
-        return hp
+                declared[f"{name}_on"] = True
+        return declared
 
 
 def _configure(cls: type[Optimizer], preset: str, hyperparameters: dict[str, Any]) -> _Configured:
@@ -158,14 +150,16 @@ def transformation(
     config = _configure(cls, preset, hyperparameters)
     core = config.core
     name = core.name
+    if core.KIND != "elementwise":
+        raise ValueError(f"steplab.jax.{name}: its rule is {core.KIND}; JAX runs element-wise rules")
 
     def init_leaf(theta: Any) -> Any:
         _check_leaf(name, "a parameter", theta)
         work = _work_dtype(theta.dtype)
-        hp = SimpleNamespace(**config.hyper(theta.shape))
+        declared = SimpleNamespace(**config.declared_for(theta.shape))
         moments = {
-            m: jnp.full(theta.shape, core.initial_moment(m, hp), dtype=work)
-            for m in core.kept_moments(hp)
+            m: jnp.full(theta.shape, core.initial_moment(m, declared), dtype=work)
+            for m in core.kept_moments(declared)
         }
         scalars = {k: jnp.asarray(v, dtype=_SCALAR) for k, v in core.SCALAR_STATE.items()}
         fields: dict[str, Any] = dict.fromkeys(_state_fields(core))
@@ -182,13 +176,13 @@ def transformation(
         work = _work_dtype(theta.dtype)
         x, g = jnp.asarray(theta, work), jnp.asarray(g, work)
         t = state.t + 1
-        hp = config.hyper(theta.shape)
+        declared = config.declared_for(theta.shape)
         if config.lr_schedule is not None:
-            hp["lr"] = config.lr_schedule(state.t)  # optax counts the updates done: t − 1
-        elif callable(hp.get("lr")):  # a steplab schedule of t: evaluated on the host
-            hp["lr"] = _host_schedule(hp["lr"], t, work)
-        hp_t, scalars = core._at_step(hp, t, state, JAX_OPS)
-        new_theta, moments = core._apply_rule(JAX_OPS, hp_t, x, g, state)
+            declared["lr"] = config.lr_schedule(state.t)  # optax counts the updates done: t − 1
+        elif callable(declared.get("lr")):  # a steplab schedule of t: evaluated on the host
+            declared["lr"] = _host_schedule(declared["lr"], t, work)
+        hp, scalars = core.prepare_step(declared, t, state, JAX_OPS)
+        new_theta, moments = core.apply_rule(JAX_OPS, hp, x, g, state)
         fields = {f: getattr(state, f) for f in _state_fields(core)}
         fields.update(t=t, **{k: jnp.asarray(v, _SCALAR) for k, v in scalars.items()})
         for m, value in moments.items():
@@ -245,7 +239,4 @@ def _host_schedule(schedule: Callable[[int], float], t: Any, dtype: Any) -> Any:
 def make(name: str, preset: str = "seed", **hyperparameters: Any) -> optax.GradientTransformation:
     """A steplab optimizer by name as an optax transformation, e.g.
     ``make("adam", lr=1e-3)`` (the seed's Adam) or ``make("rmsprop", preset="optax")``."""
-    key = str(name).strip().lower()
-    if key not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
-    return transformation(OPTIMIZERS[key], preset, **hyperparameters)
+    return transformation(lookup(name), preset, **hyperparameters)

@@ -3,7 +3,7 @@
 The rule of ``steplab.optim`` is element-wise, so compiling it over a tensor gives one kernel
 that reads θ, ĝ and the moments once and writes the new θ and moments once — the "fused"
 step torch writes by hand for a few optimizers, here for every optimizer and option. The
-compiled function is the rule itself (through the core's ``_apply_rule``, which adds the L2
+compiled function is the rule itself (through the core's ``apply_rule``, which adds the L2
 term), with the per-step numbers (α, ρ, 1/(1 − ρᵗ), …) computed beforehand in Python and
 handed in as tensors: their values are inputs, not constants, so one compilation serves
 every value of the hyperparameters and of t.
@@ -48,7 +48,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from steplab.optim.ops import Ops
+from steplab.torch._tensorlist import TORCH_OPS
 
 #: Tensors with fewer elements than this are packed into one flat call. A call of the
 #: compiled kernel costs ~5 µs of Python; packing a tensor copies it in and out, which
@@ -64,43 +64,6 @@ EXAMPLE_SIZE = 1031
 #: multiply-adds, ``cpp.enable_floating_point_contract_flag``, was no faster once the
 #: scalars are precomputed, and moves centered RMSProp's state by ~1e-11 relative.)
 INDUCTOR_OPTIONS: dict[str, Any] = {}
-
-
-def _maximum(x: Any, y: Any) -> Any:
-    if torch.is_tensor(x) and torch.is_tensor(y):
-        return torch.maximum(x, y)
-    if torch.is_tensor(x):
-        return torch.clamp_min(x, y)
-    if torch.is_tensor(y):
-        return torch.clamp_min(y, x)
-    return max(x, y)
-
-
-def _where(condition: Any, x: Any, y: Any) -> Any:
-    if torch.is_tensor(condition):
-        return torch.where(condition, x, y)
-    return x if condition else y  # a per-step scalar condition picks a whole operand
-
-
-def _sqrt(x: Any) -> Any:
-    return torch.sqrt(x) if torch.is_tensor(x) else x**0.5
-
-
-def _pow(base: Any, exponent: Any) -> Any:
-    if isinstance(base, numbers.Real) and isinstance(exponent, numbers.Real):
-        return math.pow(base, exponent)
-    return base**exponent
-
-
-#: torch's functions, for the rule inside ``torch.compile``.
-TORCH_OPS = Ops(
-    sqrt=_sqrt,
-    maximum=_maximum,
-    sign=torch.sign,
-    abs=torch.abs,
-    where=_where,
-    pow=_pow,
-)
 
 
 def _is_number(value: Any) -> bool:
@@ -121,7 +84,7 @@ def _step_source(runner, hp_type, static, numbers_, names, state_type, work):
         moments = dict(zip(names, rest[:count], strict=True))
         hp = hp_type(**static, **dict(zip(numbers_, rest[count:], strict=True)))
         state = state_type(**{name: moments.get(name) for name in state_type._fields})
-        new_theta, new_moments = runner._apply_rule(
+        new_theta, new_moments = runner.apply_rule(
             TORCH_OPS, hp, theta.to(work), g.to(work), state
         )
         theta.copy_(new_theta)
@@ -585,7 +548,7 @@ class SinglePass:
     moments (``moments``: name -> one tensor per parameter, in ``work`` dtype), prepared
     once and stepped by :meth:`step` for as long as these tensors are the bucket's.
 
-    ``runner`` is an instance of the core class (its ``_apply_rule`` runs the rule; the
+    ``runner`` is an instance of the core class (its ``apply_rule`` runs the rule; the
     values all come from the step's hyperparameters), ``hp`` a step's hyperparameters
     (their switches select the kernel; the caller keeps them fixed). θ and ĝ are viewed
     afresh at each step (a parameter's data may be replaced, its gradient usually is);

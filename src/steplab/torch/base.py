@@ -37,17 +37,11 @@ import torch
 
 from steplab.optim.base import NONFINITE_POLICIES
 from steplab.optim.base import Optimizer as CoreOptimizer
-from steplab.optim.ops import Ops
-from steplab.torch import _tensorlist
 from steplab.torch._single_pass import SinglePass
-from steplab.torch._tensorlist import TensorList
+from steplab.torch._tensorlist import TORCH_OPS, TensorList
 
 #: Options every steplab torch optimizer takes besides the core's hyperparameters.
 TORCH_OPTIONS = {"maximize": False, "nonfinite": "propagate", "fused": False}
-
-#: The multi-tensor backend's operations (they also compute the per-step scalars of both
-#: routes, in Python floats, so the two routes see the same numbers).
-FOREACH_OPS = Ops(**{name: _tensorlist.FUNCTIONS[name] for name in Ops._fields})
 
 #: torch.optim's names for steplab's hyperparameters, for helpful error messages.
 TORCH_NAMES = {
@@ -86,10 +80,12 @@ class TorchOptimizer(torch.optim.Optimizer):
     OPTIONS: ClassVar[dict[str, Any]] = TORCH_OPTIONS
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Give each class the core's signature and hyperparameter docs, for help() and IDEs."""
+        """Give each class the core's signature and hyperparameter docs, for help() and IDEs,
+        and make it the twin of its core class (:func:`twin`)."""
         super().__init_subclass__(**kwargs)
         if "core" not in vars(cls):
             return
+        _TWINS.setdefault(cls.core, cls)
         keyword = inspect.Parameter.KEYWORD_ONLY
         fields = cls.core.hyperparameters()
         cls.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
@@ -113,6 +109,11 @@ class TorchOptimizer(torch.optim.Optimizer):
         )
 
     def __init__(self, params, **hyperparameters: Any) -> None:
+        if self.core.KIND != "elementwise":
+            raise NotImplementedError(
+                f"{type(self).__name__}: steplab.torch runs element-wise rules; "
+                f"{self.core.name}'s is {self.core.KIND}"
+            )
         options = {k: hyperparameters.pop(k, v) for k, v in self.OPTIONS.items()}
         defaults = {**self._validated(hyperparameters), **options}
         super().__init__(params, defaults)
@@ -313,12 +314,12 @@ class TorchOptimizer(torch.optim.Optimizer):
             before = SimpleNamespace(**{k: getattr(bucket.state, k) for k in core.SCALAR_STATE})
             # The hyperparameters of this step, with its per-step scalars (1 − ρᵗ, …) and
             # the new scalar state, in Python floats: the same numbers for both routes.
-            hp_t, scalars = core._at_step(hp, t, before, FOREACH_OPS)
+            step_values, scalars = core.prepare_step(hp, t, before, TORCH_OPS)
             names = bucket.moment_names
             for theta, g, moments in _batches(bucket.theta, bucket.g, bucket.state, names):
                 state = SimpleNamespace(**{k: TensorList(moments[k]) for k in names})
-                new_theta, new_moments = core._apply_rule(
-                    FOREACH_OPS, hp_t, TensorList(theta), TensorList(g), state
+                new_theta, new_moments = core.apply_rule(
+                    TORCH_OPS, step_values, TensorList(theta), TensorList(g), state
                 )
                 torch._foreach_copy_(theta, new_theta.tensors)
                 for k in names:
@@ -361,7 +362,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             options: dict[str, Any] = {**dict(switches), "nonfinite": "propagate"}
             cache[switches] = self.core(**options)
         core = cache[switches]
-        hp = dict(core._hyper(()))
+        hp = dict(core.declared_for(()))
         hp.update(values)
         for name in self.core.OFF_WHEN_ZERO:
             hp[f"{name}_on"] = bool(values[name])
@@ -415,6 +416,22 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     def _tensor_state_names(self, state: dict[str, Any]) -> list[str]:
         return [k for k, v in state.items() if torch.is_tensor(v)]
+
+
+#: core class -> its torch class (written in steplab/torch/*.py, or made by :func:`twin`)
+_TWINS: dict[type[CoreOptimizer], type[TorchOptimizer]] = {}
+
+
+def twin(core: type[CoreOptimizer]) -> type[TorchOptimizer]:
+    """The torch.optim optimizer of the core class ``core``: the one written for it in
+    ``steplab.torch`` (for its docstring), else one made now, named as the core class and
+    documented from it. Every registered core optimizer has one, with no code of its own."""
+    cls = _TWINS.get(core)
+    if cls is None:
+        summary = (core.__doc__ or core.name).strip().splitlines()[0]
+        namespace = {"core": core, "__doc__": summary, "__module__": "steplab.torch"}
+        cls = type(core.__name__, (TorchOptimizer,), namespace)  # __init_subclass__ keeps it
+    return cls
 
 
 class _Bucket:
@@ -539,9 +556,11 @@ class _PlannedBucket:
         self.held = [(k, [state[k] for state in self.states]) for k in bucket.moment_names]
         self.plain = all(type(p) in _PLAIN for p in self.params)  # no DTensor: no _local
         # a step's hyperparameters: their switches and fields select the kernel
-        hp_t, _ = core._at_step(hp, self.t + 1, SimpleNamespace(**self.scalars), FOREACH_OPS)
+        step_values, _ = core.prepare_step(
+            hp, self.t + 1, SimpleNamespace(**self.scalars), TORCH_OPS
+        )
         moments = {k: getattr(bucket.state, k) for k in bucket.moment_names}
-        self.single = SinglePass(core, hp_t, bucket.local_params, moments, bucket.work)
+        self.single = SinglePass(core, step_values, bucket.local_params, moments, bucket.work)
 
     def is_current(self, states: Any) -> bool:
         mine = self.states
@@ -559,7 +578,7 @@ class _PlannedBucket:
 
     def step(self, core: CoreOptimizer, hp: dict, maximize: bool) -> None:
         t = self.t + 1
-        hp_t, scalars = core._at_step(hp, t, SimpleNamespace(**self.scalars), FOREACH_OPS)
+        step_values, scalars = core.prepare_step(hp, t, SimpleNamespace(**self.scalars), TORCH_OPS)
         params = self.params
         if self.plain:  # the parameters themselves (the step runs under no_grad)
             thetas = params
@@ -569,7 +588,7 @@ class _PlannedBucket:
             grads = [_local(_grad(p)) for p in params]
         if maximize:
             grads = list(torch._foreach_neg(grads))
-        self.single.step(hp_t, thetas, grads)
+        self.single.step(step_values, thetas, grads)
         self.t = t
         self.scalars = scalars
         _set_in_all(self.states, "t", t)
