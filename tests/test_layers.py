@@ -133,9 +133,7 @@ def test_no_module_outside_optim_uses_an_underscore_name_of_optim():
             if isinstance(target, ast.Attribute)
         }
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
-                "steplab.optim"
-            ):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("steplab.optim"):
                 used = [a.name for a in node.names if a.name.startswith("_")]
             elif isinstance(node, ast.Attribute) and node.attr in private - own:
                 used = [node.attr]

@@ -181,7 +181,8 @@ def test_the_command_line_lists_and_runs_it(toy, capsys):
     from steplab.cli.spec import parse
 
     spec = parse("toy@torch:rho=0.5")
-    assert isinstance(spec.optimizer, Toy) and (spec.optimizer.lr, spec.optimizer.rho) == (0.05, 0.5)
+    assert isinstance(spec.optimizer, Toy)
+    assert (spec.optimizer.lr, spec.optimizer.rho) == (0.05, 0.5)
 
 
 def test_the_web_lab_lists_it(toy):

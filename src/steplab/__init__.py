@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from steplab import _plugins
 from steplab.optim import (
     NONFINITE_POLICIES,
     OPTIMIZERS,
@@ -35,7 +36,6 @@ from steplab.optim import (
     make,
     schedules,
 )
-from steplab import _plugins
 from steplab.optim.base import register_step_backend as _register_step_backend
 
 __version__ = "0.1.0"

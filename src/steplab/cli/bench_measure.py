@@ -21,7 +21,6 @@ from steplab.fast import _numba
 from steplab.fast._numba import lazy_jit, prange
 
 
-
 def bench_preset(name: str) -> str:
     """The preset a benchmark times: torch.optim's conventions where the optimizer has them."""
     return "torch" if "torch" in sl.OPTIMIZERS[name].PRESETS else "seed"

@@ -151,7 +151,9 @@ def transformation(
     core = config.core
     name = core.name
     if core.KIND != "elementwise":
-        raise ValueError(f"steplab.jax.{name}: its rule is {core.KIND}; JAX runs element-wise rules")
+        raise ValueError(
+            f"steplab.jax.{name}: its rule is {core.KIND}; JAX runs element-wise rules"
+        )
 
     def init_leaf(theta: Any) -> Any:
         _check_leaf(name, "a parameter", theta)

@@ -46,7 +46,6 @@ import dataclasses
 import importlib
 import inspect
 import math
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, ClassVar, NamedTuple, NoReturn
 
@@ -114,9 +113,7 @@ def hyper(default: Any, interval: str, doc: str = "") -> Any:
     Numbers may be scalars or arrays (one value per configuration of a sweep); every
     element must lie in the interval.
     """
-    return dataclasses.field(
-        default=default, metadata={"interval": Interval(interval), "doc": doc}
-    )
+    return dataclasses.field(default=default, metadata={"interval": Interval(interval), "doc": doc})
 
 
 def _check_in_interval(name: str, value: Any, interval: Interval) -> Any:
@@ -318,9 +315,7 @@ class Optimizer:
         default="raise", metadata={"doc": "raise | skip | propagate"}
     )
     impl: str = dataclasses.field(default="auto", metadata={"doc": "auto | numpy | fused"})
-    _memo: _Memo = dataclasses.field(
-        default_factory=_Memo, init=False, repr=False, compare=False
-    )
+    _memo: _Memo = dataclasses.field(default_factory=_Memo, init=False, repr=False, compare=False)
 
     # -- what a subclass writes ----------------------------------------------------------
 
@@ -504,8 +499,9 @@ class Optimizer:
         plan = self._plan(theta.shape)
         _check_state(theta, state, self, plan.expected)
         t = state.t + 1
+        scalars: dict[str, Any] = {}
         if plan.fixed is not None:  # no schedule, no per-step scalars: prepared once
-            hp, scalars = plan.fixed, {}
+            hp = plan.fixed
         else:  # a bad lr(t) raises here, before anything changes
             hp, scalars = self.prepare_step(plan.declared, t, state, NUMPY_OPS)
         backend = None

@@ -58,7 +58,7 @@ def exact_pow(base: Any, exponent: Any) -> Any:
     if isinstance(base, (np.ndarray, numbers.Real)) and isinstance(
         exponent, (np.ndarray, numbers.Real)
     ):
-        if np.ndim(base) == 0 and np.ndim(exponent) == 0:
+        if np.ndim(base) == 0 and np.ndim(exponent) == 0:  # type: ignore[arg-type]
             return math.pow(float(base), float(exponent))
         values = _pow(np.asarray(base, dtype=np.float64), np.asarray(exponent, dtype=np.float64))
         return np.asarray(values, dtype=np.float64)

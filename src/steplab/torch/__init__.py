@@ -22,12 +22,12 @@ try:
 except ImportError as exc:  # an optional dependency: say how to get it
     raise ImportError("steplab.torch needs PyTorch: pip install 'steplab[torch]'") from exc
 
+from steplab.optim import OPTIMIZERS as _CORE_OPTIMIZERS
+from steplab.optim import lookup as _lookup
 from steplab.torch.adadelta import AdaDelta
 from steplab.torch.adagrad import AdaGrad
 from steplab.torch.adam import Adam, AdamW
 from steplab.torch.adam_variants import Adamax, Nadam, RAdam
-from steplab.optim import OPTIMIZERS as _CORE_OPTIMIZERS
-from steplab.optim import lookup as _lookup
 from steplab.torch.base import TorchOptimizer, twin
 from steplab.torch.lion import Lion
 from steplab.torch.rmsprop import RMSProp

@@ -84,9 +84,7 @@ def _step_source(runner, hp_type, static, numbers_, names, state_type, work):
         moments = dict(zip(names, rest[:count], strict=True))
         hp = hp_type(**static, **dict(zip(numbers_, rest[count:], strict=True)))
         state = state_type(**{name: moments.get(name) for name in state_type._fields})
-        new_theta, new_moments = runner.apply_rule(
-            TORCH_OPS, hp, theta.to(work), g.to(work), state
-        )
+        new_theta, new_moments = runner.apply_rule(TORCH_OPS, hp, theta.to(work), g.to(work), state)
         theta.copy_(new_theta)
         for name, tensor in moments.items():
             tensor.copy_(new_moments[name])
