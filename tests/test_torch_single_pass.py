@@ -35,6 +35,8 @@ CASES = {
     "radam": ("torch", {"rho2": 0.9}),  # ρₜ > 5 after a few steps: both branches
     "lion": ("seed", {"weight_decay": 0.5, "lr": 0.01}),
 }
+# ... and every other registered optimizer (a new module in steplab/optim) with its defaults
+CASES.update({name: ("seed", {}) for name in st.OPTIMIZERS if name not in CASES})
 
 
 def _problem(dtype, seed=0):

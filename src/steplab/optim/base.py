@@ -6,9 +6,7 @@ moments: ``init(theta)`` makes a fresh :class:`State`, and ``step(theta, grad, s
 updates ``theta`` and ``state`` in place, exactly like one pass through the loop body
 of the seed's pseudo-code. Subclasses write only that loop body, once, as ``rule``.
 
-The protocol between the layers
--------------------------------
-Every backend (NumPy here, numba in ``steplab.fast``, torch, JAX) runs a rule in the same
+**The protocol between the layers.** Every backend (NumPy here, numba in ``steplab.fast``, torch, JAX) runs a rule in the same
 two public moves, and through nothing else:
 
 1. **Prepare step t.** ``declared = opt.declared_for(shape)`` gives the *declared
