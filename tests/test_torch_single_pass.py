@@ -112,6 +112,26 @@ def test_one_compilation_serves_every_lr_and_step():
         torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.slow  # compiles a kernel twice
+def test_inductor_internals_are_used_only_on_the_torch_they_were_written_for(monkeypatch):
+    from steplab.torch import _inductor
+
+    case = ("lion", "seed", {"weight_decay": 0.5, "lr": 0.01})
+    reference, _ = _run(*case, fused=False)
+    monkeypatch.setattr(_single_pass, "_kernels", {})  # compile afresh
+    params, _ = _run(*case, fused=True)
+    direct = [k.step is not None and k.step.bumps_versions for k in _single_pass._kernels.values()]
+    assert direct and all(d == _inductor.written_for_this_torch() for d in direct)
+    monkeypatch.setattr(_inductor, "WRITTEN_FOR", ())  # "another torch version"
+    monkeypatch.setattr(_single_pass, "_kernels", {})
+    fenced, _ = _run(*case, fused=True)
+    kernels = list(_single_pass._kernels.values())
+    assert kernels and not any(k.step is not None and k.step.bumps_versions for k in kernels)
+    for p, q, r in zip(params, fenced, reference, strict=True):
+        torch.testing.assert_close(q, p, rtol=0, atol=0)  # the same kernel, called plainly
+        torch.testing.assert_close(q, r, rtol=1e-12, atol=1e-14)
+
+
 def test_fused_must_be_a_bool():
     with pytest.raises(ValueError, match="fused must be True or False"):
         st.Adam([torch.nn.Parameter(torch.zeros(2))], fused="yes")
