@@ -248,11 +248,11 @@ class TorchOptimizer(torch.optim.Optimizer):
                     f"parameters in the state dict and {len(group['params'])} here"
                 )
             self._validated({k: saved[k] for k in self.hyperparameters()})
-            core, hp = self._core_and_hyper(saved)
+            core, declared = self._core_and_declared(saved)
             for pid, p in zip(saved["params"], group["params"], strict=True):
                 saved_ids.append(pid)
                 if pid in states:
-                    self._check_param_state(pid, states[pid], p, core, hp)
+                    self._check_param_state(pid, states[pid], p, core, declared)
         unknown = [k for k in states if k not in saved_ids]
         if unknown:
             raise ValueError(
@@ -262,11 +262,11 @@ class TorchOptimizer(torch.optim.Optimizer):
         return saved_ids
 
     def _check_param_state(
-        self, pid: Any, state: Any, p: torch.Tensor, core: CoreOptimizer, hp: dict[str, Any]
+        self, pid: Any, state: Any, p: torch.Tensor, core: CoreOptimizer, declared: dict[str, Any]
     ) -> None:
         name = type(self).__name__
         work = torch.zeros_like(p, dtype=_work_dtype(p))
-        expected = {"t", *core.SCALAR_STATE, *_core_moments(core, hp, work)}
+        expected = {"t", *core.SCALAR_STATE, *_core_moments(core, declared, work)}
         if not isinstance(state, dict) or not expected <= set(state) <= expected | {"skipped"}:
             keys = sorted(state) if isinstance(state, dict) else type(state).__name__
             raise ValueError(
@@ -304,17 +304,17 @@ class TorchOptimizer(torch.optim.Optimizer):
     # -- the step from the core's rule ----------------------------------------------------
 
     def _step_group(self, group: dict[str, Any]) -> None:
-        core, hp = self._core_and_hyper(group)
+        core, declared = self._core_and_declared(group)
         if group["fused"]:
-            self._step_group_single_pass(group, core, hp)
+            self._step_group_single_pass(group, core, declared)
             return
-        for bucket in self._buckets(group, core, hp):
+        for bucket in self._buckets(group, core, declared):
             bucket.prepare_gradients(group)
             t = bucket.state.t + 1
             before = SimpleNamespace(**{k: getattr(bucket.state, k) for k in core.SCALAR_STATE})
             # The hyperparameters of this step, with its per-step scalars (1 − ρᵗ, …) and
             # the new scalar state, in Python floats: the same numbers for both routes.
-            step_values, scalars = core.prepare_step(hp, t, before, TORCH_OPS)
+            step_values, scalars = core.prepare_step(declared, t, before, TORCH_OPS)
             names = bucket.moment_names
             for theta, g, moments in _batches(bucket.theta, bucket.g, bucket.state, names):
                 state = SimpleNamespace(**{k: TensorList(moments[k]) for k in names})
@@ -330,7 +330,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             bucket.write_back()
 
     def _step_group_single_pass(
-        self, group: dict[str, Any], core: CoreOptimizer, hp: dict[str, Any]
+        self, group: dict[str, Any], core: CoreOptimizer, declared: dict[str, Any]
     ) -> None:
         """The single-pass step of a group. Its buckets, with their compiled kernels and
         prepared tensors, are kept from step to step (:class:`_SinglePassPlan`) while the
@@ -338,14 +338,14 @@ class TorchOptimizer(torch.optim.Optimizer):
         then costs little Python besides the kernels."""
         plans = self.__dict__.setdefault("_single_pass_plans", {})
         plan = plans.get(id(group))
-        if plan is None or not plan.is_current(self.state, group, core, hp):
+        if plan is None or not plan.is_current(self.state, group, core, declared):
             current = {id(g) for g in self.param_groups}
             for key in [k for k in plans if k not in current]:  # groups gone (load_state_dict)
                 del plans[key]
-            plan = plans[id(group)] = _SinglePassPlan(self, group, core, hp)
-        plan.step(group, core, hp)
+            plan = plans[id(group)] = _SinglePassPlan(self, group, core, declared)
+        plan.step(group, core, declared)
 
-    def _core_and_hyper(self, group: dict[str, Any]) -> tuple[CoreOptimizer, dict[str, Any]]:
+    def _core_and_declared(self, group: dict[str, Any]) -> tuple[CoreOptimizer, dict[str, Any]]:
         """The core optimizer of the group's switches (cached), and the hyperparameters
         the rule reads: the group's current numbers (which an LR scheduler may have set to
         values the constructor refuses, such as lr=0 at the start of a warm-up)."""
@@ -362,14 +362,14 @@ class TorchOptimizer(torch.optim.Optimizer):
             options: dict[str, Any] = {**dict(switches), "nonfinite": "propagate"}
             cache[switches] = self.core(**options)
         core = cache[switches]
-        hp = dict(core.declared_for(()))
-        hp.update(values)
+        declared = dict(core.declared_for(()))
+        declared.update(values)
         for name in self.core.OFF_WHEN_ZERO:
-            hp[f"{name}_on"] = bool(values[name])
+            declared[f"{name}_on"] = bool(values[name])
         if len(known) > 2 * len(self.param_groups):  # forget groups that are gone
             known.clear()
-        known[id(group)] = (numbers, group, core, hp)  # hp is only read, never changed
-        return core, hp
+        known[id(group)] = (numbers, group, core, declared)  # declared is only read, never changed
+        return core, declared
 
     def _gradients_pass_nonfinite_policy(self) -> bool:
         """False if the step must be skipped; raises under ``nonfinite="raise"``."""
@@ -389,11 +389,11 @@ class TorchOptimizer(torch.optim.Optimizer):
         return False
 
     def _buckets(
-        self, group: dict[str, Any], core: CoreOptimizer, hp: dict[str, Any]
+        self, group: dict[str, Any], core: CoreOptimizer, declared: dict[str, Any]
     ) -> list[_Bucket]:
         """The group's parameters with a gradient, split by device, dtype, step counter and
         scalar state. A parameter's first step creates its state: ``t = 0``, the core's
-        scalar state and the moments the core keeps for ``hp``, at their initial values."""
+        scalar state and the moments the core keeps for ``declared``, at their initial values."""
         buckets: dict[tuple, _Bucket] = {}
         for p in group["params"]:
             grad = p.grad
@@ -407,7 +407,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             state = self.state[p]
             if "t" not in state:
                 work = p.detach().to(_work_dtype(p))
-                state.update(t=0, **dict(core.SCALAR_STATE), **_core_moments(core, hp, work))
+                state.update(t=0, **dict(core.SCALAR_STATE), **_core_moments(core, declared, work))
             key = (p.device, p.dtype, state["t"], *(state[k] for k in core.SCALAR_STATE))
             if key not in buckets:
                 buckets[key] = _Bucket(self._tensor_state_names(state))
@@ -501,29 +501,31 @@ class _SinglePassPlan:
     """
 
     def __init__(
-        self, optimizer: TorchOptimizer, group: dict[str, Any], core: CoreOptimizer, hp: dict
+        self, optimizer: TorchOptimizer, group: dict[str, Any], core: CoreOptimizer, declared: dict
     ) -> None:
         self.group = group
         self.core = core
-        self.hp = hp  # the cached dict of the group's values (see _core_and_hyper)
-        self.switches = _switches(hp, group)
+        self.declared = declared  # the cached dict of the group's values (see _core_and_declared)
+        self.switches = _switches(declared, group)
         self.threads = torch.get_num_threads()  # CPU kernels are compiled for a thread count
         self.params = list(group["params"])
         self.has_grad = [p.grad is not None for p in self.params]
         self.buckets = []
-        for bucket in optimizer._buckets(group, core, hp):
+        for bucket in optimizer._buckets(group, core, declared):
             bucket.prepare_gradients(group, work_copies=False)
-            self.buckets.append(_PlannedBucket(core, hp, bucket))
+            self.buckets.append(_PlannedBucket(core, declared, bucket))
 
-    def is_current(self, states: Any, group: dict[str, Any], core: CoreOptimizer, hp: dict) -> bool:
+    def is_current(
+        self, states: Any, group: dict[str, Any], core: CoreOptimizer, declared: dict
+    ) -> bool:
         """Whether the plan still describes the group (see the class docstring)."""
         if group is not self.group or core is not self.core:
             return False
         params = group["params"]
         if len(params) != len(self.params) or torch.get_num_threads() != self.threads:
             return False
-        if (hp is not self.hp or group["maximize"] != self.switches[-1]) and (
-            self.switches != _switches(hp, group)
+        if (declared is not self.declared or group["maximize"] != self.switches[-1]) and (
+            self.switches != _switches(declared, group)
         ):
             return False
         if not all(map(operator.is_, params, self.params)):
@@ -538,17 +540,17 @@ class _SinglePassPlan:
                 return False
         return True
 
-    def step(self, group: dict[str, Any], core: CoreOptimizer, hp: dict) -> None:
+    def step(self, group: dict[str, Any], core: CoreOptimizer, declared: dict) -> None:
         maximize = group["maximize"]
         for bucket in self.buckets:
-            bucket.step(core, hp, maximize)
+            bucket.step(core, declared, maximize)
 
 
 class _PlannedBucket:
     """One bucket of a :class:`_SinglePassPlan`: its parameters and states, the step count
     and scalar state they share, and their :class:`SinglePass`."""
 
-    def __init__(self, core: CoreOptimizer, hp: dict, bucket: _Bucket) -> None:
+    def __init__(self, core: CoreOptimizer, declared: dict, bucket: _Bucket) -> None:
         self.t = bucket.state.t
         self.scalars = {k: getattr(bucket.state, k) for k in core.SCALAR_STATE}
         self.params = bucket.params
@@ -557,7 +559,7 @@ class _PlannedBucket:
         self.plain = all(type(p) in _PLAIN for p in self.params)  # no DTensor: no _local
         # a step's hyperparameters: their switches and fields select the kernel
         step_values, _ = core.prepare_step(
-            hp, self.t + 1, SimpleNamespace(**self.scalars), TORCH_OPS
+            declared, self.t + 1, SimpleNamespace(**self.scalars), TORCH_OPS
         )
         moments = {k: getattr(bucket.state, k) for k in bucket.moment_names}
         self.single = SinglePass(core, step_values, bucket.local_params, moments, bucket.work)
@@ -576,9 +578,11 @@ class _PlannedBucket:
                 return False
         return True
 
-    def step(self, core: CoreOptimizer, hp: dict, maximize: bool) -> None:
+    def step(self, core: CoreOptimizer, declared: dict, maximize: bool) -> None:
         t = self.t + 1
-        step_values, scalars = core.prepare_step(hp, t, SimpleNamespace(**self.scalars), TORCH_OPS)
+        step_values, scalars = core.prepare_step(
+            declared, t, SimpleNamespace(**self.scalars), TORCH_OPS
+        )
         params = self.params
         if self.plain:  # the parameters themselves (the step runs under no_grad)
             thetas = params
@@ -605,18 +609,18 @@ def _set_in_all(dicts: list[dict], key: str, value: Any) -> None:
     collections.deque(map(dict.__setitem__, dicts, repeat(key), repeat(value)), maxlen=0)
 
 
-def _switches(hp: dict[str, Any], group: dict[str, Any]) -> tuple:
+def _switches(declared: dict[str, Any], group: dict[str, Any]) -> tuple:
     """What selects a group's kernels besides the core: flags such as ``weight_decay_on``,
     and ``maximize``."""
-    return (*(v for v in hp.values() if isinstance(v, bool)), group["maximize"])
+    return (*(v for v in declared.values() if isinstance(v, bool)), group["maximize"])
 
 
-def _core_moments(core: CoreOptimizer, hp: dict[str, Any], work: torch.Tensor) -> dict:
-    """The moments ``core`` keeps for ``hp``, each filled with its initial value."""
-    hp_ns = SimpleNamespace(**hp)
+def _core_moments(core: CoreOptimizer, declared: dict[str, Any], work: torch.Tensor) -> dict:
+    """The moments ``core`` keeps for ``declared``, each filled with its initial value."""
+    declared_ns = SimpleNamespace(**declared)
     return {
-        name: torch.full_like(work, float(core.initial_moment(name, hp_ns)))
-        for name in core.kept_moments(hp_ns)
+        name: torch.full_like(work, float(core.initial_moment(name, declared_ns)))
+        for name in core.kept_moments(declared_ns)
     }
 
 
