@@ -203,3 +203,21 @@ def test_the_benchmark_measures_it(toy):
 
     result = measure("toy", size=20_000, repeats=1, torch=False)
     assert result["optimizer"] == "toy" and result["ms"] > 0 and result["anchor_ms"] > 0
+
+
+def test_registering_refuses_what_is_not_a_new_optimizer(toy):
+    with pytest.raises(ValueError, match="'adam' is taken by steplab.optim.adam.Adam"):
+        sl.optim.register(type("Other", (Toy,), {"name": "adam"}))
+    with pytest.raises(TypeError, match="only steplab.optim.Optimizer subclasses"):
+        sl.optim.register(dict)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="lower-case name of its own"):
+        sl.optim.register(type("Loud", (Toy,), {"name": "Loud"}))
+    assert list(sl.OPTIMIZERS)[-1] == "toy" and sl.OPTIMIZERS["adam"] is sl.Adam
+
+
+def test_a_rule_declares_its_kind():
+    with pytest.raises(TypeError, match="KIND must be one of"):
+        type("Odd", (Toy,), {"KIND": "diagonal"})
+    per_tensor = type("Whole", (Toy,), {"KIND": "per_tensor", "name": "whole"})
+    with pytest.raises(ValueError, match="per_tensor; sweeps run element-wise rules"):
+        sl.fast.sweep("rosenbrock", per_tensor(), np.zeros((1, 2)), 3)

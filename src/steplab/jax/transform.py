@@ -82,16 +82,16 @@ def _split_hyperparameters(
 class _Configured:
     """A core optimizer plus the hyperparameters that are traced (or an optax schedule)."""
 
-    core: Optimizer
+    optimizer: Optimizer
     traced: dict[str, Any]
     lr_schedule: Callable[[Any], Any] | None  # an optax-style schedule of the update count
 
     def declared_for(self, shape: tuple[int, ...]) -> dict[str, Any]:
         """The core's declared hyperparameters for a leaf of ``shape``, traced values
         substituted (a traced switch such as ``weight_decay`` counts as on)."""
-        declared = dict(self.core.declared_for(shape))
+        declared = dict(self.optimizer.declared_for(shape))
         declared.update(self.traced)
-        for name in self.core.OFF_WHEN_ZERO:
+        for name in self.optimizer.OFF_WHEN_ZERO:
             if name in self.traced:
                 declared[f"{name}_on"] = True
         return declared
@@ -115,8 +115,8 @@ def _configure(cls: type[Optimizer], preset: str, hyperparameters: dict[str, Any
     lr = static.get("lr")
     if callable(lr) and not hasattr(lr, "config"):  # an optax schedule, count = t − 1
         lr_schedule = static.pop("lr")
-    core = cls.like(preset, **static)  # ValueError naming the interval or the presets
-    return _Configured(core=core, traced=traced, lr_schedule=lr_schedule)
+    optimizer = cls.like(preset, **static)  # ValueError naming the interval or the presets
+    return _Configured(optimizer=optimizer, traced=traced, lr_schedule=lr_schedule)
 
 
 def _work_dtype(dtype: Any) -> Any:
@@ -148,11 +148,11 @@ def transformation(
 ) -> optax.GradientTransformation:
     """``cls`` (a steplab.optim class) as an optax transformation; see :func:`make`."""
     config = _configure(cls, preset, hyperparameters)
-    core = config.core
-    name = core.name
-    if core.KIND != "elementwise":
+    optimizer = config.optimizer
+    name = optimizer.name
+    if optimizer.KIND != "elementwise":
         raise ValueError(
-            f"steplab.jax.{name}: its rule is {core.KIND}; JAX runs element-wise rules"
+            f"steplab.jax.{name}: its rule is {optimizer.KIND}; JAX runs element-wise rules"
         )
 
     def init_leaf(theta: Any) -> Any:
@@ -160,13 +160,13 @@ def transformation(
         work = _work_dtype(theta.dtype)
         declared = SimpleNamespace(**config.declared_for(theta.shape))
         moments = {
-            m: jnp.full(theta.shape, core.initial_moment(m, declared), dtype=work)
-            for m in core.kept_moments(declared)
+            m: jnp.full(theta.shape, optimizer.initial_moment(m, declared), dtype=work)
+            for m in optimizer.kept_moments(declared)
         }
-        scalars = {k: jnp.asarray(v, dtype=_SCALAR) for k, v in core.SCALAR_STATE.items()}
-        fields: dict[str, Any] = dict.fromkeys(_state_fields(core))
+        scalars = {k: jnp.asarray(v, dtype=_SCALAR) for k, v in optimizer.SCALAR_STATE.items()}
+        fields: dict[str, Any] = dict.fromkeys(_state_fields(optimizer))
         fields.update(t=jnp.zeros((), jnp.int32), **scalars, **moments)
-        return core.state_type(**fields)
+        return optimizer.state_type(**fields)
 
     def update_leaf(g: Any, state: Any, theta: Any) -> tuple[Any, Any]:
         _check_leaf(name, "a gradient", g)
@@ -183,14 +183,14 @@ def transformation(
             declared["lr"] = config.lr_schedule(state.t)  # optax counts the updates done: t − 1
         elif callable(declared.get("lr")):  # a steplab schedule of t: evaluated on the host
             declared["lr"] = _host_schedule(declared["lr"], t, work)
-        hp, scalars = core.prepare_step(declared, t, state, JAX_OPS)
-        new_theta, moments = core.apply_rule(JAX_OPS, hp, x, g, state)
-        fields = {f: getattr(state, f) for f in _state_fields(core)}
+        hp, scalars = optimizer.prepare_step(declared, t, state, JAX_OPS)
+        new_theta, moments = optimizer.apply_rule(JAX_OPS, hp, x, g, state)
+        fields = {f: getattr(state, f) for f in _state_fields(optimizer)}
         fields.update(t=t, **{k: jnp.asarray(v, _SCALAR) for k, v in scalars.items()})
         for m, value in moments.items():
             if value is not None:
                 fields[m] = value.astype(work)
-        return new_theta - x, core.state_type(**fields)
+        return new_theta - x, optimizer.state_type(**fields)
 
     def init_fn(params: Any) -> Any:
         return jax.tree.map(init_leaf, params)
@@ -217,8 +217,8 @@ def transformation(
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def _state_fields(core: Optimizer) -> tuple[str, ...]:
-    return tuple(core.state_type._fields)  # a NamedTuple
+def _state_fields(optimizer: Optimizer) -> tuple[str, ...]:
+    return tuple(optimizer.state_type._fields)  # a NamedTuple
 
 
 def _is_sparse(leaf: Any) -> bool:

@@ -6,8 +6,8 @@ moments: ``init(theta)`` makes a fresh :class:`State`, and ``step(theta, grad, s
 updates ``theta`` and ``state`` in place, exactly like one pass through the loop body
 of the seed's pseudo-code. Subclasses write only that loop body, once, as ``rule``.
 
-**The protocol between the layers.** Every backend (NumPy here, numba in ``steplab.fast``, torch, JAX) runs a rule in the same
-two public moves, and through nothing else:
+**The protocol between the layers.** Every backend (NumPy here, numba in ``steplab.fast``,
+torch, JAX) runs a rule in the same two public moves, and through nothing else:
 
 1. **Prepare step t.** ``declared = opt.declared_for(shape)`` gives the *declared
    hyperparameters* (what the user set, checked, shaped to broadcast against an array of
@@ -256,11 +256,22 @@ class _Memo:
         return (_Memo, ())
 
 
-class _ShapePlan(NamedTuple):
-    declared: dict[str, Any]
-    expected: frozenset[str]  # the moments a state for this shape holds
-    fixed: Any  # the step values, if the same at every step (no schedule, no step scalars)
-    fixed_float32: Any  # ``fixed`` rounded to float32 (float32 arrays step in float32)
+class _ShapePlan:
+    """What a NumPy step on theta of one shape prepares once (see ``Optimizer._plan``)."""
+
+    __slots__ = ("declared", "expected", "fixed", "fixed_float32", "namespace", "step_type")
+
+    def __init__(self, declared: dict[str, Any], expected: frozenset[str], fixed: Any,
+                 fixed_float32: Any) -> None:  # fmt: skip
+        self.declared = declared
+        self.expected = expected  # the moments a state for this shape holds
+        self.fixed = fixed  # the step values, if the same at every step (else None)
+        self.fixed_float32 = fixed_float32  # ``fixed`` rounded to float32
+        # what step_scalars reads (None with a schedule: lr changes every step)
+        self.namespace = None if isinstance(declared.get("lr"), Schedule) else (
+            SimpleNamespace(**declared)
+        )  # fmt: skip
+        self.step_type: Any = None  # the step values' NamedTuple type, once known
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -500,6 +511,8 @@ class Optimizer:
         scalars: dict[str, Any] = {}
         if plan.fixed is not None:  # no schedule, no per-step scalars: prepared once
             hp = plan.fixed
+        elif plan.namespace is not None:  # no schedule: only the step scalars change
+            hp, scalars = self._prepare_with_plan(plan, t, state)
         else:  # a bad lr(t) raises here, before anything changes
             hp, scalars = self.prepare_step(plan.declared, t, state, NUMPY_OPS)
         backend = None
@@ -645,6 +658,19 @@ class Optimizer:
         return _like(theta_new, theta), out
 
     # -- the machinery behind step ---------------------------------------------------------
+
+    def _prepare_with_plan(self, plan: _ShapePlan, t: int, state: Any) -> PreparedStep:
+        """:meth:`prepare_step` for NumPy without a schedule, reusing what ``plan`` holds
+        (the namespace step_scalars reads, the step values' type): the same values."""
+        before = _NO_SCALAR_STATE
+        if self.SCALAR_STATE:
+            before = SimpleNamespace(**{k: getattr(state, k) for k in self.SCALAR_STATE})
+        values = plan.declared | self.step_scalars(NUMPY_OPS, plan.namespace, t, before)
+        step_type = plan.step_type
+        if step_type is None or len(step_type._fields) != len(values):
+            step_type = plan.step_type = step_values_type(type(self), tuple(values))
+        scalars = {k: values[k] for k in self.SCALAR_STATE} if self.SCALAR_STATE else {}
+        return PreparedStep(step_type(*values.values()), scalars)
 
     def _plan(self, shape: tuple[int, ...]) -> _ShapePlan:
         """What does not change from step to step for theta of ``shape`` (cached in
