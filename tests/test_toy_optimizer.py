@@ -221,3 +221,28 @@ def test_a_rule_declares_its_kind():
     per_tensor = type("Whole", (Toy,), {"KIND": "per_tensor", "name": "whole"})
     with pytest.raises(ValueError, match="per_tensor; sweeps run element-wise rules"):
         sl.fast.sweep("rosenbrock", per_tensor(), np.zeros((1, 2)), 3)
+
+
+def test_a_new_module_in_the_optim_package_registers_itself(tmp_path, monkeypatch):
+    """``import steplab.optim`` imports every other module of the package: a module that
+    ends with ``register(ItsClass)`` needs no line anywhere else."""
+    import sys
+
+    (tmp_path / "signum_test_module.py").write_text(
+        "import dataclasses\n"
+        "from steplab.optim.registry import register\n"
+        "from steplab.optim.sgd import Momentum\n\n\n"
+        "@register\n"
+        "@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)\n"
+        "class SignumTest(Momentum):\n"
+        '    name = "signum_test"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(sl.optim, "__path__", [str(tmp_path)])
+    try:
+        sl.optim._import_other_modules()
+        assert list(sl.OPTIMIZERS)[-1] == "signum_test"
+        assert sl.make("signum_test").name == "signum_test"
+    finally:
+        sl.optim.unregister("signum_test")
+        sys.modules.pop("steplab.optim.signum_test_module", None)
