@@ -659,7 +659,7 @@ class Optimizer:
 
     # -- the machinery behind step ---------------------------------------------------------
 
-    def _prepare_with_plan(self, plan: _ShapePlan, t: int, state: Any) -> PreparedStep:
+    def _prepare_with_plan(self, plan: _ShapePlan, t: int, state: Any) -> tuple[Any, dict]:
         """:meth:`prepare_step` for NumPy without a schedule, reusing what ``plan`` holds
         (the namespace step_scalars reads, the step values' type): the same values."""
         before = _NO_SCALAR_STATE
@@ -669,8 +669,8 @@ class Optimizer:
         step_type = plan.step_type
         if step_type is None or len(step_type._fields) != len(values):
             step_type = plan.step_type = step_values_type(type(self), tuple(values))
-        scalars = {k: values[k] for k in self.SCALAR_STATE} if self.SCALAR_STATE else {}
-        return PreparedStep(step_type(*values.values()), scalars)
+        scalars = {k: values[k] for k in self.SCALAR_STATE} if self.SCALAR_STATE else _NO_SCALARS
+        return step_type(*values.values()), scalars  # a plain pair: this runs at every step
 
     def _plan(self, shape: tuple[int, ...]) -> _ShapePlan:
         """What does not change from step to step for theta of ``shape`` (cached in
@@ -725,6 +725,7 @@ class Optimizer:
 
 _STEP_VALUE_TYPES: dict[tuple, type] = {}
 _NO_SCALAR_STATE = SimpleNamespace()  # what step_scalars gets without SCALAR_STATE (only read)
+_NO_SCALARS: dict[str, Any] = {}  # the new scalar state without SCALAR_STATE (only read)
 
 
 def step_values_type(cls: type, fields: tuple[str, ...]) -> type:
