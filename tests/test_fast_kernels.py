@@ -43,6 +43,8 @@ CASES = [
     ("radam", {"eps_hat": False}),
     ("lion", {"weight_decay": 0.1}),
 ]
+# ... and every other registered optimizer (a new module in steplab/optim) with its defaults
+CASES += [(name, {}) for name in sl.OPTIMIZERS if name not in {n for n, _ in CASES}]
 STEPS = 8  # RAdam switches to its rectified step at t = 6: both branches run
 
 

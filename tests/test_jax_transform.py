@@ -94,6 +94,12 @@ OTHER_SETTING = {
     "radam": {"rho2": 0.9, "weight_decay": 0.1},  # ρₜ > 5 after a few steps: both branches
     "lion": {"lr": 0.01, "rho2": 0.9, "weight_decay": 0.5},
 }
+# ... and every other registered optimizer (a new module in steplab/optim): its switches on
+OTHER_SETTING.update({
+    name: {k: True for k, f in cls.hyperparameters().items() if f.metadata["interval"] == "bool"}
+    for name, cls in sl.OPTIMIZERS.items()
+    if name not in OTHER_SETTING
+})  # fmt: skip
 CASES = [
     (name, preset, setting)
     for name, cls in sl.OPTIMIZERS.items()

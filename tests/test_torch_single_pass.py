@@ -35,6 +35,8 @@ CASES = {
     "radam": ("torch", {"rho2": 0.9}),  # ρₜ > 5 after a few steps: both branches
     "lion": ("seed", {"weight_decay": 0.5, "lr": 0.01}),
 }
+# ... and every other registered optimizer (a new module in steplab/optim) with its defaults
+CASES.update({name: ("seed", {}) for name in st.OPTIMIZERS if name not in CASES})
 
 
 def _problem(dtype, seed=0):
@@ -108,6 +110,26 @@ def test_one_compilation_serves_every_lr_and_step():
     reference, _ = _run("adamax", "seed", {}, fused=False, lrs=lrs[::-1])
     for p, q in zip(params, reference, strict=True):
         torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.slow  # compiles a kernel twice
+def test_inductor_internals_are_used_only_on_the_torch_they_were_written_for(monkeypatch):
+    from steplab.torch import _inductor
+
+    case = ("lion", "seed", {"weight_decay": 0.5, "lr": 0.01})
+    reference, _ = _run(*case, fused=False)
+    monkeypatch.setattr(_single_pass, "_kernels", {})  # compile afresh
+    params, _ = _run(*case, fused=True)
+    direct = [k.step is not None and k.step.bumps_versions for k in _single_pass._kernels.values()]
+    assert direct and all(d == _inductor.written_for_this_torch() for d in direct)
+    monkeypatch.setattr(_inductor, "WRITTEN_FOR", ())  # "another torch version"
+    monkeypatch.setattr(_single_pass, "_kernels", {})
+    fenced, _ = _run(*case, fused=True)
+    kernels = list(_single_pass._kernels.values())
+    assert kernels and not any(k.step is not None and k.step.bumps_versions for k in kernels)
+    for p, q, r in zip(params, fenced, reference, strict=True):
+        torch.testing.assert_close(q, p, rtol=0, atol=0)  # the same kernel, called plainly
+        torch.testing.assert_close(q, r, rtol=1e-12, atol=1e-14)
 
 
 def test_fused_must_be_a_bool():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from steplab import _plugins
 from steplab.optim import (
     NONFINITE_POLICIES,
     OPTIMIZERS,
@@ -35,8 +36,16 @@ from steplab.optim import (
     make,
     schedules,
 )
+from steplab.optim.base import register_step_backend as _register_step_backend
 
 __version__ = "0.1.0"
+
+# The package wires its layers: the core's fused step backend is steplab.fast, imported the
+# first time a step asks for it (optim never imports fast; fast registers the same object
+# when it is imported first).
+_register_step_backend("fused", "steplab.fast.dispatch")
+# Run.plot and RunSet.plot draw with steplab.viz (run never imports viz).
+_plugins.provide("plot runs", "steplab.viz.plots:run_figure")
 
 if TYPE_CHECKING:  # the checker sees the lazy names below as ordinary imports
     from steplab import experiments, fast, optim, problems, reproductions, run, viz, web

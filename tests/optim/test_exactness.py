@@ -42,6 +42,8 @@ CASES = [
     ("radam", {"eps_hat": False}),
     ("lion", {"weight_decay": 0.1}),
 ]
+# ... and every other registered optimizer (a new module in steplab/optim) with its defaults
+CASES += [(name, {}) for name in sl.OPTIMIZERS if name not in {n for n, _ in CASES}]
 IDS = [f"{n}-{'-'.join(o)}" for n, o in CASES]
 
 
@@ -330,13 +332,13 @@ def test_sweep_tables_of_scalar_state_equal_the_steps(opt):
 
     values = {
         k: (np.asarray(v, dtype=np.float64).reshape(-1) if isinstance(v, np.ndarray) else v)
-        for k, v in opt._hyper((3, 2)).items()
+        for k, v in opt.declared_for((3, 2)).items()
     }  # as a sweep plans them
     scheduled = isinstance(values["lr"], sl.schedules.Schedule)
     tabulated = sweeps._step_columns(opt, values, 30, scheduled)
     hp = dict(values)
     if scheduled:
-        hp["lr"] = np.array([opt._lr_at(values, t) for t in range(1, 31)])[:, None]
+        hp["lr"] = np.array([opt.lr_at(t) for t in range(1, 31)])[:, None]
     one_by_one = sweeps._step_by_step(opt, hp, 30, scheduled)
     assert (sweeps._running_products(opt, hp, np.arange(1, 31)[:, None]) is None) == (
         type(opt) is WarmSGD

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -19,21 +20,37 @@ import steplab as sl
 from steplab.fast import _numba
 from steplab.fast._numba import lazy_jit, prange
 
-#: optimizer -> (arrays read, arrays written) by one fused step (nonfinite="propagate")
-STREAMS = {
-    "sgd": (2, 1),
-    "momentum": (3, 2),
-    "nesterov": (3, 2),
-    "adagrad": (3, 2),
-    "rmsprop": (3, 2),
-    "adadelta": (4, 3),
-    "adam": (4, 3),
-    "adamw": (4, 3),
-    "adamax": (4, 3),
-    "nadam": (4, 3),
-    "radam": (4, 3),
-    "lion": (3, 2),
-}
+
+def bench_preset(name: str) -> str:
+    """The preset a benchmark times: torch.optim's conventions where the optimizer has them."""
+    return "torch" if "torch" in sl.OPTIMIZERS[name].PRESETS else "seed"
+
+
+def streams(name: str) -> tuple[int, int]:
+    """(arrays read, arrays written) by one fused step of ``name`` (nonfinite="propagate",
+    the benchmark's preset): θ and ĝ read, θ written, and each moment the configuration
+    keeps read and written. Derived from the optimizer, so every registered one has it."""
+    opt = sl.make(name, preset=bench_preset(name))
+    kept = opt.kept_moments(SimpleNamespace(**opt.declared_for((1,))))
+    return 2 + len(kept), 1 + len(kept)
+
+
+class _Streams(Mapping[str, tuple[int, int]]):
+    def __getitem__(self, name: str) -> tuple[int, int]:
+        if name not in sl.OPTIMIZERS:
+            raise KeyError(name)
+        return streams(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(sl.OPTIMIZERS))
+
+    def __len__(self) -> int:
+        return len(sl.OPTIMIZERS)
+
+
+#: optimizer -> (arrays read, arrays written) by one fused step: :func:`streams` of every
+#: registered optimizer
+STREAMS: Mapping[str, tuple[int, int]] = _Streams()
 
 # torch.optim's class for each optimizer (Lion has none)
 TORCH_NAMES = {
@@ -152,7 +169,7 @@ def measure(name: str, size: int = 10_000_000, dtype=np.float32, threads: int = 
     rng = np.random.default_rng(0)
     theta = rng.standard_normal(size).astype(dtype)
     grad = (rng.standard_normal(size) * 1e-3).astype(dtype)
-    preset = "torch" if "torch" in sl.OPTIMIZERS[name].PRESETS else "seed"
+    preset = bench_preset(name)
     set_threads(threads)
     if _numba.numba is not None:
         _numba.numba.set_num_threads(threads)

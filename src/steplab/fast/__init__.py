@@ -2,7 +2,9 @@
 
 * :func:`step` is what ``Optimizer.step`` calls for large arrays (``impl="auto"`` or
   ``"fused"``): the optimizer's rule fused into one parallel pass over memory
-  (``steplab.fast.kernels``).
+  (``steplab.fast.kernels``). ``steplab.optim`` never imports this package: it registers
+  itself as the step backend ``"fused"`` (:data:`STEP_BACKEND`) when imported, and
+  ``import steplab`` names it to be imported on first use.
 * :func:`sweep` runs many configurations (K starting points, per-configuration
   hyperparameters) of any optimizer on a built-in 2-D test function, a block of
   configurations at a time in registers (``steplab.fast.sweeps``).
@@ -17,6 +19,7 @@ NumPy, more slowly, after a single RuntimeWarning. Threads: :func:`set_threads` 
 from steplab.fast._numba import available, warn_slow_path
 from steplab.fast.dispatch import (
     MIN_SIZE,
+    STEP_BACKEND,
     CompileError,
     all_finite,
     set_threads,
@@ -25,10 +28,14 @@ from steplab.fast.dispatch import (
     why_not_fused,
 )
 from steplab.fast.sweeps import FUNCTIONS, sweep
+from steplab.optim import register_step_backend
+
+register_step_backend("fused", STEP_BACKEND)  # Optimizer.step's fused path; optim imports no fast
 
 __all__ = [
     "FUNCTIONS",
     "MIN_SIZE",
+    "STEP_BACKEND",
     "CompileError",
     "all_finite",
     "available",

@@ -61,8 +61,11 @@ def _use_threads(size: int) -> None:
         _numba.numba.set_num_threads(count)
 
 
-def why_not_fused(optimizer, theta: np.ndarray, grad: np.ndarray, state, hp: dict) -> str | None:
+def why_not_fused(optimizer, theta: np.ndarray, grad: np.ndarray, state,
+                  declared: dict) -> str | None:  # fmt: skip
     """None if the fused kernel can run this step, else the reason (see the module doc)."""
+    if optimizer.KIND != "elementwise":
+        return f"its rule is {optimizer.KIND}, and the fused kernel runs element-wise rules"
     if not _numba.available():
         _numba.warn_slow_path(f"numba is not available ({_numba.UNAVAILABLE_REASON})")
         return f"numba is not available ({_numba.UNAVAILABLE_REASON})"
@@ -73,7 +76,7 @@ def why_not_fused(optimizer, theta: np.ndarray, grad: np.ndarray, state, hp: dic
     arrays = (theta, grad, *(getattr(state, n) for n in _kept(optimizer, state)))
     if not all(a.flags.c_contiguous for a in arrays):
         return "theta, grad and the moments must be C-contiguous"
-    if any(isinstance(v, np.ndarray) for v in hp.values()):
+    if any(isinstance(v, np.ndarray) for v in declared.values()):
         return "a hyperparameter holds one value per configuration (an array)"
     if any(isinstance(getattr(state, k), np.ndarray) for k in optimizer.SCALAR_STATE):
         return "the state holds a per-configuration scalar (an array)"
@@ -90,26 +93,26 @@ def _kept(optimizer, state) -> list[str]:
     return [n for n in optimizer.moment_names() if getattr(state, n, None) is not None]
 
 
-def step(optimizer, hp: dict, hp_t: Any, theta: np.ndarray, grad: np.ndarray, state,
+def step(optimizer, declared: dict, hp: Any, theta: np.ndarray, grad: np.ndarray, state,
          check: bool = False) -> bool:  # fmt: skip
-    """Run the step of ``optimizer``'s rule on theta and the state's moments, in place
-    (``state.t`` and scalar state are the caller's). With ``check``, first make sure the
-    gradient is finite, in the same kernel call: if it is not, write nothing and return
-    False."""
+    """Run the step of ``optimizer``'s rule on theta and the state's moments, in place, with
+    the step values ``hp`` (``state.t`` and scalar state are the caller's). With ``check``,
+    first make sure the gradient is finite, in the same kernel call: if it is not, write
+    nothing and return False."""
     cls = type(optimizer)
     kept = tuple(getattr(state, n, None) is not None for n in cls.moment_names())
-    if not hp["weight_decay_on"]:
+    if not declared["weight_decay_on"]:
         decay = ""
     else:
         decay = "decoupled" if cls.DECOUPLED_WEIGHT_DECAY else "l2"
-    statics = tuple(v if isinstance(v, bool) else None for v in hp_t)
+    statics = tuple(v if isinstance(v, bool) else None for v in hp)
     dtype = compute_dtype(theta)  # float32 arrays step in float32, as the NumPy rule does
-    h = np.array([v for v in hp_t if not isinstance(v, bool)], dtype=dtype)
-    kernel = kernels.step_kernel(cls.rule, kept, decay, type(hp_t), statics, dtype)
+    numbers = np.array([v for v in hp if not isinstance(v, bool)], dtype=dtype)
+    kernel = kernels.step_kernel(cls.rule, kept, decay, type(hp), statics, dtype)
     moments = [getattr(state, n).reshape(-1) for n in _kept(optimizer, state)]
     _use_threads(theta.size)
     try:
-        return bool(kernel(theta.reshape(-1), grad.reshape(-1), *moments, h, check))
+        return bool(kernel(theta.reshape(-1), grad.reshape(-1), *moments, numbers, check))
     except _numba.compile_errors() as exc:  # nothing was written: NumPy does this step
         _broken.add(cls.rule)
         raise CompileError(f"numba could not compile the {optimizer.name} rule ({exc})") from exc
@@ -117,3 +120,23 @@ def step(optimizer, hp: dict, hp_t: Any, theta: np.ndarray, grad: np.ndarray, st
 
 class CompileError(RuntimeError):
     """numba could not compile a rule: the caller runs NumPy instead (and warns once)."""
+
+
+class FusedBackend:
+    """The fused step as ``steplab.optim`` calls it (see
+    :func:`steplab.optim.base.register_step_backend`): registered by ``steplab.fast`` when
+    it is imported, and named by ``steplab`` to be imported on first use."""
+
+    CompileError = CompileError
+    why_not = staticmethod(why_not_fused)
+    step = staticmethod(step)
+    available = staticmethod(_numba.available)
+    warn_slow_path = staticmethod(_numba.warn_slow_path)
+
+    @staticmethod
+    def unavailable_reason() -> str:
+        return _numba.UNAVAILABLE_REASON
+
+
+#: The object ``steplab.optim`` runs fused steps through.
+STEP_BACKEND = FusedBackend()

@@ -1,9 +1,9 @@
 """The built-in 2-D test functions compiled for the sweep kernels: no formula of their own.
 
-Each test function is written once, in :mod:`steplab.problems.functions`, as element-wise
-formulas of the coordinates (:data:`steplab.problems.functions.FORMULAS`). The problems run
-them on NumPy columns; this module compiles the same functions with numba for one point,
-inlined into the caller (a call left inside the sweep loop would stop it vectorizing).
+Each test function is written once, in :mod:`steplab.formulas`, as element-wise formulas
+of the coordinates (:data:`steplab.formulas.FORMULAS`). The problems run them on NumPy
+columns; this module compiles the same functions with numba for one point, inlined into
+the caller (a call left inside the sweep loop would stop it vectorizing).
 
 The kernels call ``value(x, y, p0, p1, p2)`` and ``grad(x, y, p0, p1, p2) -> (gx, gy)``,
 with the function's parameters (Rosenbrock's a and b, …) as ``p0, p1, p2`` in the order
@@ -14,25 +14,17 @@ from vectorizing. Tests check the compiled functions against the problems bit fo
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
 from types import FunctionType
 from typing import Any
 
+from steplab import formulas as core
 from steplab.fast import _numba
 from steplab.fast.kernels import jitted
-from steplab.problems import functions as core
 
-
-def _parameters(factory: Callable) -> tuple[tuple[str, ...], tuple[float, ...]]:
-    """The parameter names and defaults of a test function's factory, ``dim`` aside."""
-    kept = [p for p in inspect.signature(factory).parameters.values() if p.name != "dim"]
-    return tuple(p.name for p in kept), tuple(float(p.default) for p in kept)
-
-
-#: name -> (parameter names, default values), as the problems' factories define them
-PARAMETERS = {name: _parameters(getattr(core, name)) for name in core.FORMULAS}
+#: name -> (parameter names, default values), as the formulas take them
+PARAMETERS = core.PARAMETERS
 
 _REGISTERED: set[Callable] = set()
 

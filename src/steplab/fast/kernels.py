@@ -69,12 +69,12 @@ def with_typed_literals(function: Callable, literal_type: type) -> Callable:
 # --------------------------------------------------------------------------------------
 
 _STEP_TEMPLATE = """
-def kernel(theta, g, {arrays}h, check):
+def kernel(theta, g, {arrays}numbers, check):
     if check and not all_finite(g):  # before anything is written, in the same call
         return False
 {scalars}    for i in prange(theta.size):
         # built per element (free once compiled): numba's parallel lowering cannot pass a
-        # NamedTuple into the loop; its floats are read from h before the loop, so that
+        # NamedTuple into the loop; its floats are read from numbers before the loop, so that
         # stores to theta cannot alias them and the loop vectorizes
         hp = HP({fields})
         x = compute(theta[i])
@@ -89,14 +89,15 @@ _KERNELS: dict[tuple, Any] = {}
 
 def step_kernel(rule: Callable, kept: tuple[bool, ...], weight_decay: str, HP: type,
                 statics: tuple, dtype: Any = np.float64) -> Any:  # fmt: skip
-    """The parallel kernel ``kernel(theta, g, *kept_moments, h)`` for ``rule``, computing in
-    ``dtype`` (the arrays' compute dtype; ``h`` holds the float fields in that dtype).
+    """The parallel kernel ``kernel(theta, g, *kept_moments, numbers, check)`` for ``rule``,
+    computing in ``dtype`` (the arrays' compute dtype; ``numbers`` holds the step values'
+    float fields in that dtype).
 
     ``kept[j]`` says whether the rule's j-th moment is an array of this state (else the
     rule gets 0.0 and its result is dropped); ``weight_decay`` is ``""``, ``"l2"`` or
     ``"decoupled"``. ``HP`` is the type of the rule's ``hp``; ``statics`` gives, per field,
     a switch's value (a bool, compiled in) or None (a float, read from the float64 array
-    ``h`` in order: a NumPy array is far cheaper for numba to receive than a NamedTuple).
+    ``numbers`` in order: a NumPy array is far cheaper for numba to receive than a NamedTuple).
     One kernel per combination, compiled on first use.
     """
     dtype = np.dtype(dtype)
@@ -119,7 +120,7 @@ def step_kernel(rule: Callable, kept: tuple[bool, ...], weight_decay: str, HP: t
         source = _STEP_TEMPLATE.format(
             arrays="".join(f"{n}, " for n in names),
             fields=", ".join(fields),
-            scalars="".join(f"    c{j} = h[{j}]\n" for j in range(n)),
+            scalars="".join(f"    c{j} = numbers[{j}]\n" for j in range(n)),
             weight_decay=decay,
             outputs=", ".join(["x", *(f"v{j}" if k else "_" for j, k in enumerate(kept))]) + ",",
             inputs=", ".join(["x", "gi", *moments]),

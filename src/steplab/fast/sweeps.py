@@ -27,7 +27,8 @@ import numpy as np
 
 from steplab.fast import _numba
 from steplab.fast.functions import FUNCTIONS, PARAMETERS
-from steplab.optim.base import Optimizer, decay_weights, hyper_tuple, l2_penalty
+from steplab.formulas import FORMULAS
+from steplab.optim.base import Optimizer, decay_weights, l2_penalty, step_values_type
 from steplab.optim.ops import NUMPY_OPS
 from steplab.optim.schedules import Schedule
 
@@ -61,7 +62,7 @@ def _plan(opt: Optimizer, K: int, steps: int):
                 f"(shape ({K},) or ({K}, 1)), got shape {value.shape}"
             )
     values: dict[str, Any] = {}
-    for name, value in opt._hyper((K, 2)).items():
+    for name, value in opt.declared_for((K, 2)).items():
         if isinstance(value, np.ndarray):
             value = _shared(np.broadcast_to(value.reshape(-1), (K,)).astype(np.float64))
         values[name] = value
@@ -83,7 +84,7 @@ def _plan(opt: Optimizer, K: int, steps: int):
             sources[name] = ("row", len(rows))
             rows.append(np.broadcast_to(np.asarray(values[name], dtype=np.float64), (K,)))
     H = np.ascontiguousarray(np.stack(rows) if rows else np.zeros((1, K)))
-    return hyper_tuple(type(opt), fields), sources, H, table
+    return step_values_type(type(opt), fields), sources, H, table
 
 
 def _step_columns(opt: Optimizer, values: dict, steps: int, scheduled: bool) -> dict:
@@ -98,7 +99,7 @@ def _step_columns(opt: Optimizer, values: dict, steps: int, scheduled: bool) -> 
     hp = dict(values)
     t = np.arange(1, steps + 1)[:, None]  # t down the rows, configurations across
     if scheduled:
-        hp["lr"] = np.array([opt._lr_at(values, int(step)) for step in t[:, 0]])[:, None]
+        hp["lr"] = np.array([opt.lr_at(int(step)) for step in t[:, 0]])[:, None]
     if not opt.SCALAR_STATE:
         extra = opt.step_scalars(NUMPY_OPS, SimpleNamespace(**hp), t, SimpleNamespace())
     else:
@@ -323,6 +324,10 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
         )
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a steplab optimizer, got {optimizer!r}")
+    if optimizer.KIND != "elementwise":
+        raise ValueError(
+            f"{optimizer.name}: its rule is {optimizer.KIND}; sweeps run element-wise rules"
+        )
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
     X = np.array(x0s, dtype=np.float64, order="C")
@@ -371,9 +376,15 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
 
 def _numpy_sweep(name, optimizer, X, steps, history, options):
     """The slow path: the readable optimizer in a loop, vectorized over configurations."""
-    from steplab import problems
+    value, grad = FORMULAS[name]
+    parameters = options.values()
 
-    fn = problems.get(name, **options)
+    def f(X):
+        return value(X[:, 0], X[:, 1], *parameters)
+
+    def g(X):
+        return np.stack(grad(X[:, 0], X[:, 1], *parameters), axis=1)
+
     K = X.shape[0]
     opt = optimizer.replace(**{
         n: np.reshape(v, (K, 1)) if np.ndim(v) >= 1 else v  # (K,) hyperparameters as (K, 1)
@@ -381,9 +392,9 @@ def _numpy_sweep(name, optimizer, X, steps, history, options):
         if isinstance(v := getattr(optimizer, n), np.ndarray) and v.ndim >= 1
     })  # fmt: skip
     state = opt.init(X)
-    losses = [fn.f(X)]
+    losses = [f(X)]
     for _ in range(steps):
-        opt.step(X, fn.g(X), state)
+        opt.step(X, g(X), state)
         if history:
-            losses.append(fn.f(X))
-    return X, (np.array(losses) if history else fn.f(X))
+            losses.append(f(X))
+    return X, (np.array(losses) if history else f(X))

@@ -2,7 +2,7 @@
 
 The rule of ``steplab.optim`` is element-wise and written with arithmetic and an ``Ops``
 table, so jax.numpy runs it as it is: :data:`JAX_OPS` supplies the table, the core's
-``_at_step`` computes the per-step scalars (1 − ρᵗ, …) and ``_apply_rule`` runs the rule
+``prepare_step`` computes the step values (1 − ρᵗ, …) and ``apply_rule`` runs the rule
 (with the L2 term) — the same code as the NumPy step, traced by JAX.
 
 The state is a pytree with the parameters' structure whose leaves are the core's typed
@@ -16,8 +16,6 @@ the parameter's dtype, except for bfloat16/float16 parameters, whose moments are
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 import sys
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -28,9 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from steplab.optim import OPTIMIZERS
+from steplab.optim import lookup
 from steplab.optim.base import Optimizer
-from steplab.optim.ops import Ops
+from steplab.optim.ops import Ops, exact_pow
 
 #: Parameter dtypes a transformation accepts (others raise TypeError naming these).
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -38,21 +36,15 @@ _LOW_PRECISION = ("float16", "bfloat16")
 _SCALAR = float  # per-step scalar state (Nadam's Πμ): float64 under x64, else float32
 
 
-def _pow(base: Any, exponent: Any) -> Any:
-    """C's ``pow`` on Python numbers (as the NumPy path), jax.numpy's on traced values."""
-    if isinstance(base, numbers.Real) and isinstance(exponent, numbers.Real):
-        return math.pow(float(base), float(exponent))
-    return jnp.power(base, exponent)
-
-
-#: jax.numpy's functions for the rules.
+#: jax.numpy's functions for the rules (``pow``: the core's, C's ``pow`` on numbers as the
+#: NumPy path, ``**`` — jax.numpy's power — on traced values).
 JAX_OPS = Ops(
     sqrt=jnp.sqrt,
     maximum=jnp.maximum,
     sign=jnp.sign,
     abs=jnp.abs,
     where=jnp.where,
-    pow=_pow,
+    pow=exact_pow,
 )
 
 
@@ -90,19 +82,19 @@ def _split_hyperparameters(
 class _Configured:
     """A core optimizer plus the hyperparameters that are traced (or an optax schedule)."""
 
-    core: Optimizer
+    optimizer: Optimizer
     traced: dict[str, Any]
     lr_schedule: Callable[[Any], Any] | None  # an optax-style schedule of the update count
 
-    def hyper(self, shape: tuple[int, ...]) -> dict[str, Any]:
-        """The core's hyperparameters for a leaf of ``shape``, traced values substituted
-        (a traced switch such as ``weight_decay`` counts as on)."""
-        hp = dict(self.core._hyper(shape))
-        hp.update(self.traced)
-        for name in self.core.OFF_WHEN_ZERO:
+    def declared_for(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        """The core's declared hyperparameters for a leaf of ``shape``, traced values
+        substituted (a traced switch such as ``weight_decay`` counts as on)."""
+        declared = dict(self.optimizer.declared_for(shape))
+        declared.update(self.traced)
+        for name in self.optimizer.OFF_WHEN_ZERO:
             if name in self.traced:
-                hp[f"{name}_on"] = True
-        return hp
+                declared[f"{name}_on"] = True
+        return declared
 
 
 def _configure(cls: type[Optimizer], preset: str, hyperparameters: dict[str, Any]) -> _Configured:
@@ -123,8 +115,8 @@ def _configure(cls: type[Optimizer], preset: str, hyperparameters: dict[str, Any
     lr = static.get("lr")
     if callable(lr) and not hasattr(lr, "config"):  # an optax schedule, count = t − 1
         lr_schedule = static.pop("lr")
-    core = cls.like(preset, **static)  # ValueError naming the interval or the presets
-    return _Configured(core=core, traced=traced, lr_schedule=lr_schedule)
+    optimizer = cls.like(preset, **static)  # ValueError naming the interval or the presets
+    return _Configured(optimizer=optimizer, traced=traced, lr_schedule=lr_schedule)
 
 
 def _work_dtype(dtype: Any) -> Any:
@@ -156,21 +148,25 @@ def transformation(
 ) -> optax.GradientTransformation:
     """``cls`` (a steplab.optim class) as an optax transformation; see :func:`make`."""
     config = _configure(cls, preset, hyperparameters)
-    core = config.core
-    name = core.name
+    optimizer = config.optimizer
+    name = optimizer.name
+    if optimizer.KIND != "elementwise":
+        raise ValueError(
+            f"steplab.jax.{name}: its rule is {optimizer.KIND}; JAX runs element-wise rules"
+        )
 
     def init_leaf(theta: Any) -> Any:
         _check_leaf(name, "a parameter", theta)
         work = _work_dtype(theta.dtype)
-        hp = SimpleNamespace(**config.hyper(theta.shape))
+        declared = SimpleNamespace(**config.declared_for(theta.shape))
         moments = {
-            m: jnp.full(theta.shape, core.initial_moment(m, hp), dtype=work)
-            for m in core.kept_moments(hp)
+            m: jnp.full(theta.shape, optimizer.initial_moment(m, declared), dtype=work)
+            for m in optimizer.kept_moments(declared)
         }
-        scalars = {k: jnp.asarray(v, dtype=_SCALAR) for k, v in core.SCALAR_STATE.items()}
-        fields: dict[str, Any] = dict.fromkeys(_state_fields(core))
+        scalars = {k: jnp.asarray(v, dtype=_SCALAR) for k, v in optimizer.SCALAR_STATE.items()}
+        fields: dict[str, Any] = dict.fromkeys(_state_fields(optimizer))
         fields.update(t=jnp.zeros((), jnp.int32), **scalars, **moments)
-        return core.state_type(**fields)
+        return optimizer.state_type(**fields)
 
     def update_leaf(g: Any, state: Any, theta: Any) -> tuple[Any, Any]:
         _check_leaf(name, "a gradient", g)
@@ -182,19 +178,19 @@ def transformation(
         work = _work_dtype(theta.dtype)
         x, g = jnp.asarray(theta, work), jnp.asarray(g, work)
         t = state.t + 1
-        hp = config.hyper(theta.shape)
+        declared = config.declared_for(theta.shape)
         if config.lr_schedule is not None:
-            hp["lr"] = config.lr_schedule(state.t)  # optax counts the updates done: t − 1
-        elif callable(hp.get("lr")):  # a steplab schedule of t: evaluated on the host
-            hp["lr"] = _host_schedule(hp["lr"], t, work)
-        hp_t, scalars = core._at_step(hp, t, state, JAX_OPS)
-        new_theta, moments = core._apply_rule(JAX_OPS, hp_t, x, g, state)
-        fields = {f: getattr(state, f) for f in _state_fields(core)}
+            declared["lr"] = config.lr_schedule(state.t)  # optax counts the updates done: t − 1
+        elif callable(declared.get("lr")):  # a steplab schedule of t: evaluated on the host
+            declared["lr"] = _host_schedule(declared["lr"], t, work)
+        hp, scalars = optimizer.prepare_step(declared, t, state, JAX_OPS)
+        new_theta, moments = optimizer.apply_rule(JAX_OPS, hp, x, g, state)
+        fields = {f: getattr(state, f) for f in _state_fields(optimizer)}
         fields.update(t=t, **{k: jnp.asarray(v, _SCALAR) for k, v in scalars.items()})
         for m, value in moments.items():
             if value is not None:
                 fields[m] = value.astype(work)
-        return new_theta - x, core.state_type(**fields)
+        return new_theta - x, optimizer.state_type(**fields)
 
     def init_fn(params: Any) -> Any:
         return jax.tree.map(init_leaf, params)
@@ -221,8 +217,8 @@ def transformation(
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def _state_fields(core: Optimizer) -> tuple[str, ...]:
-    return tuple(core.state_type._fields)  # a NamedTuple
+def _state_fields(optimizer: Optimizer) -> tuple[str, ...]:
+    return tuple(optimizer.state_type._fields)  # a NamedTuple
 
 
 def _is_sparse(leaf: Any) -> bool:
@@ -245,7 +241,4 @@ def _host_schedule(schedule: Callable[[int], float], t: Any, dtype: Any) -> Any:
 def make(name: str, preset: str = "seed", **hyperparameters: Any) -> optax.GradientTransformation:
     """A steplab optimizer by name as an optax transformation, e.g.
     ``make("adam", lr=1e-3)`` (the seed's Adam) or ``make("rmsprop", preset="optax")``."""
-    key = str(name).strip().lower()
-    if key not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
-    return transformation(OPTIMIZERS[key], preset, **hyperparameters)
+    return transformation(lookup(name), preset, **hyperparameters)

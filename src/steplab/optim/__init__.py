@@ -5,63 +5,57 @@ Every optimizer follows one contract::
     opt = Adam()                       # frozen dataclass; defaults reproduce the seed
     state = opt.init(theta)            # moments (zeros) and step counter t = 0
     opt.step(theta, grad, state)       # updates theta and state in place, returns theta
+
+Every optimizer is in the one registry, :data:`OPTIMIZERS` (:mod:`steplab.optim.registry`).
+The protocol through which the other layers run a rule (``declared_for``,
+``prepare_step``, ``apply_rule`` and an :class:`~steplab.optim.ops.Ops` table) is described
+in :mod:`steplab.optim.base`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+import pkgutil
 
 from steplab.optim import schedules
 from steplab.optim.adadelta import AdaDelta
 from steplab.optim.adagrad import AdaGrad
 from steplab.optim.adam import Adam, AdamW
 from steplab.optim.adam_variants import Adamax, Nadam, RAdam
-from steplab.optim.base import NONFINITE_POLICIES, Optimizer, State
+from steplab.optim.base import (
+    NONFINITE_POLICIES,
+    Interval,
+    Optimizer,
+    PreparedStep,
+    State,
+    register_step_backend,
+)
 from steplab.optim.lion import Lion
+from steplab.optim.registry import OPTIMIZERS, lookup, make, register, unregister
 from steplab.optim.rmsprop import RMSProp
 from steplab.optim.sgd import SGD, Momentum, Nesterov
 
-#: Every optimizer by name, in the order the lecture meets them.
-OPTIMIZERS: dict[str, type[Optimizer]] = {
-    cls.name: cls
-    for cls in (
-        SGD,
-        Momentum,
-        Nesterov,
-        AdaGrad,
-        RMSProp,
-        AdaDelta,
-        Adam,
-        AdamW,
-        Adamax,
-        Nadam,
-        RAdam,
-        Lion,
-    )
-}
+# The optimizers in the order the lecture meets them.
+for _cls in (SGD, Momentum, Nesterov, AdaGrad, RMSProp, AdaDelta, Adam, AdamW, Adamax, Nadam,
+             RAdam, Lion):  # fmt: skip
+    register(_cls)
 
 #: The seed's three algorithms.
 SEED_OPTIMIZERS = ("adagrad", "rmsprop", "adam")
 
+_WRITTEN_HERE = {"base", "checkpoint", "ops", "registry", "schedules", "sgd", "adagrad",
+                 "rmsprop", "adadelta", "adam", "adam_variants", "lion"}  # fmt: skip
 
-def make(name: str, preset: str = "seed", **hyperparameters: Any) -> Optimizer:
-    """An optimizer by name (case-insensitive), e.g. ``make("rmsprop", lr=0.01)``.
 
-    ``preset`` picks a framework's conventions first (``"seed"``, ``"torch"``, …).
-    """
-    key = str(name).strip().lower()
-    if key not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
-    cls = OPTIMIZERS[key]
-    allowed = {f for f in cls.hyperparameters()} | {"nonfinite", "impl"}
-    unknown = sorted(set(hyperparameters) - allowed)
-    if unknown:
-        raise ValueError(
-            f"{key} has no hyperparameter {', '.join(unknown)}; "
-            f"its hyperparameters are: {', '.join(sorted(allowed))}"
-        )
-    return cls.like(preset, **hyperparameters)
+def _import_other_modules() -> None:
+    """Import every other module of this package, so that a new optimizer's module, which
+    ends with ``register(ItsClass)``, needs no line here (it comes after the lecture's)."""
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if module.name not in _WRITTEN_HERE and not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
 
+
+_import_other_modules()
 
 __all__ = [
     "OPTIMIZERS",
@@ -72,15 +66,21 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "Interval",
     "Lion",
     "Momentum",
     "Nadam",
     "Nesterov",
     "Optimizer",
+    "PreparedStep",
     "RAdam",
     "RMSProp",
     "SGD",
     "State",
+    "lookup",
     "make",
+    "register",
+    "register_step_backend",
     "schedules",
+    "unregister",
 ]

@@ -1,19 +1,51 @@
-"""What every optimizer shares: hyperparameter checks, the state, the step's guard rails.
+"""What every optimizer shares: hyperparameter checks, the state, the step's guard rails,
+and the protocol every backend runs a rule through.
 
 An optimizer is a frozen dataclass of hyperparameters. It never owns parameters or
 moments: ``init(theta)`` makes a fresh :class:`State`, and ``step(theta, grad, state)``
 updates ``theta`` and ``state`` in place, exactly like one pass through the loop body
 of the seed's pseudo-code. Subclasses write only that loop body, once, as ``rule``.
+
+**The protocol between the layers.** Every backend (NumPy here, numba in ``steplab.fast``,
+torch, JAX) runs a rule in the same two public moves, and through nothing else:
+
+1. **Prepare step t.** ``declared = opt.declared_for(shape)`` gives the *declared
+   hyperparameters* (what the user set, checked, shaped to broadcast against an array of
+   ``shape``, with a static flag ``<name>_on`` per :attr:`Optimizer.OFF_WHEN_ZERO`; a dict,
+   cached per shape). ``hp, scalars = opt.prepare_step(declared, t, state, ops)`` turns them
+   into the *step values* ``hp`` of step ``t``: a NamedTuple (:func:`step_values_type`) with
+   the scheduled ``lr`` and the rule's per-step scalars (1 − ρᵗ, …), and the new values of
+   the optimizer's scalar state (``SCALAR_STATE``, e.g. Nadam's Πμ).
+2. **Apply the rule on an Ops.** ``theta, moments = opt.apply_rule(ops, hp, theta, g, state)``
+   runs weight decay and ``rule`` on the backend's arrays with the backend's
+   :class:`~steplab.optim.ops.Ops` (``state``: anything with the moments as attributes;
+   a missing one is switched off). A compiling backend (numba) may instead compile
+   ``type(opt).rule`` itself, with :func:`l2_penalty`/:func:`decay_weights` as the step
+   does, for one coordinate.
+
+What a backend reads besides: ``opt.moment_names()``, ``opt.kept_moments(declared)``,
+``opt.initial_moment(name, declared)``, ``opt.state_shapes(shape, declared)``, the class
+attributes ``SCALAR_STATE``, ``OFF_WHEN_ZERO``, ``DECOUPLED_WEIGHT_DECAY`` and ``KIND``.
+
+``KIND`` is ``"elementwise"`` for every rule today: each coordinate's update reads only that
+coordinate, so a backend may slice, pack or fuse the arrays freely. A later kind,
+``"per_tensor"`` (a rule that sees a whole matrix, with state of shapes other than theta's,
+declared by ``state_shapes``), goes through the same two moves; backends check ``KIND``
+and refuse kinds they do not run.
+
+Step backends (``steplab.fast``'s fused kernel) register themselves with
+:func:`register_step_backend`; the core never imports them.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import importlib
 import inspect
 import math
 from types import SimpleNamespace
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NamedTuple, NoReturn
 
 import numpy as np
 
@@ -21,30 +53,70 @@ from steplab.optim.ops import NUMPY_OPS, Ops
 from steplab.optim.schedules import Schedule
 
 NONFINITE_POLICIES = ("raise", "skip", "propagate")
-FUSED_MIN_SIZE = 4096  # theta.size from which impl="auto" takes steplab.fast's kernel
+FUSED_MIN_SIZE = 4096  # theta.size from which impl="auto" takes the fused step backend
+
+#: What a rule's update of one coordinate reads (see the module docstring, "KIND").
+KINDS = ("elementwise", "per_tensor")
 
 # --------------------------------------------------------------------------------------
 # Hyperparameters: a dataclass field that knows its allowed interval
 # --------------------------------------------------------------------------------------
 
 
+class Interval(str):
+    """A hyperparameter's allowed values, written as in mathematics: ``"(0, inf)"``,
+    ``"[0, 1)"``, … or ``"bool"`` for a switch.
+
+    It is the text itself (a ``str``: it prints, compares and serialises as written), parsed
+    once: ``low``, ``high``, ``low_closed``, ``high_closed``, and :meth:`holds`.
+    """
+
+    low: float
+    high: float
+    low_closed: bool
+    high_closed: bool
+
+    def __new__(cls, text: str) -> Interval:
+        self = super().__new__(cls, text)
+        if text == "bool":
+            self.low, self.high, self.low_closed, self.high_closed = 0.0, 1.0, True, True
+            return self
+        try:
+            if text[0] not in "[(" or text[-1] not in "])":
+                raise ValueError
+            low, high = (float(part.strip()) for part in text[1:-1].split(","))
+        except (ValueError, IndexError):
+            raise ValueError(
+                f"an interval is written like '(0, inf)' or '[0, 1)', or is 'bool'; got {text!r}"
+            ) from None
+        self.low, self.high = low, high
+        self.low_closed, self.high_closed = text[0] == "[", text[-1] == "]"
+        return self
+
+    @property
+    def is_bool(self) -> bool:
+        return str(self) == "bool"
+
+    def holds(self, values: np.ndarray) -> np.ndarray:
+        """Element-wise: whether each of ``values`` (float64) is finite and in the interval."""
+        above = values >= self.low if self.low_closed else values > self.low
+        below = values <= self.high if self.high_closed else values < self.high
+        return np.isfinite(values) & above & below
+
+
 def hyper(default: Any, interval: str, doc: str = "") -> Any:
-    """A hyperparameter field: ``interval`` is ``"(0, inf)"``, ``"[0, 1)"``, … or ``"bool"``.
+    """A hyperparameter field: ``interval`` is ``"(0, inf)"``, ``"[0, 1)"``, … or ``"bool"``
+    (kept as an :class:`Interval` in the field's ``metadata["interval"]``).
 
     Numbers may be scalars or arrays (one value per configuration of a sweep); every
     element must lie in the interval.
     """
-    return dataclasses.field(default=default, metadata={"interval": interval, "doc": doc})
+    return dataclasses.field(default=default, metadata={"interval": Interval(interval), "doc": doc})
 
 
-def _parse_interval(text: str) -> tuple[float, float, bool, bool]:
-    low, high = (part.strip() for part in text[1:-1].split(","))
-    return float(low), float(high), text[0] == "[", text[-1] == "]"
-
-
-def _check_in_interval(name: str, value: Any, interval: str) -> Any:
+def _check_in_interval(name: str, value: Any, interval: Interval) -> Any:
     """Return ``value`` as a Python float or a read-only float64 array, or raise ValueError."""
-    if interval == "bool":
+    if interval.is_bool:
         if not isinstance(value, (bool, np.bool_)):
             raise ValueError(f"{name} must be True or False, got {value!r}")
         return bool(value)
@@ -66,10 +138,7 @@ def _check_in_interval(name: str, value: Any, interval: str) -> Any:
         raise ValueError(f"{name} must be a number in {interval}, got {shown}") from None
     if array.size == 0:
         raise ValueError(f"{name} must be a number in {interval}, got an empty array")
-    low, high, low_closed, high_closed = _parse_interval(interval)
-    above = array >= low if low_closed else array > low
-    below = array <= high if high_closed else array < high
-    bad = ~(np.isfinite(array) & above & below)
+    bad = ~interval.holds(array)
     if bad.any():
         first = float(array.flat[int(np.argmax(bad))])
         raise ValueError(f"{name} must be in {interval}, got {first!r}")
@@ -78,6 +147,35 @@ def _check_in_interval(name: str, value: Any, interval: str) -> Any:
     array = array.copy()
     array.flags.writeable = False
     return array
+
+
+# --------------------------------------------------------------------------------------
+# Step backends: registered by the packages that provide them (the core imports none)
+# --------------------------------------------------------------------------------------
+
+_STEP_BACKENDS: dict[str, Any] = {}
+
+
+def register_step_backend(name: str, backend: Any) -> None:
+    """Make ``backend`` the step backend ``name`` (today: ``"fused"``, for ``impl="fused"``
+    and ``impl="auto"`` on large arrays).
+
+    ``backend`` is the object itself, or the name of a module whose ``STEP_BACKEND`` it is,
+    imported on first use (so that registering costs no import). The object has
+    ``available() -> bool``, ``unavailable_reason() -> str``, ``why_not(opt, theta, grad,
+    state, declared) -> str | None``, ``step(opt, declared, hp, theta, grad, state, check)
+    -> bool`` (False: ĝ is not finite and nothing was written), ``CompileError`` and
+    ``warn_slow_path(reason)``; see ``steplab.fast``.
+    """
+    _STEP_BACKENDS[name] = backend
+
+
+def step_backend(name: str) -> Any:
+    """The registered step backend ``name``, or None if none is registered."""
+    backend = _STEP_BACKENDS.get(name)
+    if isinstance(backend, str):
+        backend = _STEP_BACKENDS[name] = importlib.import_module(backend).STEP_BACKEND
+    return backend
 
 
 # --------------------------------------------------------------------------------------
@@ -132,6 +230,50 @@ def _state_reserved() -> frozenset[str]:
 IMPLEMENTATIONS = ("auto", "numpy", "fused")
 
 
+class PreparedStep(NamedTuple):
+    """What :meth:`Optimizer.prepare_step` gives: the step values ``hp`` the rule reads, and
+    the optimizer's scalar state after the step (name -> value; empty without any)."""
+
+    hp: Any
+    scalars: dict[str, Any]
+
+
+class _Memo:
+    """An optimizer's caches, in one explicit place (the optimizer itself is frozen).
+
+    ``by_shape``: shape -> (declared hyperparameters, the moments a state keeps, the step
+    values if they are the same at every step else None, those in float32 or None). All
+    are derived from the optimizer's fields, so they are never stale. A copy (pickle,
+    ``replace``) starts empty.
+    """
+
+    __slots__ = ("by_shape",)
+
+    def __init__(self) -> None:
+        self.by_shape: dict[tuple, _ShapePlan] = {}
+
+    def __reduce__(self) -> tuple:
+        return (_Memo, ())
+
+
+class _ShapePlan:
+    """What a NumPy step on theta of one shape prepares once (see ``Optimizer._plan``)."""
+
+    __slots__ = ("declared", "expected", "fixed", "fixed_float32", "namespace", "step_type")
+
+    def __init__(self, declared: dict[str, Any], expected: frozenset[str], fixed: Any,
+                 fixed_float32: Any) -> None:  # fmt: skip
+        self.declared = declared
+        self.expected = expected  # the moments a state for this shape holds
+        self.fixed = fixed  # the step values, if the same at every step (else None)
+        self.fixed_float32 = fixed_float32  # ``fixed`` rounded to float32
+        # what step_scalars reads (None with a schedule: lr changes every step)
+        self.namespace = None if isinstance(declared.get("lr"), Schedule) else (
+            SimpleNamespace(**declared)
+        )  # fmt: skip
+        self.step_type: Any = None  # the step values' NamedTuple type, once known
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class Optimizer:
     """Base class: validation, hyperparameters at step t, and the three ways to run a rule.
@@ -160,6 +302,8 @@ class Optimizer:
     """
 
     name: ClassVar[str] = "optimizer"
+    # What the rule's update of a coordinate reads: "elementwise" (see the module doc).
+    KIND: ClassVar[str] = "elementwise"
     # framework -> hyperparameters that reproduce that framework's default algorithm
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
     # Whether the rule applies weight decay itself (AdamW, Lion) rather than as L2.
@@ -180,6 +324,7 @@ class Optimizer:
         default="raise", metadata={"doc": "raise | skip | propagate"}
     )
     impl: str = dataclasses.field(default="auto", metadata={"doc": "auto | numpy | fused"})
+    _memo: _Memo = dataclasses.field(default_factory=_Memo, init=False, repr=False, compare=False)
 
     # -- what a subclass writes ----------------------------------------------------------
 
@@ -211,6 +356,11 @@ class Optimizer:
         """A moment's value before the first step (default 0, as in the seed)."""
         return 0.0
 
+    def state_shapes(self, shape: tuple[int, ...], declared: Any) -> dict[str, tuple[int, ...]]:
+        """Each kept moment's shape for theta of ``shape``: theta's, for an element-wise
+        rule. (A per-tensor rule would declare others here.)"""
+        return dict.fromkeys(self.kept_moments(declared), tuple(shape))
+
     def _init_moments(self, theta: np.ndarray, hp: SimpleNamespace) -> dict[str, Any]:
         return {n: moment_like(theta, self.initial_moment(n, hp)) for n in self.kept_moments(hp)}
 
@@ -226,7 +376,7 @@ class Optimizer:
                 continue  # a schedule: each value is checked at the step that uses it
             if "interval" in f.metadata:
                 value = _check_in_interval(f.name, getattr(self, f.name), f.metadata["interval"])
-                object.__setattr__(self, f.name, value)
+                object.__setattr__(self, f.name, value)  # the checked value, once, at creation
         if self.nonfinite not in NONFINITE_POLICIES:
             raise ValueError(
                 f"nonfinite must be one of {', '.join(NONFINITE_POLICIES)}, got {self.nonfinite!r}"
@@ -234,14 +384,13 @@ class Optimizer:
         if self.impl not in IMPLEMENTATIONS:
             raise ValueError(f"impl must be one of {', '.join(IMPLEMENTATIONS)}, got {self.impl!r}")
         if self.impl == "fused":
-            from steplab.fast import _numba
-
-            if not _numba.available():
+            backend = step_backend("fused")
+            if backend is None or not backend.available():
+                reason = backend.unavailable_reason() if backend else "no fused backend"
                 raise ImportError(
-                    f"impl='fused' needs numba ({_numba.UNAVAILABLE_REASON}); install it with "
+                    f"impl='fused' needs numba ({reason}); install it with "
                     "pip install 'steplab[fast]', or use impl='auto' or impl='numpy'"
                 )
-        object.__setattr__(self, "_hyper_cache", {})
 
     @classmethod
     def hyperparameters(cls) -> dict[str, dataclasses.Field]:
@@ -253,6 +402,8 @@ class Optimizer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if cls.KIND not in KINDS:
+            raise TypeError(f"{cls.__name__}.KIND must be one of {KINDS}, got {cls.KIND!r}")
         # The rule's moments, read once from its signature when the class is defined, so
         # a bad signature fails there, and tracers (torch's dynamo) that watch class
         # attributes see one that never changes afterwards.
@@ -289,16 +440,20 @@ class Optimizer:
 
     def replace(self, **changes: Any) -> Optimizer:
         """A copy with some hyperparameters changed (validated like the constructor)."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        names = [f.name for f in dataclasses.fields(self) if f.init]
+        unknown = set(changes) - set(names)
         if unknown:
-            allowed = ", ".join(f.name for f in dataclasses.fields(self))
-            raise ValueError(f"{self.name} has no hyperparameter {sorted(unknown)}; use {allowed}")
+            raise ValueError(
+                f"{self.name} has no hyperparameter {sorted(unknown)}; use {', '.join(names)}"
+            )
         return dataclasses.replace(self, **changes)
 
     def config(self) -> dict[str, Any]:
         """JSON-ready description: name and every hyperparameter."""
         values = {}
         for f in dataclasses.fields(self):
+            if not f.init:
+                continue  # the caches
             value = getattr(self, f.name)
             if isinstance(value, Schedule):
                 value = value.config()
@@ -311,7 +466,7 @@ class Optimizer:
         """A fresh, mutable state for :meth:`step` (moments as the seed sets them, ``t = 0``)."""
         _check_theta(theta)
         # Broadcasting now makes a misfit fail here, not at the first step.
-        hp = SimpleNamespace(**self._hyper(theta.shape))
+        hp = SimpleNamespace(**self.declared_for(theta.shape))
         moments = self._init_moments(theta, hp)
         return State(
             t=0,
@@ -341,37 +496,43 @@ class Optimizer:
         those arrays; hyperparameters must then be scalars. No checks, no ``nonfinite``
         policy: this is the algorithm itself (``step`` adds the guard rails).
         """
-        hp = self._hyper(np.shape(theta))
+        declared = self.declared_for(np.shape(theta))
         t = state.t + 1
-        hp_t, scalars = self._at_step(hp, t, state, ops)
-        theta_new, moments = self._apply_rule(ops, hp_t, theta, grad, state)
+        hp, scalars = self.prepare_step(declared, t, state, ops)
+        theta_new, moments = self.apply_rule(ops, hp, theta, grad, state)
         return theta_new, self.state_type(t=t, **scalars, **moments)
 
     def step(self, theta: np.ndarray, grad: np.ndarray, state: State) -> np.ndarray:
         """One iteration of the loop body: updates ``theta`` and ``state`` in place."""
         grad = _check_grad(theta, grad)
-        _check_state(theta, state, self)
-        hp = self._hyper(theta.shape)
+        plan = self._plan(theta.shape)
+        _check_state(theta, state, self, plan.expected)
         t = state.t + 1
-        hp_t, scalars = self._at_step(hp, t, state, NUMPY_OPS)  # a bad lr(t) raises here
-        fused = None
+        scalars: dict[str, Any] = {}
+        if plan.fixed is not None:  # no schedule, no per-step scalars: prepared once
+            hp = plan.fixed
+        elif plan.namespace is not None:  # no schedule: only the step scalars change
+            hp, scalars = self._prepare_with_plan(plan, t, state)
+        else:  # a bad lr(t) raises here, before anything changes
+            hp, scalars = self.prepare_step(plan.declared, t, state, NUMPY_OPS)
+        backend = None
         if self.impl == "fused" or (self.impl == "auto" and theta.size >= FUSED_MIN_SIZE):
-            fused = self._fused(theta, grad, state, hp)  # (tested here: a call costs)
+            backend = self._fused_backend(theta, grad, state, plan.declared)  # (a call costs)
         check = self.nonfinite != "propagate"
         finite = True
-        if fused:
+        if backend:
             try:
                 # the kernel checks ĝ first, in the same call, and writes nothing if it
                 # holds NaN or inf
-                finite = fused.step(self, hp, hp_t, theta, grad, state, check=check)
+                finite = backend.step(self, plan.declared, hp, theta, grad, state, check=check)
                 if finite:
                     state.impl = "fused"
-            except fused.CompileError as exc:  # nothing written: NumPy takes the step
+            except backend.CompileError as exc:  # nothing written: NumPy takes the step
                 if self.impl == "fused":
                     raise
-                fused.warn_slow_path(str(exc))
-                fused = None
-        if not fused:
+                backend.warn_slow_path(str(exc))
+                backend = None
+        if not backend:
             finite = not check or _all_finite(grad)
         if not finite:
             if self.nonfinite == "raise":
@@ -382,8 +543,10 @@ class Optimizer:
                 )
             state.skipped = getattr(state, "skipped", 0) + 1
             return theta
-        if not fused:
-            theta_new, moments = self._apply_rule(NUMPY_OPS, hp_t, theta, grad, state, False)
+        if not backend:
+            if theta.dtype.char == "f":  # float32 steps in float32
+                hp = plan.fixed_float32 if hp is plan.fixed else in_dtype(hp, np.float32)
+            theta_new, moments = self._run_rule(NUMPY_OPS, hp, theta, grad, state, cast=False)
             theta[...] = theta_new
             for name, value in moments.items():  # the moments this state holds
                 getattr(state, name)[...] = value
@@ -400,9 +563,9 @@ class Optimizer:
         AdaGrad/RMSProp, the corrected first moment ŝ for Adam): α/(β+√r) for AdaGrad.
         Evaluated in float64 at the last step's t (t = 1 before any step).
         """
-        hp = self._hyper(state.shape)
+        declared = self.declared_for(state.shape)
         t = max(state.t, 1)
-        values = {**hp, "lr": self._lr_at(hp, t)}
+        values = {**declared, "lr": self.lr_at(t)}
         # The scalar state after the step: rules' step sizes do not depend on it (Nadam's
         # running product only weighs ĝ against s).
         now = SimpleNamespace(**{k: getattr(state, k) for k in self.SCALAR_STATE})
@@ -413,20 +576,121 @@ class Optimizer:
         size = self._step_size(SimpleNamespace(**values), moments)
         return np.broadcast_to(size, state.shape).astype(state.dtype)
 
-    # -- the machinery every path shares -----------------------------------------------
+    # -- the protocol every backend uses (see the module docstring) ----------------------
 
-    def _hyper(self, shape: tuple[int, ...]) -> dict[str, Any]:
-        """Hyperparameters ready to combine with an array of ``shape``, in float64.
+    def declared_for(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        """The declared hyperparameters, ready to combine with an array of ``shape``
+        (float64; cached per shape: read it, never change it).
 
         Scalars stay Python floats; an array of shape (K,) becomes (K, 1, …) to line up
         with theta's leading axis, and must broadcast to theta's shape. Booleans stay
         Python bools, and each name in ``OFF_WHEN_ZERO`` adds a static flag ``<name>_on``.
+        ``lr`` may be a schedule (``prepare_step`` evaluates it at t).
         """
+        return self._plan(shape).declared
+
+    def lr_at(self, t: int) -> Any:
+        """The step size α at step ``t`` (1, 2, …): ``lr`` itself, or its schedule's value
+        there, checked to be a finite number ≥ 0."""
+        lr = getattr(self, "lr", None)
+        return scheduled_lr(self, t) if isinstance(lr, Schedule) else lr
+
+    def prepare_step(self, declared: dict[str, Any], t: Any, state: Any, ops: Ops) -> PreparedStep:
+        """Step ``t``'s values: ``(hp, scalars)``.
+
+        ``hp`` (a NamedTuple of :func:`step_values_type`) holds the ``declared``
+        hyperparameters with ``lr`` at step ``t`` and the rule's per-step scalars
+        (``step_scalars``, computed with ``ops``: Python floats for numbers, the backend's
+        arrays for traced values); ``scalars`` the optimizer's ``SCALAR_STATE`` after the
+        step, read from ``state`` (anything with those attributes) before it.
+        """
+        values = dict(declared)
+        if isinstance(values.get("lr"), Schedule):
+            values["lr"] = scheduled_lr(self, t)
+        scalars: dict[str, Any] = {}
+        if self._has_step_scalars:
+            before = _NO_SCALAR_STATE
+            if self.SCALAR_STATE:
+                before = SimpleNamespace(**{k: getattr(state, k) for k in self.SCALAR_STATE})
+            values.update(self.step_scalars(ops, SimpleNamespace(**values), t, before))
+            if self.SCALAR_STATE:
+                scalars = {k: values[k] for k in self.SCALAR_STATE}
+        return PreparedStep(step_values_type(type(self), tuple(values))(*values.values()), scalars)
+
+    def apply_rule(self, ops: Ops, hp: Any, theta: Any, grad: Any, state: Any,
+                   cast: bool = True) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+        """The rule on whole arrays: ``(new θ, {moment: new value})`` for the moments
+        ``state`` holds (its attributes; a missing or None one is switched off and left
+        out), weight decay included, nothing mutated.
+
+        Computes in the step's arithmetic (:func:`compute_dtype` for NumPy arrays, the
+        arrays' own for other frameworks); with ``cast``, results in the inputs' dtypes
+        (``step`` skips it: writing into the arrays casts).
+        """
+        if isinstance(theta, np.ndarray) and theta.dtype.char == "f":  # compute_dtype: float32
+            hp = in_dtype(hp, np.float32)
+        return self._run_rule(ops, hp, theta, grad, state, cast)
+
+    def _run_rule(self, ops: Ops, hp: Any, theta: Any, grad: Any, state: Any,
+                  cast: bool) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+        """:meth:`apply_rule` with ``hp`` already in the compute dtype."""
+        # float16 computes in float64 (float32 and float64 as they are; other frameworks'
+        # arrays in their own dtype)
+        widen = isinstance(theta, np.ndarray) and theta.dtype.char not in ("f", "d")
+        x, g = (_opmath(theta), _opmath(grad)) if widen else (theta, grad)
+        if hp.weight_decay_on:
+            if self.DECOUPLED_WEIGHT_DECAY:
+                x = decay_weights(hp, x)
+            else:
+                g = l2_penalty(hp, x, g)
+        names = self.moment_names()
+        held = [getattr(state, name, None) for name in names]
+        theta_new, *new = type(self).rule(ops, hp, x, g, *(map(_opmath, held) if widen else held))
+        if not cast:
+            return theta_new, {
+                name: value for name, old, value in zip(names, held, new, strict=True)
+                if old is not None
+            }  # fmt: skip
+        out = {
+            name: None if old is None else _like(value, old)
+            for name, old, value in zip(names, held, new, strict=True)
+        }
+        return _like(theta_new, theta), out
+
+    # -- the machinery behind step ---------------------------------------------------------
+
+    def _prepare_with_plan(self, plan: _ShapePlan, t: int, state: Any) -> tuple[Any, dict]:
+        """:meth:`prepare_step` for NumPy without a schedule, reusing what ``plan`` holds
+        (the namespace step_scalars reads, the step values' type): the same values."""
+        before = _NO_SCALAR_STATE
+        if self.SCALAR_STATE:
+            before = SimpleNamespace(**{k: getattr(state, k) for k in self.SCALAR_STATE})
+        values = plan.declared | self.step_scalars(NUMPY_OPS, plan.namespace, t, before)
+        step_type = plan.step_type
+        if step_type is None or len(step_type._fields) != len(values):
+            step_type = plan.step_type = step_values_type(type(self), tuple(values))
+        scalars = {k: values[k] for k in self.SCALAR_STATE} if self.SCALAR_STATE else _NO_SCALARS
+        return step_type(*values.values()), scalars  # a plain pair: this runs at every step
+
+    def _plan(self, shape: tuple[int, ...]) -> _ShapePlan:
+        """What does not change from step to step for theta of ``shape`` (cached in
+        ``_memo``): on a tiny array this Python is most of a step's time."""
         key = tuple(shape)
-        cache = self.__dict__["_hyper_cache"]
-        cached = cache.get(key)
-        if cached is not None:
-            return cached
+        plan = self._memo.by_shape.get(key)
+        if plan is None:
+            declared = self._declare(key)
+            expected = frozenset(self.kept_moments(SimpleNamespace(**declared)))
+            fixed = fixed32 = None
+            if not self._has_step_scalars and not isinstance(declared.get("lr"), Schedule):
+                fixed = step_values_type(type(self), tuple(declared))(**declared)
+                if not any(isinstance(v, np.ndarray) for v in fixed):
+                    fixed32 = in_dtype(fixed, np.float32)
+                else:
+                    fixed = None  # per-configuration arrays: prepared at each step
+            plan = self._memo.by_shape[key] = _ShapePlan(declared, expected, fixed, fixed32)
+        return plan
+
+    def _declare(self, shape: tuple[int, ...]) -> dict[str, Any]:
         values = {}
         for name in self.hyperparameters():
             value = getattr(self, name)
@@ -441,105 +705,39 @@ class Optimizer:
             values[name] = value
         for name in self.OFF_WHEN_ZERO:
             values[f"{name}_on"] = bool(np.any(values[name]))
-        cache[key] = values
         return values
 
-    def _expected_moments(self, shape: tuple[int, ...]) -> frozenset[str]:
-        """The moments a state for theta of ``shape`` holds (cached with ``_hyper``)."""
-        key = ("moments", tuple(shape))
-        cache = self.__dict__["_hyper_cache"]
-        if key not in cache:
-            cache[key] = frozenset(self.kept_moments(SimpleNamespace(**self._hyper(shape))))
-        return cache[key]
-
-    def _lr_at(self, hp: dict, t: int) -> Any:
-        return scheduled_lr(self, t) if isinstance(hp["lr"], Schedule) else hp["lr"]
-
-    def _at_step(self, hp: dict, t: int, state: Any, ops: Ops) -> tuple[Any, dict]:
-        """(hyperparameters of the step computed at t, with its per-step scalars; the new
-        SCALAR_STATE values)."""
-        # For NumPy, what does not change from step to step is prepared once per ``hp``
-        # (the dict ``_hyper`` caches; one slot, so fresh dicts cannot pile up): on a tiny
-        # array this Python is most of a step's time. JAX and torch values (tracers
-        # among them) are never kept.
-        known = self.__dict__.get("_at_step_cache") if ops is NUMPY_OPS else None
-        if known is None or known[0] is not hp:
-            fixed = None
-            if not self._has_step_scalars and not isinstance(hp.get("lr"), Schedule):
-                fixed = hyper_tuple(type(self), tuple(hp))(**hp)  # the same at every step
-            known = (hp, SimpleNamespace(**hp), fixed)
-            if ops is NUMPY_OPS:
-                self.__dict__["_at_step_cache"] = known
-        if known[2] is not None:
-            return known[2], {}
-        values, namespace = dict(hp), known[1]
-        if isinstance(values.get("lr"), Schedule):
-            values["lr"] = scheduled_lr(self, t)
-            namespace = SimpleNamespace(**values)
-        scalars = {}
-        if self._has_step_scalars:
-            before = _NO_SCALAR_STATE
-            if self.SCALAR_STATE:
-                before = SimpleNamespace(**{k: getattr(state, k) for k in self.SCALAR_STATE})
-            values.update(self.step_scalars(ops, namespace, t, before))
-            if self.SCALAR_STATE:
-                scalars = {k: values[k] for k in self.SCALAR_STATE}
-        return hyper_tuple(type(self), tuple(values))(*values.values()), scalars
-
-    def _apply_rule(self, ops: Ops, hp_t: Any, theta: Any, grad: Any, state: Any,
-                    cast: bool = True):  # fmt: skip
-        """The rule on whole arrays in the step's arithmetic (:func:`compute_dtype` for NumPy
-        arrays, the arrays' own for other frameworks); with ``cast``, results in the
-        inputs' dtypes (``step`` skips it: writing into the arrays casts)."""
-        if isinstance(theta, np.ndarray) and theta.dtype.char == "f":  # compute_dtype: float32
-            hp_t = in_dtype(hp_t, np.float32)
-        # float16 computes in float64 (float32 and float64 as they are; other frameworks'
-        # arrays in their own dtype)
-        widen = isinstance(theta, np.ndarray) and theta.dtype.char not in ("f", "d")
-        x, g = (_opmath(theta), _opmath(grad)) if widen else (theta, grad)
-        if hp_t.weight_decay_on:
-            if self.DECOUPLED_WEIGHT_DECAY:
-                x = decay_weights(hp_t, x)
-            else:
-                g = l2_penalty(hp_t, x, g)
-        held = [getattr(state, name, None) for name in self.moment_names()]
-        theta_new, *new = type(self).rule(ops, hp_t, x, g, *(map(_opmath, held) if widen else held))
-        if not cast:
-            names = zip(self.moment_names(), held, new, strict=True)
-            return theta_new, {name: value for name, old, value in names if old is not None}
-        out = {
-            name: None if old is None else _like(value, old)
-            for name, old, value in zip(self.moment_names(), held, new, strict=True)
-        }
-        return _like(theta_new, theta), out
-
-    def _fused(self, theta: np.ndarray, grad: np.ndarray, state: State, hp: dict) -> Any:
-        """steplab.fast's kernels if this step, which ``impl`` and the size send there, can
-        take them, else None (``impl="fused"`` raises instead)."""
-        from steplab import fast  # here, not at import: the core needs NumPy alone
-
-        reason = fast.why_not_fused(self, theta, grad, state, hp)
-        if reason is None:
-            return fast
+    def _fused_backend(self, theta: np.ndarray, grad: np.ndarray, state: State,
+                       declared: dict) -> Any:  # fmt: skip
+        """The fused step backend if this step, which ``impl`` and the size send there, can
+        take it, else None (``impl="fused"`` raises instead)."""
+        backend = step_backend("fused")
+        if backend is None:
+            reason = "no fused step backend is registered"
+        else:
+            reason = backend.why_not(self, theta, grad, state, declared)
+            if reason is None:
+                return backend
         if self.impl == "fused":
             raise ValueError(f"{self.name}: impl='fused' cannot run this step: {reason}")
         return None
 
 
-_HYPER_TUPLES: dict[tuple, type] = {}
+_STEP_VALUE_TYPES: dict[tuple, type] = {}
 _NO_SCALAR_STATE = SimpleNamespace()  # what step_scalars gets without SCALAR_STATE (only read)
+_NO_SCALARS: dict[str, Any] = {}  # the new scalar state without SCALAR_STATE (only read)
 
 
-def hyper_tuple(cls: type, fields: tuple[str, ...]) -> type:
-    """The NamedTuple type of ``cls``'s hyperparameters at a step (cached: numba and JAX
+def step_values_type(cls: type, fields: tuple[str, ...]) -> type:
+    """The NamedTuple type of ``cls``'s step values with ``fields`` (cached: numba and JAX
     see one type per optimizer and configuration of switches)."""
     key = (cls, fields)
-    if key not in _HYPER_TUPLES:
-        name = f"{cls.__name__}Hyper{len(_HYPER_TUPLES)}"
+    if key not in _STEP_VALUE_TYPES:
+        name = f"{cls.__name__}Hyper{len(_STEP_VALUE_TYPES)}"
         # a module attribute, so that tools which look a type up by name (numba's parallel
         # lowering, pickle) find it
-        _HYPER_TUPLES[key] = globals()[name] = collections.namedtuple(name, fields)
-    return _HYPER_TUPLES[key]
+        _STEP_VALUE_TYPES[key] = globals()[name] = collections.namedtuple(name, fields)
+    return _STEP_VALUE_TYPES[key]
 
 
 def compute_dtype(theta: Any) -> Any:
@@ -552,14 +750,14 @@ def compute_dtype(theta: Any) -> Any:
     return np.dtype(np.float32) if theta.dtype == np.float32 else np.dtype(np.float64)
 
 
-def in_dtype(hp_t: Any, dtype: Any) -> Any:
-    """``hp_t`` (a hyperparameter NamedTuple) with its numbers rounded to ``dtype``: the
+def in_dtype(hp: Any, dtype: Any) -> Any:
+    """``hp`` (step values, a NamedTuple) with its numbers rounded to ``dtype``: the
     scalars the fused kernels receive, so that the NumPy rule multiplies by the same
     float32 values (switches stay bools)."""
-    return type(hp_t)(*(
+    return type(hp)(*(
         v if isinstance(v, (bool, np.bool_)) else
         np.asarray(v, dtype=dtype) if isinstance(v, np.ndarray) else np.dtype(dtype).type(v)
-        for v in hp_t
+        for v in hp
     ))  # fmt: skip
 
 
@@ -656,7 +854,8 @@ def _check_grad(theta: np.ndarray, grad: Any) -> np.ndarray:
     return grad
 
 
-def _check_state(theta: np.ndarray, state: Any, optimizer: Optimizer) -> None:
+def _check_state(theta: np.ndarray, state: Any, optimizer: Optimizer,
+                 expected: frozenset[str]) -> None:  # fmt: skip
     if not isinstance(state, State):
         raise TypeError(f"state must come from {optimizer.name}.init(theta), got {state!r}")
     made_by = getattr(state, "made_by", None)
@@ -664,7 +863,6 @@ def _check_state(theta: np.ndarray, state: Any, optimizer: Optimizer) -> None:
         raise ValueError(f"this state was made by {made_by}.init, not by {optimizer.name}.init")
     # Options that add or remove moments (amsgrad, centered, momentum) must match; each
     # moment is an array like theta. (One pass: this runs at every step.)
-    expected = optimizer._expected_moments(theta.shape)
     for name in optimizer.moment_names():
         array = getattr(state, name, None)
         if (array is None) == (name in expected):

@@ -23,6 +23,7 @@ import numpy as np
 from steplab._extras import requires
 from steplab.problems.base import Problem
 from steplab.run.records import History, Run, RunSet, versions
+from steplab.run.stopping import StoppingRules, divergence_limits
 
 SAMPLING = ("shuffle", "replacement")
 
@@ -271,7 +272,9 @@ def minimize(
     final_loss = np.full(K, np.nan)
     recent = np.full((window + 1, K), np.nan)  # ring buffer of losses for ftol
     step_size = np.full((K, problem.dim), np.nan)
-    threshold = None
+    rules = StoppingRules(max_steps, target_loss, gtol, ftol, window, time_budget,
+                          divergence_threshold)  # fmt: skip
+    limits = None  # each run's divergence limit, from its first loss
     if progress is None:
         progress = sys.stderr.isatty() and max_steps * K * problem.dim >= 1e6 and _has_tqdm()
     bar = _progress_bar(max_steps, progress)
@@ -288,34 +291,17 @@ def minimize(
             G64 = G.astype(np.float64)
             grad_norm = np.sqrt(np.vecdot(G64, G64))
             elapsed = time.perf_counter() - start
-            if threshold is None:
-                divergence = divergence_threshold
-                threshold = (
-                    1e8 * np.maximum(1.0, np.abs(loss))
-                    if divergence is None
-                    else np.full(K, divergence)
-                )
+            if limits is None:
+                limits = divergence_limits(loss, divergence_threshold)
 
             # -- which runs stop at this row, and why ---------------------------------
             finite = np.isfinite(loss) & np.isfinite(grad_norm) & np.all(np.isfinite(X), axis=1)
-            exploded = finite & (loss > threshold)
             recent[t % (window + 1)] = loss
             keep_row = active & finite  # a non-finite row is never recorded
-            reasons = _stop_reasons(
-                finite,
-                exploded,
-                loss,
-                grad_norm,
-                recent,
-                t,
-                window,
-                target_loss,
-                gtol,
-                ftol,
-                time_budget,
-                elapsed,
-                max_steps,
-            )
+            reasons = rules.reasons(
+                t=t, loss=loss, grad_norm=grad_norm, finite=finite, limits=limits,
+                recent=recent, elapsed=elapsed,
+            )  # fmt: skip
             stops = active & (reasons != "")
             for row in np.flatnonzero(stops):
                 status[row], stop_step[row] = str(reasons[row]), t
@@ -419,41 +405,6 @@ class _CatchInterrupt:
     def __exit__(self, kind, value, traceback) -> bool:
         self.caught = kind is not None and issubclass(kind, KeyboardInterrupt)
         return self.caught
-
-
-def _stop_reasons(
-    finite,
-    exploded,
-    loss,
-    grad_norm,
-    recent,
-    t,
-    window,
-    target_loss,
-    gtol,
-    ftol,
-    time_budget,
-    elapsed,
-    max_steps,
-) -> np.ndarray:
-    """Each run's reason to stop at row t ("" for none); the first rule that applies wins."""
-    rules = [("diverged", ~finite | exploded)]
-    if target_loss is not None:
-        rules.append(("target_reached", loss <= target_loss))
-    if gtol is not None:
-        rules.append(("converged", grad_norm <= gtol))
-    if ftol is not None and t >= window:
-        # recent holds the last window+1 losses; the oldest sits right after the newest
-        oldest = recent[(t + 1) % (window + 1)]
-        rules.append(("converged", np.abs(loss - oldest) <= ftol))
-    if time_budget is not None and elapsed >= time_budget:
-        rules.append(("time_budget", np.ones_like(finite)))
-    if t >= max_steps:
-        rules.append(("max_steps", np.ones_like(finite)))
-    reasons = np.full(finite.shape, "", dtype=object)
-    for reason, applies in reversed(rules):  # earlier rules overwrite later ones
-        reasons[applies] = reason
-    return reasons
 
 
 def _step_sizes(opt, state, dim) -> np.ndarray:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from steplab import _plugins
 from steplab._io import atomic_write, write_text
 
 STATUSES = {
@@ -175,10 +176,9 @@ class Run:
 
     def plot(self, ax=None, *, y: str = "loss", x: str = "step"):
         """Draw this run's ``y`` (default: loss, log scale when positive) against ``x``
-        into ``ax``, or into a new figure; returns the figure (shown inline in a notebook)."""
-        from steplab.viz.plots import run_figure
-
-        return run_figure({self.label(): self}, ax=ax, y=y, x=x)
+        into ``ax``, or into a new figure; returns the figure (shown inline in a notebook).
+        (``steplab.viz.run_figure`` draws it; run never imports viz.)"""
+        return _draw_runs({self.label(): self}, ax=ax, y=y, x=x)
 
     def summary(self) -> dict:
         """One flat row for a results table."""
@@ -371,10 +371,18 @@ class RunSet(list):
         return self.table().to_pandas()
 
     def plot(self, ax=None, *, y: str = "loss", x: str = "step"):
-        """Every run's ``y`` against ``x`` in one panel, labelled by its hyperparameters."""
-        from steplab.viz.plots import run_figure
+        """Every run's ``y`` against ``x`` in one panel, labelled by its hyperparameters
+        (``steplab.viz.run_figure`` draws it)."""
+        return _draw_runs({run.label(): run for run in self}, ax=ax, y=y, x=x)
 
-        return run_figure({run.label(): run for run in self}, ax=ax, y=y, x=x)
+
+def _draw_runs(runs: dict, **options):
+    """The figure of ``runs`` (label -> run), drawn by the plotting layer, which the package
+    root names as the provider of "plot runs" (this layer never imports it)."""
+    draw = _plugins.provided("plot runs")
+    if draw is None:
+        raise RuntimeError("no plotting layer is registered for Run.plot; use steplab.viz")
+    return draw(runs, **options)
 
 
 EDGE_NOTE = "at the grid's edge: widen it"

@@ -127,8 +127,6 @@ def sweep(
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if address is not None and engine != "ray":
         raise ValueError(f"address= is for engine='ray' (got engine={engine!r})")
-    if isinstance(problem, str):
-        problem = problems.get(problem)
     fast = engine != "loop" and _fast_sweep_fits(problem, options)
     if engine == "fast" and not fast:
         raise ValueError(
@@ -380,9 +378,11 @@ def _fast_rows(problem, optimizer, seeds, options) -> list[dict]:
 
     The stopping rules of a plain run are the budget and divergence: a run stops at the
     first row whose loss is not finite (its last finite row counts) or exceeds
-    1e8·max(1, |initial loss|) (that row counts), as in :func:`minimize`.
+    1e8·max(1, |initial loss|) (that row counts): :func:`steplab.run.stopping.diverged`,
+    the rule :func:`minimize` applies.
     """
     from steplab import fast
+    from steplab.run.stopping import diverged, divergence_limits
 
     K = len(seeds)
     steps = options.get("steps") or 1000
@@ -392,9 +392,8 @@ def _fast_rows(problem, optimizer, seeds, options) -> list[dict]:
     start = time.perf_counter()
     _, losses = fast.sweep(problem.name, optimizer, X, steps, history=True, **problem.parameters)
     elapsed = time.perf_counter() - start
-    threshold = 1e8 * np.maximum(1.0, np.abs(losses[0]))
     finite = np.isfinite(losses)
-    stop = ~finite | (losses > threshold)
+    stop = diverged(losses, divergence_limits(losses[0]))  # the loop's rule, row by row
     rows = []
     configurations = _run_hyperparameters(optimizer, K)
     for k in range(K):

@@ -14,6 +14,7 @@ and ``maximize`` work as in torch.optim. See docs/torch.md.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 try:
@@ -21,41 +22,42 @@ try:
 except ImportError as exc:  # an optional dependency: say how to get it
     raise ImportError("steplab.torch needs PyTorch: pip install 'steplab[torch]'") from exc
 
+from steplab.optim import OPTIMIZERS as _CORE_OPTIMIZERS
+from steplab.optim import lookup as _lookup
 from steplab.torch.adadelta import AdaDelta
 from steplab.torch.adagrad import AdaGrad
 from steplab.torch.adam import Adam, AdamW
 from steplab.torch.adam_variants import Adamax, Nadam, RAdam
-from steplab.torch.base import TorchOptimizer
+from steplab.torch.base import TorchOptimizer, twin
 from steplab.torch.lion import Lion
 from steplab.torch.rmsprop import RMSProp
 from steplab.torch.sgd import SGD, Momentum, Nesterov
 
-#: Every optimizer by the core's name, in the core's order.
-OPTIMIZERS: dict[str, type[TorchOptimizer]] = {
-    cls.core.name: cls
-    for cls in (
-        SGD,
-        Momentum,
-        Nesterov,
-        AdaGrad,
-        RMSProp,
-        AdaDelta,
-        Adam,
-        AdamW,
-        Adamax,
-        Nadam,
-        RAdam,
-        Lion,
-    )
-}
+
+class _Twins(Mapping[str, type[TorchOptimizer]]):
+    """The core's registry seen through :func:`twin`: always the same names, in its order."""
+
+    def __getitem__(self, name: str) -> type[TorchOptimizer]:
+        return twin(_CORE_OPTIMIZERS[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(_CORE_OPTIMIZERS))
+
+    def __len__(self) -> int:
+        return len(_CORE_OPTIMIZERS)
+
+    def __repr__(self) -> str:
+        return f"steplab.torch.OPTIMIZERS({', '.join(self)})"
+
+
+#: Every optimizer by the core's name, in the core's order (derived from steplab.optim's
+#: registry: a newly registered optimizer has its torch class here at once).
+OPTIMIZERS: Mapping[str, type[TorchOptimizer]] = _Twins()
 
 
 def make(name: str, params, preset: str = "seed", **hyperparameters: Any) -> TorchOptimizer:
     """An optimizer by name (case-insensitive), e.g. ``make("adam", params, preset="torch")``."""
-    key = str(name).strip().lower()
-    if key not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[key].like(preset, params, **hyperparameters)
+    return twin(_lookup(name)).like(preset, params, **hyperparameters)
 
 
 __all__ = [
@@ -74,4 +76,5 @@ __all__ = [
     "SGD",
     "TorchOptimizer",
     "make",
+    "twin",
 ]

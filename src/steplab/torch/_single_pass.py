@@ -3,7 +3,7 @@
 The rule of ``steplab.optim`` is element-wise, so compiling it over a tensor gives one kernel
 that reads θ, ĝ and the moments once and writes the new θ and moments once — the "fused"
 step torch writes by hand for a few optimizers, here for every optimizer and option. The
-compiled function is the rule itself (through the core's ``_apply_rule``, which adds the L2
+compiled function is the rule itself (through the core's ``apply_rule``, which adds the L2
 term), with the per-step numbers (α, ρ, 1/(1 − ρᵗ), …) computed beforehand in Python and
 handed in as tensors: their values are inputs, not constants, so one compilation serves
 every value of the hyperparameters and of t.
@@ -26,7 +26,8 @@ which cost tens of microseconds per call: the example inputs already fix everyth
 guards would check (1-D contiguous tensors of these dtypes on this device), and inductor's
 own size and stride checks still run. Where inductor's entry point can be found it is
 called without the AOT-autograd wrappers too (the parameters' version counters are bumped
-here instead);
+here instead; :mod:`steplab.torch._inductor` holds that reach into inductor's internals,
+fenced to the torch version it was written for);
 otherwise, or if the graph's inputs cannot be matched to ours, the public callables are
 used, down to the ``torch.compile``'d function itself, guards and all.
 
@@ -48,7 +49,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from steplab.optim.ops import Ops
+from steplab.torch import _inductor as inductor
+from steplab.torch._tensorlist import TORCH_OPS
 
 #: Tensors with fewer elements than this are packed into one flat call. A call of the
 #: compiled kernel costs ~5 µs of Python; packing a tensor copies it in and out, which
@@ -64,43 +66,6 @@ EXAMPLE_SIZE = 1031
 #: multiply-adds, ``cpp.enable_floating_point_contract_flag``, was no faster once the
 #: scalars are precomputed, and moves centered RMSProp's state by ~1e-11 relative.)
 INDUCTOR_OPTIONS: dict[str, Any] = {}
-
-
-def _maximum(x: Any, y: Any) -> Any:
-    if torch.is_tensor(x) and torch.is_tensor(y):
-        return torch.maximum(x, y)
-    if torch.is_tensor(x):
-        return torch.clamp_min(x, y)
-    if torch.is_tensor(y):
-        return torch.clamp_min(y, x)
-    return max(x, y)
-
-
-def _where(condition: Any, x: Any, y: Any) -> Any:
-    if torch.is_tensor(condition):
-        return torch.where(condition, x, y)
-    return x if condition else y  # a per-step scalar condition picks a whole operand
-
-
-def _sqrt(x: Any) -> Any:
-    return torch.sqrt(x) if torch.is_tensor(x) else x**0.5
-
-
-def _pow(base: Any, exponent: Any) -> Any:
-    if isinstance(base, numbers.Real) and isinstance(exponent, numbers.Real):
-        return math.pow(base, exponent)
-    return base**exponent
-
-
-#: torch's functions, for the rule inside ``torch.compile``.
-TORCH_OPS = Ops(
-    sqrt=_sqrt,
-    maximum=_maximum,
-    sign=torch.sign,
-    abs=torch.abs,
-    where=_where,
-    pow=_pow,
-)
 
 
 def _is_number(value: Any) -> bool:
@@ -121,9 +86,7 @@ def _step_source(runner, hp_type, static, numbers_, names, state_type, work):
         moments = dict(zip(names, rest[:count], strict=True))
         hp = hp_type(**static, **dict(zip(numbers_, rest[count:], strict=True)))
         state = state_type(**{name: moments.get(name) for name in state_type._fields})
-        new_theta, new_moments = runner._apply_rule(
-            TORCH_OPS, hp, theta.to(work), g.to(work), state
-        )
+        new_theta, new_moments = runner.apply_rule(TORCH_OPS, hp, theta.to(work), g.to(work), state)
         theta.copy_(new_theta)
         for name, tensor in moments.items():
             tensor.copy_(new_moments[name])
@@ -298,7 +261,7 @@ def _compile_split(gm, inputs: list, examples: list, moments: int, work) -> Any:
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     where = [_index_of(value, examples) for value in inputs]
     if len(placeholders) != len(inputs) or any(i is None for i in where):
-        return _Whole(torch._inductor.compile(gm, inputs, options=INDUCTOR_OPTIONS))
+        return _Whole(inductor.compile_graph(gm, inputs, INDUCTOR_OPTIONS))
     first_number = 2 + moments
     positions = dict(zip(placeholders, where, strict=True))
     number_inputs = [n for n in placeholders if (positions[n] or 0) >= first_number]
@@ -316,7 +279,7 @@ def _compile_split(gm, inputs: list, examples: list, moments: int, work) -> Any:
         if not (torch.is_tensor(value) and value.dim() == 0) or any(
             u.op == "output" for u in users
         ):
-            return _Whole(torch._inductor.compile(gm, inputs, options=INDUCTOR_OPTIONS))
+            return _Whole(inductor.compile_graph(gm, inputs, INDUCTOR_OPTIONS))
         if users:
             rounded = value.is_floating_point() and all(_computes_in(u, work) for u in users)
             boundary.append((node, rounded))
@@ -359,7 +322,7 @@ def _compile_split(gm, inputs: list, examples: list, moments: int, work) -> Any:
             env[node] = kernel_graph.node_copy(node, lambda x: env[x])
     kernel_module = torch.fx.GraphModule(gm, kernel_graph)
     kernel_inputs = [inputs[i] for i in kept] + list(buffers.values())
-    kernel = torch._inductor.compile(kernel_module, kernel_inputs, options=INDUCTOR_OPTIONS)
+    kernel = inductor.compile_graph(kernel_module, kernel_inputs, INDUCTOR_OPTIONS)
     order = [where[i] for i in kept]
     number_positions = [placeholders.index(n) for n in number_inputs]
 
@@ -369,7 +332,7 @@ def _compile_split(gm, inputs: list, examples: list, moments: int, work) -> Any:
         return kernel(*[args[i] for i in kept], *scalars.values())
 
     mutated = [k for k, i in enumerate(order) if i == 0 or (i is not None and i >= 2)]
-    direct = _direct_call(kernel, kernel_inputs, mutated)
+    direct = inductor.direct_entry(kernel, kernel_inputs, mutated, EXAMPLE_SIZE)
     call = direct if direct is not None else (lambda args: kernel(*args))
     return _CompiledStep(
         call,
@@ -413,66 +376,6 @@ def _index_of(value: Any, examples: list) -> int | None:
     if isinstance(value, (int, torch.SymInt)):
         return -1  # only sizes are symbolic: every tensor is 1-D of one size
     return next((i for i, x in enumerate(examples) if x is value), None)
-
-
-def _direct_call(kernel: Any, inputs: list, mutated: list[int]) -> Any:
-    """inductor's own entry point of the compiled graph (``call(args)``, a list), without
-    the AOT-autograd and dynamo wrappers of ``kernel`` around it; None unless it is found,
-    mutates exactly the inputs ``mutated`` and steps copies of ``inputs`` to the same bits
-    as ``kernel`` does. (Found through private attributes: if a torch version moves them,
-    the step keeps calling ``kernel``.)"""
-    graph = _find_compiled_graph(kernel)
-    entry = getattr(graph, "current_callable", None)
-    if entry is None or sorted(getattr(graph, "mutated_input_idxs", ())) != mutated:
-        return None
-    gen = torch.Generator(device="cpu").manual_seed(0)
-
-    def copies() -> list:
-        gen.manual_seed(0)
-        values: list[Any] = []
-        for x in inputs:
-            if isinstance(x, (int, torch.SymInt)):
-                values.append(EXAMPLE_SIZE)  # the examples' size
-            elif x.is_floating_point():  # positive values, away from sqrt's domain edge
-                r = torch.rand(x.shape, generator=gen, dtype=torch.float64) + 0.5
-                values.append(r.to(x.dtype).to(x.device))
-            else:
-                values.append(x.clone())
-        return values
-
-    ours, theirs = copies(), copies()
-    with torch.no_grad():
-        try:
-            returned = entry(list(ours))
-            expected = kernel(*theirs)
-        except Exception:  # noqa: BLE001 — any failure: keep the public callable
-            return None
-    if returned or expected:
-        return None
-    same = all(
-        not torch.is_tensor(x) or torch.allclose(x, y, rtol=0, atol=0, equal_nan=True)
-        for x, y in zip(ours, theirs, strict=True)
-    )
-    return entry if same else None
-
-
-def _find_compiled_graph(function: Any, depth: int = 0) -> Any:
-    """The object with inductor's ``current_callable`` among the closures of ``function``."""
-    if depth > 8:
-        return None
-    for cell in getattr(function, "__closure__", None) or ():
-        try:
-            value = cell.cell_contents
-        except ValueError:  # an empty cell
-            continue
-        for candidate in (value, getattr(value, "compiled_fn", None)):
-            if hasattr(candidate, "current_callable") and hasattr(candidate, "mutated_input_idxs"):
-                return candidate
-        if callable(value) and not isinstance(value, type):
-            found = _find_compiled_graph(value, depth + 1)
-            if found is not None:
-                return found
-    return None
 
 
 # --------------------------------------------------------------------------------------
@@ -585,7 +488,7 @@ class SinglePass:
     moments (``moments``: name -> one tensor per parameter, in ``work`` dtype), prepared
     once and stepped by :meth:`step` for as long as these tensors are the bucket's.
 
-    ``runner`` is an instance of the core class (its ``_apply_rule`` runs the rule; the
+    ``runner`` is an instance of the core class (its ``apply_rule`` runs the rule; the
     values all come from the step's hyperparameters), ``hp`` a step's hyperparameters
     (their switches select the kernel; the caller keeps them fixed). θ and ĝ are viewed
     afresh at each step (a parameter's data may be replaced, its gradient usually is);

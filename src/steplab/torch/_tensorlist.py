@@ -1,4 +1,4 @@
-"""Lists of tensors that do arithmetic with ``torch._foreach_*``: the multi-tensor backend.
+"""Lists of tensors that do arithmetic with ``torch._foreach_*``, and torch's ``Ops`` table.
 
 An optimizer's element-wise rule (``steplab.optim``) is written with ``+ - * / **`` and the
 functions of an ``Ops`` table. Called on :class:`TensorList` operands, every line of the rule
@@ -8,16 +8,22 @@ counter) combine with a list as ``torch._foreach_*`` scalar overloads do.
 
 Each operation makes a new list (the rule is functional); the caller copies the results into
 the parameters and the state once per step.
+
+:data:`TORCH_OPS` is torch's one ``Ops`` table (the contract of :mod:`steplab.optim.ops`),
+for both routes of ``steplab.torch``: each function takes TensorLists (the multi-tensor
+step), tensors (the single-pass step, traced by ``torch.compile``) and Python numbers (the
+per-step scalars); ``pow`` is the core's one :func:`~steplab.optim.ops.exact_pow`.
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+
+from steplab.optim.ops import Ops, exact_pow
 
 Operand = Any  # a TensorList, a tensor or a Python/NumPy scalar
 
@@ -148,6 +154,12 @@ def maximum(x: Operand, y: Operand) -> Any:
         return TensorList(torch._foreach_clamp_min(x.tensors, _operand(y)))
     if isinstance(y, TensorList):
         return TensorList(torch._foreach_clamp_min(y.tensors, _operand(x)))
+    if torch.is_tensor(x) and torch.is_tensor(y):
+        return torch.maximum(x, y)
+    if torch.is_tensor(x):
+        return torch.clamp_min(x, y)
+    if torch.is_tensor(y):
+        return torch.clamp_min(y, x)
     return max(x, y)
 
 
@@ -164,17 +176,14 @@ def minimum(x: Operand, y: Operand) -> Any:
 def where(condition: Operand, x: Operand, y: Operand) -> Any:
     """``x`` where ``condition`` holds, else ``y``. A scalar condition (a function of the
     step counter, e.g. RAdam's ρₜ > 5) picks a whole operand."""
-    if not isinstance(condition, TensorList):
-        return x if bool(condition) else y
-    return map_tensors(torch.where, condition, x, y)
+    if isinstance(condition, TensorList):
+        return map_tensors(torch.where, condition, x, y)
+    if torch.is_tensor(condition):  # inside torch.compile: the numbers are 0-d tensors
+        return torch.where(condition, x, y)
+    return x if bool(condition) else y
 
 
-def pow(base: Any, exponent: Any) -> Any:
-    """``base ** exponent`` for the per-step scalars of a rule (1 − ρᵗ): C's ``pow`` on
-    Python numbers, as the NumPy path computes them."""
-    if isinstance(base, numbers.Real) and isinstance(exponent, numbers.Real):
-        return math.pow(float(base), float(exponent))
-    return base**exponent
+pow = exact_pow  # noqa: A001 - the Ops field's name; per-step scalars: C's pow, as NumPy's path
 
 
 #: name -> implementation, for the ``Ops`` table of the multi-tensor backend.
@@ -189,3 +198,7 @@ FUNCTIONS: dict[str, Callable] = {
     "where": where,
     "pow": pow,
 }
+
+
+#: torch's operations for the rules: TensorLists, tensors and Python numbers alike.
+TORCH_OPS = Ops(**{name: FUNCTIONS[name] for name in Ops._fields})

@@ -37,17 +37,11 @@ import torch
 
 from steplab.optim.base import NONFINITE_POLICIES
 from steplab.optim.base import Optimizer as CoreOptimizer
-from steplab.optim.ops import Ops
-from steplab.torch import _tensorlist
 from steplab.torch._single_pass import SinglePass
-from steplab.torch._tensorlist import TensorList
+from steplab.torch._tensorlist import TORCH_OPS, TensorList
 
 #: Options every steplab torch optimizer takes besides the core's hyperparameters.
 TORCH_OPTIONS = {"maximize": False, "nonfinite": "propagate", "fused": False}
-
-#: The multi-tensor backend's operations (they also compute the per-step scalars of both
-#: routes, in Python floats, so the two routes see the same numbers).
-FOREACH_OPS = Ops(**{name: _tensorlist.FUNCTIONS[name] for name in Ops._fields})
 
 #: torch.optim's names for steplab's hyperparameters, for helpful error messages.
 TORCH_NAMES = {
@@ -86,10 +80,12 @@ class TorchOptimizer(torch.optim.Optimizer):
     OPTIONS: ClassVar[dict[str, Any]] = TORCH_OPTIONS
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Give each class the core's signature and hyperparameter docs, for help() and IDEs."""
+        """Give each class the core's signature and hyperparameter docs, for help() and IDEs,
+        and make it the twin of its core class (:func:`twin`)."""
         super().__init_subclass__(**kwargs)
         if "core" not in vars(cls):
             return
+        _TWINS.setdefault(cls.core, cls)
         keyword = inspect.Parameter.KEYWORD_ONLY
         fields = cls.core.hyperparameters()
         cls.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
@@ -113,6 +109,11 @@ class TorchOptimizer(torch.optim.Optimizer):
         )
 
     def __init__(self, params, **hyperparameters: Any) -> None:
+        if self.core.KIND != "elementwise":
+            raise NotImplementedError(
+                f"{type(self).__name__}: steplab.torch runs element-wise rules; "
+                f"{self.core.name}'s is {self.core.KIND}"
+            )
         options = {k: hyperparameters.pop(k, v) for k, v in self.OPTIONS.items()}
         defaults = {**self._validated(hyperparameters), **options}
         super().__init__(params, defaults)
@@ -247,11 +248,11 @@ class TorchOptimizer(torch.optim.Optimizer):
                     f"parameters in the state dict and {len(group['params'])} here"
                 )
             self._validated({k: saved[k] for k in self.hyperparameters()})
-            core, hp = self._core_and_hyper(saved)
+            core, declared = self._core_and_declared(saved)
             for pid, p in zip(saved["params"], group["params"], strict=True):
                 saved_ids.append(pid)
                 if pid in states:
-                    self._check_param_state(pid, states[pid], p, core, hp)
+                    self._check_param_state(pid, states[pid], p, core, declared)
         unknown = [k for k in states if k not in saved_ids]
         if unknown:
             raise ValueError(
@@ -261,11 +262,11 @@ class TorchOptimizer(torch.optim.Optimizer):
         return saved_ids
 
     def _check_param_state(
-        self, pid: Any, state: Any, p: torch.Tensor, core: CoreOptimizer, hp: dict[str, Any]
+        self, pid: Any, state: Any, p: torch.Tensor, core: CoreOptimizer, declared: dict[str, Any]
     ) -> None:
         name = type(self).__name__
         work = torch.zeros_like(p, dtype=_work_dtype(p))
-        expected = {"t", *core.SCALAR_STATE, *_core_moments(core, hp, work)}
+        expected = {"t", *core.SCALAR_STATE, *_core_moments(core, declared, work)}
         if not isinstance(state, dict) or not expected <= set(state) <= expected | {"skipped"}:
             keys = sorted(state) if isinstance(state, dict) else type(state).__name__
             raise ValueError(
@@ -303,22 +304,22 @@ class TorchOptimizer(torch.optim.Optimizer):
     # -- the step from the core's rule ----------------------------------------------------
 
     def _step_group(self, group: dict[str, Any]) -> None:
-        core, hp = self._core_and_hyper(group)
+        core, declared = self._core_and_declared(group)
         if group["fused"]:
-            self._step_group_single_pass(group, core, hp)
+            self._step_group_single_pass(group, core, declared)
             return
-        for bucket in self._buckets(group, core, hp):
+        for bucket in self._buckets(group, core, declared):
             bucket.prepare_gradients(group)
             t = bucket.state.t + 1
             before = SimpleNamespace(**{k: getattr(bucket.state, k) for k in core.SCALAR_STATE})
             # The hyperparameters of this step, with its per-step scalars (1 − ρᵗ, …) and
             # the new scalar state, in Python floats: the same numbers for both routes.
-            hp_t, scalars = core._at_step(hp, t, before, FOREACH_OPS)
+            step_values, scalars = core.prepare_step(declared, t, before, TORCH_OPS)
             names = bucket.moment_names
             for theta, g, moments in _batches(bucket.theta, bucket.g, bucket.state, names):
                 state = SimpleNamespace(**{k: TensorList(moments[k]) for k in names})
-                new_theta, new_moments = core._apply_rule(
-                    FOREACH_OPS, hp_t, TensorList(theta), TensorList(g), state
+                new_theta, new_moments = core.apply_rule(
+                    TORCH_OPS, step_values, TensorList(theta), TensorList(g), state
                 )
                 torch._foreach_copy_(theta, new_theta.tensors)
                 for k in names:
@@ -329,7 +330,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             bucket.write_back()
 
     def _step_group_single_pass(
-        self, group: dict[str, Any], core: CoreOptimizer, hp: dict[str, Any]
+        self, group: dict[str, Any], core: CoreOptimizer, declared: dict[str, Any]
     ) -> None:
         """The single-pass step of a group. Its buckets, with their compiled kernels and
         prepared tensors, are kept from step to step (:class:`_SinglePassPlan`) while the
@@ -337,14 +338,14 @@ class TorchOptimizer(torch.optim.Optimizer):
         then costs little Python besides the kernels."""
         plans = self.__dict__.setdefault("_single_pass_plans", {})
         plan = plans.get(id(group))
-        if plan is None or not plan.is_current(self.state, group, core, hp):
+        if plan is None or not plan.is_current(self.state, group, core, declared):
             current = {id(g) for g in self.param_groups}
             for key in [k for k in plans if k not in current]:  # groups gone (load_state_dict)
                 del plans[key]
-            plan = plans[id(group)] = _SinglePassPlan(self, group, core, hp)
-        plan.step(group, core, hp)
+            plan = plans[id(group)] = _SinglePassPlan(self, group, core, declared)
+        plan.step(group, core, declared)
 
-    def _core_and_hyper(self, group: dict[str, Any]) -> tuple[CoreOptimizer, dict[str, Any]]:
+    def _core_and_declared(self, group: dict[str, Any]) -> tuple[CoreOptimizer, dict[str, Any]]:
         """The core optimizer of the group's switches (cached), and the hyperparameters
         the rule reads: the group's current numbers (which an LR scheduler may have set to
         values the constructor refuses, such as lr=0 at the start of a warm-up)."""
@@ -361,14 +362,14 @@ class TorchOptimizer(torch.optim.Optimizer):
             options: dict[str, Any] = {**dict(switches), "nonfinite": "propagate"}
             cache[switches] = self.core(**options)
         core = cache[switches]
-        hp = dict(core._hyper(()))
-        hp.update(values)
+        declared = dict(core.declared_for(()))
+        declared.update(values)
         for name in self.core.OFF_WHEN_ZERO:
-            hp[f"{name}_on"] = bool(values[name])
+            declared[f"{name}_on"] = bool(values[name])
         if len(known) > 2 * len(self.param_groups):  # forget groups that are gone
             known.clear()
-        known[id(group)] = (numbers, group, core, hp)  # hp is only read, never changed
-        return core, hp
+        known[id(group)] = (numbers, group, core, declared)  # declared is only read, never changed
+        return core, declared
 
     def _gradients_pass_nonfinite_policy(self) -> bool:
         """False if the step must be skipped; raises under ``nonfinite="raise"``."""
@@ -388,11 +389,11 @@ class TorchOptimizer(torch.optim.Optimizer):
         return False
 
     def _buckets(
-        self, group: dict[str, Any], core: CoreOptimizer, hp: dict[str, Any]
+        self, group: dict[str, Any], core: CoreOptimizer, declared: dict[str, Any]
     ) -> list[_Bucket]:
         """The group's parameters with a gradient, split by device, dtype, step counter and
         scalar state. A parameter's first step creates its state: ``t = 0``, the core's
-        scalar state and the moments the core keeps for ``hp``, at their initial values."""
+        scalar state and the moments the core keeps for ``declared``, at their initial values."""
         buckets: dict[tuple, _Bucket] = {}
         for p in group["params"]:
             grad = p.grad
@@ -406,7 +407,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             state = self.state[p]
             if "t" not in state:
                 work = p.detach().to(_work_dtype(p))
-                state.update(t=0, **dict(core.SCALAR_STATE), **_core_moments(core, hp, work))
+                state.update(t=0, **dict(core.SCALAR_STATE), **_core_moments(core, declared, work))
             key = (p.device, p.dtype, state["t"], *(state[k] for k in core.SCALAR_STATE))
             if key not in buckets:
                 buckets[key] = _Bucket(self._tensor_state_names(state))
@@ -415,6 +416,22 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     def _tensor_state_names(self, state: dict[str, Any]) -> list[str]:
         return [k for k, v in state.items() if torch.is_tensor(v)]
+
+
+#: core class -> its torch class (written in steplab/torch/*.py, or made by :func:`twin`)
+_TWINS: dict[type[CoreOptimizer], type[TorchOptimizer]] = {}
+
+
+def twin(core: type[CoreOptimizer]) -> type[TorchOptimizer]:
+    """The torch.optim optimizer of the core class ``core``: the one written for it in
+    ``steplab.torch`` (for its docstring), else one made now, named as the core class and
+    documented from it. Every registered core optimizer has one, with no code of its own."""
+    cls = _TWINS.get(core)
+    if cls is None:
+        summary = (core.__doc__ or core.name).strip().splitlines()[0]
+        namespace = {"core": core, "__doc__": summary, "__module__": "steplab.torch"}
+        cls = type(core.__name__, (TorchOptimizer,), namespace)  # __init_subclass__ keeps it
+    return cls
 
 
 class _Bucket:
@@ -484,29 +501,31 @@ class _SinglePassPlan:
     """
 
     def __init__(
-        self, optimizer: TorchOptimizer, group: dict[str, Any], core: CoreOptimizer, hp: dict
+        self, optimizer: TorchOptimizer, group: dict[str, Any], core: CoreOptimizer, declared: dict
     ) -> None:
         self.group = group
         self.core = core
-        self.hp = hp  # the cached dict of the group's values (see _core_and_hyper)
-        self.switches = _switches(hp, group)
+        self.declared = declared  # the cached dict of the group's values (see _core_and_declared)
+        self.switches = _switches(declared, group)
         self.threads = torch.get_num_threads()  # CPU kernels are compiled for a thread count
         self.params = list(group["params"])
         self.has_grad = [p.grad is not None for p in self.params]
         self.buckets = []
-        for bucket in optimizer._buckets(group, core, hp):
+        for bucket in optimizer._buckets(group, core, declared):
             bucket.prepare_gradients(group, work_copies=False)
-            self.buckets.append(_PlannedBucket(core, hp, bucket))
+            self.buckets.append(_PlannedBucket(core, declared, bucket))
 
-    def is_current(self, states: Any, group: dict[str, Any], core: CoreOptimizer, hp: dict) -> bool:
+    def is_current(
+        self, states: Any, group: dict[str, Any], core: CoreOptimizer, declared: dict
+    ) -> bool:
         """Whether the plan still describes the group (see the class docstring)."""
         if group is not self.group or core is not self.core:
             return False
         params = group["params"]
         if len(params) != len(self.params) or torch.get_num_threads() != self.threads:
             return False
-        if (hp is not self.hp or group["maximize"] != self.switches[-1]) and (
-            self.switches != _switches(hp, group)
+        if (declared is not self.declared or group["maximize"] != self.switches[-1]) and (
+            self.switches != _switches(declared, group)
         ):
             return False
         if not all(map(operator.is_, params, self.params)):
@@ -521,17 +540,17 @@ class _SinglePassPlan:
                 return False
         return True
 
-    def step(self, group: dict[str, Any], core: CoreOptimizer, hp: dict) -> None:
+    def step(self, group: dict[str, Any], core: CoreOptimizer, declared: dict) -> None:
         maximize = group["maximize"]
         for bucket in self.buckets:
-            bucket.step(core, hp, maximize)
+            bucket.step(core, declared, maximize)
 
 
 class _PlannedBucket:
     """One bucket of a :class:`_SinglePassPlan`: its parameters and states, the step count
     and scalar state they share, and their :class:`SinglePass`."""
 
-    def __init__(self, core: CoreOptimizer, hp: dict, bucket: _Bucket) -> None:
+    def __init__(self, core: CoreOptimizer, declared: dict, bucket: _Bucket) -> None:
         self.t = bucket.state.t
         self.scalars = {k: getattr(bucket.state, k) for k in core.SCALAR_STATE}
         self.params = bucket.params
@@ -539,9 +558,11 @@ class _PlannedBucket:
         self.held = [(k, [state[k] for state in self.states]) for k in bucket.moment_names]
         self.plain = all(type(p) in _PLAIN for p in self.params)  # no DTensor: no _local
         # a step's hyperparameters: their switches and fields select the kernel
-        hp_t, _ = core._at_step(hp, self.t + 1, SimpleNamespace(**self.scalars), FOREACH_OPS)
+        step_values, _ = core.prepare_step(
+            declared, self.t + 1, SimpleNamespace(**self.scalars), TORCH_OPS
+        )
         moments = {k: getattr(bucket.state, k) for k in bucket.moment_names}
-        self.single = SinglePass(core, hp_t, bucket.local_params, moments, bucket.work)
+        self.single = SinglePass(core, step_values, bucket.local_params, moments, bucket.work)
 
     def is_current(self, states: Any) -> bool:
         mine = self.states
@@ -557,9 +578,11 @@ class _PlannedBucket:
                 return False
         return True
 
-    def step(self, core: CoreOptimizer, hp: dict, maximize: bool) -> None:
+    def step(self, core: CoreOptimizer, declared: dict, maximize: bool) -> None:
         t = self.t + 1
-        hp_t, scalars = core._at_step(hp, t, SimpleNamespace(**self.scalars), FOREACH_OPS)
+        step_values, scalars = core.prepare_step(
+            declared, t, SimpleNamespace(**self.scalars), TORCH_OPS
+        )
         params = self.params
         if self.plain:  # the parameters themselves (the step runs under no_grad)
             thetas = params
@@ -569,7 +592,7 @@ class _PlannedBucket:
             grads = [_local(_grad(p)) for p in params]
         if maximize:
             grads = list(torch._foreach_neg(grads))
-        self.single.step(hp_t, thetas, grads)
+        self.single.step(step_values, thetas, grads)
         self.t = t
         self.scalars = scalars
         _set_in_all(self.states, "t", t)
@@ -586,18 +609,18 @@ def _set_in_all(dicts: list[dict], key: str, value: Any) -> None:
     collections.deque(map(dict.__setitem__, dicts, repeat(key), repeat(value)), maxlen=0)
 
 
-def _switches(hp: dict[str, Any], group: dict[str, Any]) -> tuple:
+def _switches(declared: dict[str, Any], group: dict[str, Any]) -> tuple:
     """What selects a group's kernels besides the core: flags such as ``weight_decay_on``,
     and ``maximize``."""
-    return (*(v for v in hp.values() if isinstance(v, bool)), group["maximize"])
+    return (*(v for v in declared.values() if isinstance(v, bool)), group["maximize"])
 
 
-def _core_moments(core: CoreOptimizer, hp: dict[str, Any], work: torch.Tensor) -> dict:
-    """The moments ``core`` keeps for ``hp``, each filled with its initial value."""
-    hp_ns = SimpleNamespace(**hp)
+def _core_moments(core: CoreOptimizer, declared: dict[str, Any], work: torch.Tensor) -> dict:
+    """The moments ``core`` keeps for ``declared``, each filled with its initial value."""
+    declared_ns = SimpleNamespace(**declared)
     return {
-        name: torch.full_like(work, float(core.initial_moment(name, hp_ns)))
-        for name in core.kept_moments(hp_ns)
+        name: torch.full_like(work, float(core.initial_moment(name, declared_ns)))
+        for name in core.kept_moments(declared_ns)
     }
 
 
