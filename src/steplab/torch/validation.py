@@ -50,7 +50,9 @@ TORCH_ONLY_OPTIONS = {
 
 
 def _allowed(choices: tuple) -> str:
-    return ", ".join(map(repr, choices))
+    if isinstance(choices[0], bool):
+        return "True or False"
+    return "one of " + ", ".join(choices)
 
 
 def _valid_option(value: Any, choices: tuple) -> bool:
@@ -67,7 +69,7 @@ def check_options(
     for name, choices in OPTION_CHOICES.items():
         if name in group and not _valid_option(group[name], choices):
             raise ValueError(
-                f"{owner}: {where}{name} must be one of {_allowed(choices)}, "
+                f"{owner}: {where}{name} must be {_allowed(choices)}, "
                 f"got {group[name]!r}"
             )
     unknown = [k for k in group if k in foreign]
