@@ -65,8 +65,12 @@ def _snapshot(opt) -> dict:
     groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
     params = [[id(p) for p in g["params"]] for g in opt.param_groups]
     values = [p.detach().clone() for g in opt.param_groups for p in g["params"]]
-    return {"state": copy.deepcopy(opt.state_dict()), "groups": groups, "params": params,
-            "values": values}
+    return {
+        "state": copy.deepcopy(opt.state_dict()),
+        "groups": groups,
+        "params": params,
+        "values": values,
+    }
 
 
 # -- the attacks: (name, optimizer, options, what it does to the optimizer) --------------

@@ -57,11 +57,16 @@ def main(argv: list[str] | None = None) -> None:
             with_check.append(times[id(checked)])
     finally:
         validation.check_step_options = checked
-    per_call = min(
-        timeit.repeat(
-            lambda: checked("Adam", opt.param_groups, type(opt)._FOREIGN), number=10000, repeat=5
+    per_call = (
+        min(
+            timeit.repeat(
+                lambda: checked("Adam", opt.param_groups, type(opt)._FOREIGN),
+                number=10000,
+                repeat=5,
+            )
         )
-    ) / 10000
+        / 10000
+    )
     print(
         f"many-small Adam step: {statistics.median(with_check) * 1e3:.2f} ms with the check; "
         f"with / without: median {statistics.median(ratios):.4f} over {args.rounds} rounds "

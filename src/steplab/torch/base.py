@@ -177,17 +177,18 @@ class TorchOptimizer(torch.optim.Optimizer):
         """torch.optim's ``add_param_group``, all or nothing: the group's hyperparameters,
         options and parameters validated (:mod:`steplab.torch.validation`); if one is
         refused, the group is not added."""
+        name = type(self).__name__
         if isinstance(param_group, dict) and not torch.is_tensor(param_group.get("params")):
             param_group["params"] = list(param_group.get("params", ()))  # once, if an iterator
-            validation.check_new_params(type(self).__name__, param_group["params"], self.param_groups)
+            validation.check_new_params(name, param_group["params"], self.param_groups)
         count = len(self.param_groups)
         super().add_param_group(param_group)
         try:
             group = self.param_groups[-1]
             names = self.hyperparameters()
             group.update(self._validated({k: group[k] for k in names}))
-            validation.check_options(type(self).__name__, group, "", self._foreign_options())
-            validation.check_new_params(type(self).__name__, group["params"], ())
+            validation.check_options(name, group, "", self._foreign_options())
+            validation.check_new_params(name, group["params"], ())
         except BaseException:
             del self.param_groups[count:]  # all or nothing
             raise

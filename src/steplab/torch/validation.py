@@ -69,8 +69,7 @@ def check_options(
     for name, choices in OPTION_CHOICES.items():
         if name in group and not _valid_option(group[name], choices):
             raise ValueError(
-                f"{owner}: {where}{name} must be {_allowed(choices)}, "
-                f"got {group[name]!r}"
+                f"{owner}: {where}{name} must be {_allowed(choices)}, got {group[name]!r}"
             )
     unknown = [k for k in group if k in foreign]
     if unknown:
@@ -166,9 +165,7 @@ def check_param_state(
     for name in core.SCALAR_STATE:
         value = state[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(
-                f"{prefix}: {name} must be a real number (a float), got {value!r}"
-            )
+            raise ValueError(f"{prefix}: {name} must be a real number (a float), got {value!r}")
         if not math.isfinite(value) or (name in nonnegative and value < 0):
             bound = "finite and >= 0" if name in nonnegative else "finite"
             raise ValueError(f"{prefix}: {name} must be {bound}, got {value!r}")
