@@ -28,7 +28,7 @@ import torch
 import steplab.torch as st
 
 
-def _optimizer(name: str, **options) -> tuple[torch.optim.Optimizer, list[torch.Tensor]]:
+def stepped_optimizer(name: str, **options) -> tuple[torch.optim.Optimizer, list[torch.Tensor]]:
     """An optimizer over two parameters, stepped twice (so its state exists)."""
     torch.manual_seed(0)
     params = [torch.nn.Parameter(torch.randn(3)), torch.nn.Parameter(torch.randn(2, 2))]
@@ -61,7 +61,7 @@ def same(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _snapshot(opt) -> dict:
+def snapshot(opt) -> dict:
     groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
     params = [[id(p) for p in g["params"]] for g in opt.param_groups]
     values = [p.detach().clone() for g in opt.param_groups for p in g["params"]]
@@ -240,15 +240,15 @@ CONSTRUCTOR_ATTACKS = [
 def run(verbose: bool = False) -> collections.Counter:
     outcomes: collections.Counter = collections.Counter()
     for name, optimizer, options, attack in ATTACKS:
-        opt, params = _optimizer(optimizer, **options)
+        opt, params = stepped_optimizer(optimizer, **options)
         if isinstance(attack, tuple):  # a user's edit first, then what must refuse it
             edit, attack = attack
             edit(opt, params)
-        before = _snapshot(opt)
+        before = snapshot(opt)
         try:
             attack(opt, params)
         except (ValueError, TypeError) as exc:
-            after = _snapshot(opt)
+            after = snapshot(opt)
             outcome = "refused cleanly" if same(before, after) else "refused, state changed"
             message = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # noqa: BLE001 (counted, not hidden)

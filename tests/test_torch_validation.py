@@ -38,7 +38,7 @@ def test_every_hostile_call_is_refused_cleanly():
 
 
 def _stepped(name="adam", **options):
-    return attacks._optimizer(name, **options)
+    return attacks.stepped_optimizer(name, **options)
 
 
 @pytest.mark.parametrize(
@@ -149,11 +149,11 @@ def test_add_param_group_is_all_or_nothing(group, error):
         "complex": [torch.nn.Parameter(torch.zeros(2, dtype=torch.complex64))],
         "duplicate": [new, new],
     }.get(group.get("params"), [new])
-    before = attacks._snapshot(opt)
+    before = attacks.snapshot(opt)
     with pytest.raises((ValueError, TypeError), match=error):
         opt.add_param_group({**group, "params": chosen})
     assert len(opt.param_groups) == 1
-    assert attacks.same(attacks._snapshot(opt), before)
+    assert attacks.same(attacks.snapshot(opt), before)
     for p in params:
         p.grad = torch.randn_like(p)
     opt.step()  # still steps, with the one group
@@ -174,10 +174,10 @@ def test_options_edited_before_step_are_refused_and_nothing_steps(key, value, al
     opt.param_groups[0][key] = value
     for p in params:
         p.grad = torch.full_like(p, float("nan"))  # 'explode' once skipped these silently
-    before = attacks._snapshot(opt)
+    before = attacks.snapshot(opt)
     with pytest.raises(ValueError, match=f"param group 0: {key}.*{allowed}"):
         opt.step()
-    assert attacks.same(attacks._snapshot(opt), before)
+    assert attacks.same(attacks.snapshot(opt), before)
 
 
 def test_maximize_must_be_a_bool_in_the_constructor():
