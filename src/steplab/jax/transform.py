@@ -88,9 +88,10 @@ class _Configured:
 
     def declared_for(self, shape: tuple[int, ...]) -> dict[str, Any]:
         """The core's declared hyperparameters for a leaf of ``shape``, traced values
-        substituted (a traced switch such as ``weight_decay`` counts as on)."""
+        substituted, in float64 like the core's (a traced switch such as ``weight_decay``
+        counts as on)."""
         declared = dict(self.optimizer.declared_for(shape))
-        declared.update(self.traced)
+        declared.update({k: jnp.asarray(v, _SCALAR) for k, v in self.traced.items()})
         for name in self.optimizer.OFF_WHEN_ZERO:
             if name in self.traced:
                 declared[f"{name}_on"] = True
@@ -179,11 +180,12 @@ def transformation(
         x, g = jnp.asarray(theta, work), jnp.asarray(g, work)
         t = state.t + 1
         declared = config.declared_for(theta.shape)
-        if config.lr_schedule is not None:
-            declared["lr"] = config.lr_schedule(state.t)  # optax counts the updates done: t − 1
+        if config.lr_schedule is not None:  # optax counts the updates done: t − 1
+            declared["lr"] = jnp.asarray(config.lr_schedule(state.t), _SCALAR)
         elif callable(declared.get("lr")):  # a steplab schedule of t: evaluated on the host
-            declared["lr"] = _host_schedule(declared["lr"], t, work)
+            declared["lr"] = _host_schedule(declared["lr"], t, jnp.result_type(_SCALAR))
         hp, scalars = optimizer.prepare_step(declared, t, state, JAX_OPS)
+        hp = _in_work_dtype(hp, work)
         new_theta, moments = optimizer.apply_rule(JAX_OPS, hp, x, g, state)
         fields = {f: getattr(state, f) for f in _state_fields(optimizer)}
         fields.update(t=t, **{k: jnp.asarray(v, _SCALAR) for k, v in scalars.items()})
@@ -215,6 +217,22 @@ def transformation(
         return new_updates, new_state
 
     return optax.GradientTransformation(init_fn, update_fn)
+
+
+def _in_work_dtype(hp: Any, work: Any) -> Any:
+    """The step values with their JAX arrays rounded to the parameters' working dtype.
+
+    The per-step scalars (1 − αλ, 1 − ρᵗ, …) are computed in float64 whatever dtype a
+    schedule or a traced value has (under ``jax_enable_x64``; else JAX has float32 only),
+    as the NumPy core computes them, and rounded once to the dtype the rule computes in:
+    a no-op for float64 parameters, float32 for the others (the NumPy core's float32
+    step does the same)."""
+    return type(hp)(*(
+        v.astype(work)
+        if isinstance(v, jax.Array) and jnp.issubdtype(v.dtype, jnp.floating) and v.dtype != work
+        else v
+        for v in hp
+    ))  # fmt: skip
 
 
 def _state_fields(optimizer: Optimizer) -> tuple[str, ...]:

@@ -23,7 +23,8 @@ torch, JAX) runs a rule in the same two public moves, and through nothing else:
    ``type(opt).rule`` itself, with :func:`l2_penalty`/:func:`decay_weights` as the step
    does, for one coordinate.
 
-What a backend reads besides: ``opt.moment_names()``, ``opt.kept_moments(declared)``,
+What a backend reads besides: ``opt.moment_names()``, ``opt.kept_moments(declared)``
+(the declared values as attributes),
 ``opt.initial_moment(name, declared)``, ``opt.state_shapes(shape, declared)``, the class
 attributes ``SCALAR_STATE``, ``OFF_WHEN_ZERO``, ``DECOUPLED_WEIGHT_DECAY`` and ``KIND``.
 
@@ -214,6 +215,7 @@ class State(SimpleNamespace):
         saved = (config or {}).get("name")
         if optimizer is not None and saved is not None and saved != optimizer.name:
             raise ValueError(f"{path} holds the state of {saved!r}, not of {optimizer.name!r}")
+        checkpoint.check_state(path, fields, config, optimizer)  # before anything uses it
         return cls(**fields)
 
 
@@ -358,7 +360,10 @@ class Optimizer:
 
     def state_shapes(self, shape: tuple[int, ...], declared: Any) -> dict[str, tuple[int, ...]]:
         """Each kept moment's shape for theta of ``shape``: theta's, for an element-wise
-        rule. (A per-tensor rule would declare others here.)"""
+        rule. (A per-tensor rule would declare others here.) ``declared`` is what
+        ``declared_for`` gives (a dict) or the same values as attributes."""
+        if isinstance(declared, dict):
+            declared = SimpleNamespace(**declared)  # kept_moments reads attributes
         return dict.fromkeys(self.kept_moments(declared), tuple(shape))
 
     def _init_moments(self, theta: np.ndarray, hp: SimpleNamespace) -> dict[str, Any]:

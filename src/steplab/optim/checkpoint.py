@@ -335,7 +335,7 @@ def _check_state(fields: Mapping[str, Any], config: Mapping[str, Any] | None, op
     if unknown:
         raise CorruptFile(f"{made_by}'s state has no field {', '.join(unknown)}")
     try:
-        expected = optimizer._expected_moments(shape)
+        expected = _kept_moments(optimizer, shape)
     except ValueError as exc:  # a hyperparameter array that does not fit this shape
         raise CorruptFile(str(exc)) from None
     held = {name for name in moments if name in fields}
@@ -361,6 +361,12 @@ def _check_state(fields: Mapping[str, Any], config: Mapping[str, Any] | None, op
         if array.ndim > len(shape) or not np.can_cast(np.asarray(value).dtype, np.float64):
             raise CorruptFile(f"{name} must be a float or float64 array, got {value!r}")
         _check_values(name, array, name in nonnegative)
+
+
+def _kept_moments(optimizer, shape: tuple[int, ...]) -> set[str]:
+    """The moments ``optimizer`` keeps for theta of ``shape`` (ValueError: a hyperparameter
+    array that does not fit the shape)."""
+    return set(optimizer.state_shapes(shape, optimizer.declared_for(shape)))
 
 
 def _check_values(name: str, array: np.ndarray, nonnegative: bool) -> None:
@@ -408,12 +414,12 @@ def _nonnegative_moments(optimizer) -> frozenset[str]:
     and magnitudes from 1e-3 to 1e3. Second moments (squares, maxima of magnitudes) stay
     >= 0; first moments change sign. Read from the rule, so no optimizer is named here."""
     optimizer = _scalar_twin(optimizer)
-    key = (type(optimizer), tuple(sorted(optimizer._expected_moments((64,)))))
+    key = (type(optimizer), tuple(sorted(_kept_moments(optimizer, (64,)))))
     if key not in _NONNEGATIVE:
         rng = np.random.default_rng(0)
         theta = rng.standard_normal(64)
         state = optimizer.init_state(theta)
-        names = [*optimizer.SCALAR_STATE, *optimizer._expected_moments((64,))]
+        names = [*optimizer.SCALAR_STATE, *_kept_moments(optimizer, (64,))]
         signs = {name: True for name in names}
         with np.errstate(all="ignore"):
             for _ in range(8):

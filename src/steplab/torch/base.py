@@ -35,8 +35,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from steplab.optim.base import NONFINITE_POLICIES
 from steplab.optim.base import Optimizer as CoreOptimizer
+from steplab.torch import validation
 from steplab.torch._single_pass import SinglePass
 from steplab.torch._tensorlist import TORCH_OPS, TensorList
 
@@ -78,6 +78,8 @@ class TorchOptimizer(torch.optim.Optimizer):
     core: ClassVar[type[CoreOptimizer]]
     #: Options besides the core's hyperparameters (name -> default), kept in each group.
     OPTIONS: ClassVar[dict[str, Any]] = TORCH_OPTIONS
+    #: torch.optim option names this class refuses (see :meth:`_foreign_options`).
+    _FOREIGN: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Give each class the core's signature and hyperparameter docs, for help() and IDEs,
@@ -86,6 +88,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         if "core" not in vars(cls):
             return
         _TWINS.setdefault(cls.core, cls)
+        cls._FOREIGN = cls._foreign_options()  # checked at each step
         keyword = inspect.Parameter.KEYWORD_ONLY
         fields = cls.core.hyperparameters()
         cls.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
@@ -171,23 +174,30 @@ class TorchOptimizer(torch.optim.Optimizer):
         return values
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """torch.optim's ``add_param_group``, with the group's hyperparameters validated."""
+        """torch.optim's ``add_param_group``, all or nothing: the group's hyperparameters,
+        options and parameters validated (:mod:`steplab.torch.validation`); if one is
+        refused, the group is not added."""
+        name = type(self).__name__
+        if isinstance(param_group, dict) and not torch.is_tensor(param_group.get("params")):
+            param_group["params"] = list(param_group.get("params", ()))  # once, if an iterator
+            validation.check_new_params(name, param_group["params"], self.param_groups)
+        count = len(self.param_groups)
         super().add_param_group(param_group)
-        group = self.param_groups[-1]
-        names = self.hyperparameters()
-        group.update(self._validated({k: group[k] for k in names}))
-        if group["nonfinite"] not in NONFINITE_POLICIES:
-            raise ValueError(
-                f"nonfinite must be one of {', '.join(NONFINITE_POLICIES)}, "
-                f"got {group['nonfinite']!r}"
-            )
-        for p in group["params"]:
-            if not p.is_floating_point():
-                raise TypeError(
-                    f"{type(self).__name__} needs floating-point parameters, got {p.dtype}"
-                )
-        if not isinstance(group["fused"], bool):
-            raise ValueError(f"fused must be True or False, got {group['fused']!r}")
+        try:
+            group = self.param_groups[-1]
+            names = self.hyperparameters()
+            group.update(self._validated({k: group[k] for k in names}))
+            validation.check_options(name, group, "", self._foreign_options())
+            validation.check_new_params(name, group["params"], ())
+        except BaseException:
+            del self.param_groups[count:]  # all or nothing
+            raise
+
+    @classmethod
+    def _foreign_options(cls) -> dict[str, str]:
+        """torch.optim's names that this class does not take -> what to use instead."""
+        foreign = {**TORCH_NAMES, **validation.TORCH_ONLY_OPTIONS}
+        return {k: v for k, v in foreign.items() if k not in cls.hyperparameters()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """torch.optim's ``load_state_dict``, checked first and exact for low precision.
@@ -231,6 +241,9 @@ class TorchOptimizer(torch.optim.Optimizer):
                 f"{len(groups) if isinstance(groups, list) else 'no list of'} param groups, "
                 f"this optimizer {len(self.param_groups)}"
             )
+        validation.check_saved_params(name, groups)
+        if not isinstance(states, dict):
+            raise ValueError(f"{name}.load_state_dict: 'state' must be a dict")
         saved_ids = []
         for number, (saved, group) in enumerate(zip(groups, self.param_groups, strict=True)):
             missing = [
@@ -248,11 +261,15 @@ class TorchOptimizer(torch.optim.Optimizer):
                     f"parameters in the state dict and {len(group['params'])} here"
                 )
             self._validated({k: saved[k] for k in self.hyperparameters()})
+            where = f"param group {number}: "
+            validation.check_options(name, saved, where, self._foreign_options())
             core, declared = self._core_and_declared(saved)
-            for pid, p in zip(saved["params"], group["params"], strict=True):
+            for index, (pid, p) in enumerate(zip(saved["params"], group["params"], strict=True)):
                 saved_ids.append(pid)
                 if pid in states:
-                    self._check_param_state(pid, states[pid], p, core, declared)
+                    kept = tuple(core.kept_moments(SimpleNamespace(**declared)))
+                    at = f"{where}parameter {index} (id {pid!r})"
+                    validation.check_param_state(name, at, states[pid], p, core, kept)
         unknown = [k for k in states if k not in saved_ids]
         if unknown:
             raise ValueError(
@@ -260,30 +277,6 @@ class TorchOptimizer(torch.optim.Optimizer):
                 "param group lists (only parameters' states can be loaded)"
             )
         return saved_ids
-
-    def _check_param_state(
-        self, pid: Any, state: Any, p: torch.Tensor, core: CoreOptimizer, declared: dict[str, Any]
-    ) -> None:
-        name = type(self).__name__
-        work = torch.zeros_like(p, dtype=_work_dtype(p))
-        expected = {"t", *core.SCALAR_STATE, *_core_moments(core, declared, work)}
-        if not isinstance(state, dict) or not expected <= set(state) <= expected | {"skipped"}:
-            keys = sorted(state) if isinstance(state, dict) else type(state).__name__
-            raise ValueError(
-                f"{name}.load_state_dict: the state of parameter {pid!r} holds {keys}, but "
-                f"{name} with these hyperparameters keeps {sorted(expected)}; this is not "
-                f"its state dict (torch.optim's, or another optimizer's or setting's)"
-            )
-        t = state["t"]
-        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
-            raise ValueError(f"{name}.load_state_dict: parameter {pid!r} has step t={t!r}")
-        for key, value in state.items():
-            if torch.is_tensor(value) and (not value.is_floating_point() or value.shape != p.shape):
-                raise ValueError(
-                    f"{name}.load_state_dict: {key} of parameter {pid!r} has shape "
-                    f"{tuple(value.shape)} and dtype {value.dtype}; the parameter has shape "
-                    f"{tuple(p.shape)}"
-                )
 
     # -- the step ------------------------------------------------------------------------
 
@@ -295,6 +288,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        validation.check_step_options(type(self).__name__, self.param_groups, self._FOREIGN)
         if not self._gradients_pass_nonfinite_policy():
             return loss
         for group in self.param_groups:
