@@ -270,3 +270,25 @@ def test_bad_hyperparameters_name_the_interval(make, message):
 def test_cautious_refuses_a_non_optimizer():
     with pytest.raises(TypeError, match="wraps a steplab Optimizer"):
         Cautious(base="adamw")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda impl: ADOPT(lr=0.01, weight_decay=0.1, impl=impl),
+        lambda impl: AdEMAMix(lr=0.01, warmup_steps=3, weight_decay=0.1, impl=impl),
+    ],
+)
+def test_element_wise_rules_give_the_numpy_bits_on_the_fused_path(make):
+    pytest.importorskip("numba")
+    start = np.random.default_rng(0).standard_normal(5000)
+    results = []
+    for impl in ("numpy", "fused"):
+        opt = make(impl)
+        theta = start.copy()
+        state = opt.init(theta)
+        for t in range(6):
+            opt.step(theta, np.sin(theta + t), state)
+        assert state.impl == impl
+        results.append(theta.tobytes())
+    assert results[0] == results[1]

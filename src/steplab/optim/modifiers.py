@@ -41,11 +41,6 @@ def minimum(ops: Any, x: Any, y: Any) -> Any:
     return -ops.maximum(-x, -y)
 
 
-def clip(ops: Any, x: Any, bound: Any) -> Any:
-    """x clipped to [−bound, bound], element-wise."""
-    return ops.maximum(minimum(ops, x, bound), -bound)
-
-
 def adopt_step_scalars(ops, hp, t, state):
     """Step 1 only sets v = ĝ² (ρ₂ₜ = 0) and moves nothing (ρ₁ₜ = 1 and a clip of 0);
     afterwards the clip bound is (t − 1)^¼, the paper's t^¼ counted from its t = 1."""
@@ -59,7 +54,9 @@ def adopt_step_scalars(ops, hp, t, state):
 
 def adopt_rule(ops, hp, theta, g, m, v):
     n = g / ops.maximum(ops.sqrt(v), hp.eps)  # normalize by the *previous* v
-    n = clip(ops, n, hp.clip_t)  # (t−1)^¼: bounds the first steps' outliers
+    # clip to ±(t−1)^¼, bounding the first steps' outliers (min(n, c) = −max(−n, −c); the
+    # fused kernels compile the rule alone, so no helper function here)
+    n = ops.maximum(-ops.maximum(-n, -hp.clip_t), -hp.clip_t)
     m = hp.rho1_t * m + (1 - hp.rho1_t) * n  # momentum of the normalized gradient
     theta = theta + -hp.lr * m  # apply update
     v = hp.rho2_t * v + (1 - hp.rho2_t) * g * g  # only now does ĝ enter v
