@@ -13,6 +13,7 @@ cautious mask (docs/modern.md, notebook 06): data only, drawn by :mod:`steplab.v
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,7 @@ def schedule_free_vs_cosine(seeds: int = 5, steps: int = 400, lr: float = 0.05) 
     (γ = α/(1 − ρ), β = 0.9, evaluated at x), each over ``seeds`` seeds."""
     methods = {
         "momentum, constant α": lambda: Momentum(lr=lr, rho=0.9),
-        "momentum, cosine α (knows T)": lambda: Momentum(lr=CosineDecay(lr, steps), rho=0.9),
+        "momentum, cosine α (knows T)": lambda: Momentum(lr=CosineDecay(lr, steps), rho=0.9),  # type: ignore[arg-type]
         # the same effective step: heavy ball moves α/(1 − ρ) per unit gradient in the long
         # run; Schedule-Free moves z by its γ (the authors: 10-50× momentum SGD's α)
         "Schedule-Free SGD (at x)": lambda: ScheduleFreeSGD(lr=lr / (1 - 0.9), rho=0.9),
@@ -103,7 +104,7 @@ class Race:
 
 def cautious_saddle(steps: int = 120, lr: float = 0.05) -> Race:
     """Momentum (ρ = 0.9) and Adam, each with and without the cautious mask, on x² − y²."""
-    methods = {
+    methods: dict[str, Any] = {
         "momentum": Momentum(lr=lr, rho=0.9),
         "cautious momentum": Cautious(base=Momentum(lr=lr, rho=0.9)),
         "adam": Adam(lr=lr),
