@@ -66,7 +66,7 @@ HYPER = [
 
 
 @pytest.mark.parametrize(("cls", "ours", "name", "theirs"), HYPER)
-def test_bit_equal_to_the_numpy_core_and_close_to_schedulefree(cls, ours, name, theirs):
+def test_equals_the_numpy_core_and_schedulefree(cls, ours, name, theirs):
     path, x, _ = torch_path(lambda p: cls(p, **ours), 100)
     numpy, numpy_x = numpy_path(cls.core_type(**ours), 100)
     # 1e-12, not bits: torch's vectorized float64 sqrt is not always correctly rounded
