@@ -60,13 +60,14 @@ def transformation(core: core_sf.ScheduleFreeBase) -> optax.GradientTransformati
             raise ValueError(f"{core.name}: update needs params (the point y) as well")
         t = state.t + 1
         before = SimpleNamespace(weight_sum=state.weight_sum, lr_max=state.lr_max)
-        hp_t = core.hyper_at(t, before, JAX_OPS)
+        hp = core.hyper_at(t, before, JAX_OPS)  # the protocol's step values
 
         def leaf(y: Any, g: Any, *moments: Any) -> tuple:
-            cast = {k: v if isinstance(v, bool) else jnp.asarray(v, y.dtype)
-                    for k, v in vars(hp_t).items()}  # fmt: skip
-            y_new, *new = core.rule(JAX_OPS, SimpleNamespace(**cast), y, g, *moments)
-            return (y_new - y, *new)
+            cast = type(hp)(*(v if isinstance(v, bool) else jnp.asarray(v, y.dtype)
+                              for v in hp))  # fmt: skip
+            held = SimpleNamespace(**dict(zip(names, moments, strict=True)))
+            y_new, new = core.apply_rule(JAX_OPS, cast, y, g, held)  # decay + rule
+            return (y_new - y, *(new[n] for n in names))
 
         flat, tree = jax.tree.flatten(params)
         columns = [jax.tree.leaves(grads)] + [jax.tree.leaves(state.moments[n]) for n in names]
@@ -77,8 +78,8 @@ def transformation(core: core_sf.ScheduleFreeBase) -> optax.GradientTransformati
         }
         new_state = ScheduleFreeState(
             t=t,
-            weight_sum=jnp.asarray(hp_t.weight_sum, state.weight_sum.dtype),
-            lr_max=jnp.asarray(hp_t.lr_max, state.lr_max.dtype),
+            weight_sum=jnp.asarray(hp.weight_sum, state.weight_sum.dtype),
+            lr_max=jnp.asarray(hp.lr_max, state.lr_max.dtype),
             rho=state.rho,
             moments=moments,
         )

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from steplab.optim.base import State, hyper
+from steplab.optim.base import State, check_in_interval, hyper
 
 _WRAPPER_FIELD = "wrapped_by"  # which wrapper (and configuration) a state carries
 
@@ -34,14 +34,12 @@ class Averaging:
     FIELD = "average"  # the wrapper's array in the state
 
     def __post_init__(self) -> None:
-        from steplab.optim.base import _check_in_interval  # the check every class shares
-
         if not (callable(getattr(self.base, "init", None)) and callable(
                 getattr(self.base, "step", None))):  # fmt: skip
             raise TypeError(f"{type(self).__name__} wraps an optimizer, got {self.base!r}")
         for f in dataclasses.fields(self):
             if "interval" in f.metadata:
-                value = _check_in_interval(f.name, getattr(self, f.name), f.metadata["interval"])
+                value = check_in_interval(f.name, getattr(self, f.name), f.metadata["interval"])
                 object.__setattr__(self, f.name, value)
 
     @property

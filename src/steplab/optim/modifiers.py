@@ -23,7 +23,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from steplab.optim.base import Optimizer, State, bias_correction, hyper
+from steplab.optim.base import Optimizer, State, bias_correction, check_in_interval, hyper
 
 # --------------------------------------------------------------------------------------
 # ADOPT (Taniguchi et al., 2024)
@@ -179,11 +179,9 @@ class WholeArrayOptimizer:
     SCALARS: ClassVar[dict[str, float]] = {}
 
     def __post_init__(self) -> None:
-        from steplab.optim.base import _check_in_interval  # the one check every class uses
-
         for f in dataclasses.fields(self):
             if "interval" in f.metadata:
-                value = _check_in_interval(f.name, getattr(self, f.name), f.metadata["interval"])
+                value = check_in_interval(f.name, getattr(self, f.name), f.metadata["interval"])
                 object.__setattr__(self, f.name, value)
 
     @classmethod
@@ -355,9 +353,7 @@ class Prodigy(WholeArrayOptimizer):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.rho3 is not None:
-            from steplab.optim.base import _check_in_interval
-
-            object.__setattr__(self, "rho3", _check_in_interval("rho3", self.rho3, "[0, 1)"))
+            object.__setattr__(self, "rho3", check_in_interval("rho3", self.rho3, "[0, 1)"))
 
     def init(self, theta: np.ndarray) -> State:
         state = super().init(theta)
@@ -389,6 +385,7 @@ class Prodigy(WholeArrayOptimizer):
         state.m[...], state.v[...], state.s[...] = m, v, s
         state.numerator, state.d = numerator, d
         return theta
+
 
 
 __all__ = [

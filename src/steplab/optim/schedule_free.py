@@ -32,12 +32,11 @@ scaling (the paper's Algorithm 1, the package and optax's ``schedule_free_adamw`
 from __future__ import annotations
 
 import dataclasses
-from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from steplab.optim.base import Optimizer, bias_correction, hyper
+from steplab.optim.base import THETA0, Optimizer, bias_correction, hyper
 from steplab.optim.ops import NUMPY_OPS, Ops
 from steplab.optim.schedules import Schedule
 
@@ -70,9 +69,7 @@ def averaging_scalars(ops, hp, t, state):
 
 
 def schedule_free_sgd_rule(ops, hp, theta, g, z):
-    y = theta  # the gradient's point
-    if hp.decay_on:
-        g = g + hp.weight_decay * y  # L2 penalty, at y
+    y = theta  # the gradient's point (weight decay, an L2 penalty λ·y, is in ĝ already)
     y = y + hp.c * (z - y)  # towards the average x ...
     y = y + hp.lr * (hp.rho * (1 - hp.c) - 1) * g  # ... and along z's step
     z = z - hp.lr * g  # the base iterate: a plain gradient step
@@ -89,8 +86,8 @@ def schedule_free_adamw_rule(ops, hp, theta, g, z, r):
     y = theta  # the gradient's point
     r = hp.rho2 * r + (1 - hp.rho2) * g * g  # biased second moment
     d = g / (ops.sqrt(r * hp.correct2) + hp.eps)  # ĝ/(√r̂ + ε): Adam without momentum
-    if hp.decay_on:
-        d = d + hp.weight_decay * y  # decoupled decay, at y
+    if hp.weight_decay_on:
+        d = d + hp.weight_decay * y  # decoupled decay, at y, where the paper puts it
     y = y + hp.c * (z - y)  # towards the average x ...
     y = y + hp.lr * (hp.rho1 * (1 - hp.c) - 1) * d  # ... and along z's step
     z = z - hp.lr * d  # the base iterate
@@ -102,34 +99,21 @@ class ScheduleFreeBase(Optimizer):
 
     SCALAR_STATE = {"weight_sum": 0.0, "lr_max": 0.0}
 
-    def _hyper(self, shape: tuple[int, ...]) -> dict[str, Any]:
-        # Weight decay is part of each rule (λ·y where the paper puts it), which the base
-        # class's generic decay (L2 on ĝ, or θ·(1 − αλ) before the rule) does not give
-        # for AdamW: the rules read ``decay_on``, and the generic decay is off on every
-        # path (NumPy and the fused kernel read this dict).
-        values = super()._hyper(shape)
-        if "decay_on" not in values:  # the dict is cached: change it once
-            values["decay_on"] = values["weight_decay_on"]
-            values["weight_decay_on"] = False
-        return values
-
-    def hyper_at(self, t: Any, before: Any, ops: Ops = NUMPY_OPS) -> SimpleNamespace:
-        """The hyperparameters of the step computed at ``t`` with their per-step scalars,
-        for scalar hyperparameters (``before``: the ``SCALAR_STATE`` values before the
-        step); what the torch and JAX paths pass to the rule."""
-        hp = dict(self._hyper(()))
-        if isinstance(hp["lr"], Schedule):  # (the NumPy step evaluates it; these paths do not)
+    def hyper_at(self, t: Any, before: Any, ops: Ops = NUMPY_OPS) -> Any:
+        """The step values of step ``t`` (the protocol's ``prepare_step`` on the declared
+        hyperparameters of scalar theta): the rule's ``hp``, with the new ``weight_sum``
+        and ``lr_max`` among them (``before``: the ``SCALAR_STATE`` values before the
+        step). What the Schedule-Free torch and JAX optimizers pass to ``apply_rule``."""
+        declared = self.declared_for(())
+        if isinstance(declared["lr"], Schedule):  # (the NumPy step evaluates it; these do not)
             raise ValueError(
                 f"{self.name}: lr must be a number on the torch and JAX paths (a torch LR "
                 "scheduler may change it between steps; warmup_steps gives a linear warm-up)"
             )
-        hp.update(self.step_scalars(ops, SimpleNamespace(**hp), t, before))
-        return SimpleNamespace(**hp)
+        return self.prepare_step(declared, t, before, ops).hp
 
-    def _init_moments(self, theta: np.ndarray, hp: Any) -> dict[str, Any]:
-        moments = super()._init_moments(theta, hp)
-        moments["z"] = theta.copy()  # z, x and y all start at θ₀
-        return moments
+    def initial_moment(self, name: str, hp: Any) -> Any:
+        return THETA0 if name == "z" else 0.0  # z, x and y all start at θ₀
 
     def momentum(self) -> Any:
         """β, the interpolation weight between x and z (rho or rho1)."""
@@ -191,6 +175,7 @@ class ScheduleFreeAdamW(ScheduleFreeBase):
     """
 
     name = "schedule_free_adamw"
+    RULE_DECAYS_WEIGHTS = True  # λ·y joins the normalized gradient: no generic decay
     state_type = ScheduleFreeAdamWState
     rule = staticmethod(schedule_free_adamw_rule)
     step_scalars = staticmethod(schedule_free_adamw_step_scalars)
@@ -207,6 +192,7 @@ class ScheduleFreeAdamW(ScheduleFreeBase):
 
     def momentum(self) -> Any:
         return self.rho1
+
 
 
 __all__ = [

@@ -21,35 +21,11 @@ from collections.abc import Callable, Iterable
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 
 from steplab.optim import schedule_free as core_sf
-from steplab.optim.ops import Ops, exact_pow
+from steplab.torch.ops import TORCH_OPS
 
-
-def _on(function_torch: Callable, function_numpy: Callable) -> Callable:
-    """A function that takes torch's for tensors and NumPy's for numbers (the per-step
-    scalars are Python numbers, computed once per step as in the NumPy core)."""
-
-    def either(*args: Any) -> Any:
-        if any(isinstance(a, torch.Tensor) for a in args):
-            return function_torch(*(a if isinstance(a, torch.Tensor) else
-                                    torch.as_tensor(a) for a in args))  # fmt: skip
-        return function_numpy(*args)
-
-    return either
-
-
-#: The rule's element-wise operations on torch tensors.
-TORCH_OPS = Ops(
-    sqrt=_on(torch.sqrt, np.sqrt),
-    maximum=_on(torch.maximum, np.maximum),
-    sign=_on(torch.sign, np.sign),
-    abs=_on(torch.abs, np.abs),
-    where=_on(torch.where, np.where),
-    pow=exact_pow,
-)
 
 _MODE_ERROR = (
     "{name}: {what} while the optimizer is in {mode} mode. Schedule-Free trains at y and "
@@ -122,9 +98,8 @@ class ScheduleFreeOptimizer(torch.optim.Optimizer):
             core = self._core(group)  # an lr changed by a scheduler is checked here
             t = group["t"] + 1
             before = SimpleNamespace(weight_sum=group["weight_sum"], lr_max=group["lr_max"])
-            hp_t = core.hyper_at(t, before)  # Python numbers (NumPy 0-d arrays as floats)
-            for k, v in vars(hp_t).items():
-                setattr(hp_t, k, v if isinstance(v, bool) else float(v))
+            hp = core.hyper_at(t, before, TORCH_OPS)  # the protocol's step values
+            hp = type(hp)(*(v if isinstance(v, bool) else float(v) for v in hp))  # numbers
             names = core.moment_names()
             for p in group["params"]:
                 if p.grad is None:
@@ -134,11 +109,12 @@ class ScheduleFreeOptimizer(torch.optim.Optimizer):
                     state["z"] = p.detach().clone(memory_format=torch.preserve_format)
                     for name in names[1:]:
                         state[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                y, *moments = core.rule(TORCH_OPS, hp_t, p, p.grad, *(state[n] for n in names))
+                moments = SimpleNamespace(**{n: state[n] for n in names})
+                y, new = core.apply_rule(TORCH_OPS, hp, p, p.grad, moments)  # decay + rule
                 p.copy_(y)
-                for name, value in zip(names, moments, strict=True):
+                for name, value in new.items():
                     state[name].copy_(value)
-            group.update(t=t, weight_sum=hp_t.weight_sum, lr_max=hp_t.lr_max)
+            group.update(t=t, weight_sum=hp.weight_sum, lr_max=hp.lr_max)
         return loss
 
     def watch(self, model: torch.nn.Module) -> Any:
@@ -207,6 +183,5 @@ __all__ = [
     "ScheduleFreeAdamW",
     "ScheduleFreeOptimizer",
     "ScheduleFreeSGD",
-    "TORCH_OPS",
     "update_bn",
 ]
