@@ -160,8 +160,10 @@ def transformation(
         work = _work_dtype(theta.dtype)
         declared = SimpleNamespace(**config.declared_for(theta.shape))
         moments = {
-            m: jnp.asarray(jnp.broadcast_to(initial_value(optimizer, m, declared, theta),
-                                            theta.shape), dtype=work)  # a constant, or θ₀
+            m: jnp.asarray(
+                jnp.broadcast_to(initial_value(optimizer, m, declared, theta), theta.shape),
+                dtype=work,
+            )  # a constant, or θ₀
             for m in optimizer.kept_moments(declared)
         }
         scalars = {k: jnp.asarray(v, dtype=_SCALAR) for k, v in optimizer.SCALAR_STATE.items()}

@@ -86,7 +86,7 @@ __all__ = [
 ]
 
 # Schedule-Free, weight averaging, the modern modifiers and gradient transformations
-# (issue 23). Not yet in OPTIMIZERS/make: they join the one registry after issue 28.
+# (issue 23; the element-wise rules registered themselves when imported above).
 from steplab.optim import averaging, modifiers, schedule_free, transforms  # noqa: E402
 from steplab.optim.averaging import EMA, SWA, Lookahead  # noqa: E402
 from steplab.optim.modifiers import ADOPT, MARS, AdEMAMix, Cautious, Prodigy  # noqa: E402

@@ -24,6 +24,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from steplab.optim.base import Optimizer, State, bias_correction, check_in_interval, hyper
+from steplab.optim.registry import register, register_wrapper
 
 # --------------------------------------------------------------------------------------
 # ADOPT (Taniguchi et al., 2024)
@@ -106,9 +107,10 @@ def ademamix_step_scalars(ops, hp, t, state):
     half-life grows linearly) over ``warmup_steps`` (none when 0)."""
     if hp.warmup_steps_on:
         frac = ops.where(t < hp.warmup_steps, t / ops.maximum(hp.warmup_steps, 1), 1.0)
-        log1, log3 = np.log(hp.rho1), np.log(hp.rho3)
-        with np.errstate(divide="ignore"):
-            rho3_t = np.exp(log1 * log3 / ((1 - frac) * log3 + frac * log1))
+        log1, log3 = np.log(hp.rho1), np.log(hp.rho3)  # of hyperparameters: never traced
+        # exp(log ρ₁·log ρ₃/((1 − f)·log ρ₃ + f·log ρ₁)), written as a power of ρ₁ so that
+        # a traced t (JAX) works through ops.pow
+        rho3_t = ops.pow(hp.rho1, log3 / ((1 - frac) * log3 + frac * log1))
         alpha_t, rho3_t = hp.alpha * frac, minimum(ops, rho3_t, hp.rho3)
     else:
         alpha_t, rho3_t = hp.alpha, hp.rho3
@@ -175,6 +177,9 @@ class WholeArrayOptimizer:
     optimizer's; ``rule(theta, g, state)`` returns the new θ and sets the new moments."""
 
     name: ClassVar[str] = "whole-array optimizer"
+    # Not a base.KINDS rule: the paths that run element-wise rules (fused, sweeps, torch,
+    # JAX) check KIND and refuse this one with a message naming it.
+    KIND: ClassVar[str] = "whole_array"
     MOMENTS: ClassVar[tuple[str, ...]] = ()
     SCALARS: ClassVar[dict[str, float]] = {}
 
@@ -387,6 +392,12 @@ class Prodigy(WholeArrayOptimizer):
         return theta
 
 
+# The element-wise rules join the one registry (every path: NumPy, fused, sweeps, torch,
+# JAX, the command line, the web lab). The whole-array ones are not Optimizer subclasses
+# and stay NumPy classes: a rule with reductions over every parameter has no KIND yet.
+register(ADOPT)
+register(AdEMAMix)
+register_wrapper("cautious", lambda optimizer: Cautious(base=optimizer))  # "adamw+cautious"
 
 __all__ = [
     "ADOPT",

@@ -38,6 +38,7 @@ import numpy as np
 
 from steplab.optim.base import THETA0, Optimizer, bias_correction, hyper
 from steplab.optim.ops import NUMPY_OPS, Ops
+from steplab.optim.registry import register
 from steplab.optim.schedules import Schedule
 
 
@@ -194,6 +195,8 @@ class ScheduleFreeAdamW(ScheduleFreeBase):
         return self.rho1
 
 
+register(ScheduleFreeSGD)
+register(ScheduleFreeAdamW)
 
 __all__ = [
     "ScheduleFreeBase",

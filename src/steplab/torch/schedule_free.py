@@ -26,7 +26,6 @@ import torch
 from steplab.optim import schedule_free as core_sf
 from steplab.torch.ops import TORCH_OPS
 
-
 _MODE_ERROR = (
     "{name}: {what} while the optimizer is in {mode} mode. Schedule-Free trains at y and "
     "evaluates at x: call opt.train() before training steps and opt.eval() before "
