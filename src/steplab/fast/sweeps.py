@@ -322,9 +322,10 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
         raise ValueError(
             f"unknown 2-D test function {problem!r}; choose one of: {', '.join(FUNCTIONS)}"
         )
-    if not isinstance(optimizer, Optimizer):
+    kind = getattr(optimizer, "KIND", None)  # a whole-array modifier (adamw+cautious) too
+    if kind is None or not isinstance(optimizer, Optimizer) and kind == "elementwise":
         raise TypeError(f"optimizer must be a steplab optimizer, got {optimizer!r}")
-    if optimizer.KIND != "elementwise":
+    if kind != "elementwise":
         raise ValueError(
             f"{optimizer.name}: its rule is {optimizer.KIND}; sweeps run element-wise rules"
         )
