@@ -59,3 +59,9 @@ def test_element_wise_paths_refuse_a_whole_array_modifier_by_name():
     cautious = spec.parse("adamw+cautious").optimizer
     with pytest.raises(ValueError, match="adamw\\+cautious: its rule is whole_array"):
         fast.sweep("rosenbrock", cautious, np.zeros((2, 2)), 3)
+
+
+def test_the_run_loop_refuses_a_whole_array_modifier_by_name():
+    cautious = spec.parse("adamw+cautious").optimizer
+    with pytest.raises(ValueError, match="adamw\\+cautious: its rule is whole_array"):
+        sl.minimize("rosenbrock", cautious, 3)
