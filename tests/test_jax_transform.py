@@ -93,6 +93,10 @@ OTHER_SETTING = {
     "nadam": {"momentum_decay": 0.1, "weight_decay": 0.1, "lr": 0.01},
     "radam": {"rho2": 0.9, "weight_decay": 0.1},  # ρₜ > 5 after a few steps: both branches
     "lion": {"lr": 0.01, "rho2": 0.9, "weight_decay": 0.5},
+    "adopt": {"clipping": False, "rho2": 0.9, "weight_decay": 0.1},
+    "ademamix": {"warmup_steps": 4.0, "alpha": 2.0, "weight_decay": 0.1},
+    "schedule_free_sgd": {"weight_decay": 0.1, "warmup_steps": 3.0, "lr": 0.1},
+    "schedule_free_adamw": {"weight_decay": 0.1, "poly_power": 1.0, "lr": 0.01},
 }
 # ... and every other registered optimizer (a new module in steplab/optim): its switches on
 OTHER_SETTING.update({

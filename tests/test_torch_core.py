@@ -35,6 +35,10 @@ CASES = [
     ("lion", "seed", {"weight_decay": 0.5, "lr": 0.01}),
     ("radam", "optax", {"rho2": 0.9}),  # ρₜ > 5 after a few steps: both branches
     ("radam", "torch", {"rho2": 0.9}),
+    ("adopt", "seed", {"clipping": False, "weight_decay": 0.1}),
+    ("ademamix", "seed", {"warmup_steps": 4.0, "weight_decay": 0.1}),
+    ("schedule_free_sgd", "seed", {"weight_decay": 0.1, "warmup_steps": 3.0, "lr": 0.1}),
+    ("schedule_free_adamw", "seed", {"weight_decay": 0.1, "poly_power": 1.0}),
 ]
 
 

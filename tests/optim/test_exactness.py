@@ -41,6 +41,14 @@ CASES = [
     ("radam", {}),
     ("radam", {"eps_hat": False}),
     ("lion", {"weight_decay": 0.1}),
+    ("adopt", {}),
+    ("adopt", {"clipping": False}),
+    ("ademamix", {}),
+    ("ademamix", {"warmup_steps": 5.0, "weight_decay": 0.1}),
+    ("schedule_free_sgd", {}),
+    ("schedule_free_sgd", {"weight_decay": 0.1, "warmup_steps": 3.0}),  # the generic L2
+    ("schedule_free_adamw", {}),
+    ("schedule_free_adamw", {"weight_decay": 0.1, "poly_power": 1.0}),  # λ·y in its rule
 ]
 # ... and every other registered optimizer (a new module in steplab/optim) with its defaults
 CASES += [(name, {}) for name in sl.OPTIMIZERS if name not in {n for n, _ in CASES}]

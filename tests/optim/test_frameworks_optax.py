@@ -71,6 +71,21 @@ CASES = {
         sl.Lion(lr=3e-3, rho1=0.8, rho2=0.95),
         lambda: optax.lion(3e-3, b1=0.8, b2=0.95, weight_decay=0.0),
     ),
+    # the registered newcomers' optax presets (more settings: tests/optim/test_modifiers.py
+    # and test_schedule_free.py)
+    "adopt": (sl.optim.ADOPT.like("optax", lr=0.01), lambda: optax.contrib.adopt(0.01)),
+    "ademamix": (
+        sl.optim.AdEMAMix.like("optax", lr=0.01),
+        lambda: optax.contrib.ademamix(0.01, weight_decay=0.0),
+    ),
+    "schedule_free_sgd": (
+        sl.optim.ScheduleFreeSGD.like("optax", lr=0.05),
+        lambda: optax.contrib.schedule_free_sgd(0.05),
+    ),
+    "schedule_free_adamw": (
+        sl.optim.ScheduleFreeAdamW.like("optax", lr=0.01),
+        lambda: optax.contrib.schedule_free_adamw(0.01),
+    ),
 }
 
 

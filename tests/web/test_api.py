@@ -54,7 +54,7 @@ def test_each_optimizer_has_its_figure_color(client):
     meta = client.get("/api/meta").json()
     colors = {o["name"]: o["color"] for o in meta["optimizers"]}
     assert colors == {name: palette.color(name) for name in sl.OPTIMIZERS}
-    assert len(set(colors.values())) == len(colors)  # twelve optimizers, twelve colors
+    assert len(set(colors.values())) == len(colors)  # one color per optimizer
 
 
 def test_grid_of_a_named_function_holds_its_values(client):

@@ -1,11 +1,12 @@
 """One way to name an optimizer with its hyperparameters on the command line.
 
-    NAME[@PRESET][:KEY=VALUE[,KEY=VALUE…]]
+    NAME[+MODIFIER][@PRESET][:KEY=VALUE[,KEY=VALUE…]]
 
     sgd                        SGD with the seed's defaults
     adam:lr=0.01,rho1=0.8      Adam, two hyperparameters changed
     adam@torch:lr=0.01         PyTorch's Adam (eps outside the root), α = 0.01
     rmsprop:centered=true      booleans: true/false (also yes/no, 1/0 for flags)
+    adamw+cautious:lr=1e-3     AdamW with the cautious mask (the KEYs are AdamW's)
 
 The step size ``lr`` may also be a schedule of the step count t = 1, 2, … (see
 :mod:`steplab.schedules`), written ``SCHEDULE(ARG,...)``:
@@ -42,10 +43,11 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import steplab as sl
 from steplab.optim import schedules
-from steplab.optim.base import Optimizer
+from steplab.optim.registry import WRAPPERS
 from steplab.optim.schedules import Schedule
 
 SYNTAX = "NAME[@PRESET][:KEY=VALUE,...], e.g. adam:lr=0.01,rho1=0.8 or adam@torch:lr=0.01"
@@ -145,7 +147,7 @@ class OptimizerSpec:
     optimizer it builds."""
 
     label: str
-    optimizer: Optimizer
+    optimizer: Any  # an Optimizer, or a modifier wrapped around one (adamw+cautious)
     name: str
     preset: str
     overrides: dict
@@ -286,6 +288,13 @@ def parse(spec: str) -> OptimizerSpec:
     head, _, params = text.partition(":")
     name, _, preset = head.partition("@")
     name, preset = name.strip().lower(), (preset.strip().lower() or "seed")
+    name, *wrappers = (part.strip() for part in name.split("+"))  # adamw+cautious
+    for wrapper in wrappers:
+        if wrapper not in WRAPPERS:
+            raise ValueError(
+                f"unknown modifier {wrapper!r} in {text!r}{_did_you_mean(wrapper, WRAPPERS)}; "
+                f"choose one of: {', '.join(WRAPPERS)}"
+            )
     if name not in sl.OPTIMIZERS:
         raise ValueError(
             f"unknown optimizer {name!r} in {text!r}{_did_you_mean(name, sl.OPTIMIZERS)}; "
@@ -315,9 +324,11 @@ def parse(spec: str) -> OptimizerSpec:
             raise ValueError(f"{exc} (in {text!r})") from None
     try:
         optimizer = cls.like(preset, **overrides)  # validates ranges and the preset's name
-    except ValueError as exc:
+        for wrapper in wrappers:  # the hyperparameters are the wrapped optimizer's
+            optimizer = WRAPPERS[wrapper](optimizer)
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"{exc} (in {text!r})") from None
-    return OptimizerSpec(text, optimizer, name, preset, overrides)
+    return OptimizerSpec(text, optimizer, "+".join([name, *wrappers]), preset, overrides)
 
 
 def _did_you_mean(word: str, choices) -> str:

@@ -101,7 +101,7 @@ def step(optimizer, declared: dict, hp: Any, theta: np.ndarray, grad: np.ndarray
     nothing and return False."""
     cls = type(optimizer)
     kept = tuple(getattr(state, n, None) is not None for n in cls.moment_names())
-    if not declared["weight_decay_on"]:
+    if not declared["weight_decay_on"] or cls.RULE_DECAYS_WEIGHTS:  # none, or the rule's own
         decay = ""
     else:
         decay = "decoupled" if cls.DECOUPLED_WEIGHT_DECAY else "l2"

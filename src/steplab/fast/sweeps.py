@@ -205,7 +205,7 @@ def _kernel(function: str, opt: Optimizer, HP: type, sources: dict, kept, width,
 
     cls = type(opt)
     key = (function, cls.rule, HP, tuple(sources.items()), kept, width > 1, history,
-           cls.DECOUPLED_WEIGHT_DECAY)  # fmt: skip
+           cls.DECOUPLED_WEIGHT_DECAY, cls.RULE_DECAYS_WEIGHTS)  # fmt: skip
     if key in _KERNELS:
         return _KERNELS[key]
     slots = [j for j, keep in enumerate(kept) if keep]
@@ -232,7 +232,7 @@ def _kernel(function: str, opt: Optimizer, HP: type, sources: dict, kept, width,
     if width > 1:
         step_scalars = _PER_LANE_STEP_SCALARS.format(rows=rows)
     decay = ""
-    if sources["weight_decay_on"] == ("static", True):
+    if sources["weight_decay_on"] == ("static", True) and not cls.RULE_DECAYS_WEIGHTS:
         if cls.DECOUPLED_WEIGHT_DECAY:
             decay = "                y0, y1 = decay_weights(hp, y0), decay_weights(hp, y1)\n"
         else:
@@ -322,9 +322,10 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
         raise ValueError(
             f"unknown 2-D test function {problem!r}; choose one of: {', '.join(FUNCTIONS)}"
         )
-    if not isinstance(optimizer, Optimizer):
+    kind = getattr(optimizer, "KIND", None)  # a whole-array modifier (adamw+cautious) too
+    if kind is None or not isinstance(optimizer, Optimizer) and kind == "elementwise":
         raise TypeError(f"optimizer must be a steplab optimizer, got {optimizer!r}")
-    if optimizer.KIND != "elementwise":
+    if kind != "elementwise":
         raise ValueError(
             f"{optimizer.name}: its rule is {optimizer.KIND}; sweeps run element-wise rules"
         )

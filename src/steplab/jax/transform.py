@@ -27,7 +27,7 @@ import numpy as np
 import optax
 
 from steplab.optim import lookup
-from steplab.optim.base import Optimizer
+from steplab.optim.base import Optimizer, initial_value
 from steplab.optim.ops import Ops, exact_pow
 
 #: Parameter dtypes a transformation accepts (others raise TypeError naming these).
@@ -161,7 +161,10 @@ def transformation(
         work = _work_dtype(theta.dtype)
         declared = SimpleNamespace(**config.declared_for(theta.shape))
         moments = {
-            m: jnp.full(theta.shape, optimizer.initial_moment(m, declared), dtype=work)
+            m: jnp.asarray(
+                jnp.broadcast_to(initial_value(optimizer, m, declared, theta), theta.shape),
+                dtype=work,
+            )  # a constant, or θ₀
             for m in optimizer.kept_moments(declared)
         }
         scalars = {k: jnp.asarray(v, dtype=_SCALAR) for k, v in optimizer.SCALAR_STATE.items()}

@@ -84,3 +84,27 @@ __all__ = [
     "schedules",
     "unregister",
 ]
+
+# Schedule-Free, weight averaging, the modern modifiers and gradient transformations
+# (issue 23; the element-wise rules registered themselves when imported above).
+from steplab.optim import averaging, modifiers, schedule_free, transforms  # noqa: E402
+from steplab.optim.averaging import EMA, SWA, Lookahead  # noqa: E402
+from steplab.optim.modifiers import ADOPT, MARS, AdEMAMix, Cautious, Prodigy  # noqa: E402
+from steplab.optim.schedule_free import ScheduleFreeAdamW, ScheduleFreeSGD  # noqa: E402
+
+__all__ += [
+    "ADOPT",
+    "EMA",
+    "MARS",
+    "SWA",
+    "AdEMAMix",
+    "Cautious",
+    "Lookahead",
+    "Prodigy",
+    "ScheduleFreeAdamW",
+    "ScheduleFreeSGD",
+    "averaging",
+    "modifiers",
+    "schedule_free",
+    "transforms",
+]

@@ -25,8 +25,10 @@ torch, JAX) runs a rule in the same two public moves, and through nothing else:
 
 What a backend reads besides: ``opt.moment_names()``, ``opt.kept_moments(declared)``
 (the declared values as attributes),
-``opt.initial_moment(name, declared)``, ``opt.state_shapes(shape, declared)``, the class
-attributes ``SCALAR_STATE``, ``OFF_WHEN_ZERO``, ``DECOUPLED_WEIGHT_DECAY`` and ``KIND``.
+``initial_value(opt, name, declared, theta)`` (``opt.initial_moment``'s constant, or θ₀
+itself for a moment declared :data:`THETA0`), ``opt.state_shapes(shape, declared)``, the
+class attributes ``SCALAR_STATE``, ``OFF_WHEN_ZERO``, ``DECOUPLED_WEIGHT_DECAY``,
+``RULE_DECAYS_WEIGHTS`` (the rule decays weights itself: no generic decay) and ``KIND``.
 
 ``KIND`` is ``"elementwise"`` for every rule today: each coordinate's update reads only that
 coordinate, so a backend may slice, pack or fuse the arrays freely. A later kind,
@@ -58,6 +60,10 @@ FUSED_MIN_SIZE = 4096  # theta.size from which impl="auto" takes the fused step 
 
 #: What a rule's update of one coordinate reads (see the module docstring, "KIND").
 KINDS = ("elementwise", "per_tensor")
+
+#: What :meth:`Optimizer.initial_moment` returns for a moment that starts as a copy of θ₀
+#: (Schedule-Free's base iterate z) rather than at a constant.
+THETA0 = "theta0"
 
 # --------------------------------------------------------------------------------------
 # Hyperparameters: a dataclass field that knows its allowed interval
@@ -115,8 +121,11 @@ def hyper(default: Any, interval: str, doc: str = "") -> Any:
     return dataclasses.field(default=default, metadata={"interval": Interval(interval), "doc": doc})
 
 
-def _check_in_interval(name: str, value: Any, interval: Interval) -> Any:
-    """Return ``value`` as a Python float or a read-only float64 array, or raise ValueError."""
+def check_in_interval(name: str, value: Any, interval: Interval | str) -> Any:
+    """Return ``value`` as a Python float or a read-only float64 array, or raise ValueError
+    naming ``name`` and ``interval`` (the check every ``hyper`` field gets; public for
+    classes outside :class:`Optimizer`, such as wrappers, that declare ``hyper`` fields)."""
+    interval = interval if isinstance(interval, Interval) else Interval(interval)
     if interval.is_bool:
         if not isinstance(value, (bool, np.bool_)):
             raise ValueError(f"{name} must be True or False, got {value!r}")
@@ -313,6 +322,9 @@ class Optimizer:
     # Hyperparameters that switch a feature off when zero everywhere: the rule sees a
     # static flag ``hp.<name>_on`` and skips their extra work (and state) when False.
     OFF_WHEN_ZERO: ClassVar[tuple[str, ...]] = ("weight_decay",)
+    # Whether the rule applies weight decay itself, where its paper puts it (it reads
+    # ``hp.weight_decay_on``): then no backend applies the generic L2 or decoupled decay.
+    RULE_DECAYS_WEIGHTS: ClassVar[bool] = False
     # Per-configuration scalars the state carries besides t, with their initial values
     # (Nadam's running product of μ); ``step_scalars`` returns their new values.
     SCALAR_STATE: ClassVar[dict[str, float]] = {}
@@ -355,7 +367,8 @@ class Optimizer:
         return self.moment_names()
 
     def initial_moment(self, name: str, hp: Any) -> Any:
-        """A moment's value before the first step (default 0, as in the seed)."""
+        """A moment's value before the first step (default 0, as in the seed), or
+        :data:`THETA0` for a moment that starts as a copy of θ₀."""
         return 0.0
 
     def state_shapes(self, shape: tuple[int, ...], declared: Any) -> dict[str, tuple[int, ...]]:
@@ -367,7 +380,8 @@ class Optimizer:
         return dict.fromkeys(self.kept_moments(declared), tuple(shape))
 
     def _init_moments(self, theta: np.ndarray, hp: SimpleNamespace) -> dict[str, Any]:
-        return {n: moment_like(theta, self.initial_moment(n, hp)) for n in self.kept_moments(hp)}
+        return {n: moment_like(theta, initial_value(self, n, hp, theta))
+                for n in self.kept_moments(hp)}  # fmt: skip
 
     def _step_size(self, hp: Any, state: Any) -> Any:
         """Each coordinate's step size after the step that ``hp`` (at state.t) describes."""
@@ -380,7 +394,7 @@ class Optimizer:
             if f.name == "lr" and isinstance(getattr(self, f.name), Schedule):
                 continue  # a schedule: each value is checked at the step that uses it
             if "interval" in f.metadata:
-                value = _check_in_interval(f.name, getattr(self, f.name), f.metadata["interval"])
+                value = check_in_interval(f.name, getattr(self, f.name), f.metadata["interval"])
                 object.__setattr__(self, f.name, value)  # the checked value, once, at creation
         if self.nonfinite not in NONFINITE_POLICIES:
             raise ValueError(
@@ -643,7 +657,7 @@ class Optimizer:
         # arrays in their own dtype)
         widen = isinstance(theta, np.ndarray) and theta.dtype.char not in ("f", "d")
         x, g = (_opmath(theta), _opmath(grad)) if widen else (theta, grad)
-        if hp.weight_decay_on:
+        if hp.weight_decay_on and not self.RULE_DECAYS_WEIGHTS:
             if self.DECOUPLED_WEIGHT_DECAY:
                 x = decay_weights(hp, x)
             else:
@@ -804,6 +818,14 @@ def scheduled_lr(optimizer: Optimizer, t: int) -> float:
             "a scheduled step size must be a finite number >= 0"
         )
     return float(value)
+
+
+def initial_value(optimizer: Optimizer, name: str, hp: Any, theta: Any) -> Any:
+    """Moment ``name``'s value before the first step: ``optimizer.initial_moment``'s
+    constant, or ``theta`` itself where that is :data:`THETA0` (every backend fills its
+    moments from this)."""
+    value = optimizer.initial_moment(name, hp)
+    return theta if isinstance(value, str) and value == THETA0 else value
 
 
 def moment_like(theta: np.ndarray, fill: Any = 0.0) -> np.ndarray:

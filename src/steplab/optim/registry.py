@@ -10,6 +10,7 @@ docs/adding-an-optimizer.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from steplab.optim.base import Optimizer
@@ -35,6 +36,22 @@ def register(cls: type[Optimizer]) -> type[Optimizer]:
         raise ValueError(f"the name {name!r} is taken by {known.__module__}.{known.__name__}")
     OPTIMIZERS[name] = cls
     return cls
+
+
+#: Modifiers that wrap an optimizer, by the name an optimizer spec appends after ``+``
+#: (``"adamw+cautious"``): name -> function from the optimizer to the wrapped one.
+WRAPPERS: dict[str, Callable[[Optimizer], Any]] = {}
+
+
+def register_wrapper(name: str, wrap: Callable[[Optimizer], Any]) -> None:
+    """Make ``wrap`` the modifier ``name`` (lower case), e.g. ``register_wrapper("cautious",
+    lambda opt: Cautious(base=opt))``; the command line and sweeps then accept
+    ``"<optimizer>+<name>"``."""
+    if not name or name != name.strip().lower() or "+" in name or not callable(wrap):
+        raise ValueError(
+            f"a wrapper needs a lower-case name without '+' and a function, got {name!r}"
+        )
+    WRAPPERS[name] = wrap
 
 
 def unregister(name: str) -> None:

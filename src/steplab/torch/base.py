@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from steplab.optim.base import initial_value
 from steplab.optim.base import Optimizer as CoreOptimizer
 from steplab.torch import validation
 from steplab.torch._single_pass import SinglePass
@@ -612,10 +613,11 @@ def _switches(declared: dict[str, Any], group: dict[str, Any]) -> tuple:
 def _core_moments(core: CoreOptimizer, declared: dict[str, Any], work: torch.Tensor) -> dict:
     """The moments ``core`` keeps for ``declared``, each filled with its initial value."""
     declared_ns = SimpleNamespace(**declared)
-    return {
-        name: torch.full_like(work, float(core.initial_moment(name, declared_ns)))
-        for name in core.kept_moments(declared_ns)
-    }
+    moments = {}
+    for name in core.kept_moments(declared_ns):
+        value = initial_value(core, name, declared_ns, work)  # a constant, or θ₀ itself
+        moments[name] = value.clone() if value is work else torch.full_like(work, float(value))
+    return moments
 
 
 #: On CPU the multi-tensor route evaluates the rule on batches of about this many elements.

@@ -26,6 +26,10 @@ COLORS: dict[str, str] = {
     "nadam": "#8c6d31",  # olive brown
     "radam": "#7f0000",  # dark red
     "lion": "#393b79",  # navy
+    "adopt": "#17becf",  # cyan
+    "ademamix": "#bcbd22",  # olive
+    "schedule_free_sgd": "#6b6ecf",  # periwinkle
+    "schedule_free_adamw": "#e377c2",  # pink
 }
 
 #: A marker shape and a dash pattern per family, so that two families stay apart where
@@ -43,6 +47,10 @@ MARKERS: dict[str, str] = {
     "nadam": "<",
     "radam": ">",
     "lion": "*",
+    "adopt": "d",
+    "ademamix": "H",
+    "schedule_free_sgd": "8",
+    "schedule_free_adamw": "x",
 }
 
 #: How the lecture spells each name.
@@ -59,6 +67,10 @@ LABELS: dict[str, str] = {
     "nadam": "Nadam",
     "radam": "RAdam",
     "lion": "Lion",
+    "adopt": "ADOPT",
+    "ademamix": "AdEMAMix",
+    "schedule_free_sgd": "Schedule-Free SGD",
+    "schedule_free_adamw": "Schedule-Free AdamW",
 }
 
 FALLBACK_COLORS = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd")
