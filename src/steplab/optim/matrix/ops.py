@@ -1,0 +1,54 @@
+"""The array functions a per-tensor rule needs, one table per array library.
+
+A per-tensor rule (Muon, Adafactor, …) sees a whole matrix: besides arithmetic it needs matrix
+products, transposes, reductions along axes and, for Shampoo and SOAP, symmetric
+eigendecompositions. It is written once over a :class:`MatrixOps` table, and whoever runs it
+passes the table for its arrays: :data:`NUMPY_MATRIX_OPS` here, the torch table in
+``steplab.torch.matrix``, the jax.numpy table in ``steplab.jax.matrix``.
+
+Every array a rule sees has the configurations as leading axes: a ``(m, n)`` weight is held as
+``(K, m, n)`` (K = 1 for one run), so a reduction is always over the *last* axes (``axes``
+counts them: ``mean(x, 2)`` is the mean of each configuration's matrix) and ``matmul`` is a
+batched product. Hyperparameters are Python floats or arrays of shape ``(K, 1, …)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+
+class MatrixOps(NamedTuple):
+    """Array functions for a per-tensor rule (see the module doc for the axis convention)."""
+
+    sqrt: Callable[[Any], Any]
+    maximum: Callable[[Any, Any], Any]
+    minimum: Callable[[Any, Any], Any]
+    matmul: Callable[[Any, Any], Any]  # batched over the leading axes
+    mT: Callable[[Any], Any]  # swap the last two axes
+    sum: Callable[[Any, int], Any]  # over the last `axes` axes, kept as size 1
+    mean: Callable[[Any, int], Any]  # over the last `axes` axes, kept as size 1
+    eigh: Callable[[Any], tuple[Any, Any]]  # symmetric: (eigenvalues ascending, vectors)
+    float32: Callable[[Any], Any]  # round a per-step scalar to float32 (optax's habit)
+
+
+def _last(axes: int) -> tuple[int, ...]:
+    return tuple(range(-axes, 0))
+
+
+#: NumPy's functions (matrix products go to BLAS).
+NUMPY_MATRIX_OPS = MatrixOps(
+    sqrt=np.sqrt,
+    maximum=np.maximum,
+    minimum=np.minimum,
+    matmul=np.matmul,
+    mT=lambda x: np.swapaxes(x, -1, -2),
+    sum=lambda x, axes: np.sum(x, axis=_last(axes), keepdims=True),
+    mean=lambda x, axes: np.mean(x, axis=_last(axes), keepdims=True),
+    eigh=np.linalg.eigh,
+    float32=np.float32,
+)
+
+__all__ = ["NUMPY_MATRIX_OPS", "MatrixOps"]
