@@ -19,7 +19,9 @@ import pytest
 from steplab.optim.adam import Adam, AdamW
 from steplab.optim.matrix import Adafactor, Muon
 
-_spec = importlib.util.spec_from_file_location("matrix_stream", Path(__file__).with_name("matrix_stream.py"))
+_spec = importlib.util.spec_from_file_location(
+    "matrix_stream", Path(__file__).with_name("matrix_stream.py")
+)
 stream = importlib.util.module_from_spec(_spec)  # a helper module beside this file (importlib mode)
 _spec.loader.exec_module(stream)
 

@@ -69,14 +69,14 @@ def transformation(core: MatrixOptimizer) -> optax.GradientTransformation:
         if params is None:
             raise ValueError(f"{core.name} needs the parameters: tx.update(grads, state, params)")
         grads, treedef = jax.tree_util.tree_flatten(updates)
-        values = treedef.flatten_up_to(params)
+        values = jax.tree_util.tree_leaves(params)
         t = state.count + 1
         out, tensors = [], []
         for x, g, arrays in zip(values, grads, state.tensors, strict=True):
             new_x, new = core.apply(JAX_MATRIX_OPS, t, x, g, arrays, batched=False)
             out.append((new_x - x).astype(x.dtype))
             tensors.append(new)
-        return treedef.unflatten(out), MatrixState(count=t, tensors=tuple(tensors))
+        return jax.tree_util.tree_unflatten(treedef, out), MatrixState(count=t, tensors=tuple(tensors))
 
     return optax.GradientTransformation(init, update)
 
@@ -85,7 +85,9 @@ def make(name: str, preset: str = "seed", **hyperparameters: Any) -> optax.Gradi
     """The transformation of a core per-tensor optimizer by name, e.g. ``make("adafactor")``."""
     key = str(name).strip().lower()
     if key not in MATRIX_OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(MATRIX_OPTIMIZERS)}")
+        raise ValueError(
+            f"unknown optimizer {name!r}; choose one of: {', '.join(MATRIX_OPTIMIZERS)}"
+        )
     return transformation(MATRIX_OPTIMIZERS[key].like(preset, **hyperparameters))
 
 

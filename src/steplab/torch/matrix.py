@@ -175,9 +175,7 @@ class TorchMatrixOptimizer(torch.optim.Optimizer):
 
     def _check_state(self, state: dict, expected: dict, p: torch.Tensor) -> None:
         held = sorted(k for k, v in state.items() if torch.is_tensor(v))
-        if held != sorted(expected) or any(
-            tuple(state[k].shape) != s for k, s in expected.items()
-        ):
+        if held != sorted(expected) or any(tuple(state[k].shape) != s for k, s in expected.items()):
             raise ValueError(
                 f"{type(self).__name__}: the state of a parameter of shape {tuple(p.shape)} "
                 f"holds {held}, but these options keep {sorted(expected)} of shapes "
@@ -188,12 +186,12 @@ class TorchMatrixOptimizer(torch.optim.Optimizer):
             raise ValueError(f"{type(self).__name__}: a parameter's state has step t={t!r}")
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """As torch.optim's, but refuses a state saved with other options (or by another
-        optimizer) before changing anything."""
+        """As torch.optim's, but refuses, before changing anything, a state whose arrays do not
+        fit this optimizer's options (saved with other options, or by another optimizer)."""
         groups = state_dict.get("param_groups", [])
         saved = state_dict.get("state", {})
         for group, saved_group in zip(self.param_groups, groups, strict=False):
-            core = self._core({**group, **{k: v for k, v in saved_group.items() if k in group}})
+            core = self._core(group)
             for p, pid in zip(group["params"], saved_group.get("params", []), strict=False):
                 if pid in saved:
                     self._check_state(saved[pid], self._expected(core, p), p)

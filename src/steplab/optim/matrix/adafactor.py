@@ -92,7 +92,8 @@ class Adafactor(MatrixOptimizer):
     d: float = hyper(1.0, "[1, inf)", "clipping threshold d on RMS(U)")
     weight_decay: float = hyper(0.0, "[0, inf)", "decoupled weight decay λ (θ·(1 − αλ))")
     eps_floor: float | None = option(
-        0.0, doc="clamp of mean(R) (and its square of V̂); None: the dtype's ε (torch)",
+        0.0,
+        doc="clamp of mean(R) (and its square of V̂); None: the dtype's ε (torch)",
         kind="float_or_none",
     )
     relative_step: bool = option(True, (True, False), "ρₜ = min(α, 1/√t); False: ρₜ = α")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from types import SimpleNamespace
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -65,10 +66,9 @@ class MatrixOptimizer:
 
     # -- what a subclass writes ------------------------------------------------------------
 
-    @staticmethod
-    def rule(ops: MatrixOps, hp: Any, t: Any, theta: Any, g: Any, **state: Any) -> tuple:
-        """One step on whole tensors (leading axis: configurations): ``(θ, {name: array})``."""
-        raise NotImplementedError
+    # The rule: rule(ops, hp, t, theta, g, **state) -> (θ, {name: array}), one step on whole
+    # tensors whose first axis holds the configurations (see the module doc).
+    rule: ClassVar[Callable[..., tuple]]
 
     def state_shapes(self, shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         """The state arrays for a tensor of ``shape`` (no configuration axis): name -> shape."""
@@ -92,7 +92,9 @@ class MatrixOptimizer:
             elif f.metadata.get("kind") == "int" and not (
                 isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
             ):
-                raise ValueError(f"{self.name}: {f.name} must be a whole number >= 0, got {value!r}")
+                raise ValueError(
+                    f"{self.name}: {f.name} must be a whole number >= 0, got {value!r}"
+                )
             elif f.metadata.get("kind") == "float_or_none" and value is not None:
                 checked = _check_in_interval(f.name, value, "[0, inf)")
                 if not isinstance(checked, float):

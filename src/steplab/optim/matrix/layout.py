@@ -97,9 +97,7 @@ def route(layout: ParameterLayout, labels: Mapping[str, str] | None = None,
         if label not in ROUTES:
             raise ValueError(f"label of {name} must be 'matrix' or 'other', got {label!r}")
     decide = predicate or default_route
-    return {
-        t.name: labels.get(t.name, "matrix" if decide(t) else "other") for t in layout.tensors
-    }
+    return {t.name: labels.get(t.name, "matrix" if decide(t) else "other") for t in layout.tensors}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -165,7 +163,9 @@ class Routed:
         _check_theta(theta)
         rows = self._rows(theta)
         K = rows.shape[0]
-        tensors = {t.name: self.matrix.init_arrays(t.shape, theta.dtype, K) for t in self.matrices()}
+        tensors = {
+            t.name: self.matrix.init_arrays(t.shape, theta.dtype, K) for t in self.matrices()
+        }
         other_theta = np.ascontiguousarray(rows[:, self._other_index()])
         other = self.other.init(other_theta if theta.ndim == 2 else other_theta[0])  # type: ignore[union-attr]
         return State(t=0, made_by=self.name, shape=theta.shape, dtype=theta.dtype.str,
