@@ -41,6 +41,8 @@ JAX_MATRIX_OPS = MatrixOps(
     mean=lambda x, axes: jnp.mean(x, axis=_last(axes), keepdims=True),
     eigh=jnp.linalg.eigh,
     float32=jnp.float32,
+    cond=lambda pred, if_true, if_false: jax.lax.cond(pred, if_true, if_false),
+    concat=lambda arrays, axis: jnp.concatenate(arrays, axis=axis),
 )
 
 
@@ -76,7 +78,9 @@ def transformation(core: MatrixOptimizer) -> optax.GradientTransformation:
             new_x, new = core.apply(JAX_MATRIX_OPS, t, x, g, arrays, batched=False)
             out.append((new_x - x).astype(x.dtype))
             tensors.append(new)
-        return jax.tree_util.tree_unflatten(treedef, out), MatrixState(count=t, tensors=tuple(tensors))
+        return jax.tree_util.tree_unflatten(treedef, out), MatrixState(
+            count=t, tensors=tuple(tensors)
+        )
 
     return optax.GradientTransformation(init, update)
 

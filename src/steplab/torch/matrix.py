@@ -29,6 +29,7 @@ from steplab.optim.base import NONFINITE_POLICIES
 from steplab.optim.matrix import Adafactor as CoreAdafactor
 from steplab.optim.matrix import MatrixOps, MatrixOptimizer
 from steplab.optim.matrix import Muon as CoreMuon
+from steplab.optim.matrix import Shampoo as CoreShampoo
 
 
 def _number(x: Any) -> bool:
@@ -70,6 +71,8 @@ TORCH_MATRIX_OPS = MatrixOps(
     mean=lambda x, axes: torch.mean(x, dim=_last(axes), keepdim=True),
     eigh=torch.linalg.eigh,
     float32=np.float32,  # a NumPy float32 scalar: torch takes it as a number
+    cond=lambda pred, if_true, if_false: if_true() if pred else if_false(),
+    concat=lambda arrays, axis: torch.cat(arrays, dim=axis),
 )
 
 
@@ -162,7 +165,8 @@ class TorchMatrixOptimizer(torch.optim.Optimizer):
                 if "t" not in state:
                     state["t"] = 0
                     for key, shape in expected.items():
-                        state[key] = torch.zeros(shape, dtype=p.dtype, device=p.device)
+                        first = core.initial_state(key, shape, np.float64)  # zeros, or εI
+                        state[key] = torch.as_tensor(first).to(dtype=p.dtype, device=p.device)
                 self._check_state(state, expected, p)
                 t = state["t"] + 1
                 arrays = {key: state[key] for key in expected}
@@ -204,6 +208,7 @@ def _make(core_cls: type[MatrixOptimizer], doc: str) -> type[TorchMatrixOptimize
 
 Muon = _make(CoreMuon, "Muon on 2-D parameters (see steplab.optim.matrix.muon).")
 Adafactor = _make(CoreAdafactor, "Adafactor (see steplab.optim.matrix.adafactor).")
+Shampoo = _make(CoreShampoo, "Shampoo on 2-D parameters (see steplab.optim.matrix.shampoo).")
 
 
 def route(named_parameters: Iterable[tuple[str, torch.Tensor]],
@@ -230,6 +235,18 @@ def route(named_parameters: Iterable[tuple[str, torch.Tensor]],
     return out
 
 
-OPTIMIZERS: dict[str, type[TorchMatrixOptimizer]] = {"muon": Muon, "adafactor": Adafactor}
+OPTIMIZERS: dict[str, type[TorchMatrixOptimizer]] = {
+    "muon": Muon,
+    "adafactor": Adafactor,
+    "shampoo": Shampoo,
+}
 
-__all__ = ["OPTIMIZERS", "TORCH_MATRIX_OPS", "Adafactor", "Muon", "TorchMatrixOptimizer", "route"]
+__all__ = [
+    "OPTIMIZERS",
+    "TORCH_MATRIX_OPS",
+    "Adafactor",
+    "Muon",
+    "Shampoo",
+    "TorchMatrixOptimizer",
+    "route",
+]

@@ -1,4 +1,4 @@
-"""Per-tensor optimizers: Muon and Adafactor (rules over whole matrices), layouts and routing.
+"""Per-tensor optimizers: Muon, Adafactor and Shampoo (rules over whole matrices), layouts and routing.
 
 ::
 
@@ -21,9 +21,12 @@ from steplab.optim.matrix.base import MatrixOptimizer
 from steplab.optim.matrix.layout import ParameterLayout, Routed, Tensor, default_route, route
 from steplab.optim.matrix.muon import Muon
 from steplab.optim.matrix.ops import NUMPY_MATRIX_OPS, MatrixOps
+from steplab.optim.matrix.shampoo import Shampoo
 
 #: Every per-tensor optimizer by name.
-MATRIX_OPTIMIZERS: dict[str, type[MatrixOptimizer]] = {cls.name: cls for cls in (Muon, Adafactor)}
+MATRIX_OPTIMIZERS: dict[str, type[MatrixOptimizer]] = {
+    cls.name: cls for cls in (Muon, Adafactor, Shampoo)
+}
 
 __all__ = [
     "MATRIX_OPTIMIZERS",
@@ -34,6 +37,7 @@ __all__ = [
     "Muon",
     "ParameterLayout",
     "Routed",
+    "Shampoo",
     "Tensor",
     "default_route",
     "route",

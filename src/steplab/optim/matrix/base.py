@@ -95,6 +95,12 @@ class MatrixOptimizer:
                 raise ValueError(
                     f"{self.name}: {f.name} must be a whole number >= 0, got {value!r}"
                 )
+            elif (
+                f.metadata.get("kind") == "int_or_none"
+                and value is not None
+                and (not isinstance(value, (int, np.integer)) or isinstance(value, bool))
+            ):
+                raise ValueError(f"{self.name}: {f.name} must be a whole number or None")
             elif f.metadata.get("kind") == "float_or_none" and value is not None:
                 checked = _check_in_interval(f.name, value, "[0, inf)")
                 if not isinstance(checked, float):

@@ -32,6 +32,8 @@ class MatrixOps(NamedTuple):
     mean: Callable[[Any, int], Any]  # over the last `axes` axes, kept as size 1
     eigh: Callable[[Any], tuple[Any, Any]]  # symmetric: (eigenvalues ascending, vectors)
     float32: Callable[[Any], Any]  # round a per-step scalar to float32 (optax's habit)
+    cond: Callable[[Any, Callable[[], Any], Callable[[], Any]], Any]  # if on a step count
+    concat: Callable[[list, int], Any]  # join arrays along an axis
 
 
 def _last(axes: int) -> tuple[int, ...]:
@@ -49,6 +51,8 @@ NUMPY_MATRIX_OPS = MatrixOps(
     mean=lambda x, axes: np.mean(x, axis=_last(axes), keepdims=True),
     eigh=np.linalg.eigh,
     float32=np.float32,
+    cond=lambda pred, if_true, if_false: if_true() if pred else if_false(),
+    concat=lambda arrays, axis: np.concatenate(arrays, axis=axis),
 )
 
 __all__ = ["NUMPY_MATRIX_OPS", "MatrixOps"]
