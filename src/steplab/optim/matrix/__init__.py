@@ -1,4 +1,4 @@
-"""Per-tensor optimizers: Muon, Adafactor and Shampoo (rules over whole matrices), layouts and routing.
+"""Per-tensor optimizers: Muon, Adafactor, Shampoo (rules over whole matrices), layouts, routing.
 
 ::
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from types import SimpleNamespace
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import numpy as np
