@@ -26,8 +26,9 @@ import optax
 from steplab.optim.matrix import MATRIX_OPTIMIZERS, MatrixOps, MatrixOptimizer
 
 
-def _last(axes: int) -> tuple[int, ...]:
-    return tuple(range(-axes, 0))
+def _last(axes: int | tuple[int, ...]) -> tuple[int, ...]:
+    """``axes`` as a tuple: an int k means the last k axes."""
+    return axes if isinstance(axes, tuple) else tuple(range(-axes, 0))
 
 
 #: jax.numpy's functions for the per-tensor rules.

@@ -56,8 +56,9 @@ def _minimum(a: Any, b: Any) -> Any:
     return torch.minimum(a, b)
 
 
-def _last(axes: int) -> tuple[int, ...]:
-    return tuple(range(-axes, 0))
+def _last(axes: int | tuple[int, ...]) -> tuple[int, ...]:
+    """``axes`` as a tuple: an int k means the last k axes."""
+    return axes if isinstance(axes, tuple) else tuple(range(-axes, 0))
 
 
 #: torch's functions for the per-tensor rules (Python numbers stay Python numbers).

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from steplab.optim.matrix.base import MatrixOptimizer, hyper, option, power, rms
 
 
@@ -46,20 +48,21 @@ def adafactor_rule(ops, hp, t, theta, g, R=None, C=None, V=None):
         rho2_t = 1 - one_minus_rho2_t
     rho_t = ops.minimum(hp.lr, 1 / ops.sqrt(t * 1.0)) if hp.relative_step else hp.lr
     alpha_t = ops.maximum(hp.eps2, rms(ops, theta, axes)) * rho_t if hp.scale_parameter else rho_t
-    theta = theta * (1 - hp.lr * hp.weight_decay)  # decoupled weight decay (torch)
+    if np.any(hp.weight_decay):  # (skipped when zero: a pass over θ saved)
+        theta = theta * (1 - hp.lr * hp.weight_decay)  # decoupled weight decay (torch)
     eps_floor = hp.float_eps if hp.eps_floor is None else hp.eps_floor
-    G2 = g * g + hp.eps_root  # G² + ε₁
+    G2 = g * g + hp.eps_root if np.any(hp.eps_root) else g * g  # G² + ε₁
     if R is not None:  # a matrix: the factored second moment
-        R = rho2_t * R + one_minus_rho2_t * ops.mean(G2, 1)  # row means, (…, m, 1)
-        C = rho2_t * C + one_minus_rho2_t * ops.mT(ops.mean(ops.mT(G2), 1))  # (…, 1, n)
-        V_hat = ops.matmul(R, C) / ops.maximum(ops.mT(ops.mean(ops.mT(R), 1)), eps_floor)
+        R = rho2_t * R + one_minus_rho2_t * ops.mean(G2, (-1,))  # row means, (…, m, 1)
+        C = rho2_t * C + one_minus_rho2_t * ops.mean(G2, (-2,))  # column means, (…, 1, n)
+        V_hat = ops.matmul(R, C) / ops.maximum(ops.mean(R, (-2,)), eps_floor)  # R·C/mean(R)
     else:  # a vector (or a matrix too small to factor): the full second moment
         V = rho2_t * V + one_minus_rho2_t * G2
         V_hat = V
     U = g / ops.sqrt(ops.maximum(V_hat, eps_floor * eps_floor))
     if hp.clip_update:
-        U = U / ops.maximum(1.0, rms(ops, U, axes) / hp.d)  # update clipping
-    theta = theta - alpha_t * U  # apply update
+        alpha_t = alpha_t / ops.maximum(1.0, rms(ops, U, axes) / hp.d)  # update clipping
+    theta = theta - alpha_t * U  # apply update (α_t·Û, the clipping folded into α_t)
     if R is not None:
         return theta, {"R": R, "C": C}
     return theta, {"V": V}

@@ -35,6 +35,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
+
 from steplab.optim.matrix.base import (
     MatrixOptimizer,
     frobenius_norm,
@@ -68,7 +70,8 @@ def muon_rule(ops, hp, t, theta, g, B):
         B_hat, g_hat = B, g
     M = (1 - hp.rho) * g_hat + hp.rho * B_hat if hp.nesterov else B_hat
     O = newton_schulz(ops, hp, M)  # ≈ U·Vᵀ: the update's singular values near 1
-    theta = theta * (1 - hp.lr * hp.weight_decay)  # decoupled weight decay
+    if np.any(hp.weight_decay):  # (skipped when zero: a pass over θ saved)
+        theta = theta * (1 - hp.lr * hp.weight_decay)  # decoupled weight decay
     s = shape_factor(hp.scale, theta.shape[-2], theta.shape[-1])
     theta = theta - (hp.lr * s) * O  # apply update
     return theta, {"B": B}
@@ -112,8 +115,6 @@ class Muon(MatrixOptimizer):
 
     def orthogonalize(self, M: Any) -> Any:
         """NewtonSchulz₅(M) of one NumPy matrix (what a step applies), for figures."""
-        import numpy as np
-
         from steplab.optim.matrix.ops import NUMPY_MATRIX_OPS
 
         hp = self.hyper_values(2)

@@ -28,16 +28,17 @@ class MatrixOps(NamedTuple):
     minimum: Callable[[Any, Any], Any]
     matmul: Callable[[Any, Any], Any]  # batched over the leading axes
     mT: Callable[[Any], Any]  # swap the last two axes
-    sum: Callable[[Any, int], Any]  # over the last `axes` axes, kept as size 1
-    mean: Callable[[Any, int], Any]  # over the last `axes` axes, kept as size 1
+    sum: Callable[[Any, Any], Any]  # over the last `axes` axes (or a tuple of axes), kept
+    mean: Callable[[Any, Any], Any]  # over the last `axes` axes (or a tuple of axes), kept
     eigh: Callable[[Any], tuple[Any, Any]]  # symmetric: (eigenvalues ascending, vectors)
     float32: Callable[[Any], Any]  # round a per-step scalar to float32 (optax's habit)
     cond: Callable[[Any, Callable[[], Any], Callable[[], Any]], Any]  # if on a step count
     concat: Callable[[list, int], Any]  # join arrays along an axis
 
 
-def _last(axes: int) -> tuple[int, ...]:
-    return tuple(range(-axes, 0))
+def _last(axes: int | tuple[int, ...]) -> tuple[int, ...]:
+    """``axes`` as a tuple: an int k means the last k axes."""
+    return axes if isinstance(axes, tuple) else tuple(range(-axes, 0))
 
 
 #: NumPy's functions (matrix products go to BLAS).
