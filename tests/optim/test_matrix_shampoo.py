@@ -5,8 +5,8 @@ The tolerance: the roots L^(−1/4) come from eigendecompositions (steplab, NumP
 torch's or XLA's) or an SVD (pytorch_optimizer). Each is backward stable: it is exact for a
 matrix within ~u·‖L‖ of L (u = 1.1e-16). The root's error is then at most that times the
 largest slope of x^(−1/4) on L's spectrum, ¼·λ_min^(−5/4), i.e. relative ~u·‖L‖/(4·λ_min)·…
-With λ_min ≥ ε = 1e-6 and ‖L‖ ≈ 1 on this stream that is ≤ ~3e-11 per root, and measured
-differences stay below 1e-13 after 100 steps; 1e-10 is asserted.
+With λ_min ≥ ε = 1e-6 and ‖L‖ ≈ 1 on this stream that is ≤ ~1e-9 per root (a worst case);
+1e-10 is asserted against pytorch_optimizer, 1e-12 between steplab's NumPy and torch paths.
 """
 
 from __future__ import annotations
@@ -56,7 +56,9 @@ def test_shampoo_equals_pytorch_optimizer_shampoo():
     reference = stream.run_torch(make(reference_cls))
     numpy = _numpy(Shampoo.like("pytorch_optimizer", lr=lr))
     assert stream.max_difference(numpy, reference) < TOL
-    assert stream.max_difference(stream.run_torch(make(stm.Shampoo)), reference) < TOL
+    ours = stream.run_torch(make(stm.Shampoo))
+    assert stream.max_difference(ours, reference) < TOL
+    assert stream.max_difference(ours, numpy) < 1e-12  # the same eigh-based rule
     assert stream.max_difference(reference, stream.start()) > 0.1
 
 
