@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # the checker sees the lazy names below as ordinary imports
     from steplab import experiments, fast, optim, problems, reproductions, run, viz, web
     from steplab.run import Run, RunSet, minimize
     from steplab.run.sweep import sweep
+    from steplab.optim import matrix
 
 # Names imported on first access: attribute -> module (and the name in it, if not a module).
 _LAZY: dict[str, tuple[str, str | None]] = {
@@ -57,6 +58,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "reproductions": ("steplab.reproductions", None),
     "web": ("steplab.web", None),
     "torch": ("steplab.torch", None),
+    "matrix": ("steplab.optim.matrix", None),  # per-tensor optimizers: sl.matrix.Muon, …
 }
 
 
