@@ -40,9 +40,9 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # the checker sees the lazy names below as ordinary imports
     from steplab import experiments, fast, optim, problems, reproductions, run, viz, web
+    from steplab.optim import matrix
     from steplab.run import Run, RunSet, minimize
     from steplab.run.sweep import sweep
-    from steplab.optim import matrix
 
 # Names imported on first access: attribute -> module (and the name in it, if not a module).
 _LAZY: dict[str, tuple[str, str | None]] = {

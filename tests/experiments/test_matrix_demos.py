@@ -28,6 +28,7 @@ def test_race_numbers_and_best_step_sizes_inside_their_grids():
     assert 10 < final["sgd"] < 25
     assert 0.5 < final["adam"] < 3 and 0.5 < final["muon"] < 3
     assert final["shampoo"] < 1e-3
+    assert 1e-3 < final["soap"] < 0.1
     for name, (_, grid) in demos.RACE.items():
         assert grid[0] < race["lr"][name] < grid[-1]
     np.testing.assert_allclose(race["preconditioned"] / race["preconditioned"].max(), 1, atol=1e-3)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import steplab as sl
-from steplab.optim.matrix import Adafactor, Muon, Shampoo
+from steplab.optim.matrix import SOAP, Adafactor, Muon, Shampoo
 
 N = 4096
 
@@ -28,8 +28,9 @@ def _bytes_per_parameter(opt) -> float:
         (Shampoo(graft="adagrad"), 20.0),  # + AdaGrad's accumulator
         # 16 blocks of 1024²: still 4 numbers a parameter (blocks save eigh time, not memory)
         (Shampoo(block_size=1024), 16.0),
+        (SOAP(), 24.0),  # M, V (4096² each) + L, R, Q_L, Q_R (4096² each)
     ],
-    ids=["adam", "muon", "adafactor", "shampoo", "shampoo-graft", "shampoo-blocks-1024"],
+    ids=["adam", "muon", "adafactor", "shampoo", "shampoo-graft", "shampoo-blocks-1024", "soap"],
 )
 def test_state_bytes_per_parameter_of_a_4096_square_weight(opt, expected):
     assert _bytes_per_parameter(opt) == pytest.approx(expected, rel=1e-12)

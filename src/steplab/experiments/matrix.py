@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from steplab.optim.adam import Adam
-from steplab.optim.matrix import Adafactor, MatrixOptimizer, Muon, Shampoo
+from steplab.optim.matrix import SOAP, Adafactor, MatrixOptimizer, Muon, Shampoo
 from steplab.optim.sgd import SGD
 
 
@@ -70,13 +70,15 @@ def ill_conditioned_problem(m: int = 20, n: int = 12, condition: float = 100.0, 
 
 
 #: Each optimizer's step sizes: a grid wide enough that the best is inside it (sgd diverges
-#: from 3 on; Muon's and Shampoo's steps have their own scale).
+#: from 3 on; Muon's and Shampoo's steps have their own scale). No weight decay anywhere.
 RACE = {
     "sgd": (SGD, (0.3, 1.0, 2.0, 3.0)),
     "adam": (Adam, (0.1, 0.3, 1.0, 3.0, 10.0)),
     "muon": (Muon, (0.1, 0.3, 1.0, 3.0)),
     "shampoo": (Shampoo, (3.0, 10.0, 30.0, 100.0, 300.0)),
+    "soap": (SOAP, (0.1, 0.3, 1.0, 3.0, 10.0)),
 }
+NO_DECAY = {"soap": {"weight_decay": 0.0}}
 
 
 def preconditioned_race(steps: int = 200) -> dict:
@@ -89,7 +91,7 @@ def preconditioned_race(steps: int = 200) -> dict:
     for name, (cls, lrs) in RACE.items():
         best = None
         for lr in lrs:
-            opt = cls(lr=lr)
+            opt = cls(lr=lr, **NO_DECAY.get(name, {}))
             W = W0.copy()
             state = opt.init(W)
             losses = [f(W)]

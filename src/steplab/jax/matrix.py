@@ -31,6 +31,12 @@ def _last(axes: int | tuple[int, ...]) -> tuple[int, ...]:
     return axes if isinstance(axes, tuple) else tuple(range(-axes, 0))
 
 
+def _broadcast_index(x: Any, idx: Any, axis: int) -> Any:
+    shape = list(x.shape)
+    shape[axis] = idx.shape[axis]
+    return jnp.broadcast_to(idx, shape)
+
+
 #: jax.numpy's functions for the per-tensor rules.
 JAX_MATRIX_OPS = MatrixOps(
     sqrt=jnp.sqrt,
@@ -44,6 +50,10 @@ JAX_MATRIX_OPS = MatrixOps(
     float32=jnp.float32,
     cond=lambda pred, if_true, if_false: jax.lax.cond(pred, if_true, if_false),
     concat=lambda arrays, axis: jnp.concatenate(arrays, axis=axis),
+    qr=lambda x: jnp.linalg.qr(x)[0],
+    argsort=lambda x: jnp.argsort(x, axis=-1, stable=True),
+    take=lambda x, idx, axis: jnp.take_along_axis(x, _broadcast_index(x, idx, axis), axis=axis),
+    flip=lambda x, axis: jnp.flip(x, axis=axis),
 )
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from steplab.optim.base import NONFINITE_POLICIES
+from steplab.optim.matrix import SOAP as CoreSOAP
 from steplab.optim.matrix import Adafactor as CoreAdafactor
 from steplab.optim.matrix import MatrixOps, MatrixOptimizer
 from steplab.optim.matrix import Muon as CoreMuon
@@ -61,6 +62,12 @@ def _last(axes: int | tuple[int, ...]) -> tuple[int, ...]:
     return axes if isinstance(axes, tuple) else tuple(range(-axes, 0))
 
 
+def _broadcast_index(x: torch.Tensor, idx: torch.Tensor, axis: int) -> torch.Tensor:
+    shape = list(x.shape)
+    shape[axis] = idx.shape[axis]
+    return idx.expand(shape)
+
+
 #: torch's functions for the per-tensor rules (Python numbers stay Python numbers).
 TORCH_MATRIX_OPS = MatrixOps(
     sqrt=lambda x: math.sqrt(x) if _number(x) else torch.sqrt(x),
@@ -74,6 +81,10 @@ TORCH_MATRIX_OPS = MatrixOps(
     float32=np.float32,  # a NumPy float32 scalar: torch takes it as a number
     cond=lambda pred, if_true, if_false: if_true() if pred else if_false(),
     concat=lambda arrays, axis: torch.cat(arrays, dim=axis),
+    qr=lambda x: torch.linalg.qr(x)[0],
+    argsort=lambda x: torch.argsort(x, dim=-1, stable=True),
+    take=lambda x, idx, axis: torch.take_along_dim(x, _broadcast_index(x, idx, axis), dim=axis),
+    flip=lambda x, axis: torch.flip(x, dims=(axis,)),
 )
 
 
@@ -210,6 +221,7 @@ def _make(core_cls: type[MatrixOptimizer], doc: str) -> type[TorchMatrixOptimize
 Muon = _make(CoreMuon, "Muon on 2-D parameters (see steplab.optim.matrix.muon).")
 Adafactor = _make(CoreAdafactor, "Adafactor (see steplab.optim.matrix.adafactor).")
 Shampoo = _make(CoreShampoo, "Shampoo on 2-D parameters (see steplab.optim.matrix.shampoo).")
+SOAP = _make(CoreSOAP, "SOAP on 2-D parameters (see steplab.optim.matrix.soap).")
 
 
 def route(named_parameters: Iterable[tuple[str, torch.Tensor]],
@@ -240,6 +252,7 @@ OPTIMIZERS: dict[str, type[TorchMatrixOptimizer]] = {
     "muon": Muon,
     "adafactor": Adafactor,
     "shampoo": Shampoo,
+    "soap": SOAP,
 }
 
 __all__ = [
@@ -247,6 +260,7 @@ __all__ = [
     "TORCH_MATRIX_OPS",
     "Adafactor",
     "Muon",
+    "SOAP",
     "Shampoo",
     "TorchMatrixOptimizer",
     "route",

@@ -22,10 +22,11 @@ from steplab.optim.matrix.layout import ParameterLayout, Routed, Tensor, default
 from steplab.optim.matrix.muon import Muon
 from steplab.optim.matrix.ops import NUMPY_MATRIX_OPS, MatrixOps
 from steplab.optim.matrix.shampoo import Shampoo
+from steplab.optim.matrix.soap import SOAP
 
 #: Every per-tensor optimizer by name.
 MATRIX_OPTIMIZERS: dict[str, type[MatrixOptimizer]] = {
-    cls.name: cls for cls in (Muon, Adafactor, Shampoo)
+    cls.name: cls for cls in (Muon, Adafactor, Shampoo, SOAP)
 }
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Muon",
     "ParameterLayout",
     "Routed",
+    "SOAP",
     "Shampoo",
     "Tensor",
     "default_route",

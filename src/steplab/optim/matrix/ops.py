@@ -34,11 +34,21 @@ class MatrixOps(NamedTuple):
     float32: Callable[[Any], Any]  # round a per-step scalar to float32 (optax's habit)
     cond: Callable[[Any, Callable[[], Any], Callable[[], Any]], Any]  # if on a step count
     concat: Callable[[list, int], Any]  # join arrays along an axis
+    qr: Callable[[Any], Any]  # Q of the reduced QR decomposition (batched)
+    argsort: Callable[[Any], Any]  # indices that sort the last axis, ascending
+    take: Callable[[Any, Any, int], Any]  # take_along_axis, the indices broadcast first
+    flip: Callable[[Any, int], Any]  # reverse one axis
 
 
 def _last(axes: int | tuple[int, ...]) -> tuple[int, ...]:
     """``axes`` as a tuple: an int k means the last k axes."""
     return axes if isinstance(axes, tuple) else tuple(range(-axes, 0))
+
+
+def _broadcast_index(x: Any, idx: Any, axis: int) -> Any:
+    shape = list(x.shape)
+    shape[axis] = idx.shape[axis]
+    return np.broadcast_to(idx, shape)
 
 
 #: NumPy's functions (matrix products go to BLAS).
@@ -54,6 +64,10 @@ NUMPY_MATRIX_OPS = MatrixOps(
     float32=np.float32,
     cond=lambda pred, if_true, if_false: if_true() if pred else if_false(),
     concat=lambda arrays, axis: np.concatenate(arrays, axis=axis),
+    qr=lambda x: np.linalg.qr(x)[0],
+    argsort=lambda x: np.argsort(x, axis=-1, kind="stable"),
+    take=lambda x, idx, axis: np.take_along_axis(x, _broadcast_index(x, idx, axis), axis=axis),
+    flip=lambda x, axis: np.flip(x, axis=axis),
 )
 
 __all__ = ["NUMPY_MATRIX_OPS", "MatrixOps"]
