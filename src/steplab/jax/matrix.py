@@ -43,6 +43,7 @@ JAX_MATRIX_OPS = MatrixOps(
     maximum=jnp.maximum,
     minimum=jnp.minimum,
     matmul=jnp.matmul,
+    addmm=lambda C, A, B, beta, alpha: beta * C + alpha * jnp.matmul(A, B),
     mT=lambda x: jnp.swapaxes(x, -1, -2),
     sum=lambda x, axes: jnp.sum(x, axis=_last(axes), keepdims=True),
     mean=lambda x, axes: jnp.mean(x, axis=_last(axes), keepdims=True),

@@ -74,6 +74,11 @@ TORCH_MATRIX_OPS = MatrixOps(
     maximum=_maximum,
     minimum=_minimum,
     matmul=torch.matmul,
+    addmm=lambda C, A, B, beta, alpha: (
+        torch.baddbmm(C, A, B, beta=beta, alpha=alpha)  # one fused pass, as torch.optim.Muon
+        if C.ndim == 3 and _number(beta) and _number(alpha)
+        else beta * C + alpha * torch.matmul(A, B)
+    ),
     mT=lambda x: x.mT,
     sum=lambda x, axes: torch.sum(x, dim=_last(axes), keepdim=True),
     mean=lambda x, axes: torch.mean(x, dim=_last(axes), keepdim=True),
@@ -125,6 +130,23 @@ class TorchMatrixOptimizer(torch.optim.Optimizer):
         return cls(params, **{**values, **hyperparameters})
 
     def _core(self, group: dict[str, Any]) -> MatrixOptimizer:
+        """The core optimizer of ``group``'s current values (validated; one per set of values,
+        kept: building and checking it at every step would cost more than a small step)."""
+        key = tuple(
+            (k, v.item() if torch.is_tensor(v) else v) for k, v in group.items() if k != "params"
+        )
+        cache = self.__dict__.setdefault("_cores", {})
+        try:
+            return cache[key]
+        except TypeError:  # an unhashable value (a list in a user's group): no caching
+            return self._build_core(group)
+        except KeyError:
+            if len(cache) > 64:  # a scheduler's many lr values: keep the cache small
+                cache.clear()
+            cache[key] = core = self._build_core(group)
+            return core
+
+    def _build_core(self, group: dict[str, Any]) -> MatrixOptimizer:
         if group.get("nonfinite") not in NONFINITE_POLICIES:
             raise ValueError(
                 f"nonfinite must be one of {', '.join(NONFINITE_POLICIES)}, "

@@ -56,8 +56,8 @@ def newton_schulz(ops, hp, M):
     X = X / (ops.maximum(frobenius_norm(ops, X), hp.norm_floor) + hp.eps)
     for _ in range(hp.ns_steps):
         A = ops.matmul(X, ops.mT(X))
-        B = hp.ns_b * A + hp.ns_c * ops.matmul(A, A)
-        X = hp.ns_a * X + ops.matmul(B, X)
+        B = ops.addmm(A, A, A, hp.ns_b, hp.ns_c)  # b·A + c·A·A
+        X = ops.addmm(X, B, X, hp.ns_a, 1.0)  # a·X + B·X
     return ops.mT(X) if tall else X
 
 

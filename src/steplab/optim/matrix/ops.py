@@ -27,6 +27,7 @@ class MatrixOps(NamedTuple):
     maximum: Callable[[Any, Any], Any]
     minimum: Callable[[Any, Any], Any]
     matmul: Callable[[Any, Any], Any]  # batched over the leading axes
+    addmm: Callable[[Any, Any, Any, Any, Any], Any]  # addmm(C, A, B, β, α) = β·C + α·(A·B)
     mT: Callable[[Any], Any]  # swap the last two axes
     sum: Callable[[Any, Any], Any]  # over the last `axes` axes (or a tuple of axes), kept
     mean: Callable[[Any, Any], Any]  # over the last `axes` axes (or a tuple of axes), kept
@@ -45,6 +46,11 @@ def _last(axes: int | tuple[int, ...]) -> tuple[int, ...]:
     return axes if isinstance(axes, tuple) else tuple(range(-axes, 0))
 
 
+def _times(alpha: Any, x: Any) -> Any:
+    """α·x, skipping the product when α is the number 1."""
+    return x if isinstance(alpha, float) and alpha == 1.0 else alpha * x
+
+
 def _broadcast_index(x: Any, idx: Any, axis: int) -> Any:
     shape = list(x.shape)
     shape[axis] = idx.shape[axis]
@@ -57,6 +63,7 @@ NUMPY_MATRIX_OPS = MatrixOps(
     maximum=np.maximum,
     minimum=np.minimum,
     matmul=np.matmul,
+    addmm=lambda C, A, B, beta, alpha: beta * C + _times(alpha, np.matmul(A, B)),
     mT=lambda x: np.swapaxes(x, -1, -2),
     sum=lambda x, axes: np.sum(x, axis=_last(axes), keepdims=True),
     mean=lambda x, axes: np.mean(x, axis=_last(axes), keepdims=True),
