@@ -149,6 +149,14 @@ def _check_in_interval(name: str, value: Any, interval: Interval) -> Any:
     return array
 
 
+def check_in_interval(name: str, value: Any, interval: str) -> Any:
+    """``value`` checked against ``interval`` (``"(0, inf)"``, ``"bool"``, …), as the
+    constructor checks a ``hyper`` field: a Python float or a read-only float64 array (one
+    value per configuration), or a ValueError naming ``name``, the interval and the value.
+    For optimizers that are not :class:`Optimizer` subclasses (the per-tensor ones)."""
+    return _check_in_interval(name, value, Interval(interval))
+
+
 # --------------------------------------------------------------------------------------
 # Step backends: registered by the packages that provide them (the core imports none)
 # --------------------------------------------------------------------------------------

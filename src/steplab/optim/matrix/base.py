@@ -28,7 +28,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from steplab.optim.base import NONFINITE_POLICIES, State, _check_in_interval, hyper
+from steplab.optim.base import (
+    NONFINITE_POLICIES,
+    PreparedStep,
+    State,
+    check_in_interval,
+    hyper,
+)
 from steplab.optim.matrix.ops import NUMPY_MATRIX_OPS, MatrixOps
 from steplab.optim.ops import exact_pow
 
@@ -59,6 +65,12 @@ class MatrixOptimizer:
     name: ClassVar[str] = "matrix"
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
     NEEDS_MATRIX: ClassVar[bool] = False  # True: refuses tensors that are not 2-D
+    # The protocol's class attributes (steplab.optim.base): a rule over whole tensors, no
+    # scalar state, no off-switches; weight decay, where an optimizer has it, is the rule's.
+    KIND: ClassVar[str] = "per_tensor"
+    SCALAR_STATE: ClassVar[dict[str, float]] = {}
+    OFF_WHEN_ZERO: ClassVar[tuple[str, ...]] = ()
+    DECOUPLED_WEIGHT_DECAY: ClassVar[bool] = True
 
     nonfinite: str = dataclasses.field(
         default="raise", metadata={"doc": "raise | skip | propagate"}
@@ -84,7 +96,7 @@ class MatrixOptimizer:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if "interval" in f.metadata:
-                checked = _check_in_interval(f.name, value, f.metadata["interval"])
+                checked = check_in_interval(f.name, value, f.metadata["interval"])
                 object.__setattr__(self, f.name, checked)
             elif f.metadata.get("choices") is not None and value not in f.metadata["choices"]:
                 allowed = ", ".join(map(repr, f.metadata["choices"]))
@@ -102,7 +114,7 @@ class MatrixOptimizer:
             ):
                 raise ValueError(f"{self.name}: {f.name} must be a whole number or None")
             elif f.metadata.get("kind") == "float_or_none" and value is not None:
-                checked = _check_in_interval(f.name, value, "[0, inf)")
+                checked = check_in_interval(f.name, value, "[0, inf)")
                 if not isinstance(checked, float):
                     raise ValueError(f"{self.name}: {f.name} must be one number or None")
                 object.__setattr__(self, f.name, checked)
@@ -166,6 +178,27 @@ class MatrixOptimizer:
         values["float_eps"] = float(np.finfo(dtype).eps)
         return SimpleNamespace(**values)
 
+    # -- the protocol every backend uses (steplab.optim.base's module doc) --------------------
+
+    def declared_for(self, shape: tuple[int, ...], dtype: Any = np.float64) -> dict[str, Any]:
+        """The declared hyperparameters for one configuration's tensor of ``shape``: every
+        field, arrays of K values shaped ``(K, 1, …)``, in ``dtype``'s precision, and
+        ``float_eps`` (the NumPy dtype's machine epsilon)."""
+        return vars(self.hyper_values(len(shape), np.dtype(dtype)))
+
+    def prepare_step(self, declared: dict[str, Any], t: Any, state: Any, ops: Any) -> PreparedStep:
+        """Step ``t``'s values ``hp``: the declared ones and ``t`` itself (the rules compute
+        their own powers of t); no scalar state."""
+        return PreparedStep(SimpleNamespace(**declared, t=t), {})
+
+    def apply_rule(self, ops: MatrixOps, hp: Any, theta: Any, grad: Any,
+                   state: Any) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+        """The rule on whole tensors with the configurations as the first axis: ``(new θ,
+        {state name: new value})`` for the arrays ``state`` holds (as attributes), nothing
+        mutated."""
+        arrays = {k: getattr(state, k) for k in self.state_shapes(tuple(theta.shape[1:]))}
+        return type(self).rule(ops, hp, hp.t, theta, grad, **arrays)
+
     def check_tensor(self, shape: tuple[int, ...], name: str = "theta") -> None:
         """Raise ValueError if this optimizer cannot take a tensor of ``shape`` (the message
         names it and says how to route it elsewhere)."""
@@ -219,12 +252,16 @@ class MatrixOptimizer:
         if not batched:
             theta, grad = theta[None], grad[None]
             arrays = {k: v[None] for k, v in arrays.items()}
+        # NumPy float32 steps in float32; other libraries' arrays keep their own dtype
+        # (Python floats) and only read the dtype's epsilon
         dtype = getattr(theta, "dtype", np.float64)
-        float32 = dtype == np.float32 if isinstance(theta, np.ndarray) else False
-        hp = self.hyper_values(theta.ndim - 1, np.float32 if float32 else np.float64)
         if not isinstance(theta, np.ndarray):
-            hp.float_eps = _float_eps(theta)
-        new_theta, new = type(self).rule(ops, hp, t, theta, grad, **arrays)
+            declared = {**self.declared_for(theta.shape[1:]), "float_eps": _float_eps(theta)}
+        else:
+            declared = self.declared_for(theta.shape[1:], np.float32 if dtype == np.float32
+                                         else np.float64)  # fmt: skip
+        hp, _ = self.prepare_step(declared, t, arrays, ops)
+        new_theta, new = self.apply_rule(ops, hp, theta, grad, SimpleNamespace(**arrays))
         if not batched:
             new_theta = new_theta[0]
             new = {k: v[0] for k, v in new.items()}
