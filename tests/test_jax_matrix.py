@@ -85,7 +85,20 @@ def test_update_without_params_is_refused():
 
 
 def test_unknown_name_and_array_hyperparameters_are_refused():
-    with pytest.raises(ValueError, match="choose one of: muon, adafactor"):
+    with pytest.raises(ValueError, match="choose one of: .*adafactor, muon, shampoo, soap"):
         sjm.make("shampoo2")
     with pytest.raises(ValueError, match="scalar hyperparameters"):
         sjm.make("muon", lr=[0.1, 0.2])
+
+
+def test_steplab_jax_make_finds_the_per_tensor_optimizers():
+    import steplab.jax as sj
+
+    params = {"w": jnp.ones((4, 3))}
+    grads = {"w": jnp.full((4, 3), 0.5)}
+    by_name, direct = sj.make("muon", preset="optax"), sjm.make("muon", preset="optax")
+    u1, _ = by_name.update(grads, by_name.init(params), params)
+    u2, _ = direct.update(grads, direct.init(params), params)
+    np.testing.assert_array_equal(u1["w"], u2["w"])
+    with pytest.raises(ValueError, match="adam is element-wise"):
+        sjm.make("adam")

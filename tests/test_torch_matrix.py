@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from steplab.optim import registry
 from steplab.optim.matrix import Adafactor, Muon
 
 torch = pytest.importorskip("torch")
@@ -169,3 +170,15 @@ def test_float32_parameters_step_in_float32():
 def test_unknown_hyperparameter_is_refused():
     with pytest.raises(ValueError, match="has no hyperparameter"):
         stm.Muon([torch.nn.Parameter(torch.ones(2, 2))], momentum=0.9)
+
+
+def test_the_registry_derived_lookups_find_the_per_tensor_optimizers():
+    import steplab.torch as st
+
+    w = torch.nn.Parameter(torch.zeros(3, 4))
+    assert type(st.make("muon", [w], preset="torch")) is stm.Muon
+    assert list(stm.OPTIMIZERS) == list(registry.registered("per_tensor"))
+    assert stm.OPTIMIZERS["soap"] is stm.SOAP
+    assert "muon" not in st.OPTIMIZERS  # the element-wise twins only
+    with pytest.raises(ValueError, match="adam is element-wise"):
+        stm.make("adam", [w])

@@ -10,8 +10,9 @@ NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 pytestmark = pytest.mark.slow  # ~10 s each: a kernel start and the chapter's small runs
 
 
-def test_the_chapter_is_three_to_five_notebooks():
-    assert 3 <= len(NOTEBOOKS) <= 5  # the fifth: beyond the lecture (matrix optimizers)
+def test_the_notebooks_are_numbered_01_02_and_so_on():
+    # at least the lecture's three; later ones (05: matrix optimizers, …) follow on
+    assert len(NOTEBOOKS) >= 3
     assert [p.name[:3] for p in NOTEBOOKS] == [f"{i:02d}-" for i in range(1, len(NOTEBOOKS) + 1)]
 
 

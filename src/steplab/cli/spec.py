@@ -42,10 +42,11 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-import steplab as sl
 from steplab.optim import schedules
 from steplab.optim.base import Optimizer
+from steplab.optim.registry import registered
 from steplab.optim.schedules import Schedule
 
 SYNTAX = "NAME[@PRESET][:KEY=VALUE,...], e.g. adam:lr=0.01,rho1=0.8 or adam@torch:lr=0.01"
@@ -286,12 +287,13 @@ def parse(spec: str) -> OptimizerSpec:
     head, _, params = text.partition(":")
     name, _, preset = head.partition("@")
     name, preset = name.strip().lower(), (preset.strip().lower() or "seed")
-    if name not in sl.OPTIMIZERS:
+    every: dict[str, Any] = registered()  # both kinds (per-tensor: a problem with matrices)
+    if name not in every:
         raise ValueError(
-            f"unknown optimizer {name!r} in {text!r}{_did_you_mean(name, sl.OPTIMIZERS)}; "
-            f"choose one of: {', '.join(sl.OPTIMIZERS)}"
+            f"unknown optimizer {name!r} in {text!r}{_did_you_mean(name, every)}; "
+            f"choose one of: {', '.join(every)}"
         )
-    cls = sl.OPTIMIZERS[name]
+    cls = every[name]
     fields = {k: f.metadata["interval"] for k, f in cls.hyperparameters().items()}
     fields["nonfinite"] = None
     overrides = {}

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from steplab.optim.matrix import MATRIX_OPTIMIZERS, MatrixOps, MatrixOptimizer
+from steplab.optim.matrix import MatrixOps, MatrixOptimizer
+from steplab.optim.registry import lookup, registered
 
 
 def _last(axes: int | tuple[int, ...]) -> tuple[int, ...]:
@@ -99,12 +100,13 @@ def transformation(core: MatrixOptimizer) -> optax.GradientTransformation:
 
 def make(name: str, preset: str = "seed", **hyperparameters: Any) -> optax.GradientTransformation:
     """The transformation of a core per-tensor optimizer by name, e.g. ``make("adafactor")``."""
-    key = str(name).strip().lower()
-    if key not in MATRIX_OPTIMIZERS:
+    core = lookup(name)
+    if core.KIND != "per_tensor":
         raise ValueError(
-            f"unknown optimizer {name!r}; choose one of: {', '.join(MATRIX_OPTIMIZERS)}"
+            f"{core.name} is element-wise: use steplab.jax.make; the per-tensor optimizers "
+            f"are {', '.join(registered('per_tensor'))}"
         )
-    return transformation(MATRIX_OPTIMIZERS[key].like(preset, **hyperparameters))
+    return transformation(core.like(preset, **hyperparameters))
 
 
 def labels_by_ndim(params: Any) -> Any:

@@ -67,7 +67,11 @@ def _resolve(problem, optimizer):
         raise TypeError(f"problem must be a steplab Problem or a catalogue name, got {problem!r}")
     if isinstance(optimizer, str):
         optimizer = optim.make(optimizer)
-    if not isinstance(optimizer, optim.Optimizer):
+    from steplab.optim.matrix import Routed, routed_on
+
+    if getattr(optimizer, "KIND", None) == "per_tensor":  # Muon, …: on the problem's matrices
+        optimizer = routed_on(optimizer, problem)
+    if not isinstance(optimizer, (optim.Optimizer, Routed)):
         raise TypeError(f"optimizer must be a steplab Optimizer or a name, got {optimizer!r}")
     return problem, optimizer
 

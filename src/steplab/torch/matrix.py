@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -31,6 +31,7 @@ from steplab.optim.matrix import Adafactor as CoreAdafactor
 from steplab.optim.matrix import MatrixOps, MatrixOptimizer
 from steplab.optim.matrix import Muon as CoreMuon
 from steplab.optim.matrix import Shampoo as CoreShampoo
+from steplab.optim.registry import lookup, registered
 
 
 def _number(x: Any) -> bool:
@@ -236,8 +237,22 @@ class TorchMatrixOptimizer(torch.optim.Optimizer):
         super().load_state_dict(state_dict)
 
 
+_TWINS: dict[type, type[TorchMatrixOptimizer]] = {}
+
+
 def _make(core_cls: type[MatrixOptimizer], doc: str) -> type[TorchMatrixOptimizer]:
-    return type(core_cls.__name__, (TorchMatrixOptimizer,), {"core": core_cls, "__doc__": doc})
+    namespace = {"core": core_cls, "__doc__": doc, "__module__": __name__}
+    cls = _TWINS[core_cls] = type(core_cls.__name__, (TorchMatrixOptimizer,), namespace)
+    return cls
+
+
+def twin(core: type[MatrixOptimizer]) -> type[TorchMatrixOptimizer]:
+    """The torch.optim optimizer of the per-tensor core class ``core``: the one named here,
+    else one made now from it (so every registered per-tensor optimizer has one)."""
+    known = _TWINS.get(core)
+    if known is not None:
+        return known
+    return _make(core, (core.__doc__ or core.name).strip().splitlines()[0])
 
 
 Muon = _make(CoreMuon, "Muon on 2-D parameters (see steplab.optim.matrix.muon).")
@@ -270,12 +285,34 @@ def route(named_parameters: Iterable[tuple[str, torch.Tensor]],
     return out
 
 
-OPTIMIZERS: dict[str, type[TorchMatrixOptimizer]] = {
-    "muon": Muon,
-    "adafactor": Adafactor,
-    "shampoo": Shampoo,
-    "soap": SOAP,
-}
+class _Twins(Mapping[str, type[TorchMatrixOptimizer]]):
+    """The registry's per-tensor optimizers seen through :func:`twin`, in its order."""
+
+    def __getitem__(self, name: str) -> type[TorchMatrixOptimizer]:
+        return twin(registered("per_tensor")[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registered("per_tensor"))
+
+    def __len__(self) -> int:
+        return len(registered("per_tensor"))
+
+
+#: Every per-tensor optimizer by the core's name (derived from steplab.optim's registry).
+OPTIMIZERS: Mapping[str, type[TorchMatrixOptimizer]] = _Twins()
+
+
+def make(name: str, params: Any, preset: str = "seed", **hyperparameters: Any) -> Any:
+    """A per-tensor optimizer by name, e.g. ``make("muon", groups["matrix"], preset="torch")``;
+    ValueError naming the per-tensor optimizers for any other name."""
+    core = lookup(name)
+    if core.KIND != "per_tensor":
+        raise ValueError(
+            f"{core.name} is element-wise: use steplab.torch.make; the per-tensor optimizers "
+            f"are {', '.join(registered('per_tensor'))}"
+        )
+    return twin(core).like(preset, params, **hyperparameters)
+
 
 __all__ = [
     "OPTIMIZERS",
@@ -285,5 +322,7 @@ __all__ = [
     "SOAP",
     "Shampoo",
     "TorchMatrixOptimizer",
+    "make",
     "route",
+    "twin",
 ]

@@ -18,16 +18,23 @@ from __future__ import annotations
 
 from steplab.optim.matrix.adafactor import Adafactor
 from steplab.optim.matrix.base import MatrixOptimizer
-from steplab.optim.matrix.layout import ParameterLayout, Routed, Tensor, default_route, route
+from steplab.optim.matrix.layout import (
+    ParameterLayout,
+    Routed,
+    Tensor,
+    default_route,
+    route,
+    routed_on,
+)
 from steplab.optim.matrix.muon import Muon
 from steplab.optim.matrix.ops import NUMPY_MATRIX_OPS, MatrixOps
 from steplab.optim.matrix.shampoo import Shampoo
 from steplab.optim.matrix.soap import SOAP
+from steplab.optim.registry import registered
 
-#: Every per-tensor optimizer by name.
-MATRIX_OPTIMIZERS: dict[str, type[MatrixOptimizer]] = {
-    cls.name: cls for cls in (Muon, Adafactor, Shampoo, SOAP)
-}
+#: Every per-tensor optimizer by name: what the modules above registered (each ends with
+#: ``register(ItsClass)``), i.e. the registry's ``registered("per_tensor")``.
+MATRIX_OPTIMIZERS: dict[str, type[MatrixOptimizer]] = registered("per_tensor")
 
 __all__ = [
     "MATRIX_OPTIMIZERS",
@@ -43,4 +50,5 @@ __all__ = [
     "Tensor",
     "default_route",
     "route",
+    "routed_on",
 ]

@@ -36,6 +36,7 @@ import dataclasses
 import numpy as np
 
 from steplab.optim.matrix.base import MatrixOptimizer, hyper, option, power, rms
+from steplab.optim.registry import register
 
 
 def adafactor_rule(ops, hp, t, theta, g, R=None, C=None, V=None):
@@ -116,3 +117,6 @@ class Adafactor(MatrixOptimizer):
         if self.factored(shape):
             return {"R": shape[:-1] + (1,), "C": shape[:-2] + (1, shape[-1])}
         return {"V": shape}
+
+
+register(Adafactor)  # sl.make("adafactor"), the command line, steplab.torch/jax.matrix

@@ -134,6 +134,31 @@ class Routed:
     def name(self) -> str:
         return f"{self.matrix.name}+{self.other.name}"  # type: ignore[union-attr]
 
+    @staticmethod
+    def hyperparameters() -> dict[str, Any]:
+        """None that a run could vary by configuration (give arrays to ``matrix`` itself)."""
+        return {}
+
+    def replace(self, **changes: Any) -> Routed:
+        """A copy with another ``nonfinite`` policy (the matrix optimizer's, which Routed
+        applies to the whole step); anything else is changed on ``matrix`` or ``other``."""
+        unknown = sorted(set(changes) - {"nonfinite"})
+        if unknown:
+            raise ValueError(f"{self.name}: change matrix or other instead of {unknown}")
+        if not changes:
+            return self
+        return dataclasses.replace(self, matrix=self.matrix.replace(**changes))
+
+    def step_size(self, state: State) -> np.ndarray:
+        """Not defined: a matrix step is no per-coordinate factor times a direction (a run
+        records NaN)."""
+        raise NotImplementedError(f"{self.name} has no per-coordinate step size")
+
+    def config(self) -> dict[str, Any]:
+        """JSON-ready: the two optimizers and the routes."""
+        return {"name": self.name, "matrix": self.matrix.config(),
+                "other": self.other.config(), "routes": dict(self.routes)}  # type: ignore[union-attr, attr-defined]  # fmt: skip
+
     def matrices(self) -> list[Tensor]:
         return [t for t in self.layout.tensors if self.routes[t.name] == "matrix"]  # type: ignore[attr-defined]
 
@@ -217,3 +242,19 @@ class Routed:
                 state.tensors[name][key][...] = array
         state.t = step_t
         return theta
+
+
+def routed_on(matrix: MatrixOptimizer, problem: Any) -> Routed:
+    """``matrix`` on the weight matrices of ``problem`` (its ``layout()``), AdamW on the rest:
+    how ``steplab run muon --problem mlp`` and ``sl.minimize(problem, "muon")`` run a
+    per-tensor optimizer. ValueError when the problem has no parameter layout."""
+    layout = getattr(problem, "layout", None)
+    if not callable(layout):
+        raise ValueError(
+            f"{matrix.name} is a per-tensor optimizer: it steps weight matrices, and the problem "
+            f"{getattr(problem, 'name', problem)!r} has none (no parameter layout: its θ is one "
+            "flat vector). Run it on an ML problem with a layout (--problem mlp, "
+            "logistic_regression, …), or route explicitly with "
+            "steplab.optim.matrix.Routed(optimizer, layout, labels=…/predicate=…)"
+        )
+    return Routed(matrix, layout())

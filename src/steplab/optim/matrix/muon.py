@@ -45,6 +45,7 @@ from steplab.optim.matrix.base import (
     power,
     shape_factor,
 )
+from steplab.optim.registry import register
 
 SCALES = ("rows/cols", "cols/rows", "match_rms", "none")
 
@@ -119,3 +120,6 @@ class Muon(MatrixOptimizer):
 
         hp = self.hyper_values(2)
         return newton_schulz(NUMPY_MATRIX_OPS, hp, np.asarray(M, dtype=np.float64)[None])[0]
+
+
+register(Muon)  # sl.make("muon"), the command line, steplab.torch/jax.matrix

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from steplab.optim.matrix.base import MatrixOptimizer, frobenius_norm, hyper, option
+from steplab.optim.registry import register
 
 GRAFTS = ("none", "adagrad", "rmsprop")
 
@@ -145,3 +146,6 @@ class Shampoo(MatrixOptimizer):
         if name.startswith(("L", "R")) and "root" not in name:
             return self.eps * np.eye(shape[0], dtype=dtype)  # L₀ = R₀ = εI
         return np.zeros(shape, dtype=dtype)
+
+
+register(Shampoo)  # sl.make("shampoo"), the command line, steplab.torch/jax.matrix

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from steplab.optim.matrix.base import MatrixOptimizer, hyper, option, power
+from steplab.optim.registry import register
 
 
 def eigenbasis(ops, S):
@@ -126,3 +127,6 @@ class SOAP(MatrixOptimizer):
 
     def initial_state(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         return np.zeros(shape, dtype=dtype)
+
+
+register(SOAP)  # sl.make("soap"), the command line, steplab.torch/jax.matrix
