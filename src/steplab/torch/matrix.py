@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -103,7 +104,12 @@ class TorchMatrixOptimizer(torch.optim.Optimizer):
 
     core: ClassVar[type[MatrixOptimizer]]
 
-    def __init__(self, params: Any, **hyperparameters: Any) -> None:
+    def __init__(self, params: Any, *, compile: bool = False, **hyperparameters: Any) -> None:
+        if not isinstance(compile, bool):
+            raise ValueError(f"compile must be True or False, got {compile!r}")
+        # compile=True: the rule compiled by torch.compile (inductor), built from the same
+        # rule function (see _step_function); False: the rule run op by op
+        self._compile = compile
         fields = {f.name for f in dataclasses.fields(self.core)} - {"nonfinite"}
         unknown = sorted(set(hyperparameters) - fields - {"nonfinite"})
         if unknown:
@@ -129,6 +135,32 @@ class TorchMatrixOptimizer(torch.optim.Optimizer):
         values = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
         values.pop("nonfinite")
         return cls(params, **{**values, **hyperparameters})
+
+    def _step_function(self, core: MatrixOptimizer, p: torch.Tensor) -> Callable[..., Any]:
+        """One parameter's step ``(θ, ĝ, {state}, t) -> (new θ, {new state})``: the
+        protocol's prepare_step and apply_rule with the torch table, the configuration axis
+        added and removed; with ``compile=True`` that function through torch.compile (t then
+        arrives as a float64 0-d tensor, so a new step count never recompiles). Kept per core
+        (one per set of group values) and dtype."""
+        cache = self.__dict__.setdefault("_steps", {})
+        key = (core, p.dtype, p.ndim)
+        function = cache.get(key)
+        if function is None:
+            declared = {**core.declared_for(tuple(p.shape)),
+                        "float_eps": float(torch.finfo(p.dtype).eps)}  # fmt: skip
+
+            def one_step(theta: Any, grad: Any, arrays: dict, t: Any) -> tuple[Any, dict]:
+                hp, _ = core.prepare_step(declared, t, arrays, TORCH_MATRIX_OPS)
+                held = SimpleNamespace(**{k: v[None] for k, v in arrays.items()})
+                new_theta, new = core.apply_rule(TORCH_MATRIX_OPS, hp, theta[None], grad[None],
+                                                 held)  # fmt: skip
+                return new_theta[0], {k: v[0] for k, v in new.items()}
+
+            function = torch.compile(one_step) if self._compile else one_step
+            if len(cache) > 64:  # a scheduler's many lr values: keep the cache small
+                cache.clear()
+            cache[key] = function
+        return function
 
     def _core(self, group: dict[str, Any]) -> MatrixOptimizer:
         """The core optimizer of ``group``'s current values (validated; one per set of values,
@@ -205,10 +237,16 @@ class TorchMatrixOptimizer(torch.optim.Optimizer):
                 self._check_state(state, expected, p)
                 t = state["t"] + 1
                 arrays = {key: state[key] for key in expected}
-                new_p, new = core.apply(TORCH_MATRIX_OPS, t, p, p.grad, arrays, batched=False)
+                step = self._step_function(core, p)
+                count = torch.tensor(float(t), dtype=torch.float64) if self._compile else t
+                new_p, new = step(p, p.grad, arrays, count)
                 p.copy_(new_p)
                 for key, value in new.items():
-                    state[key].copy_(value)
+                    old = state[key]
+                    if value.dtype == old.dtype and value.shape == old.shape:
+                        state[key] = value  # the rule's fresh tensor: no pass to copy it back
+                    else:
+                        old.copy_(value)
                 state["t"] = t
         return loss
 
