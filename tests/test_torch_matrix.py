@@ -182,3 +182,25 @@ def test_the_registry_derived_lookups_find_the_per_tensor_optimizers():
     assert "muon" not in st.OPTIMIZERS  # the element-wise twins only
     with pytest.raises(ValueError, match="adam is element-wise"):
         stm.make("adam", [w])
+
+
+@pytest.mark.slow  # torch.compile builds two C++ kernels (about a minute on a loaded machine)
+@pytest.mark.parametrize("cls", [stm.Muon, stm.Adafactor])
+def test_compile_true_runs_the_same_rule_compiled(cls):
+    """compile=True (the fast path, built from the rule by torch.compile) gives the op-by-op
+    step's values, to float64 rounding, over steps whose t differs (t is a tensor input)."""
+    rng = np.random.default_rng(3)
+    w0 = rng.standard_normal((6, 4))
+    grads = [rng.standard_normal((6, 4)) for _ in range(3)]
+    params = {}
+    for compiled in (False, True):
+        w = torch.nn.Parameter(torch.tensor(w0))
+        opt = cls.like("torch", [w], compile=compiled)
+        for g in grads:
+            w.grad = torch.tensor(g)
+            opt.step()
+        params[compiled] = (w.detach().numpy().copy(), opt.state[w])
+    np.testing.assert_allclose(params[True][0], params[False][0], rtol=1e-12, atol=1e-14)
+    assert params[True][1]["t"] == 3
+    with pytest.raises(ValueError, match="compile must be True or False"):
+        cls([torch.nn.Parameter(torch.zeros(2, 2))], compile="yes")
