@@ -56,7 +56,9 @@ def adafactor_rule(ops, hp, t, theta, g, R=None, C=None, V=None):
     if R is not None:  # a matrix: the factored second moment
         R = rho2_t * R + one_minus_rho2_t * ops.mean(G2, (-1,))  # row means, (…, m, 1)
         C = rho2_t * C + one_minus_rho2_t * ops.mean(G2, (-2,))  # column means, (…, 1, n)
-        V_hat = ops.matmul(R, C) / ops.maximum(ops.mean(R, (-2,)), eps_floor)  # R·C/mean(R)
+        # R·C/mean(R); R·C of an (m, 1) and a (1, n) is the outer product: one multiplication
+        # per entry, which broadcasting does without a matrix product (and fuses when compiled)
+        V_hat = R * C / ops.maximum(ops.mean(R, (-2,)), eps_floor)
     else:  # a vector (or a matrix too small to factor): the full second moment
         V = rho2_t * V + one_minus_rho2_t * G2
         V_hat = V
