@@ -49,6 +49,7 @@ _plugins.provide("plot runs", "steplab.viz.plots:run_figure")
 
 if TYPE_CHECKING:  # the checker sees the lazy names below as ordinary imports
     from steplab import experiments, fast, optim, problems, reproductions, run, viz, web
+    from steplab.optim import matrix
     from steplab.run import Run, RunSet, minimize
     from steplab.run.sweep import sweep
 
@@ -66,6 +67,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "reproductions": ("steplab.reproductions", None),
     "web": ("steplab.web", None),
     "torch": ("steplab.torch", None),
+    "matrix": ("steplab.optim.matrix", None),  # per-tensor optimizers: sl.matrix.Muon, …
 }
 
 

@@ -10,10 +10,10 @@ NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 pytestmark = pytest.mark.slow  # ~10 s each: a kernel start and the chapter's small runs
 
 
-def test_the_chapter_is_numbered_notebooks():
-    assert 3 <= len(NOTEBOOKS) <= 6
-    numbers = [int(p.name[:2]) for p in NOTEBOOKS]  # 01-, 02-, … (06 may come before 05)
-    assert numbers[:4] == [1, 2, 3, 4] and numbers == sorted(set(numbers)) and numbers[-1] <= 6
+def test_the_notebooks_are_numbered_01_02_and_so_on():
+    # at least the lecture's three; later ones (05: matrix optimizers, …) follow on
+    assert len(NOTEBOOKS) >= 3
+    assert [p.name[:3] for p in NOTEBOOKS] == [f"{i:02d}-" for i in range(1, len(NOTEBOOKS) + 1)]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

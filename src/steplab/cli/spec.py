@@ -45,9 +45,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import steplab as sl
 from steplab.optim import schedules
-from steplab.optim.registry import WRAPPERS
+from steplab.optim.registry import WRAPPERS, registered
 from steplab.optim.schedules import Schedule
 
 SYNTAX = "NAME[@PRESET][:KEY=VALUE,...], e.g. adam:lr=0.01,rho1=0.8 or adam@torch:lr=0.01"
@@ -295,12 +294,13 @@ def parse(spec: str) -> OptimizerSpec:
                 f"unknown modifier {wrapper!r} in {text!r}{_did_you_mean(wrapper, WRAPPERS)}; "
                 f"choose one of: {', '.join(WRAPPERS)}"
             )
-    if name not in sl.OPTIMIZERS:
+    every: dict[str, Any] = registered()  # both kinds (per-tensor: a problem with matrices)
+    if name not in every:
         raise ValueError(
-            f"unknown optimizer {name!r} in {text!r}{_did_you_mean(name, sl.OPTIMIZERS)}; "
-            f"choose one of: {', '.join(sl.OPTIMIZERS)}"
+            f"unknown optimizer {name!r} in {text!r}{_did_you_mean(name, every)}; "
+            f"choose one of: {', '.join(every)}"
         )
-    cls = sl.OPTIMIZERS[name]
+    cls = every[name]
     fields = {k: f.metadata["interval"] for k, f in cls.hyperparameters().items()}
     fields["nonfinite"] = None
     overrides = {}

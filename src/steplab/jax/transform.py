@@ -261,5 +261,11 @@ def _host_schedule(schedule: Callable[[int], float], t: Any, dtype: Any) -> Any:
 
 def make(name: str, preset: str = "seed", **hyperparameters: Any) -> optax.GradientTransformation:
     """A steplab optimizer by name as an optax transformation, e.g.
-    ``make("adam", lr=1e-3)`` (the seed's Adam) or ``make("rmsprop", preset="optax")``."""
-    return transformation(lookup(name), preset, **hyperparameters)
+    ``make("adam", lr=1e-3)`` (the seed's Adam) or ``make("rmsprop", preset="optax")``; a
+    per-tensor one (``"muon"``, …) comes from :mod:`steplab.jax.matrix`."""
+    cls = lookup(name)
+    if cls.KIND == "per_tensor":
+        from steplab.jax import matrix
+
+        return matrix.make(name, preset, **hyperparameters)
+    return transformation(cls, preset, **hyperparameters)

@@ -10,31 +10,76 @@ docs/adding-an-optimizer.md.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from steplab.optim.base import Optimizer
 
-#: Every optimizer by name, in the order of registration.
+_Class = TypeVar("_Class", bound=type)
+
+#: Every element-wise optimizer (``KIND = "elementwise"``) by name, in the order of
+#: registration: what every backend, sweep, the web lab and the benchmark list.
 OPTIMIZERS: dict[str, type[Optimizer]] = {}
 
+#: Every per-tensor optimizer (``KIND = "per_tensor"``: Muon, Adafactor, … in
+#: ``steplab.optim.matrix``) by name. Kept apart from :data:`OPTIMIZERS` because the
+#: element-wise backends cannot run them; :func:`lookup`, :func:`make` and the command line
+#: find both.
+PER_TENSOR_OPTIMIZERS: dict[str, Any] = {}
 
-def register(cls: type[Optimizer]) -> type[Optimizer]:
+# What a per-tensor class must provide: the protocol of steplab.optim.base, with a rule.
+_PER_TENSOR_PROTOCOL = ("rule", "state_shapes", "declared_for", "prepare_step", "apply_rule",
+                        "hyperparameters", "like", "init", "step")  # fmt: skip
+
+
+def registered(kind: str | None = None) -> dict[str, Any]:
+    """Every registered optimizer by name (element-wise first), or those of one ``kind``
+    (``"elementwise"`` or ``"per_tensor"``)."""
+    tables: dict[str, dict[str, Any]] = {
+        "elementwise": OPTIMIZERS,
+        "per_tensor": PER_TENSOR_OPTIMIZERS,
+    }
+    if kind is None:
+        return {**OPTIMIZERS, **PER_TENSOR_OPTIMIZERS}
+    if kind not in tables:
+        raise ValueError(f"kind must be one of {', '.join(tables)}, got {kind!r}")
+    return dict(tables[kind])
+
+
+def register(cls: _Class) -> _Class:
     """Add ``cls`` to :data:`OPTIMIZERS` under ``cls.name`` (usable as a decorator).
 
     The class must be a complete optimizer (a ``rule``) with a lower-case name not taken by
     another class; registering the same class again changes nothing.
     """
-    if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
-        raise TypeError(f"only steplab.optim.Optimizer subclasses can be registered, got {cls!r}")
-    cls.moment_names()  # TypeError if it has no rule
-    name = cls.name
-    if not name or name != name.strip().lower() or name == Optimizer.name:
+    per_tensor = isinstance(cls, type) and getattr(cls, "KIND", None) == "per_tensor"
+    if per_tensor:
+        missing = [a for a in _PER_TENSOR_PROTOCOL if not callable(getattr(cls, a, None))]
+        if missing:
+            raise TypeError(
+                f"{cls.__name__} is KIND='per_tensor' but lacks {', '.join(missing)} "
+                "(see steplab.optim.matrix.MatrixOptimizer)"
+            )
+    elif not (isinstance(cls, type) and issubclass(cls, Optimizer)):
+        raise TypeError(
+            "only steplab.optim.Optimizer subclasses and per-tensor optimizers "
+            f"(steplab.optim.matrix.MatrixOptimizer) can be registered, got {cls!r}"
+        )
+    else:
+        cls.moment_names()  # TypeError if it has no rule
+    name = getattr(cls, "name", None)
+    if (
+        not isinstance(name, str)
+        or not name
+        or name != name.strip().lower()
+        or name in (Optimizer.name, "matrix")
+    ):
         raise ValueError(f"{cls.__name__}.name must be a lower-case name of its own, got {name!r}")
-    known = OPTIMIZERS.get(name)
+    known = registered().get(name)
     if known is not None and known is not cls:
         raise ValueError(f"the name {name!r} is taken by {known.__module__}.{known.__name__}")
-    OPTIMIZERS[name] = cls
+    (PER_TENSOR_OPTIMIZERS if per_tensor else OPTIMIZERS)[name] = cls
     return cls
 
 
@@ -57,23 +102,28 @@ def register_wrapper(name: str, wrap: Callable[[Optimizer], Any]) -> None:
 def unregister(name: str) -> None:
     """Remove the optimizer ``name`` (for tests that register a toy optimizer)."""
     OPTIMIZERS.pop(name, None)
+    PER_TENSOR_OPTIMIZERS.pop(name, None)
 
 
-def lookup(name: str) -> type[Optimizer]:
-    """The class registered as ``name`` (case-insensitive); ``ValueError`` listing them."""
+def lookup(name: str) -> Any:
+    """The class registered as ``name`` (case-insensitive), of either kind; ``ValueError``
+    listing them."""
     key = str(name).strip().lower()
-    if key not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[key]
+    every = registered()
+    if key not in every:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(every)}")
+    return every[key]
 
 
-def make(name: str, preset: str = "seed", **hyperparameters: Any) -> Optimizer:
+def make(name: str, preset: str = "seed", **hyperparameters: Any) -> Any:
     """An optimizer by name (case-insensitive), e.g. ``make("rmsprop", lr=0.01)``.
 
     ``preset`` picks a framework's conventions first (``"seed"``, ``"torch"``, …).
     """
     cls = lookup(name)
-    allowed = {f for f in cls.hyperparameters()} | {"nonfinite", "impl"}
+    # every constructor argument: the hyperparameters, nonfinite, impl (element-wise) and a
+    # per-tensor optimizer's static options (Muon's ns_steps, …)
+    allowed = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(hyperparameters) - allowed)
     if unknown:
         raise ValueError(

@@ -62,6 +62,19 @@ class Network(Problem):
             start += b
         return out
 
+    def layout(self):
+        """The shapes of the weights and biases inside θ, in θ's order: ``W1`` (in, out),
+        ``b1`` (out,), …; the last weight has the role ``"output"`` (see
+        :mod:`steplab.optim.matrix.layout`)."""
+        from steplab.optim.matrix.layout import ParameterLayout
+
+        shapes = self._shapes()
+        entries = []
+        for i, (a, b) in enumerate(shapes, start=1):
+            entries.append((f"W{i}", (a, b), "output" if i == len(shapes) else "hidden"))
+            entries.append((f"b{i}", (b,), "bias"))
+        return ParameterLayout.of(entries)
+
     def initial_point(self, seed: int | None = None) -> np.ndarray:
         """The start drawn with ``seed`` (default ``init_seed``).
 

@@ -67,13 +67,17 @@ def _resolve(problem, optimizer):
         raise TypeError(f"problem must be a steplab Problem or a catalogue name, got {problem!r}")
     if isinstance(optimizer, str):
         optimizer = optim.make(optimizer)
+    from steplab.optim.matrix import Routed, routed_on
+
     kind = getattr(optimizer, "KIND", None)
     if kind is not None and kind not in optim.base.KINDS:  # a whole-array modifier
         raise ValueError(
             f"{optimizer.name}: its rule is {kind} (a reduction over all of θ), and the loop "
             "steps its runs as one array; use its init/step on one array"
         )
-    if not isinstance(optimizer, optim.Optimizer):
+    if kind == "per_tensor":  # Muon, …: on the problem's matrices
+        optimizer = routed_on(optimizer, problem)
+    if not isinstance(optimizer, (optim.Optimizer, Routed)):
         raise TypeError(f"optimizer must be a steplab Optimizer or a name, got {optimizer!r}")
     return problem, optimizer
 

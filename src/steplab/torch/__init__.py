@@ -55,9 +55,15 @@ class _Twins(Mapping[str, type[TorchOptimizer]]):
 OPTIMIZERS: Mapping[str, type[TorchOptimizer]] = _Twins()
 
 
-def make(name: str, params, preset: str = "seed", **hyperparameters: Any) -> TorchOptimizer:
-    """An optimizer by name (case-insensitive), e.g. ``make("adam", params, preset="torch")``."""
-    return twin(_lookup(name)).like(preset, params, **hyperparameters)
+def make(name: str, params, preset: str = "seed", **hyperparameters: Any) -> Any:
+    """An optimizer by name (case-insensitive), e.g. ``make("adam", params, preset="torch")``;
+    a per-tensor one (``"muon"``, …) comes from :mod:`steplab.torch.matrix`."""
+    core = _lookup(name)
+    if core.KIND == "per_tensor":
+        from steplab.torch import matrix
+
+        return matrix.make(name, params, preset, **hyperparameters)
+    return twin(core).like(preset, params, **hyperparameters)
 
 
 __all__ = [

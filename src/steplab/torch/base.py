@@ -35,8 +35,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from steplab.optim.base import initial_value
 from steplab.optim.base import Optimizer as CoreOptimizer
+from steplab.optim.base import initial_value
 from steplab.torch import validation
 from steplab.torch._single_pass import SinglePass
 from steplab.torch._tensorlist import TORCH_OPS, TensorList

@@ -1,0 +1,94 @@
+"""Per-step time of steplab.torch.matrix's Muon and Adafactor against torch.optim's, same run.
+
+    PYTHONPATH=src python benchmarks/bench_matrix.py [--sizes 256 1024 4096] [--repeats 7]
+
+One float32 weight of n × n on the CPU; each step is timed in interleaved rounds (ours,
+theirs, ours, …: the drift of a shared machine hits both) and the median is reported, with
+the ratio torch.optim / steplab (> 1: steplab is faster). torch.optim.Muon runs its
+Newton–Schulz iteration in bfloat16, steplab in float32; "torch.optim.Muon (float32)" is the
+same code with that one cast removed, the like-for-like anchor. Muon at 4096² needs ~10¹²
+flops a step (5 iterations of three 4096³ products): skipped unless --big.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+import torch
+
+import steplab.torch.matrix as stm
+from _timing import print_table
+from steplab.cli.bench_measure import interleaved_medians
+
+
+@contextlib.contextmanager
+def float32_newton_schulz():
+    original = torch.Tensor.bfloat16
+    torch.Tensor.bfloat16 = lambda self: self  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        torch.Tensor.bfloat16 = original  # type: ignore[method-assign]
+
+
+def stepper(make, n, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    W = torch.nn.Parameter(torch.randn(n, n, generator=generator))
+    W.grad = torch.randn(n, n, generator=generator) * 1e-2
+    opt = make([W])
+    return opt.step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--big", action="store_true", help="Muon at 4096² too")
+    args = parser.parse_args()
+    rows = []
+    for n in args.sizes:
+        contenders = {
+            "adafactor": {
+                "steplab": stepper(lambda p: stm.Adafactor.like("torch", p), n),
+                "steplab compile=True": stepper(
+                    lambda p: stm.Adafactor.like("torch", p, compile=True), n
+                ),
+                "torch.optim": stepper(lambda p: torch.optim.Adafactor(p), n),
+            }
+        }
+        if n < 4096 or args.big:
+            theirs32 = stepper(lambda p: torch.optim.Muon(p), n)
+
+            def theirs_float32(step=theirs32):
+                with float32_newton_schulz():
+                    step()
+
+            contenders["muon"] = {
+                "steplab": stepper(lambda p: stm.Muon.like("torch", p), n),
+                "steplab compile=True": stepper(
+                    lambda p: stm.Muon.like("torch", p, compile=True), n
+                ),
+                "torch.optim": stepper(lambda p: torch.optim.Muon(p), n),
+                "torch.optim (float32)": theirs_float32,
+            }
+        repeats = args.repeats if n < 4096 else max(3, args.repeats // 2)
+        for name, calls in contenders.items():
+            # warm-up 2: the compiled steps compile at their first call
+            times = interleaved_medians(calls, repeats=repeats, warmup=2)
+            for ours_label in [k for k in times if k.startswith("steplab")]:
+                ours = times[ours_label]
+                for label, seconds in times.items():
+                    if label.startswith("steplab"):
+                        continue
+                    rows.append([name, f"{n}²", ours_label, label, f"{ours * 1e3:.2f}",
+                                 f"{seconds * 1e3:.2f}", f"{seconds / ours:.2f}"])  # fmt: skip
+    print_table(
+        ["optimizer", "weight", "steplab", "anchor", "steplab ms", "anchor ms", "anchor / steplab"],
+        rows,
+        title=f"float32 step on the CPU, {torch.get_num_threads()} threads, medians",
+    )
+
+
+if __name__ == "__main__":
+    main()

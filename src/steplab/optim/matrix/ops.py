@@ -1,0 +1,80 @@
+"""The array functions a per-tensor rule needs, one table per array library.
+
+A per-tensor rule (Muon, Adafactor, …) sees a whole matrix: besides arithmetic it needs matrix
+products, transposes, reductions along axes and, for Shampoo and SOAP, symmetric
+eigendecompositions. It is written once over a :class:`MatrixOps` table, and whoever runs it
+passes the table for its arrays: :data:`NUMPY_MATRIX_OPS` here, the torch table in
+``steplab.torch.matrix``, the jax.numpy table in ``steplab.jax.matrix``.
+
+Every array a rule sees has the configurations as leading axes: a ``(m, n)`` weight is held as
+``(K, m, n)`` (K = 1 for one run), so a reduction is always over the *last* axes (``axes``
+counts them: ``mean(x, 2)`` is the mean of each configuration's matrix) and ``matmul`` is a
+batched product. Hyperparameters are Python floats or arrays of shape ``(K, 1, …)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+
+class MatrixOps(NamedTuple):
+    """Array functions for a per-tensor rule (see the module doc for the axis convention)."""
+
+    sqrt: Callable[[Any], Any]
+    maximum: Callable[[Any, Any], Any]
+    minimum: Callable[[Any, Any], Any]
+    matmul: Callable[[Any, Any], Any]  # batched over the leading axes
+    addmm: Callable[[Any, Any, Any, Any, Any], Any]  # addmm(C, A, B, β, α) = β·C + α·(A·B)
+    mT: Callable[[Any], Any]  # swap the last two axes
+    sum: Callable[[Any, Any], Any]  # over the last `axes` axes (or a tuple of axes), kept
+    mean: Callable[[Any, Any], Any]  # over the last `axes` axes (or a tuple of axes), kept
+    eigh: Callable[[Any], tuple[Any, Any]]  # symmetric: (eigenvalues ascending, vectors)
+    float32: Callable[[Any], Any]  # round a per-step scalar to float32 (optax's habit)
+    cond: Callable[[Any, Callable[[], Any], Callable[[], Any]], Any]  # if on a step count
+    concat: Callable[[list, int], Any]  # join arrays along an axis
+    qr: Callable[[Any], Any]  # Q of the reduced QR decomposition (batched)
+    argsort: Callable[[Any], Any]  # indices that sort the last axis, ascending
+    take: Callable[[Any, Any, int], Any]  # take_along_axis, the indices broadcast first
+    flip: Callable[[Any, int], Any]  # reverse one axis
+
+
+def _last(axes: int | tuple[int, ...]) -> tuple[int, ...]:
+    """``axes`` as a tuple: an int k means the last k axes."""
+    return axes if isinstance(axes, tuple) else tuple(range(-axes, 0))
+
+
+def _times(alpha: Any, x: Any) -> Any:
+    """α·x, skipping the product when α is the number 1."""
+    return x if isinstance(alpha, float) and alpha == 1.0 else alpha * x
+
+
+def _broadcast_index(x: Any, idx: Any, axis: int) -> Any:
+    shape = list(x.shape)
+    shape[axis] = idx.shape[axis]
+    return np.broadcast_to(idx, shape)
+
+
+#: NumPy's functions (matrix products go to BLAS).
+NUMPY_MATRIX_OPS = MatrixOps(
+    sqrt=np.sqrt,
+    maximum=np.maximum,
+    minimum=np.minimum,
+    matmul=np.matmul,
+    addmm=lambda C, A, B, beta, alpha: beta * C + _times(alpha, np.matmul(A, B)),
+    mT=lambda x: np.swapaxes(x, -1, -2),
+    sum=lambda x, axes: np.sum(x, axis=_last(axes), keepdims=True),
+    mean=lambda x, axes: np.mean(x, axis=_last(axes), keepdims=True),
+    eigh=np.linalg.eigh,
+    float32=np.float32,
+    cond=lambda pred, if_true, if_false: if_true() if pred else if_false(),
+    concat=lambda arrays, axis: np.concatenate(arrays, axis=axis),
+    qr=lambda x: np.linalg.qr(x)[0],
+    argsort=lambda x: np.argsort(x, axis=-1, kind="stable"),
+    take=lambda x, idx, axis: np.take_along_axis(x, _broadcast_index(x, idx, axis), axis=axis),
+    flip=lambda x, axis: np.flip(x, axis=axis),
+)
+
+__all__ = ["NUMPY_MATRIX_OPS", "MatrixOps"]

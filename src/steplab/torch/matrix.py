@@ -1,0 +1,366 @@
+"""Per-tensor optimizers (Muon, Adafactor) as ``torch.optim`` optimizers that keep shapes.
+
+The NumPy core's rules (:mod:`steplab.optim.matrix`) run here on each parameter, whole, with
+torch's functions (:data:`TORCH_MATRIX_OPS`)::
+
+    import steplab.torch.matrix as stm
+    groups = stm.route(model.named_parameters())          # 2-D weights: "matrix"; rest: "other"
+    muon = stm.Muon(groups["matrix"], lr=0.02)             # Keller Jordan's Muon
+    adamw = torch.optim.AdamW(groups["other"], lr=3e-4)    # or steplab.torch.AdamW
+    muon = stm.Muon.like("torch", groups["matrix"])        # = torch.optim.Muon (in float64/32)
+
+Param groups, ``state_dict``/``load_state_dict``, LR schedulers, closures work as in
+torch.optim. ``nonfinite``: ``"propagate"`` (default, as torch.optim), ``"raise"`` or
+``"skip"``, as in :class:`steplab.torch.TorchOptimizer`. A parameter the optimizer cannot take
+(Muon and a bias) is refused when the optimizer is built, by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from steplab.optim.base import NONFINITE_POLICIES
+from steplab.optim.matrix import SOAP as CoreSOAP
+from steplab.optim.matrix import Adafactor as CoreAdafactor
+from steplab.optim.matrix import MatrixOps, MatrixOptimizer
+from steplab.optim.matrix import Muon as CoreMuon
+from steplab.optim.matrix import Shampoo as CoreShampoo
+from steplab.optim.registry import lookup, registered
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float))
+
+
+def _maximum(a: Any, b: Any) -> Any:
+    if _number(a) and _number(b):
+        return max(a, b)
+    if _number(b):
+        return torch.clamp(a, min=b)
+    if _number(a):
+        return torch.clamp(b, min=a)
+    return torch.maximum(a, b)
+
+
+def _minimum(a: Any, b: Any) -> Any:
+    if _number(a) and _number(b):
+        return min(a, b)
+    if _number(b):
+        return torch.clamp(a, max=b)
+    if _number(a):
+        return torch.clamp(b, max=a)
+    return torch.minimum(a, b)
+
+
+def _last(axes: int | tuple[int, ...]) -> tuple[int, ...]:
+    """``axes`` as a tuple: an int k means the last k axes."""
+    return axes if isinstance(axes, tuple) else tuple(range(-axes, 0))
+
+
+def _broadcast_index(x: torch.Tensor, idx: torch.Tensor, axis: int) -> torch.Tensor:
+    shape = list(x.shape)
+    shape[axis] = idx.shape[axis]
+    return idx.expand(shape)
+
+
+#: torch's functions for the per-tensor rules (Python numbers stay Python numbers).
+TORCH_MATRIX_OPS = MatrixOps(
+    sqrt=lambda x: math.sqrt(x) if _number(x) else torch.sqrt(x),
+    maximum=_maximum,
+    minimum=_minimum,
+    matmul=torch.matmul,
+    addmm=lambda C, A, B, beta, alpha: (
+        torch.baddbmm(C, A, B, beta=beta, alpha=alpha)  # one fused pass, as torch.optim.Muon
+        if C.ndim == 3 and _number(beta) and _number(alpha)
+        else beta * C + alpha * torch.matmul(A, B)
+    ),
+    mT=lambda x: x.mT,
+    sum=lambda x, axes: torch.sum(x, dim=_last(axes), keepdim=True),
+    mean=lambda x, axes: torch.mean(x, dim=_last(axes), keepdim=True),
+    eigh=torch.linalg.eigh,
+    float32=np.float32,  # a NumPy float32 scalar: torch takes it as a number
+    cond=lambda pred, if_true, if_false: if_true() if pred else if_false(),
+    concat=lambda arrays, axis: torch.cat(arrays, dim=axis),
+    qr=lambda x: torch.linalg.qr(x)[0],
+    argsort=lambda x: torch.argsort(x, dim=-1, stable=True),
+    take=lambda x, idx, axis: torch.take_along_dim(x, _broadcast_index(x, idx, axis), dim=axis),
+    flip=lambda x, axis: torch.flip(x, dims=(axis,)),
+)
+
+
+class TorchMatrixOptimizer(torch.optim.Optimizer):
+    """Base class: a per-tensor core optimizer on each parameter of its groups.
+
+    Hyperparameters are keyword arguments named as in the core (scalars; each param group may
+    set its own), plus ``nonfinite``.
+    """
+
+    core: ClassVar[type[MatrixOptimizer]]
+
+    def __init__(self, params: Any, *, compile: bool = False, **hyperparameters: Any) -> None:
+        if not isinstance(compile, bool):
+            raise ValueError(f"compile must be True or False, got {compile!r}")
+        # compile=True: the rule compiled by torch.compile (inductor), built from the same
+        # rule function (see _step_function); False: the rule run op by op
+        self._compile = compile
+        fields = {f.name for f in dataclasses.fields(self.core)} - {"nonfinite"}
+        unknown = sorted(set(hyperparameters) - fields - {"nonfinite"})
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__} has no hyperparameter {unknown}; "
+                f"use {', '.join(sorted(fields | {'nonfinite'}))}"
+            )
+        defaults = {f.name: f.default for f in dataclasses.fields(self.core) if f.name in fields}
+        defaults.update(hyperparameters)
+        defaults.setdefault("nonfinite", "propagate")
+        super().__init__(params, defaults)
+        for i, group in enumerate(self.param_groups):
+            core = self._core(group)
+            names = group.get("param_names")
+            for j, p in enumerate(group["params"]):
+                name = names[j] if names else f"param_groups[{i}]['params'][{j}]"
+                core.check_tensor(tuple(p.shape), f"parameter {name!r}")
+
+    @classmethod
+    def like(cls, preset: str, params: Any, **hyperparameters: Any) -> TorchMatrixOptimizer:
+        """The optimizer as the core's ``preset`` defines it (``"torch"``, ``"optax"``, …)."""
+        base = cls.core.like(preset)
+        values = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+        values.pop("nonfinite")
+        return cls(params, **{**values, **hyperparameters})
+
+    def _step_function(self, core: MatrixOptimizer, p: torch.Tensor) -> Callable[..., Any]:
+        """One parameter's step ``(θ, ĝ, {state}, t) -> (new θ, {new state})``: the
+        protocol's prepare_step and apply_rule with the torch table, the configuration axis
+        added and removed; with ``compile=True`` that function through torch.compile (t then
+        arrives as a float64 0-d tensor, so a new step count never recompiles). Kept per core
+        (one per set of group values) and dtype."""
+        cache = self.__dict__.setdefault("_steps", {})
+        key = (core, p.dtype, p.ndim)
+        function = cache.get(key)
+        if function is None:
+            declared = {**core.declared_for(tuple(p.shape)),
+                        "float_eps": float(torch.finfo(p.dtype).eps)}  # fmt: skip
+
+            def one_step(theta: Any, grad: Any, arrays: dict, t: Any) -> tuple[Any, dict]:
+                hp, _ = core.prepare_step(declared, t, arrays, TORCH_MATRIX_OPS)
+                held = SimpleNamespace(**{k: v[None] for k, v in arrays.items()})
+                new_theta, new = core.apply_rule(TORCH_MATRIX_OPS, hp, theta[None], grad[None],
+                                                 held)  # fmt: skip
+                return new_theta[0], {k: v[0] for k, v in new.items()}
+
+            function = torch.compile(one_step) if self._compile else one_step
+            if len(cache) > 64:  # a scheduler's many lr values: keep the cache small
+                cache.clear()
+            cache[key] = function
+        return function
+
+    def _core(self, group: dict[str, Any]) -> MatrixOptimizer:
+        """The core optimizer of ``group``'s current values (validated; one per set of values,
+        kept: building and checking it at every step would cost more than a small step)."""
+        key = tuple(
+            (k, v.item() if torch.is_tensor(v) else v) for k, v in group.items() if k != "params"
+        )
+        cache = self.__dict__.setdefault("_cores", {})
+        try:
+            return cache[key]
+        except TypeError:  # an unhashable value (a list in a user's group): no caching
+            return self._build_core(group)
+        except KeyError:
+            if len(cache) > 64:  # a scheduler's many lr values: keep the cache small
+                cache.clear()
+            cache[key] = core = self._build_core(group)
+            return core
+
+    def _build_core(self, group: dict[str, Any]) -> MatrixOptimizer:
+        if group.get("nonfinite") not in NONFINITE_POLICIES:
+            raise ValueError(
+                f"nonfinite must be one of {', '.join(NONFINITE_POLICIES)}, "
+                f"got {group.get('nonfinite')!r}"
+            )
+        values = {f.name: group[f.name] for f in dataclasses.fields(self.core)
+                  if f.name != "nonfinite"}  # fmt: skip
+        for name, value in values.items():
+            if torch.is_tensor(value):
+                values[name] = value.item()
+        return self.core(**values)  # validates (a clear ValueError)
+
+    def _expected(self, core: MatrixOptimizer, p: torch.Tensor) -> dict[str, tuple[int, ...]]:
+        return core.state_shapes(tuple(p.shape))
+
+    def _passes_nonfinite_policy(self) -> bool:
+        checked = [g for g in self.param_groups if g["nonfinite"] != "propagate"]
+        grads = [p.grad for group in checked for p in group["params"] if p.grad is not None]
+        if not grads or all(bool(torch.isfinite(g).all()) for g in grads):
+            return True
+        if any(group["nonfinite"] == "raise" for group in checked):
+            raise FloatingPointError(
+                f"{type(self).__name__}: a gradient holds NaN or inf; parameters and state "
+                "are unchanged (nonfinite='skip' skips such steps, 'propagate' applies them)"
+            )
+        for group in checked:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.state[p]["skipped"] = self.state[p].get("skipped", 0) + 1
+        return False
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One step for every parameter with a gradient; the closure's loss if one is given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        if not self._passes_nonfinite_policy():
+            return loss
+        for group in self.param_groups:
+            core = self._core(group)
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+                state = self.state[p]
+                expected = self._expected(core, p)
+                if "t" not in state:
+                    state["t"] = 0
+                    for key, shape in expected.items():
+                        first = core.initial_state(key, shape, np.float64)  # zeros, or εI
+                        state[key] = torch.as_tensor(first).to(dtype=p.dtype, device=p.device)
+                self._check_state(state, expected, p)
+                t = state["t"] + 1
+                arrays = {key: state[key] for key in expected}
+                step = self._step_function(core, p)
+                count = torch.tensor(float(t), dtype=torch.float64) if self._compile else t
+                new_p, new = step(p, p.grad, arrays, count)
+                p.copy_(new_p)
+                for key, value in new.items():
+                    old = state[key]
+                    if value.dtype == old.dtype and value.shape == old.shape:
+                        state[key] = value  # the rule's fresh tensor: no pass to copy it back
+                    else:
+                        old.copy_(value)
+                state["t"] = t
+        return loss
+
+    def _check_state(self, state: dict, expected: dict, p: torch.Tensor) -> None:
+        held = sorted(k for k, v in state.items() if torch.is_tensor(v))
+        if held != sorted(expected) or any(tuple(state[k].shape) != s for k, s in expected.items()):
+            raise ValueError(
+                f"{type(self).__name__}: the state of a parameter of shape {tuple(p.shape)} "
+                f"holds {held}, but these options keep {sorted(expected)} of shapes "
+                f"{list(expected.values())}: it comes from other options or another optimizer"
+            )
+        t = state.get("t")
+        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+            raise ValueError(f"{type(self).__name__}: a parameter's state has step t={t!r}")
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """As torch.optim's, but refuses, before changing anything, a state whose arrays do not
+        fit this optimizer's options (saved with other options, or by another optimizer)."""
+        groups = state_dict.get("param_groups", [])
+        saved = state_dict.get("state", {})
+        for group, saved_group in zip(self.param_groups, groups, strict=False):
+            core = self._core(group)
+            for p, pid in zip(group["params"], saved_group.get("params", []), strict=False):
+                if pid in saved:
+                    self._check_state(saved[pid], self._expected(core, p), p)
+        super().load_state_dict(state_dict)
+
+
+_TWINS: dict[type, type[TorchMatrixOptimizer]] = {}
+
+
+def _make(core_cls: type[MatrixOptimizer], doc: str) -> type[TorchMatrixOptimizer]:
+    namespace = {"core": core_cls, "__doc__": doc, "__module__": __name__}
+    cls = _TWINS[core_cls] = type(core_cls.__name__, (TorchMatrixOptimizer,), namespace)
+    return cls
+
+
+def twin(core: type[MatrixOptimizer]) -> type[TorchMatrixOptimizer]:
+    """The torch.optim optimizer of the per-tensor core class ``core``: the one named here,
+    else one made now from it (so every registered per-tensor optimizer has one)."""
+    known = _TWINS.get(core)
+    if known is not None:
+        return known
+    return _make(core, (core.__doc__ or core.name).strip().splitlines()[0])
+
+
+Muon = _make(CoreMuon, "Muon on 2-D parameters (see steplab.optim.matrix.muon).")
+Adafactor = _make(CoreAdafactor, "Adafactor (see steplab.optim.matrix.adafactor).")
+Shampoo = _make(CoreShampoo, "Shampoo on 2-D parameters (see steplab.optim.matrix.shampoo).")
+SOAP = _make(CoreSOAP, "SOAP on 2-D parameters (see steplab.optim.matrix.soap).")
+
+
+def route(named_parameters: Iterable[tuple[str, torch.Tensor]],
+          labels: dict[str, str] | None = None,
+          predicate: Callable[[str, torch.Tensor], bool] | None = None,
+          ) -> dict[str, list[tuple[str, torch.Tensor]]]:  # fmt: skip
+    """Split ``model.named_parameters()`` into ``{"matrix": [...], "other": [...]}`` (named
+    parameters, which torch.optim accepts): ``labels`` (name -> "matrix"/"other") first, then
+    ``predicate(name, p)``, by default ``p.ndim == 2`` (torch's and optax's Muon examples;
+    label the output layer and embeddings "other" to follow Keller Jordan's advice)."""
+    labels = dict(labels or {})
+    decide = predicate or (lambda name, p: p.ndim == 2)
+    out: dict[str, list[tuple[str, torch.Tensor]]] = {"matrix": [], "other": []}
+    seen = set()
+    for name, p in named_parameters:
+        seen.add(name)
+        label = labels.get(name, "matrix" if decide(name, p) else "other")
+        if label not in out:
+            raise ValueError(f"label of {name} must be 'matrix' or 'other', got {label!r}")
+        out[label].append((name, p))
+    unknown = sorted(set(labels) - seen)
+    if unknown:
+        raise ValueError(f"labels name no parameter {unknown}")
+    return out
+
+
+class _Twins(Mapping[str, type[TorchMatrixOptimizer]]):
+    """The registry's per-tensor optimizers seen through :func:`twin`, in its order."""
+
+    def __getitem__(self, name: str) -> type[TorchMatrixOptimizer]:
+        return twin(registered("per_tensor")[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registered("per_tensor"))
+
+    def __len__(self) -> int:
+        return len(registered("per_tensor"))
+
+
+#: Every per-tensor optimizer by the core's name (derived from steplab.optim's registry).
+OPTIMIZERS: Mapping[str, type[TorchMatrixOptimizer]] = _Twins()
+
+
+def make(name: str, params: Any, preset: str = "seed", **hyperparameters: Any) -> Any:
+    """A per-tensor optimizer by name, e.g. ``make("muon", groups["matrix"], preset="torch")``;
+    ValueError naming the per-tensor optimizers for any other name."""
+    core = lookup(name)
+    if core.KIND != "per_tensor":
+        raise ValueError(
+            f"{core.name} is element-wise: use steplab.torch.make; the per-tensor optimizers "
+            f"are {', '.join(registered('per_tensor'))}"
+        )
+    return twin(core).like(preset, params, **hyperparameters)
+
+
+__all__ = [
+    "OPTIMIZERS",
+    "TORCH_MATRIX_OPS",
+    "Adafactor",
+    "Muon",
+    "SOAP",
+    "Shampoo",
+    "TorchMatrixOptimizer",
+    "make",
+    "route",
+    "twin",
+]
