@@ -132,3 +132,29 @@ def test_bad_settings_name_the_interval():
         Lookahead(base=Adam(), slow_step_size=1.5)
     with pytest.raises(TypeError, match="wraps an optimizer"):
         SWA(base="adam")
+
+
+def test_a_loaded_state_with_a_damaged_wrapper_field_is_refused(stream, tmp_path):
+    """State.load checks the wrapper's own fields (its array, its counters, its name) and
+    its base's moments alike: a NaN average, a negative count or another wrapper's file
+    is a ValueError naming the file."""
+    ema = EMA(base=Adam(lr=0.05), decay=0.9)
+    theta = stream.start.copy()
+    state = ema.init(theta)
+    for t in range(3):
+        ema.step(theta, stream.gradient(theta, t), state)
+    for damage, message in (
+        (lambda s: s.ema.__setitem__(0, np.nan), "ema must be an array"),
+        (lambda s: setattr(s, "steps_seen", -1), "steps_seen must be an integer"),
+        (lambda s: s.r.__setitem__(0, -1.0), "r holds negative values"),
+    ):
+        broken = type(state)(
+            **{k: np.copy(v) if isinstance(v, np.ndarray) else v for k, v in vars(state).items()}
+        )
+        damage(broken)
+        broken.save(tmp_path / "w.npz", ema)
+        with pytest.raises(ValueError, match=f"w.npz is not a valid optimizer state.*{message}"):
+            type(state).load(tmp_path / "w.npz", ema)
+    state.save(tmp_path / "w.npz", ema)
+    with pytest.raises(ValueError, match="not of 'adam\\+lookahead'"):
+        type(state).load(tmp_path / "w.npz", Lookahead(base=Adam(lr=0.05)))

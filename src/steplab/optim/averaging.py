@@ -17,7 +17,7 @@ EMA and SWA leave the trajectory alone and give a second point to evaluate at,
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -59,6 +59,31 @@ class Averaging:
 
     def initial(self, theta: np.ndarray) -> np.ndarray:
         return np.zeros_like(theta)
+
+    #: the wrapper's counters in the state (SWA adds its own)
+    COUNTS: ClassVar[tuple[str, ...]] = ("steps_seen",)
+
+    def own_state_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """A loaded state's fields without the wrapper's own, after checking those (for
+        ``State.load``'s checks): this wrapper's name, its array (theta's shape and dtype,
+        no NaN) and its counters (integers >= 0). ValueError names what is wrong."""
+        if fields.get(_WRAPPER_FIELD) != self.name:
+            held = fields.get(_WRAPPER_FIELD) or "no wrapper"
+            raise ValueError(f"it holds the state of {held}, not of {self.name}")
+        array = fields.get(self.FIELD)
+        if not (
+            isinstance(array, np.ndarray)
+            and array.shape == fields.get("shape")
+            and array.dtype == np.dtype(fields.get("dtype", "float64"))
+            and not np.isnan(array).any()
+        ):
+            raise ValueError(f"{self.FIELD} must be an array of theta's shape and dtype, no NaN")
+        for count in self.COUNTS:
+            value = fields.get(count)
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+                raise ValueError(f"{count} must be an integer >= 0, got {value!r}")
+        own = {_WRAPPER_FIELD, self.FIELD, *self.COUNTS}
+        return {k: v for k, v in fields.items() if k not in own}
 
     def _check(self, state: Any) -> None:
         if getattr(state, _WRAPPER_FIELD, None) != self.name:
@@ -106,6 +131,7 @@ class SWA(Averaging):
     start: float = hyper(1.0, "[1, inf)", "the first step whose iterate is averaged")
     every: float = hyper(1.0, "[1, inf)", "average every this many steps")
     FIELD = "swa"
+    COUNTS = ("steps_seen", "n_averaged")
 
     def init(self, theta: np.ndarray) -> State:
         state = super().init(theta)

@@ -296,22 +296,30 @@ def check_state(
     configuration describes (its defaults where that cannot be rebuilt).
     """
     try:
+        own_fields = getattr(optimizer, "own_state_fields", None)
+        if own_fields is not None:  # a wrapper (EMA, …): it checks its fields, its base the rest
+            fields, optimizer = own_fields(fields), optimizer.base
         _check_state(fields, config, optimizer)
-    except CorruptFile as exc:
+    except (CorruptFile, ValueError) as exc:
         raise ValueError(f"{path} is not a valid optimizer state ({exc})") from None
 
 
 def _check_state(fields: Mapping[str, Any], config: Mapping[str, Any] | None, optimizer) -> None:
     from steplab.optim import OPTIMIZERS  # optim's registry: this module is imported by it
+    from steplab.optim.base import Optimizer
 
     missing = [name for name in STATE_FIELDS if name not in fields]
     if missing:
         raise CorruptFile(f"no field {', '.join(missing)}")
     made_by = fields["made_by"]
-    if made_by not in OPTIMIZERS:
+    given = optimizer is not None and optimizer.name == made_by
+    if not given and made_by not in OPTIMIZERS:
         raise CorruptFile(f"made_by {made_by!r} is not one of {', '.join(OPTIMIZERS)}")
-    if optimizer is None or optimizer.name != made_by:
+    if not given:
         optimizer = _rebuild(OPTIMIZERS[made_by], config)
+    if not isinstance(optimizer, Optimizer):  # a whole-array rule (Prodigy, …): no protocol
+        _check_arrays(fields)  # to read its moments from, so what every state must be
+        return
     t = fields["t"]
     if not (isinstance(t, int) and not isinstance(t, bool) and t >= 0):
         raise CorruptFile(f"t must be an integer >= 0, got {t!r}")
@@ -361,6 +369,19 @@ def _check_state(fields: Mapping[str, Any], config: Mapping[str, Any] | None, op
         if array.ndim > len(shape) or not np.can_cast(np.asarray(value).dtype, np.float64):
             raise CorruptFile(f"{name} must be a float or float64 array, got {value!r}")
         _check_values(name, array, name in nonnegative)
+
+
+def _check_arrays(fields: Mapping[str, Any]) -> None:
+    """What any optimizer's state must be: t an integer >= 0, every array of theta's
+    shape and dtype, without NaN."""
+    t = fields["t"]
+    if not (isinstance(t, int) and not isinstance(t, bool) and t >= 0):
+        raise CorruptFile(f"t must be an integer >= 0, got {t!r}")
+    for name, value in fields.items():
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+            if value.shape != fields["shape"] or value.dtype != np.dtype(fields["dtype"]):
+                raise CorruptFile(f"{name} must be an array of theta's shape and dtype")
+            _check_values(name, value, nonnegative=False)
 
 
 def _kept_moments(optimizer, shape: tuple[int, ...]) -> set[str]:

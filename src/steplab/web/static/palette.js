@@ -61,5 +61,25 @@ window.STEPLAB_PALETTE = {
   "color": "#393b79",
   "marker": "*",
   "label": "Lion"
+ },
+ "adopt": {
+  "color": "#17becf",
+  "marker": "d",
+  "label": "ADOPT"
+ },
+ "ademamix": {
+  "color": "#bcbd22",
+  "marker": "H",
+  "label": "AdEMAMix"
+ },
+ "schedule_free_sgd": {
+  "color": "#6b6ecf",
+  "marker": "8",
+  "label": "Schedule-Free SGD"
+ },
+ "schedule_free_adamw": {
+  "color": "#e377c2",
+  "marker": "x",
+  "label": "Schedule-Free AdamW"
  }
 };
