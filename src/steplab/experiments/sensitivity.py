@@ -26,6 +26,7 @@ SECTION = "6. Step size: the most important control parameter"
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 DECAYS = {"adam": "rho1", "rmsprop": "rho"}
 DECAY_VALUES = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
+LR_RANGE = (-5, 0)  # log₁₀ of the smallest and largest step size of the grid
 
 
 @dataclass
@@ -45,7 +46,7 @@ def _final_losses(table, n_lrs: int, n_other: int = 1) -> np.ndarray:
 def compute(quick: bool = False) -> SensitivityData:
     problem = rosenbrock()
     steps = 300 if quick else 500
-    lrs = np.logspace(-5, 0, 11 if quick else 16)
+    lrs = np.logspace(*LR_RANGE, 11 if quick else 16)
     final = {}
     for name in OPTIMIZERS:
         table = sl.sweep(problem, {name: {"lr": lrs}}, seeds=[0], steps=steps)
