@@ -10,7 +10,11 @@ catalogue and the command line, and runs the demo, so the site cannot drift from
 - ``gallery.md``: the figures of ``steplab demo``, made now (``STEPLAB_DOCS_QUICK=1``: the
   demo's ``--quick`` version, as the test suite builds it);
 - ``catalogue.md``, ``cli.md``: the problem catalogue and every command's ``--help``;
-- ``reference/*.md``: the API reference, rendered by mkdocstrings from the docstrings.
+- ``reference/*.md``: the API reference, rendered by mkdocstrings from the docstrings;
+- in any page, ``<!-- repro: NAME -->`` becomes the tables and claims of the last full
+  ``steplab reproduce NAME`` (``docs/data/repro-NAME.json``, written by that command and
+  committed), and ``<!-- repro-seconds: NAME -->`` its wall time: measured numbers are
+  never typed into a page.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import dataclasses
 import inspect
 import io
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -70,6 +75,29 @@ def on_files(files: Any, config: Any) -> Any:
     for uri, content in _generated_files():
         files.append(File.generated(config, uri, content=content))
     return files
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    return render_markers(markdown)
+
+
+REPRO_DATA = ROOT / "docs" / "data"
+_REPRO_MARKER = re.compile(r"<!-- repro: ([a-z0-9_]+) -->")
+_SECONDS_MARKER = re.compile(r"<!-- repro-seconds: ([a-z0-9_]+) -->")
+
+
+def render_markers(markdown: str) -> str:
+    """Replace the reproduction markers by what the saved runs measured."""
+    from steplab.reproductions._common import load
+
+    def tables(match: re.Match) -> str:
+        return load(REPRO_DATA / f"repro-{match.group(1)}.json").markdown()
+
+    def seconds(match: re.Match) -> str:
+        value = load(REPRO_DATA / f"repro-{match.group(1)}.json").seconds
+        return "—" if value is None else f"{value:.0f} s"
+
+    return _SECONDS_MARKER.sub(seconds, _REPRO_MARKER.sub(tables, markdown))
 
 
 def _expand_nav(nav: list, docs: Path) -> list:

@@ -101,6 +101,7 @@ def run(args) -> int:
             seeds=args.seeds,
             progress=not args.no_progress and sys.stderr.isatty(),  # bars only on a terminal
         )
+        result.seconds = round(time.perf_counter() - start, 1)
         result.to_json(out / f"repro-{name}.json")
         write_text(out / f"repro-{name}.md", result.markdown() + "\n")
         for caption, rows in result.tables.items():
@@ -116,7 +117,7 @@ def run(args) -> int:
             print(f"  [{result.status(claim)}] {claim}")
         for figure in result.figures:
             print(f"figure: {figure}")
-        print(f"({time.perf_counter() - start:.1f} s)\n", flush=True)
+        print(f"({result.seconds:.1f} s)\n", flush=True)
         if not result.ok:
             failed.append(name)
     if failed:

@@ -43,6 +43,7 @@ class Result:
     #: the summary numbers the claims are computed from (saved in the JSON, so a test can
     #: recheck the claims, or break one part of the setup and reuse the rest)
     numbers: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None  # wall time of the run (set by ``steplab reproduce``)
 
     def __post_init__(self):
         unknown = set(self.expected) - set(self.claims)
@@ -97,11 +98,32 @@ class Result:
             "claims": self.claims,
             "expected": {c: self.documented(c) for c in self.claims},
             "numbers": _jsonable(self.numbers),
+            "seconds": self.seconds,
             "ok": self.ok,
             "figures": [str(f) for f in self.figures],
         }
         write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         return path
+
+
+def load(path) -> Result:
+    """A :class:`Result` read back from the JSON :meth:`Result.to_json` wrote (figures as
+    paths, tables and numbers as written), e.g. to render it into the documentation."""
+    payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    return Result(
+        name=payload["name"],
+        title=payload["title"],
+        source=payload["source"],
+        setup=payload["setup"],
+        differences=payload["differences"],
+        tables=payload["tables"],
+        claims=payload["claims"],
+        figures=[Path(f) for f in payload["figures"]],
+        quick=payload["quick"],
+        expected=payload.get("expected", {}),
+        numbers=payload.get("numbers", {}),
+        seconds=payload.get("seconds"),
+    )
 
 
 def _jsonable(value):
