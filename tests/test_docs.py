@@ -7,6 +7,7 @@ reference; the build also generates the optimizer pages and runs the demo for th
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -64,3 +65,56 @@ def test_mkdocs_build_strict(tmp_path):
     assert (tmp_path / "gallery" / "saddle_animation.gif").is_file()
     adam = (tmp_path / "optimizers" / "adam" / "index.html").read_text(encoding="utf-8")
     assert "ρ₁" in adam and "keras" in adam  # the update rule and the presets
+    check_links_and_assets(tmp_path)
+
+
+_REFERENCE = re.compile(r'<(img|video|source|script|link|a)\b[^>]*?\b(src|href)="([^"]+)"')
+
+
+def check_links_and_assets(site: Path) -> None:
+    """Every local link, image, video, script and stylesheet of the built site exists (an
+    image check and a link check), and no page loads anything from the internet (fonts,
+    scripts, styles): the site works offline, in a lecture hall."""
+    from urllib.parse import unquote, urlsplit
+
+    broken, remote = [], []
+    for page in site.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        for tag, _, target in _REFERENCE.findall(html):
+            url = urlsplit(target)
+            if url.scheme in ("http", "https") or target.startswith("//"):
+                if tag != "a":  # a link out is fine; a resource fetched from outside is not
+                    remote.append(f"{page.relative_to(site)}: {target}")
+                continue
+            if url.scheme or not url.path:  # mailto:, data:, javascript:, "#anchor"
+                continue
+            resolved = (page.parent / unquote(url.path)).resolve()
+            if resolved.is_dir():
+                resolved = resolved / "index.html"
+            if not resolved.exists():
+                broken.append(f"{page.relative_to(site)}: {tag} {target}")
+    assert not broken, "broken links or images:\n" + "\n".join(sorted(set(broken))[:40])
+    assert not remote, "resources loaded from the internet:\n" + "\n".join(sorted(set(remote))[:40])
+    assert "fonts.googleapis" not in (site / "index.html").read_text(encoding="utf-8")
+
+
+def test_reproduction_markers_render_from_the_saved_runs():
+    """The measured tables of docs/reproductions.md come from docs/data (the commands'
+    own JSON); no marker is left unrendered and each names a saved run."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import docs_hooks
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    text = (ROOT / "docs" / "reproductions.md").read_text(encoding="utf-8")
+    names = re.findall(r"<!-- repro: ([a-z0-9_]+) -->", text)
+    from steplab import reproductions
+
+    assert sorted(names) == sorted(reproductions.REPRODUCTIONS)
+    rendered = docs_hooks.render_markers(text)
+    assert "<!-- repro" not in rendered
+    for name in names:
+        saved = json.loads((ROOT / "docs" / "data" / f"repro-{name}.json").read_text("utf-8"))
+        assert saved["quick"] is False and saved["ok"] is True, name
+        for rows in saved["tables"].values():
+            assert all(str(v) in rendered for v in rows[0].values() if v not in ("", None))

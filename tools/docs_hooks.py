@@ -369,10 +369,27 @@ def _gallery() -> list[tuple[str, str | bytes]]:
             for entry in report.figures:
                 uri = f"gallery/{Path(entry.path).name}"
                 files.append((uri, (out / entry.path).read_bytes()))
-                lines += [f"### {entry.title}", "", f"![{entry.title}]({uri})", "", entry.caption]
-                lines.append("")
+                lines += [f"### {entry.title}", "", _embed(entry, uri), "", entry.caption, ""]
+                if uri.endswith(".mp4"):  # the GIF beside it, for the fallback link
+                    for also in entry.also:
+                        files.append((f"gallery/{Path(also).name}", (out / also).read_bytes()))
             if report.claims:
                 lines += ["Claims checked by the demo:", ""]
                 lines += [f"- {'✓' if ok else '✗'} {text}" for text, ok in report.claims.items()]
     files.append(("gallery.md", "\n".join(lines) + "\n"))
     return files
+
+
+def _embed(entry: Any, uri: str) -> str:
+    """A figure as Markdown; a movie as a ``<video>`` (an MP4 is no image) with its GIF as
+    the fallback. Raw HTML is not rewritten by mkdocs: its src is relative to the gallery
+    page's own folder (``gallery/``), where the files lie."""
+    if not uri.endswith(".mp4"):
+        return f"![{entry.title}]({uri})"
+    name = Path(uri).name
+    gifs = [Path(a).name for a in entry.also if a.endswith(".gif")]
+    fallback = f'<a href="{gifs[0]}">the animation as GIF</a>' if gifs else "the MP4"
+    return (
+        f'<video controls loop muted playsinline preload="metadata" width="100%" '
+        f'src="{name}" aria-label="{entry.title}">{fallback}</video>'
+    )

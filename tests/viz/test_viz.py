@@ -251,3 +251,34 @@ def test_surface_paths_end_inside_the_box_and_the_legend_sits_outside():
     sgd_line = ax.get_lines()[0]
     xs, ys, _ = sgd_line.get_data_3d()
     assert len(xs) == 10 and np.all(np.abs(ys) <= 1)  # ends where y leaves [−1, 1]
+
+
+def test_index_page_fits_a_1280_px_screen(tmp_path):
+    """A lecture-hall screen: the page with a demo-wide summary table is no wider than
+    1280 px (the table scrolls in its own box), checked in a real browser."""
+    import os
+    import shutil
+
+    executable = shutil.which("chromium")
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium not found; CI must run the browser tests")
+        pytest.skip("Chromium not found (Debian: apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    cells = "".join(f"<th>a long column heading {i}</th>" for i in range(14))
+    row = (
+        "<tr><td>sensitivity (best α = 0.0032, at the grid's edge: widen it)</td>"
+        + "".join(f"<td>{1234567.891 * i:.6g}</td>" for i in range(13))
+        + "</tr>"
+    )
+    table = f"<table><tr>{cells}</tr>{row * 5}</table>"
+    entries = [viz.FigureEntry("a.png", "A", "caption " * 80)]
+    path = viz.write_index(tmp_path, entries, title="T", table_html=table)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(path.as_uri())
+        width = page.evaluate("document.documentElement.scrollWidth")
+        table_width = page.evaluate("document.querySelector('table').scrollWidth")
+        browser.close()
+    assert width <= 1280 < table_width, (width, table_width)
