@@ -88,7 +88,8 @@ def check_links_and_assets(site: Path) -> None:
                 continue
             if url.scheme or not url.path:  # mailto:, data:, javascript:, "#anchor"
                 continue
-            resolved = (page.parent / unquote(url.path)).resolve()
+            base = site if url.path.startswith("/") else page.parent  # 404.html: absolute
+            resolved = (base / unquote(url.path).lstrip("/")).resolve()
             if resolved.is_dir():
                 resolved = resolved / "index.html"
             if not resolved.exists():

@@ -67,7 +67,9 @@ def test_every_console_line_runs(tmp_path):
     rng = np.random.default_rng(0)
     features = rng.normal(size=(60, 3))
     label = (features @ [1.0, -2.0, 0.5] > 0).astype(int)
-    lines = ["a,b,c,label"] + [",".join(map(str, [*f, y])) for f, y in zip(features, label)]
+    lines = ["a,b,c,label"] + [
+        ",".join(map(str, [*f, y])) for f, y in zip(features, label, strict=True)
+    ]
     (tmp_path / "my.csv").write_text("\n".join(lines) + "\n")
     env = {
         **os.environ,

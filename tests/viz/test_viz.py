@@ -124,7 +124,7 @@ def test_best_at_the_grids_edge_is_flagged_and_inside_is_not():
     fig = viz.sweep_figure(
         {"sgd": (np.array([0.01, 0.1, 1.0]), np.array([3.0, 2.0, 1.0]), np.zeros(3, bool))}
     )
-    assert EDGE_NOTE in fig.axes[0].get_legend().get_texts()[0].get_text()
+    assert EDGE_NOTE in fig.legends[0].get_texts()[0].get_text()  # beside the panel
 
 
 def test_heatmaps_compared_share_one_color_scale():
@@ -145,6 +145,8 @@ def test_heatmaps_compared_share_one_color_scale():
         "1",
         "0",
     ]
+    # decay rates near 1 keep their digits: 0.9999 is no "1" (it was, on the heatmaps)
+    assert [viz.plots.tick_label(v) for v in (0.999, 0.9999, 0.95)] == ["0.999", "0.9999", "0.95"]
 
 
 def test_drawing_never_touches_pyplot_or_the_backend():
@@ -167,7 +169,8 @@ def test_sweep_figure_breaks_lines_at_diverged_settings():
     ax = fig.axes[0]
     y = ax.get_lines()[0].get_ydata()
     assert np.isnan(y[2]) and y[1] == 0.1
-    assert "diverged" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "diverged" in [t.get_text() for t in fig.legends[0].get_texts()]
+    assert ax.get_legend() is None  # beside the panel, never over a curve
 
 
 def test_save_writes_every_format(tmp_path):

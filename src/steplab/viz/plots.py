@@ -314,7 +314,9 @@ def tick_label(value: float) -> str:
     """One format for every grid tick: plain for 0.01 ≤ |v| < 1000, else ``2.2e-4``."""
     v = float(value)
     if v == 0 or 1e-2 <= abs(v) < 1e3:
-        return f"{v:.3g}"
+        short = f"{v:.3g}"
+        # a decay rate such as 0.9999 would round to "1": keep the digits it needs
+        return short if float(short) == round(v, 6) else f"{v:.6g}"
     mantissa, exponent = f"{v:.1e}".split("e")
     mantissa = mantissa.rstrip("0").rstrip(".")
     return f"{mantissa}e{int(exponent)}"
@@ -463,7 +465,8 @@ def sweep_figure(
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    ax.legend(fontsize=9)
+    # beside the panel, never over a curve: a best point may lie in any corner
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", frameon=False)
     return fig
 
 
