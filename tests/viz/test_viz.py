@@ -36,10 +36,15 @@ def test_every_optimizer_has_its_own_color_and_label():
     assert viz.pretty("rmsprop") == "RMSProp" and viz.pretty("adagrad") == "AdaGrad"
 
 
-def test_variants_keep_the_family_color_but_not_the_line_style():
+def test_variants_keep_the_family_hue_but_not_the_shade_or_line_style():
+    from matplotlib.colors import rgb_to_hsv, to_rgb
+
     assert viz.color("adam@torch:lr=0.1") == viz.color("adam") == viz.color("ADAM")
     style = viz.styles(["adam", "adam:lr=0.1", "sgd"])
-    assert style["adam"]["color"] == style["adam:lr=0.1"]["color"]
+    assert style["adam"]["color"] == viz.color("adam") and style["sgd"]["color"] == viz.color("sgd")
+    assert style["adam"]["color"] != style["adam:lr=0.1"]["color"]  # a darker shade
+    hues = [rgb_to_hsv(to_rgb(style[k]["color"]))[0] for k in ("adam", "adam:lr=0.1")]
+    assert abs(hues[0] - hues[1]) < 0.02  # the same hue: still Adam's colour
     assert style["adam"]["linestyle"] != style["adam:lr=0.1"]["linestyle"]
     assert style["adam:lr=0.1"]["label"] == "Adam (lr=0.1)"
     assert viz.pretty("adam@torch:lr=0.01") == "Adam (torch, lr=0.01)"

@@ -347,12 +347,28 @@ def interrupted(runs: dict) -> bool:
 
 
 def _progress(items, desc: str, enabled: bool):
+    """``items``, saying which one runs now: a bar naming the current item on a terminal,
+    else one line per item on stderr (a long first item must not look like a hang)."""
     if not enabled or len(items) < 2:
         return items
+    return _announced(list(items), desc)
+
+
+def _announced(items: list, desc: str):
+    if not sys.stderr.isatty():
+        for i, item in enumerate(items, 1):
+            name = getattr(item, "label", item)
+            print(f"{desc} {i}/{len(items)}: {name} …", file=sys.stderr, flush=True)
+            yield item
+        return
     with requires("viz", "progress bars"):
         from tqdm import tqdm
 
-    return tqdm(items, desc=desc, leave=False, disable=None)  # None: off when not a terminal
+    with tqdm(total=len(items), desc=desc, leave=False) as bar:
+        for item in items:
+            bar.set_postfix_str(str(getattr(item, "label", item)))
+            yield item
+            bar.update(1)
 
 
 def slug(label: str) -> str:

@@ -101,14 +101,13 @@ def variants(labels: list[str]) -> dict[str, int]:
 
 
 def shade(hex_color: str, variant: int) -> str:
-    """The family's color for its ``variant``-th run: itself, then darker, lighter, …"""
+    """The family's color for its ``variant``-th run: itself, then ever darker shades of
+    the same hue (lighter ones vanish for a light hue such as RMSProp's)."""
     if variant == 0 or not hex_color.startswith("#") or len(hex_color) != 7:
         return hex_color
     rgb = [int(hex_color[i : i + 2], 16) for i in (1, 3, 5)]
-    amount = 0.4 if variant <= 2 else 0.6  # how far towards black or white
-    target = 0 if variant % 2 else 255  # odd: towards black, even: towards white
-    mixed = [round(c + (target - c) * amount) for c in rgb]
-    return "#" + "".join(f"{min(255, max(0, c)):02x}" for c in mixed)
+    amount = min(0.8, 0.2 * variant)  # towards black: 20 %, 40 %, … of the way
+    return "#" + "".join(f"{round(c * (1 - amount)):02x}" for c in rgb)
 
 
 def pretty(label: str) -> str:
@@ -122,7 +121,7 @@ def pretty(label: str) -> str:
 def styles(labels: list[str]) -> dict[str, dict]:
     """Line styles for several runs: each family keeps its hue; a second run of the same
     family (another learning rate, say) gets a darker shade and a dashed line, a third a
-    lighter one and a dotted line (and :func:`marker` another shape)."""
+    darker one still and a dotted line (and :func:`marker` another shape)."""
     out = {}
     for label, n in variants(labels).items():
         out[label] = {

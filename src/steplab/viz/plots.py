@@ -508,5 +508,6 @@ def run_figure(runs: Mapping, *, ax=None, y: str = "loss", x: str = "step"):
         ax.set_yscale("log")
     ax.set_xlabel(readable(x))
     ax.set_ylabel(readable(y))
-    ax.legend()
+    # beside the axes, not over the curves (the figure's constrained layout makes room)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     return fig
