@@ -83,3 +83,56 @@ def test_every_console_line_runs(tmp_path):
             line, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, check=False
         )
         assert result.returncode == 0, f"{line}\n{result.stdout[-1500:]}{result.stderr[-1500:]}"
+
+
+def reproduction_rows() -> dict[str, str]:
+    """The README's reproduction table: name → its "steplab measured" cell."""
+    section = README.split("## Reproductions", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells[2]
+    return rows
+
+
+_NUMBER = re.compile(r"(?<![\w.=])−?\d+\.\d+(?: ± \d+\.\d+)?")
+
+
+def measured_numbers(text: str) -> list[str]:
+    """Every decimal number (with its ± part) of a cell, minus signs made ASCII; a
+    setting written ``name = value`` is no measurement and is skipped."""
+    text = re.sub(r"= \d+(\.\d+)?", "", text)
+    return [n.replace("−", "-") for n in _NUMBER.findall(text)]
+
+
+def test_readme_reproduction_numbers_are_the_commands_saved_output():
+    """Each measured number in the README's table appears in a cell of the JSON that
+    ``steplab reproduce NAME`` wrote (docs/data): none is typed from memory."""
+    import json
+
+    rows = reproduction_rows()
+    from steplab import reproductions
+
+    assert sorted(rows) == sorted(reproductions.REPRODUCTIONS)
+    for name, cell in rows.items():
+        saved = json.loads((ROOT / "docs" / "data" / f"repro-{name}.json").read_text("utf-8"))
+        printed = {  # every number of every cell the command printed, ± parts included
+            n.replace("−", "-")
+            for rows_ in saved["tables"].values()
+            for row in rows_
+            for v in row.values()
+            for n in _NUMBER.findall(str(v).replace("-", "−"))
+        }
+        numbers = measured_numbers(cell)
+        assert numbers, f"{name}: no measured number in the README's cell"
+        missing = [n for n in numbers if n not in printed]
+        assert not missing, f"{name}: {missing} not in docs/data/repro-{name}.json"
+        assert saved["ok"] and not saved["quick"], name
+
+
+def test_readme_number_check_can_fail():
+    assert measured_numbers("Adam 87.13 ± 0.06, x → −0.998 at α = 0.1") == [
+        "87.13 ± 0.06",
+        "-0.998",
+    ]

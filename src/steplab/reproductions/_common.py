@@ -100,7 +100,7 @@ class Result:
             "numbers": _jsonable(self.numbers),
             "seconds": self.seconds,
             "ok": self.ok,
-            "figures": [str(f) for f in self.figures],
+            "figures": [Path(f).name for f in self.figures],  # beside the JSON, in --out
         }
         write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         return path
