@@ -49,6 +49,7 @@ REFERENCE = [
     ("steplab.experiments", "Experiments (steplab.experiments)"),
     ("steplab.reproductions", "Reproductions (steplab.reproductions)"),
     ("steplab.torch", "PyTorch (steplab.torch)"),
+    ("steplab.jax", "JAX and optax (steplab.jax)"),
     ("steplab.web", "The web lab (steplab.web)"),
 ]
 
@@ -79,6 +80,12 @@ def on_files(files: Any, config: Any) -> Any:
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     return render_markers(markdown)
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    """reST's "text::" (a literal block follows) is written "text:" on the page; the block
+    itself already renders as code."""
+    return re.sub(r"::(\s*</p>)", r":\1", html)
 
 
 REPRO_DATA = ROOT / "docs" / "data"
@@ -142,7 +149,10 @@ def _optimizer_pages() -> list[tuple[str, str | bytes]]:
     rows = []
     for name, cls in sl.OPTIMIZERS.items():
         summary = inspect.getdoc(cls) or ""
-        rows.append(f"| [`{name}`]({name}.md) | {summary.splitlines()[0] if summary else ''} |")
+        # the docstring's whole first paragraph: a rule may wrap (Adam's θ update is on
+        # its second line), and its first line alone would cut it off
+        first = " ".join(summary.split("\n\n")[0].split()) if summary else ""
+        rows.append(f"| [`{name}`]({name}.md) | {first.replace('|', '∣')} |")
         figure, caption = _optimizer_figure(name)
         files.append((f"optimizers/{name}.png", figure))
         files.append((f"optimizers/{name}.md", _optimizer_page(name, cls, caption)))
