@@ -119,3 +119,21 @@ def test_reproduction_markers_render_from_the_saved_runs():
         assert saved["quick"] is False and saved["ok"] is True, name
         for rows in saved["tables"].values():
             assert all(str(v) in rendered for v in rows[0].values() if v not in ("", None))
+
+
+def test_gallery_embeds_a_movie_as_video_with_a_gif_fallback():
+    """An MP4 is no image: ``![…](x.mp4)`` would show a broken image."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import docs_hooks
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    from steplab.viz.report import FigureEntry
+
+    movie = FigureEntry("saddle.mp4", "Race", "c", also=["saddle.gif"])
+    html = docs_hooks._embed(movie, "gallery/saddle.mp4")
+    assert html.startswith("<video") and 'src="saddle.mp4"' in html and "controls" in html
+    assert 'href="saddle.gif"' in html and "![" not in html
+    still = FigureEntry("a.png", "A", "c")
+    assert docs_hooks._embed(still, "gallery/a.png") == "![A](gallery/a.png)"
+    assert docs_hooks.on_page_content("<p>Example::</p>", None, None, None) == "<p>Example:</p>"
