@@ -195,8 +195,8 @@ def run(out: Path, quick: bool = False) -> Report:
         claims[
             f"{sl.OPTIMIZERS[n].__name__} reaches the tolerance before SGD (the lecture's start)"
         ] = mine is not None and (sgd is None or mine < sgd)
-    adam = data.traces["diagonal"]["adam"].params
-    moves = np.diff(adam[:6], axis=0)
+    diagonal = data.traces["diagonal"]["adam"].params
+    moves = np.diff(diagonal[:6], axis=0)
     claims["from the diagonal start Adam's first steps move equally in θ₁ and θ₂"] = bool(
         np.allclose(np.abs(moves[:, 0]), np.abs(moves[:, 1]), rtol=1e-5)
     )

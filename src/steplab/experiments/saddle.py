@@ -142,7 +142,7 @@ def ranking_figure(data: SaddleData):
         axes[0], ((LR, data.escape_step), (LECTURE_LR, data.escape_at_lecture_lr)), strict=True
     ):
         order = sorted(escape, key=lambda n: escape[n] or 10**9)
-        steps = [escape[n] if escape[n] is not None else 0 for n in order]
+        steps: list[int] = [escape[n] or 0 for n in order]  # never: no bar
         names = [sl.OPTIMIZERS[n].__name__ for n in order]
         ax.barh(names, steps, color=[color(n) for n in order])
         for y, (n, value) in enumerate(zip(order, steps, strict=True)):

@@ -68,9 +68,11 @@ def compute(
     for corrected in (True, False):
         runs = sl.minimize(
             problem,
-            # arrays: one configuration per row
-            sl.Adam(  # type: ignore[arg-type]
-                lr=LR, rho1=R1, rho2=R2, bias_correction=corrected and correction
+            sl.Adam(
+                lr=LR,  # type: ignore[arg-type]  # arrays: one configuration per row
+                rho1=R1,  # type: ignore[arg-type]
+                rho2=R2,  # type: ignore[arg-type]
+                bias_correction=corrected and correction,
             ),
             epochs=epochs,
             batch_size=BATCH,
