@@ -115,8 +115,13 @@ def test_readme_reproduction_numbers_are_the_commands_saved_output():
     from steplab import reproductions
 
     assert sorted(rows) == sorted(reproductions.REPRODUCTIONS)
+    pending = {"mnist1d"}  # as tests/test_docs.py's PENDING: no saved full run yet
     for name, cell in rows.items():
-        saved = json.loads((ROOT / "docs" / "data" / f"repro-{name}.json").read_text("utf-8"))
+        path = ROOT / "docs" / "data" / f"repro-{name}.json"
+        assert path.exists() != (name in pending), f"{name}: update the pending set"
+        if name in pending:
+            continue
+        saved = json.loads(path.read_text("utf-8"))
         printed = {  # every number of every cell the command printed, ± parts included
             n.replace("−", "-")
             for rows_ in saved["tables"].values()

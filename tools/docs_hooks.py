@@ -98,10 +98,14 @@ def render_markers(markdown: str) -> str:
     from steplab.reproductions._common import load
 
     def tables(match: re.Match) -> str:
-        return load(REPRO_DATA / f"repro-{match.group(1)}.json").markdown()
+        path = REPRO_DATA / f"repro-{match.group(1)}.json"
+        if not path.exists():  # never typed instead: say which command fills it in
+            return f"*(no saved run yet: `steplab reproduce {match.group(1)} --out docs/data`)*"
+        return load(path).markdown()
 
     def seconds(match: re.Match) -> str:
-        value = load(REPRO_DATA / f"repro-{match.group(1)}.json").seconds
+        path = REPRO_DATA / f"repro-{match.group(1)}.json"
+        value = load(path).seconds if path.exists() else None
         return "—" if value is None else f"{value:.0f} s"
 
     return _SECONDS_MARKER.sub(seconds, _REPRO_MARKER.sub(tables, markdown))

@@ -213,8 +213,8 @@ def check(numbers: dict, *, quick: bool = False) -> dict[str, bool]:
     mlp_acc = float(np.mean(numbers["MLP"]["test"]))
     if quick:  # 600 steps: the ordering and the linear model's level only
         return {
-            "logistic regression's test accuracy lies in 25-40 %": 25 <= logistic <= 40,
-            "the MLP beats logistic regression": mlp_acc > logistic,
+            "logistic regression's test accuracy lies in 25-40 %": bool(25 <= logistic <= 40),
+            "the MLP beats logistic regression": bool(mlp_acc > logistic),
         }
     readme_tol = TOLERANCE["MLP"] + README_ROUNDING
     claims = {
@@ -229,10 +229,12 @@ def check(numbers: dict, *, quick: bool = False) -> dict[str, bool]:
             np.all(np.asarray(numbers["MLP"]["train"]) == 100.0)
         ),
         "the MLP beats logistic regression by more than 20 points": mlp_acc - logistic > 20,
-        README_CLAIM: abs(mlp_acc - README["MLP"]) <= readme_tol,
+        README_CLAIM: bool(abs(mlp_acc - README["MLP"]) <= readme_tol),
     }
     if "wide" in numbers:
-        claims[WIDE_CLAIM] = abs(np.mean(numbers["wide"]["test"]) - README["MLP"]) <= readme_tol
+        claims[WIDE_CLAIM] = bool(
+            abs(np.mean(numbers["wide"]["test"]) - README["MLP"]) <= readme_tol
+        )
     return claims
 
 
