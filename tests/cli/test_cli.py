@@ -285,7 +285,7 @@ def test_quick_demo_writes_every_figure_and_an_index(tmp_path, capsys):
     import re
 
     sources = re.findall(r'<(?:img|video) src="([^"]+)"', page)
-    assert len(sources) == 13  # --quick: GIF only (no MP4), no 3-D surface
+    assert len(sources) == 14  # --quick: GIF only (no MP4), no 3-D surface; saddle ranking
     assert all((tmp_path / s).exists() for s in sources)
     assert "saddle_animation.gif" in sources
     # The data behind the figures: one CSV per lesson, and the configuration.
