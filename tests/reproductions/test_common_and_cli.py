@@ -135,3 +135,11 @@ def test_cli_exit_code_follows_the_documented_verdicts(capsys, tmp_path, monkeyp
         assert main(["reproduce", "wilson_toy", "--out", str(tmp_path), "--no-progress"]) == code
         out = capsys.readouterr().out
         assert ("[refuted (as documented)] b" in out) == (code == 0)
+
+
+def test_json_takes_numpy_booleans(tmp_path):
+    """A claim computed with NumPy is an np.bool_: the JSON must still be written (a full
+    mnist1d run once ended in a TypeError here, after 17 minutes of CPU)."""
+    result = _result({"a": np.bool_(True), "b": np.bool_(False)}, {"b": False})
+    payload = json.loads(result.to_json(tmp_path / "r.json").read_text())
+    assert payload["claims"] == {"a": True, "b": False} and payload["ok"] is True

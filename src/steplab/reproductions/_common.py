@@ -95,11 +95,12 @@ class Result:
             "differences": self.differences,
             "quick": self.quick,
             "tables": _jsonable(self.tables),
-            "claims": self.claims,
-            "expected": {c: self.documented(c) for c in self.claims},
+            # bool(): a claim computed with NumPy is an np.bool_, which json cannot write
+            "claims": {c: bool(held) for c, held in self.claims.items()},
+            "expected": {c: bool(self.documented(c)) for c in self.claims},
             "numbers": _jsonable(self.numbers),
             "seconds": self.seconds,
-            "ok": self.ok,
+            "ok": bool(self.ok),
             "figures": [Path(f).name for f in self.figures],  # beside the JSON, in --out
         }
         write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
