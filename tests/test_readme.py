@@ -115,7 +115,7 @@ def test_readme_reproduction_numbers_are_the_commands_saved_output():
     from steplab import reproductions
 
     assert sorted(rows) == sorted(reproductions.REPRODUCTIONS)
-    pending = {"mnist1d"}  # as tests/test_docs.py's PENDING: no saved full run yet
+    pending: set[str] = set()  # as tests/test_docs.py's PENDING
     for name, cell in rows.items():
         path = ROOT / "docs" / "data" / f"repro-{name}.json"
         assert path.exists() != (name in pending), f"{name}: update the pending set"
