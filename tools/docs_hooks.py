@@ -10,7 +10,11 @@ catalogue and the command line, and runs the demo, so the site cannot drift from
 - ``gallery.md``: the figures of ``steplab demo``, made now (``STEPLAB_DOCS_QUICK=1``: the
   demo's ``--quick`` version, as the test suite builds it);
 - ``catalogue.md``, ``cli.md``: the problem catalogue and every command's ``--help``;
-- ``reference/*.md``: the API reference, rendered by mkdocstrings from the docstrings.
+- ``reference/*.md``: the API reference, rendered by mkdocstrings from the docstrings;
+- in any page, ``<!-- repro: NAME -->`` becomes the tables and claims of the last full
+  ``steplab reproduce NAME`` (``docs/data/repro-NAME.json``, written by that command and
+  committed), and ``<!-- repro-seconds: NAME -->`` its wall time: measured numbers are
+  never typed into a page.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import dataclasses
 import inspect
 import io
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -44,6 +49,7 @@ REFERENCE = [
     ("steplab.experiments", "Experiments (steplab.experiments)"),
     ("steplab.reproductions", "Reproductions (steplab.reproductions)"),
     ("steplab.torch", "PyTorch (steplab.torch)"),
+    ("steplab.jax", "JAX and optax (steplab.jax)"),
     ("steplab.web", "The web lab (steplab.web)"),
 ]
 
@@ -70,6 +76,39 @@ def on_files(files: Any, config: Any) -> Any:
     for uri, content in _generated_files():
         files.append(File.generated(config, uri, content=content))
     return files
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    return render_markers(markdown)
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    """reST's "text::" (a literal block follows) is written "text:" on the page; the block
+    itself already renders as code."""
+    return re.sub(r"::(\s*</p>)", r":\1", html)
+
+
+REPRO_DATA = ROOT / "docs" / "data"
+_REPRO_MARKER = re.compile(r"<!-- repro: ([a-z0-9_]+) -->")
+_SECONDS_MARKER = re.compile(r"<!-- repro-seconds: ([a-z0-9_]+) -->")
+
+
+def render_markers(markdown: str) -> str:
+    """Replace the reproduction markers by what the saved runs measured."""
+    from steplab.reproductions._common import load
+
+    def tables(match: re.Match) -> str:
+        path = REPRO_DATA / f"repro-{match.group(1)}.json"
+        if not path.exists():  # never typed instead: say which command fills it in
+            return f"*(no saved run yet: `steplab reproduce {match.group(1)} --out docs/data`)*"
+        return load(path).markdown()
+
+    def seconds(match: re.Match) -> str:
+        path = REPRO_DATA / f"repro-{match.group(1)}.json"
+        value = load(path).seconds if path.exists() else None
+        return "—" if value is None else f"{value:.0f} s"
+
+    return _SECONDS_MARKER.sub(seconds, _REPRO_MARKER.sub(tables, markdown))
 
 
 def _expand_nav(nav: list, docs: Path) -> list:
@@ -114,7 +153,10 @@ def _optimizer_pages() -> list[tuple[str, str | bytes]]:
     rows = []
     for name, cls in sl.OPTIMIZERS.items():
         summary = inspect.getdoc(cls) or ""
-        rows.append(f"| [`{name}`]({name}.md) | {summary.splitlines()[0] if summary else ''} |")
+        # the docstring's whole first paragraph: a rule may wrap (Adam's θ update is on
+        # its second line), and its first line alone would cut it off
+        first = " ".join(summary.split("\n\n")[0].split()) if summary else ""
+        rows.append(f"| [`{name}`]({name}.md) | {first.replace('|', '∣')} |")
         figure, caption = _optimizer_figure(name)
         files.append((f"optimizers/{name}.png", figure))
         files.append((f"optimizers/{name}.md", _optimizer_page(name, cls, caption)))
@@ -341,10 +383,27 @@ def _gallery() -> list[tuple[str, str | bytes]]:
             for entry in report.figures:
                 uri = f"gallery/{Path(entry.path).name}"
                 files.append((uri, (out / entry.path).read_bytes()))
-                lines += [f"### {entry.title}", "", f"![{entry.title}]({uri})", "", entry.caption]
-                lines.append("")
+                lines += [f"### {entry.title}", "", _embed(entry, uri), "", entry.caption, ""]
+                if uri.endswith(".mp4"):  # the GIF beside it, for the fallback link
+                    for also in entry.also:
+                        files.append((f"gallery/{Path(also).name}", (out / also).read_bytes()))
             if report.claims:
                 lines += ["Claims checked by the demo:", ""]
                 lines += [f"- {'✓' if ok else '✗'} {text}" for text, ok in report.claims.items()]
     files.append(("gallery.md", "\n".join(lines) + "\n"))
     return files
+
+
+def _embed(entry: Any, uri: str) -> str:
+    """A figure as Markdown; a movie as a ``<video>`` (an MP4 is no image) with its GIF as
+    the fallback. Raw HTML is not rewritten by mkdocs: its src is relative to the gallery
+    page's own folder (``gallery/``), where the files lie."""
+    if not uri.endswith(".mp4"):
+        return f"![{entry.title}]({uri})"
+    name = Path(uri).name
+    gifs = [Path(a).name for a in entry.also if a.endswith(".gif")]
+    fallback = f'<a href="{gifs[0]}">the animation as GIF</a>' if gifs else "the MP4"
+    return (
+        f'<video controls loop muted playsinline preload="metadata" width="100%" '
+        f'src="{name}" aria-label="{entry.title}">{fallback}</video>'
+    )

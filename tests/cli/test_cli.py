@@ -285,7 +285,7 @@ def test_quick_demo_writes_every_figure_and_an_index(tmp_path, capsys):
     import re
 
     sources = re.findall(r'<(?:img|video) src="([^"]+)"', page)
-    assert len(sources) == 13  # --quick: GIF only (no MP4), no 3-D surface
+    assert len(sources) == 14  # --quick: GIF only (no MP4), no 3-D surface; saddle ranking
     assert all((tmp_path / s).exists() for s in sources)
     assert "saddle_animation.gif" in sources
     # The data behind the figures: one CSV per lesson, and the configuration.
@@ -379,3 +379,51 @@ def test_one_seed_prints_no_spread_and_titles_read_as_words():
     assert readable("logistic_regression:breast_cancer") == "Logistic regression, breast cancer"
     assert readable("val_accuracy") == "validation accuracy"
     assert readable("softmax_regression:mnist1d") == "Softmax regression, MNIST-1D"
+
+
+def test_outputs_never_mix_a_second_command_removes_what_the_first_wrote(tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")  # not steplab's: never touched
+    args = ["--problem", "x**2 + 10*y**2", "--steps", "20", "--out", str(out)]
+    assert main(["compare", "sgd:lr=0.05", "adam:lr=0.1", *args]) == 0
+    assert (out / "history_sgd-lr-0.05.csv").exists() and (out / "trajectories.png").exists()
+    assert main(["sweep", "sgd", "--grid", "lr=1e-3..0.1:3", *args]) == 0
+    left = {p.name for p in out.iterdir()}
+    assert "history_sgd-lr-0.05.csv" not in left and "trajectories.png" not in left
+    assert {"sweep_sgd.csv", "index.html", "config.json", "notes.txt"} <= left
+    assert "removed" in capsys.readouterr().err
+    assert json.loads((out / "config.json").read_text())["command"].startswith("sweep")
+
+
+def test_compared_configurations_differ_in_colour_marker_and_line(tmp_path):
+    from steplab.viz.palette import marker, styles, variants
+
+    labels = ["adam:lr=0.05", "adam:lr=cosine(0.05,500)", "sgd", "adam:lr=0.1"]
+    style, variant = styles(labels), variants(labels)
+    adams = labels[:2] + labels[3:]
+    assert len({style[a]["color"] for a in adams}) == 3
+    assert len({style[a]["linestyle"] for a in adams}) == 3
+    assert len({marker(a, variant[a]) for a in adams}) == 3
+    assert style["sgd"]["linestyle"] == "-" and marker("sgd", variant["sgd"]) == marker("sgd")
+
+
+def test_table_shows_only_columns_that_apply_and_formula_titles(tmp_path, capsys):
+    args = ["--problem", "x**2 + 10*y**2", "--steps", "20", "--out", str(tmp_path)]
+    assert main(["compare", "sgd:lr=0.05", "adam:lr=0.1", *args]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "final acc" not in header and "steps to tol" not in header  # no tolerance, no data
+    assert "final loss" in header and "status" in header
+    from steplab.cli.common import figure_title
+    from steplab.problems import expression
+
+    assert figure_title(expression("x**2 + 10*y**2")) == "f = x**2 + 10*y**2"
+    assert figure_title(sl.problems.get("rosenbrock")) == "Rosenbrock"
+    assert (
+        main(
+            ["compare", "sgd:lr=0.001", "--problem", "rosenbrock", "--steps", "5"]
+            + ["--out", str(tmp_path / "r")]
+        )
+        == 0
+    )
+    assert "steps to tol" in capsys.readouterr().out.splitlines()[0]  # Rosenbrock has f_min

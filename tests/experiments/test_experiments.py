@@ -173,11 +173,22 @@ def test_quadratic_figure_shows_both_starts_and_every_setting(quadratic_data, tm
         "Start on the diagonal",
     ]
     assert legend_texts(fig) == ["SGD", "Momentum", "Adam", "start", "minimum"]
-    for ax in fig.axes:  # every α and ρ is stated in the panel itself
-        text = " ".join(t.get_text() for t in ax.texts)
-        assert "α = 1.8" in text and "α = 0.5, ρ = 0.9" in text and "ρ₁ = 0.9" in text
+    # every α and ρ is stated above the panels, in no box over the paths
+    text = fig.get_suptitle()
+    assert "α = 1.8" in text and "α = 0.5, ρ = 0.9" in text and "ρ₁ = 0.9" in text
+    assert all(not ax.texts for ax in fig.axes)
     report = quadratic.run(tmp_path, quick=True)
-    assert "moves straight along it" in report.figures[0].caption
+    caption = report.figures[0].caption
+    assert "moves straight along it" in caption
+    # the caption's S-curve is measured on the drawn path (the first SHOWN steps)
+    path = quadratic_data.traces["off-diagonal"]["adam"].params[: quadratic.SHOWN + 1]
+    assert f"dips to θ₂ = {path[:, 1].min():.2f}" in caption and path[:, 1].min() < -0.5
+    assert f"overshoots the minimum to θ₁ = {path[:, 0].max():.2f}" in caption
+    assert (
+        path[:, 0].max() > 0.3
+        and "S-curve" in caption
+        and "straight in" not in caption.replace("not straight in", "")
+    )
     assert all(report.claims.values())
 
 

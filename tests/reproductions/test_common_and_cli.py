@@ -91,3 +91,55 @@ def test_cli_quick_run_writes_figure_json_and_markdown(capsys, tmp_path):
     assert payload["quick"] is True and all(payload["claims"].values())
     assert (tmp_path / "repro-wilson.png").stat().st_size > 10_000
     assert "| method |" in (tmp_path / "repro-wilson_toy.md").read_text()
+
+
+def _result(claims, expected=None):
+    from steplab.reproductions import Result
+
+    return Result("x", "X", "src", "setup", "none", claims=claims, expected=expected or {})
+
+
+def test_a_refuted_claim_pinned_as_a_verdict_is_ok_and_a_change_is_not():
+    documented = _result({"a": True, "b": False}, {"b": False})
+    assert documented.ok and documented.status("b") == "refuted (as documented)"
+    now_holds = _result({"a": True, "b": True}, {"b": False})
+    assert not now_holds.ok and now_holds.changed == ["b"]
+    assert now_holds.status("b").startswith("CHANGED")
+    failed = _result({"a": False, "b": False}, {"b": False})
+    assert not failed.ok and failed.status("a") == "FAILED"
+    with pytest.raises(ValueError, match="not checked"):
+        _result({"a": True}, {"z": False})
+
+
+def test_markdown_claims_are_a_list_and_mark_verdicts():
+    text = _result({"a": True, "b": False}, {"b": False}).markdown()
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("- "))
+    assert lines[first - 1] == ""  # a blank line before the list, or Markdown runs it on
+    assert "- ❌ b *(verdict)*" in lines and "- ✅ a" in lines
+
+
+def test_cli_exit_code_follows_the_documented_verdicts(capsys, tmp_path, monkeypatch):
+    from steplab.reproductions import registry
+
+    for claims, code in (({"b": False}, 0), ({"b": True}, 1)):
+
+        def fake(out, *, quick, seeds, progress, _claims=claims):
+            return _result({"a": True, **_claims}, {"b": False})
+
+        monkeypatch.setitem(
+            registry.REPRODUCTIONS,
+            "wilson_toy",
+            registry.Reproduction("wilson_toy", "W", "s", fake),
+        )
+        assert main(["reproduce", "wilson_toy", "--out", str(tmp_path), "--no-progress"]) == code
+        out = capsys.readouterr().out
+        assert ("[refuted (as documented)] b" in out) == (code == 0)
+
+
+def test_json_takes_numpy_booleans(tmp_path):
+    """A claim computed with NumPy is an np.bool_: the JSON must still be written (a full
+    mnist1d run once ended in a TypeError here, after 17 minutes of CPU)."""
+    result = _result({"a": np.bool_(True), "b": np.bool_(False)}, {"b": False})
+    payload = json.loads(result.to_json(tmp_path / "r.json").read_text())
+    assert payload["claims"] == {"a": True, "b": False} and payload["ok"] is True

@@ -59,7 +59,7 @@ def test_epochs_replay_one_fixed_order_without_the_last_partial_batch(problems, 
         return original(self, x, batch, rng)
 
     monkeypatch.setattr(type(fast), "value_and_grad", recording)
-    dq._train(fast, "sgd", [0.01, 0.02], [5, 6], epochs=2, progress=False)
+    dq._train(fast, dq._optimizer, "sgd", [0.01, 0.02], [5, 6], epochs=2, progress=False)
     assert len(seen) == 2 * 7  # 7 steps per epoch: 1000 // 128
     for a, b in zip(seen[:7], seen[7:], strict=True):
         assert np.array_equal(a, b)  # epoch 2 replays epoch 1

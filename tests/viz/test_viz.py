@@ -36,10 +36,15 @@ def test_every_optimizer_has_its_own_color_and_label():
     assert viz.pretty("rmsprop") == "RMSProp" and viz.pretty("adagrad") == "AdaGrad"
 
 
-def test_variants_keep_the_family_color_but_not_the_line_style():
+def test_variants_keep_the_family_hue_but_not_the_shade_or_line_style():
+    from matplotlib.colors import rgb_to_hsv, to_rgb
+
     assert viz.color("adam@torch:lr=0.1") == viz.color("adam") == viz.color("ADAM")
     style = viz.styles(["adam", "adam:lr=0.1", "sgd"])
-    assert style["adam"]["color"] == style["adam:lr=0.1"]["color"]
+    assert style["adam"]["color"] == viz.color("adam") and style["sgd"]["color"] == viz.color("sgd")
+    assert style["adam"]["color"] != style["adam:lr=0.1"]["color"]  # a darker shade
+    hues = [rgb_to_hsv(to_rgb(style[k]["color"]))[0] for k in ("adam", "adam:lr=0.1")]
+    assert abs(hues[0] - hues[1]) < 0.02  # the same hue: still Adam's colour
     assert style["adam"]["linestyle"] != style["adam:lr=0.1"]["linestyle"]
     assert style["adam:lr=0.1"]["label"] == "Adam (lr=0.1)"
     assert viz.pretty("adam@torch:lr=0.01") == "Adam (torch, lr=0.01)"
@@ -124,7 +129,7 @@ def test_best_at_the_grids_edge_is_flagged_and_inside_is_not():
     fig = viz.sweep_figure(
         {"sgd": (np.array([0.01, 0.1, 1.0]), np.array([3.0, 2.0, 1.0]), np.zeros(3, bool))}
     )
-    assert EDGE_NOTE in fig.axes[0].get_legend().get_texts()[0].get_text()
+    assert EDGE_NOTE in fig.legends[0].get_texts()[0].get_text()  # beside the panel
 
 
 def test_heatmaps_compared_share_one_color_scale():
@@ -145,6 +150,8 @@ def test_heatmaps_compared_share_one_color_scale():
         "1",
         "0",
     ]
+    # decay rates near 1 keep their digits: 0.9999 is no "1" (it was, on the heatmaps)
+    assert [viz.plots.tick_label(v) for v in (0.999, 0.9999, 0.95)] == ["0.999", "0.9999", "0.95"]
 
 
 def test_drawing_never_touches_pyplot_or_the_backend():
@@ -167,7 +174,8 @@ def test_sweep_figure_breaks_lines_at_diverged_settings():
     ax = fig.axes[0]
     y = ax.get_lines()[0].get_ydata()
     assert np.isnan(y[2]) and y[1] == 0.1
-    assert "diverged" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "diverged" in [t.get_text() for t in fig.legends[0].get_texts()]
+    assert ax.get_legend() is None  # beside the panel, never over a curve
 
 
 def test_save_writes_every_format(tmp_path):
@@ -251,3 +259,34 @@ def test_surface_paths_end_inside_the_box_and_the_legend_sits_outside():
     sgd_line = ax.get_lines()[0]
     xs, ys, _ = sgd_line.get_data_3d()
     assert len(xs) == 10 and np.all(np.abs(ys) <= 1)  # ends where y leaves [−1, 1]
+
+
+def test_index_page_fits_a_1280_px_screen(tmp_path):
+    """A lecture-hall screen: the page with a demo-wide summary table is no wider than
+    1280 px (the table scrolls in its own box), checked in a real browser."""
+    import os
+    import shutil
+
+    executable = shutil.which("chromium")
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium not found; CI must run the browser tests")
+        pytest.skip("Chromium not found (Debian: apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    cells = "".join(f"<th>a long column heading {i}</th>" for i in range(14))
+    row = (
+        "<tr><td>sensitivity (best α = 0.0032, at the grid's edge: widen it)</td>"
+        + "".join(f"<td>{1234567.891 * i:.6g}</td>" for i in range(13))
+        + "</tr>"
+    )
+    table = f"<table><tr>{cells}</tr>{row * 5}</table>"
+    entries = [viz.FigureEntry("a.png", "A", "caption " * 80)]
+    path = viz.write_index(tmp_path, entries, title="T", table_html=table)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(path.as_uri())
+        width = page.evaluate("document.documentElement.scrollWidth")
+        table_width = page.evaluate("document.querySelector('table').scrollWidth")
+        browser.close()
+    assert width <= 1280 < table_width, (width, table_width)

@@ -57,7 +57,6 @@ def early_view(view, early_paths, points) -> tuple:
 
 def main(args) -> int:
     from steplab.viz import AnimatedPanel, animate, ffmpeg_available
-    from steplab.viz.palette import readable
     from steplab.viz.report import FigureEntry
 
     specs = common.specs_from(args.optimizers)
@@ -93,7 +92,7 @@ def main(args) -> int:
         n_frames=args.frames,
         fps=args.fps,
         mp4=(not args.no_mp4) and ffmpeg_available(),
-        title=readable(problem.name),
+        title=common.figure_title(problem),
     )
     names = [p.name for p in movie.paths]
     shown = names[::-1]  # the MP4 first (a player with pause and scrub), when there is one

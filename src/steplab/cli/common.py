@@ -17,7 +17,7 @@ import numpy as np
 
 from steplab._extras import requires
 from steplab._io import write_text
-from steplab.cli import UserError
+from steplab.cli import UserError, outputs
 from steplab.cli.spec import (
     FALSE,
     TRUE,
@@ -130,6 +130,7 @@ def prepare_out(text: str | os.PathLike) -> Path:
             pass
     except OSError as exc:
         raise UserError(f"cannot write into --out {out}: {exc.strerror or exc}") from None
+    outputs.begin(out)  # finish() removes what an earlier command left here
     return out
 
 
@@ -386,12 +387,28 @@ def interrupted(runs: dict) -> bool:
 
 
 def _progress(items, desc: str, enabled: bool):
+    """``items``, saying which one runs now: a bar naming the current item on a terminal,
+    else one line per item on stderr (a long first item must not look like a hang)."""
     if not enabled or len(items) < 2:
         return items
+    return _announced(list(items), desc)
+
+
+def _announced(items: list, desc: str):
+    if not sys.stderr.isatty():
+        for i, item in enumerate(items, 1):
+            name = getattr(item, "label", item)
+            print(f"{desc} {i}/{len(items)}: {name} …", file=sys.stderr, flush=True)
+            yield item
+        return
     with requires("viz", "progress bars"):
         from tqdm import tqdm
 
-    return tqdm(items, desc=desc, leave=False, disable=None)  # None: off when not a terminal
+    with tqdm(total=len(items), desc=desc, leave=False) as bar:
+        for item in items:
+            bar.set_postfix_str(str(getattr(item, "label", item)))
+            yield item
+            bar.update(1)
 
 
 def slug(label: str) -> str:
@@ -428,7 +445,10 @@ def summary_rows(runs: dict, tol: float | None) -> list[dict]:
         rows.append(
             {
                 "optimizer": label,
-                "steps to tol": steps_to(run.history, tol),
+                # "never" when the tolerance was not reached; no value when there is none
+                "steps to tol": "never"
+                if tol is not None and steps_to(run.history, tol) is None
+                else steps_to(run.history, tol),
                 "final loss": run.final_loss,
                 "final acc": final_accuracy(run),
                 "status": run.status,
@@ -500,6 +520,7 @@ def run_figures(out: Path, problem, runs: dict) -> list:
     from steplab.viz.report import FigureEntry
 
     entries = []
+    title = figure_title(problem)
     histories = {label: run.history for label, run in runs.items()}
     bounds = None
     if problem.dim == 2 and all("x" in h for h in histories.values()):
@@ -508,7 +529,7 @@ def run_figures(out: Path, problem, runs: dict) -> list:
         fig = contour_figure(
             lambda xy: problem.value(np.atleast_2d(xy)),
             {k: h["x"] for k, h in histories.items()},
-            [Panel(readable(problem.name), bounds, points=problem.minima, points_label="minimum")],
+            [Panel(title, bounds, points=problem.minima, points_label="minimum")],
             log_levels=(problem.f_min is not None and np.isfinite(problem.f_min)),
         )
         save(fig, out / "trajectories")
@@ -528,7 +549,7 @@ def run_figures(out: Path, problem, runs: dict) -> list:
         ),
         CurvePanel("Gradient norm", "step", "‖g‖", series("step", "grad_norm"), logy=True),
     ]
-    save(curves_figure(panels, title=readable(problem.name)), out / "curves")
+    save(curves_figure(panels, title=title), out / "curves")
     entries.append(
         FigureEntry(
             "curves.png",
@@ -547,7 +568,7 @@ def run_figures(out: Path, problem, runs: dict) -> list:
         save(
             curves_figure(
                 [CurvePanel(readable(metric).capitalize(), "step", readable(metric), data)],
-                title=readable(problem.name),
+                title=title,
             ),
             out / "validation",
         )
@@ -559,6 +580,21 @@ def run_figures(out: Path, problem, runs: dict) -> list:
             )
         )
     return entries
+
+
+def figure_title(problem) -> str:
+    """A figure's title for ``problem``: its readable name, or a typed formula itself
+    (``f = x**2 + 10*y**2``, not "Expression")."""
+    from steplab.viz.palette import readable
+
+    text = getattr(problem, "text", "")
+    return f"f = {text}" if text else readable(problem.name)
+
+
+def applicable_columns(rows: list[dict], columns=TABLE_COLUMNS) -> tuple:
+    """The columns with a value in some row: "steps to tol" without a tolerance, or "final
+    acc" on a test function, would be "—" in every row and say nothing."""
+    return tuple(c for c in columns if any(format_cell(r.get(c)) != "—" for r in rows)) or columns
 
 
 def _positive(runs) -> bool:
@@ -592,6 +628,12 @@ def finish(out: Path, title: str, entries: list, rows: list[dict], config: dict)
     from steplab.viz.report import write_index
 
     write_config(out, config)
-    write_index(out, entries, title=title, table_html=html_table(rows))
-    print(format_table(rows))
+    columns = applicable_columns(rows)
+    write_index(out, entries, title=title, table_html=html_table(rows, columns))
+    print(format_table(rows, columns))
+    removed = outputs.settle(out)  # the previous command's files that this one replaced
+    if removed:
+        print(
+            f"removed {len(removed)} file(s) an earlier command wrote into {out}/", file=sys.stderr
+        )
     print(f"\nwrote {out}/ (index.html, config.json, histories, figures)", file=sys.stderr)

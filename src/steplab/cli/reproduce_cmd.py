@@ -3,7 +3,9 @@
 ``steplab reproduce --list`` names the reproductions; ``steplab reproduce NAME [--quick]
 [--out DIR] [--seeds N]`` runs one (or ``all``), writes its figures, ``repro-NAME.json``
 and ``repro-NAME.md`` into DIR, prints the measured table next to the published numbers
-and says which qualitative claims held. Exit code 1 when a claim failed.
+and says which qualitative claims held. A claim of the source that steplab refutes is a
+pinned verdict: exit code 0 when every claim came out as documented (held, or refuted as
+documented), 1 when one changed.
 """
 
 from __future__ import annotations
@@ -99,20 +101,30 @@ def run(args) -> int:
             seeds=args.seeds,
             progress=not args.no_progress and sys.stderr.isatty(),  # bars only on a terminal
         )
+        result.seconds = round(time.perf_counter() - start, 1)
         result.to_json(out / f"repro-{name}.json")
         write_text(out / f"repro-{name}.md", result.markdown() + "\n")
         for caption, rows in result.tables.items():
             print(f"\n{caption}\n{text_table(rows)}")
         held_count = sum(result.claims.values())
-        print(f"\nclaims: {held_count} of {len(result.claims)} hold")
-        for claim, held in result.claims.items():
-            print(f"  [{'ok' if held else 'FAILED'}] {claim}")
+        refuted = sum(1 for c in result.claims if not result.documented(c))
+        print(
+            f"\nclaims: {held_count} of {len(result.claims)} hold"
+            + (f" ({refuted} refuted by documented verdict)" if refuted else "")
+            + ("; every outcome as documented" if result.ok else "; OUTCOME CHANGED")
+        )
+        for claim in result.claims:
+            print(f"  [{result.status(claim)}] {claim}")
         for figure in result.figures:
             print(f"figure: {figure}")
-        print(f"({time.perf_counter() - start:.1f} s)\n", flush=True)
+        print(f"({result.seconds:.1f} s)\n", flush=True)
         if not result.ok:
             failed.append(name)
     if failed:
-        print(f"steplab reproduce: claims failed in {', '.join(failed)}", file=sys.stderr)
+        print(
+            f"steplab reproduce: a claim's outcome differs from the documented one in "
+            f"{', '.join(failed)}",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -158,8 +158,8 @@ def main(args) -> int:
         fig = sweep_figure(
             {k: (values, v, ~np.isfinite(v)) for k, v in finals.items()},
             xlabel=readable(keys[0]),
-            title=f"{readable(problem.name)}: final loss after "
-            f"{args.steps} steps (median of {args.seeds} seed(s))",
+            title=f"{common.figure_title(problem)}: final loss after {args.steps} steps"
+            + (f" (median of {args.seeds} seeds)" if args.seeds > 1 else " (1 seed)"),
         )
         save(fig, out / "sweep")
         entries.append(FigureEntry("sweep.png", "Final loss against " + keys[0], ""))
@@ -171,7 +171,7 @@ def main(args) -> int:
                 grid[keys[1]],
                 xlabel=readable(keys[0]),
                 ylabel=readable(keys[1]),
-                title=f"{pretty(label)} on {readable(problem.name)}",
+                title=f"{pretty(label)} on {common.figure_title(problem)}",
                 norm=log_norm_for(*finals.values()),  # one color scale for all optimizers
             )
             name = f"heatmap_{common.slug(label)}"

@@ -30,6 +30,7 @@ SECTION = "5. Adam's bias correction"
 RHO1, RHO2 = 0.9, 0.999
 MU, SIGMA = 1.0, 0.5  # the noisy constant gradient ĝ ~ N(μ, σ²)
 LR = 0.1
+EARLY = 20  # steps over which the corrected first moment is checked for bias
 
 
 @dataclass
@@ -178,15 +179,15 @@ def run(out: Path, quick: bool = False) -> Report:
         trace_row("bias correction", tr, None, "ran")
         for tr in (data.with_correction, data.without_correction)
     ]
-    late = slice(n // 2, None)
     claims = {
         "raw s is biased low at t = 1 (s = (1−ρ₁)·ĝ₁)": bool(data.s[0] < 0.5 * MU),
-        "raw r is still below half of E[ĝ²] after 100 steps": bool(
-            data.r[min(99, n - 1)] < 0.5 * (MU**2 + SIGMA**2)
+        # a mean over ten steps: with a small ρ₂ a single r is one noisy ĝ²
+        "raw r is still below half of E[ĝ²] after 100 steps (mean of steps 91-100)": bool(
+            np.mean(data.r[90:100]) < 0.5 * (MU**2 + SIGMA**2)
         ),
-        "corrected ŝ averages to E[ĝ] within 10 %": bool(
-            abs(np.mean(data.s_hat[late]) - MU) < 0.1 * MU
-        ),
+        # early steps, where the raw s is still biased (its mean over them is ~56 % of E[ĝ])
+        f"corrected ŝ is unbiased from the start: its mean over steps 1-{EARLY} lies within "
+        "10 % of E[ĝ]": bool(abs(np.mean(data.s_hat[:EARLY]) - MU) < 0.1 * MU),
         "the uncorrected first update is about 3.16 α": bool(
             abs(
                 np.abs(np.diff(data.without_correction.params[:2], axis=0)).max() / LR

@@ -8,8 +8,9 @@ lecture's picture, made visible by the step sizes:
   θ₁ shrinks by only 1 − α/κ = 0.964 per step.
 - Momentum (α = 0.5, ρ = 0.9) gathers speed along the flat direction, overshoots the
   minimum and swings back, damped by ρ.
-- Adam (α = 0.3) rescales each coordinate by its own gradient size and heads almost
-  straight for the minimum.
+- Adam (α = 0.3) rescales each coordinate by its own gradient size, so it moves as fast
+  across the valley as along it: an S-curve that swings across the valley's axis and
+  overshoots the minimum (the caption measures it), not a straight line.
 
 A caveat the lecture's picture hides: from a start on the diagonal Adam's first steps
 are ``−α·sign(g)`` in every coordinate (ŝ/√r̂ = g/|g| at t = 1), so it moves straight
@@ -89,24 +90,30 @@ def contours_figure(data: QuadraticData):
         mark_points(ax, [(0, 0)], label="minimum")
         x0 = STARTS[start]
         ax.set_title(f"{TITLES[start]}: start ({x0[0]:g}, {x0[1]:g}), {SHOWN} steps")
-        ax.text(
-            0.02,
-            0.03,
-            SETTINGS,
-            transform=ax.transAxes,
-            fontsize=10,
-            va="bottom",
-            bbox={"boxstyle": "round", "fc": "white", "ec": "#999999", "alpha": 0.9},
-            zorder=30,
-        )
         ax.grid(False)
     shared_legend(fig, axes[0][0])
+    # the settings above the panels, not in a box over the paths' first zig-zags
     fig.suptitle(
         rf"SGD vs Momentum vs Adam on $\frac{{1}}{{2}}\theta^T A\theta$, "
-        rf"$A = \mathrm{{diag}}(1/{KAPPA:g}, 1)$",
-        fontsize=14,
+        rf"$A = \mathrm{{diag}}(1/{KAPPA:g}, 1)$" + "\n" + SETTINGS.replace("\n", "  ·  "),
+        fontsize=13,
     )
     return fig
+
+
+def adam_path(data: QuadraticData, start: str = "off-diagonal") -> dict:
+    """What Adam's drawn path (the first SHOWN steps) does, measured for the caption: its
+    lowest θ₂ and when, how often it crosses the valley's axis θ₂ = 0, and its largest θ₁
+    (past the minimum at 0: an overshoot) and when."""
+    path = data.traces[start]["adam"].params[: SHOWN + 1]
+    signs = np.sign(path[:, 1])
+    return {
+        "dip": float(path[:, 1].min()),
+        "dip_step": int(path[:, 1].argmin()),
+        "crossings": int(np.sum(signs[1:] * signs[:-1] < 0)),
+        "overshoot": float(path[:, 0].max()),
+        "overshoot_step": int(path[:, 0].argmax()),
+    }
 
 
 def loss_figure(data: QuadraticData):
@@ -132,6 +139,7 @@ def run(out: Path, quick: bool = False) -> Report:
     for start, traces in data.traces.items():
         write_traces(out, f"quadratic_histories_{start}", traces)
     formats = ("png",) if quick else SLIDE_FORMATS
+    adam = adam_path(data)
 
     def reached(start):
         return ", ".join(
@@ -150,9 +158,14 @@ def run(out: Path, quick: bool = False) -> Report:
             f"α = {SGD_LR:g} (just under 2/λ_max) zig-zags across the steep valley — θ₂ is "
             f"multiplied by 1 − α = {1 - SGD_LR:g} each step — and crawls along the flat one; "
             "Momentum (α = 0.5, ρ = 0.9) gathers speed, overshoots the minimum and swings "
-            "back; Adam (α = 0.3) rescales each coordinate and heads almost straight in. "
+            "back; Adam (α = 0.3) rescales each coordinate, so it moves as fast across the "
+            "valley as along it: not straight in but an S-curve that dips to "
+            f"θ₂ = {adam['dip']:.2f} (step {adam['dip_step']}), crosses the valley's axis "
+            f"{adam['crossings']} times in {SHOWN} steps and overshoots the minimum to "
+            f"θ₁ = {adam['overshoot']:.2f} (step {adam['overshoot_step']}). "
             "Right: from a start on the diagonal Adam moves straight along it — at t = 1 "
-            "its update is −α·sign(g) in every coordinate, whatever the gradient's scale.",
+            "its update is −α·sign(g) in every coordinate, whatever the gradient's scale — "
+            "and past the minimum.",
             formats=formats,
         ),
         save_entry(
@@ -182,8 +195,8 @@ def run(out: Path, quick: bool = False) -> Report:
         claims[
             f"{sl.OPTIMIZERS[n].__name__} reaches the tolerance before SGD (the lecture's start)"
         ] = mine is not None and (sgd is None or mine < sgd)
-    adam = data.traces["diagonal"]["adam"].params
-    moves = np.diff(adam[:6], axis=0)
+    diagonal = data.traces["diagonal"]["adam"].params
+    moves = np.diff(diagonal[:6], axis=0)
     claims["from the diagonal start Adam's first steps move equally in θ₁ and θ₂"] = bool(
         np.allclose(np.abs(moves[:, 0]), np.abs(moves[:, 1]), rtol=1e-5)
     )

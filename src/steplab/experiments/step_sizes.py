@@ -71,12 +71,12 @@ def adaptive_figure(data: StepSizeData):
                 linestyles={label1: "-", label2: "--"},
             )
         )
-    adam = data.traces["adam"]
-    grads = np.abs(adam.params * np.array(SCALES))  # ∂f/∂θ_i = λ_i θ_i
+    along = "adam" if "adam" in data.traces else next(iter(data.traces))  # a subset is fine
+    grads = np.abs(data.traces[along].params * np.array(SCALES))  # ∂f/∂θ_i = λ_i θ_i
     t = np.arange(len(grads))
     panels.append(
         CurvePanel(
-            "Derivative sizes along Adam's path",
+            f"Derivative sizes along {sl.OPTIMIZERS[along].__name__}'s path",
             "step",
             "|∂f/∂θᵢ|",
             logy=True,

@@ -4,6 +4,11 @@ A reproduction reruns a published experiment with steplab and compares its numbe
 the paper's. Its result says where the numbers come from (``source``), how they were
 made (``setup``), how that differs from the original (``differences``), the measured
 tables, the qualitative claims checked (name → held or not) and the figures written.
+
+A claim of the source that steplab *refutes* is not a failure but a **verdict**: it is
+listed in ``expected`` as ``False`` (documented: refuted). A result is ``ok`` when every
+claim came out as documented — held where expected to hold, refuted where the verdict is
+"refuted" — so a change in either direction is noticed (``steplab reproduce`` exits 1).
 """
 
 from __future__ import annotations
@@ -33,19 +38,50 @@ class Result:
     claims: dict[str, bool] = field(default_factory=dict)
     figures: list[Path] = field(default_factory=list)
     quick: bool = False
+    #: claim → its documented outcome (``False``: a verdict "refuted"); absent means True
+    expected: dict[str, bool] = field(default_factory=dict)
+    #: the summary numbers the claims are computed from (saved in the JSON, so a test can
+    #: recheck the claims, or break one part of the setup and reuse the rest)
+    numbers: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None  # wall time of the run (set by ``steplab reproduce``)
+
+    def __post_init__(self):
+        unknown = set(self.expected) - set(self.claims)
+        if unknown:
+            raise ValueError(f"verdicts for claims that were not checked: {sorted(unknown)}")
+
+    def documented(self, claim: str) -> bool:
+        """The documented outcome of ``claim``: True (holds) unless pinned as refuted."""
+        return self.expected.get(claim, True)
+
+    @property
+    def changed(self) -> list[str]:
+        """The claims whose outcome differs from the documented one."""
+        return [c for c, held in self.claims.items() if held != self.documented(c)]
 
     @property
     def ok(self) -> bool:
-        """Whether every qualitative claim held."""
-        return all(self.claims.values())
+        """Whether every claim came out as documented (held, or refuted as pinned)."""
+        return not self.changed
+
+    def status(self, claim: str) -> str:
+        """``ok``, ``refuted (as documented)``, ``FAILED`` or ``CHANGED: now holds``."""
+        held, documented = self.claims[claim], self.documented(claim)
+        if held == documented:
+            return "ok" if held else "refuted (as documented)"
+        return "FAILED" if documented else "CHANGED: documented as refuted, now holds"
 
     def markdown(self) -> str:
         """Tables and claims as Markdown (what ``docs/reproductions.md`` shows)."""
         parts = []
         for caption, rows in self.tables.items():
             parts += [f"**{caption}**", "", markdown_table(rows), ""]
-        parts.append("Claims checked:")
-        parts += [f"- {'✅' if held else '❌'} {claim}" for claim, held in self.claims.items()]
+        parts += ["Claims checked (✅ holds, ❌ refuted; *verdict*: refuted, as documented):", ""]
+        for claim, held in self.claims.items():
+            mark = "✅" if held else "❌"
+            note = "" if held == self.documented(claim) else " — **CHANGED**"
+            verdict = " *(verdict)*" if not self.documented(claim) else ""
+            parts.append(f"- {mark} {claim}{verdict}{note}")
         return "\n".join(parts)
 
     def to_json(self, path) -> Path:
@@ -59,11 +95,36 @@ class Result:
             "differences": self.differences,
             "quick": self.quick,
             "tables": _jsonable(self.tables),
-            "claims": self.claims,
-            "figures": [str(f) for f in self.figures],
+            # bool(): a claim computed with NumPy is an np.bool_, which json cannot write
+            "claims": {c: bool(held) for c, held in self.claims.items()},
+            "expected": {c: bool(self.documented(c)) for c in self.claims},
+            "numbers": _jsonable(self.numbers),
+            "seconds": self.seconds,
+            "ok": bool(self.ok),
+            "figures": [Path(f).name for f in self.figures],  # beside the JSON, in --out
         }
         write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         return path
+
+
+def load(path) -> Result:
+    """A :class:`Result` read back from the JSON :meth:`Result.to_json` wrote (figures as
+    paths, tables and numbers as written), e.g. to render it into the documentation."""
+    payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    return Result(
+        name=payload["name"],
+        title=payload["title"],
+        source=payload["source"],
+        setup=payload["setup"],
+        differences=payload["differences"],
+        tables=payload["tables"],
+        claims=payload["claims"],
+        figures=[Path(f) for f in payload["figures"]],
+        quick=payload["quick"],
+        expected=payload.get("expected", {}),
+        numbers=payload.get("numbers", {}),
+        seconds=payload.get("seconds"),
+    )
 
 
 def _jsonable(value):

@@ -29,13 +29,14 @@ RHO1S = (0.0, 0.9)  # the paper's β₁ values
 HIDDEN = (32,)
 
 
-def first_step_ratio(rho2: float, rho1: float = RHO1) -> float:
-    """Measured |Δθ| of Adam's first step without bias correction over the one with it."""
+def first_step_ratio(rho2: float, rho1: float = RHO1, *, corrections=(False, True)) -> float:
+    """Measured |Δθ| of Adam's first step without bias correction over the one with it
+    (``corrections``: the settings compared; a test passes (False, False) to break it)."""
     import steplab as sl
 
     g = np.array([0.3, -2.0, 5.0])
     steps = []
-    for corrected in (False, True):
+    for corrected in corrections:
         theta = np.zeros(3)
         opt = sl.Adam(lr=1e-3, rho1=rho1, rho2=rho2, bias_correction=corrected, eps_root=0.0)
         opt.step(theta, g, opt.init(theta))
@@ -43,8 +44,14 @@ def first_step_ratio(rho2: float, rho1: float = RHO1) -> float:
     return float(np.mean(steps[0] / steps[1]))
 
 
-def compute(*, quick: bool = False, seeds=(0, 1), progress: bool = False) -> dict:
-    """Train the MLP for every step size × ρ₁ × ρ₂ × seed, with and without bias correction."""
+def compute(
+    *, quick: bool = False, seeds=(0, 1), progress: bool = False, correction: bool = True
+) -> dict:
+    """Train the MLP for every step size × ρ₁ × ρ₂ × seed, with and without bias correction.
+
+    ``correction=False`` breaks the setup for the tests: the runs labelled "with
+    correction" run without it too, so every claim about correction must fail.
+    """
     import steplab as sl
     from steplab import problems
     from steplab.problems import datasets
@@ -61,8 +68,12 @@ def compute(*, quick: bool = False, seeds=(0, 1), progress: bool = False) -> dic
     for corrected in (True, False):
         runs = sl.minimize(
             problem,
-            # arrays: one configuration per row
-            sl.Adam(lr=LR, rho1=R1, rho2=R2, bias_correction=corrected),  # type: ignore[arg-type]
+            sl.Adam(
+                lr=LR,  # type: ignore[arg-type]  # arrays: one configuration per row
+                rho1=R1,  # type: ignore[arg-type]
+                rho2=R2,  # type: ignore[arg-type]
+                bias_correction=corrected and correction,
+            ),
             epochs=epochs,
             batch_size=BATCH,
             seed=[int(s) for s in S],
@@ -115,6 +126,60 @@ def figure(measured: dict, out):
     return save_figure(fig, out, "repro-bias-correction")
 
 
+def first_step_table(corrections=(False, True)) -> list[dict]:
+    """The first step's uncorrected/corrected ratio for each ρ₂, beside (1−ρ₁)/√(1−ρ₂)."""
+    return [
+        {
+            "ρ₂": str(rho2),
+            "(1−ρ₁)/√(1−ρ₂)": fmt((1 - RHO1) / np.sqrt(1 - rho2), 4),
+            "measured first-step ratio": fmt(first_step_ratio(rho2, corrections=corrections), 4),
+        }
+        for rho2 in RHO2S
+    ]
+
+
+# "ρ₂ barely matters with correction" is judged after 1 epoch at the largest α: there the
+# corrected losses over ρ₂ lie within 6 % of each other and the uncorrected ones up to 5.5×
+# apart (2 seeds, `steplab reproduce bias_correction`). The final losses are not used: their
+# spread over ρ₂ moves between 12 % and 32 % with the seeds (issue 25), so no fixed bound
+# on it could be a claim.
+RHO2_SPREAD = 1.25
+BEST_CLAIM = "the best result of the whole sweep has bias correction and small 1 − ρ₂ (ρ₂ ≥ 0.999)"
+# The paper's second claim is refuted here (the sweep's best run is uncorrected): a verdict.
+EXPECTED = {BEST_CLAIM: False}
+
+
+def check(measured: dict, ratios: list[dict]) -> dict[str, bool]:
+    """The paper's claims on ``measured`` (see :func:`compute`) and the first-step ratios."""
+    rho1s = measured["rho1s"]
+    first_with, first_without = measured[True]["first_epoch"], measured[False]["first_epoch"]
+    top = -1  # the largest step size: where the uncorrected steps hurt
+
+    def spread(values):
+        return np.nanmax(values) / np.nanmin(values) if np.all(np.isfinite(values)) else np.inf
+
+    claims = {
+        "first uncorrected step is (1−ρ₁)/√(1−ρ₂) times the corrected one": all(
+            np.isclose(float(r["measured first-step ratio"]), float(r["(1−ρ₁)/√(1−ρ₂)"]), rtol=1e-3)
+            for r in ratios
+        ),
+        "instability: at the largest α, after 1 epoch, without correction every ρ₂ close to "
+        "1 (0.999, 0.9999) ends ≥ 1.3× above the corrected run, for every ρ₁": all(
+            not first_without[top, i, j] < 1.3 * first_with[top, i, j]  # NaN counts
+            for i in range(len(rho1s))
+            for j in (1, 2)
+        ),
+        f"with correction, ρ₂ barely matters at the largest α: after 1 epoch the losses over "
+        f"ρ₂ lie within {RHO2_SPREAD}× of each other, for every ρ₁": all(
+            spread(first_with[top, i]) <= RHO2_SPREAD for i in range(len(rho1s))
+        ),
+    }
+    if "overall_best" in measured:
+        best = measured["overall_best"]
+        claims[BEST_CLAIM] = bool(best["corrected"] and best["rho2"] >= 0.999)
+    return claims
+
+
 @reproduction("bias_correction", "Kingma & Ba (2015) §6.4: Adam's bias correction", SOURCE)
 def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = False) -> Result:
     seed_list = seeds_list(seeds, 1 if quick else 2)
@@ -162,32 +227,8 @@ def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = 
         }
         for i, rho1 in enumerate(rho1s)
     ]
-    ratios = [
-        {
-            "ρ₂": str(rho2),
-            "(1−ρ₁)/√(1−ρ₂)": fmt((1 - RHO1) / np.sqrt(1 - rho2), 4),
-            "measured first-step ratio": fmt(first_step_ratio(rho2), 4),
-        }
-        for rho2 in RHO2S
-    ]
+    ratios = first_step_table()
     tables["First step: uncorrected / corrected (ρ₁ = 0.9)"] = ratios
-    top = -1  # the largest step size: where the uncorrected steps hurt
-    claims = {
-        "first uncorrected step is (1−ρ₁)/√(1−ρ₂) times the corrected one": all(
-            np.isclose(float(r["measured first-step ratio"]), float(r["(1−ρ₁)/√(1−ρ₂)"]), rtol=1e-3)
-            for r in ratios
-        ),
-        "instability: at the largest α, after 1 epoch, without correction every ρ₂ close to "
-        "1 (0.999, 0.9999) ends ≥ 1.3× above the corrected run, for every ρ₁": all(
-            not first_without[top, i, j] < 1.3 * first_with[top, i, j]  # NaN counts
-            for i in range(len(rho1s))
-            for j in (1, 2)
-        ),
-        "with correction, ρ₂ barely matters at the largest α (final spread < 15 %)": all(
-            np.nanmax(with_bc[top, i]) <= 1.15 * np.nanmin(with_bc[top, i])
-            for i in range(len(rho1s))
-        ),
-    }
     if not quick:
         everything = np.stack([with_bc, without])  # (corrected?, α, ρ₁, ρ₂)
         c, k, i, j = (
@@ -198,14 +239,12 @@ def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = 
         )
         measured["overall_best"] = {
             "corrected": c == 0,
-            "lr": lrs[k],
-            "rho1": rho1s[i],
+            "lr": float(lrs[k]),
+            "rho1": float(rho1s[i]),
             "rho2": RHO2S[j],
             "loss": float(everything[c, k, i, j]),
         }
-        claims[
-            "the best result of the whole sweep has bias correction and small 1 − ρ₂ (ρ₂ ≥ 0.999)"
-        ] = bool(c == 0 and RHO2S[j] >= 0.999)
+    claims = check(measured, ratios)
     return Result(
         name="bias_correction",
         title="Kingma & Ba (2015) §6.4: bias correction matters",
@@ -226,6 +265,8 @@ def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = 
         ),
         tables=tables,
         claims=claims,
+        expected={c: v for c, v in EXPECTED.items() if c in claims},
+        numbers={k: measured[k] for k in ("overall_best",) if k in measured},
         quick=quick,
         figures=[figure(measured, out)],
     )

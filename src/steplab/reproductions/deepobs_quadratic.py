@@ -71,6 +71,12 @@ PUBLISHED: dict[str, dict[str, Any]] = {
 }
 # test_losses[0] in every one of those files: the loss at θ₀ on the 896 test points
 PUBLISHED_INITIAL_TEST_LOSS = 353.44676426478793
+# How far our mean final test loss (10 seeds) may lie from DeepOBS' run(s): 3 × the sample
+# std over our seeds 42-51, measured with `steplab reproduce deepobs_quadratic` (SGD 0.13,
+# Momentum 0.02, Adam 0.06): a published run is one draw from the same spread. Smaller
+# than the gaps between the optimizers (SGD 87.40 vs Momentum 87.04), so swapping one for
+# another, or changing Momentum's ρ, moves a row out of its tolerance (the tests do).
+FINAL_TOLERANCE = {"sgd": 0.40, "momentum": 0.06, "adam": 0.18}
 DIVERGENCE = 1e8  # a run diverged when its test loss passes 1e8 × its start (as sl.minimize)
 
 
@@ -140,7 +146,7 @@ def batch_orders(seeds) -> np.ndarray:
     return np.stack([np.random.default_rng(s).permutation(N_TRAIN) for s in seeds])
 
 
-def _train(problem, name, lr, seeds, epochs, progress):
+def _train(problem, make, name, lr, seeds, epochs, progress):
     """Runs of optimizer ``name`` (one row per entry of ``lr`` and ``seeds``) with DeepOBS'
     batching: 7 batches of 128 per epoch in the run's fixed order. Returns the final and
     per-epoch losses (test: first 896 test points), NaN where a run diverged (its test loss
@@ -152,7 +158,7 @@ def _train(problem, name, lr, seeds, epochs, progress):
     K = max(len(lr), len(orders))
     lr, orders = np.broadcast_to(lr, (K,)), np.broadcast_to(orders, (K, N_TRAIN))
     theta = np.tile(problem.x0, (K, 1))
-    opt = _optimizer(name, lr.copy())
+    opt = make(name, lr.copy())
     state = opt.init(theta)
     history = [theta.copy()]
     bar = _progress_bar(epochs, progress)
@@ -191,19 +197,38 @@ def _train(problem, name, lr, seeds, epochs, progress):
     }
 
 
-def compute(*, quick: bool = False, seeds=range(42, 52), progress: bool = False) -> dict:
-    """Tune each optimizer on the grid with one seed, rerun the best with ``seeds``."""
+def compute(
+    *,
+    quick: bool = False,
+    seeds=range(42, 52),
+    progress: bool = False,
+    names=OPTIMIZER_NAMES,
+    optimizer=None,
+    grid=None,
+    epochs: int | None = None,
+) -> dict:
+    """Tune each optimizer on the grid with one seed, rerun the best with ``seeds``.
+
+    The setup is a parameter so that a test can break it and see the claims fail:
+    ``names`` picks the optimizers, ``optimizer(name, lr)`` builds one (default: the
+    baselines' SGD, Momentum ρ = 0.99 and TensorFlow's Adam), ``grid`` and ``epochs``
+    override the protocol's 36 step sizes and 100 epochs (``quick``: 8 and 10).
+    """
     from steplab.run import DEEPOBS_LR_GRID
 
     problem = make_problem()
-    grid = DEEPOBS_LR_GRID[::5] if quick else DEEPOBS_LR_GRID
-    epochs = 10 if quick else EPOCHS
+    if grid is None:
+        grid = DEEPOBS_LR_GRID[::5] if quick else DEEPOBS_LR_GRID
+    grid = np.asarray(grid, dtype=float)
+    if epochs is None:
+        epochs = 10 if quick else EPOCHS
+    make = _optimizer if optimizer is None else optimizer
     out: dict[str, Any] = {"problem": problem, "grid": grid, "epochs": epochs, "optimizers": {}}
-    for name in OPTIMIZER_NAMES:
-        tuning = _train(problem, name, grid, [TUNING_SEED], epochs, progress)
+    for name in names:
+        tuning = _train(problem, make, name, grid, [TUNING_SEED], epochs, progress)
         best = int(np.nanargmin(tuning["final"]))
         rerun = _train(
-            problem, name, np.full(len(seeds), grid[best]), list(seeds), epochs, progress
+            problem, make, name, np.full(len(seeds), grid[best]), list(seeds), epochs, progress
         )
         out["optimizers"][name] = {"tuning": tuning, "best_lr": grid[best], "rerun": rerun}
     out["floor"] = float(0.5 * NOISE**2 * np.trace(problem.H))  # of the expected test loss
@@ -213,6 +238,64 @@ def compute(*, quick: bool = False, seeds=range(42, 52), progress: bool = False)
     out["initial_test_loss"] = float(sample_loss(problem, problem.x0, test_data)[0])
     out["lambda_max"] = float(np.linalg.eigvalsh(problem.H).max())
     return out
+
+
+def check(measured: dict) -> dict[str, bool]:
+    """The claims, for the optimizers ``measured`` has; the comparisons with DeepOBS' tuned
+    step sizes and final losses only for the full protocol (36 step sizes, 100 epochs)."""
+    from steplab.run import DEEPOBS_LR_GRID
+    from steplab.viz import pretty
+
+    grid, lam, floor = measured["grid"], measured["lambda_max"], measured["floor"]
+    runs = measured["optimizers"]
+
+    def boundary_ok(entry, limit):
+        # the last stable grid point is the last one below the theoretical limit
+        return _last_stable(grid, entry["tuning"]["final"]) == float(grid[grid < limit][-1])
+
+    rho = RHO_MOMENTUM
+    claims = {
+        f"the loss at θ₀ on the 896 test points is DeepOBS' {PUBLISHED_INITIAL_TEST_LOSS:.4f} "
+        "(float32 there: within 1e-6 relative)": abs(
+            measured["initial_test_loss"] / PUBLISHED_INITIAL_TEST_LOSS - 1
+        )
+        < 1e-6,
+    }
+    if "sgd" in runs:
+        claims[f"SGD is stable exactly up to 2/λmax = {2 / lam:.4f}"] = boundary_ok(
+            runs["sgd"], 2 / lam
+        )
+    if "momentum" in runs:
+        claims[
+            f"Momentum (ρ={rho}) is stable exactly up to 2(1+ρ)/λmax = {2 * (1 + rho) / lam:.4f}"
+        ] = boundary_ok(runs["momentum"], 2 * (1 + rho) / lam)
+    if "adam" in runs:
+        claims["Adam never diverges on the grid (its steps are bounded by ≈ α)"] = bool(
+            np.all(np.isfinite(runs["adam"]["tuning"]["final"]))
+        )
+    full = measured["epochs"] == EPOCHS and np.array_equal(grid, DEEPOBS_LR_GRID)
+    if not full:
+        return claims
+    for name, entry in runs.items():
+        published = PUBLISHED[name]
+        label, tol = pretty(name), FINAL_TOLERANCE[name]
+        claims[f"{label}: expected test loss within 2 % of ½σ²·tr H"] = bool(
+            mean_std(entry["rerun"]["expected"])[0] <= 1.02 * floor
+        )
+        steps_apart = abs(
+            int(np.argmin(abs(np.log(grid / entry["best_lr"]))))
+            - int(np.argmin(abs(np.log(grid / published["lr"]))))
+        )
+        claims[f"{label}: tuned α within one grid step of DeepOBS' {published['lr']:.3g}"] = (
+            steps_apart <= 1
+        )
+        claims[
+            f"{label}: mean final test loss within {tol} of DeepOBS' run(s) (3 × our seed std)"
+        ] = bool(
+            abs(mean_std(entry["rerun"]["final"])[0] - np.mean(list(published["runs"].values())))
+            <= tol
+        )
+    return claims
 
 
 def figure(measured: dict, out):
@@ -304,37 +387,7 @@ def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = 
             }
         )
     grid = measured["grid"]
-    sgd, mom, adam = (measured["optimizers"][k] for k in OPTIMIZER_NAMES)
-
-    def boundary_ok(entry, limit):
-        # the last stable grid point is the last one below the theoretical limit
-        return _last_stable(grid, entry["tuning"]["final"]) == float(grid[grid < limit][-1])
-
-    rho = RHO_MOMENTUM
-    claims = {
-        f"the loss at θ₀ on the 896 test points is DeepOBS' {PUBLISHED_INITIAL_TEST_LOSS:.4f} "
-        "(float32 there: within 1e-6 relative)": abs(
-            measured["initial_test_loss"] / PUBLISHED_INITIAL_TEST_LOSS - 1
-        )
-        < 1e-6,
-        f"SGD is stable exactly up to 2/λmax = {2 / lam:.4f}": boundary_ok(sgd, 2 / lam),
-        f"Momentum (ρ={rho}) is stable exactly up to 2(1+ρ)/λmax = {2 * (1 + rho) / lam:.4f}": (
-            boundary_ok(mom, 2 * (1 + rho) / lam)
-        ),
-        "Adam never diverges on the grid (its steps are bounded by ≈ α)": bool(
-            np.all(np.isfinite(adam["tuning"]["final"]))
-        ),
-    }
-    if not quick:
-        claims["every tuned optimizer's expected test loss is within 2 % of ½σ²·tr H"] = all(
-            mean_std(e["rerun"]["expected"])[0] <= 1.02 * floor
-            for e in measured["optimizers"].values()
-        )
-        claims["every tuned optimizer's mean final test loss is within 0.5 of DeepOBS' runs"] = all(
-            abs(mean_std(e["rerun"]["final"])[0] - np.mean(list(PUBLISHED[k]["runs"].values())))
-            <= 0.5
-            for k, e in measured["optimizers"].items()
-        )
+    claims = check(measured)
     return Result(
         name="deepobs_quadratic",
         title="DeepOBS protocol on quadratic_deep",

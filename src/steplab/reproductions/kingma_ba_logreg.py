@@ -29,6 +29,37 @@ L2, BATCH = 1e-4, 128
 OPTIMIZER_NAMES = ("adam", "nesterov", "adagrad")  # Figure 1 (left) has these three
 DECAYED = ("adam", "nesterov")  # α_t = α/√t; AdaGrad's own 1/√(Σg²) already decays
 CHECKPOINTS = (1, 2, 5, 20)  # epochs at which the costs are compared
+# "Similar convergence": Adam's mean cost within SIMILAR[epoch] of SGD-Nesterov's, which is
+# 3 × the pooled sample std over seeds 0-2 of the two rows at that epoch, measured with
+# `steplab reproduce kingma_ba_logreg` (Adam 0.0180, 0.0054, 0.0034, 0.0043; Nesterov
+# 0.0126, 0.0095, 0.0022, 0.0023). Plain SGD with α/√t in Adam's place is 0.043, 0.026 and
+# 0.011 away at epochs 2, 5 and 20, outside these (the tests run it).
+SIMILAR = {1: 0.047, 2: 0.023, 5: 0.0086, 20: 0.0104}
+# The paper's finding at epoch 1 is refuted here (Nesterov is ahead of both; Adam is
+# still above AdaGrad): pinned verdicts, so a change in either direction is noticed.
+EXPECTED = {
+    "epoch 1: Adam within 0.047 of SGD-Nesterov": False,
+    "epoch 1: Adam below AdaGrad": False,
+}
+
+
+def check(cost: dict, *, quick: bool = False) -> dict[str, bool]:
+    """The paper's finding at each epoch measured, from ``cost[optimizer][epoch]`` (mean
+    training cost over the seeds at the tuned α)."""
+    epochs = sorted(cost["adam"])
+    if quick:  # two epochs: only "Adam keeps up with the best" is checked
+        best = min(c[epochs[-1]] for c in cost.values())
+        return {
+            "Adam ends within 5 % of the best optimizer's training cost": cost["adam"][epochs[-1]]
+            <= 1.05 * best
+        }
+    claims = {}  # one line per epoch, so the table says where the paper's finding holds
+    for e in epochs:
+        a, n, g = cost["adam"][e], cost["nesterov"][e], cost["adagrad"][e]
+        claims[f"epoch {e}: Adam within {SIMILAR[e]:g} of SGD-Nesterov"] = abs(a - n) <= SIMILAR[e]
+        claims[f"epoch {e}: Adam below AdaGrad"] = a < g
+        claims[f"epoch {e}: SGD-Nesterov below AdaGrad"] = n < g
+    return claims
 
 
 def _optimizer(name, lr):
@@ -40,8 +71,19 @@ def _optimizer(name, lr):
     return sl.make(name, lr=lr)
 
 
-def compute(*, quick: bool = False, seeds=(0, 1, 2), progress: bool = False) -> dict:
-    """Every optimizer × step size × seed; the tuned step size per optimizer and its runs."""
+def compute(
+    *,
+    quick: bool = False,
+    seeds=(0, 1, 2),
+    progress: bool = False,
+    names=OPTIMIZER_NAMES,
+    optimizer=None,
+) -> dict:
+    """Every optimizer × step size × seed; the tuned step size per optimizer and its runs.
+
+    The setup is a parameter so that a test can break it: ``names`` picks the optimizers,
+    ``optimizer(name, lr)`` builds one (default: the paper's, α/√t for Adam and Nesterov).
+    """
     import steplab as sl
     from steplab import problems
     from steplab.problems import datasets
@@ -51,13 +93,14 @@ def compute(*, quick: bool = False, seeds=(0, 1, 2), progress: bool = False) -> 
     grid = np.logspace(-2, 0, 3) if quick else np.logspace(-3, 1, 9)
     epochs = 2 if quick else 20
     seeds = list(seeds)
+    make = _optimizer if optimizer is None else optimizer
     out: dict[str, Any] = {"grid": grid, "epochs": epochs, "optimizers": {}}
-    for name in OPTIMIZER_NAMES:
+    for name in names:
         per_lr = []
         for lr in grid:  # a schedule is one value for all rows, so one call per α
             runs = sl.minimize(
                 problem,
-                _optimizer(name, float(lr)),
+                make(name, float(lr)),
                 epochs=epochs,
                 batch_size=BATCH,
                 seed=seeds,
@@ -157,21 +200,8 @@ def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = 
             row[f"cost, epoch {e}"] = pm(values, 4)
         row["test accuracy [%]"] = pm(entry["test_accuracy"], 1, 100)
         rows.append(row)
-    epochs = sorted(cost["adam"])
 
-    if quick:  # two epochs: only "Adam keeps up with the best" is checked
-        best = min(c[epochs[-1]] for c in cost.values())
-        claims = {
-            "Adam ends within 5 % of the best optimizer's training cost": cost["adam"][epochs[-1]]
-            <= 1.05 * best
-        }
-    else:  # one line per epoch, so the table says where the paper's finding holds
-        claims = {}
-        for e in epochs:
-            a, n, g = cost["adam"][e], cost["nesterov"][e], cost["adagrad"][e]
-            claims[f"epoch {e}: Adam within 2 % of SGD-Nesterov"] = abs(a - n) <= 0.02 * min(a, n)
-            claims[f"epoch {e}: Adam below AdaGrad"] = a < g
-            claims[f"epoch {e}: SGD-Nesterov below AdaGrad"] = n < g
+    claims = check(cost, quick=quick)
     grid = measured["grid"]
     return Result(
         name="kingma_ba_logreg",
@@ -198,6 +228,8 @@ def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = 
         ),
         tables={"Training cost at the tuned step size (mean ± std over seeds)": rows},
         claims=claims,
+        expected={c: v for c, v in EXPECTED.items() if c in claims},
+        numbers={"cost": cost},
         quick=quick,
         figures=[figure(measured, out)],
     )

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from steplab.reproductions._common import Result, mean_std, pm, save_figure, seeds_list
+from steplab.reproductions._common import Result, pm, save_figure, seeds_list
 from steplab.reproductions.registry import reproduction
 
 REPO = "github.com/greydanus/mnist1d @ 7878d96 (2024-10-09)"
@@ -38,22 +38,37 @@ SOURCE = (
 README = {"logistic regression": 32.0, "MLP": 68.0}
 NOTEBOOK = {"logistic regression": 31.5, "MLP": 65.1}
 NOTEBOOK_TRAIN = {"logistic regression": 37.2, "MLP": 100.0}  # same lines, train_acc
-TOLERANCE = 2.0  # points between our mean and the notebook's single run
+# Points by which our mean may differ from a published single run: 2 × the sample std of
+# one run over seeds 0-4 (logistic 0.04, MLP 0.94; `steplab reproduce mnist1d`), plus the
+# published number's rounding (notebook 0.05, README table 0.5).
+TOLERANCE = {"logistic regression": 0.15, "MLP": 2.0}
+README_ROUNDING = 0.5
+WIDE = 256  # hidden_size in train.py's get_model_args (the notebook's run used 100)
+WIDE_SEEDS = 3
 
 LR, BATCH, STEPS, EVAL_EVERY = 1e-2, 100, 6000, 250  # train.py defaults, notebook's steps
 
 
-def models(data) -> dict:
+def models(data, width: int = 100) -> dict:
     """``LinearBase`` and ``MLPBase`` of notebooks/models.py, as steplab problems."""
     from steplab import problems
 
     return {
         "logistic regression": problems.mlp(data, hidden=(), init="torch"),
-        "MLP": problems.mlp(data, hidden=(100, 100), residual=True, init="torch"),
+        "MLP": problems.mlp(data, hidden=(width, width), residual=True, init="torch"),
     }
 
 
-def train(problem, seeds, *, steps: int, eval_every: int, shuffle: bool = False, progress=False):
+def train(
+    problem,
+    seeds,
+    *,
+    steps: int,
+    eval_every: int,
+    shuffle: bool = False,
+    progress=False,
+    optimizer=None,
+):
     """train.py's loop for every seed at once (one row per seed): torch's Adam, batches in
     fixed order (or reshuffled every epoch when ``shuffle``, for comparison), accuracies
     after the update of steps 0, ``eval_every``, …, ``steps``."""
@@ -62,7 +77,7 @@ def train(problem, seeds, *, steps: int, eval_every: int, shuffle: bool = False,
 
     n = problem.n_train
     theta = np.stack([problem.initial_point(seed) for seed in seeds])
-    opt = sl.Adam.like("torch", lr=LR)
+    opt = sl.Adam.like("torch", lr=LR) if optimizer is None else optimizer
     state = opt.init(theta)
     order = np.arange(n)
     rng = np.random.default_rng(seeds[0])
@@ -85,17 +100,31 @@ def train(problem, seeds, *, steps: int, eval_every: int, shuffle: bool = False,
     return {k: np.asarray(v) for k, v in curve.items()}
 
 
-def compute(*, quick: bool = False, seeds=(0, 1, 2, 3, 4), progress: bool = False) -> dict:
-    """Both models with every seed (and, in full runs, the MLP with shuffled batches)."""
+def compute(
+    *,
+    quick: bool = False,
+    seeds=(0, 1, 2, 3, 4),
+    progress: bool = False,
+    width: int = 100,
+    optimizer=None,
+) -> dict:
+    """Both models with every seed (and, in full runs, the MLP with shuffled batches and
+    the MLP of width 256 with the first three seeds). ``width`` and ``optimizer`` (default:
+    torch's Adam, lr 0.01) are the setup a test breaks."""
     from steplab.problems import datasets
 
     data = datasets.load("mnist1d", val_fraction=0.0, standardize=False)
     steps = 600 if quick else STEPS
     eval_every = 100 if quick else EVAL_EVERY
     out: dict[str, Any] = {"steps": steps, "models": {}}
-    for name, problem in models(data).items():
+    for name, problem in models(data, width).items():
         out["models"][name] = train(
-            problem, list(seeds), steps=steps, eval_every=eval_every, progress=progress
+            problem,
+            list(seeds),
+            steps=steps,
+            eval_every=eval_every,
+            progress=progress,
+            optimizer=optimizer,
         )
     if not quick:  # what the fixed batch order is worth: the same MLP, reshuffled batches
         out["shuffled"] = train(
@@ -104,6 +133,13 @@ def compute(*, quick: bool = False, seeds=(0, 1, 2, 3, 4), progress: bool = Fals
             steps=steps,
             eval_every=eval_every,
             shuffle=True,
+            progress=progress,
+        )
+        out["wide"] = train(  # the README's 68 %: train.py's default width?
+            models(data, WIDE)["MLP"],
+            list(seeds)[:WIDE_SEEDS],
+            steps=steps,
+            eval_every=eval_every,
             progress=progress,
         )
     return out
@@ -147,14 +183,68 @@ def figure(measured: dict, out):
     return save_figure(fig, out, "repro-mnist1d")
 
 
+README_CLAIM = (
+    f"MLP (width 100, the notebook's) within {TOLERANCE['MLP'] + README_ROUNDING:g} points "
+    "of the README's 68 %"
+)
+WIDE_CLAIM = (
+    f"MLP of width {WIDE} within {TOLERANCE['MLP'] + README_ROUNDING:g} points of the README's 68 %"
+)
+# The README's 68 % is refuted for the notebook's width-100 MLP: a pinned verdict.
+EXPECTED = {README_CLAIM: False}
+
+
+def summarize(measured: dict) -> dict:
+    """The final test and train accuracies [%] of every seed, per model (JSON-able)."""
+    curves = dict(measured["models"])
+    curves.update({k: measured[k] for k in ("shuffled", "wide") if k in measured})
+    return {
+        name: {
+            "test": [float(v) for v in c["test_accuracy"][-1]],
+            "train": [float(v) for v in c["train_accuracy"][-1]],
+        }
+        for name, c in curves.items()
+    }
+
+
+def check(numbers: dict, *, quick: bool = False) -> dict[str, bool]:
+    """The claims on the final accuracies (:func:`summarize`)."""
+    logistic = float(np.mean(numbers["logistic regression"]["test"]))
+    mlp_acc = float(np.mean(numbers["MLP"]["test"]))
+    if quick:  # 600 steps: the ordering and the linear model's level only
+        return {
+            "logistic regression's test accuracy lies in 25-40 %": bool(25 <= logistic <= 40),
+            "the MLP beats logistic regression": bool(mlp_acc > logistic),
+        }
+    readme_tol = TOLERANCE["MLP"] + README_ROUNDING
+    claims = {
+        f"logistic regression within {TOLERANCE['logistic regression']} points of the "
+        "notebook's 31.5 %": abs(logistic - NOTEBOOK["logistic regression"])
+        <= TOLERANCE["logistic regression"],
+        f"MLP within {TOLERANCE['MLP']:g} points of the notebook's 65.1 %": abs(
+            mlp_acc - NOTEBOOK["MLP"]
+        )
+        <= TOLERANCE["MLP"],
+        "the MLP fits its training set (100 % train accuracy, as the notebook prints)": bool(
+            np.all(np.asarray(numbers["MLP"]["train"]) == 100.0)
+        ),
+        "the MLP beats logistic regression by more than 20 points": mlp_acc - logistic > 20,
+        README_CLAIM: bool(abs(mlp_acc - README["MLP"]) <= readme_tol),
+    }
+    if "wide" in numbers:
+        claims[WIDE_CLAIM] = bool(
+            abs(np.mean(numbers["wide"]["test"]) - README["MLP"]) <= readme_tol
+        )
+    return claims
+
+
 @reproduction("mnist1d", "MNIST-1D baselines with the repository's recipe", SOURCE)
 def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = False) -> Result:
     seed_list = seeds_list(seeds, 2 if quick else 5)
     measured = compute(quick=quick, seeds=seed_list, progress=progress)
-    rows, final = [], {}
+    rows = []
     for name, curve in measured["models"].items():
         test, train_acc = curve["test_accuracy"][-1], curve["train_accuracy"][-1]
-        final[name] = mean_std(test)[0]
         rows.append(
             {
                 "model": name,
@@ -166,40 +256,25 @@ def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = 
                 "seeds": ", ".join(map(str, seed_list)),
             }
         )
-    logistic, mlp_acc = final["logistic regression"], final["MLP"]
-    if quick:  # 600 steps: the ordering and the linear model's level only
-        claims = {
-            "logistic regression's test accuracy lies in 25-40 %": 25 <= logistic <= 40,
-            "the MLP beats logistic regression": mlp_acc > logistic,
-        }
-    else:
-        shuffled = measured["shuffled"]["test_accuracy"][-1]
-        rows.append(
-            {
-                "model": "MLP, batches reshuffled each epoch (not the recipe)",
-                "README [%]": "",
-                "notebook, seed 42 [%]": "",
-                "steplab test acc [%]": pm(shuffled, 2),
-                "steplab train acc [%]": pm(measured["shuffled"]["train_accuracy"][-1], 1),
-                "notebook train acc [%]": "",
-                "seeds": ", ".join(map(str, seed_list)),
-            }
-        )
-        mlp_train = measured["models"]["MLP"]["train_accuracy"][-1]
-        claims = {
-            f"logistic regression within {TOLERANCE:.0f} points of the notebook's 31.5 %": abs(
-                logistic - NOTEBOOK["logistic regression"]
+    if not quick:
+        for key, label in (
+            ("shuffled", "MLP, batches reshuffled each epoch (not the recipe)"),
+            ("wide", f"MLP of width {WIDE} (train.py's hidden_size; not the notebook's run)"),
+        ):
+            curve = measured[key]
+            rows.append(
+                {
+                    "model": label,
+                    "README [%]": "",
+                    "notebook, seed 42 [%]": "",
+                    "steplab test acc [%]": pm(curve["test_accuracy"][-1], 2),
+                    "steplab train acc [%]": pm(curve["train_accuracy"][-1], 1),
+                    "notebook train acc [%]": "",
+                    "seeds": ", ".join(map(str, seed_list[: len(curve["test_accuracy"][-1])])),
+                }
             )
-            <= TOLERANCE,
-            f"MLP within {TOLERANCE:.0f} points of the notebook's 65.1 %": abs(
-                mlp_acc - NOTEBOOK["MLP"]
-            )
-            <= TOLERANCE,
-            "the MLP fits its training set (100 % train accuracy, as the notebook prints)": bool(
-                np.all(mlp_train == 100.0)
-            ),
-            "the MLP beats logistic regression by more than 20 points": mlp_acc - logistic > 20,
-        }
+    numbers = summarize(measured)
+    claims = check(numbers, quick=quick)
     return Result(
         name="mnist1d",
         title="MNIST-1D baselines with the repository's recipe (Greydanus 2020)",
@@ -224,6 +299,8 @@ def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = 
         ),
         tables={f"Test accuracy on MNIST-1D after {measured['steps'] + 1} updates": rows},
         claims=claims,
+        expected={c: v for c, v in EXPECTED.items() if c in claims},
+        numbers=numbers,
         quick=quick,
         figures=[figure(measured, out)],
     )

@@ -93,8 +93,21 @@ def average_regret(g: np.ndarray, xs: np.ndarray) -> np.ndarray:
     return np.cumsum(g * (xs + 1.0), axis=0) / np.arange(1, len(xs) + 1)[:, None]
 
 
-def compute(*, quick: bool = False, seeds=(0, 1, 2, 3, 4), progress: bool = False) -> dict:
-    """Every setting as columns of one run per method: online, each stochastic seed, §3."""
+METHODS = {"Adam": False, "AMSGrad": True}  # name → amsgrad
+
+
+def compute(
+    *,
+    quick: bool = False,
+    seeds=(0, 1, 2, 3, 4),
+    progress: bool = False,
+    methods: dict | None = None,
+) -> dict:
+    """Every setting as columns of one run per method: online, each stochastic seed, §3.
+
+    ``methods`` (name → amsgrad flag, default :data:`METHODS`) is the setup a test breaks,
+    e.g. ``{"Adam": True, "AMSGrad": True}``: the claims about Adam must then fail.
+    """
     T = 20_000 if quick else 1_000_000
     columns = [("online", 0)] + [("stochastic", s) for s in seeds] + [("theorem", 0)]
     g = np.stack([gradients(setting, T, seed) for setting, seed in columns], axis=1)
@@ -102,7 +115,7 @@ def compute(*, quick: bool = False, seeds=(0, 1, 2, 3, 4), progress: bool = Fals
     rho1 = np.where(theorem, 0.0, RHO1)
     rho2 = np.where(theorem, 1.0 / (1.0 + C_THEOREM**2), RHO2)
     out: dict[str, Any] = {"T": T, "runs": {}}
-    for name, ams in (("Adam", False), ("AMSGrad", True)):
+    for name, ams in (METHODS if methods is None else methods).items():
         xs = optimize(g, rho1, rho2, amsgrad=ams, progress=progress)
         regret = average_regret(g, xs)
         # the stochastic problem's regret in expectation: E f(x) = 0.2·x
@@ -153,30 +166,9 @@ def figure(measured: dict, out):
     return save_figure(fig, out, "repro-reddi-amsgrad")
 
 
-@reproduction("reddi_amsgrad", "Reddi et al. (2018) §3/§5: Adam vs AMSGrad on [−1, 1]", SOURCE)
-def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = False) -> Result:
-    seed_list = seeds_list(seeds, 3 if quick else 5)
-    measured = compute(quick=quick, seeds=seed_list, progress=progress)
-    measured["n_seeds"] = len(seed_list)
+def check(measured: dict, *, quick: bool = False) -> dict[str, bool]:
+    """Figure 1's statements (and §3's) on ``measured`` (:func:`compute`)."""
     runs = measured["runs"]
-    rows = []
-    labels = {
-        "online": "§5 online (1010x every 101st step, else −10x)",
-        "stochastic": "§5 stochastic (1010x w.p. 0.01, else −10x)",
-        "theorem": f"§3 example (C = {C_THEOREM:g}, β₁ = 0, β₂ = 1/(1+C²))",
-    }
-    for setting, label in labels.items():
-        for name in ("Adam", "AMSGrad"):
-            run_ = runs[setting, name]
-            rows.append(
-                {
-                    "problem": label,
-                    "method": name,
-                    "published": "x → +1" if name == "Adam" else "x → −1",
-                    "final x_T (mean over last 10 %)": pm(_tail(run_["x"]), 3),
-                    "average regret R_T/T": pm(run_["avg_regret"][-1], 3),
-                }
-            )
     final = {key: float(np.mean(_tail(r["x"]))) for key, r in runs.items()}
     regret = {key: float(mean_std(r["avg_regret"][-1])[0]) for key, r in runs.items()}
     T = measured["T"]
@@ -217,6 +209,34 @@ def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = 
                 and final["stochastic", "AMSGrad"] < -0.5,
             }
         )
+    return claims
+
+
+@reproduction("reddi_amsgrad", "Reddi et al. (2018) §3/§5: Adam vs AMSGrad on [−1, 1]", SOURCE)
+def run(out, *, quick: bool = False, seeds: int | None = None, progress: bool = False) -> Result:
+    seed_list = seeds_list(seeds, 3 if quick else 5)
+    measured = compute(quick=quick, seeds=seed_list, progress=progress)
+    measured["n_seeds"] = len(seed_list)
+    runs = measured["runs"]
+    rows = []
+    labels = {
+        "online": "§5 online (1010x every 101st step, else −10x)",
+        "stochastic": "§5 stochastic (1010x w.p. 0.01, else −10x)",
+        "theorem": f"§3 example (C = {C_THEOREM:g}, β₁ = 0, β₂ = 1/(1+C²))",
+    }
+    for setting, label in labels.items():
+        for name in ("Adam", "AMSGrad"):
+            run_ = runs[setting, name]
+            rows.append(
+                {
+                    "problem": label,
+                    "method": name,
+                    "published": "x → +1" if name == "Adam" else "x → −1",
+                    "final x_T (mean over last 10 %)": pm(_tail(run_["x"]), 3),
+                    "average regret R_T/T": pm(run_["avg_regret"][-1], 3),
+                }
+            )
+    claims = check(measured, quick=quick)
     return Result(
         name="reddi_amsgrad",
         title="Reddi, Kale & Kumar (2018): Adam vs AMSGrad on a 1-D convex problem",

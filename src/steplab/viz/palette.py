@@ -90,9 +90,36 @@ def color(label: str) -> str:
     return FALLBACK_COLORS[sum(map(ord, name)) % len(FALLBACK_COLORS)]
 
 
-def marker(label: str) -> str:
-    """The marker shape of the optimizer named in ``label`` (its end point in path plots)."""
-    return MARKERS.get(base_name(label), "o")
+#: Marker shapes for a second, third, … run of one family (none is a family's own shape
+#: where avoidable), so that ``adam:lr=0.05`` and ``adam:lr=cosine(0.05,500)`` differ in
+#: color, line style *and* marker.
+VARIANT_MARKERS = ("D", "P", "X", "v", "h", "<")
+
+
+def marker(label: str, variant: int = 0) -> str:
+    """The marker shape of the optimizer named in ``label`` (its end point in path plots);
+    ``variant`` > 0 (see :func:`variants`) picks another shape for a further run of it."""
+    own = MARKERS.get(base_name(label), "o")
+    if variant == 0:
+        return own
+    others = [m for m in VARIANT_MARKERS if m != own]
+    return others[(variant - 1) % len(others)]
+
+
+def variants(labels: list[str]) -> dict[str, int]:
+    """For each label, how many earlier labels name the same optimizer family (0, 1, …)."""
+    seen: dict[str, itertools.count] = {}
+    return {label: next(seen.setdefault(base_name(label), itertools.count())) for label in labels}
+
+
+def shade(hex_color: str, variant: int) -> str:
+    """The family's color for its ``variant``-th run: itself, then ever darker shades of
+    the same hue (lighter ones vanish for a light hue such as RMSProp's)."""
+    if variant == 0 or not hex_color.startswith("#") or len(hex_color) != 7:
+        return hex_color
+    rgb = [int(hex_color[i : i + 2], 16) for i in (1, 3, 5)]
+    amount = min(0.8, 0.2 * variant)  # towards black: 20 %, 40 %, … of the way
+    return "#" + "".join(f"{round(c * (1 - amount)):02x}" for c in rgb)
 
 
 def pretty(label: str) -> str:
@@ -104,15 +131,13 @@ def pretty(label: str) -> str:
 
 
 def styles(labels: list[str]) -> dict[str, dict]:
-    """Line styles for several runs: each family keeps its color; a second run of the same
-    family (another learning rate, say) gets a dashed line, a third a dotted one."""
-    seen: dict[str, itertools.count] = {}
+    """Line styles for several runs: each family keeps its hue; a second run of the same
+    family (another learning rate, say) gets a darker shade and a dashed line, a third a
+    darker one still and a dotted line (and :func:`marker` another shape)."""
     out = {}
-    for label in labels:
-        name = base_name(label)
-        n = next(seen.setdefault(name, itertools.count()))
+    for label, n in variants(labels).items():
         out[label] = {
-            "color": color(label),
+            "color": shade(color(label), n),
             "linestyle": LINESTYLES[n % len(LINESTYLES)],
             "label": pretty(label),
         }

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from steplab.viz.base import styled, subplots
-from steplab.viz.palette import marker, styles
+from steplab.viz.palette import marker, styles, variants
 
 Function2D = Callable[[np.ndarray], np.ndarray]  # rows (N, 2) -> values (N,)
 
@@ -82,6 +82,7 @@ def draw_paths(ax, paths: Mapping[str, np.ndarray], *, upto: int | None = None, 
     order = sorted(cut, key=lambda label: -_path_length(cut[label]))  # longest first
     rank = {label: i for i, label in enumerate(order)}
     lines = {}
+    variant = variants(list(paths))
     for label, style in styles(list(paths)).items():
         xy = cut[label]
         z = 3 + rank[label] * 0.1
@@ -98,14 +99,22 @@ def draw_paths(ax, paths: Mapping[str, np.ndarray], *, upto: int | None = None, 
             ax.plot(xy[:, 0], xy[:, 1], ".", color=style["color"], ms=3.5, zorder=z + 0.05)
         ax.plot(
             *xy[-1],
-            marker(label),
+            marker(label, variant[label]),
             color=style["color"],
             ms=9,
             mec="white",
             mew=1.0,
             zorder=z + 2,
         )
-        ax.plot([], [], **style, marker=marker(label), ms=8, mec="white", label=legend_label)
+        ax.plot(
+            [],
+            [],
+            **style,
+            marker=marker(label, variant[label]),
+            ms=8,
+            mec="white",
+            label=legend_label,
+        )
         lines[label] = line
     first = np.asarray(next(iter(paths.values())))[0]
     ax.plot(*first, marker="*", color="black", ms=13, ls="none", label="start", zorder=20)
@@ -314,7 +323,9 @@ def tick_label(value: float) -> str:
     """One format for every grid tick: plain for 0.01 ≤ |v| < 1000, else ``2.2e-4``."""
     v = float(value)
     if v == 0 or 1e-2 <= abs(v) < 1e3:
-        return f"{v:.3g}"
+        short = f"{v:.3g}"
+        # a decay rate such as 0.9999 would round to "1": keep the digits it needs
+        return short if float(short) == round(v, 6) else f"{v:.6g}"
     mantissa, exponent = f"{v:.1e}".split("e")
     mantissa = mantissa.rstrip("0").rstrip(".")
     return f"{mantissa}e{int(exponent)}"
@@ -435,12 +446,13 @@ def sweep_figure(
     fig, axes = subplots(1, 1, width=7.2, height=4.8, layout="constrained")
     ax = axes[0][0]
     top = []
+    variant = variants(list(results))
     for label, style in styles(list(results)).items():
         x, y, diverged = (np.asarray(a) for a in results[label])
         y = np.where(diverged | ~np.isfinite(y), np.nan, y.astype(float))
         if best_at_edge(y, maximize=maximize):  # higher is better for accuracies
             style["label"] += f" — best {EDGE_NOTE}"
-        ax.plot(x, y, **style, marker=marker(label), ms=6, mec="white")
+        ax.plot(x, y, **style, marker=marker(label, variant[label]), ms=6, mec="white")
         top.append((x[diverged.astype(bool)], style["color"]))
     ax.set_xscale("log")
     if logy:
@@ -465,7 +477,8 @@ def sweep_figure(
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    ax.legend(fontsize=9)
+    # beside the panel, never over a curve: a best point may lie in any corner
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", frameon=False)
     return fig
 
 
@@ -497,5 +510,6 @@ def run_figure(runs: Mapping, *, ax=None, y: str = "loss", x: str = "step"):
         ax.set_yscale("log")
     ax.set_xlabel(readable(x))
     ax.set_ylabel(readable(y))
-    ax.legend()
+    # beside the axes, not over the curves (the figure's constrained layout makes room)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     return fig

@@ -35,7 +35,8 @@ def write_index(
         "padding-bottom:1em}img,video{max-width:100%}figcaption{margin-top:.5em;"
         "line-height:1.45}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
         "padding:.2em .6em;text-align:right;white-space:nowrap}th{background:#f4f4f4}"
-        "td:first-child,td:nth-child(2){text-align:left}</style></head><body>",
+        "td:first-child,td:nth-child(2){text-align:left}td:first-child{white-space:normal;"
+        "min-width:14em}.wide{overflow-x:auto}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
     if intro:
@@ -61,7 +62,8 @@ def write_index(
             f"{html.escape(entry.caption)} {links}</figcaption></figure>"
         )
     if table_html:  # after the figures: the page is read top-down like the lecture
-        parts += ['<h2 id="summary">Summary</h2>', table_html]
+        # a wide table scrolls inside its box: the page itself stays as wide as the window
+        parts += ['<h2 id="summary">Summary</h2>', f'<div class="wide">{table_html}</div>']
     parts.append("</body></html>")
     path = out / "index.html"
     write_text(path, "\n".join(parts))  # atomically, like every file steplab writes
