@@ -311,8 +311,13 @@ class TorchOptimizer(torch.optim.Optimizer):
             # the new scalar state, in Python floats: the same numbers for both routes.
             step_values, scalars = core.prepare_step(declared, t, before, TORCH_OPS)
             names = bucket.moment_names
-            for theta, g, moments in _batches(bucket.theta, bucket.g, bucket.state, names):
-                _step_batch(core, step_values, theta, g, moments, names)
+            roles = [bucket.theta, bucket.g, *(getattr(bucket.state, k) for k in names)]
+            packing = _Packing(roles)
+            theta, g, *held = packing.lists
+            state = SimpleNamespace(**dict(zip(names, held, strict=True)))
+            for theta_b, g_b, moments in _batches(theta, g, state, names):
+                _step_batch(core, step_values, theta_b, g_b, moments, names)
+            packing.unpack(written=[0, *range(2, len(roles))])
             bucket.state.t = t
             for k, v in scalars.items():
                 setattr(bucket.state, k, v)
@@ -384,6 +389,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         scalar state. A parameter's first step creates its state: ``t = 0``, the core's
         scalar state and the moments the core keeps for ``declared``, at their initial values."""
         buckets: dict[tuple, _Bucket] = {}
+        new_states = []
+        stepped = []
         for p in group["params"]:
             grad = p.grad
             if grad is None:
@@ -397,6 +404,11 @@ class TorchOptimizer(torch.optim.Optimizer):
             if "t" not in state:
                 work = p.detach().to(_work_dtype(p))
                 state.update(t=0, **dict(core.SCALAR_STATE), **_core_moments(core, declared, work))
+                new_states.append((p, state))
+            stepped.append((p, state))
+        if not group["fused"]:  # the compiled kernels step tensors in place, as allocated
+            _place_back_to_back(new_states)
+        for p, state in stepped:
             key = (p.device, p.dtype, state["t"], *(state[k] for k in core.SCALAR_STATE))
             if key not in buckets:
                 buckets[key] = _Bucket(self._tensor_state_names(state))
@@ -656,51 +668,107 @@ def _batches(theta: list, g: list, state: SimpleNamespace, names: tuple) -> list
     return batches
 
 
-#: On CPU, batch pieces with fewer elements than this are packed into one flat tensor.
+#: On CPU, tensors with fewer elements than this are stepped packed into one flat tensor.
 PACK_BELOW = 1 << 14
+
+
+class _Packing:
+    """A bucket's small tensors as one flat tensor per operand, for the CPU multi-tensor step.
+
+    On CPU a multi-tensor operation is a loop of per-tensor kernels, each costing a few
+    microseconds of dispatch: for many small tensors that, not the arithmetic, is the step's
+    time. So the small tensors of each operand (θ, ĝ, each moment) become one flat tensor:
+    a view where they already lie back to back in one storage (the moments steplab makes,
+    see :func:`_place_back_to_back`), else a packed copy, copied back by :meth:`unpack`. The
+    rule is element-wise, so each element is computed exactly as in its own tensor.
+    """
+
+    def __init__(self, roles: list[list[torch.Tensor]]) -> None:
+        first = roles[0]
+        self.small: list[int] = []
+        if first and first[0].device.type == "cpu":
+            self.small = [
+                i
+                for i, x in enumerate(first)
+                if x.numel() < PACK_BELOW and all(r[i].is_contiguous() for r in roles)
+            ]
+        if len(self.small) < 2:
+            self.small = []
+            self.lists = roles
+            return
+        chosen = set(self.small)
+        rest = [i for i in range(len(first)) if i not in chosen]
+        self.parts = [[r[i] for i in self.small] for r in roles]
+        self.flats = []
+        self.copied = []
+        for parts in self.parts:
+            flat = _adjacent_view(parts)
+            self.copied.append(flat is None)
+            self.flats.append(torch._C._nn.flatten_dense_tensors(parts) if flat is None else flat)
+        self.lists = [[f, *(r[i] for i in rest)] for f, r in zip(self.flats, roles, strict=True)]
+
+    def unpack(self, written: list[int]) -> None:
+        """Copy the packed copies of the operands ``written`` (indices) into their tensors."""
+        if not self.small:
+            return
+        for k in written:
+            if self.copied[k]:
+                parts = self.parts[k]
+                views = torch._C._nn.unflatten_dense_tensors(self.flats[k], parts)
+                torch._foreach_copy_(parts, views)
+
+
+def _adjacent_view(tensors: list[torch.Tensor]) -> torch.Tensor | None:
+    """One flat view of ``tensors`` if they are contiguous and lie back to back, in order,
+    in one storage; else None."""
+    first = tensors[0]
+    storage = first.untyped_storage()
+    pointer = storage.data_ptr()
+    size = first.element_size()
+    expected = first.data_ptr()
+    total = 0
+    for t in tensors:
+        if t.data_ptr() != expected or t.untyped_storage().data_ptr() != pointer:
+            return None
+        if t.dtype != first.dtype or not t.is_contiguous():
+            return None
+        expected += t.numel() * size
+        total += t.numel()
+    flat = torch.empty((0,), dtype=first.dtype, device=first.device)
+    return flat.set_(storage, first.storage_offset(), (total,), (1,))
+
+
+def _place_back_to_back(new_states: list[tuple[torch.Tensor, dict[str, Any]]]) -> None:
+    """Store the new moments of small CPU parameters back to back, one storage per moment
+    and dtype, so that the multi-tensor step reads them as one flat tensor with no copy."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for p, state in new_states:
+        if p.device.type == "cpu" and p.numel() < PACK_BELOW:
+            groups.setdefault((p.dtype, tuple(state)), []).append(state)
+    for states in groups.values():
+        if len(states) < 2:
+            continue
+        for name, value in states[0].items():
+            if torch.is_tensor(value) and value.is_contiguous():
+                tensors = [s[name] for s in states]
+                if all(t.is_contiguous() and t.dtype == value.dtype for t in tensors):
+                    flat = torch._C._nn.flatten_dense_tensors(tensors)
+                    views = torch._C._nn.unflatten_dense_tensors(flat, tensors)
+                    for s, view in zip(states, views, strict=True):
+                        s[name] = view
 
 
 def _step_batch(
     core: CoreOptimizer, step_values: Any, theta: list, g: list, moments: dict, names: tuple
 ) -> None:
-    """The rule on one batch of :func:`_batches`, results copied into θ and the moments.
-
-    On CPU a multi-tensor operation is a loop of per-tensor kernels, each costing a few
-    microseconds of dispatch: for many small tensors that, not the arithmetic, is the step's
-    time. So the batch's small 1-D pieces (the flattened small tensors) are concatenated
-    into one flat tensor per operand, the rule runs once on it (element-wise: each element
-    is computed exactly as in its own tensor), and the results are copied back.
-    """
-    small = [i for i, x in enumerate(theta) if x.dim() == 1 and x.numel() < PACK_BELOW]
-    if len(small) >= 2:
-        chosen = set(small)
-        order = small + [i for i in range(len(theta)) if i not in chosen]
-        sizes = [theta[i].numel() for i in small]
-
-        def packed(tensors: list) -> list:
-            return [
-                torch.cat([tensors[i] for i in small]),
-                *(tensors[i] for i in order[len(small) :]),
-            ]
-
-        def unpacked(tensors: list) -> list:
-            return [*tensors[0].split(sizes), *tensors[1:]]
-
-        def targets(tensors: list) -> list:
-            return [tensors[i] for i in order]
-    else:
-        packed = unpacked = targets = _same
-    state = SimpleNamespace(**{k: TensorList(packed(moments[k])) for k in names})
+    """The rule on one batch of :func:`_batches`, results copied into θ and the moments."""
+    state = SimpleNamespace(**{k: TensorList(moments[k]) for k in names})
     new_theta, new_moments = core.apply_rule(
-        TORCH_OPS, step_values, TensorList(packed(theta)), TensorList(packed(g)), state
+        TORCH_OPS, step_values, TensorList(theta), TensorList(g), state
     )
-    torch._foreach_copy_(targets(theta), unpacked(new_theta.tensors))
+    torch._foreach_copy_(theta, new_theta.tensors)
     for k in names:
-        torch._foreach_copy_(targets(moments[k]), unpacked(new_moments[k].tensors))
-
-
-def _same(tensors: list) -> list:
-    return tensors
+        torch._foreach_copy_(moments[k], new_moments[k].tensors)
 
 
 def _grad(p: torch.Tensor) -> torch.Tensor:
