@@ -312,7 +312,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             step_values, scalars = core.prepare_step(declared, t, before, TORCH_OPS)
             names = bucket.moment_names
             roles = [bucket.theta, bucket.g, *(getattr(bucket.state, k) for k in names)]
-            packing = _Packing(roles)
+            packing = _Packing(roles, self.__dict__.setdefault("_packing_buffers", {}))
             theta, g, *held = packing.lists
             state = SimpleNamespace(**dict(zip(names, held, strict=True)))
             for theta_b, g_b, moments in _batches(theta, g, state, names):
@@ -683,7 +683,7 @@ class _Packing:
     rule is element-wise, so each element is computed exactly as in its own tensor.
     """
 
-    def __init__(self, roles: list[list[torch.Tensor]]) -> None:
+    def __init__(self, roles: list[list[torch.Tensor]], buffers: dict) -> None:
         first = roles[0]
         self.small: list[int] = []
         if first and first[0].device.type == "cpu":
@@ -700,11 +700,16 @@ class _Packing:
         rest = [i for i in range(len(first)) if i not in chosen]
         self.parts = [[r[i] for i in self.small] for r in roles]
         self.flats = []
-        self.copied = []
-        for parts in self.parts:
+        self.views: list[list[torch.Tensor] | None] = []
+        shapes = tuple(x.shape for x in self.parts[0])
+        for k, parts in enumerate(self.parts):
             flat = _adjacent_view(parts)
-            self.copied.append(flat is None)
-            self.flats.append(torch._C._nn.flatten_dense_tensors(parts) if flat is None else flat)
+            views = None
+            if flat is None:
+                flat, views = _buffer(buffers, (k, parts[0].dtype, parts[0].device, shapes), parts)
+                torch._foreach_copy_(views, parts)
+            self.flats.append(flat)
+            self.views.append(views)
         self.lists = [[f, *(r[i] for i in rest)] for f, r in zip(self.flats, roles, strict=True)]
 
     def unpack(self, written: list[int]) -> None:
@@ -712,10 +717,24 @@ class _Packing:
         if not self.small:
             return
         for k in written:
-            if self.copied[k]:
-                parts = self.parts[k]
-                views = torch._C._nn.unflatten_dense_tensors(self.flats[k], parts)
-                torch._foreach_copy_(parts, views)
+            views = self.views[k]
+            if views is not None:
+                torch._foreach_copy_(self.parts[k], views)
+
+
+def _buffer(buffers: dict, key: tuple, parts: list[torch.Tensor]) -> tuple:
+    """A flat tensor for ``parts`` and its views shaped as they are, kept in ``buffers``
+    from step to step: a fresh allocation of megabytes costs page faults on every step,
+    and making the views costs a microsecond or two per tensor."""
+    kept = buffers.get(key)
+    if kept is None:
+        if len(buffers) >= 16:  # shapes of past steps (parameters without a gradient, …)
+            buffers.clear()
+        flat = torch.empty(
+            sum(x.numel() for x in parts), dtype=parts[0].dtype, device=parts[0].device
+        )
+        kept = buffers[key] = (flat, list(torch._C._nn.unflatten_dense_tensors(flat, parts)))
+    return kept
 
 
 def _adjacent_view(tensors: list[torch.Tensor]) -> torch.Tensor | None:
