@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import inspect
+import itertools
 import operator
 from itertools import compress, repeat
 from types import SimpleNamespace
@@ -687,18 +688,16 @@ class _Packing:
         first = roles[0]
         self.small: list[int] = []
         if first and first[0].device.type == "cpu":
-            self.small = [
-                i
-                for i, x in enumerate(first)
-                if x.numel() < PACK_BELOW and all(r[i].is_contiguous() for r in roles)
-            ]
-        if len(self.small) < 2:
+            numels = map(torch.Tensor.numel, first)
+            self.small = [i for i, n in enumerate(numels) if n < PACK_BELOW]
+        self.parts = [[r[i] for i in self.small] for r in roles]
+        contiguous = (all(map(torch.Tensor.is_contiguous, parts)) for parts in self.parts)
+        if len(self.small) < 2 or not all(contiguous):
             self.small = []
             self.lists = roles
             return
         chosen = set(self.small)
         rest = [i for i in range(len(first)) if i not in chosen]
-        self.parts = [[r[i] for i in self.small] for r in roles]
         self.flats = []
         self.views: list[list[torch.Tensor] | None] = []
         shapes = tuple(x.shape for x in self.parts[0])
@@ -738,23 +737,24 @@ def _buffer(buffers: dict, key: tuple, parts: list[torch.Tensor]) -> tuple:
 
 
 def _adjacent_view(tensors: list[torch.Tensor]) -> torch.Tensor | None:
-    """One flat view of ``tensors`` if they are contiguous and lie back to back, in order,
-    in one storage; else None."""
+    """One flat view of ``tensors`` if they are contiguous views of one tensor lying back
+    to back, in order; else None. (Checked with ``map``, C loops: this runs every step.)"""
     first = tensors[0]
-    storage = first.untyped_storage()
-    pointer = storage.data_ptr()
-    size = first.element_size()
-    expected = first.data_ptr()
-    total = 0
-    for t in tensors:
-        if t.data_ptr() != expected or t.untyped_storage().data_ptr() != pointer:
-            return None
-        if t.dtype != first.dtype or not t.is_contiguous():
-            return None
-        expected += t.numel() * size
-        total += t.numel()
+    base = first._base
+    if base is None or not all(map(operator.is_, map(_BASE, tensors), repeat(base))):
+        return None
+    if not all(map(torch.Tensor.is_contiguous, tensors)):
+        return None
+    numels = list(map(torch.Tensor.numel, tensors))
+    ends = itertools.accumulate(numels, initial=first.data_ptr() // first.element_size())
+    starts = [p // first.element_size() for p in map(torch.Tensor.data_ptr, tensors)]
+    if not all(map(operator.eq, starts, ends)) or any(t.dtype != first.dtype for t in tensors):
+        return None
     flat = torch.empty((0,), dtype=first.dtype, device=first.device)
-    return flat.set_(storage, first.storage_offset(), (total,), (1,))
+    return flat.set_(first.untyped_storage(), first.storage_offset(), (sum(numels),), (1,))
+
+
+_BASE = operator.attrgetter("_base")
 
 
 def _place_back_to_back(new_states: list[tuple[torch.Tensor, dict[str, Any]]]) -> None:
