@@ -691,8 +691,10 @@ class _Packing:
             numels = map(torch.Tensor.numel, first)
             self.small = [i for i, n in enumerate(numels) if n < PACK_BELOW]
         self.parts = [[r[i] for i in self.small] for r in roles]
-        contiguous = (all(map(torch.Tensor.is_contiguous, parts)) for parts in self.parts)
-        if len(self.small) < 2 or not all(contiguous):
+        if not all(all(map(torch.Tensor.is_contiguous, parts)) for parts in self.parts):
+            self.small = [i for i in self.small if all(r[i].is_contiguous() for r in roles)]
+            self.parts = [[r[i] for i in self.small] for r in roles]
+        if len(self.small) < 2:
             self.small = []
             self.lists = roles
             return
