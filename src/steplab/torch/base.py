@@ -13,7 +13,8 @@ routes built from the same rule:
 
 - the **multi-tensor** step (default): the rule evaluated once on lists of tensors
   (:class:`~steplab.torch._tensorlist.TensorList`), each arithmetic operation one
-  ``torch._foreach_*`` call over the whole bucket;
+  ``torch._foreach_*`` call over the whole bucket (on CPU, small tensors packed into one
+  flat tensor per operand first: see :class:`_Packing`);
 - the **single-pass** step (``fused=True``): the rule compiled by ``torch.compile`` into one
   kernel per tensor (small tensors packed into one), reading and writing memory once
   (:mod:`steplab.torch._single_pass`). The first step compiles (seconds; see docs/torch.md).
