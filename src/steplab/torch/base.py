@@ -765,7 +765,7 @@ def _place_back_to_back(new_states: list[tuple[torch.Tensor, dict[str, Any]]]) -
     and dtype, so that the multi-tensor step reads them as one flat tensor with no copy."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for p, state in new_states:
-        if p.device.type == "cpu" and p.numel() < PACK_BELOW:
+        if type(p) in _PLAIN and p.device.type == "cpu" and p.numel() < PACK_BELOW:
             groups.setdefault((p.dtype, tuple(state)), []).append(state)
     for states in groups.values():
         if len(states) < 2:
@@ -773,7 +773,8 @@ def _place_back_to_back(new_states: list[tuple[torch.Tensor, dict[str, Any]]]) -
         for name, value in states[0].items():
             if torch.is_tensor(value) and value.is_contiguous():
                 tensors = [s[name] for s in states]
-                if all(t.is_contiguous() and t.dtype == value.dtype for t in tensors):
+                same = (type(t) is torch.Tensor and t.dtype == value.dtype for t in tensors)
+                if all(same) and all(t.is_contiguous() for t in tensors):
                     flat = torch._C._nn.flatten_dense_tensors(tensors)
                     views = torch._C._nn.unflatten_dense_tensors(flat, tensors)
                     for s, view in zip(states, views, strict=True):
