@@ -13,7 +13,8 @@ routes built from the same rule:
 
 - the **multi-tensor** step (default): the rule evaluated once on lists of tensors
   (:class:`~steplab.torch._tensorlist.TensorList`), each arithmetic operation one
-  ``torch._foreach_*`` call over the whole bucket;
+  ``torch._foreach_*`` call over the whole bucket (on CPU, small tensors packed into one
+  flat tensor per operand first: see :class:`_Packing`);
 - the **single-pass** step (``fused=True``): the rule compiled by ``torch.compile`` into one
   kernel per tensor (small tensors packed into one), reading and writing memory once
   (:mod:`steplab.torch._single_pass`). The first step compiles (seconds; see docs/torch.md).
@@ -27,6 +28,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import inspect
+import itertools
 import operator
 from itertools import compress, repeat
 from types import SimpleNamespace
@@ -311,14 +313,13 @@ class TorchOptimizer(torch.optim.Optimizer):
             # the new scalar state, in Python floats: the same numbers for both routes.
             step_values, scalars = core.prepare_step(declared, t, before, TORCH_OPS)
             names = bucket.moment_names
-            for theta, g, moments in _batches(bucket.theta, bucket.g, bucket.state, names):
-                state = SimpleNamespace(**{k: TensorList(moments[k]) for k in names})
-                new_theta, new_moments = core.apply_rule(
-                    TORCH_OPS, step_values, TensorList(theta), TensorList(g), state
-                )
-                torch._foreach_copy_(theta, new_theta.tensors)
-                for k in names:
-                    torch._foreach_copy_(moments[k], new_moments[k].tensors)
+            roles = [bucket.theta, bucket.g, *(getattr(bucket.state, k) for k in names)]
+            packing = _Packing(roles, self.__dict__.setdefault("_packing_buffers", {}))
+            theta, g, *held = packing.lists
+            state = SimpleNamespace(**dict(zip(names, held, strict=True)))
+            for theta_b, g_b, moments in _batches(theta, g, state, names):
+                _step_batch(core, step_values, theta_b, g_b, moments, names)
+            packing.unpack(written=[0, *range(2, len(roles))])
             bucket.state.t = t
             for k, v in scalars.items():
                 setattr(bucket.state, k, v)
@@ -390,6 +391,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         scalar state. A parameter's first step creates its state: ``t = 0``, the core's
         scalar state and the moments the core keeps for ``declared``, at their initial values."""
         buckets: dict[tuple, _Bucket] = {}
+        new_states = []
+        stepped = []
         for p in group["params"]:
             grad = p.grad
             if grad is None:
@@ -403,6 +406,11 @@ class TorchOptimizer(torch.optim.Optimizer):
             if "t" not in state:
                 work = p.detach().to(_work_dtype(p))
                 state.update(t=0, **dict(core.SCALAR_STATE), **_core_moments(core, declared, work))
+                new_states.append((p, state))
+            stepped.append((p, state))
+        if not group["fused"]:  # the compiled kernels step tensors in place, as allocated
+            _place_back_to_back(new_states)
+        for p, state in stepped:
             key = (p.device, p.dtype, state["t"], *(state[k] for k in core.SCALAR_STATE))
             if key not in buckets:
                 buckets[key] = _Bucket(self._tensor_state_names(state))
@@ -643,7 +651,9 @@ def _batches(theta: list, g: list, state: SimpleNamespace, names: tuple) -> list
         tensors = [x, g[i], *(moments[k][i] for k in names)]
         if all(t.is_contiguous() for t in tensors):
             flat = [t.view(-1) for t in tensors]
-            pieces = [f.split(CPU_BATCH) for f in flat]
+            pieces = (
+                [f.split(CPU_BATCH) for f in flat] if x.numel() > CPU_BATCH else [[f] for f in flat]
+            )
         else:
             pieces = [[t] for t in tensors]
         for parts in zip(*pieces, strict=True):
@@ -658,6 +668,130 @@ def _batches(theta: list, g: list, state: SimpleNamespace, names: tuple) -> list
     if current[0]:
         batches.append(current)
     return batches
+
+
+#: On CPU, tensors with fewer elements than this are stepped packed into one flat tensor.
+PACK_BELOW = 1 << 14
+
+
+class _Packing:
+    """A bucket's small tensors as one flat tensor per operand, for the CPU multi-tensor step.
+
+    On CPU a multi-tensor operation is a loop of per-tensor kernels, each costing a few
+    microseconds of dispatch: for many small tensors that, not the arithmetic, is the step's
+    time. So the small tensors of each operand (θ, ĝ, each moment) become one flat tensor:
+    a view where they already lie back to back in one storage (the moments steplab makes,
+    see :func:`_place_back_to_back`), else a packed copy, copied back by :meth:`unpack`. The
+    rule is element-wise, so each element is computed exactly as in its own tensor.
+    """
+
+    def __init__(self, roles: list[list[torch.Tensor]], buffers: dict) -> None:
+        first = roles[0]
+        self.small: list[int] = []
+        if first and first[0].device.type == "cpu":
+            numels = map(torch.Tensor.numel, first)
+            self.small = [i for i, n in enumerate(numels) if n < PACK_BELOW]
+        self.parts = [[r[i] for i in self.small] for r in roles]
+        if not all(all(map(torch.Tensor.is_contiguous, parts)) for parts in self.parts):
+            self.small = [i for i in self.small if all(r[i].is_contiguous() for r in roles)]
+            self.parts = [[r[i] for i in self.small] for r in roles]
+        if len(self.small) < 2:
+            self.small = []
+            self.lists = roles
+            return
+        chosen = set(self.small)
+        rest = [i for i in range(len(first)) if i not in chosen]
+        self.flats = []
+        self.views: list[list[torch.Tensor] | None] = []
+        shapes = tuple(x.shape for x in self.parts[0])
+        for k, parts in enumerate(self.parts):
+            flat = _adjacent_view(parts)
+            views = None
+            if flat is None:
+                flat, views = _buffer(buffers, (k, parts[0].dtype, parts[0].device, shapes), parts)
+                torch._foreach_copy_(views, parts)
+            self.flats.append(flat)
+            self.views.append(views)
+        self.lists = [[f, *(r[i] for i in rest)] for f, r in zip(self.flats, roles, strict=True)]
+
+    def unpack(self, written: list[int]) -> None:
+        """Copy the packed copies of the operands ``written`` (indices) into their tensors."""
+        if not self.small:
+            return
+        for k in written:
+            views = self.views[k]
+            if views is not None:
+                torch._foreach_copy_(self.parts[k], views)
+
+
+def _buffer(buffers: dict, key: tuple, parts: list[torch.Tensor]) -> tuple:
+    """A flat tensor for ``parts`` and its views shaped as they are, kept in ``buffers``
+    from step to step: a fresh allocation of megabytes costs page faults on every step,
+    and making the views costs a microsecond or two per tensor."""
+    kept = buffers.get(key)
+    if kept is None:
+        if len(buffers) >= 16:  # shapes of past steps (parameters without a gradient, …)
+            buffers.clear()
+        flat = torch.empty(
+            sum(x.numel() for x in parts), dtype=parts[0].dtype, device=parts[0].device
+        )
+        kept = buffers[key] = (flat, list(torch._C._nn.unflatten_dense_tensors(flat, parts)))
+    return kept
+
+
+def _adjacent_view(tensors: list[torch.Tensor]) -> torch.Tensor | None:
+    """One flat view of ``tensors`` if they are contiguous views of one tensor lying back
+    to back, in order; else None. (Checked with ``map``, C loops: this runs every step.)"""
+    first = tensors[0]
+    base = first._base
+    if base is None or not all(map(operator.is_, map(_BASE, tensors), repeat(base))):
+        return None
+    if not all(map(torch.Tensor.is_contiguous, tensors)):
+        return None
+    numels = list(map(torch.Tensor.numel, tensors))
+    ends = itertools.accumulate(numels, initial=first.data_ptr() // first.element_size())
+    starts = [p // first.element_size() for p in map(torch.Tensor.data_ptr, tensors)]
+    if not all(map(operator.eq, starts, ends)) or any(t.dtype != first.dtype for t in tensors):
+        return None
+    flat = torch.empty((0,), dtype=first.dtype, device=first.device)
+    return flat.set_(first.untyped_storage(), first.storage_offset(), (sum(numels),), (1,))
+
+
+_BASE = operator.attrgetter("_base")
+
+
+def _place_back_to_back(new_states: list[tuple[torch.Tensor, dict[str, Any]]]) -> None:
+    """Store the new moments of small CPU parameters back to back, one storage per moment
+    and dtype, so that the multi-tensor step reads them as one flat tensor with no copy."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for p, state in new_states:
+        if type(p) in _PLAIN and p.device.type == "cpu" and p.numel() < PACK_BELOW:
+            groups.setdefault((p.dtype, tuple(state)), []).append(state)
+    for states in groups.values():
+        if len(states) < 2:
+            continue
+        for name, value in states[0].items():
+            if torch.is_tensor(value) and value.is_contiguous():
+                tensors = [s[name] for s in states]
+                same = (type(t) is torch.Tensor and t.dtype == value.dtype for t in tensors)
+                if all(same) and all(t.is_contiguous() for t in tensors):
+                    flat = torch._C._nn.flatten_dense_tensors(tensors)
+                    views = torch._C._nn.unflatten_dense_tensors(flat, tensors)
+                    for s, view in zip(states, views, strict=True):
+                        s[name] = view
+
+
+def _step_batch(
+    core: CoreOptimizer, step_values: Any, theta: list, g: list, moments: dict, names: tuple
+) -> None:
+    """The rule on one batch of :func:`_batches`, results copied into θ and the moments."""
+    state = SimpleNamespace(**{k: TensorList(moments[k]) for k in names})
+    new_theta, new_moments = core.apply_rule(
+        TORCH_OPS, step_values, TensorList(theta), TensorList(g), state
+    )
+    torch._foreach_copy_(theta, new_theta.tensors)
+    for k in names:
+        torch._foreach_copy_(moments[k], new_moments[k].tensors)
 
 
 def _grad(p: torch.Tensor) -> torch.Tensor:
