@@ -236,6 +236,8 @@ def test_the_small_pytorch_suite_writes_its_report(tmp_path, capsys):
     ],
 )
 def test_bad_input_to_the_pytorch_suite(tmp_path, capsys, extra, message):
+    if extra[0] in ("--trials", "--problems", "--optimizers"):
+        pytest.importorskip("torch")  # checked once the PyTorch suite is loaded
     out = tmp_path / "bench"
     assert main(["benchmark", "--suite", "small", *extra, "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
