@@ -160,7 +160,7 @@ def test_min_versions_pin_exactly_the_declared_floors():
     untested_here = {"torch", "jax", "optax", "ray", "ruff", "mypy", "playwright", "keras"}
     untested_here |= {"mkdocs", "mkdocs-material", "mkdocstrings", "setuptools"}
     # Test-only tools of the main venv (expression fuzzing, notebooks, to_pandas).
-    untested_here |= {"mpmath", "pandas", "nbclient", "nbformat", "ipykernel"}
+    untested_here |= {"mpmath", "pandas", "nbclient", "nbformat", "ipykernel", "scipy"}
     for name, floor in floors.items():
         if name not in untested_here:
             pinned = pins.get(name)
