@@ -31,6 +31,16 @@ def _load_example():
     return module
 
 
+@pytest.fixture(autouse=True)
+def float32_jax():
+    """The example runs as a user runs it, without x64 (other test modules switch x64 on,
+    one of them when it is imported)."""
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)
+    yield
+    jax.config.update("jax_enable_x64", previous)
+
+
 def test_seed_adam_trains_the_digits_mlp_in_plain_jax():
     example = _load_example()
     data = example.load_data()
