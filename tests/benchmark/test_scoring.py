@@ -73,21 +73,36 @@ def test_halton_matches_the_definition_and_scipy():
     ours = tuning.halton(8, 2)
     theirs = qmc.Halton(d=2, scramble=False).random(9)[1:]
     np.testing.assert_allclose(ours, theirs)
+    # Scrambled: Owen's digit permutations, drawn as scipy draws them, point for point.
+    for seed in (0, 1, 2, 10007):
+        scrambled = tuning.halton(12, 3, seed=seed)
+        theirs = qmc.Halton(d=3, scramble=True, seed=seed).random(12)
+        np.testing.assert_array_equal(scrambled, theirs)
+    # By hand: with the permutations of base 2 all swaps, 0 → 0.111…₂ and 1 → 0.0111…₂.
+    swaps = np.array([[1, 0]] * 53)
+    assert tuning.scrambled_radical_inverse(0, 2, swaps) == pytest.approx(1.0)
+    assert tuning.scrambled_radical_inverse(1, 2, swaps) == pytest.approx(0.5)
+    assert tuning.scrambled_radical_inverse(2, 2, swaps) == pytest.approx(0.75)
 
 
-def test_external_tuning_draws_are_seeded_and_inside_the_space():
+def test_external_tuning_draws_are_seeded_per_study_and_inside_the_space():
+    qmc = pytest.importorskip("scipy.stats.qmc")
     space = tuning.search_space("adam")
     assert space[0].low == pytest.approx(1e-4) and space[0].high == pytest.approx(0.1)
     a = tuning.draw(space, 4, study=0, seed=1)
     assert a == tuning.draw(space, 4, study=0, seed=1)  # same seed, same trials
     assert a != tuning.draw(space, 4, study=1, seed=1)  # another study, other trials
-    lrs = sorted(t["lr"] for t in a)
+    lrs = [t["lr"] for t in a]
     assert all(1e-4 <= lr <= 0.1 for lr in lrs)
-    # Quasi-random: the first 4 Halton points (1/2, 1/4, 3/4, 1/8) leave circular gaps
-    # 1/8, 1/4, 1/4, 3/8 in log α whatever the shift (random points would cluster).
-    u = sorted(math.log(lr / 1e-4) / math.log(1e3) for lr in lrs)
-    gaps = sorted(np.diff([*u, u[0] + 1]))
-    np.testing.assert_allclose(gaps, [1 / 8, 1 / 4, 1 / 4, 3 / 8], atol=1e-12)
+    # Each study is scipy's scrambled Halton sequence under its own seed, mapped to log α.
+    for study in range(3):
+        u = qmc.Halton(d=1, scramble=True, seed=tuning.study_seed(1, study)).random(4)[:, 0]
+        drawn = [t["lr"] for t in tuning.draw(space, 4, study=study, seed=1)]
+        np.testing.assert_allclose(drawn, 1e-4 * 1e3**u, rtol=1e-12)
+    # Quasi-random: 4 scrambled base-2 points lie one in each quarter of log α
+    # (random points would cluster).
+    u = [math.log(lr / 1e-4) / math.log(1e3) for lr in lrs]
+    assert sorted(int(4 * x) for x in u) == [0, 1, 2, 3]
     assert tuning.trials_for("adam", "self", 4, study=0, seed=1) == [{}]
     with pytest.raises(ValueError, match="external, self"):
         tuning.trials_for("adam", "grid", 4, study=0, seed=1)
