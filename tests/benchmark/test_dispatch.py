@@ -30,6 +30,7 @@ def cluster():
     if ray.is_initialized():
         ray.shutdown()
     ray.init(
+        address="local",  # a runtime of its own, even where another one is running
         num_cpus=2,
         include_dashboard=False,
         object_store_memory=100 * 2**20,
@@ -89,3 +90,25 @@ def test_bad_engines_and_addresses_are_refused_before_anything_runs(tmp_path):
             algoperf.run(tmp_path, optimizers=["adamw"], **kwargs)
     assert not any(tmp_path.iterdir())
     assert dispatch.ENGINES == ("local", "ray")
+
+
+@pytest.mark.slow  # a few tiny trials through the command, here and as Ray tasks
+def test_the_command_runs_the_small_suite_on_ray(tmp_path, cluster, capsys):
+    from steplab.cli import main
+
+    args = ["benchmark", "--suite", "small", "--problems", "digits_autoencoder"]
+    args += ["--optimizers", "adam", "adamw", "--trials", "2", "--studies", "2", "--steps", "4"]
+    assert main([*args, "--engine", "ray", "--out", str(tmp_path / "ray")]) == 0
+    assert "8 of 8 trials to run (ray)" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "local")]) == 0
+    tables = [(tmp_path / d / "table.txt").read_text().splitlines() for d in ("ray", "local")]
+    steps = [[line.split()[:6] for line in table[2:4]] for table in tables]
+    assert steps[0] == steps[1]  # the same steps to target
+    ray_records, local_records = (
+        [
+            {k: v for k, v in json.loads(p.read_text())["record"].items() if k != "seconds"}
+            for p in sorted((tmp_path / d / "trials").rglob("*.json"))
+        ]
+        for d in ("ray", "local")
+    )
+    assert ray_records == local_records and len(ray_records) == 8
