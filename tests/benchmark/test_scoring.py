@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from steplab.benchmark import scoring, tuning
+from steplab.benchmark import profile, scoring, tuning
 
 INF = math.inf
 
@@ -50,20 +50,20 @@ def test_study_and_median_over_studies():
 def test_profiles_and_integrated_score_by_hand():
     # Workloads × submissions; ties share ratio 1; a failure is inf.
     times = [[100.0, 200.0, 100.0], [50.0, 100.0, INF], [INF, 30.0, 300.0]]
-    np.testing.assert_array_equal(scoring.ratios(times), [[1, 2, 1], [1, 2, INF], [INF, 1, 10]])
-    rho = scoring.performance_profile(times, [1.0, 2.0, 4.0])
+    np.testing.assert_array_equal(profile.ratios(times), [[1, 2, 1], [1, 2, INF], [INF, 1, 10]])
+    rho = profile.profile(times, [1.0, 2.0, 4.0])
     np.testing.assert_allclose(rho, [[2 / 3] * 3, [1 / 3, 1, 1], [1 / 3, 1 / 3, 1 / 3]])
     # ∫₁⁴ ρ / 3: submission 0 is within factor 1 on two workloads → (3 + 3 + 0)/3/3 = 2/3;
     # submission 1: ratios 2, 2, 1 → (2 + 2 + 3)/3/3 = 7/9; submission 2: (3 + 0 + 0)/9.
-    np.testing.assert_allclose(scoring.integrated_score(times), [2 / 3, 7 / 9, 1 / 3])
+    np.testing.assert_allclose(profile.integrated_score(times), [2 / 3, 7 / 9, 1 / 3])
     # The closed form equals a fine numerical integral of the step function.
     taus = np.linspace(1, 4, 300001)
-    numeric = np.trapezoid(scoring.performance_profile(times, taus), taus, axis=1) / 3
-    np.testing.assert_allclose(scoring.integrated_score(times), numeric, atol=1e-4)
+    numeric = np.trapezoid(profile.profile(times, taus), taus, axis=1) / 3
+    np.testing.assert_allclose(profile.integrated_score(times), numeric, atol=1e-4)
     # A workload no one finished counts against everyone.
-    np.testing.assert_array_equal(scoring.integrated_score([[INF, INF]]), [0, 0])
+    np.testing.assert_array_equal(profile.integrated_score([[INF, INF]]), [0, 0])
     with pytest.raises(ValueError, match="> 0"):
-        scoring.ratios([[0.0, 1.0]])
+        profile.ratios([[0.0, 1.0]])
 
 
 def test_halton_matches_the_definition_and_scipy():

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from steplab.benchmark import dispatch, scoring, stats, tuning
+from steplab.benchmark import dispatch, profile, scoring, stats, tuning
 
 BASELINE = "adamw"
 
@@ -272,7 +272,7 @@ def markdown_table(results: list[WorkloadResult], budget: str) -> str:
     target over studies [95 % bootstrap interval]), then the integrated profile score."""
     optimizers = results[0].optimizers
     times = np.array([[r.score(o) for o in optimizers] for r in results])
-    integral = scoring.integrated_score(times)
+    integral = profile.integrated_score(times)
     head = ["optimizer", *(f"{r.name} ({_goal(r)})" for r in results), "score (τ ≤ 4)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, opt in enumerate(optimizers):
