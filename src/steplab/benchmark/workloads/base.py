@@ -154,6 +154,21 @@ def _evaluate(task: Task, model) -> float:
     return value if math.isfinite(value) else math.nan
 
 
+def classifier(model, x, y, x_val, y_val) -> Task:
+    """A classification task (every classifier of the benchmark): trained on the
+    cross-entropy of ``model(x)`` against labels ``y``, judged by the accuracy on
+    ``(x_val, y_val)``."""
+    import torch.nn.functional as F
+
+    return Task(
+        model,
+        x,
+        y,
+        loss=lambda m, xb, yb: F.cross_entropy(m(xb), yb),
+        evaluate=lambda m: accuracy(m, x_val, y_val),
+    )
+
+
 def accuracy(model, x, y, batch: int = 1000) -> float:
     """Fraction of ``x`` classified as ``y`` (in batches, under no_grad)."""
     correct = 0
