@@ -110,3 +110,16 @@ def test_the_full_sizes_refuse_a_machine_without_cuda(monkeypatch):
         workloads.train(workloads.get("mnist1d_mlp"), "full", "adamw", {}, 0, steps=1)
     assert "\n" not in str(info.value) and "--suite small" in str(info.value)
     workloads.require_device("small")  # the CPU sizes need nothing
+
+
+def test_setting_full_size_targets_without_cuda_is_one_line(monkeypatch, capsys, tmp_path):
+    import torch
+
+    from steplab.benchmark import targets
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "targets.json"
+    assert targets.main(["--size", "full", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "CUDA GPU" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

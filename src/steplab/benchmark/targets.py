@@ -69,7 +69,8 @@ def main(argv=None) -> int:
     try:
         workloads.require_device(args.size)  # the full sizes need a CUDA GPU
     except ValueError as exc:
-        parser.error(str(exc))
+        print(f"steplab.benchmark.targets: error: {exc}", file=sys.stderr)
+        return 2
     path = (
         Path(args.out)
         if args.out
