@@ -99,6 +99,8 @@ def test_external_tuning_draws_are_seeded_per_study_and_inside_the_space():
         u = qmc.Halton(d=1, scramble=True, seed=tuning.study_seed(1, study)).random(4)[:, 0]
         drawn = [t["lr"] for t in tuning.draw(space, 4, study=study, seed=1)]
         np.testing.assert_allclose(drawn, 1e-4 * 1e3**u, rtol=1e-12)
+    # The draw depends on the space alone: optimizers with the same default α try the same α.
+    assert tuning.trials_for("adamw", "external", 4, study=0, seed=1) == a
     # Quasi-random: 4 scrambled base-2 points lie one in each quarter of log α
     # (random points would cluster).
     u = [math.log(lr / 1e-4) / math.log(1e3) for lr in lrs]

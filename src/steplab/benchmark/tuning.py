@@ -5,11 +5,11 @@ self-tuning (the optimizer's defaults, once per study).
 The search space is derived, for every optimizer alike, from the core's declared default
 step size: α log-uniform on [default/10, default·100] (all other hyperparameters at their
 defaults). Points are a Halton sequence (bases 2, 3, 5, …) scrambled per study by Owen's
-random digit permutations (Owen 2017, "A randomized Halton algorithm in R"; the scrambling of
-``scipy.stats.qmc.Halton(scramble=True, seed=s)``, point for point): each study's N points
-cover the space evenly, and studies draw independent permutations, so they differ in every
-digit. (A random shift per study, used before, leaves the points a shifted lattice: two
-studies whose shifts differ by about 1/N drew nearly the same step sizes.)
+random digit permutations (Owen 2017, "A randomized Halton algorithm in R"; point for point
+``scipy.stats.qmc.Halton(scramble=True, seed=s)``): each study's N points cover the space
+evenly, and the studies' draws are independent, as AlgoPerf's studies are. Independent draws
+can still land close by chance: 3 points in one dimension always fill 3 of the 4 quarters of
+the range, so two studies share at least two quarters.
 """
 
 from __future__ import annotations
