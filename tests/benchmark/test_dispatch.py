@@ -112,3 +112,14 @@ def test_the_command_runs_the_small_suite_on_ray(tmp_path, cluster, capsys):
         for d in ("ray", "local")
     )
     assert ray_records == local_records and len(ray_records) == 8
+
+
+def test_an_unreachable_cluster_is_a_one_line_error_and_nothing_is_written(tmp_path, capsys):
+    from steplab.cli import main
+
+    out = tmp_path / "bench"
+    args = ["benchmark", "--suite", "small", "--problems", "digits_autoencoder", "--steps", "2"]
+    assert main([*args, "--engine", "ray", "--address", "127.0.0.1:1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("steplab benchmark: error: cannot reach a Ray cluster at")
+    assert not out.exists()

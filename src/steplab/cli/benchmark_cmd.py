@@ -6,6 +6,7 @@ workloads.
     steplab benchmark --optimizers sgd adam --problems rosenbrock mlp_digits
     steplab benchmark --suite small                     # PyTorch workloads (docs/benchmark.md)
     steplab benchmark --suite small --tuning self --studies 5
+    steplab benchmark --suite small --engine ray        # trials as Ray tasks (--address)
 
 DeepOBS (quick, full): per problem and optimizer the step size tuned on a log grid (one
 seed), the best rerun with several seeds; the summary table (final test loss/accuracy, mean
@@ -16,7 +17,11 @@ AlgoPerf (small, gpu): per workload and optimizer, M studies of N trials drawn f
 optimizer's search space (or its defaults, --tuning self); the time to the validation target
 in steps and seconds, median over studies with a bootstrap interval, a paired verdict against
 AdamW, learning curves, profiles to τ = 4, sensitivity plots, one HTML report. Each trial is
-saved as it finishes (OUT/trials/): the same command started again resumes.
+saved as it finishes (OUT/trials/): the same command started again resumes; with --engine
+ray the trials run as Ray tasks and give the same results.
+
+Every flag is checked before PyTorch is imported: a bad value is one line naming the allowed
+ones.
 """
 
 from __future__ import annotations
