@@ -75,3 +75,51 @@ def test_unknown_names_list_the_known_ones():
         workloads.get("imagenet")
     with pytest.raises(ValueError, match="small, full"):
         workloads.get("mnist1d_mlp").budget("huge")
+
+
+@pytest.mark.parametrize("name", workloads.NAMES)
+def test_a_size_builds_everything_on_its_device(name, monkeypatch):
+    """The full sizes train on CUDA: checked here with PyTorch's meta device, which every
+    tensor that the build makes (data, parameters) must land on."""
+    import dataclasses
+
+    from steplab.benchmark.workloads import base
+
+    w = workloads.get(name)
+    monkeypatch.setitem(base.DEVICES, "small", "meta")
+    seen = set()
+
+    class Built(Exception):
+        pass
+
+    def build(size, seed):
+        task = w.build(size, seed)
+        seen.update(str(t.device) for t in [*task.model.parameters(), task.x_train, task.y_train])
+        raise Built
+
+    with pytest.raises(Built):
+        workloads.train(dataclasses.replace(w, build=build), "small", "adamw", {}, 0, steps=1)
+    assert seen == {"meta"}
+
+
+def test_the_full_sizes_refuse_a_machine_without_cuda(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="CUDA GPU") as info:
+        workloads.train(workloads.get("mnist1d_mlp"), "full", "adamw", {}, 0, steps=1)
+    assert "\n" not in str(info.value) and "--suite small" in str(info.value)
+    workloads.require_device("small")  # the CPU sizes need nothing
+
+
+def test_setting_full_size_targets_without_cuda_is_one_line(monkeypatch, capsys, tmp_path):
+    import torch
+
+    from steplab.benchmark import targets
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "targets.json"
+    assert targets.main(["--size", "full", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "CUDA GPU" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

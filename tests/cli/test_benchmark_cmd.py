@@ -204,7 +204,7 @@ def test_the_small_pytorch_suite_writes_its_report(tmp_path, capsys):
     ]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "Tuning budget: external tuning: 2 quasi-random (Halton) trials" in printed
+    assert "Tuning budget: external tuning: 2 quasi-random (scrambled Halton) trials" in printed
     assert "adam: lr ~ logU[0.0001, 0.1]" in printed
     for name in (
         "profiles",
@@ -225,23 +225,53 @@ def test_the_small_pytorch_suite_writes_its_report(tmp_path, capsys):
     )
 
 
-@pytest.mark.parametrize(
-    "extra, message",
-    [
-        (["--grid", "lr=0.1,0.2"], "--grid is for the DeepOBS suites"),
-        (["--seeds", "3"], "--seeds is for the DeepOBS suites"),
-        (["--trials", "0"], "trials must be a positive integer"),
-        (["--problems", "imagenet"], "unknown workload 'imagenet'"),
-        (["--optimizers", "nonsense"], "unknown optimizer 'nonsense'"),
-    ],
-)
+BAD_PYTORCH_INPUT = [
+    (["--suite", "tiny"], "--suite 'tiny'; choose from quick, full, small, gpu"),
+    (["--engine", "dask"], "--engine 'dask'; choose from local, ray"),
+    (["--tuning", "grid"], "--tuning 'grid'; choose from external, self"),
+    (["--grid", "lr=0.1,0.2"], "--grid is for the DeepOBS suites (quick, full)"),
+    (["--seeds", "3"], "--seeds is for the DeepOBS suites"),
+    (["--trials", "0"], "--trials must be a positive integer, got '0'"),
+    (["--studies", "two"], "--studies must be a positive integer, got 'two'"),
+    (["--steps", "1.5"], "--steps must be a positive integer, got '1.5'"),
+    (["--problems", "imagenet"], "unknown workload 'imagenet'; choose from mnist1d_mlp,"),
+    (["--optimizers", "nonsense"], "unknown optimizer 'nonsense'; choose from sgd,"),
+    (["--optimizers", "adam", "adam"], "give each optimizer once"),
+    (["--address", "10.0.0.1:6379"], "--address is for --engine ray"),
+]
+
+
+@pytest.mark.parametrize("extra, message", BAD_PYTORCH_INPUT)
 def test_bad_input_to_the_pytorch_suite(tmp_path, capsys, extra, message):
-    if extra[0] in ("--trials", "--problems", "--optimizers"):
-        pytest.importorskip("torch")  # checked once the PyTorch suite is loaded
     out = tmp_path / "bench"
-    assert main(["benchmark", "--suite", "small", *extra, "--out", str(out)]) == 2
-    assert message in capsys.readouterr().err
+    args = ["benchmark", "--suite", "small", *extra, "--out", str(out)]
+    if extra[0] == "--suite":
+        args = ["benchmark", *extra, "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_bad_input_is_refused_before_torch_is_imported(tmp_path):
+    """Checked in a fresh interpreter: none of the bad inputs imports torch."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from steplab.cli import main\n"
+        f"cases = {[e for e, _ in BAD_PYTORCH_INPUT]!r}\n"
+        "for extra in cases:\n"
+        "    suite = [] if extra[0] == '--suite' else ['--suite', 'small']\n"
+        f"    assert main(['benchmark', *suite, *extra, '--out', {str(tmp_path / 'b')!r}]) == 2\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False", done.stderr
+    assert not (tmp_path / "b").exists()
 
 
 def test_deepobs_suites_refuse_pytorch_flags(tmp_path, capsys):
@@ -263,9 +293,16 @@ def test_list_the_small_suites_workloads(capsys):
     assert all("target" in line for line in lines)
 
 
-def test_the_gpu_suite_without_recorded_targets_names_the_command(tmp_path, capsys):
-    pytest.importorskip("torch")
+def test_the_gpu_suite_refuses_without_cuda_then_without_targets(tmp_path, capsys, monkeypatch):
+    torch = pytest.importorskip("torch")
     out = tmp_path / "gpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["benchmark", "--suite", "gpu", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "trains on a CUDA GPU and torch sees none here" in err and "--suite small" in err
+    assert len(err.strip().splitlines()) == 1
+    # With a GPU, the next thing missing is the full sizes' targets: the command to set them.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert main(["benchmark", "--suite", "gpu", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "no validation target recorded" in err

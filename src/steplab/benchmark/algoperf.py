@@ -7,22 +7,21 @@ steps and in wall seconds; the profile compares the scores across workloads.
 Each trial is saved as it finishes, atomically, as one JSON file under
 ``OUT/trials/<workload>/<optimizer>/``; started again with the same ``OUT`` the benchmark
 reuses them, so an interrupted run resumes and ends with the same curves as an
-uninterrupted one (wall seconds aside). Study m uses seed ``seed + m`` for every optimizer,
-so studies are paired across optimizers.
+uninterrupted one (wall seconds aside). The trials run here or as Ray tasks
+(:mod:`steplab.benchmark.dispatch`), with the same curves. Study m uses seed ``seed + m``
+for every optimizer, so studies are paired across optimizers.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from steplab.benchmark import scoring, stats, tuning
+from steplab.benchmark import dispatch, profile, scoring, stats, tuning
 
 BASELINE = "adamw"
 
@@ -104,44 +103,25 @@ def _final(record: dict, maximize: bool) -> float:
     return v if math.isfinite(v) else (-math.inf if maximize else math.inf)
 
 
-def trial_path(out: Path, workload: str, optimizer: str, study: int, trial: int) -> Path:
-    return Path(out) / "trials" / workload / optimizer / f"study{study}-trial{trial}.json"
-
-
-def run_trial(out: Path, key: dict, compute: Callable[[], dict]) -> dict:
-    """The trial saved under ``key`` in ``out``, computed (and saved atomically) if absent.
-    A saved trial with another key belongs to another benchmark: an error, nothing
-    overwritten."""
-    path = trial_path(out, key["workload"], key["optimizer"], key["study"], key["trial"])
-    if path.exists():
-        saved = json.loads(path.read_text())
-        if saved.get("key") != key:
-            raise ValueError(
-                f"{path} holds a trial of another benchmark (other settings); "
-                "give another --out or the same settings"
-            )
-        return saved["record"]
-    record = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"key": key, "record": record}, allow_nan=True))
-    os.replace(tmp, path)  # atomic: a killed run leaves the whole file or none
-    return record
-
-
 def run(
     out: str | Path,
     *,
     optimizers: Sequence[str],
     workloads: Sequence[str] | None = None,
     settings: Settings = Settings(),  # noqa: B008 (frozen, never mutated)
+    engine: str = "local",
+    address: str | None = None,
     log: Callable[[str], None] = print,
 ) -> list[WorkloadResult]:
-    """Run the protocol on each workload (default: all) for each optimizer."""
+    """Run the protocol on each workload (default: all) for each optimizer. The trials
+    ``out`` lacks run here one after another (``engine="local"``) or as Ray tasks
+    (``engine="ray"``; ``address`` a cluster's ``HOST:PORT``, None a local runtime), with
+    the same curves: :mod:`steplab.benchmark.dispatch`."""
     import steplab.torch as st
     from steplab.benchmark import workloads as registry
 
     settings.check()
+    dispatch.check_engine(engine, address)
     optimizers = list(optimizers)
     if not optimizers or len(set(optimizers)) < len(optimizers):
         raise ValueError("give each optimizer once, at least one")
@@ -152,52 +132,54 @@ def run(
     for name in names:
         registry.get(name)  # an unknown name lists the known ones
     targets = {name: registry.target(name, settings.size) for name in names}
-    out = Path(out)
-    results = []
+    results, keys = [], []
     for name in names:
         w = registry.get(name)
         steps = settings.steps or w.budget(settings.size).steps
         result = WorkloadResult(
             name, w.description, w.metric, w.maximize, targets[name], steps, optimizers
         )
+        results.append(result)
         log(
             f"{name}: {len(optimizers)} optimizers × {settings.studies} studies × "
             f"{settings.per_study} trials, {steps} steps, target {w.metric} {targets[name]}"
         )
-        for opt in optimizers:
-            result.trials[opt] = []
-            for study in range(settings.studies):
-                seed = settings.seed + study
-                draws = tuning.trials_for(
-                    opt, settings.mode, settings.trials, study=study, seed=settings.seed
-                )
-                runs = []
-                for j, hp in enumerate(draws):
-                    key = {
-                        "workload": name,
-                        "size": settings.size,
-                        "optimizer": opt,
-                        "study": study,
-                        "trial": j,
-                        "hyperparameters": hp,
-                        "seed": seed,
-                        "steps": steps,
-                    }
-                    record = run_trial(out, key, _trainer(w, settings.size, opt, hp, seed, steps))
-                    runs.append({**record, "hyperparameters": hp})
-                result.trials[opt].append(runs)
-        results.append(result)
+        keys += trial_keys(name, optimizers, settings, steps)
+    records = dispatch.run_missing(Path(out), keys, engine=engine, address=address, log=log)
+    by_name = {r.name: r for r in results}
+    for i, key in enumerate(keys):  # keys come optimizer by optimizer, study by study
+        studies = by_name[key["workload"]].trials.setdefault(key["optimizer"], [])
+        if key["trial"] == 0:
+            studies.append([])
+        studies[-1].append({**records[i], "hyperparameters": key["hyperparameters"]})
     return results
 
 
-def _trainer(workload, size: str, optimizer: str, hp: dict, seed: int, steps: int):
-    """The deferred training of one trial (run only when no saved trial exists)."""
-    from steplab.benchmark import workloads
-
-    def compute() -> dict:
-        return workloads.train(workload, size, optimizer, hp, seed, steps=steps)
-
-    return compute
+def trial_keys(
+    workload: str, optimizers: Sequence[str], settings: Settings, steps: int
+) -> list[dict]:
+    """The keys of one workload's trials, optimizer by optimizer, study by study. Study m
+    trains with seed ``settings.seed + m`` for every optimizer (paired studies)."""
+    keys = []
+    for opt in optimizers:
+        for study in range(settings.studies):
+            draws = tuning.trials_for(
+                opt, settings.mode, settings.trials, study=study, seed=settings.seed
+            )
+            keys += [
+                {
+                    "workload": workload,
+                    "size": settings.size,
+                    "optimizer": opt,
+                    "study": study,
+                    "trial": j,
+                    "hyperparameters": hp,
+                    "seed": settings.seed + study,
+                    "steps": steps,
+                }
+                for j, hp in enumerate(draws)
+            ]
+    return keys
 
 
 def table_rows(results: list[WorkloadResult], settings: Settings) -> list[dict]:
@@ -290,7 +272,7 @@ def markdown_table(results: list[WorkloadResult], budget: str) -> str:
     target over studies [95 % bootstrap interval]), then the integrated profile score."""
     optimizers = results[0].optimizers
     times = np.array([[r.score(o) for o in optimizers] for r in results])
-    integral = scoring.integrated_score(times)
+    integral = profile.integrated_score(times)
     head = ["optimizer", *(f"{r.name} ({_goal(r)})" for r in results), "score (τ ≤ 4)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, opt in enumerate(optimizers):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from steplab.benchmark import scoring
+from steplab.benchmark import profile
 from steplab.benchmark.algoperf import (
     Settings,
     WorkloadResult,
@@ -85,16 +85,16 @@ def profile_figure(results: list[WorkloadResult]):
     from steplab.viz import styles, subplots
 
     fig, axes = subplots(1, 2, width=5.6, height=4.2, layout="constrained")
-    taus = np.linspace(1.0, scoring.TAU_MAX, 601)
+    taus = np.linspace(1.0, profile.TAU_MAX, 601)
     for ax, unit in zip(axes[0], ("steps", "seconds"), strict=True):
         times, optimizers = scores(results, unit)
-        rho = scoring.performance_profile(times, taus)
-        integral = scoring.integrated_score(times)
+        rho = profile.profile(times, taus)
+        integral = profile.integrated_score(times)
         for style, curve, s in zip(styles(optimizers).values(), rho, integral, strict=True):
             label = f"{style['label']} ({s:.2f})"
             ax.step(taus, curve, where="post", **{**style, "label": label})
         ax.set_ylim(-0.02, 1.02)
-        ax.set_xlim(1, scoring.TAU_MAX)
+        ax.set_xlim(1, profile.TAU_MAX)
         ax.set_xlabel(f"τ: time to target within a factor τ of the fastest ({unit})")
         ax.set_ylabel("fraction of workloads ρ(τ)")
         ax.set_title(f"time in {unit} — legend: integrated score", fontsize=10)

@@ -1,6 +1,7 @@
 """AlgoPerf-style scoring (Dahl et al., "Benchmarking Neural Network Training Algorithms",
 2023): the time a training run needs to reach a validation target, the best trial of a
-study, the median over studies, performance profiles up to τ = 4 and their integrated score.
+study, the median over studies. Their performance profiles up to τ = 4 and the integrated
+score are :mod:`steplab.benchmark.profile`'s (the same Dolan–Moré profiles as DeepOBS').
 
 A time is in steps or in wall seconds of training (evaluation time excluded). A run that
 never reaches the target — or fails or diverges first — has time ``inf``: it is reported as
@@ -14,8 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-TAU_MAX = 4.0  # AlgoPerf integrates the profile from τ = 1 to 4
 
 
 def reached(value: float, target: float, maximize: bool) -> bool:
@@ -72,34 +71,3 @@ def median_over_studies(study_times: Any) -> float:
         return float(a[mid])
     low, high = a[mid - 1], a[mid]
     return math.inf if math.isinf(high) else float((low + high) / 2)
-
-
-def ratios(times) -> np.ndarray:
-    """r[w, s] = t[w, s] / min_s t[w, s] for times ``(workloads, submissions)``; a workload
-    that no submission finished gives ``inf`` for all. Ties share ratio 1."""
-    t = np.asarray(times, dtype=np.float64)
-    if t.ndim != 2 or 0 in t.shape:
-        raise ValueError(f"times must be a non-empty (workloads, submissions) array: {t.shape}")
-    t = np.where(np.isnan(t), np.inf, t)
-    if np.any(t <= 0):
-        raise ValueError("times to target must be > 0")
-    best = t.min(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore"):
-        return np.where(np.isfinite(best), t / best, np.inf)
-
-
-def performance_profile(times, taus) -> np.ndarray:
-    """ρ_s(τ) = fraction of workloads with r[w, s] ≤ τ, as ``(submissions, len(taus))``."""
-    r = ratios(times)
-    taus = np.asarray(taus, dtype=np.float64)
-    return (r[:, :, None] <= taus[None, None, :]).mean(axis=0)
-
-
-def integrated_score(times, tau_max: float = TAU_MAX) -> np.ndarray:
-    """AlgoPerf's benchmark score per submission: ∫₁^τmax ρ_s(τ) dτ / (τmax − 1), in [0, 1]
-    (1: fastest on every workload; 0: never within τmax of the fastest). ρ is a step
-    function, so the integral is exact: each workload adds (τmax − r)/(τmax − 1) when its
-    ratio r ≤ τmax."""
-    r = ratios(times)
-    inside = np.where(r <= tau_max, (tau_max - r) / (tau_max - 1.0), 0.0)
-    return inside.mean(axis=0)

@@ -66,6 +66,11 @@ def main(argv=None) -> int:
     parser.add_argument("--workloads", nargs="+", default=list(workloads.NAMES))
     parser.add_argument("--out", help="where to write (default: the package's targets.json)")
     args = parser.parse_args(argv)
+    try:
+        workloads.require_device(args.size)  # the full sizes need a CUDA GPU
+    except ValueError as exc:
+        print(f"steplab.benchmark.targets: error: {exc}", file=sys.stderr)
+        return 2
     path = (
         Path(args.out)
         if args.out

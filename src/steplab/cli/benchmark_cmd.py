@@ -6,6 +6,7 @@ workloads.
     steplab benchmark --optimizers sgd adam --problems rosenbrock mlp_digits
     steplab benchmark --suite small                     # PyTorch workloads (docs/benchmark.md)
     steplab benchmark --suite small --tuning self --studies 5
+    steplab benchmark --suite small --engine ray        # trials as Ray tasks (--address)
 
 DeepOBS (quick, full): per problem and optimizer the step size tuned on a log grid (one
 seed), the best rerun with several seeds; the summary table (final test loss/accuracy, mean
@@ -16,7 +17,11 @@ AlgoPerf (small, gpu): per workload and optimizer, M studies of N trials drawn f
 optimizer's search space (or its defaults, --tuning self); the time to the validation target
 in steps and seconds, median over studies with a bootstrap interval, a paired verdict against
 AdamW, learning curves, profiles to τ = 4, sensitivity plots, one HTML report. Each trial is
-saved as it finishes (OUT/trials/): the same command started again resumes.
+saved as it finishes (OUT/trials/): the same command started again resumes; with --engine
+ray the trials run as Ray tasks and give the same results.
+
+Every flag is checked before PyTorch is imported: a bad value is one line naming the allowed
+ones.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from steplab.benchmark.tuning import MODES
 from steplab.cli.sweep_cmd import GRID_SYNTAX, parse_grid
 
 
@@ -40,7 +46,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--suite",
         default="quick",
-        choices=[s.name for s in suites],
+        metavar="{" + ",".join(s.name for s in suites) + "}",
         help="; ".join(f"{s.name}: {s.description}" for s in suites),
     )
     parser.add_argument(
@@ -53,18 +59,18 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--problems", nargs="+", metavar="LABEL", help="only these problems (workloads)"
     )
-    parser.add_argument("--seeds", type=int, help="rerun seeds (default: the suite's)")
+    parser.add_argument("--seeds", metavar="N", help="rerun seeds (default: the suite's)")
     parser.add_argument(
         "--tuning",
         default="external",
-        choices=["external", "self"],
+        metavar="{" + ",".join(MODES) + "}",
         help="PyTorch suites: external tuning (N drawn trials per study) or self-tuning "
         "(defaults only)",
     )
-    parser.add_argument("--trials", type=int, help="PyTorch suites: trials per study (N)")
-    parser.add_argument("--studies", type=int, help="PyTorch suites: studies (M)")
+    parser.add_argument("--trials", metavar="N", help="PyTorch suites: trials per study (N)")
+    parser.add_argument("--studies", metavar="M", help="PyTorch suites: studies (M)")
     parser.add_argument(
-        "--steps", type=int, help="PyTorch suites: override every workload's step budget"
+        "--steps", metavar="N", help="PyTorch suites: override every workload's step budget"
     )
     parser.add_argument(
         "--grid",
@@ -72,26 +78,76 @@ def register(subparsers) -> None:
         help=f"step sizes to try instead of the suite's: {GRID_SYNTAX}",
     )
     parser.add_argument(
-        "--engine", default="local", choices=list(benchmark.ENGINES), help="where sweeps run"
+        "--engine",
+        default="local",
+        metavar="{" + ",".join(benchmark.ENGINES) + "}",
+        help="where sweeps (DeepOBS) or trials (PyTorch) run: here, or as Ray tasks",
     )
     parser.add_argument(
-        "--address", help="Ray cluster to join (HOST:PORT); default: a local Ray runtime"
+        "--address",
+        help="with --engine ray: the Ray cluster to join (HOST:PORT); default: a local runtime",
     )
     parser.add_argument("--out", default="out/benchmark", help="output folder")
     parser.add_argument("--list", action="store_true", help="list the suite's problems and exit")
     parser.set_defaults(func=main)
 
 
+def check(args) -> None:
+    """Every flag checked before anything heavy is imported (torch above all): a bad value
+    is one line naming the allowed ones, and nothing is written."""
+    from steplab import benchmark, optim
+    from steplab.benchmark import workloads
+
+    deepobs, pytorch = list(benchmark.SUITES), list(benchmark.TORCH_SUITES)
+    _one_of("--suite", args.suite, [*deepobs, *pytorch])
+    _one_of("--engine", args.engine, list(benchmark.ENGINES))
+    _one_of("--tuning", args.tuning, list(MODES))
+    for flag in ("seeds", "trials", "studies", "steps"):
+        setattr(args, flag, _positive(flag, getattr(args, flag)))
+    if args.address is not None and args.engine != "ray":
+        raise ValueError("--address is for --engine ray")
+    if args.suite in deepobs:
+        for flag in ("trials", "studies", "steps"):
+            if getattr(args, flag) is not None:
+                raise ValueError(f"--{flag} is for the PyTorch suites ({', '.join(pytorch)})")
+        if args.tuning != "external":
+            raise ValueError(f"--tuning is for the PyTorch suites ({', '.join(pytorch)})")
+        return
+    for flag in ("grid", "seeds"):
+        if getattr(args, flag) is not None:
+            raise ValueError(f"--{flag} is for the DeepOBS suites ({', '.join(deepobs)})")
+    for name in args.optimizers or ():
+        _one_of("optimizer", name, list(optim.OPTIMIZERS), what="unknown optimizer")
+    if args.optimizers is not None and len(set(args.optimizers)) < len(args.optimizers):
+        raise ValueError("give each optimizer once")
+    for name in args.problems or ():
+        _one_of("workload", name, list(workloads.NAMES), what="unknown workload")
+
+
+def _one_of(flag: str, value: str, allowed: list[str], what: str = "") -> None:
+    if value not in allowed:
+        raise ValueError(f"{what or flag} {value!r}; choose from {', '.join(allowed)}")
+
+
+def _positive(flag: str, text: str | int | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or str(value) != str(text).strip():
+        raise ValueError(f"--{flag} must be a positive integer, got {text!r}")
+    return value
+
+
 def main(args) -> int:
     from steplab import benchmark
     from steplab.run.store import StoreError
 
+    check(args)
     if args.suite in benchmark.TORCH_SUITES:
         return torch_main(args)
-    for flag in ("trials", "studies", "steps"):
-        if getattr(args, flag) is not None:
-            torch_suites = ", ".join(benchmark.TORCH_SUITES)
-            raise ValueError(f"--{flag} is for the PyTorch suites ({torch_suites})")
     if args.optimizers is None:
         args.optimizers = list(benchmark.DEFAULT_OPTIMIZERS)
     suite = benchmark.get(args.suite)
@@ -145,11 +201,6 @@ def torch_main(args) -> int:
     from steplab.benchmark import algoperf, algoperf_report, workloads
 
     suite = benchmark.TORCH_SUITES[args.suite]
-    for flag, value in (("grid", args.grid), ("seeds", args.seeds), ("address", args.address)):
-        if value is not None:
-            raise ValueError(f"--{flag} is for the DeepOBS suites ({', '.join(benchmark.SUITES)})")
-    if args.engine != "local":
-        raise ValueError("the PyTorch suites run locally (--engine local)")
     if args.list:
         for name in workloads.NAMES:
             w = workloads.get(name)
@@ -161,6 +212,9 @@ def torch_main(args) -> int:
                 f"{w.description}"
             )
         return 0
+    workloads.require_device(suite.size)  # the full sizes train on a CUDA GPU
+    for name in args.problems or workloads.NAMES:
+        workloads.target(name, suite.size)  # none recorded: one line naming the command
     settings = algoperf.Settings(
         size=suite.size,
         mode=args.tuning,
@@ -176,6 +230,8 @@ def torch_main(args) -> int:
         optimizers=optimizers,
         workloads=args.problems,
         settings=settings,
+        engine=args.engine,
+        address=args.address,
         log=lambda line: print(line, file=sys.stderr),
     )
     config = {
@@ -187,6 +243,7 @@ def torch_main(args) -> int:
         "studies": settings.studies,
         "steps": settings.steps,
         "optimizers": optimizers,
+        "engine": args.engine,
         "workloads": [r.name for r in results],
         "targets": {r.name: r.target for r in results},
         "seconds_this_run": round(time.perf_counter() - start, 1),

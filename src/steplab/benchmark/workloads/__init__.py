@@ -10,7 +10,15 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-from steplab.benchmark.workloads.base import SIZES, Budget, Task, Workload, train
+from steplab.benchmark.workloads.base import (
+    DEVICES,
+    SIZES,
+    Budget,
+    Task,
+    Workload,
+    require_device,
+    train,
+)
 
 NAMES = ("mnist1d_mlp", "mnist1d_cnn", "digits_autoencoder", "digits_resnet", "shakespeare_char")
 
@@ -44,4 +52,16 @@ def target(name: str, size: str) -> float:
     return float(recorded[name]["target"])
 
 
-__all__ = ["NAMES", "SIZES", "Budget", "Task", "Workload", "get", "target", "targets", "train"]
+__all__ = [
+    "DEVICES",
+    "NAMES",
+    "SIZES",
+    "Budget",
+    "Task",
+    "Workload",
+    "get",
+    "require_device",
+    "target",
+    "targets",
+    "train",
+]

@@ -11,6 +11,7 @@ initialization and batch order).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -18,6 +19,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SIZES = ("small", "full")
+# Where each size trains: the small sizes on the CPU (one thread), the full ones on a GPU.
+DEVICES = {"small": "cpu", "full": "cuda"}
+
+
+def require_device(size: str) -> None:
+    """Refuse, in one line, a size whose device this machine lacks (no CUDA for "full")."""
+    if DEVICES.get(size) != "cuda":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"size {size!r} trains on a CUDA GPU and torch sees none here "
+            "(torch.cuda.is_available() is False); run it on a machine with one, or use "
+            "the small size on this CPU (--suite small)"
+        )
 
 
 @dataclass(frozen=True)
@@ -78,11 +95,17 @@ def train(
 
     budget = workload.budget(size)
     total = budget.steps if steps is None else steps
+    require_device(size)
+    device = DEVICES[size]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # deterministic and polite on a shared machine
+    # Off the CPU, build the data and the model on the device (a default-device context;
+    # none on the CPU, where it would only add overhead to every call).
+    placed = torch.device(device) if device != "cpu" else contextlib.nullcontext()
     try:
         torch.manual_seed(seed)
-        task = workload.build(size, seed)
+        with placed:
+            task = workload.build(size, seed)
         model = task.model
         opt = st.make(optimizer, model.parameters(), **hyperparameters)
         order = torch.Generator().manual_seed(seed)
@@ -98,7 +121,7 @@ def train(
         running = 0.0
         for step in range(1, total + 1):
             start = time.perf_counter()
-            index = torch.randint(0, n, (budget.batch_size,), generator=order)
+            index = torch.randint(0, n, (budget.batch_size,), generator=order).to(device)
             model.train()
             opt.zero_grad()
             loss = task.loss(model, task.x_train[index], task.y_train[index])
@@ -129,6 +152,21 @@ def _evaluate(task: Task, model) -> float:
     with torch.no_grad():
         value = float(task.evaluate(model))
     return value if math.isfinite(value) else math.nan
+
+
+def classifier(model, x, y, x_val, y_val) -> Task:
+    """A classification task (every classifier of the benchmark): trained on the
+    cross-entropy of ``model(x)`` against labels ``y``, judged by the accuracy on
+    ``(x_val, y_val)``."""
+    import torch.nn.functional as F
+
+    return Task(
+        model,
+        x,
+        y,
+        loss=lambda m, xb, yb: F.cross_entropy(m(xb), yb),
+        evaluate=lambda m: accuracy(m, x_val, y_val),
+    )
 
 
 def accuracy(model, x, y, batch: int = 1000) -> float:

@@ -8,7 +8,7 @@ squared error per pixel, lower is better), the residual network by validation ac
 
 from __future__ import annotations
 
-from steplab.benchmark.workloads.base import Budget, Task, Workload, accuracy
+from steplab.benchmark.workloads.base import Budget, Task, Workload, classifier
 
 N_VAL = 397
 
@@ -78,7 +78,6 @@ def _residual_block(channels: int):
 
 
 def build_resnet(size: str, seed: int) -> Task:
-    import torch.nn.functional as F
     from torch import nn
 
     x, y, x_val, y_val = _data()
@@ -92,13 +91,7 @@ def build_resnet(size: str, seed: int) -> Task:
         nn.Flatten(),
         nn.Linear(c, 10),
     )
-    return Task(
-        model,
-        x,
-        y,
-        loss=lambda m, xb, yb: F.cross_entropy(m(xb), yb),
-        evaluate=lambda m: accuracy(m, x_val, y_val),
-    )
+    return classifier(model, x, y, x_val, y_val)
 
 
 AUTOENCODER = Workload(

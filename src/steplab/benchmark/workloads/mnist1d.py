@@ -8,7 +8,7 @@ Training set: MNIST-1D's 4000 training examples; validation: its 1000 held-out o
 
 from __future__ import annotations
 
-from steplab.benchmark.workloads.base import Budget, Task, Workload, accuracy
+from steplab.benchmark.workloads.base import Budget, Task, Workload, classifier
 
 
 def _data():
@@ -23,18 +23,6 @@ def _data():
     return (x - mean) / std, y, (x_val - mean) / std, y_val
 
 
-def _classifier(model, x, y, x_val, y_val) -> Task:
-    import torch.nn.functional as F
-
-    return Task(
-        model,
-        x,
-        y,
-        loss=lambda m, xb, yb: F.cross_entropy(m(xb), yb),
-        evaluate=lambda m: accuracy(m, x_val, y_val),
-    )
-
-
 def build_mlp(size: str, seed: int) -> Task:
     from torch import nn
 
@@ -43,7 +31,7 @@ def build_mlp(size: str, seed: int) -> Task:
     model = nn.Sequential(
         nn.Linear(40, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10)
     )
-    return _classifier(model, x, y, x_val, y_val)
+    return classifier(model, x, y, x_val, y_val)
 
 
 def build_cnn(size: str, seed: int) -> Task:
@@ -62,7 +50,7 @@ def build_cnn(size: str, seed: int) -> Task:
         nn.Flatten(),
         nn.Linear(channels * 5, 10),
     )
-    return _classifier(model, x, y, x_val, y_val)
+    return classifier(model, x, y, x_val, y_val)
 
 
 MLP = Workload(
