@@ -61,7 +61,12 @@ def test_store_holds_every_trial_and_gives_the_same_table(tmp_path):
         rows = db.execute("SELECT * FROM trials ORDER BY entry, trial").fetchall()
     assert [r["final_loss"] for r in rows] == [r["final_loss"] for r in plain]
     assert [r["optimizer"] for r in rows] == ["sgd"] * 6 + ["adam"] * 6
-    assert json.loads(rows[0]["versions"])["numpy"] == np.__version__
+    # What a task's trials share is stored once, in table batches.
+    with sqlite3.connect(path) as db:
+        (versions,) = db.execute(
+            "SELECT versions FROM trials JOIN batches USING (batch) LIMIT 1"
+        ).fetchone()
+    assert json.loads(versions)["numpy"] == np.__version__
     # Started again, a finished sweep runs nothing and returns the same table.
     again = sl.sweep("two_d_beale", GRID, seeds=SEEDS, store=path, **OPTIONS)
     assert same_rows(again, plain)
@@ -111,16 +116,21 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_trials(tmp_path):
     before = count(path)
     assert 2 <= before < 12
     with sqlite3.connect(path) as db:
-        first = db.execute("SELECT entry, trial, session, row_json FROM trials").fetchall()
+        first = db.execute(
+            "SELECT entry, trial, session, checksum FROM trials JOIN batches USING (batch)"
+        ).fetchall()
 
     resumed = sl.sweep("logistic_regression", GRID, seeds=SEEDS, store=path, **options)
     whole = sl.sweep("logistic_regression", GRID, seeds=SEEDS, **options)
     assert same_rows(resumed, whole)
     with sqlite3.connect(path) as db:
         keys = db.execute("SELECT entry, trial FROM trials").fetchall()
-        sessions = db.execute("SELECT session, COUNT(*) FROM trials GROUP BY session").fetchall()
+        sessions = db.execute(
+            "SELECT session, COUNT(*) FROM trials JOIN batches USING (batch) GROUP BY session"
+        ).fetchall()
         kept = db.execute(
-            f"SELECT entry, trial, session, row_json FROM trials WHERE session = '{first[0][2]}'"
+            "SELECT entry, trial, session, checksum FROM trials JOIN batches USING (batch) "
+            f"WHERE session = '{first[0][2]}'"
         ).fetchall()
     assert len(keys) == len(set(keys)) == 12  # nothing lost, nothing twice
     assert sorted(kept) == sorted(first)  # the killed run's trials were not run again
@@ -349,7 +359,9 @@ def test_repeated_kills_during_group_commits_lose_and_repeat_nothing(tmp_path):
     assert same_rows(resumed, sl.sweep("rosenbrock", grid, **options))
     with sqlite3.connect(path) as db:
         keys = db.execute("SELECT entry, trial FROM trials").fetchall()
-        sessions = db.execute("SELECT COUNT(DISTINCT session) FROM trials").fetchone()[0]
+        sessions = db.execute(
+            "SELECT COUNT(DISTINCT session) FROM trials JOIN batches USING (batch)"
+        ).fetchone()[0]
     assert len(keys) == len(set(keys)) == 400
     assert sessions >= 2
 

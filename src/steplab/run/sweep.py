@@ -168,13 +168,20 @@ def sweep(
     if store is not None:
         results = stores.ResultStore.open(store, identity)
     try:
-        done = results.done() if results is not None else {}
-        # Each part's rows by trial index (None: still to run), in sweep order.
-        slots: list[list] = [[None] * len(part.plan) for part in parts]
-        for (entry, t), row in done.items():
-            slots[entry][t] = row if return_table else True  # True: done, not kept
-        remaining = sum(map(len, slots)) - len(done)
-        del done
+        # Each part's rows by trial index (None: still to run), in sweep order; without a
+        # table, one byte per trial (1: done), so that memory stays flat for 10⁶ trials.
+        slots: list = [
+            [None] * len(part.plan) if return_table else bytearray(len(part.plan))
+            for part in parts
+        ]
+        if results is not None and return_table:
+            for (entry, t), row in results.done().items():
+                slots[entry][t] = row
+        elif results is not None:
+            for entry, bits in results.done_trials().items():
+                size = min(len(bits), len(slots[entry]))
+                slots[entry][:size] = bits[:size]
+        remaining = sum(len(part_rows) - _count_done(part_rows) for part_rows in slots)
         if results is not None and remaining and not results.writable:
             raise stores.StoreError(
                 f"results store {store} is read-only and {remaining} trials remain; "
@@ -193,12 +200,17 @@ def sweep(
         else:
             finished = ((chunk, _run_chunk(problem, chunk, options)) for chunk in chunks)
         try:
-            for chunk, (chunk_rows, records, stopped) in finished:
+            for chunk, (chunk_rows, batches, stopped) in finished:
                 if results is not None:  # on disk as soon as the chunk is done; a run cut
-                    # short by Ctrl+C is not done (not in records), so a resumed sweep runs it
-                    results.add_records(records)
-                kept: list = chunk_rows if return_table else [True] * len(chunk_rows)
-                _place(slots[chunk.entry], chunk.trials, kept)
+                    # short by Ctrl+C is not done (not in batches), so a resumed sweep runs it
+                    results.add_records(batches)
+                part_rows = slots[chunk.entry]
+                if chunk_rows is not None:
+                    _place(part_rows, chunk.trials, chunk_rows, return_table)
+                else:  # every trial stored: its rows are the batches' columns
+                    for batch in batches:
+                        rows = batch.rows() if return_table else None
+                        _place(part_rows, batch.trials, rows, return_table)
                 # Ctrl+C inside minimize ends its runs "interrupted" (their partial rows are
                 # kept): the sweep stops here and returns what it has.
                 if stopped:
@@ -281,19 +293,37 @@ def _chunks(parts, sizes, slots, signer):
     """The chunks still to run (trials whose slot is empty), made one at a time as the
     engine asks for them: a sweep of 10⁶ trials never holds a list of every chunk."""
     for part, size, part_rows in zip(parts, sizes, slots, strict=True):
-        empty = map(operator.is_, part_rows, itertools.repeat(None))  # no Python per trial
+        empty = map(operator.not_, part_rows)  # None or 0: to run; no Python per trial
         todo = itertools.compress(itertools.count(), empty)
         while trials := list(itertools.islice(todo, size)):
             yield _Chunk(part, trials, signer)
 
 
-def _place(part_rows: list, trials: list[int], rows: list) -> None:
-    """Put a chunk's rows in their part's slots (one slice when the trials are a run)."""
-    if trials and trials[-1] - trials[0] == len(trials) - 1:
+def _place(part_rows, trials: list[int], rows: list | None, keep: bool) -> None:
+    """Put a chunk's rows in their part's slots (one slice when the trials are a run), or
+    without a table (``keep`` False) mark its trials done."""
+    if not trials:
+        return
+    if not keep:
+        if trials[-1] - trials[0] == len(trials) - 1:
+            part_rows[trials[0] : trials[-1] + 1] = b"\x01" * len(trials)
+        else:
+            for t in trials:
+                part_rows[t] = 1
+        return
+    assert rows is not None
+    if trials[-1] - trials[0] == len(trials) - 1:
         part_rows[trials[0] : trials[-1] + 1] = rows
     else:
         for t, row in zip(trials, rows, strict=True):
             part_rows[t] = row
+
+
+def _count_done(part_rows) -> int:
+    """Trials already done in a part's slots (rows, or 1 bytes without a table)."""
+    if isinstance(part_rows, bytearray):
+        return part_rows.count(1)
+    return len(part_rows) - part_rows.count(None)
 
 
 class _Chunk:
@@ -307,10 +337,11 @@ class _Chunk:
         self.configs, self.values, self.seeds = part.plan.take(trials)
 
 
-def _run_chunk(problem, chunk: _Chunk, options: dict) -> tuple[list[dict], dict | None, bool]:
-    """The rows of one chunk's trials, in order; (with a store) their store records,
-    prepared here, in the task, not by the driver; and whether Ctrl+C cut a run short.
-    The work of one task on any engine."""
+def _run_chunk(problem, chunk: _Chunk, options: dict) -> tuple[list[dict] | None, list, bool]:
+    """The rows of one chunk's trials, in order; with a store, their store records instead,
+    prepared here, in the task, not by the driver, column by column
+    (:class:`steplab.run.store.Batch`: the rows travel once, as columns); and whether
+    Ctrl+C cut a run short. The work of one task on any engine."""
     arrays = dict(zip(chunk.names, chunk.values, strict=True))
     optimizer = chunk.base.replace(**arrays) if arrays else chunk.base
     chunk_seeds = chunk.seeds
@@ -328,12 +359,12 @@ def _run_chunk(problem, chunk: _Chunk, options: dict) -> tuple[list[dict], dict 
         row["config"] = c
     stopped = any(row["status"] == "interrupted" for row in rows)
     if chunk.signer is None:
-        return rows, None, stopped
+        return rows, [], stopped
     done = zip(chunk.trials, rows, curves, strict=True)  # a run cut short by Ctrl+C is not
-    records = chunk.signer.records(  # done: it is not stored, and a resumed sweep reruns it
+    batches = chunk.signer.records(  # done: it is not stored, and a resumed sweep reruns it
         (chunk.entry, t, row, c) for t, row, c in done if row["status"] != "interrupted"
     )
-    return rows, records, stopped
+    return (rows if stopped else None), batches, stopped
 
 
 def _fingerprint(problem, grid, parts, seeds, options) -> dict:
