@@ -95,23 +95,47 @@ class PeakRSS:
         self.growth = self.peak - self.start
 
 
+def cluster_cpu() -> float:
+    """CPU seconds used so far by this process's descendants: the simulated cluster's
+    raylets, object stores and workers (``ray.cluster_utils.Cluster`` starts them here)."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.Error:  # exited meanwhile
+            continue
+        total += times.user + times.system
+    return total
+
+
 def sweep_overhead(trials: int, ray, **options) -> dict:
     """One sweep of ``trials`` trivial trials (rosenbrock, 2 steps) on the cluster, with a
-    results store: wall time, driver CPU, and the store's share."""
+    results store: wall time, driver CPU, the cluster's CPU, the store's size."""
     seeds = range(10)
     grid = {"sgd": {"lr": np.logspace(-6, -1, trials // len(seeds))}}
     with tempfile.TemporaryDirectory() as folder:
         store = Path(folder) / "results.sqlite"
         with PeakRSS() as memory:
-            wall, cpu = time.perf_counter(), time.process_time()
+            wall, cpu, others = time.perf_counter(), time.process_time(), cluster_cpu()
             table = sl.sweep(
                 "rosenbrock", grid, seeds=seeds, steps=2, engine="ray", store=store, **options
             )
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            others = cluster_cpu() - others
             count = len(table) if table is not None else trials
             del table
         size = store.stat().st_size
-    return {"trials": count, "wall": wall, "cpu": cpu, "bytes": size, "rss": memory.growth}
+    return {
+        "trials": count,
+        "wall": wall,
+        "cpu": cpu,
+        "cluster": others,
+        "share": cpu / (cpu + others),
+        "bytes": size,
+        "rss": memory.growth,
+    }
 
 
 def extrapolate(task_ms: float, trial_ms: float, machines: int = 100, cores: int = 64) -> None:
@@ -192,10 +216,13 @@ def main(argv=None) -> None:
             results = []
             for _ in range(args.sweep_rounds):
                 results.append(sweep_overhead(args.sweep_trials, ray, **options))
+                last = results[-1]
                 print(
-                    f"  round: {results[-1]['wall']:.1f} s wall, {results[-1]['cpu']:.1f} s "
-                    f"driver CPU ({100 * results[-1]['cpu'] / results[-1]['wall']:.0f} %), driver "
-                    f"peak RSS +{results[-1]['rss'] / 2**20:.0f} MiB",
+                    f"  round: {last['wall']:.1f} s wall, {last['cpu']:.2f} s driver CPU "
+                    f"({100 * last['cpu'] / last['wall']:.0f} % of wall), cluster CPU "
+                    f"{last['cluster']:.1f} s (driver {100 * last['share']:.1f} % of all CPU), "
+                    f"driver peak RSS +{last['rss'] / 2**20:.0f} MiB, load "
+                    f"{os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
             result = {k: float(np.median([r[k] for r in results])) for k in results[0]}
@@ -205,6 +232,16 @@ def main(argv=None) -> None:
                 f"({100 * result['cpu'] / result['wall']:.0f} % of wall), "
                 f"{result['bytes'] / result['trials']:.0f} bytes/trial, driver peak RSS "
                 f"+{result['rss'] / 2**20:.0f} MiB"
+            )
+            # Wall time on a shared machine holds the other jobs' load; the share of CPU does
+            # not. On an idle machine of C cores, wall >= (driver + cluster CPU) / C, so the
+            # driver's part of wall is at most C × its share of the CPU.
+            cores = os.cpu_count() or 1
+            print(
+                f"driver CPU {1e6 * result['cpu'] / result['trials']:.1f} µs/trial = "
+                f"{100 * result['share']:.1f} % of all CPU the sweep used (median); idle "
+                f"{cores}-core bound on the driver's part of wall: "
+                f"{100 * min(1.0, cores * result['share']):.0f} %"
             )
             if task_ms:
                 extrapolate(max(task_ms), 1e3 * result["cpu"] / result["trials"])

@@ -137,10 +137,15 @@ def workers(ray: Any) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
+CHUNKS_PER_TASK = 8  # a task may run this many chunks, one after the other
+
+
 def task_size(n: int, cpus: int, chunk_size: int) -> int:
-    """Configurations per task: about four tasks per CPU (so a slow task or a retry does
-    not leave the others idle), never more than ``chunk_size``, at least 1."""
-    return max(1, min(chunk_size, math.ceil(n / (4 * cpus))))
+    """Trials per task: about four tasks per CPU (so a slow task or a retry does not leave
+    the others idle), at most :data:`CHUNKS_PER_TASK` chunks of ``chunk_size`` (which a task
+    runs one after the other: memory per task stays that of a chunk), at least 1. Big tasks
+    keep the driver's and Ray's work per trial small (their cost is per task)."""
+    return max(1, min(CHUNKS_PER_TASK * chunk_size, math.ceil(n / (4 * cpus))))
 
 
 IN_FLIGHT_PER_CPU = 2  # tasks submitted ahead per CPU: enough to keep every CPU busy

@@ -389,6 +389,7 @@ class ResultStore:
                 if writable:
                     db.execute("PRAGMA journal_mode=WAL")
                     db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable against kill -9
+                    db.execute("ATTACH ':memory:' AS shard")  # where batches arrive
                 found = _read_meta(db, path)
                 if found is None:
                     if not writable:
@@ -553,24 +554,24 @@ class ResultStore:
         if self._keys is None:
             self.done_trials()
         assert self._keys is not None
-        marked: list[tuple[int, int]] = []
+        claimed: list[Batch] = []
         for batch in batches:
-            entry = batch.entry
-            for trial in batch.trials:
-                if _mark(self._keys, entry, trial):
-                    for e, t in marked:  # all or none
-                        self._keys[e][t] = 0
-                    raise StoreError(
-                        f"{self.path}: trial (entry {entry}, trial {trial}) is already "
-                        "stored; a trial is counted once"
-                    )
-                marked.append((entry, trial))
-        if not marked:
+            taken = _claim(self._keys, batch.entry, batch.trials)
+            if taken is not None:
+                for earlier in claimed:  # all or none
+                    _release(self._keys, earlier.entry, earlier.trials)
+                raise StoreError(
+                    f"{self.path}: trial (entry {batch.entry}, trial {taken}) is already "
+                    "stored; a trial is counted once"
+                )
+            claimed.append(batch)
+        count = sum(len(batch.trials) for batch in batches)
+        if not count:
             return
         if not self._buffered:
             self._oldest = time.monotonic()
         self._buffer.extend(b for b in batches if b.trials)
-        self._buffered += len(marked)
+        self._buffered += count
         if (
             self._buffered >= self.batch_rows
             or time.monotonic() - self._oldest >= self.batch_seconds
@@ -602,27 +603,23 @@ class ResultStore:
                 [(first + i, *batch.shared()) for i, batch in enumerate(group)],
             )
             for i, batch in enumerate(group):
-                names = [*_KEY_COLUMNS, *_STORED, *batch.flat]
-                self._db.executemany(
-                    f"INSERT INTO trials ({', '.join(map(_quote, names))}) "
-                    f"VALUES ({', '.join('?' * len(names))})",
-                    zip(
-                        itertools.repeat(batch.entry),
-                        batch.trials,
-                        itertools.repeat(first + i),
-                        batch.curves,
-                        batch.exact,
-                        batch.checksums,
-                        *batch.cells,
-                    ),
-                )
+                names = batch.names()
+                into = f"INSERT INTO main.trials ({', '.join(map(_quote, names))})"
+                if batch.shard is None:
+                    self._db.executemany(
+                        f"{into} VALUES ({', '.join('?' * len(names))})",
+                        batch.columns(first + i),
+                    )
+                    continue
+                self._db.deserialize(batch.shard, name="shard")  # see Batch.pack
+                taken = ", ".join("?" if n == "batch" else _quote(n) for n in names)
+                self._db.execute(f"{into} SELECT {taken} FROM shard.trials", (first + i,))
 
         try:
             self._write(write)
         except BaseException:
             for batch in group:  # not stored: a later run may add them again
-                for trial in batch.trials:
-                    self._keys[batch.entry][trial] = 0  # type: ignore[index]
+                _release(self._keys, batch.entry, batch.trials)
             raise
         self._next_batch = first + len(group)
         self._columns.extend(new)
@@ -693,11 +690,49 @@ def _mark(seen: dict[int, bytearray], entry: Any, trial: Any) -> bool:
     return False
 
 
+def _claim(seen: dict[int, bytearray], entry: int, trials: list[int]) -> int | None:
+    """Mark a batch's trials stored, or none of them: return the first that already was
+    (None if none was). A run of consecutive trials, the usual batch, is one slice."""
+    if not trials:
+        return None
+    first, last = trials[0], trials[-1]
+    if first >= 0 and trials == list(range(first, last + 1)):
+        bits = seen.get(entry)
+        if bits is None:
+            bits = seen[entry] = bytearray(max(1024, last + 1))
+        elif last >= len(bits):
+            bits.extend(bytes(max(last + 1, 2 * len(bits)) - len(bits)))
+        hit = bits.find(1, first, last + 1)
+        if hit >= 0:
+            return hit
+        bits[first : last + 1] = b"\x01" * len(trials)
+        return None
+    for i, trial in enumerate(trials):
+        if _mark(seen, entry, trial):
+            _release(seen, entry, trials[:i])
+            return trial
+    return None
+
+
+def _release(seen: dict[int, bytearray], entry: int, trials: list[int]) -> None:
+    """Undo :func:`_claim`: the trials are not stored."""
+    bits = seen.get(entry)
+    for trial in trials if bits is not None else ():
+        bits[trial] = 0
+
+
+# Python ≥ 3.11 (SQLite ≥ 3.36) can ship a batch as a small SQLite database of its own, which
+# the driver copies into the store in C (INSERT … SELECT): no Python work per trial there.
+_SHARDS = hasattr(sqlite3.Connection, "serialize")
+
+
 class Batch:
-    """A task's finished trials of one grid entry and one set of fields, column by column:
-    what a task ships to the driver and the driver inserts (one ``batches`` row, then one
-    ``trials`` row per trial). Columns, not rows of dicts: fewer objects to pickle and
-    unpickle, and ``executemany`` zips them in C."""
+    """A task's finished trials of one grid entry and one set of fields: what a task ships
+    to the driver and the driver inserts (one ``batches`` row, then one ``trials`` row per
+    trial). Filled column by column; :meth:`pack` (in the task) turns the columns into a
+    *shard*, an in-memory SQLite database of those ``trials`` rows, which the driver copies
+    into the store with one ``INSERT … SELECT`` (where Python lacks ``serialize``, the
+    columns travel and ``executemany`` zips them)."""
 
     def __init__(self, entry, fields, versions_, stamp, session):
         self.entry, self.fields = entry, fields
@@ -708,13 +743,58 @@ class Batch:
         self.exact: list[str | None] = []
         self.checksums: list[bytes] = []
         self.cells: list[list[Any]] = [[] for _ in self.flat]
+        self.shard: bytes | None = None
 
     def shared(self) -> tuple[str, str, str, str]:
         """The ``batches`` row, less its id: fields, versions, finished_at, session."""
         return json.dumps(self.fields), self.versions, self.stamp, self.session
 
+    def names(self) -> list[str]:
+        """The ``trials`` columns this batch fills."""
+        return [*_KEY_COLUMNS, *_STORED, *self.flat]
+
+    def columns(self, batch: int | None = None) -> Iterable[tuple]:
+        """The ``trials`` rows, from the columns (``batch``: the id the driver gives)."""
+        return zip(
+            itertools.repeat(self.entry),
+            self.trials,
+            itertools.repeat(batch),
+            self.curves,
+            self.exact,
+            self.checksums,
+            *self.cells,
+        )
+
+    def pack(self) -> Batch:
+        """Turn the columns into a shard (nothing to do where Python cannot serialize)."""
+        if not _SHARDS or self.shard is not None:
+            return self
+        names = self.names()
+        memory = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            memory.execute(f"CREATE TABLE trials ({', '.join(map(_quote, names))})")
+            memory.execute("BEGIN")
+            memory.executemany(
+                f"INSERT INTO trials VALUES ({', '.join('?' * len(names))})", self.columns()
+            )
+            memory.execute("COMMIT")
+            self.shard = memory.serialize()
+        finally:
+            memory.close()
+        self.curves, self.exact, self.checksums, self.cells = [], [], [], []
+        return self
+
     def rows(self) -> list[dict]:
         """The trials' rows as the sweep returns them, in the batch's order."""
+        if self.shard is not None:
+            memory = sqlite3.connect(":memory:")
+            try:
+                memory.deserialize(self.shard)
+                flat = ", ".join(map(_quote, ("exact", *self.flat)))
+                found = memory.execute(f"SELECT {flat} FROM trials ORDER BY rowid").fetchall()
+            finally:
+                memory.close()
+            return [_assemble(self.fields, dict(zip(self.flat, r[1:])), r[0]) for r in found]
         columns = self.cells
         if self.flat == self.fields and not any(self.exact):  # the common case, in C
             return [dict(zip(self.fields, values)) for values in zip(*columns)]
@@ -827,7 +907,7 @@ class RowSigner:
             batch.checksums.append(
                 _trial_checksum(shared, entry, trial, tuple(cells), blob, exact_text)
             )
-        return [batch for batch, _ in batches.values()]
+        return [batch.pack() for batch, _ in batches.values()]
 
 
 def _open_file(path: Path) -> tuple[int, bool]:

@@ -194,7 +194,8 @@ def sweep(
                 size = ray_engine.task_size(remaining, ray_engine.workers(ray), size)
             sizes.append(size)
         signer = results.signer() if results is not None else None
-        chunks = _chunks(parts, sizes, slots, signer)  # lazily: one chunk at a time
+        widths = [_FAST_CHUNK if part.compiled else chunk_size for part in parts]
+        chunks = _chunks(parts, sizes, widths, slots, signer, return_table)  # one at a time
         if ray is not None:
             finished = ray_engine.run(_run_chunk, problem, chunks, options, ray)
         else:
@@ -207,10 +208,9 @@ def sweep(
                 part_rows = slots[chunk.entry]
                 if chunk_rows is not None:
                     _place(part_rows, chunk.trials, chunk_rows, return_table)
-                else:  # every trial stored: its rows are the batches' columns
+                else:  # no table: every trial stored, marked done
                     for batch in batches:
-                        rows = batch.rows() if return_table else None
-                        _place(part_rows, batch.trials, rows, return_table)
+                        _place(part_rows, batch.trials, None, False)
                 # Ctrl+C inside minimize ends its runs "interrupted" (their partial rows are
                 # kept): the sweep stops here and returns what it has.
                 if stopped:
@@ -289,14 +289,16 @@ class _Part:
         self.value_lists, self.plan, self.compiled = value_lists, plan, compiled
 
 
-def _chunks(parts, sizes, slots, signer):
+def _chunks(parts, sizes, widths, slots, signer, keep_rows=True):
     """The chunks still to run (trials whose slot is empty), made one at a time as the
-    engine asks for them: a sweep of 10⁶ trials never holds a list of every chunk."""
-    for part, size, part_rows in zip(parts, sizes, slots, strict=True):
+    engine asks for them: a sweep of 10⁶ trials never holds a list of every chunk. A
+    chunk of ``size`` trials runs ``width`` of them at a time; ``keep_rows`` False: with a
+    store, its task returns only the store's records, not the rows too."""
+    for part, size, width, part_rows in zip(parts, sizes, widths, slots, strict=True):
         empty = map(operator.not_, part_rows)  # None or 0: to run; no Python per trial
         todo = itertools.compress(itertools.count(), empty)
         while trials := list(itertools.islice(todo, size)):
-            yield _Chunk(part, trials, signer)
+            yield _Chunk(part, trials, signer, width, keep_rows)
 
 
 def _place(part_rows, trials: list[int], rows: list | None, keep: bool) -> None:
@@ -330,31 +332,38 @@ class _Chunk:
     """Trials of one part run together as one vectorized call: what a task ships (its own
     slice of the plan, not the whole plan)."""
 
-    def __init__(self, part: _Part, trials: list[int], signer=None):
+    def __init__(self, part: _Part, trials: list[int], signer=None, width=None, keep_rows=True):
         self.entry, self.base, self.names = part.entry, part.base, part.names
-        self.compiled, self.trials = part.compiled, trials
+        self.compiled, self.trials, self.keep_rows = part.compiled, trials, keep_rows
+        self.width = width or len(trials)  # trials run at once (a (K, d) problem's K)
         self.signer = signer  # a store's RowSigner: the task prepares its records itself
         self.configs, self.values, self.seeds = part.plan.take(trials)
 
 
 def _run_chunk(problem, chunk: _Chunk, options: dict) -> tuple[list[dict] | None, list, bool]:
-    """The rows of one chunk's trials, in order; with a store, their store records instead,
-    prepared here, in the task, not by the driver, column by column
-    (:class:`steplab.run.store.Batch`: the rows travel once, as columns); and whether
-    Ctrl+C cut a run short. The work of one task on any engine."""
-    arrays = dict(zip(chunk.names, chunk.values, strict=True))
-    optimizer = chunk.base.replace(**arrays) if arrays else chunk.base
-    chunk_seeds = chunk.seeds
-    curves: list = [None] * len(chunk_seeds)
-    if chunk.compiled:
-        rows = _fast_rows(problem, optimizer, chunk_seeds, options)
-    else:
-        runs = minimize(problem, optimizer, seed=chunk_seeds, **options)
-        rows = [run.summary() for run in runs]
+    """The rows of one chunk's trials, in order (None when the sweep keeps no table and
+    every trial is stored); with a store, their store records too, prepared here, in the
+    task, not by the driver (:class:`steplab.run.store.Batch`); and whether Ctrl+C cut a
+    run short. The work of one task on any engine."""
+    rows: list[dict] = []
+    curves: list = []
+    for start in range(0, len(chunk.trials), chunk.width):  # width trials at a time
+        piece = slice(start, start + chunk.width)
+        arrays = {n: v[piece] for n, v in zip(chunk.names, chunk.values, strict=True)}
+        optimizer = chunk.base.replace(**arrays) if arrays else chunk.base
+        piece_seeds = chunk.seeds[piece]
+        if chunk.compiled:
+            rows += _fast_rows(problem, optimizer, piece_seeds, options)
+            curves += [None] * len(piece_seeds)
+            continue
+        runs = minimize(problem, optimizer, seed=piece_seeds, **options)
+        rows += [run.summary() for run in runs]
         if chunk.signer is not None:  # a store keeps each run's curves
             from steplab.run.store import run_curves
 
-            curves = [run_curves(run) for run in runs]
+            curves += [run_curves(run) for run in runs]
+        else:
+            curves += [None] * len(runs)
     for c, row in zip(chunk.configs, rows, strict=True):
         row["config"] = c
     stopped = any(row["status"] == "interrupted" for row in rows)
@@ -364,7 +373,7 @@ def _run_chunk(problem, chunk: _Chunk, options: dict) -> tuple[list[dict] | None
     batches = chunk.signer.records(  # done: it is not stored, and a resumed sweep reruns it
         (chunk.entry, t, row, c) for t, row, c in done if row["status"] != "interrupted"
     )
-    return (rows if stopped else None), batches, stopped
+    return (rows if chunk.keep_rows or stopped else None), batches, stopped
 
 
 def _fingerprint(problem, grid, parts, seeds, options) -> dict:
