@@ -118,7 +118,8 @@ def test_tasks_hold_many_configurations(cluster, monkeypatch):
     assert len(table) == sum(sizes) == 48
     # 48 trials on 2 CPUs: 8 tasks of 6 configurations (about four tasks per CPU).
     assert sizes == [6] * 8
-    assert ray_engine.task_size(10_000, 2, 512) == 512  # never more than a chunk
+    assert ray_engine.task_size(10_000, 2, 512) == 1250  # four tasks per CPU
+    assert ray_engine.task_size(10**6, 2, 512) == 8 * 512  # never more than eight chunks
     assert ray_engine.task_size(3, 2, 512) == 1
 
 

@@ -395,3 +395,54 @@ def test_trials_follow_the_grid_in_product_order(tmp_path):
         got = [(r["config"], r["lr"], r["rho1"], r["seed"]) for r in rows]
         assert got == expected
         assert all(type(r["config"]) is int and type(r["seed"]) is int for r in rows)
+
+
+def test_a_task_of_several_chunks_runs_one_chunk_at_a_time(monkeypatch):
+    """Ray tasks hold up to eight chunks (fewer, bigger tasks: less driver work per trial);
+    a task runs them chunk_size at a time, with the rows of the local engine."""
+    sweep_module = importlib.import_module("steplab.run.sweep")
+    widths = []
+    real = sweep_module.minimize
+
+    def spy(problem, optimizer, seed, **options):
+        widths.append(len(seed))
+        return real(problem, optimizer, seed=seed, **options)
+
+    monkeypatch.setattr(sweep_module, "minimize", spy)
+    problem = sl.problems.get("two_d_beale")
+    base = sl.optim.make("adam")
+    values = [np.asarray([1e-3, 1e-2, 1e-1])]
+    plan = sweep_module._Plan(values, SEEDS)
+    part = sweep_module._Part(0, base, ["lr"], values, plan, False)
+    chunk = sweep_module._Chunk(part, list(range(6)), width=4)
+    rows, batches, stopped = sweep_module._run_chunk(problem, chunk, OPTIONS)
+    assert widths == [4, 2] and batches == [] and not stopped
+    monkeypatch.undo()
+    local = sl.sweep("two_d_beale", {"adam": {"lr": values[0]}}, seeds=SEEDS, **OPTIONS)
+    for row, c in zip(local, [0, 0, 1, 1, 2, 2], strict=True):
+        assert row["config"] == c
+    assert same_rows(rows, local)
+
+
+def test_where_python_cannot_serialize_sqlite_the_columns_travel(tmp_path, monkeypatch):
+    """Python 3.10 has no Connection.serialize: batches then ship their columns, and the
+    store holds the same rows as with shards."""
+    plain = sl.sweep("two_d_beale", GRID, seeds=SEEDS, **OPTIONS)
+    with_shards = tmp_path / "shards.sqlite"
+    sl.sweep("two_d_beale", GRID, seeds=SEEDS, store=with_shards, chunk_size=4, **OPTIONS)
+    monkeypatch.setattr(stores, "_SHARDS", False)
+    without = tmp_path / "columns.sqlite"
+    table = sl.sweep("two_d_beale", GRID, seeds=SEEDS, store=without, chunk_size=4, **OPTIONS)
+    assert same_rows(table, plain)
+    assert same_rows(stores.read(without), plain) and same_rows(stores.read(with_shards), plain)
+    assert [c["loss"].size for c in stores.curves(without)] == [
+        c["loss"].size for c in stores.curves(with_shards)
+    ]
+    signer = stores.RowSigner("sweep", "session")
+    (batch,) = signer.records([(0, t, dict(plain[t])) for t in range(3)])
+    assert batch.shard is None and len(batch.checksums) == 3
+    assert same_rows(batch.rows(), plain[:3])
+    monkeypatch.setattr(stores, "_SHARDS", True)
+    (packed,) = signer.records([(0, t, dict(plain[t])) for t in range(3)])
+    assert packed.shard is not None and packed.checksums == []
+    assert same_rows(packed.rows(), plain[:3])
