@@ -56,10 +56,7 @@ def _flat(path: Path) -> list[dict]:
     with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
         db.row_factory = sqlite3.Row
         rows = db.execute("SELECT * FROM trials ORDER BY entry, trial").fetchall()
-    return [
-        _clean({k: r[k] for k in r.keys() if k != "curves"})
-        for r in rows
-    ]
+    return [_clean({k: r[k] for k in r.keys() if k != "curves"}) for r in rows]
 
 
 def finished_store(folder: Path) -> tuple[bytes, list[dict], list[dict]]:

@@ -84,9 +84,13 @@ def test_a_damaged_batch_reruns_its_trials_only(finished):
     before = sessions(path)
     with sqlite3.connect(path) as db:
         (batch,) = db.execute("SELECT batch FROM trials WHERE entry = 1 AND trial = 3").fetchone()
-        hit = {k for k in before if db.execute(
-            "SELECT 1 FROM trials WHERE entry = ? AND trial = ? AND batch = ?", (*k, batch)
-        ).fetchone()}
+        hit = {
+            k
+            for k in before
+            if db.execute(
+                "SELECT 1 FROM trials WHERE entry = ? AND trial = ? AND batch = ?", (*k, batch)
+            ).fetchone()
+        }
         db.execute(
             "UPDATE batches SET finished_at = replace(finished_at, '2', '3') WHERE batch = ?",
             (batch,),

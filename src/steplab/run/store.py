@@ -26,14 +26,15 @@ exactly: NaN, which SQLite stores as NULL, booleans, lists) and ``checksum``. Wh
 trials share is stored once, in table ``batches``: the row's field names in order
 (``fields``), ``versions`` (Python, NumPy, steplab, where the trials ran), ``finished_at``
 (UTC, when the task finished) and ``session`` (which start of the sweep wrote them). A task
-prepares its trials' records itself, column by column (:class:`RowSigner`, :class:`Batch`);
-the driver checks their keys and inserts them.
+prepares its trials' records itself (:class:`RowSigner`) and ships them as a small SQLite
+database of their own (:class:`Batch`); the driver checks their keys and copies them in.
 
 Integrity: ``checksum`` is a BLAKE2b digest of the sweep's fingerprint, the trial's batch
 (fields, versions, time, session), its key and everything else the row holds, so a damaged
-row — or a row copied over another trial's, or from another sweep's store — is found when the store is read. Such rows are reported
-(:class:`StoreWarning`, by key), removed and run again; a store whose structure is damaged
-is refused with one :class:`StoreError` naming the file. Nothing damaged is ever returned.
+row — or a row copied over another trial's, or from another sweep's store — is found when
+the store is read. Such rows are reported (:class:`StoreWarning`, by key), removed and run
+again; a store whose structure is damaged is refused with one :class:`StoreError` naming
+the file. Nothing damaged is ever returned.
 
 One driver at a time: a driver holds an exclusive ``flock`` on the store file while it
 writes (POSIX systems), so a second driver of the same store — or a different sweep racing
@@ -516,7 +517,7 @@ class ResultStore:
         seen = self._keys
         try:
             batches = self._batches()
-            shapes: dict[int, tuple] = {}
+            shapes: dict[Any, _Shape] = {}
             for record in self._db.execute(f"SELECT {names} FROM trials"):
                 rowid, entry, trial, batch = record[:4]
                 shape = shapes.get(batch)
@@ -611,7 +612,7 @@ class ResultStore:
                         batch.columns(first + i),
                     )
                     continue
-                self._db.deserialize(batch.shard, name="shard")  # see Batch.pack
+                self._db.deserialize(batch.shard, name="shard")  # type: ignore[attr-defined]
                 taken = ", ".join("?" if n == "batch" else _quote(n) for n in names)
                 self._db.execute(f"{into} SELECT {taken} FROM shard.trials", (first + i,))
 
@@ -619,7 +620,7 @@ class ResultStore:
             self._write(write)
         except BaseException:
             for batch in group:  # not stored: a later run may add them again
-                _release(self._keys, batch.entry, batch.trials)
+                _release(self._keys or {}, batch.entry, batch.trials)
             raise
         self._next_batch = first + len(group)
         self._columns.extend(new)
@@ -717,7 +718,9 @@ def _claim(seen: dict[int, bytearray], entry: int, trials: list[int]) -> int | N
 def _release(seen: dict[int, bytearray], entry: int, trials: list[int]) -> None:
     """Undo :func:`_claim`: the trials are not stored."""
     bits = seen.get(entry)
-    for trial in trials if bits is not None else ():
+    if bits is None:
+        return
+    for trial in trials:
         bits[trial] = 0
 
 
@@ -734,7 +737,9 @@ class Batch:
     into the store with one ``INSERT … SELECT`` (where Python lacks ``serialize``, the
     columns travel and ``executemany`` zips them)."""
 
-    def __init__(self, entry, fields, versions_, stamp, session):
+    def __init__(
+        self, entry: int, fields: tuple[str, ...], versions_: str, stamp: str, session: str
+    ):
         self.entry, self.fields = entry, fields
         self.flat = tuple(k for k in fields if k not in _RESERVED)
         self.versions, self.stamp, self.session = versions_, stamp, session
@@ -778,7 +783,7 @@ class Batch:
                 f"INSERT INTO trials VALUES ({', '.join('?' * len(names))})", self.columns()
             )
             memory.execute("COMMIT")
-            self.shard = memory.serialize()
+            self.shard = memory.serialize()  # type: ignore[attr-defined]  # Python ≥ 3.11
         finally:
             memory.close()
         self.curves, self.exact, self.checksums, self.cells = [], [], [], []
@@ -789,18 +794,21 @@ class Batch:
         if self.shard is not None:
             memory = sqlite3.connect(":memory:")
             try:
-                memory.deserialize(self.shard)
+                memory.deserialize(self.shard)  # type: ignore[attr-defined]
                 flat = ", ".join(map(_quote, ("exact", *self.flat)))
                 found = memory.execute(f"SELECT {flat} FROM trials ORDER BY rowid").fetchall()
             finally:
                 memory.close()
-            return [_assemble(self.fields, dict(zip(self.flat, r[1:])), r[0]) for r in found]
+            return [
+                _assemble(self.fields, dict(zip(self.flat, r[1:], strict=True)), r[0])
+                for r in found
+            ]
         columns = self.cells
         if self.flat == self.fields and not any(self.exact):  # the common case, in C
-            return [dict(zip(self.fields, values)) for values in zip(*columns)]
+            return [dict(zip(self.fields, v, strict=True)) for v in zip(*columns, strict=True)]
         out = []
         for i, exact in enumerate(self.exact):
-            cells = {k: column[i] for k, column in zip(self.flat, columns)}
+            cells = {k: column[i] for k, column in zip(self.flat, columns, strict=True)}
             out.append(_assemble(self.fields, cells, exact))
         return out
 
@@ -853,7 +861,7 @@ class _Shape:
         if checksum != expected or any(record[i] is not None for i in self.others):
             return None
         try:
-            return _assemble(self.fields, dict(zip(self.flat, cells)), exact)
+            return _assemble(self.fields, dict(zip(self.flat, cells, strict=True)), exact)
         except (ValueError, TypeError):  # pragma: no cover - the checksum matched
             return None
 
@@ -884,7 +892,9 @@ class RowSigner:
             found = batches.get(shape)
             if found is None:
                 batch = Batch(entry, tuple(row), versions_, stamp, self.session)
-                shared = _batch_hasher(self.sweep, batch.shared()[0], versions_, stamp, self.session)
+                shared = _batch_hasher(
+                    self.sweep, batch.shared()[0], versions_, stamp, self.session
+                )
                 found = batches[shape] = (batch, shared)
             batch, shared = found
             cells, precise = [], None
@@ -899,7 +909,7 @@ class RowSigner:
                     precise = precise or {}
                     precise[name] = row[name]
             exact_text = encode_row(precise) if precise else None
-            for column, cell in zip(batch.cells, cells):
+            for column, cell in zip(batch.cells, cells, strict=True):
                 column.append(cell)
             batch.trials.append(trial)
             batch.curves.append(blob)

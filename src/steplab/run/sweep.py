@@ -39,34 +39,13 @@ def default_seeds(problem, batch_size=None) -> list[int]:
     return list(range(10)) if stochastic else [0]
 
 
+# What the type checker sees: a table, unless return_table may be False. The other
+# keyword arguments (chunk_size, engine, store, address, minimize's options) are checked
+# when called, with messages naming them.
 @overload
-def sweep(
-    problem,
-    grid: dict,
-    seeds=...,
-    *,
-    chunk_size: int = ...,
-    engine=...,
-    store=...,
-    address: str | None = ...,
-    return_table: Literal[True] = ...,
-    **options,
-) -> Table: ...
-
-
+def sweep(problem, grid: dict, seeds=..., *, return_table: Literal[True] = ..., **kw) -> Table: ...
 @overload
-def sweep(
-    problem,
-    grid: dict,
-    seeds=...,
-    *,
-    chunk_size: int = ...,
-    engine=...,
-    store=...,
-    address: str | None = ...,
-    return_table: bool,
-    **options,
-) -> Table | None: ...
+def sweep(problem, grid: dict, seeds=..., *, return_table: bool, **kw) -> Table | None: ...
 
 
 def sweep(
@@ -171,8 +150,7 @@ def sweep(
         # Each part's rows by trial index (None: still to run), in sweep order; without a
         # table, one byte per trial (1: done), so that memory stays flat for 10⁶ trials.
         slots: list = [
-            [None] * len(part.plan) if return_table else bytearray(len(part.plan))
-            for part in parts
+            [None] * len(part.plan) if return_table else bytearray(len(part.plan)) for part in parts
         ]
         if results is not None and return_table:
             for (entry, t), row in results.done().items():
