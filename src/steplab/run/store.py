@@ -1116,6 +1116,8 @@ def curves(path: str | Path) -> list[dict[str, np.ndarray]]:
     A trial run by the loop engine has ``step``, ``loss`` and ``time`` (seconds since the
     start) at every recorded step, and — for problems with data — ``eval_step`` with the
     full-data metrics at each evaluation (``train_loss``, ``test_loss``, ``test_accuracy``…).
-    Values are float32 (steps int32). Trials run by the compiled kernels have none ({}).
+    Values are float32 (steps int32). Trials run by the compiled kernels
+    (``engine="fast"``) have ``step`` and ``loss`` at the same steps, and no ``time``: the
+    kernels do not time single steps.
     """
     return [decode_curves(blob) for *_, blob in _verified(path)]

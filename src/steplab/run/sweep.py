@@ -331,8 +331,11 @@ def _run_chunk(problem, chunk: _Chunk, options: dict) -> tuple[list[dict] | None
         optimizer = chunk.base.replace(**arrays) if arrays else chunk.base
         piece_seeds = chunk.seeds[piece]
         if chunk.compiled:
-            rows += _fast_rows(problem, optimizer, piece_seeds, options)
-            curves += [None] * len(piece_seeds)
+            piece_rows, piece_curves = _fast_rows(
+                problem, optimizer, piece_seeds, options, curves=chunk.signer is not None
+            )
+            rows += piece_rows
+            curves += piece_curves
             continue
         runs = minimize(problem, optimizer, seed=piece_seeds, **options)
         rows += [run.summary() for run in runs]
@@ -391,8 +394,11 @@ def _fast_sweep_fits(problem, options) -> bool:
     )
 
 
-def _fast_rows(problem, optimizer, seeds, options) -> list[dict]:
-    """The rows :func:`minimize` would give, from the compiled kernels' loss histories.
+def _fast_rows(problem, optimizer, seeds, options, *, curves=False) -> tuple[list, list]:
+    """The rows :func:`minimize` would give, from the compiled kernels' loss histories, and
+    (``curves``) each run's loss curve at the steps :func:`minimize` records (every
+    ``record_every`` steps and the last; no per-step ``time``: the kernels do not time
+    steps), else None for each.
 
     The stopping rules of a plain run are the budget and divergence: a run stops at the
     first row whose loss is not finite (its last finite row counts) or exceeds
@@ -412,12 +418,19 @@ def _fast_rows(problem, optimizer, seeds, options) -> list[dict]:
     elapsed = time.perf_counter() - start
     finite = np.isfinite(losses)
     stop = diverged(losses, divergence_limits(losses[0]))  # the loop's rule, row by row
-    rows = []
+    rows, histories = [], []
+    every = options.get("record_every") or 1
     configurations = _run_hyperparameters(optimizer, K)
     for k in range(K):
         hits = np.flatnonzero(stop[:, k])
         t = int(hits[0]) if hits.size else steps
         kept = losses[: t + 1 if finite[t, k] else t, k]
+        if curves:
+            recorded = np.arange(t + 1)
+            recorded = recorded[(recorded % every == 0) | (recorded == t)]
+            histories.append({"step": recorded, "loss": losses[recorded, k]})
+        else:
+            histories.append(None)
         hyperparameters = configurations[k]
         rows.append(
             {
@@ -433,4 +446,4 @@ def _fast_rows(problem, optimizer, seeds, options) -> list[dict]:
                 "time": elapsed,
             }
         )
-    return rows
+    return rows, histories
