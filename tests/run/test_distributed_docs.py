@@ -28,7 +28,7 @@ def test_the_extrapolated_table_is_the_commands_output_for_its_recorded_inputs()
     table, expected = bench.docs_table(docs)
     assert table == expected
     text = docs.read_text()
-    assert "bench_cluster.py --write-docs docs/distributed.md" in text  # the command, named
+    assert "bench_cluster.py --sweep-rounds 3 --write-docs docs/distributed.md" in text
     assert "Extrapolated" in text[text.index("100 machines × 64 cores sustain") :][:400]
 
 
