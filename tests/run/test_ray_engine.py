@@ -120,6 +120,7 @@ def test_tasks_hold_many_configurations(cluster, monkeypatch):
     assert sizes == [6] * 8
     assert ray_engine.task_size(10_000, 2, 512) == 1250  # four tasks per CPU
     assert ray_engine.task_size(10**6, 2, 512) == 8 * 512  # never more than eight chunks
+    assert ray_engine.task_size(10**6, 2, 8192, 1) == 8192  # compiled: one chunk a task
     assert ray_engine.task_size(3, 2, 512) == 1
 
 

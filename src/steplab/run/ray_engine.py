@@ -140,12 +140,13 @@ def workers(ray: Any) -> int:
 CHUNKS_PER_TASK = 8  # a task may run this many chunks, one after the other
 
 
-def task_size(n: int, cpus: int, chunk_size: int) -> int:
+def task_size(n: int, cpus: int, chunk_size: int, chunks: int = CHUNKS_PER_TASK) -> int:
     """Trials per task: about four tasks per CPU (so a slow task or a retry does not leave
-    the others idle), at most :data:`CHUNKS_PER_TASK` chunks of ``chunk_size`` (which a task
-    runs one after the other: memory per task stays that of a chunk), at least 1. Big tasks
-    keep the driver's and Ray's work per trial small (their cost is per task)."""
-    return max(1, min(CHUNKS_PER_TASK * chunk_size, math.ceil(n / (4 * cpus))))
+    the others idle), at most ``chunks`` chunks of ``chunk_size`` (which a task runs one
+    after the other: memory per task stays that of a chunk), at least 1. Big tasks keep the
+    driver's and Ray's work per trial small (their cost is per task); the results of the
+    tasks in flight, and so the driver's memory, grow with them."""
+    return max(1, min(chunks * chunk_size, math.ceil(n / (4 * cpus))))
 
 
 IN_FLIGHT_PER_CPU = 2  # tasks submitted ahead per CPU: enough to keep every CPU busy

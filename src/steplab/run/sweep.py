@@ -168,8 +168,11 @@ def sweep(
         sizes = []
         for part in parts:
             size = _FAST_CHUNK if part.compiled else chunk_size
-            if ray is not None:
-                size = ray_engine.task_size(remaining, ray_engine.workers(ray), size)
+            if ray is not None:  # a compiled chunk (8192 trials) is a big enough task
+                chunks_per_task = 1 if part.compiled else ray_engine.CHUNKS_PER_TASK
+                size = ray_engine.task_size(
+                    remaining, ray_engine.workers(ray), size, chunks_per_task
+                )
             sizes.append(size)
         signer = results.signer() if results is not None else None
         widths = [_FAST_CHUNK if part.compiled else chunk_size for part in parts]
