@@ -446,3 +446,37 @@ def test_where_python_cannot_serialize_sqlite_the_columns_travel(tmp_path, monke
     (packed,) = signer.records([(0, t, dict(plain[t])) for t in range(3)])
     assert packed.shard is not None and packed.checksums == []
     assert same_rows(packed.rows(), plain[:3])
+
+
+def test_values_a_column_cannot_hold_come_back_exactly(tmp_path):
+    """SQLite stores NaN as NULL, True as 1 and a list as text: such values are kept in the
+    row's exact JSON too, so that read gives back the row as it was, types included; the
+    flat columns still show pandas users what they can."""
+    row = {
+        "optimizer": "sgd",
+        "final_loss": float("nan"),
+        "best_loss": float("inf"),
+        "zero": -0.0,
+        "nesterov": True,
+        "betas": [0.9, 0.999],
+        "big": 2**70,
+        "batch": "a field named like a store column",
+        "epochs": None,
+        "seed": np.int64(3),
+    }
+    path = tmp_path / "s.sqlite"
+    with stores.ResultStore.open(path, {"sweep": "exact"}) as db:
+        db.add([(0, 0, dict(row))])
+    (back,) = stores.read(path)
+    assert list(back) == list(row)  # the fields, in order
+    assert math.isnan(back["final_loss"]) and back["best_loss"] == math.inf
+    assert math.copysign(1, back["zero"]) == -1
+    assert back["nesterov"] is True and back["betas"] == [0.9, 0.999] and back["big"] == 2**70
+    assert back["batch"] == row["batch"] and back["epochs"] is None
+    assert back["seed"] == 3 and type(back["seed"]) is int
+    with sqlite3.connect(path) as db:
+        db.row_factory = sqlite3.Row
+        flat = db.execute("SELECT * FROM trials").fetchone()
+    assert flat["final_loss"] is None and flat["nesterov"] == 1 and flat["batch"] == 1
+    assert json.loads(flat["betas"]) == [0.9, 0.999]
+    assert flat["exact"] is not None and "seed" not in json.loads(flat["exact"])
