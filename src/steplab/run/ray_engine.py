@@ -1,16 +1,18 @@
 """The Ray engine of :func:`steplab.sweep`: the sweep's chunks as tasks on a Ray cluster.
 
-Each task runs one chunk — many configurations at once, as one vectorized ``(K, d)`` run,
-exactly the function the local engine calls — so a row does not depend on where it ran.
-The driver keeps a bounded window of tasks submitted (two per CPU, at least 16: waves, so
-memory does not grow with the sweep), takes finished ones in batches (``ray.wait`` for a
-quarter of the window or 0.1 s, so its work per task does not grow either), tops the window
-up and hands the rows to the sweep, which writes them to its results store. Only the driver
-writes (workers need no shared disk), but each task prepares its own trials' store records
-(JSON, curves, checksum: :class:`steplab.run.store.RowSigner`), so the driver's work per
-trial is a key check and an insert. A task whose worker process dies is run again by Ray
-(``max_retries``); its rows reach the driver once, when the retry returns. An error or
-Ctrl+C in the driver cancels every task in flight before the sweep returns or raises.
+Each task runs up to :data:`CHUNKS_PER_TASK` chunks, one after the other — each many
+configurations at once, as one vectorized ``(K, d)`` run, exactly the function the local
+engine calls — so a row does not depend on where it ran. The driver keeps a bounded window
+of tasks submitted (two per CPU, at least 16: waves, so memory does not grow with the
+sweep), takes finished ones in batches (``ray.wait`` for a quarter of the window or 0.1 s,
+so its work per task does not grow either), tops the window up and hands the results to
+the sweep, which writes them to its results store. Only the driver writes (workers need no
+shared disk), but each task prepares its own trials' store records (cells, curves,
+checksum, shipped as a small SQLite database: :class:`steplab.run.store.Batch`), so the
+driver's work per trial is a key check and a copy in C. A task whose worker process dies,
+or whose whole node is lost, is run again by Ray (``max_retries``); its rows reach the
+driver once, when the retry returns. An error or Ctrl+C in the driver cancels every task
+in flight before the sweep returns or raises.
 
 ``address=None`` starts a local Ray runtime (or uses the one this process already has);
 ``"HOST:PORT"`` or ``"ray://HOST:10001"`` joins a running cluster (``ray start --head``).
