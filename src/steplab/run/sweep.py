@@ -421,7 +421,8 @@ def _fast_rows(problem, optimizer, seeds, options, *, curves=False) -> tuple[lis
     elapsed = time.perf_counter() - start
     finite = np.isfinite(losses)
     stop = diverged(losses, divergence_limits(losses[0]))  # the loop's rule, row by row
-    rows, histories = [], []
+    rows: list[dict] = []
+    histories: list[dict | None] = []
     every = options.get("record_every") or 1
     configurations = _run_hyperparameters(optimizer, K)
     for k in range(K):
