@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -67,15 +68,22 @@ def measure(engine, n: int, ray) -> tuple[float, float]:
     return n / wall, 1e3 * cpu / n
 
 
-def _rss() -> int:
-    """This process's resident memory in bytes (Linux)."""
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def _rss() -> tuple[int, int]:
+    """This process's resident memory and its private (anonymous) part, in bytes (Linux).
+    The rest is mapped files and shared memory: Ray's object store, bounded by its size."""
+    fields = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "RssAnon"):
+                fields[name] = int(value.split()[0]) * 1024
+    return fields["VmRSS"], fields["RssAnon"]
 
 
 class PeakRSS:
     """The driver's peak resident memory during a block, above what it held before it,
-    sampled every 20 ms by a thread (``ru_maxrss`` would be the whole process's peak)."""
+    sampled every 20 ms by a thread (``ru_maxrss`` would be the whole process's peak):
+    ``growth`` in all, ``private`` for its anonymous memory alone."""
 
     def __enter__(self):
         self.start = self.peak = _rss()
@@ -86,56 +94,113 @@ class PeakRSS:
 
     def _sample(self) -> None:
         while not self._stop.wait(0.02):
-            self.peak = max(self.peak, _rss())
+            self.peak = tuple(map(max, self.peak, _rss()))
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, _rss())
-        self.growth = self.peak - self.start
+        self.peak = tuple(map(max, self.peak, _rss()))
+        self.growth = self.peak[0] - self.start[0]
+        self.private = self.peak[1] - self.start[1]
+
+
+def cluster_cpu() -> float:
+    """CPU seconds used so far by this process's descendants: the simulated cluster's
+    raylets, object stores and workers (``ray.cluster_utils.Cluster`` starts them here)."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.Error:  # exited meanwhile
+            continue
+        total += times.user + times.system
+    return total
 
 
 def sweep_overhead(trials: int, ray, **options) -> dict:
     """One sweep of ``trials`` trivial trials (rosenbrock, 2 steps) on the cluster, with a
-    results store: wall time, driver CPU, and the store's share."""
+    results store: wall time, driver CPU, the cluster's CPU, the store's size."""
     seeds = range(10)
     grid = {"sgd": {"lr": np.logspace(-6, -1, trials // len(seeds))}}
     with tempfile.TemporaryDirectory() as folder:
         store = Path(folder) / "results.sqlite"
         with PeakRSS() as memory:
-            wall, cpu = time.perf_counter(), time.process_time()
+            wall, cpu, others = time.perf_counter(), time.process_time(), cluster_cpu()
             table = sl.sweep(
                 "rosenbrock", grid, seeds=seeds, steps=2, engine="ray", store=store, **options
             )
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            count = len(table) if table is not None else trials
+            others = cluster_cpu() - others
             del table
-        size = store.stat().st_size
-    return {"trials": count, "wall": wall, "cpu": cpu, "bytes": size, "rss": memory.growth}
+        with sqlite3.connect(f"{store.resolve().as_uri()}?mode=ro", uri=True) as db:
+            count, keys = db.execute(
+                "SELECT COUNT(*), COUNT(DISTINCT entry * 4294967296 + trial) FROM trials"
+            ).fetchone()
+        assert count == keys == trials, f"{count} rows, {keys} keys: not {trials}"
+        size = sum(f.stat().st_size for f in Path(folder).glob("results.sqlite*"))
+    return {
+        "trials": count,
+        "wall": wall,
+        "cpu": cpu,
+        "cluster": others,
+        "share": cpu / (cpu + others),
+        "bytes": size,
+        "rss": memory.growth,
+        "private": memory.private,
+    }
 
 
-def extrapolate(task_ms: float, trial_ms: float, machines: int = 100, cores: int = 64) -> None:
+TRIALS_PER_TASK = (1, 8, 64)
+_DOCS_BEGIN = "<!-- bench_cluster.py --write-docs: extrapolate("
+_DOCS_END = "<!-- end of bench_cluster.py's table -->"
+
+
+def extrapolation(task_ms: float, trial_ms: float, machines: int = 100, cores: int = 64) -> str:
     """What one driver sustains on ``machines × cores`` CPUs, from the measured driver CPU
-    per task and per trial (an extrapolation: Ray's scheduling across that many raylets is
-    assumed not to be the bottleneck, and one driver process uses about one core)."""
+    per task and per trial, as a Markdown table (an extrapolation: Ray's scheduling across
+    that many raylets is assumed not to be the bottleneck, and one driver process uses
+    about one core)."""
     cpus = machines * cores
-    print(
-        f"\nextrapolated to {machines} machines × {cores} cores = {cpus:,} CPUs "
-        f"(driver CPU: {task_ms:.2f} ms per task + {trial_ms:.3f} ms per trial):\n"
-    )
-    print(
+    lines = [
         "| trial length | trials/s the CPUs finish | trials per task | driver cores needed "
-        "| CPUs kept busy |"
-    )
-    print("|---|---|---|---|---|")
+        "| CPUs kept busy |",
+        "|---|---|---|---|---|",
+    ]
     for seconds in (1, 10, 100):
         finished = cpus / seconds
-        for per_task in (1, 8):
+        for per_task in TRIALS_PER_TASK:
             need = (finished / per_task * task_ms + finished * trial_ms) / 1e3
             busy = min(1.0, 1.0 / need)
-            print(
+            lines.append(
                 f"| {seconds} s | {finished:,.0f} | {per_task} | {need:.2f} | {100 * busy:.0f} % |"
             )
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(path: Path, task_ms: float, trial_ms: float) -> None:
+    """Replace the extrapolated table in ``path`` (between its markers, which record the
+    measured inputs) with the one these measurements give."""
+    text = path.read_text()
+    start = text.index(_DOCS_BEGIN)
+    end = text.index(_DOCS_END)
+    block = (
+        f"{_DOCS_BEGIN}task_ms={task_ms:.3f}, trial_ms={trial_ms:.4f}) -->\n\n"
+        f"{extrapolation(round(task_ms, 3), round(trial_ms, 4))}\n"
+    )
+    path.write_text(text[:start] + block + text[end:])
+    print(f"wrote the extrapolated table to {path}")
+
+
+def docs_table(path: Path) -> tuple[str, str]:
+    """The table in ``path`` and the one its recorded inputs give (for the docs' test)."""
+    text = path.read_text()
+    start = text.index(_DOCS_BEGIN)
+    head, _, rest = text[start + len(_DOCS_BEGIN) :].partition(") -->\n\n")
+    inputs = dict(part.split("=") for part in head.split(", "))
+    table = rest[: rest.index(_DOCS_END)].rstrip("\n") + "\n"
+    return table, extrapolation(float(inputs["task_ms"]), float(inputs["trial_ms"]))
 
 
 def main(argv=None) -> None:
@@ -151,6 +216,12 @@ def main(argv=None) -> None:
     parser.add_argument("--sweep-rounds", type=int, default=1, help="median of this many")
     parser.add_argument("--only-sweep", action="store_true", help="skip the no-op tasks")
     parser.add_argument("--no-table", action="store_true", help="the sweep with return_table=False")
+    parser.add_argument(
+        "--write-docs",
+        type=Path,
+        metavar="MD",
+        help="write the extrapolated table into this file (docs/distributed.md)",
+    )
     args = parser.parse_args(argv)
 
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -192,10 +263,14 @@ def main(argv=None) -> None:
             results = []
             for _ in range(args.sweep_rounds):
                 results.append(sweep_overhead(args.sweep_trials, ray, **options))
+                last = results[-1]
                 print(
-                    f"  round: {results[-1]['wall']:.1f} s wall, {results[-1]['cpu']:.1f} s "
-                    f"driver CPU ({100 * results[-1]['cpu'] / results[-1]['wall']:.0f} %), driver "
-                    f"peak RSS +{results[-1]['rss'] / 2**20:.0f} MiB",
+                    f"  round: {last['wall']:.1f} s wall, {last['cpu']:.2f} s driver CPU "
+                    f"({100 * last['cpu'] / last['wall']:.0f} % of wall), cluster CPU "
+                    f"{last['cluster']:.1f} s (driver {100 * last['share']:.1f} % of all CPU), "
+                    f"driver peak RSS +{last['rss'] / 2**20:.0f} MiB (private "
+                    f"+{last['private'] / 2**20:.0f} MiB), load "
+                    f"{os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
             result = {k: float(np.median([r[k] for r in results])) for k in results[0]}
@@ -204,10 +279,27 @@ def main(argv=None) -> None:
                 f"store: {result['wall']:.1f} s wall, driver CPU {result['cpu']:.1f} s "
                 f"({100 * result['cpu'] / result['wall']:.0f} % of wall), "
                 f"{result['bytes'] / result['trials']:.0f} bytes/trial, driver peak RSS "
-                f"+{result['rss'] / 2**20:.0f} MiB"
+                f"+{result['rss'] / 2**20:.0f} MiB (private +{result['private'] / 2**20:.0f} MiB)"
+            )
+            # Wall time on a shared machine holds the other jobs' load; the share of CPU does
+            # not. On an idle machine of C cores, wall >= (driver + cluster CPU) / C, so the
+            # driver's part of wall is at most C × its share of the CPU.
+            cores = os.cpu_count() or 1
+            print(
+                f"driver CPU {1e6 * result['cpu'] / result['trials']:.1f} µs/trial = "
+                f"{100 * result['share']:.1f} % of all CPU the sweep used (median); idle "
+                f"{cores}-core bound on the driver's part of wall: "
+                f"{100 * min(1.0, cores * result['share']):.0f} %"
             )
             if task_ms:
-                extrapolate(max(task_ms), 1e3 * result["cpu"] / result["trials"])
+                trial_ms = 1e3 * result["cpu"] / result["trials"]
+                print(
+                    f"\nextrapolated to 100 machines × 64 cores (driver CPU: {max(task_ms):.3f} "
+                    f"ms per task + {trial_ms:.4f} ms per trial):\n"
+                )
+                print(extrapolation(max(task_ms), trial_ms))
+                if args.write_docs:
+                    write_docs(args.write_docs, max(task_ms), trial_ms)
     finally:
         ray.shutdown()
         cluster.shutdown()

@@ -7,7 +7,8 @@ only adds the other jobs' load; the load average is printed.
 
 The rows are real: one task's 48 rows of a logistic-regression sweep (about 20 fields each,
 with curves of 31 recorded steps). The driver hands the store one task at a time, as
-``sl.sweep`` does; the new store commits every 1000 trials or 0.1 s.
+``sl.sweep`` does; the new store commits every 1000 trials or 0.1 s. The last line times
+the driver's part alone: records prepared beforehand, as Ray tasks prepare theirs.
 
     python benchmarks/bench_store.py [--trials 100000] [--old-trials 4800] [--repeats 3]
 """
@@ -89,6 +90,32 @@ def rate(open_store, trials: int, rows, curves=None) -> tuple[float, float, int,
         return trials / seconds, path.stat().st_size / trials, commits, trials / wall
 
 
+def driver_rate(trials: int, rows, curves) -> tuple[float, float, int, float]:
+    """As :func:`rate` with curves, but the records prepared beforehand, as Ray tasks
+    prepare theirs (``RowSigner``: cells, curves blob, checksum, shard): what is timed is
+    the driver's part alone, checking keys and copying them in."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "results.sqlite"
+        db = stores.ResultStore.open(path, {"benchmark": "store"})
+        signer = db.signer()
+        prepared = [
+            signer.records(
+                (0, task * TASK + t, r, c)
+                for t, (r, c) in enumerate(zip(rows, curves, strict=True))
+            )
+            for task in range(trials // TASK)
+        ]
+        wall = time.perf_counter()
+        start = time.process_time()
+        for batches in prepared:
+            db.add_records(batches)
+        commits = db.commits
+        db.close()
+        seconds = time.process_time() - start
+        wall = time.perf_counter() - wall
+        return trials / seconds, path.stat().st_size / trials, commits, trials / wall
+
+
 def read_rate(trials: int, rows, curves) -> float:
     """Trials per CPU second reading and verifying a store (what a resumed sweep does
     first)."""
@@ -117,7 +144,7 @@ def main(argv=None) -> None:
     rows, curves = task_rows()
     old = old_store_module()
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    results: dict[str, list] = {"old": [], "new": [], "curves": []}
+    results: dict[str, list] = {"old": [], "new": [], "curves": [], "driver": []}
     for _ in range(args.repeats):  # interleaved, so that load changes hit all alike
         results["old"].append(
             rate(lambda p: old.ResultStore.open(p, {"benchmark": "store"}), args.old_trials, rows)
@@ -133,11 +160,13 @@ def main(argv=None) -> None:
                 curves,
             )
         )
+        results["driver"].append(driver_rate(args.trials, rows, curves))
     verify = statistics.median(read_rate(args.trials, rows, curves) for _ in range(args.repeats))
     names = {
         "old": f"before: a commit per task of {TASK} ({args.old_trials} trials)",
         "new": f"group commits, rows only ({args.trials} trials)",
         "curves": f"group commits, rows + curves ({args.trials} trials)",
+        "driver": f"rows + curves, records prepared by the tasks ({args.trials} trials)",
     }
     anchor = statistics.median(r[0] for r in results["old"])
     print(f"\nresults store, median of {args.repeats} (python {sys.version.split()[0]}):\n")

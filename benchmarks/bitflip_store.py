@@ -11,8 +11,8 @@ and the outcome is sorted into:
                   original's: silent corruption;
 * ``raw``       — any other exception (``JSONDecodeError``, ``sqlite3.OperationalError``…).
 
-Target: 0 silent, 0 raw. Wall time (``time``, ``finished_at``, ``session``) is not compared:
-a trial run again has a new one.
+Target: 0 silent, 0 raw. Wall time (``time``, and the ``batch`` a trial's time and session
+are stored in) is not compared: a trial run again has a new one.
 
     python benchmarks/bitflip_store.py [--flips 2000] [--seed 0] [--all]
 """
@@ -36,7 +36,7 @@ PROBLEM = "rosenbrock"
 GRID = {"sgd": {"lr": [1e-4, 1e-3, 1e-2]}, "adam": {"lr": [1e-3, 1e-2, 1e-1]}}
 SEEDS = [0, 1]
 OPTIONS = {"steps": 20, "engine": "loop"}
-_VOLATILE = {"time", "finished_at", "session", "checksum"}
+_VOLATILE = {"time", "batch", "checksum"}
 
 
 def _clean(row: dict) -> dict:
@@ -52,14 +52,11 @@ def _rows(table) -> list[dict]:
 
 
 def _flat(path: Path) -> list[dict]:
-    """The flat columns as pandas/sqlite users see them (no JSON)."""
+    """The flat columns as pandas/sqlite users see them."""
     with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
         db.row_factory = sqlite3.Row
         rows = db.execute("SELECT * FROM trials ORDER BY entry, trial").fetchall()
-    return [
-        _clean({k: r[k] for k in r.keys() if k not in ("row_json", "curves", "versions")})
-        for r in rows
-    ]
+    return [_clean({k: r[k] for k in r.keys() if k != "curves"}) for r in rows]
 
 
 def finished_store(folder: Path) -> tuple[bytes, list[dict], list[dict]]:

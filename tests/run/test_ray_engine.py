@@ -118,7 +118,9 @@ def test_tasks_hold_many_configurations(cluster, monkeypatch):
     assert len(table) == sum(sizes) == 48
     # 48 trials on 2 CPUs: 8 tasks of 6 configurations (about four tasks per CPU).
     assert sizes == [6] * 8
-    assert ray_engine.task_size(10_000, 2, 512) == 512  # never more than a chunk
+    assert ray_engine.task_size(10_000, 2, 512) == 1250  # four tasks per CPU
+    assert ray_engine.task_size(10**6, 2, 512) == 8 * 512  # never more than eight chunks
+    assert ray_engine.task_size(10**6, 2, 8192, 1) == 8192  # compiled: one chunk a task
     assert ray_engine.task_size(3, 2, 512) == 1
 
 
@@ -214,7 +216,9 @@ def test_a_killed_driver_resumes_on_the_cluster(cluster, tmp_path):
     assert same_rows(resumed, local)
     with sqlite3.connect(path) as db:
         keys = db.execute("SELECT entry, trial FROM trials").fetchall()
-        sessions = db.execute("SELECT COUNT(*) FROM trials GROUP BY session").fetchall()
+        sessions = db.execute(
+            "SELECT COUNT(*) FROM trials JOIN batches USING (batch) GROUP BY session"
+        ).fetchall()
     assert len(keys) == len(set(keys)) == 12
     assert sorted(n for (n,) in sessions) == sorted([before, 12 - before])
 

@@ -61,7 +61,12 @@ def test_store_holds_every_trial_and_gives_the_same_table(tmp_path):
         rows = db.execute("SELECT * FROM trials ORDER BY entry, trial").fetchall()
     assert [r["final_loss"] for r in rows] == [r["final_loss"] for r in plain]
     assert [r["optimizer"] for r in rows] == ["sgd"] * 6 + ["adam"] * 6
-    assert json.loads(rows[0]["versions"])["numpy"] == np.__version__
+    # What a task's trials share is stored once, in table batches.
+    with sqlite3.connect(path) as db:
+        (versions,) = db.execute(
+            "SELECT versions FROM trials JOIN batches USING (batch) LIMIT 1"
+        ).fetchone()
+    assert json.loads(versions)["numpy"] == np.__version__
     # Started again, a finished sweep runs nothing and returns the same table.
     again = sl.sweep("two_d_beale", GRID, seeds=SEEDS, store=path, **OPTIONS)
     assert same_rows(again, plain)
@@ -111,16 +116,21 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_trials(tmp_path):
     before = count(path)
     assert 2 <= before < 12
     with sqlite3.connect(path) as db:
-        first = db.execute("SELECT entry, trial, session, row_json FROM trials").fetchall()
+        first = db.execute(
+            "SELECT entry, trial, session, checksum FROM trials JOIN batches USING (batch)"
+        ).fetchall()
 
     resumed = sl.sweep("logistic_regression", GRID, seeds=SEEDS, store=path, **options)
     whole = sl.sweep("logistic_regression", GRID, seeds=SEEDS, **options)
     assert same_rows(resumed, whole)
     with sqlite3.connect(path) as db:
         keys = db.execute("SELECT entry, trial FROM trials").fetchall()
-        sessions = db.execute("SELECT session, COUNT(*) FROM trials GROUP BY session").fetchall()
+        sessions = db.execute(
+            "SELECT session, COUNT(*) FROM trials JOIN batches USING (batch) GROUP BY session"
+        ).fetchall()
         kept = db.execute(
-            f"SELECT entry, trial, session, row_json FROM trials WHERE session = '{first[0][2]}'"
+            "SELECT entry, trial, session, checksum FROM trials JOIN batches USING (batch) "
+            f"WHERE session = '{first[0][2]}'"
         ).fetchall()
     assert len(keys) == len(set(keys)) == 12  # nothing lost, nothing twice
     assert sorted(kept) == sorted(first)  # the killed run's trials were not run again
@@ -349,7 +359,9 @@ def test_repeated_kills_during_group_commits_lose_and_repeat_nothing(tmp_path):
     assert same_rows(resumed, sl.sweep("rosenbrock", grid, **options))
     with sqlite3.connect(path) as db:
         keys = db.execute("SELECT entry, trial FROM trials").fetchall()
-        sessions = db.execute("SELECT COUNT(DISTINCT session) FROM trials").fetchone()[0]
+        sessions = db.execute(
+            "SELECT COUNT(DISTINCT session) FROM trials JOIN batches USING (batch)"
+        ).fetchone()[0]
     assert len(keys) == len(set(keys)) == 400
     assert sessions >= 2
 
@@ -383,3 +395,88 @@ def test_trials_follow_the_grid_in_product_order(tmp_path):
         got = [(r["config"], r["lr"], r["rho1"], r["seed"]) for r in rows]
         assert got == expected
         assert all(type(r["config"]) is int and type(r["seed"]) is int for r in rows)
+
+
+def test_a_task_of_several_chunks_runs_one_chunk_at_a_time(monkeypatch):
+    """Ray tasks hold up to eight chunks (fewer, bigger tasks: less driver work per trial);
+    a task runs them chunk_size at a time, with the rows of the local engine."""
+    sweep_module = importlib.import_module("steplab.run.sweep")
+    widths = []
+    real = sweep_module.minimize
+
+    def spy(problem, optimizer, seed, **options):
+        widths.append(len(seed))
+        return real(problem, optimizer, seed=seed, **options)
+
+    monkeypatch.setattr(sweep_module, "minimize", spy)
+    problem = sl.problems.get("two_d_beale")
+    base = sl.optim.make("adam")
+    values = [np.asarray([1e-3, 1e-2, 1e-1])]
+    plan = sweep_module._Plan(values, SEEDS)
+    part = sweep_module._Part(0, base, ["lr"], values, plan, False)
+    chunk = sweep_module._Chunk(part, list(range(6)), width=4)
+    rows, batches, stopped = sweep_module._run_chunk(problem, chunk, OPTIONS)
+    assert widths == [4, 2] and batches == [] and not stopped
+    monkeypatch.undo()
+    local = sl.sweep("two_d_beale", {"adam": {"lr": values[0]}}, seeds=SEEDS, **OPTIONS)
+    for row, c in zip(local, [0, 0, 1, 1, 2, 2], strict=True):
+        assert row["config"] == c
+    assert same_rows(rows, local)
+
+
+def test_where_python_cannot_serialize_sqlite_the_columns_travel(tmp_path, monkeypatch):
+    """Python 3.10 has no Connection.serialize: batches then ship their columns, and the
+    store holds the same rows as with shards."""
+    plain = sl.sweep("two_d_beale", GRID, seeds=SEEDS, **OPTIONS)
+    with_shards = tmp_path / "shards.sqlite"
+    sl.sweep("two_d_beale", GRID, seeds=SEEDS, store=with_shards, chunk_size=4, **OPTIONS)
+    monkeypatch.setattr(stores, "_SHARDS", False)
+    without = tmp_path / "columns.sqlite"
+    table = sl.sweep("two_d_beale", GRID, seeds=SEEDS, store=without, chunk_size=4, **OPTIONS)
+    assert same_rows(table, plain)
+    assert same_rows(stores.read(without), plain) and same_rows(stores.read(with_shards), plain)
+    assert [c["loss"].size for c in stores.curves(without)] == [
+        c["loss"].size for c in stores.curves(with_shards)
+    ]
+    signer = stores.RowSigner("sweep", "session")
+    (batch,) = signer.records([(0, t, dict(plain[t])) for t in range(3)])
+    assert batch.shard is None and len(batch.checksums) == 3
+    assert same_rows(batch.rows(), plain[:3])
+    monkeypatch.setattr(stores, "_SHARDS", True)
+    (packed,) = signer.records([(0, t, dict(plain[t])) for t in range(3)])
+    assert packed.shard is not None and packed.checksums == []
+    assert same_rows(packed.rows(), plain[:3])
+
+
+def test_values_a_column_cannot_hold_come_back_exactly(tmp_path):
+    """SQLite stores NaN as NULL, True as 1 and a list as text: such values are kept in the
+    row's exact JSON too, so that read gives back the row as it was, types included; the
+    flat columns still show pandas users what they can."""
+    row = {
+        "optimizer": "sgd",
+        "final_loss": float("nan"),
+        "best_loss": float("inf"),
+        "zero": -0.0,
+        "nesterov": True,
+        "betas": [0.9, 0.999],
+        "big": 2**70,
+        "batch": "a field named like a store column",
+        "epochs": None,
+        "seed": np.int64(3),
+    }
+    path = tmp_path / "s.sqlite"
+    with stores.ResultStore.open(path, {"sweep": "exact"}) as db:
+        db.add([(0, 0, dict(row))])
+    (back,) = stores.read(path)
+    assert list(back) == list(row)  # the fields, in order
+    assert math.isnan(back["final_loss"]) and back["best_loss"] == math.inf
+    assert math.copysign(1, back["zero"]) == -1
+    assert back["nesterov"] is True and back["betas"] == [0.9, 0.999] and back["big"] == 2**70
+    assert back["batch"] == row["batch"] and back["epochs"] is None
+    assert back["seed"] == 3 and type(back["seed"]) is int
+    with sqlite3.connect(path) as db:
+        db.row_factory = sqlite3.Row
+        flat = db.execute("SELECT * FROM trials").fetchone()
+    assert flat["final_loss"] is None and flat["nesterov"] == 1 and flat["batch"] == 1
+    assert json.loads(flat["betas"]) == [0.9, 0.999]
+    assert flat["exact"] is not None and "seed" not in json.loads(flat["exact"])

@@ -41,16 +41,16 @@ def finished(tmp_path):
 
 def sessions(path: Path) -> dict[tuple[int, int], str]:
     with sqlite3.connect(path) as db:
-        return {(e, t): s for e, t, s in db.execute("SELECT entry, trial, session FROM trials")}
+        query = "SELECT entry, trial, session FROM trials JOIN batches USING (batch)"
+        return {(e, t): s for e, t, s in db.execute(query)}
 
 
 def test_a_damaged_row_is_reported_by_key_and_run_again(finished):
     path, table = finished
     before = sessions(path)
-    with sqlite3.connect(path) as db:  # one character of one row, in its JSON and its flat
-        db.execute(  # column alike: only the checksum can tell
-            "UPDATE trials SET row_json = replace(row_json, 'max_steps', 'max_stepz'), "
-            "status = 'max_stepz' WHERE entry = 1 AND trial = 3"
+    with sqlite3.connect(path) as db:  # one character of one row's column, a valid value:
+        db.execute(  # only the checksum can tell
+            "UPDATE trials SET status = 'max_stepz' WHERE entry = 1 AND trial = 3"
         )
     with pytest.warns(stores.StoreWarning, match=r"1 damaged trial rows.*\(entry 1, trial 3\)"):
         again = run(path)
@@ -74,6 +74,33 @@ def test_a_damaged_flat_column_is_caught_too(finished):
         db.row_factory = sqlite3.Row
         flat = db.execute("SELECT final_loss FROM trials ORDER BY entry, trial").fetchall()
     assert [r["final_loss"] for r in flat] == [r["final_loss"] for r in table]
+
+
+def test_a_damaged_batch_reruns_its_trials_only(finished):
+    """What a task's trials share (fields, versions, time, session) is stored once, in table
+    batches, and is inside each of its trials' checksums: damage there reruns that task's
+    trials and no other."""
+    path, table = finished
+    before = sessions(path)
+    with sqlite3.connect(path) as db:
+        (batch,) = db.execute("SELECT batch FROM trials WHERE entry = 1 AND trial = 3").fetchone()
+        hit = {
+            k
+            for k in before
+            if db.execute(
+                "SELECT 1 FROM trials WHERE entry = ? AND trial = ? AND batch = ?", (*k, batch)
+            ).fetchone()
+        }
+        db.execute(
+            "UPDATE batches SET finished_at = replace(finished_at, '2', '3') WHERE batch = ?",
+            (batch,),
+        )
+    assert 0 < len(hit) < len(before)
+    with pytest.warns(stores.StoreWarning, match=rf"{len(hit)} damaged trial rows"):
+        assert same_rows(run(path), table)
+    after = sessions(path)
+    assert {k for k in after if after[k] != before[k]} == hit
+    assert same_rows(stores.read(path), table)
 
 
 def test_a_row_swapped_for_another_rows_is_detected(finished):
@@ -132,6 +159,12 @@ def test_an_old_format_store_is_refused_naming_its_format(tmp_path):
         db.execute("INSERT INTO meta VALUES ('format', 'steplab-results-1')")
     with pytest.raises(stores.StoreError, match="steplab-results-1.*older steplab"):
         run(path)
+    with sqlite3.connect(path) as db:  # the layout before table batches
+        db.execute("UPDATE meta SET value = 'steplab-results-2' WHERE key = 'format'")
+    with pytest.raises(stores.StoreError, match="steplab-results-2.*older steplab.*new file"):
+        run(path)
+    with pytest.raises(stores.StoreError, match="steplab-results-2.*older steplab"):
+        stores.read(path)
 
 
 # ---------------------------------------------------------------- read-only stores

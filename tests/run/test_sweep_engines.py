@@ -62,3 +62,22 @@ def test_fast_engine_refuses_what_it_cannot_run():
         )
     with pytest.raises(ValueError, match="engine must be one of auto, fast, loop"):
         sl.sweep("rosenbrock", {"adam": {"lr": [0.1]}}, engine="numba")
+
+
+def test_fast_trials_store_the_loops_loss_curves(tmp_path):
+    """engine="fast" trials keep curves too: the loss at the steps the loop records (every
+    record_every steps and the last, diverged runs included), without per-step time."""
+    from steplab.run import store as stores
+
+    grid = {"sgd": {"lr": np.logspace(-5, 0, 6)}, "adam": {"lr": [1e-3, 1e-1]}}
+    options = {"seeds": [0, 1], "steps": 50, "record_every": 7}
+    for engine in ("fast", "loop"):
+        sl.sweep("rosenbrock", grid, engine=engine, store=tmp_path / f"{engine}.sqlite", **options)
+    fast_curves = stores.curves(tmp_path / "fast.sqlite")
+    loop_curves = stores.curves(tmp_path / "loop.sqlite")
+    rows = stores.read(tmp_path / "fast.sqlite")
+    assert {row["status"] for row in rows} == {"max_steps", "diverged"}
+    for ours, theirs in zip(fast_curves, loop_curves, strict=True):
+        assert set(ours) == {"step", "loss"} and set(theirs) == {"step", "loss", "time"}
+        np.testing.assert_array_equal(ours["step"], theirs["step"])
+        np.testing.assert_allclose(ours["loss"], theirs["loss"], rtol=1e-5)

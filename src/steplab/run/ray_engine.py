@@ -1,16 +1,18 @@
 """The Ray engine of :func:`steplab.sweep`: the sweep's chunks as tasks on a Ray cluster.
 
-Each task runs one chunk — many configurations at once, as one vectorized ``(K, d)`` run,
-exactly the function the local engine calls — so a row does not depend on where it ran.
-The driver keeps a bounded window of tasks submitted (two per CPU, at least 16: waves, so
-memory does not grow with the sweep), takes finished ones in batches (``ray.wait`` for a
-quarter of the window or 0.1 s, so its work per task does not grow either), tops the window
-up and hands the rows to the sweep, which writes them to its results store. Only the driver
-writes (workers need no shared disk), but each task prepares its own trials' store records
-(JSON, curves, checksum: :class:`steplab.run.store.RowSigner`), so the driver's work per
-trial is a key check and an insert. A task whose worker process dies is run again by Ray
-(``max_retries``); its rows reach the driver once, when the retry returns. An error or
-Ctrl+C in the driver cancels every task in flight before the sweep returns or raises.
+Each task runs up to :data:`CHUNKS_PER_TASK` chunks, one after the other — each many
+configurations at once, as one vectorized ``(K, d)`` run, exactly the function the local
+engine calls — so a row does not depend on where it ran. The driver keeps a bounded window
+of tasks submitted (two per CPU, at least 16: waves, so memory does not grow with the
+sweep), takes finished ones in batches (``ray.wait`` for a quarter of the window or 0.1 s,
+so its work per task does not grow either), tops the window up and hands the results to
+the sweep, which writes them to its results store. Only the driver writes (workers need no
+shared disk), but each task prepares its own trials' store records (cells, curves,
+checksum, shipped as a small SQLite database: :class:`steplab.run.store.Batch`), so the
+driver's work per trial is a key check and a copy in C. A task whose worker process dies,
+or whose whole node is lost, is run again by Ray (``max_retries``); its rows reach the
+driver once, when the retry returns. An error or Ctrl+C in the driver cancels every task
+in flight before the sweep returns or raises.
 
 ``address=None`` starts a local Ray runtime (or uses the one this process already has);
 ``"HOST:PORT"`` or ``"ray://HOST:10001"`` joins a running cluster (``ray start --head``).
@@ -137,10 +139,16 @@ def workers(ray: Any) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-def task_size(n: int, cpus: int, chunk_size: int) -> int:
-    """Configurations per task: about four tasks per CPU (so a slow task or a retry does
-    not leave the others idle), never more than ``chunk_size``, at least 1."""
-    return max(1, min(chunk_size, math.ceil(n / (4 * cpus))))
+CHUNKS_PER_TASK = 8  # a task may run this many chunks, one after the other
+
+
+def task_size(n: int, cpus: int, chunk_size: int, chunks: int = CHUNKS_PER_TASK) -> int:
+    """Trials per task: about four tasks per CPU (so a slow task or a retry does not leave
+    the others idle), at most ``chunks`` chunks of ``chunk_size`` (which a task runs one
+    after the other: memory per task stays that of a chunk), at least 1. Big tasks keep the
+    driver's and Ray's work per trial small (their cost is per task); the results of the
+    tasks in flight, and so the driver's memory, grow with them."""
+    return max(1, min(chunks * chunk_size, math.ceil(n / (4 * cpus))))
 
 
 IN_FLIGHT_PER_CPU = 2  # tasks submitted ahead per CPU: enough to keep every CPU busy

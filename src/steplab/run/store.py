@@ -17,21 +17,24 @@ a compaction step, and it needs pyarrow.
 
 Layout: table ``meta`` (key, value) holds ``format``, the sweep's ``fingerprint`` (problem,
 grid, seeds, options: a store only ever belongs to one sweep), the list of flat ``columns``
-and a ``checksum`` of those three; table ``trials`` has one row per finished trial, keyed by
+and a ``checksum`` of those three. Table ``trials`` has one row per finished trial, keyed by
 ``(entry, trial)`` (the grid entry and the trial's position in it), with one column per
-result field (``optimizer``, ``lr``, ``seed``, ``final_loss``…; SQLite turns NaN into NULL
-there), ``row_json`` (the row exactly, NaN included, as the sweep returns it), ``curves``
-(the run's loss and metrics per recorded step as float32 arrays, see :func:`curves`),
-``versions`` (Python, NumPy, steplab, where the trial ran), ``finished_at`` (UTC, when its
-task finished), ``session`` (which start of the sweep wrote it) and ``checksum``. A task
-prepares its trials' records itself (:class:`RowSigner`); the driver checks their keys and
-inserts them.
+result field (``optimizer``, ``lr``, ``seed``, ``final_loss``…), ``batch`` (which task
+wrote it), ``curves`` (the run's loss and metrics per recorded step as float32 arrays, see
+:func:`curves`), ``exact`` (NULL, or the JSON of the few values a column cannot give back
+exactly: NaN, which SQLite stores as NULL, booleans, lists) and ``checksum``. What a task's
+trials share is stored once, in table ``batches``: the row's field names in order
+(``fields``), ``versions`` (Python, NumPy, steplab, where the trials ran), ``finished_at``
+(UTC, when the task finished) and ``session`` (which start of the sweep wrote them). A task
+prepares its trials' records itself (:class:`RowSigner`) and ships them as a small SQLite
+database of their own (:class:`Batch`); the driver checks their keys and copies them in.
 
-Integrity: ``checksum`` is a BLAKE2b digest of the sweep's fingerprint, the trial's key and
-everything else the row holds, so a damaged row — or a row copied over another trial's, or
-from another sweep's store — is found when the store is read. Such rows are reported
-(:class:`StoreWarning`, by key), removed and run again; a store whose structure is damaged
-is refused with one :class:`StoreError` naming the file. Nothing damaged is ever returned.
+Integrity: ``checksum`` is a BLAKE2b digest of the sweep's fingerprint, the trial's batch
+(fields, versions, time, session), its key and everything else the row holds, so a damaged
+row — or a row copied over another trial's, or from another sweep's store — is found when
+the store is read. Such rows are reported (:class:`StoreWarning`, by key), removed and run
+again; a store whose structure is damaged is refused with one :class:`StoreError` naming
+the file. Nothing damaged is ever returned.
 
 One driver at a time: a driver holds an exclusive ``flock`` on the store file while it
 writes (POSIX systems), so a second driver of the same store — or a different sweep racing
@@ -44,8 +47,9 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import json
-import math
+import operator
 import os
 import sqlite3
 import struct
@@ -65,12 +69,19 @@ try:  # advisory locks; on systems without fcntl (Windows) drivers are not seria
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-FORMAT = "steplab-results-2"
+FORMAT = "steplab-results-3"
+# Older layouts this steplab names but does not read (the sweep that wrote one is finished
+# with the steplab that started it, or started again in a new file).
+_OLDER_FORMATS = {
+    "steplab-results-1": "an older steplab's format, without checksums",
+    "steplab-results-2": "an older steplab's layout, one JSON copy of each row",
+}
 BATCH_ROWS = 1000  # a group commit after this many finished trials …
 BATCH_SECONDS = 0.1  # … or once the oldest unwritten trial is this old
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _KEY_COLUMNS = ("entry", "trial")
-_STORED = ("row_json", "curves", "versions", "finished_at", "session", "checksum")
+_STORED = ("batch", "curves", "exact", "checksum")
+_BATCH_COLUMNS = ("batch", "fields", "versions", "finished_at", "session")
 _RESERVED = {*_KEY_COLUMNS, *_STORED}
 _META_KEYS = ("format", "fingerprint", "columns", "checksum")
 _LOCK_WAIT = 2.0  # seconds a new driver waits for readers' brief shared locks to go
@@ -147,12 +158,6 @@ def _digest(*parts: Any) -> str:
     return _feed(hashlib.blake2b(digest_size=16), *parts).hexdigest()
 
 
-def _row_hasher(sweep: str, versions_: Any, stamp: Any, session: Any) -> Any:
-    """The hash of the parts a batch's rows share; each row's digest continues a copy of it
-    with the row's own parts (``_feed(h.copy(), entry, trial, row_json, curves)``)."""
-    return _feed(hashlib.blake2b(digest_size=16), sweep, versions_, stamp, session)
-
-
 def _meta_checksum(fmt: Any, fingerprint: Any, columns: Any) -> str:
     return _digest(b"meta", *(_bytes(v) for v in (fmt, fingerprint, columns)))
 
@@ -213,7 +218,9 @@ def _read_meta(db: sqlite3.Connection, path: Path) -> tuple[dict[str, bytes], li
     tables = {_bytes(n) for (n,) in db.execute("SELECT name FROM sqlite_master")}
     if not tables:
         return None
-    if not {b"meta", b"trials"} <= tables:
+    if not {b"meta", b"trials", b"batches"} <= tables and not (
+        b"meta" in tables and b"trials" in tables and _older(db)
+    ):
         raise _unusable(path, "it has no steplab tables")
     meta: dict[str, bytes] = {}
     for key, value in db.execute("SELECT key, value FROM meta"):
@@ -227,11 +234,7 @@ def _read_meta(db: sqlite3.Connection, path: Path) -> tuple[dict[str, bytes], li
     fmt = meta.get("format")
     if fmt != FORMAT.encode():
         shown = fmt.decode("utf-8", "replace") if fmt is not None else None
-        older = (
-            " (an older steplab's format, without checksums)"
-            if shown == "steplab-results-1"
-            else ""
-        )
+        older = f" ({_OLDER_FORMATS[shown]})" if shown in _OLDER_FORMATS else ""
         raise _unusable(path, f"format {shown!r}{older}, expected {FORMAT!r}")
     if set(meta) != set(_META_KEYS) or meta["checksum"].decode(
         "ascii", "replace"
@@ -242,7 +245,20 @@ def _read_meta(db: sqlite3.Connection, path: Path) -> tuple[dict[str, bytes], li
     expected = [c.encode() for c in (*_KEY_COLUMNS, *_STORED, *columns)]
     if table != expected:
         raise _unusable(path, "the trials table's columns differ from its recorded list: damaged")
+    batches = [_bytes(row[1]) for row in db.execute("PRAGMA table_info(batches)")]
+    if batches != [c.encode() for c in _BATCH_COLUMNS]:
+        raise _unusable(path, "its batches table is damaged")
     return meta, columns
+
+
+def _older(db: sqlite3.Connection) -> bool:
+    """Whether a store without a batches table says it is of an older format (so that the
+    format, not a missing table, is what the error names)."""
+    try:
+        found = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+    except sqlite3.Error:
+        return False
+    return found is not None and _bytes(found[0]) in {f.encode() for f in _OLDER_FORMATS}
 
 
 def _check_fingerprint(path: Path, stored: bytes, fingerprint: dict) -> None:
@@ -323,8 +339,9 @@ class ResultStore:
         self._sweep = hashlib.sha256(fingerprint).hexdigest()
         self._columns = list(columns)
         self.session = uuid.uuid4().hex[:12]
-        self._keys: set[tuple[int, int]] | None = None
-        self._buffer: Records = {}  # flat fields → records, as RowSigner.records makes them
+        self._keys: dict[int, bytearray] | None = None  # entry → 1 at each stored trial
+        self._next_batch = 1  # the id the next batch written gets
+        self._buffer: list[Batch] = []  # as RowSigner.records makes them
         self._buffered = 0  # trials in the buffer
         self._oldest = 0.0  # monotonic time the oldest buffered trial was added
         self.commits = 0  # transactions written (what group commits save)
@@ -373,6 +390,7 @@ class ResultStore:
                 if writable:
                     db.execute("PRAGMA journal_mode=WAL")
                     db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable against kill -9
+                    db.execute("ATTACH ':memory:' AS shard")  # where batches arrive
                 found = _read_meta(db, path)
                 if found is None:
                     if not writable:
@@ -409,11 +427,27 @@ class ResultStore:
     def done(self) -> dict[tuple[int, int], dict]:
         """The finished trials, verified: ``(entry, trial)`` → the row the sweep returned.
 
-        Rows that fail their checksum (or whose flat columns disagree with it) are reported
-        by key in one :class:`StoreWarning` and deleted, so that the sweep runs them again;
-        in a read-only store they raise :class:`StoreError`.
+        Rows that fail their checksum (or whose batch is damaged) are reported by key in one
+        :class:`StoreWarning` and deleted, so that the sweep runs them again; in a read-only
+        store they raise :class:`StoreError`.
         """
-        good, damaged = self._verified_rows()
+        found: dict[tuple[int, int], dict] = {}
+        self._scan(lambda key, row, _: found.__setitem__(key, row))
+        return found
+
+    def done_trials(self) -> dict[int, bytearray]:
+        """Which trials are finished, verified as :meth:`done` does, without keeping their
+        rows: entry → a bytearray with 1 at each finished trial's index (one byte a trial,
+        so that resuming a sweep of millions of trials holds no row in memory)."""
+        self._scan(None)
+        assert self._keys is not None
+        return {entry: bytearray(bits) for entry, bits in self._keys.items()}
+
+    def _scan(self, keep) -> None:
+        """Verify every stored trial, hand the good ones to ``keep(key, row, curves)``,
+        report and delete the damaged ones, and note which trials are stored."""
+        self._keys = {}
+        damaged = self._verified_rows(keep)
         if damaged:
             keys = ", ".join(f"(entry {e}, trial {t})" for _, e, t in damaged[:20])
             more = f" and {len(damaged) - 20} more" if len(damaged) > 20 else ""
@@ -426,56 +460,81 @@ class ResultStore:
                 f"{self.path}: {len(damaged)} damaged trial rows fail their checksum and "
                 f"will be run again: {keys}{more}",
                 StoreWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-            self._write(
-                lambda: self._db.executemany(
+
+            def remove() -> None:
+                self._db.executemany(
                     "DELETE FROM trials WHERE rowid = ?", [(rowid,) for rowid, *_ in damaged]
                 )
-            )
-        self._keys = set(good)
-        return {key: row for key, (row, _) in good.items()}
+                self._db.execute(  # batches no trial refers to any more
+                    "DELETE FROM batches WHERE batch NOT IN (SELECT batch FROM trials "
+                    "WHERE batch IS NOT NULL)"
+                )
 
-    def _verified_rows(self) -> tuple[dict, list]:
-        good: dict[tuple[int, int], tuple[dict, bytes | None]] = {}
+            self._write(remove)
+        if self.writable:
+            self._next_batch = self._last_batch() + 1
+
+    def _last_batch(self) -> int:
+        try:
+            ids = [b for (b,) in self._db.execute("SELECT batch FROM batches")]
+        except sqlite3.Error as exc:
+            raise _unusable(self.path, str(exc)) from None
+        return max((b for b in ids if type(b) is int), default=0)
+
+    def _batches(self) -> dict[int, tuple[Any, tuple[str, ...]]]:
+        """Each intact batch: id → (the hash its trials' checksums continue, its fields).
+        A batch whose id appears twice or whose fields do not parse is left out (its
+        trials then fail their check)."""
+        found: dict[Any, tuple[Any, tuple[str, ...]]] = {}
+        twice = set()
+        query = f"SELECT {', '.join(_BATCH_COLUMNS)} FROM batches"
+        for batch, fields_text, versions_, stamp, session in self._db.execute(query):
+            if batch in found:
+                twice.add(batch)
+            try:
+                fields = json.loads(fields_text)
+            except (TypeError, ValueError):
+                continue
+            if type(batch) is not int or not isinstance(fields, list):
+                continue
+            if not all(type(f) is str for f in fields):
+                continue
+            shared = _batch_hasher(self._sweep, fields_text, versions_, stamp, session)
+            found[batch] = (shared, tuple(fields))
+        for batch in twice:
+            del found[batch]
+        return found
+
+    def _verified_rows(self, keep) -> list:
+        """Check every stored trial (see :meth:`_scan`); return the damaged ones as
+        ``(rowid, entry, trial)``."""
+        assert self._keys is not None
         damaged: list[tuple[int, Any, Any]] = []
         flat = list(self._columns)
         names = ", ".join(map(_quote, ("rowid", *_KEY_COLUMNS, *_STORED, *flat)))
+        seen = self._keys
         try:
+            batches = self._batches()
+            shapes: dict[Any, _Shape] = {}
             for record in self._db.execute(f"SELECT {names} FROM trials"):
-                rowid, entry, trial = record[:3]
-                row = self._verify(record)
-                if row is None or (entry, trial) in good:
+                rowid, entry, trial, batch = record[:4]
+                shape = shapes.get(batch)
+                if shape is None and batch in batches:
+                    shape = shapes[batch] = _Shape(*batches[batch], flat)
+                row = shape.verify(record) if shape is not None else None
+                if row is None or _mark(seen, entry, trial):
                     damaged.append((rowid, entry, trial))
-                else:
-                    good[(entry, trial)] = (row, _bytes(record[4]))
+                elif keep is not None:
+                    keep((entry, trial), row, _bytes(record[4]))
         except sqlite3.Error as exc:
             raise _unusable(self.path, str(exc)) from None
-        return good, damaged
-
-    def _verify(self, record: Sequence[Any]) -> dict | None:
-        """The row of a stored record if it passes its checksum and its flat columns match
-        it; None if anything is damaged."""
-        _, entry, trial, row_json, curves_blob, versions_, stamp, session, checksum = record[:9]
-        if type(entry) is not int or type(trial) is not int:
-            return None
-        shared = _row_hasher(self._sweep, versions_, stamp, session)
-        expected = _feed(shared, entry, trial, row_json, curves_blob).hexdigest()
-        if checksum != expected:
-            return None
-        try:
-            row = json.loads(row_json)
-        except (ValueError, TypeError):  # pragma: no cover - the checksum matched
-            return None
-        for name, stored in zip(self._columns, record[9:], strict=True):
-            want = _cell(row[name]) if name in row else None
-            if stored != want or type(stored) is not type(want) and not _same_number(stored, want):
-                return None
-        return row
+        return damaged
 
     def signer(self) -> RowSigner:
-        """What a task needs to turn its own trials into this store's records (JSON, curves
-        blob, flat cells, checksum), so that the driver only inserts them: see
+        """What a task needs to turn its own trials into this store's records (curves blob,
+        flat cells, checksum, column by column), so that the driver only inserts them: see
         :class:`RowSigner` and :meth:`add_records`."""
         return RowSigner(self._sweep, self.session)
 
@@ -487,31 +546,33 @@ class ResultStore:
         """
         self.add_records(self.signer().records(rows))
 
-    def add_records(self, records: Records) -> None:
+    def add_records(self, batches: list[Batch]) -> None:
         """Buffer trials prepared by :meth:`RowSigner.records` (in a task, or here) and
-        commit a batch when it is due. All of them or none: a trial already stored (or
+        commit a group when it is due. All of them or none: a trial already stored (or
         buffered) is refused before anything is buffered; each trial is counted once."""
         if not self.writable:
             raise StoreError(f"{self.path} is read-only; cannot write trials to it")
         if self._keys is None:
-            self.done()
+            self.done_trials()
         assert self._keys is not None
-        keys = [(r[0], r[1]) for group in records.values() for r in group]
-        fresh = set(keys)
-        if len(fresh) != len(keys) or not self._keys.isdisjoint(fresh):
-            entry, trial = next(k for i, k in enumerate(keys) if k in self._keys or k in keys[:i])
-            raise StoreError(
-                f"{self.path}: trial (entry {entry}, trial {trial}) is already stored; "
-                "a trial is counted once"
-            )
-        if not keys:
+        claimed: list[Batch] = []
+        for batch in batches:
+            taken = _claim(self._keys, batch.entry, batch.trials)
+            if taken is not None:
+                for earlier in claimed:  # all or none
+                    _release(self._keys, earlier.entry, earlier.trials)
+                raise StoreError(
+                    f"{self.path}: trial (entry {batch.entry}, trial {taken}) is already "
+                    "stored; a trial is counted once"
+                )
+            claimed.append(batch)
+        count = sum(len(batch.trials) for batch in batches)
+        if not count:
             return
-        self._keys |= fresh
         if not self._buffered:
             self._oldest = time.monotonic()
-        for fields, group in records.items():
-            self._buffer.setdefault(fields, []).extend(group)
-        self._buffered += len(keys)
+        self._buffer.extend(b for b in batches if b.trials)
+        self._buffered += count
         if (
             self._buffered >= self.batch_rows
             or time.monotonic() - self._oldest >= self.batch_seconds
@@ -522,10 +583,11 @@ class ResultStore:
         """Commit every buffered trial in one transaction."""
         if not self._buffered:
             return
-        batch, self._buffer, self._buffered = self._buffer, {}, 0
+        group, self._buffer, self._buffered = self._buffer, [], 0
         new: list[str] = []
-        for fields in batch:
-            new += [k for k in fields if k not in self._columns and k not in new]
+        for batch in group:
+            new += [k for k in batch.flat if k not in self._columns and k not in new]
+        first = self._next_batch
 
         def write() -> None:
             if new:
@@ -537,22 +599,30 @@ class ResultStore:
                     "UPDATE meta SET value = ? WHERE key = ?",
                     [(columns, "columns"), (checksum, "checksum")],
                 )
-            for fields, group in batch.items():
-                names = [*_KEY_COLUMNS, *_STORED, *fields]
-                self._db.executemany(
-                    f"INSERT INTO trials ({', '.join(map(_quote, names))}) "
-                    f"VALUES ({', '.join('?' * len(names))})",
-                    group,
-                )
+            self._db.executemany(
+                f"INSERT INTO batches VALUES ({', '.join('?' * len(_BATCH_COLUMNS))})",
+                [(first + i, *batch.shared()) for i, batch in enumerate(group)],
+            )
+            for i, batch in enumerate(group):
+                names = batch.names()
+                into = f"INSERT INTO main.trials ({', '.join(map(_quote, names))})"
+                if batch.shard is None:
+                    self._db.executemany(
+                        f"{into} VALUES ({', '.join('?' * len(names))})",
+                        batch.columns(first + i),
+                    )
+                    continue
+                self._db.deserialize(batch.shard, name="shard")  # type: ignore[attr-defined]
+                taken = ", ".join("?" if n == "batch" else _quote(n) for n in names)
+                self._db.execute(f"{into} SELECT {taken} FROM shard.trials", (first + i,))
 
         try:
             self._write(write)
         except BaseException:
-            for group in batch.values():  # not stored: a later run may add them again
-                for record in group:
-                    if self._keys is not None:
-                        self._keys.discard((record[0], record[1]))
+            for batch in group:  # not stored: a later run may add them again
+                _release(self._keys or {}, batch.entry, batch.trials)
             raise
+        self._next_batch = first + len(group)
         self._columns.extend(new)
 
     def _write(self, work) -> None:
@@ -595,10 +665,6 @@ class ResultStore:
         self.close()
 
 
-Records = dict[tuple[str, ...], list[tuple[Any, ...]]]
-"""Prepared trials, grouped by their flat fields: each record is ``(entry, trial, row_json,
-curves, versions, finished_at, session, checksum, *cells)``, the row of table ``trials``."""
-
 _VERSIONS: str | None = None  # this process's versions, as stored (computed once)
 
 
@@ -609,11 +675,202 @@ def _versions_text() -> str:
     return _VERSIONS
 
 
+def _mark(seen: dict[int, bytearray], entry: Any, trial: Any) -> bool:
+    """Mark trial ``(entry, trial)`` stored; return whether it already was (or its key is
+    not a pair of non-negative integers: damaged)."""
+    if type(entry) is not int or type(trial) is not int or entry < 0 or trial < 0:
+        return True
+    bits = seen.get(entry)
+    if bits is None:
+        bits = seen[entry] = bytearray(max(1024, trial + 1))
+    elif trial >= len(bits):
+        bits.extend(bytes(max(trial + 1, 2 * len(bits)) - len(bits)))
+    if bits[trial]:
+        return True
+    bits[trial] = 1
+    return False
+
+
+def _claim(seen: dict[int, bytearray], entry: int, trials: list[int]) -> int | None:
+    """Mark a batch's trials stored, or none of them: return the first that already was
+    (None if none was). A run of consecutive trials, the usual batch, is one slice."""
+    if not trials:
+        return None
+    first, last = trials[0], trials[-1]
+    if first >= 0 and trials == list(range(first, last + 1)):
+        bits = seen.get(entry)
+        if bits is None:
+            bits = seen[entry] = bytearray(max(1024, last + 1))
+        elif last >= len(bits):
+            bits.extend(bytes(max(last + 1, 2 * len(bits)) - len(bits)))
+        hit = bits.find(1, first, last + 1)
+        if hit >= 0:
+            return hit
+        bits[first : last + 1] = b"\x01" * len(trials)
+        return None
+    for i, trial in enumerate(trials):
+        if _mark(seen, entry, trial):
+            _release(seen, entry, trials[:i])
+            return trial
+    return None
+
+
+def _release(seen: dict[int, bytearray], entry: int, trials: list[int]) -> None:
+    """Undo :func:`_claim`: the trials are not stored."""
+    bits = seen.get(entry)
+    if bits is None:
+        return
+    for trial in trials:
+        bits[trial] = 0
+
+
+# Python ≥ 3.11 (SQLite ≥ 3.36) can ship a batch as a small SQLite database of its own, which
+# the driver copies into the store in C (INSERT … SELECT): no Python work per trial there.
+_SHARDS = hasattr(sqlite3.Connection, "serialize")
+
+
+class Batch:
+    """A task's finished trials of one grid entry and one set of fields: what a task ships
+    to the driver and the driver inserts (one ``batches`` row, then one ``trials`` row per
+    trial). Filled column by column; :meth:`pack` (in the task) turns the columns into a
+    *shard*, an in-memory SQLite database of those ``trials`` rows, which the driver copies
+    into the store with one ``INSERT … SELECT`` (where Python lacks ``serialize``, the
+    columns travel and ``executemany`` zips them)."""
+
+    def __init__(
+        self, entry: int, fields: tuple[str, ...], versions_: str, stamp: str, session: str
+    ):
+        self.entry, self.fields = entry, fields
+        self.flat = tuple(k for k in fields if k not in _RESERVED)
+        self.versions, self.stamp, self.session = versions_, stamp, session
+        self.trials: list[int] = []
+        self.curves: list[bytes | None] = []
+        self.exact: list[str | None] = []
+        self.checksums: list[bytes] = []
+        self.cells: list[list[Any]] = [[] for _ in self.flat]
+        self.shard: bytes | None = None
+
+    def shared(self) -> tuple[str, str, str, str]:
+        """The ``batches`` row, less its id: fields, versions, finished_at, session."""
+        return json.dumps(self.fields), self.versions, self.stamp, self.session
+
+    def names(self) -> list[str]:
+        """The ``trials`` columns this batch fills."""
+        return [*_KEY_COLUMNS, *_STORED, *self.flat]
+
+    def columns(self, batch: int | None = None) -> Iterable[tuple]:
+        """The ``trials`` rows, from the columns (``batch``: the id the driver gives)."""
+        return zip(
+            itertools.repeat(self.entry),
+            self.trials,
+            itertools.repeat(batch),
+            self.curves,
+            self.exact,
+            self.checksums,
+            *self.cells,
+        )
+
+    def pack(self) -> Batch:
+        """Turn the columns into a shard (nothing to do where Python cannot serialize)."""
+        if not _SHARDS or self.shard is not None:
+            return self
+        names = self.names()
+        memory = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            memory.execute(f"CREATE TABLE trials ({', '.join(map(_quote, names))})")
+            memory.execute("BEGIN")
+            memory.executemany(
+                f"INSERT INTO trials VALUES ({', '.join('?' * len(names))})", self.columns()
+            )
+            memory.execute("COMMIT")
+            self.shard = memory.serialize()  # type: ignore[attr-defined]  # Python ≥ 3.11
+        finally:
+            memory.close()
+        self.curves, self.exact, self.checksums, self.cells = [], [], [], []
+        return self
+
+    def rows(self) -> list[dict]:
+        """The trials' rows as the sweep returns them, in the batch's order."""
+        if self.shard is not None:
+            memory = sqlite3.connect(":memory:")
+            try:
+                memory.deserialize(self.shard)  # type: ignore[attr-defined]
+                flat = ", ".join(map(_quote, ("exact", *self.flat)))
+                found = memory.execute(f"SELECT {flat} FROM trials ORDER BY rowid").fetchall()
+            finally:
+                memory.close()
+            return [
+                _assemble(self.fields, dict(zip(self.flat, r[1:], strict=True)), r[0])
+                for r in found
+            ]
+        columns = self.cells
+        if self.flat == self.fields and not any(self.exact):  # the common case, in C
+            return [dict(zip(self.fields, v, strict=True)) for v in zip(*columns, strict=True)]
+        out = []
+        for i, exact in enumerate(self.exact):
+            cells = {k: column[i] for k, column in zip(self.flat, columns, strict=True)}
+            out.append(_assemble(self.fields, cells, exact))
+        return out
+
+
+def _assemble(fields: Sequence[str], cells: dict, exact: str | None) -> dict:
+    """A row from its flat cells and its ``exact`` JSON (which wins), in ``fields`` order."""
+    precise = json.loads(exact) if exact else {}
+    return {k: precise[k] if k in precise else cells.get(k) for k in fields}
+
+
+def _batch_hasher(sweep: str, fields: Any, versions_: Any, stamp: Any, session: Any) -> Any:
+    """The hash of what a batch's trials share; each trial's checksum continues a copy of it
+    with the trial's own parts (:func:`_trial_checksum`)."""
+    return _feed(hashlib.blake2b(digest_size=16), sweep, fields, versions_, stamp, session)
+
+
+def _trial_checksum(shared: Any, entry, trial, cells: tuple, curves, exact) -> bytes:
+    """A trial's checksum: its key, its cells (``repr`` tells int, float, text, blob and
+    NULL apart, and gives every float exactly), curves and exact values."""
+    return _feed(shared.copy(), entry, trial, repr(cells), curves, exact).digest()
+
+
+class _Shape:
+    """How to read and check the trials of one stored batch."""
+
+    def __init__(self, shared, fields: tuple[str, ...], columns: list[str]):
+        self.shared, self.fields = shared, fields
+        self.flat = tuple(k for k in fields if k not in _RESERVED)
+        offset = 1 + len(_KEY_COLUMNS) + len(_STORED)  # rowid, keys, stored
+        index = {name: offset + i for i, name in enumerate(columns)}
+        self.ok = all(k in index for k in self.flat)
+        where = [index[k] for k in self.flat if k in index]
+        self.take = operator.itemgetter(*where) if len(where) > 1 else self._few
+        self._where = where
+        self.others = [i for name, i in index.items() if name not in self.flat]
+
+    def _few(self, record: Sequence[Any]) -> tuple:  # itemgetter of one index is no tuple
+        return tuple(record[i] for i in self._where)
+
+    def verify(self, record: Sequence[Any]) -> dict | None:
+        """The trial's row if the record passes its checksum and holds nothing in columns
+        its fields do not have; None if anything is damaged."""
+        if not self.ok:
+            return None
+        _, entry, trial, _, curves_blob, exact, checksum = record[:7]
+        if type(entry) is not int or type(trial) is not int or type(checksum) is not bytes:
+            return None
+        cells = self.take(record)
+        expected = _trial_checksum(self.shared, entry, trial, cells, curves_blob, exact)
+        if checksum != expected or any(record[i] is not None for i in self.others):
+            return None
+        try:
+            return _assemble(self.fields, dict(zip(self.flat, cells, strict=True)), exact)
+        except (ValueError, TypeError):  # pragma: no cover - the checksum matched
+            return None
+
+
 class RowSigner:
     """Turns finished trials into a store's records, checksum included, wherever they ran.
 
     A sweep gives one to each task (:meth:`ResultStore.signer`: two short strings), so the
-    JSON, curves and checksum work of a trial is done by the worker that ran it, in
+    cells, curves and checksum work of a trial is done by the worker that ran it, in
     parallel, and the driver only checks keys and inserts. ``finished_at`` and
     ``versions`` are then the worker's: when and with what the trial was computed. The
     driver trusts what it inserts (its tasks made it), and verifies every row it reads.
@@ -622,34 +879,45 @@ class RowSigner:
     def __init__(self, sweep: str, session: str):
         self.sweep, self.session = sweep, session
 
-    def records(self, rows: Iterable[Sequence[Any]]) -> Records:
-        """``(entry, trial, row)`` or ``(entry, trial, row, curves)`` items as records."""
+    def records(self, rows: Iterable[Sequence[Any]]) -> list[Batch]:
+        """``(entry, trial, row)`` or ``(entry, trial, row, curves)`` items as batches (one
+        per grid entry and set of fields, in order of first appearance)."""
         versions_ = _versions_text()
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        shared = _row_hasher(self.sweep, versions_, stamp, self.session)
-        out: Records = {}
-        shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
-        encode = _ENCODER.encode
+        batches: dict[tuple, tuple[Batch, Any]] = {}
         for item in rows:
             entry, trial, row = int(item[0]), int(item[1]), item[2]
             blob = encode_curves(item[3]) if len(item) > 3 and item[3] else None
-            shape = tuple(row)
-            fields = shapes.get(shape)
-            if fields is None:
-                fields = shapes[shape] = tuple(k for k in shape if k not in _RESERVED)
-            text = encode(row)
-            checksum = _feed(shared.copy(), entry, trial, text, blob).hexdigest()
-            out.setdefault(fields, []).append(
-                (entry, trial, text, blob, versions_, stamp, self.session, checksum)
-                + tuple([_cell(row[k]) for k in fields])
+            shape = (entry, *row)
+            found = batches.get(shape)
+            if found is None:
+                batch = Batch(entry, tuple(row), versions_, stamp, self.session)
+                shared = _batch_hasher(
+                    self.sweep, batch.shared()[0], versions_, stamp, self.session
+                )
+                found = batches[shape] = (batch, shared)
+            batch, shared = found
+            cells, precise = [], None
+            for name in batch.flat:
+                cell, exact = _cell(row[name])
+                cells.append(cell)
+                if not exact:
+                    precise = precise or {}
+                    precise[name] = row[name]
+            for name in batch.fields:
+                if name in _RESERVED:  # a field named like a store column: kept exactly
+                    precise = precise or {}
+                    precise[name] = row[name]
+            exact_text = encode_row(precise) if precise else None
+            for column, cell in zip(batch.cells, cells, strict=True):
+                column.append(cell)
+            batch.trials.append(trial)
+            batch.curves.append(blob)
+            batch.exact.append(exact_text)
+            batch.checksums.append(
+                _trial_checksum(shared, entry, trial, tuple(cells), blob, exact_text)
             )
-        return out
-
-
-def _same_number(a: Any, b: Any) -> bool:
-    """SQLite may give back 3 for a stored 3.0 (and True is stored as 1)."""
-    numbers = (int, float)
-    return isinstance(a, numbers) and isinstance(b, numbers) and a == b
+        return [batch.pack() for batch, _ in batches.values()]
 
 
 def _open_file(path: Path) -> tuple[int, bool]:
@@ -693,8 +961,11 @@ def _create(db: sqlite3.Connection, fingerprint: bytes) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT NOT NULL, value TEXT NOT NULL)")
     db.execute(
         "CREATE TABLE IF NOT EXISTS trials (entry INTEGER NOT NULL, trial INTEGER NOT NULL, "
-        "row_json TEXT NOT NULL, curves BLOB, versions TEXT, finished_at TEXT, session TEXT, "
-        "checksum TEXT NOT NULL)"
+        "batch INTEGER, curves BLOB, exact TEXT, checksum BLOB)"
+    )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS batches (batch INTEGER, fields TEXT, versions TEXT, "
+        "finished_at TEXT, session TEXT)"
     )
     db.execute("DELETE FROM meta")
     columns = "[]"
@@ -714,20 +985,25 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _cell(value: Any) -> Any:
-    """A value SQLite stores as a column: numbers, text, NULL (NaN becomes NULL)."""
+_INT64 = 2**63
+
+
+def _cell(value: Any) -> tuple[Any, bool]:
+    """A value as SQLite stores it in a column (numbers, text, NULL), and whether the column
+    gives it back exactly; if not (NaN becomes NULL, True becomes 1, a list becomes text),
+    the row's ``exact`` JSON keeps it."""
     kind = type(value)
     if kind is float:  # the common cases first: this runs once per field of every trial
-        return None if value != value else value
-    if kind is int or kind is str or kind is bool or value is None:
-        return value
+        return (value, True) if value == value else (None, False)
+    if kind is str or value is None:
+        return value, True
+    if kind is int:
+        return (value, True) if -_INT64 <= value < _INT64 else (None, False)
+    if kind is bool:
+        return int(value), False
     if isinstance(value, np.generic):
-        value = value.item()
-    if value is None or isinstance(value, (int, str)):
-        return value
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    return json.dumps(_jsonable(value), default=_json_default)
+        return _cell(value.item())
+    return json.dumps(_jsonable(value), default=_json_default), False
 
 
 _EVALUATIONS = ("train_", "val_", "test_")  # full-data metrics, recorded at evaluations
@@ -812,8 +1088,10 @@ def _open_for_reading(path: str | Path) -> tuple[Path, ResultStore]:
 def _verified(path: str | Path) -> list[tuple[tuple[int, int], dict, bytes | None]]:
     """Every trial of a store, verified, in sweep order; damaged rows raise StoreError."""
     path, store = _open_for_reading(path)
+    good: list[tuple[tuple[int, int], dict, bytes | None]] = []
     try:
-        good, damaged = store._verified_rows()
+        store._keys = {}
+        damaged = store._verified_rows(lambda key, row, blob: good.append((key, row, blob)))
     finally:
         store.close()
     if damaged:
@@ -822,7 +1100,8 @@ def _verified(path: str | Path) -> list[tuple[tuple[int, int], dict, bytes | Non
             f"{path}: {len(damaged)} damaged trial rows fail their checksum ({keys}); "
             "start the sweep again with this store to run them again"
         )
-    return [(key, *good[key]) for key in sorted(good)]
+    good.sort(key=operator.itemgetter(0))
+    return good
 
 
 def read(path: str | Path) -> Table:
@@ -837,6 +1116,8 @@ def curves(path: str | Path) -> list[dict[str, np.ndarray]]:
     A trial run by the loop engine has ``step``, ``loss`` and ``time`` (seconds since the
     start) at every recorded step, and — for problems with data — ``eval_step`` with the
     full-data metrics at each evaluation (``train_loss``, ``test_loss``, ``test_accuracy``…).
-    Values are float32 (steps int32). Trials run by the compiled kernels have none ({}).
+    Values are float32 (steps int32). Trials run by the compiled kernels
+    (``engine="fast"``) have ``step`` and ``loss`` at the same steps, and no ``time``: the
+    kernels do not time single steps.
     """
     return [decode_curves(blob) for *_, blob in _verified(path)]

@@ -39,34 +39,13 @@ def default_seeds(problem, batch_size=None) -> list[int]:
     return list(range(10)) if stochastic else [0]
 
 
+# What the type checker sees: a table, unless return_table may be False. The other
+# keyword arguments (chunk_size, engine, store, address, minimize's options) are checked
+# when called, with messages naming them.
 @overload
-def sweep(
-    problem,
-    grid: dict,
-    seeds=...,
-    *,
-    chunk_size: int = ...,
-    engine=...,
-    store=...,
-    address: str | None = ...,
-    return_table: Literal[True] = ...,
-    **options,
-) -> Table: ...
-
-
+def sweep(problem, grid: dict, seeds=..., *, return_table: Literal[True] = ..., **kw) -> Table: ...
 @overload
-def sweep(
-    problem,
-    grid: dict,
-    seeds=...,
-    *,
-    chunk_size: int = ...,
-    engine=...,
-    store=...,
-    address: str | None = ...,
-    return_table: bool,
-    **options,
-) -> Table | None: ...
+def sweep(problem, grid: dict, seeds=..., *, return_table: bool, **kw) -> Table | None: ...
 
 
 def sweep(
@@ -168,13 +147,19 @@ def sweep(
     if store is not None:
         results = stores.ResultStore.open(store, identity)
     try:
-        done = results.done() if results is not None else {}
-        # Each part's rows by trial index (None: still to run), in sweep order.
-        slots: list[list] = [[None] * len(part.plan) for part in parts]
-        for (entry, t), row in done.items():
-            slots[entry][t] = row if return_table else True  # True: done, not kept
-        remaining = sum(map(len, slots)) - len(done)
-        del done
+        # Each part's rows by trial index (None: still to run), in sweep order; without a
+        # table, one byte per trial (1: done), so that memory stays flat for 10⁶ trials.
+        slots: list = [
+            [None] * len(part.plan) if return_table else bytearray(len(part.plan)) for part in parts
+        ]
+        if results is not None and return_table:
+            for (entry, t), row in results.done().items():
+                slots[entry][t] = row
+        elif results is not None:
+            for entry, bits in results.done_trials().items():
+                size = min(len(bits), len(slots[entry]))
+                slots[entry][:size] = bits[:size]
+        remaining = sum(len(part_rows) - _count_done(part_rows) for part_rows in slots)
         if results is not None and remaining and not results.writable:
             raise stores.StoreError(
                 f"results store {store} is read-only and {remaining} trials remain; "
@@ -183,22 +168,30 @@ def sweep(
         sizes = []
         for part in parts:
             size = _FAST_CHUNK if part.compiled else chunk_size
-            if ray is not None:
-                size = ray_engine.task_size(remaining, ray_engine.workers(ray), size)
+            if ray is not None:  # a compiled chunk (8192 trials) is a big enough task
+                chunks_per_task = 1 if part.compiled else ray_engine.CHUNKS_PER_TASK
+                size = ray_engine.task_size(
+                    remaining, ray_engine.workers(ray), size, chunks_per_task
+                )
             sizes.append(size)
         signer = results.signer() if results is not None else None
-        chunks = _chunks(parts, sizes, slots, signer)  # lazily: one chunk at a time
+        widths = [_FAST_CHUNK if part.compiled else chunk_size for part in parts]
+        chunks = _chunks(parts, sizes, widths, slots, signer, return_table)  # one at a time
         if ray is not None:
             finished = ray_engine.run(_run_chunk, problem, chunks, options, ray)
         else:
             finished = ((chunk, _run_chunk(problem, chunk, options)) for chunk in chunks)
         try:
-            for chunk, (chunk_rows, records, stopped) in finished:
+            for chunk, (chunk_rows, batches, stopped) in finished:
                 if results is not None:  # on disk as soon as the chunk is done; a run cut
-                    # short by Ctrl+C is not done (not in records), so a resumed sweep runs it
-                    results.add_records(records)
-                kept: list = chunk_rows if return_table else [True] * len(chunk_rows)
-                _place(slots[chunk.entry], chunk.trials, kept)
+                    # short by Ctrl+C is not done (not in batches), so a resumed sweep runs it
+                    results.add_records(batches)
+                part_rows = slots[chunk.entry]
+                if chunk_rows is not None:
+                    _place(part_rows, chunk.trials, chunk_rows, return_table)
+                else:  # no table: every trial stored, marked done
+                    for batch in batches:
+                        _place(part_rows, batch.trials, None, False)
                 # Ctrl+C inside minimize ends its runs "interrupted" (their partial rows are
                 # kept): the sweep stops here and returns what it has.
                 if stopped:
@@ -277,63 +270,94 @@ class _Part:
         self.value_lists, self.plan, self.compiled = value_lists, plan, compiled
 
 
-def _chunks(parts, sizes, slots, signer):
+def _chunks(parts, sizes, widths, slots, signer, keep_rows=True):
     """The chunks still to run (trials whose slot is empty), made one at a time as the
-    engine asks for them: a sweep of 10⁶ trials never holds a list of every chunk."""
-    for part, size, part_rows in zip(parts, sizes, slots, strict=True):
-        empty = map(operator.is_, part_rows, itertools.repeat(None))  # no Python per trial
+    engine asks for them: a sweep of 10⁶ trials never holds a list of every chunk. A
+    chunk of ``size`` trials runs ``width`` of them at a time; ``keep_rows`` False: with a
+    store, its task returns only the store's records, not the rows too."""
+    for part, size, width, part_rows in zip(parts, sizes, widths, slots, strict=True):
+        empty = map(operator.not_, part_rows)  # None or 0: to run; no Python per trial
         todo = itertools.compress(itertools.count(), empty)
         while trials := list(itertools.islice(todo, size)):
-            yield _Chunk(part, trials, signer)
+            yield _Chunk(part, trials, signer, width, keep_rows)
 
 
-def _place(part_rows: list, trials: list[int], rows: list) -> None:
-    """Put a chunk's rows in their part's slots (one slice when the trials are a run)."""
-    if trials and trials[-1] - trials[0] == len(trials) - 1:
+def _place(part_rows, trials: list[int], rows: list | None, keep: bool) -> None:
+    """Put a chunk's rows in their part's slots (one slice when the trials are a run), or
+    without a table (``keep`` False) mark its trials done."""
+    if not trials:
+        return
+    if not keep:
+        if trials[-1] - trials[0] == len(trials) - 1:
+            part_rows[trials[0] : trials[-1] + 1] = b"\x01" * len(trials)
+        else:
+            for t in trials:
+                part_rows[t] = 1
+        return
+    assert rows is not None
+    if trials[-1] - trials[0] == len(trials) - 1:
         part_rows[trials[0] : trials[-1] + 1] = rows
     else:
         for t, row in zip(trials, rows, strict=True):
             part_rows[t] = row
 
 
+def _count_done(part_rows) -> int:
+    """Trials already done in a part's slots (rows, or 1 bytes without a table)."""
+    if isinstance(part_rows, bytearray):
+        return part_rows.count(1)
+    return len(part_rows) - part_rows.count(None)
+
+
 class _Chunk:
     """Trials of one part run together as one vectorized call: what a task ships (its own
     slice of the plan, not the whole plan)."""
 
-    def __init__(self, part: _Part, trials: list[int], signer=None):
+    def __init__(self, part: _Part, trials: list[int], signer=None, width=None, keep_rows=True):
         self.entry, self.base, self.names = part.entry, part.base, part.names
-        self.compiled, self.trials = part.compiled, trials
+        self.compiled, self.trials, self.keep_rows = part.compiled, trials, keep_rows
+        self.width = width or len(trials)  # trials run at once (a (K, d) problem's K)
         self.signer = signer  # a store's RowSigner: the task prepares its records itself
         self.configs, self.values, self.seeds = part.plan.take(trials)
 
 
-def _run_chunk(problem, chunk: _Chunk, options: dict) -> tuple[list[dict], dict | None, bool]:
-    """The rows of one chunk's trials, in order; (with a store) their store records,
-    prepared here, in the task, not by the driver; and whether Ctrl+C cut a run short.
-    The work of one task on any engine."""
-    arrays = dict(zip(chunk.names, chunk.values, strict=True))
-    optimizer = chunk.base.replace(**arrays) if arrays else chunk.base
-    chunk_seeds = chunk.seeds
-    curves: list = [None] * len(chunk_seeds)
-    if chunk.compiled:
-        rows = _fast_rows(problem, optimizer, chunk_seeds, options)
-    else:
-        runs = minimize(problem, optimizer, seed=chunk_seeds, **options)
-        rows = [run.summary() for run in runs]
+def _run_chunk(problem, chunk: _Chunk, options: dict) -> tuple[list[dict] | None, list, bool]:
+    """The rows of one chunk's trials, in order (None when the sweep keeps no table and
+    every trial is stored); with a store, their store records too, prepared here, in the
+    task, not by the driver (:class:`steplab.run.store.Batch`); and whether Ctrl+C cut a
+    run short. The work of one task on any engine."""
+    rows: list[dict] = []
+    curves: list = []
+    for start in range(0, len(chunk.trials), chunk.width):  # width trials at a time
+        piece = slice(start, start + chunk.width)
+        arrays = {n: v[piece] for n, v in zip(chunk.names, chunk.values, strict=True)}
+        optimizer = chunk.base.replace(**arrays) if arrays else chunk.base
+        piece_seeds = chunk.seeds[piece]
+        if chunk.compiled:
+            piece_rows, piece_curves = _fast_rows(
+                problem, optimizer, piece_seeds, options, curves=chunk.signer is not None
+            )
+            rows += piece_rows
+            curves += piece_curves
+            continue
+        runs = minimize(problem, optimizer, seed=piece_seeds, **options)
+        rows += [run.summary() for run in runs]
         if chunk.signer is not None:  # a store keeps each run's curves
             from steplab.run.store import run_curves
 
-            curves = [run_curves(run) for run in runs]
+            curves += [run_curves(run) for run in runs]
+        else:
+            curves += [None] * len(runs)
     for c, row in zip(chunk.configs, rows, strict=True):
         row["config"] = c
     stopped = any(row["status"] == "interrupted" for row in rows)
     if chunk.signer is None:
-        return rows, None, stopped
+        return rows, [], stopped
     done = zip(chunk.trials, rows, curves, strict=True)  # a run cut short by Ctrl+C is not
-    records = chunk.signer.records(  # done: it is not stored, and a resumed sweep reruns it
+    batches = chunk.signer.records(  # done: it is not stored, and a resumed sweep reruns it
         (chunk.entry, t, row, c) for t, row, c in done if row["status"] != "interrupted"
     )
-    return rows, records, stopped
+    return (rows if chunk.keep_rows or stopped else None), batches, stopped
 
 
 def _fingerprint(problem, grid, parts, seeds, options) -> dict:
@@ -373,8 +397,11 @@ def _fast_sweep_fits(problem, options) -> bool:
     )
 
 
-def _fast_rows(problem, optimizer, seeds, options) -> list[dict]:
-    """The rows :func:`minimize` would give, from the compiled kernels' loss histories.
+def _fast_rows(problem, optimizer, seeds, options, *, curves=False) -> tuple[list, list]:
+    """The rows :func:`minimize` would give, from the compiled kernels' loss histories, and
+    (``curves``) each run's loss curve at the steps :func:`minimize` records (every
+    ``record_every`` steps and the last; no per-step ``time``: the kernels do not time
+    steps), else None for each.
 
     The stopping rules of a plain run are the budget and divergence: a run stops at the
     first row whose loss is not finite (its last finite row counts) or exceeds
@@ -394,12 +421,20 @@ def _fast_rows(problem, optimizer, seeds, options) -> list[dict]:
     elapsed = time.perf_counter() - start
     finite = np.isfinite(losses)
     stop = diverged(losses, divergence_limits(losses[0]))  # the loop's rule, row by row
-    rows = []
+    rows: list[dict] = []
+    histories: list[dict | None] = []
+    every = options.get("record_every") or 1
     configurations = _run_hyperparameters(optimizer, K)
     for k in range(K):
         hits = np.flatnonzero(stop[:, k])
         t = int(hits[0]) if hits.size else steps
         kept = losses[: t + 1 if finite[t, k] else t, k]
+        if curves:
+            recorded = np.arange(t + 1)
+            recorded = recorded[(recorded % every == 0) | (recorded == t)]
+            histories.append({"step": recorded, "loss": losses[recorded, k]})
+        else:
+            histories.append(None)
         hyperparameters = configurations[k]
         rows.append(
             {
@@ -415,4 +450,4 @@ def _fast_rows(problem, optimizer, seeds, options) -> list[dict]:
                 "time": elapsed,
             }
         )
-    return rows
+    return rows, histories
