@@ -543,21 +543,33 @@ class Optimizer:
         """
         declared = self.declared_for(np.shape(theta))
         t = state.t + 1
-        norm = grad_norm(grad) if self.NEEDS_GRAD_NORM and ops is NUMPY_OPS else None
+        norm = None
+        if self.NEEDS_GRAD_NORM and isinstance(grad, np.ndarray):
+            norm = math.sqrt(sum_of_squares(grad))
         hp, scalars = self.prepare_step(declared, t, state, ops, grad_norm=norm)
         theta_new, moments = self.apply_rule(ops, hp, theta, grad, state)
         return theta_new, self.state_type(t=t, **scalars, **moments)
 
-    def step(self, theta: np.ndarray, grad: np.ndarray, state: State) -> np.ndarray:
-        """One iteration of the loop body: updates ``theta`` and ``state`` in place."""
+    def step(self, theta: np.ndarray, grad: np.ndarray, state: State, *,
+             grad_norm: float | None = None) -> np.ndarray:  # fmt: skip
+        """One iteration of the loop body: updates ``theta`` and ``state`` in place.
+
+        ``grad_norm``: for an optimizer that clips by the gradient's global norm
+        (``NEEDS_GRAD_NORM``) when theta is one of several parameters, the norm over all
+        of them; by default ‖grad‖ (one reduction pass). Others ignore it."""
         grad = _check_grad(theta, grad)
         plan = self._plan(theta.shape)
         _check_state(theta, state, self, plan.expected)
         t = state.t + 1
         scalars: dict[str, Any] = {}
+        check = self.nonfinite != "propagate"
         if self.NEEDS_GRAD_NORM:  # one reduction over ĝ before the pass
-            norm = grad_norm(grad)
-            hp, scalars = self.prepare_step(plan.declared, t, state, NUMPY_OPS, grad_norm=norm)
+            if grad_norm is None:
+                squares = sum_of_squares(grad)
+                # a finite Σĝ² means every ĝ is finite: the pass need not check again
+                check = check and not math.isfinite(squares)
+                grad_norm = math.sqrt(squares)
+            hp, scalars = self.prepare_step(plan.declared, t, state, NUMPY_OPS, grad_norm=grad_norm)
         elif plan.fixed is not None:  # no schedule, no per-step scalars: prepared once
             hp = plan.fixed
         elif plan.namespace is not None:  # no schedule: only the step scalars change
@@ -567,7 +579,6 @@ class Optimizer:
         backend = None
         if self.impl == "fused" or (self.impl == "auto" and theta.size >= FUSED_MIN_SIZE):
             backend = self._fused_backend(theta, grad, state, plan.declared)  # (a call costs)
-        check = self.nonfinite != "propagate"
         finite = True
         if backend:
             try:
@@ -842,15 +853,15 @@ def _like(value: Any, reference: Any) -> Any:
     return value
 
 
-def grad_norm(grad: np.ndarray) -> float:
-    """‖ĝ‖ of a NumPy array, summed in float64: one pass. The fused backend's parallel
+def sum_of_squares(grad: np.ndarray) -> float:
+    """Σĝ² of a NumPy array in float64 (‖ĝ‖²): one pass. The fused backend's parallel
     reduction where it is registered and available (then the NumPy and the fused step use
     the same number, and so give the same bits), else NumPy."""
     backend = step_backend("fused")
     if backend is not None and backend.available() and hasattr(backend, "sum_of_squares"):
-        return math.sqrt(backend.sum_of_squares(grad))
+        return float(backend.sum_of_squares(grad))
     flat = np.asarray(grad, dtype=np.float64).reshape(-1)
-    return math.sqrt(float(np.dot(flat, flat)))
+    return float(np.dot(flat, flat))
 
 
 def l2_penalty(hp: Any, theta: Any, g: Any) -> Any:
