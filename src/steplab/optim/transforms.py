@@ -317,7 +317,9 @@ def _split(parts: tuple) -> tuple[Optimizer, list, list]:
     """(the optimizer, the pieces before it, the pieces after it), checked."""
     optimizer, before, after = None, [], []
     for part in parts:
-        inner = part if isinstance(part, Optimizer) else getattr(part, "optimizer", None)
+        # an optimizer (anything with a KIND, so that a whole-array one is named below), or
+        # from_optimizer's transformation of one
+        inner = part if hasattr(part, "KIND") else getattr(part, "optimizer", None)
         if inner is not None:
             if optimizer is not None:
                 raise ValueError(f"a fused chain holds one optimizer; got {optimizer.name} "
