@@ -48,8 +48,12 @@ def contenders(size: int, with_slow: bool) -> dict:
         "adamw": adamw,
         "clip+adamw": T.fuse(T.clip_by_global_norm(1.0), adamw),
         "clip+clip_value+L2+adamw+decay": T.fuse(
-            T.clip_by_global_norm(1.0), T.clip(0.5), T.add_decayed_weights(1e-4), adamw,
-            T.decay_weights(1e-3, 1e-2)),  # fmt: skip
+            T.clip_by_global_norm(1.0),
+            T.clip(0.5),
+            T.add_decayed_weights(1e-4),
+            adamw,
+            T.decay_weights(1e-3, 1e-2),
+        ),  # fmt: skip
     }
     calls = {}
     for name, opt in chains.items():

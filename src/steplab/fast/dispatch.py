@@ -115,7 +115,7 @@ def step(optimizer, declared: dict, hp: Any, theta: np.ndarray, grad: np.ndarray
         raise CompileError(f"numba could not compile the {optimizer.name} rule ({exc})") from exc
 
 
-def switched_on(cls: type, hp: Any) -> tuple[tuple, tuple]:
+def switched_on(cls: Any, hp: Any) -> tuple[tuple, tuple]:
     """The functions of ``cls``'s pieces that ``hp``'s static switches turn on, (before,
     after) the rule: what a kernel compiles around it."""
     return tuple(

@@ -108,11 +108,13 @@ def step_kernel(rule: Callable, kept: tuple[bool, ...], pieces: tuple[tuple, tup
         names = [f"m{j}" for j, keep in enumerate(kept) if keep]
         before, after = pieces
         lines_before = "".join(
-            f"        x, gi = before{j}(ops, hp, x, gi)\n" for j in range(len(before)))
+            f"        x, gi = before{j}(ops, hp, x, gi)\n" for j in range(len(before))
+        )
         if after:  # they read the point the step started from
             lines_before = "        x_start = x\n" + lines_before
         lines_after = "".join(
-            f"        x = after{j}(ops, hp, x_start, x, gi)\n" for j in range(len(after)))
+            f"        x = after{j}(ops, hp, x_start, x, gi)\n" for j in range(len(after))
+        )
         fields, n = [], 0
         for value in statics:
             if value is None:

@@ -102,12 +102,22 @@ def decay_weights_after(ops, hp, theta, theta_new, g):
     return theta_new
 
 
-CLIP = Piece("clip", clip_by_value, fields=(
-    Field("clip_delta", 1.0, "[0, inf)", "bound δ of each coordinate of ĝ"),))
-ADD_DECAYED_WEIGHTS = Piece("add_decayed_weights", add_decayed_weights, fields=(
-    Field("l2_weight_decay", 0.0, "[0, inf)", "L2 penalty λ added to ĝ before the rule"),))
-CLIP_BY_GLOBAL_NORM = Piece("clip_by_global_norm", clip_by_global_norm, needs_grad_norm=True,
-                            fields=(Field("clip_norm", 1.0, "(0, inf)", "bound c of ‖ĝ‖"),))
+CLIP = Piece(
+    "clip",
+    clip_by_value,
+    fields=(Field("clip_delta", 1.0, "[0, inf)", "bound δ of each coordinate of ĝ"),),
+)
+ADD_DECAYED_WEIGHTS = Piece(
+    "add_decayed_weights",
+    add_decayed_weights,
+    fields=(Field("l2_weight_decay", 0.0, "[0, inf)", "L2 penalty λ added to ĝ before the rule"),),
+)
+CLIP_BY_GLOBAL_NORM = Piece(
+    "clip_by_global_norm",
+    clip_by_global_norm,
+    needs_grad_norm=True,
+    fields=(Field("clip_norm", 1.0, "(0, inf)", "bound c of ‖ĝ‖"),),
+)
 DECAY_WEIGHTS = Piece("decay_weights", decay_weights_after, after=True, fields=(
     Field("decay_lr", 1.0, "(0, inf)", "step size α of the decoupled decay"),
     Field("decoupled_weight_decay", 0.0, "[0, inf)", "decoupled weight decay λ")))  # fmt: skip

@@ -315,7 +315,9 @@ def fuse(*parts: Any) -> Optimizer:
 
 def _split(parts: tuple) -> tuple[Optimizer, list, list]:
     """(the optimizer, the pieces before it, the pieces after it), checked."""
-    optimizer, before, after = None, [], []
+    optimizer: Any = None
+    before: list[ElementwiseTransformation] = []
+    after: list[ElementwiseTransformation] = []
     for part in parts:
         # an optimizer (anything with a KIND, so that a whole-array one is named below), or
         # from_optimizer's transformation of one
@@ -357,10 +359,10 @@ def _split(parts: tuple) -> tuple[Optimizer, list, list]:
     return optimizer, before, after
 
 
-_CHAINED: dict[tuple, type] = {}
+_CHAINED: dict[tuple, type[Optimizer]] = {}
 
 
-def _chained_class(base: type, chain_pieces: tuple[P.Piece, ...]) -> type:
+def _chained_class(base: type[Optimizer], chain_pieces: tuple[P.Piece, ...]) -> type[Optimizer]:
     """The optimizer class ``base`` with ``chain_pieces`` around its rule (one per base
     and pieces, made on first use): ``base``'s fields plus the pieces' ``hyper`` fields."""
     key = (base, chain_pieces)
