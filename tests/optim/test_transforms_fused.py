@@ -294,3 +294,46 @@ def test_who_cannot_take_a_global_norm_says_so():
         opt.prepare_step(opt.declared_for((3,)), 1, opt.init(np.ones(3)), None)
     with pytest.raises(ValueError, match="global norm"):
         fast.sweep("rosenbrock", opt, np.zeros((3, 2)), 5)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_torch_runs_a_fused_chain_as_the_numpy_core(fused):
+    """torch's multi-tensor and single-pass routes run the chain's pieces through the
+    core's apply_rule: equal to the NumPy step (1e-12)."""
+    torch = pytest.importorskip("torch")
+    from steplab.torch.base import twin
+
+    opt = T.fuse(T.clip(0.3), T.add_decayed_weights(1e-2), AdamW.like("torch", lr=1e-2),
+                 T.decay_weights(1e-2, 0.1))  # fmt: skip
+    values = {n: getattr(opt, n) for n in opt.hyperparameters()}
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal(1000)
+    grads = [rng.standard_normal(1000) for _ in range(5)]
+    theta = start.copy()
+    state = opt.init(theta)
+    p = torch.nn.Parameter(torch.tensor(start))
+    ours = twin(type(opt))([p], fused=fused, **values)
+    for g in grads:
+        opt.step(theta, g, state)
+        p.grad = torch.tensor(g)
+        ours.step()
+    np.testing.assert_allclose(p.detach().numpy(), theta, rtol=1e-12, atol=1e-15)
+    plain = T.fuse(T.clip(0.3), AdamW.like("torch", lr=1e-2))  # the pieces count
+    x = start.copy()
+    plain_state = plain.init(x)
+    for g in grads:
+        plain.step(x, g, plain_state)
+    assert not np.allclose(x, theta)
+
+
+def test_torch_refuses_a_global_norm_it_does_not_take():
+    torch = pytest.importorskip("torch")
+    from steplab.torch.base import twin
+
+    opt = T.fuse(T.clip_by_global_norm(1.0), Adam())
+    p = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    ours = twin(type(opt))([p], **{n: getattr(opt, n) for n in opt.hyperparameters()})
+    p.grad = torch.ones(3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="global norm"):
+        ours.step()
+    assert torch.all(p == 1)
