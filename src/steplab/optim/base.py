@@ -864,16 +864,6 @@ def sum_of_squares(grad: np.ndarray) -> float:
     return float(np.dot(flat, flat))
 
 
-def l2_penalty(hp: Any, theta: Any, g: Any) -> Any:
-    """Weight decay as an L2 penalty: ĝ + λ·θ (torch's weight_decay, for most optimizers)."""
-    return g + hp.weight_decay * theta
-
-
-def decay_weights(hp: Any, theta: Any) -> Any:
-    """Decoupled weight decay θ ← θ·(1 − α·λ), before the step (AdamW, Lion)."""
-    return theta * (1 - hp.lr * hp.weight_decay)
-
-
 def scheduled_lr(optimizer: Optimizer, t: int) -> float:
     """The value of ``optimizer.lr`` (a schedule) at step ``t``, checked to be in [0, inf)
     (a schedule may end at 0, as a cosine decay does; a constant lr must be > 0)."""
