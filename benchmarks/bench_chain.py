@@ -14,7 +14,10 @@ medians, so a shared machine's drift hits every contender alike):
 * ``numpy chain``: ``transforms.chain(clip_by_global_norm, from_optimizer(AdamW))`` on
   NumPy arrays, the unfused reference.
 
-Prints a Markdown table of medians and the ratio to plain AdamW. Usage::
+Prints a Markdown table: each step's median time, and the median over rounds of its time
+divided by plain AdamW's in the same round, with the rounds' quartiles of that ratio (on a
+loaded machine a round's contenders share its load, so the per-round ratio wanders less
+than a ratio of medians). Usage::
 
     python benchmarks/bench_chain.py [--size 10000000] [--repeats 15] [--threads 2]
 """
@@ -22,11 +25,11 @@ Prints a Markdown table of medians and the ratio to plain AdamW. Usage::
 from __future__ import annotations
 
 import argparse
+import time
 
 import numpy as np
 
 import steplab.fast  # noqa: F401 - registers the fused step backend
-from steplab.cli.bench_measure import interleaved_medians
 from steplab.fast import set_threads
 from steplab.optim import AdamW
 from steplab.optim import transforms as T
@@ -77,6 +80,20 @@ def contenders(size: int, with_slow: bool) -> dict:
     return calls
 
 
+def rounds(calls: dict, repeats: int, warmup: int = 2) -> dict:
+    """Seconds of each call in each of ``repeats`` rounds (A, B, C, A, B, C, …)."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: np.array(seconds) for name, seconds in times.items()}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=10_000_000)
@@ -86,11 +103,15 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     set_threads(args.threads)
     calls = contenders(args.size, not args.no_slow)
-    medians = interleaved_medians(calls, args.repeats)
-    base = medians["adamw"]
-    rows = [[name, f"{1e3 * t:.1f}", f"{t / base:.3f}"] for name, t in medians.items()]
+    times = rounds(calls, args.repeats)
+    rows = []
+    for name, seconds in times.items():
+        ratios = seconds / times["adamw"]  # round by round
+        low, mid, high = np.percentile(ratios, [25, 50, 75])
+        rows.append([name, f"{1e3 * np.median(seconds):.1f}", f"{mid:.3f}",
+                     f"{low:.3f}–{high:.3f}"])  # fmt: skip
     print_table(
-        ["step", "median ms", "× plain AdamW"], rows,
+        ["step", "median ms", "× plain AdamW (median of rounds)", "quartiles"], rows,
         f"float32, {args.size:.0e} parameters, {args.threads} threads, "
         f"{args.repeats} interleaved rounds",
     )  # fmt: skip
