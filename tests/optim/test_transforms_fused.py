@@ -337,3 +337,23 @@ def test_torch_refuses_a_global_norm_it_does_not_take():
     with pytest.raises(ValueError, match="global norm"):
         ours.step()
     assert torch.all(p == 1)
+
+
+def test_a_checkpoint_resumes_a_fused_chain_bit_for_bit(tmp_path):
+    """10 steps, save, load, 10 more = 20 straight; another chain's file is refused."""
+    from steplab.optim import State
+
+    opt = T.fuse(T.clip_by_global_norm(1.0), T.clip(0.5), Adam())
+    straight, resumed = np.linspace(-1, 1, 100), np.linspace(-1, 1, 100)
+    state = opt.init(straight)
+    for _ in range(10):
+        opt.step(straight, 3 * straight + 0.1, state)
+    resumed[...] = straight
+    state.save(tmp_path / "state.npz", opt)
+    loaded = State.load(tmp_path / "state.npz", opt)
+    for _ in range(10):
+        opt.step(straight, 3 * straight + 0.1, state)
+        opt.step(resumed, 3 * resumed + 0.1, loaded)
+    np.testing.assert_array_equal(resumed, straight)
+    with pytest.raises(ValueError, match=r"not of 'chain\(clip, adam\)'"):
+        State.load(tmp_path / "state.npz", T.fuse(T.clip(0.5), Adam()))
