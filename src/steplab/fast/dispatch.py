@@ -101,14 +101,11 @@ def step(optimizer, declared: dict, hp: Any, theta: np.ndarray, grad: np.ndarray
     nothing and return False."""
     cls = type(optimizer)
     kept = tuple(getattr(state, n, None) is not None for n in cls.moment_names())
-    if not declared["weight_decay_on"] or cls.RULE_DECAYS_WEIGHTS:  # none, or the rule's own
-        decay = ""
-    else:
-        decay = "decoupled" if cls.DECOUPLED_WEIGHT_DECAY else "l2"
+    pieces = switched_on(cls, hp)
     statics = tuple(v if isinstance(v, bool) else None for v in hp)
     dtype = compute_dtype(theta)  # float32 arrays step in float32, as the NumPy rule does
     numbers = np.array([v for v in hp if not isinstance(v, bool)], dtype=dtype)
-    kernel = kernels.step_kernel(cls.rule, kept, decay, type(hp), statics, dtype)
+    kernel = kernels.step_kernel(cls.rule, kept, pieces, type(hp), statics, dtype)
     moments = [getattr(state, n).reshape(-1) for n in _kept(optimizer, state)]
     _use_threads(theta.size)
     try:
@@ -116,6 +113,21 @@ def step(optimizer, declared: dict, hp: Any, theta: np.ndarray, grad: np.ndarray
     except _numba.compile_errors() as exc:  # nothing was written: NumPy does this step
         _broken.add(cls.rule)
         raise CompileError(f"numba could not compile the {optimizer.name} rule ({exc})") from exc
+
+
+def switched_on(cls: Any, hp: Any) -> tuple[tuple, tuple]:
+    """The functions of ``cls``'s pieces that ``hp``'s static switches turn on, (before,
+    after) the rule: what a kernel compiles around it."""
+    return tuple(
+        tuple(p.function for p in side if p.switch is None or getattr(hp, p.switch))
+        for side in cls.pieces()
+    )  # type: ignore[return-value]
+
+
+def sum_of_squares(grad: np.ndarray) -> float:
+    """Σĝ² in float64: the one reduction pass that clipping by global norm needs."""
+    _use_threads(grad.size)
+    return kernels.sum_of_squares(grad)
 
 
 class CompileError(RuntimeError):
@@ -130,6 +142,7 @@ class FusedBackend:
     CompileError = CompileError
     why_not = staticmethod(why_not_fused)
     step = staticmethod(step)
+    sum_of_squares = staticmethod(sum_of_squares)
     available = staticmethod(_numba.available)
     warn_slow_path = staticmethod(_numba.warn_slow_path)
 

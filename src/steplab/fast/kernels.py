@@ -3,7 +3,9 @@
 ``Optimizer.rule`` (``steplab/optim/*.py``) is the only statement of an algorithm. NumPy
 runs it on whole arrays, one array operation at a time; here numba compiles the same
 function for one coordinate and calls it inside a parallel loop, so every array is read
-once and written once per step. Both compute in the arrays' compute dtype
+once and written once per step. The optimizer's element-wise pieces (its weight decay, a
+chain's clipping: ``steplab.optim.pieces``) are compiled into the same loop, before and after
+the rule, so a chain of them is still one pass. Both compute in the arrays' compute dtype
 (``steplab.optim.base.compute_dtype``: float32 for float32, else float64), with the same
 operations in the same order and per-step scalars (1 − ρᵗ, …) computed once by the same
 Python code and rounded to that dtype: the results are the same bits. No optimizer is
@@ -21,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from steplab.fast import _numba, scalar_ops
-from steplab.optim.base import decay_weights, l2_penalty
 
 _JITTED: dict[tuple, Any] = {}
 
@@ -79,36 +80,41 @@ def kernel(theta, g, {arrays}numbers, check):
         hp = HP({fields})
         x = compute(theta[i])
         gi = compute(g[i])
-{weight_decay}        {outputs} = rule(ops, hp, {inputs})
-        theta[i] = x
+{before}        {outputs} = rule(ops, hp, {inputs})
+{after}        theta[i] = x
 {stores}    return True
 """
 
 _KERNELS: dict[tuple, Any] = {}
 
 
-def step_kernel(rule: Callable, kept: tuple[bool, ...], weight_decay: str, HP: type,
+def step_kernel(rule: Callable, kept: tuple[bool, ...], pieces: tuple[tuple, tuple], HP: type,
                 statics: tuple, dtype: Any = np.float64) -> Any:  # fmt: skip
     """The parallel kernel ``kernel(theta, g, *kept_moments, numbers, check)`` for ``rule``,
     computing in ``dtype`` (the arrays' compute dtype; ``numbers`` holds the step values'
     float fields in that dtype).
 
     ``kept[j]`` says whether the rule's j-th moment is an array of this state (else the
-    rule gets 0.0 and its result is dropped); ``weight_decay`` is ``""``, ``"l2"`` or
-    ``"decoupled"``. ``HP`` is the type of the rule's ``hp``; ``statics`` gives, per field,
+    rule gets 0.0 and its result is dropped); ``pieces`` is ``(before, after)``: the piece
+    functions (``steplab.optim.pieces``) that run before and after the rule, in order
+    (only those switched on). ``HP`` is the type of the rule's ``hp``; ``statics`` gives, per field,
     a switch's value (a bool, compiled in) or None (a float, read from the float64 array
     ``numbers`` in order: a NumPy array is far cheaper for numba to receive than a NamedTuple).
     One kernel per combination, compiled on first use.
     """
     dtype = np.dtype(dtype)
-    key = (rule, kept, weight_decay, HP, statics, dtype)
+    key = (rule, kept, pieces, HP, statics, dtype)
     if key not in _KERNELS:
         names = [f"m{j}" for j, keep in enumerate(kept) if keep]
-        decay = {
-            "": "",
-            "l2": "        gi = l2_penalty(hp, x, gi)\n",
-            "decoupled": "        x = decay_weights(hp, x)\n",
-        }[weight_decay]
+        before, after = pieces
+        lines_before = "".join(
+            f"        x, gi = before{j}(ops, hp, x, gi)\n" for j in range(len(before))
+        )
+        if after:  # they read the point the step started from
+            lines_before = "        x_start = x\n" + lines_before
+        lines_after = "".join(
+            f"        x = after{j}(ops, hp, x_start, x, gi)\n" for j in range(len(after))
+        )
         fields, n = [], 0
         for value in statics:
             if value is None:
@@ -121,7 +127,8 @@ def step_kernel(rule: Callable, kept: tuple[bool, ...], weight_decay: str, HP: t
             arrays="".join(f"{n}, " for n in names),
             fields=", ".join(fields),
             scalars="".join(f"    c{j} = numbers[{j}]\n" for j in range(n)),
-            weight_decay=decay,
+            before=lines_before,
+            after=lines_after,
             outputs=", ".join(["x", *(f"v{j}" if k else "_" for j, k in enumerate(kept))]) + ",",
             inputs=", ".join(["x", "gi", *moments]),
             stores="".join(f"        m{j}[i] = v{j}\n" for j, keep in enumerate(kept) if keep),
@@ -135,12 +142,38 @@ def step_kernel(rule: Callable, kept: tuple[bool, ...], weight_decay: str, HP: t
             # a call, not inlined: its fast-math flag (reassoc) stays on its own sum and
             # never reaches the rule's arithmetic
             "all_finite": _all_finite_kernel(),
-            "l2_penalty": jitted(l2_penalty, dtype),
-            "decay_weights": jitted(decay_weights, dtype),
+            **{f"before{j}": jitted(f, dtype) for j, f in enumerate(before)},
+            **{f"after{j}": jitted(f, dtype) for j, f in enumerate(after)},
         }
         exec(compile(source, f"<steplab kernel for {rule.__qualname__}>", "exec"), namespace)  # noqa: S102
         _KERNELS[key] = _numba.numba.njit(parallel=True, error_model="numpy")(namespace["kernel"])
     return _KERNELS[key]
+
+
+def _sum_of_squares(g):
+    # float64 sum of g², in SIMD lanes (fastmath "reassoc" on this sum only): at the speed
+    # of reading g; the order is fixed by the thread count, so a step gets the same number
+    # on every path
+    total = 0.0
+    for i in _numba.prange(g.size):
+        x = np.float64(g[i])
+        total += x * x
+    return total
+
+
+_SUM_OF_SQUARES = None
+
+
+def sum_of_squares(g: np.ndarray) -> float:
+    """Σg² over every element of ``g``, in float64: one parallel pass."""
+    global _SUM_OF_SQUARES
+    if _SUM_OF_SQUARES is None:
+        _SUM_OF_SQUARES = _numba.numba.njit(
+            parallel=True, error_model="numpy", fastmath={"reassoc"}, cache=True
+        )(_sum_of_squares)
+    if g.dtype not in (np.float32, np.float64):
+        g = g.astype(np.float64)
+    return float(_SUM_OF_SQUARES(g.reshape(-1)))
 
 
 def _all_finite(g):

@@ -28,7 +28,7 @@ import numpy as np
 from steplab.fast import _numba
 from steplab.fast.functions import FUNCTIONS, PARAMETERS
 from steplab.formulas import FORMULAS
-from steplab.optim.base import Optimizer, decay_weights, l2_penalty, step_values_type
+from steplab.optim.base import Optimizer, step_values_type
 from steplab.optim.ops import NUMPY_OPS
 from steplab.optim.schedules import Schedule
 
@@ -47,10 +47,13 @@ def _shared(value: Any) -> Any:
 
 
 def _plan(opt: Optimizer, K: int, steps: int):
-    """(hp type, per-field sources, H rows (R, K), T table (steps, C, 1 or K)).
+    """(hp type, per-field sources, ``fixed`` (R, K), ``per_step`` (steps, C, 1 or K)).
 
-    A field's source is ``("static", value)`` for switches, ``("row", r)`` for a value per
-    configuration that stays for every step, ``("step", c)`` for a value per step.
+    ``fixed`` holds the hyperparameters that differ between configurations but not between
+    steps, one row each; ``per_step`` the step scalars of every step, one column each (one
+    value shared by every configuration, or one per configuration). A field's source is
+    ``("static", value)`` for switches, ``("row", r)`` for row r of ``fixed``, ``("step",
+    c)`` for column c of ``per_step``.
     """
     for name in opt.hyperparameters():
         value = getattr(opt, name)
@@ -83,8 +86,8 @@ def _plan(opt: Optimizer, K: int, steps: int):
         else:
             sources[name] = ("row", len(rows))
             rows.append(np.broadcast_to(np.asarray(values[name], dtype=np.float64), (K,)))
-    H = np.ascontiguousarray(np.stack(rows) if rows else np.zeros((1, K)))
-    return step_values_type(type(opt), fields), sources, H, table
+    fixed = np.ascontiguousarray(np.stack(rows) if rows else np.zeros((1, K)))
+    return step_values_type(type(opt), fields), sources, fixed, table
 
 
 def _step_columns(opt: Optimizer, values: dict, steps: int, scheduled: bool) -> dict:
@@ -161,9 +164,9 @@ def _step_by_step(opt: Optimizer, hp: dict, steps: int, scheduled: bool) -> dict
 # --------------------------------------------------------------------------------------
 
 _TEMPLATE = """
-def kernel(p, X, S, H, T, steps, losses, k_lo, k_hi):
+def kernel(p, X, S, fixed, per_step, steps, losses, k_lo, k_hi):
     p0, p1, p2 = p[0], p[1], p[2]
-    R, C = H.shape[0], T.shape[1]
+    R, C = fixed.shape[0], per_step.shape[1]  # rows of fixed values, columns of step scalars
     for k0 in range(k_lo, k_hi, BLOCK):
         n = min(BLOCK, k_hi - k0)
         # Everything the lane loop touches lives in one fresh array with a row of BLOCK
@@ -174,13 +177,13 @@ def kernel(p, X, S, H, T, steps, losses, k_lo, k_hi):
         for j in range(BLOCK):
             k = k0 + min(j, n - 1)  # lanes past the last configuration repeat it
 {loads}            for h in range(R):
-                local[{rows} + h, j] = H[h, k]
+                local[{rows} + h, j] = fixed[h, k]
         for t in range(steps):
 {step_scalars}            for j in range(BLOCK):  # independent configurations: SIMD lanes
                 hp = HP({fields})
                 y0, y1 = local[0, j], local[1, j]
                 g0, g1 = grad(y0, y1, p0, p1, p2)
-{decay}{update}
+{before}{update}{after}
             if history:
                 for j in range(n):
                     losses[t + 1, k0 + j] = value(local[0, j], local[1, j], p0, p1, p2)
@@ -190,11 +193,11 @@ def kernel(p, X, S, H, T, steps, losses, k_lo, k_hi):
                 losses[0, k] = value(local[0, j], local[1, j], p0, p1, p2)
 """
 
-_SHARED_STEP_SCALARS = "            q{c} = T[t, {c}, 0]  # the same in every lane\n"
+_SHARED_STEP_SCALARS = "            q{c} = per_step[t, {c}, 0]  # the same in every lane\n"
 _PER_LANE_STEP_SCALARS = """\
             for j in range(BLOCK):  # this step's scalars, one per configuration
                 for c in range(C):
-                    local[{rows} + R + c, j] = T[t, c, k0 + j]  # T is padded to whole blocks
+                    local[{rows} + R + c, j] = per_step[t, c, k0 + j]  # padded to whole blocks
 """
 
 _KERNELS: dict[tuple, Any] = {}
@@ -204,8 +207,12 @@ def _kernel(function: str, opt: Optimizer, HP: type, sources: dict, kept, width,
     from steplab.fast.kernels import jitted
 
     cls = type(opt)
+    before, after = (
+        tuple(p.function for p in side if p.switch is None or sources[p.switch] == ("static", True))
+        for side in cls.pieces()
+    )  # the pieces switched on: compiled around the rule (switches are static in a sweep)
     key = (function, cls.rule, HP, tuple(sources.items()), kept, width > 1, history,
-           cls.DECOUPLED_WEIGHT_DECAY, cls.RULE_DECAYS_WEIGHTS)  # fmt: skip
+           before, after)  # fmt: skip
     if key in _KERNELS:
         return _KERNELS[key]
     slots = [j for j, keep in enumerate(kept) if keep]
@@ -231,12 +238,16 @@ def _kernel(function: str, opt: Optimizer, HP: type, sources: dict, kept, width,
             step_scalars += _SHARED_STEP_SCALARS.format(c=where)
     if width > 1:
         step_scalars = _PER_LANE_STEP_SCALARS.format(rows=rows)
-    decay = ""
-    if sources["weight_decay_on"] == ("static", True) and not cls.RULE_DECAYS_WEIGHTS:
-        if cls.DECOUPLED_WEIGHT_DECAY:
-            decay = "                y0, y1 = decay_weights(hp, y0), decay_weights(hp, y1)\n"
-        else:
-            decay = "                g0, g1 = l2_penalty(hp, y0, g0), l2_penalty(hp, y1, g1)\n"
+    lines_before = "".join(
+        f"                y{c}, g{c} = before{j}(ops, hp, y{c}, g{c})\n"
+        for j in range(len(before)) for c in (0, 1)
+    )  # fmt: skip
+    if after:  # they read the point the step started from
+        lines_before = "                x0, x1 = y0, y1\n" + lines_before
+    lines_after = "".join(
+        f"                local[{c}, j] = after{j}(ops, hp, x{c}, local[{c}, j], g{c})\n"
+        for j in range(len(after)) for c in (0, 1)
+    )  # fmt: skip
     update = ""
     for c in (0, 1):
         outputs = [f"local[{row[j] + c}, j]" if keep else "_" for j, keep in enumerate(kept)]
@@ -250,8 +261,9 @@ def _kernel(function: str, opt: Optimizer, HP: type, sources: dict, kept, width,
         stores=stores,
         step_scalars=step_scalars,
         fields=", ".join(fields),
-        decay=decay,
+        before=lines_before,
         update=update,
+        after=lines_after,
     )
     value, grad = FUNCTIONS[function]
     from steplab.fast import scalar_ops
@@ -266,8 +278,8 @@ def _kernel(function: str, opt: Optimizer, HP: type, sources: dict, kept, width,
         "value": value,
         "grad": grad,
         "history": history,
-        "l2_penalty": jitted(l2_penalty),
-        "decay_weights": jitted(decay_weights),
+        **{f"before{j}": jitted(f) for j, f in enumerate(before)},
+        **{f"after{j}": jitted(f) for j, f in enumerate(after)},
     }
     exec(compile(source, f"<steplab sweep of {cls.__name__} on {function}>", "exec"), namespace)  # noqa: S102
     # nogil: threads run disjoint ranges of configurations [k_lo, k_hi) side by side.
@@ -329,6 +341,12 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
         raise ValueError(
             f"{optimizer.name}: its rule is {optimizer.KIND}; sweeps run element-wise rules"
         )
+    if optimizer.NEEDS_GRAD_NORM:
+        raise ValueError(
+            f"{optimizer.name} clips by the global norm of the gradient, which a sweep's "
+            "configurations do not share; sweep it without clip_by_global_norm (clip, by "
+            "value, is element-wise and sweeps)"
+        )
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
     X = np.array(x0s, dtype=np.float64, order="C")
@@ -346,7 +364,7 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
         _numba.warn_slow_path(f"numba is not available ({_numba.UNAVAILABLE_REASON})")
         parameters = dict(zip(names, p[: len(names)], strict=True))
         return _numpy_sweep(name, optimizer, X, steps, history, parameters)
-    HP, sources, H, table = _plan(optimizer, K, steps)
+    HP, sources, fixed, table = _plan(optimizer, K, steps)
     state = optimizer.init(X)
     kept = tuple(getattr(state, n, None) is not None for n in optimizer.moment_names())
     moments = [getattr(state, n) for n, keep in zip(optimizer.moment_names(), kept, strict=True)
@@ -357,8 +375,8 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
         value = FUNCTIONS[name][0]
         losses[0] = [value(x, y, *p[:3]) for x, y in X]
     kernel: Any = _kernel(name, optimizer, HP, sources, kept, table.shape[2], history)
-    H, table = _pad_to_blocks(H, K), _pad_to_blocks(table, K)
-    arguments: tuple[Any, ...] = (p, X, S, H, table, steps, losses)
+    fixed, table = _pad_to_blocks(fixed, K), _pad_to_blocks(table, K)
+    arguments: tuple[Any, ...] = (p, X, S, fixed, table, steps, losses)
     # With several threads, each takes a contiguous share of whole blocks.
     blocks = -(-K // BLOCK)
     from steplab.fast.dispatch import threads as _threads

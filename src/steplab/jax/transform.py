@@ -3,7 +3,8 @@
 The rule of ``steplab.optim`` is element-wise and written with arithmetic and an ``Ops``
 table, so jax.numpy runs it as it is: :data:`JAX_OPS` supplies the table, the core's
 ``prepare_step`` computes the step values (1 − ρᵗ, …) and ``apply_rule`` runs the rule
-(with the L2 term) — the same code as the NumPy step, traced by JAX.
+(with its pieces: weight decay, and a fused chain's clipping, see
+``steplab.optim.transforms.fuse``) — the same code as the NumPy step, traced by JAX.
 
 The state is a pytree with the parameters' structure whose leaves are the core's typed
 state (``AdamState(t, s, r, r_max)``, a NamedTuple): ``t`` is an int32 scalar per leaf, the
@@ -172,7 +173,7 @@ def transformation(
         fields.update(t=jnp.zeros((), jnp.int32), **scalars, **moments)
         return optimizer.state_type(**fields)
 
-    def update_leaf(g: Any, state: Any, theta: Any) -> tuple[Any, Any]:
+    def update_leaf(g: Any, state: Any, theta: Any, grad_norm: Any = None) -> tuple[Any, Any]:
         _check_leaf(name, "a gradient", g)
         if g.shape != theta.shape:
             raise ValueError(
@@ -187,7 +188,7 @@ def transformation(
             declared["lr"] = jnp.asarray(config.lr_schedule(state.t), _SCALAR)
         elif callable(declared.get("lr")):  # a steplab schedule of t: evaluated on the host
             declared["lr"] = _host_schedule(declared["lr"], t, jnp.result_type(_SCALAR))
-        hp, scalars = optimizer.prepare_step(declared, t, state, JAX_OPS)
+        hp, scalars = optimizer.prepare_step(declared, t, state, JAX_OPS, grad_norm=grad_norm)
         hp = _in_work_dtype(hp, work)
         new_theta, moments = optimizer.apply_rule(JAX_OPS, hp, x, g, state)
         fields = {f: getattr(state, f) for f in _state_fields(optimizer)}
@@ -213,7 +214,12 @@ def transformation(
                     f"({type(leaf).__name__}); only dense arrays are supported (densify it "
                     "with .todense())"
                 )
-        pairs = jax.tree.map(update_leaf, updates, state, params)
+        # a chain that clips by global norm (steplab.optim.transforms.fuse): ‖ĝ‖ over every
+        # leaf, one reduction, as optax.clip_by_global_norm takes it
+        norm = None
+        if optimizer.NEEDS_GRAD_NORM:
+            norm = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(updates)))
+        pairs = jax.tree.map(lambda g, s, p: update_leaf(g, s, p, norm), updates, state, params)
         # pairs has the parameters' structure with an (update, state) pair at each leaf
         new_updates = jax.tree.map(lambda _, pair: pair[0], params, pairs)
         new_state = jax.tree.map(lambda _, pair: pair[1], params, pairs)

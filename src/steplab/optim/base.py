@@ -17,18 +17,26 @@ torch, JAX) runs a rule in the same two public moves, and through nothing else:
    the scheduled ``lr`` and the rule's per-step scalars (1 − ρᵗ, …), and the new values of
    the optimizer's scalar state (``SCALAR_STATE``, e.g. Nadam's Πμ).
 2. **Apply the rule on an Ops.** ``theta, moments = opt.apply_rule(ops, hp, theta, g, state)``
-   runs weight decay and ``rule`` on the backend's arrays with the backend's
+   runs the optimizer's pieces and ``rule`` on the backend's arrays with the backend's
    :class:`~steplab.optim.ops.Ops` (``state``: anything with the moments as attributes;
    a missing one is switched off). A compiling backend (numba) may instead compile
-   ``type(opt).rule`` itself, with :func:`l2_penalty`/:func:`decay_weights` as the step
-   does, for one coordinate.
+   ``type(opt).rule`` itself, with the pieces of :meth:`Optimizer.pieces` before and
+   after it (:mod:`steplab.optim.pieces`), for one coordinate.
+
+**Pieces.** Weight decay and a chain's clipping are element-wise *pieces* around the rule
+(``pieces()`` gives ``(before, after)``, each piece with a static switch ``hp.<name>_on``
+or none): an optimizer's own weight decay is one, and
+:func:`steplab.optim.transforms.fuse` adds more, so every path runs "pieces, rule, pieces"
+in one pass. A piece that needs ĝ's global norm (``NEEDS_GRAD_NORM``) gets it through
+``prepare_step(..., grad_norm=‖ĝ‖)``: one reduction before the pass.
 
 What a backend reads besides: ``opt.moment_names()``, ``opt.kept_moments(declared)``
 (the declared values as attributes),
 ``initial_value(opt, name, declared, theta)`` (``opt.initial_moment``'s constant, or θ₀
 itself for a moment declared :data:`THETA0`), ``opt.state_shapes(shape, declared)``, the
 class attributes ``SCALAR_STATE``, ``OFF_WHEN_ZERO``, ``DECOUPLED_WEIGHT_DECAY``,
-``RULE_DECAYS_WEIGHTS`` (the rule decays weights itself: no generic decay) and ``KIND``.
+``RULE_DECAYS_WEIGHTS`` (the rule decays weights itself: no generic decay),
+``NEEDS_GRAD_NORM`` and ``KIND``.
 
 ``KIND`` is ``"elementwise"`` for every rule today: each coordinate's update reads only that
 coordinate, so a backend may slice, pack or fuse the arrays freely. A later kind,
@@ -53,6 +61,7 @@ from typing import Any, ClassVar, NamedTuple, NoReturn
 import numpy as np
 
 from steplab.optim.ops import NUMPY_OPS, Ops
+from steplab.optim.pieces import L2_DECAY, Piece, clip_numbers, own_pieces
 from steplab.optim.schedules import Schedule
 
 NONFINITE_POLICIES = ("raise", "skip", "propagate")
@@ -330,8 +339,15 @@ class Optimizer:
     SCALAR_STATE: ClassVar[dict[str, float]] = {}
     # The typed state: NamedTuple("t", *SCALAR_STATE, *the rule's moments).
     state_type: ClassVar[Any] = tuple
+    # Pieces a chain adds around the rule (steplab.optim.transforms.fuse), in chain order;
+    # the optimizer's own weight decay follows the ones before the rule.
+    CHAIN: ClassVar[tuple[Piece, ...]] = ()
+    # Whether a piece needs ĝ's global norm (a reduction before the pass).
+    NEEDS_GRAD_NORM: ClassVar[bool] = False
     _moment_names: ClassVar[tuple[str, ...] | None] = None
     _has_step_scalars: ClassVar[bool] = False
+    _before: ClassVar[tuple[Piece, ...]] = (L2_DECAY,)
+    _after: ClassVar[tuple[Piece, ...]] = ()
 
     weight_decay: float = hyper(0.0, "[0, inf)", "L2 penalty: adds λ·θ to the gradient")
     nonfinite: str = dataclasses.field(
@@ -436,6 +452,16 @@ class Optimizer:
             cls._moment_names = tuple(parameters[4:])
         # Rules without per-step scalars (SGD, AdaGrad, ...) skip building their namespace.
         cls._has_step_scalars = cls.step_scalars is not Optimizer.step_scalars
+        own = own_pieces(cls.DECOUPLED_WEIGHT_DECAY, cls.RULE_DECAYS_WEIGHTS)
+        cls._before = tuple(p for p in cls.CHAIN if not p.after) + own
+        cls._after = tuple(p for p in cls.CHAIN if p.after)
+        cls.NEEDS_GRAD_NORM = any(p.needs_grad_norm for p in cls.CHAIN)
+
+    @classmethod
+    def pieces(cls) -> tuple[tuple[Piece, ...], tuple[Piece, ...]]:
+        """The element-wise pieces ``(before, after)`` the rule runs between (see
+        :mod:`steplab.optim.pieces`); a piece whose ``switch`` is off in ``hp`` is skipped."""
+        return cls._before, cls._after
 
     @classmethod
     def moment_names(cls) -> tuple[str, ...]:
@@ -517,18 +543,34 @@ class Optimizer:
         """
         declared = self.declared_for(np.shape(theta))
         t = state.t + 1
-        hp, scalars = self.prepare_step(declared, t, state, ops)
+        norm = None
+        if self.NEEDS_GRAD_NORM and isinstance(grad, np.ndarray):
+            norm = math.sqrt(sum_of_squares(grad))
+        hp, scalars = self.prepare_step(declared, t, state, ops, grad_norm=norm)
         theta_new, moments = self.apply_rule(ops, hp, theta, grad, state)
         return theta_new, self.state_type(t=t, **scalars, **moments)
 
-    def step(self, theta: np.ndarray, grad: np.ndarray, state: State) -> np.ndarray:
-        """One iteration of the loop body: updates ``theta`` and ``state`` in place."""
+    def step(self, theta: np.ndarray, grad: np.ndarray, state: State, *,
+             grad_norm: float | None = None) -> np.ndarray:  # fmt: skip
+        """One iteration of the loop body: updates ``theta`` and ``state`` in place.
+
+        ``grad_norm``: for an optimizer that clips by the gradient's global norm
+        (``NEEDS_GRAD_NORM``) when theta is one of several parameters, the norm over all
+        of them; by default ‖grad‖ (one reduction pass). Others ignore it."""
         grad = _check_grad(theta, grad)
         plan = self._plan(theta.shape)
         _check_state(theta, state, self, plan.expected)
         t = state.t + 1
         scalars: dict[str, Any] = {}
-        if plan.fixed is not None:  # no schedule, no per-step scalars: prepared once
+        check = self.nonfinite != "propagate"
+        if self.NEEDS_GRAD_NORM:  # one reduction over ĝ before the pass
+            if grad_norm is None:
+                squares = sum_of_squares(grad)
+                # a finite Σĝ² means every ĝ is finite: the pass need not check again
+                check = check and not math.isfinite(squares)
+                grad_norm = math.sqrt(squares)
+            hp, scalars = self.prepare_step(plan.declared, t, state, NUMPY_OPS, grad_norm=grad_norm)
+        elif plan.fixed is not None:  # no schedule, no per-step scalars: prepared once
             hp = plan.fixed
         elif plan.namespace is not None:  # no schedule: only the step scalars change
             hp, scalars = self._prepare_with_plan(plan, t, state)
@@ -537,7 +579,6 @@ class Optimizer:
         backend = None
         if self.impl == "fused" or (self.impl == "auto" and theta.size >= FUSED_MIN_SIZE):
             backend = self._fused_backend(theta, grad, state, plan.declared)  # (a call costs)
-        check = self.nonfinite != "propagate"
         finite = True
         if backend:
             try:
@@ -614,8 +655,13 @@ class Optimizer:
         lr = getattr(self, "lr", None)
         return scheduled_lr(self, t) if isinstance(lr, Schedule) else lr
 
-    def prepare_step(self, declared: dict[str, Any], t: Any, state: Any, ops: Ops) -> PreparedStep:
+    def prepare_step(self, declared: dict[str, Any], t: Any, state: Any, ops: Ops,
+                     grad_norm: Any = None) -> PreparedStep:  # fmt: skip
         """Step ``t``'s values: ``(hp, scalars)``.
+
+        ``grad_norm``: ĝ's global norm over every parameter the step moves, which an
+        optimizer with ``NEEDS_GRAD_NORM`` (a chain that clips by global norm) needs, and
+        others ignore; without it such an optimizer raises ValueError.
 
         ``hp`` (a NamedTuple of :func:`step_values_type`) holds the ``declared``
         hyperparameters with ``lr`` at step ``t`` and the rule's per-step scalars
@@ -626,6 +672,14 @@ class Optimizer:
         values = dict(declared)
         if isinstance(values.get("lr"), Schedule):
             values["lr"] = scheduled_lr(self, t)
+        if self.NEEDS_GRAD_NORM:
+            if grad_norm is None:
+                raise ValueError(
+                    f"{self.name} clips by the global norm of the gradient: pass "
+                    "grad_norm=‖ĝ‖ (over every parameter) to prepare_step"
+                )
+            values["clip_divisor"], values["clip_factor"] = clip_numbers(
+                grad_norm, values["clip_norm"], ops)  # fmt: skip
         scalars: dict[str, Any] = {}
         if self._has_step_scalars:
             before = _NO_SCALAR_STATE
@@ -657,14 +711,16 @@ class Optimizer:
         # arrays in their own dtype)
         widen = isinstance(theta, np.ndarray) and theta.dtype.char not in ("f", "d")
         x, g = (_opmath(theta), _opmath(grad)) if widen else (theta, grad)
-        if hp.weight_decay_on and not self.RULE_DECAYS_WEIGHTS:
-            if self.DECOUPLED_WEIGHT_DECAY:
-                x = decay_weights(hp, x)
-            else:
-                g = l2_penalty(hp, x, g)
+        start = x
+        for piece in self._before:  # weight decay, a chain's clipping
+            if piece.switch is None or getattr(hp, piece.switch):
+                x, g = piece.function(ops, hp, x, g)
         names = self.moment_names()
         held = [getattr(state, name, None) for name in names]
         theta_new, *new = type(self).rule(ops, hp, x, g, *(map(_opmath, held) if widen else held))
+        for piece in self._after:
+            if piece.switch is None or getattr(hp, piece.switch):
+                theta_new = piece.function(ops, hp, start, theta_new, g)
         if not cast:
             return theta_new, {
                 name: value for name, old, value in zip(names, held, new, strict=True)
@@ -797,14 +853,15 @@ def _like(value: Any, reference: Any) -> Any:
     return value
 
 
-def l2_penalty(hp: Any, theta: Any, g: Any) -> Any:
-    """Weight decay as an L2 penalty: ĝ + λ·θ (torch's weight_decay, for most optimizers)."""
-    return g + hp.weight_decay * theta
-
-
-def decay_weights(hp: Any, theta: Any) -> Any:
-    """Decoupled weight decay θ ← θ·(1 − α·λ), before the step (AdamW, Lion)."""
-    return theta * (1 - hp.lr * hp.weight_decay)
+def sum_of_squares(grad: np.ndarray) -> float:
+    """Σĝ² of a NumPy array in float64 (‖ĝ‖²): one pass. The fused backend's parallel
+    reduction where it is registered and available (then the NumPy and the fused step use
+    the same number, and so give the same bits), else NumPy."""
+    backend = step_backend("fused")
+    if backend is not None and backend.available() and hasattr(backend, "sum_of_squares"):
+        return float(backend.sum_of_squares(grad))
+    flat = np.asarray(grad, dtype=np.float64).reshape(-1)
+    return float(np.dot(flat, flat))
 
 
 def scheduled_lr(optimizer: Optimizer, t: int) -> float:

@@ -3,9 +3,10 @@
 The rule of ``steplab.optim`` is element-wise, so compiling it over a tensor gives one kernel
 that reads θ, ĝ and the moments once and writes the new θ and moments once — the "fused"
 step torch writes by hand for a few optimizers, here for every optimizer and option. The
-compiled function is the rule itself (through the core's ``apply_rule``, which adds the L2
-term), with the per-step numbers (α, ρ, 1/(1 − ρᵗ), …) computed beforehand in Python and
-handed in as tensors: their values are inputs, not constants, so one compilation serves
+compiled function is the rule itself (through the core's ``apply_rule``, which runs the
+optimizer's element-wise pieces around it: weight decay, a fused chain's clipping), with
+the per-step numbers (α, ρ, 1/(1 − ρᵗ), …) computed beforehand in Python and handed in as
+tensors: their values are inputs, not constants, so one compilation serves
 every value of the hyperparameters and of t.
 
 **One compilation** per optimizer class, switch setting (``amsgrad``, ``centered``, a
