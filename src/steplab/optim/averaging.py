@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from steplab.optim.base import State, check_in_interval, hyper
+from steplab.optim.registry import register_wrapper, wrapper_settings
 
 _WRAPPER_FIELD = "wrapped_by"  # which wrapper (and configuration) a state carries
 
@@ -177,5 +178,13 @@ class Lookahead(Averaging):
         self._check(state)
         return state.slow.copy()
 
+
+# Modifiers of a spec, with their settings among its keys: "adam+ema:decay=0.99,lr=1e-3".
+for _cls in (EMA, SWA, Lookahead):
+    register_wrapper(
+        _cls.__name__.lower(),
+        lambda optimizer, _cls=_cls, **settings: _cls(base=optimizer, **settings),
+        wrapper_settings(_cls),
+    )
 
 __all__ = ["EMA", "SWA", "Averaging", "Lookahead"]
