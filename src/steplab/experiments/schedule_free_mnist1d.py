@@ -12,11 +12,12 @@ Each method runs at every step size of a grid and is shown at the one with the l
 final training loss (the objective all three minimize); the loss and the test accuracy
 are on the full data sets, every ``EVAL_EVERY`` steps. The claims (:func:`run`) compare
 the final training losses: Schedule-Free below the constant step, and level with the
-cosine schedule (within two standard deviations over seeds).
+cosine schedule or below it (within two standard deviations over seeds).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -35,15 +36,20 @@ SECTION = "Schedule-Free training"
 HIDDEN, BATCH, EVAL_EVERY, WARMUP = (32,), 32, 100, 0.05
 
 
+METHODS = ("AdamW, constant α", "AdamW, cosine α (knows T)", "Schedule-Free AdamW")
+#: The step sizes each method runs at, three factors of ~3 around its best (Schedule-Free's
+#: γ is larger: the authors tune it 1-10× AdamW's α).
+GRIDS = dict(zip(METHODS, [(0.003, 0.01, 0.03), (0.01, 0.03, 0.1), (0.03, 0.1, 0.3)],
+                 strict=True))  # fmt: skip
+
+
 class Size(NamedTuple):
     steps: int
     seeds: int
-    grid: tuple[float, ...]  # the step sizes each method runs at
 
 
-FULL = Size(steps=2000, seeds=5, grid=(0.003, 0.01, 0.03, 0.1))  # the figure's run
-QUICK = Size(steps=300, seeds=2, grid=(0.01, 0.03))
-METHODS = ("AdamW, constant α", "AdamW, cosine α (knows T)", "Schedule-Free AdamW")
+FULL = Size(steps=2000, seeds=5)  # the figure's run
+QUICK = Size(steps=600, seeds=3)  # the test's
 
 
 def optimizer(method: str, lr: float, steps: int):
@@ -62,31 +68,36 @@ class Comparison:
     test_accuracy: dict[str, np.ndarray]
     lr: dict[str, float]  # the chosen α (γ for Schedule-Free)
     final_by_lr: dict[str, dict[float, float]]  # method -> α -> mean final training loss
-    grid: tuple[float, ...]
 
 
-def compare(steps: int, seeds: int, grid: tuple[float, ...]) -> Comparison:
-    """Every method at every step size of ``grid``, ``seeds`` seeds at once each."""
+def compare(steps: int, seeds: int) -> Comparison:
+    """Every method at every step size of its grid, ``seeds`` seeds at once each."""
     problem = sl.problems.mlp("mnist1d", hidden=HIDDEN, init="torch")
-    histories: dict[str, dict[float, list]] = {m: {} for m in METHODS}
+    histories: dict[str, dict[float, list]] = {m: {} for m in METHODS}  # method -> α -> runs
     for method in METHODS:
-        for lr in grid:
+        for lr in GRIDS[method]:
             runs = sl.minimize(problem, optimizer(method, lr, steps), steps=steps,
                                batch_size=BATCH, seed=list(range(seeds)),
                                eval_every=EVAL_EVERY, record_every=EVAL_EVERY)  # fmt: skip
-            histories[method][lr] = [run.history for run in runs]
+            histories[method][lr] = list(runs)
     final_by_lr = {
-        m: {lr: float(np.mean([h["train_loss"][-1] for h in hs])) for lr, hs in by_lr.items()}
-        for m, by_lr in histories.items()
+        m: {lr: _mean_final(hs) for lr, hs in by_lr.items()} for m, by_lr in histories.items()
     }
     chosen = {m: min(by_lr, key=by_lr.__getitem__) for m, by_lr in final_by_lr.items()}
 
     def column(name: str) -> dict[str, np.ndarray]:
-        return {m: np.array([h[name] for h in histories[m][chosen[m]]]) for m in METHODS}
+        return {m: np.array([r.history[name] for r in histories[m][chosen[m]]]) for m in METHODS}
 
-    first = histories[METHODS[0]][grid[0]][0]
+    first = histories[METHODS[0]][chosen[METHODS[0]]][0].history
     return Comparison(np.asarray(first["step"]), column("train_loss"), column("test_accuracy"),
-                      chosen, final_by_lr, tuple(grid))  # fmt: skip
+                      chosen, final_by_lr)  # fmt: skip
+
+
+def _mean_final(runs: list) -> float:
+    """The mean final training loss over seeds; inf when a seed diverged."""
+    if any(run.status != "max_steps" for run in runs):
+        return math.inf
+    return float(np.mean([run.history["train_loss"][-1] for run in runs]))
 
 
 def compute(quick: bool = False) -> Comparison:
@@ -111,10 +122,10 @@ def claims(data: Comparison) -> dict[str, bool]:
         "Schedule-Free AdamW ends below AdamW at a constant step (final training loss)": bool(
             free.mean() < constant.mean() - spread
         ),
-        "Schedule-Free AdamW ends level with the cosine schedule that knows T (within 2 std "
-        "over seeds)": bool(abs(free.mean() - cosine.mean()) <= spread),
-        "no chosen step size lies at the grid's edge": all(
-            data.grid[0] < lr < data.grid[-1] for lr in data.lr.values()
+        "Schedule-Free AdamW ends no higher than the cosine schedule that knows T (within 2 "
+        "std over seeds)": bool(free.mean() <= cosine.mean() + spread),
+        "no chosen step size lies at its grid's edge": all(
+            GRIDS[m][0] < data.lr[m] < GRIDS[m][-1] for m in METHODS
         ),
     }
 
@@ -138,7 +149,7 @@ def figure(data: Comparison):
             CurvePanel("Test accuracy", "step", "accuracy, mean", means(data.test_accuracy)),
         ],
         title=f"MNIST-1D, MLP {list(HIDDEN)}, batches of {BATCH}, {seeds} seeds; each method "
-        "at its best α on the grid " + ", ".join(f"{lr:g}" for lr in data.grid),
+        "at its best α of three",
     )
 
 
@@ -150,7 +161,9 @@ def run(out: Path, quick: bool = False) -> Report:
         "schedule_free_mnist1d",
         section=SECTION,
         title="Schedule-Free AdamW against a cosine schedule on MNIST-1D",
-        caption="Final values, mean ± std over seeds: "
+        caption="Step sizes tried: "
+        + "; ".join(f"{m} {', '.join(map(str, GRIDS[m]))}" for m in METHODS)
+        + ". Final values, mean ± std over seeds: "
         + "; ".join(f"{m} ({s})" for m, s in summary(data).items())
         + ". Schedule-Free is judged at its evaluation point x (the loop does this itself).",
         formats=("png",) if quick else FORMATS,
