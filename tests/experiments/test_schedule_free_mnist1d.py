@@ -40,3 +40,12 @@ def test_every_seed_and_evaluation_is_recorded(comparison):
     for values in (*comparison.train_loss.values(), *comparison.test_accuracy.values()):
         assert values.shape == (study.QUICK.seeds, study.QUICK.steps // study.EVAL_EVERY + 1)
         assert np.isfinite(values).all()
+
+
+def test_the_figure_shows_every_method_with_its_final_values(comparison):
+    fig = study.figure(comparison)
+    loss, accuracy = fig.axes[:2]
+    for ax in (loss, accuracy):
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert [label.split(",")[0] for label in labels] == ["constant", "cosine", "Schedule-Free"]
+        assert all("±" in label for label in labels)
