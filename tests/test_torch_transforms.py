@@ -248,3 +248,18 @@ def test_works_as_a_torch_optimizer_on_a_module():
         last = opt.step(closure).item()
     assert last < 0.9 * first
     assert opt.param_groups[0]["lr"] == 0.1
+
+
+def test_an_lr_scheduler_goes_on_the_inner_optimizer():
+    opt = torch_chain(
+        lambda: [T.clip_by_global_norm(1.0), T.from_optimizer(torch.optim.SGD, lr=0.1)]
+    )
+    scheduler = torch.optim.lr_scheduler.StepLR(opt.optimizers[0], step_size=1, gamma=0.5)
+    before = {k: p.detach().clone() for k, p in opt.params.items()}
+    for p in opt.params.values():
+        p.grad = torch.full_like(p, 0.01)  # norm < 1: not clipped
+    opt.step()
+    scheduler.step()
+    assert opt.param_groups[0]["lr"] == 0.05
+    for k, p in opt.params.items():
+        torch.testing.assert_close(p.detach(), before[k] - 0.1 * 0.01, rtol=1e-15, atol=0)
