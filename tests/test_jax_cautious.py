@@ -1,5 +1,7 @@
-"""steplab.jax.modifiers.cautious equals the NumPy core's Cautious (float64, 1e-12) on a
-dict of two arrays (one mask over every leaf, as the core's θ concatenates them)."""
+"""steplab.jax.modifiers: cautious equals the NumPy core's Cautious (float64, 1e-12) on a
+dict of two arrays (one mask over every leaf, as the core's θ concatenates them); prodigy
+(optax.contrib.prodigy) equals the core's Prodigy with bias correction (1e-7: see
+docs/modern.md on Prodigy's cancellation)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ import pytest
 jax = pytest.importorskip("jax")
 optax = pytest.importorskip("optax")
 
-from steplab.jax.modifiers import cautious  # noqa: E402
-from steplab.optim import Adam, AdamW, Cautious, Lion  # noqa: E402
+from steplab.jax.modifiers import cautious, prodigy  # noqa: E402
+from steplab.optim import Adam, AdamW, Cautious, Lion, Prodigy  # noqa: E402
 
 jnp = jax.numpy
 START = np.array([1.0, -2.0, 0.5, 3.0, -1.5, 0.25, 0.7])
@@ -74,3 +76,13 @@ def test_a_schedule_is_refused():
 
     with pytest.raises(ValueError, match="lr must be a number"):
         cautious(AdamW(lr=CosineDecay(0.1, 10)))
+
+
+def test_prodigy_equals_the_numpy_core_with_bias_correction():
+    core = Prodigy(weight_decay=0.1, bias_correction=True, d_coef=2.0)
+    np.testing.assert_allclose(jax_path(prodigy(core)), numpy_path(core), rtol=1e-7, atol=1e-12)
+
+
+def test_prodigy_without_bias_correction_is_refused():
+    with pytest.raises(ValueError, match="bias_correction=True"):
+        prodigy(Prodigy())

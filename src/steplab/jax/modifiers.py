@@ -1,5 +1,6 @@
-"""The cautious mask on the JAX path (:class:`steplab.optim.Cautious` as an optax
-transformation)::
+"""Whole-array rules on the JAX path: the cautious mask (:class:`steplab.optim.Cautious`)
+and Prodigy (:class:`steplab.optim.Prodigy`, where ``optax.contrib.prodigy`` is the same
+rule). The cautious mask::
 
     tx = cautious(Cautious(base=AdamW(lr=1e-3, weight_decay=0.1)))   # or cautious(AdamW(...))
     updates, state = tx.update(grads, state, params)                  # params is required
@@ -20,7 +21,7 @@ import optax
 
 from steplab.jax.transforms import from_optimizer
 from steplab.optim.base import Optimizer
-from steplab.optim.modifiers import Cautious
+from steplab.optim.modifiers import Cautious, Prodigy
 
 
 def cautious(optimizer: Cautious | Optimizer) -> optax.GradientTransformation:
@@ -51,4 +52,25 @@ def cautious(optimizer: Cautious | Optimizer) -> optax.GradientTransformation:
     return optax.GradientTransformation(inner.init, update)
 
 
-__all__ = ["cautious"]
+def prodigy(optimizer: Prodigy) -> optax.GradientTransformation:
+    """``optax.contrib.prodigy`` with ``optimizer``'s settings: the same rule as the core's
+    Prodigy with ``bias_correction=True`` (its global sums run over every leaf, as the
+    core's over the concatenated θ). optax always corrects the bias, so the core's default
+    (no correction, the authors') is refused."""
+    if not isinstance(optimizer, Prodigy):
+        raise TypeError(f"prodigy needs a steplab.optim.Prodigy, got {optimizer!r}")
+    if not optimizer.bias_correction:
+        raise ValueError(
+            "prodigy on JAX is optax.contrib.prodigy, which corrects the bias: use "
+            "Prodigy(bias_correction=True)"
+        )
+    from optax import contrib
+
+    return contrib.prodigy(
+        optimizer.lr, betas=(optimizer.rho1, optimizer.rho2), beta3=optimizer.rho3,
+        eps=optimizer.eps, estim_lr0=optimizer.d0, estim_lr_coef=optimizer.d_coef,
+        weight_decay=optimizer.weight_decay,
+    )  # fmt: skip
+
+
+__all__ = ["cautious", "prodigy"]
