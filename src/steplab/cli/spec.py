@@ -7,6 +7,10 @@
     adam@torch:lr=0.01         PyTorch's Adam (eps outside the root), α = 0.01
     rmsprop:centered=true      booleans: true/false (also yes/no, 1/0 for flags)
     adamw+cautious:lr=1e-3     AdamW with the cautious mask (the KEYs are AdamW's)
+    adam+ema:decay=0.99,lr=0.01
+                               Adam with an EMA of its iterates: a KEY is the modifier's
+                               when it is one of its settings (ema: decay, debias; swa:
+                               start, every; lookahead: sync_period, slow_step_size)
 
 The step size ``lr`` may also be a schedule of the step count t = 1, 2, … (see
 :mod:`steplab.schedules`), written ``SCHEDULE(ARG,...)``:
@@ -46,10 +50,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steplab.optim import schedules
-from steplab.optim.registry import WRAPPERS, registered
+from steplab.optim.registry import WRAPPER_SETTINGS, WRAPPERS, registered
 from steplab.optim.schedules import Schedule
 
-SYNTAX = "NAME[@PRESET][:KEY=VALUE,...], e.g. adam:lr=0.01,rho1=0.8 or adam@torch:lr=0.01"
+SYNTAX = (
+    "NAME[+MODIFIER][@PRESET][:KEY=VALUE,...], e.g. adam:lr=0.01,rho1=0.8, "
+    "adam@torch:lr=0.01 or adam+ema:decay=0.99"
+)
 TRUE, FALSE = ("true", "yes", "on"), ("false", "no", "off")
 
 
@@ -150,6 +157,7 @@ class OptimizerSpec:
     name: str
     preset: str
     overrides: dict
+    settings: dict = field(default_factory=dict)  # the modifiers' (adam+ema:decay=0.99)
 
     def config(self) -> dict:
         """JSON-ready: the spec text, the preset and every hyperparameter's value."""
@@ -303,32 +311,60 @@ def parse(spec: str) -> OptimizerSpec:
     cls = every[name]
     fields = {k: f.metadata["interval"] for k, f in cls.hyperparameters().items()}
     fields["nonfinite"] = None
-    overrides = {}
+    owners = _modifier_settings(name, wrappers, fields, text)  # key -> its modifier
+    overrides: dict[str, Any] = {}
+    settings: dict[str, dict[str, Any]] = {w: {} for w in wrappers}
     for item in _split(params, text):
         key, eq, value = item.partition("=")
         key = key.strip()
         if not eq or not key or not value.strip():
             raise ValueError(f"bad hyperparameter {item!r} in {text!r}; write {SYNTAX}")
-        if key not in fields:
+        if key not in fields and key not in owners:
+            known = [*fields, *owners]
+            theirs = "".join(f"; {w}'s settings: {', '.join(WRAPPER_SETTINGS[w])}"
+                             for w in wrappers if WRAPPER_SETTINGS[w])  # fmt: skip
             raise ValueError(
-                f"{name} has no hyperparameter {key!r} (in {text!r}){_did_you_mean(key, fields)}; "
-                f"its hyperparameters are: {', '.join(fields)}"
+                f"{name} has no hyperparameter {key!r} (in {text!r}){_did_you_mean(key, known)}; "
+                f"its hyperparameters are: {', '.join(fields)}{theirs}"
             )
-        if key in overrides:
+        if key in overrides or any(key in given for given in settings.values()):
             raise ValueError(f"{key} is given twice in {text!r}")
+        interval = fields[key] if key in fields else WRAPPER_SETTINGS[owners[key]][key]
         try:
-            overrides[key] = parse_value(key, value, fields[key])
+            parsed = parse_value(key, value, interval)
         except ValueError as exc:
             if "(" not in value:
                 raise
             raise ValueError(f"{exc} (in {text!r})") from None
+        if key in fields:
+            overrides[key] = parsed
+        else:
+            settings[owners[key]][key] = parsed
     try:
         optimizer = cls.like(preset, **overrides)  # validates ranges and the preset's name
-        for wrapper in wrappers:  # the hyperparameters are the wrapped optimizer's
-            optimizer = WRAPPERS[wrapper](optimizer)
+        for wrapper in wrappers:  # each modifier with its own settings
+            optimizer = WRAPPERS[wrapper](optimizer, **settings[wrapper])
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{exc} (in {text!r})") from None
-    return OptimizerSpec(text, optimizer, "+".join([name, *wrappers]), preset, overrides)
+    given = {k: v for w in wrappers for k, v in settings[w].items()}
+    return OptimizerSpec(text, optimizer, "+".join([name, *wrappers]), preset, overrides, given)
+
+
+def _modifier_settings(name: str, wrappers: list[str], fields: dict, text: str) -> dict:
+    """Which modifier each of the modifiers' settings belongs to; ValueError when a key
+    would be ambiguous (the optimizer's and a modifier's, or two modifiers')."""
+    owners: dict[str, str] = {}
+    for wrapper in wrappers:
+        if wrappers.count(wrapper) > 1:
+            raise ValueError(f"the modifier {wrapper!r} is given twice in {text!r}")
+        for key in WRAPPER_SETTINGS.get(wrapper, {}):
+            other = name if key in fields else owners.get(key)
+            if other is not None:
+                raise ValueError(
+                    f"{key!r} would be a setting of both {other} and {wrapper} in {text!r}"
+                )
+            owners[key] = wrapper
+    return owners
 
 
 def _did_you_mean(word: str, choices) -> str:

@@ -13,6 +13,7 @@ draw them, and a registered ``run(out, quick)`` that does both. Add your own wit
 """
 
 # Importing the lesson modules registers their experiments.
+import steplab.experiments.schedule_free_mnist1d  # a study beside the lessons
 from steplab.experiments import bias_correction, quadratic, saddle, sensitivity, step_sizes
 from steplab.experiments.registry import (
     EXPERIMENTS,

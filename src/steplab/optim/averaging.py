@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from steplab.optim.base import State, check_in_interval, hyper
+from steplab.optim.registry import register_wrapper, wrapper_settings
 
 _WRAPPER_FIELD = "wrapped_by"  # which wrapper (and configuration) a state carries
 
@@ -59,6 +60,34 @@ class Averaging:
 
     def initial(self, theta: np.ndarray) -> np.ndarray:
         return np.zeros_like(theta)
+
+    # -- what the training loop reads of an optimizer, answered by the base ------------
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The base's hyperparameters (the wrapper's own settings are not tuned per run)."""
+        return self.base.hyperparameters()
+
+    def __getattr__(self, name: str) -> Any:
+        base = self.__dict__.get("base")  # (absent while the dataclass is being built)
+        if base is None or name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(base, name)  # the base's hyperparameters: ema.lr is the base's lr
+
+    def replace(self, **changes: Any) -> Averaging:
+        """A copy with ``changes``: the wrapper's own settings here, the rest on the base."""
+        own = {f.name for f in dataclasses.fields(self)} - {"base"}
+        mine = {k: v for k, v in changes.items() if k in own}
+        theirs = {k: v for k, v in changes.items() if k not in own}
+        base = self.base.replace(**theirs) if theirs else self.base
+        return dataclasses.replace(self, base=base, **mine)
+
+    def step_size(self, state: State) -> np.ndarray:
+        return self.base.step_size(state)
+
+    def eval_params(self, theta: np.ndarray, state: State) -> np.ndarray:
+        """The point to evaluate at: :meth:`averaged`, or θ itself before the average
+        holds an iterate (a new array)."""
+        raise NotImplementedError
 
     #: the wrapper's counters in the state (SWA adds its own)
     COUNTS: ClassVar[tuple[str, ...]] = ("steps_seen",)
@@ -122,6 +151,9 @@ class EMA(Averaging):
             return state.ema / (1 - self.decay**state.steps_seen)
         return state.ema.copy()
 
+    def eval_params(self, theta: np.ndarray, state: State) -> np.ndarray:
+        return self.averaged(state) if state.steps_seen else theta.copy()
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class SWA(Averaging):
@@ -153,6 +185,9 @@ class SWA(Averaging):
             raise ValueError(f"{self.name}: no iterate averaged yet (start={self.start:g})")
         return state.swa.copy()
 
+    def eval_params(self, theta: np.ndarray, state: State) -> np.ndarray:
+        return self.averaged(state) if state.n_averaged else theta.copy()
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class Lookahead(Averaging):
@@ -177,5 +212,16 @@ class Lookahead(Averaging):
         self._check(state)
         return state.slow.copy()
 
+    def eval_params(self, theta: np.ndarray, state: State) -> np.ndarray:
+        return self.averaged(state)  # the slow weights (θ₀ before the first sync)
+
+
+# Modifiers of a spec, with their settings among its keys: "adam+ema:decay=0.99,lr=1e-3".
+for _cls in (EMA, SWA, Lookahead):
+    register_wrapper(
+        _cls.__name__.lower(),
+        lambda optimizer, _cls=_cls, **settings: _cls(base=optimizer, **settings),
+        wrapper_settings(_cls),
+    )
 
 __all__ = ["EMA", "SWA", "Averaging", "Lookahead"]

@@ -11,7 +11,7 @@ docs/adding-an-optimizer.md.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from steplab.optim.base import Optimizer
@@ -84,19 +84,35 @@ def register(cls: _Class) -> _Class:
 
 
 #: Modifiers that wrap an optimizer, by the name an optimizer spec appends after ``+``
-#: (``"adamw+cautious"``): name -> function from the optimizer to the wrapped one.
-WRAPPERS: dict[str, Callable[[Optimizer], Any]] = {}
+#: (``"adamw+cautious"``, ``"adam+ema"``): name -> function ``wrap(optimizer, **settings)``.
+WRAPPERS: dict[str, Callable[..., Any]] = {}
+
+#: Each modifier's own settings, name -> interval as a hyperparameter declares it
+#: (``"[0, 1)"``, ``"bool"``): the keys a spec may give it (``"adam+ema:decay=0.99"``).
+WRAPPER_SETTINGS: dict[str, dict[str, str]] = {}
 
 
-def register_wrapper(name: str, wrap: Callable[[Optimizer], Any]) -> None:
-    """Make ``wrap`` the modifier ``name`` (lower case), e.g. ``register_wrapper("cautious",
-    lambda opt: Cautious(base=opt))``; the command line and sweeps then accept
-    ``"<optimizer>+<name>"``."""
+def register_wrapper(
+    name: str, wrap: Callable[..., Any], settings: Mapping[str, str] | None = None
+) -> None:
+    """Make ``wrap`` the modifier ``name`` (lower case), e.g. ``register_wrapper("ema",
+    lambda opt, **s: EMA(base=opt, **s), {"decay": "[0, 1)"})``; the command line and sweeps
+    then accept ``"<optimizer>+<name>"``, with ``settings`` among the spec's keys."""
     if not name or name != name.strip().lower() or "+" in name or not callable(wrap):
         raise ValueError(
             f"a wrapper needs a lower-case name without '+' and a function, got {name!r}"
         )
     WRAPPERS[name] = wrap
+    WRAPPER_SETTINGS[name] = dict(settings or {})
+
+
+def wrapper_settings(cls: type) -> dict[str, str]:
+    """The settings of a wrapper dataclass (its ``hyper`` fields) and their intervals."""
+    return {
+        f.name: str(f.metadata["interval"])
+        for f in dataclasses.fields(cls)
+        if "interval" in f.metadata
+    }
 
 
 def unregister(name: str) -> None:

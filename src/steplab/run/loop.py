@@ -13,6 +13,7 @@ go on. So each run's history equals the same run made alone.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import sys
@@ -75,6 +76,13 @@ def _resolve(problem, optimizer):
             f"{optimizer.name}: its rule is {kind} (a reduction over all of θ), and the loop "
             "steps its runs as one array; use its init/step on one array"
         )
+    if isinstance(optimizer, optim.averaging.Averaging):  # EMA, SWA, Lookahead around one
+        if kind != "elementwise" or _array_hyperparameters(optimizer):
+            raise ValueError(
+                f"{optimizer.name}: the loop runs a wrapper around one element-wise optimizer "
+                "without hyperparameter arrays (give K seeds, or one run per setting)"
+            )
+        return problem, optimizer
     if kind == "per_tensor":  # Muon, …: on the problem's matrices
         optimizer = routed_on(optimizer, problem)
     if not isinstance(optimizer, (optim.Optimizer, Routed)):
@@ -206,8 +214,87 @@ def minimize(
     per-coordinate ``step_size`` when ``dim <= record_dim`` (else step-size min/median/max);
     full-data metrics every ``eval_every`` steps (default once per epoch) for data problems.
     ``progress``: a tqdm bar (default: only when stderr is a terminal and the run is long).
+
+    An optimizer with an evaluation point (``eval_params``: Schedule-Free's x, the average
+    of ``EMA``/``SWA``, ``Lookahead``'s slow weights) is judged there: the recorded loss
+    (on the same minibatch), the metrics, the stopping rules and ``run.x`` are at that
+    point; the gradient (and ``grad_norm``) stay at the point it trains at.
     """
     problem, optimizer = _resolve(problem, optimizer)
+    settings = _check_settings(
+        problem, steps=steps, epochs=epochs, batch_size=batch_size, sampling=sampling,
+        gtol=gtol, ftol=ftol, window=window, target_loss=target_loss,
+        time_budget=time_budget, divergence_threshold=divergence_threshold,
+        record_every=record_every, eval_every=eval_every, dtype=dtype,
+    )  # fmt: skip
+    K, seeds, single = _count_runs(optimizer, seed)
+    opt = _row_optimizer(optimizer, K)
+    data = _DataStreams(problem, seeds, settings)
+    X = _start_points(problem, x0, seeds, settings.dtype)
+    state = opt.init(X)
+    if progress is None:
+        progress = _long_enough_for_a_bar(settings.max_steps * K * problem.dim)
+    bar = _progress_bar(settings.max_steps, progress)
+    runs = _RunProgress(X, settings.window)
+    recorder = _Recorder(K, problem.dim <= record_dim)
+    wall_time = _train(problem, opt, state, X, data, settings, runs, recorder, bar)
+    if bar is not None:
+        bar.close()
+    return _collect(problem, optimizer, seeds, single, settings, runs, recorder, wall_time,
+                    config=settings.config(x0, impl=getattr(state, "impl", None)))  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    """The loop's checked arguments and the step budget they give."""
+
+    steps: int | None
+    epochs: int | None
+    batch_size: int | None
+    sampling: str
+    rules: StoppingRules
+    record_every: int
+    eval_every: int  # rows between full-data metrics (data problems)
+    dtype: np.dtype
+    m: int | None  # the minibatch size (None: the full training set)
+    steps_per_epoch: int
+    has_data: bool
+
+    @property
+    def max_steps(self) -> int:
+        return self.rules.max_steps
+
+    @property
+    def window(self) -> int:
+        return self.rules.window
+
+    def config(self, x0, impl) -> dict:
+        """The run record's ``config``."""
+        rules = self.rules
+        return {
+            "steps": self.steps,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "sampling": self.sampling,
+            "gtol": rules.gtol,
+            "ftol": rules.ftol,
+            "window": rules.window,
+            "target_loss": rules.target_loss,
+            "time_budget": rules.time_budget,
+            "divergence_threshold": rules.divergence_threshold,
+            "record_every": self.record_every,
+            "eval_every": self.eval_every if self.has_data else None,
+            "dtype": self.dtype.name,
+            "x0": None if x0 is None else np.asarray(x0).tolist(),
+            "max_steps": rules.max_steps,
+            "impl": impl,  # how the steps ran: "numpy" or "fused"
+        }
+
+
+def _check_settings(problem, *, steps, epochs, batch_size, sampling, gtol, ftol, window,
+                    target_loss, time_budget, divergence_threshold, record_every, eval_every,
+                    dtype) -> _Settings:  # fmt: skip
+    """Every argument checked (ValueError naming it and what is allowed), and the budget."""
     steps = _positive_int("steps", steps)
     epochs = _positive_int("epochs", epochs)
     batch_size = _positive_int("batch_size", batch_size)
@@ -216,12 +303,7 @@ def minimize(
     window = _positive_int("window", window, allow_none=False)
     gtol, ftol = _positive_number("gtol", gtol), _positive_number("ftol", ftol)
     time_budget = _positive_number("time_budget", time_budget)
-    if target_loss is not None:
-        if isinstance(target_loss, bool) or not isinstance(target_loss, (int, float, np.number)):
-            raise ValueError(f"target_loss must be a number or None, got {target_loss!r}")
-        if math.isnan(target_loss):
-            raise ValueError("target_loss must be a number or None, got nan")
-        target_loss = float(target_loss)
+    target_loss = _target_loss(target_loss)
     if sampling not in SAMPLING:
         raise ValueError(f"sampling must be one of {', '.join(SAMPLING)}, got {sampling!r}")
     dtype = np.dtype(dtype)
@@ -240,22 +322,42 @@ def minimize(
     budget = [b for b in (steps, epochs and epochs * steps_per_epoch) if b]
     # Without a step or epoch budget: 1000 steps, or unlimited when a time budget is set.
     max_steps = min(budget) if budget else (sys.maxsize if time_budget is not None else 1000)
+    rules = StoppingRules(max_steps, target_loss, gtol, ftol, window, time_budget,
+                          divergence_threshold)  # fmt: skip
+    eval_every = eval_every or steps_per_epoch
+    return _Settings(steps, epochs, batch_size, sampling, rules, record_every, eval_every,
+                     dtype, m, steps_per_epoch, has_data)  # fmt: skip
 
-    K, seeds, single = _count_runs(optimizer, seed)
-    opt = _row_optimizer(optimizer, K)
 
-    # Every run gets two independent streams from its seed: minibatches and noise.
-    streams = [np.random.SeedSequence(s).spawn(2) for s in seeds]
-    samplers = (
-        [
-            MinibatchSampler(problem.n_train, m, np.random.default_rng(a), sampling)
-            for a, _ in streams
-        ]
-        if m is not None
-        else None
-    )
-    noise_rngs = [np.random.default_rng(b) for _, b in streams] if problem.stochastic else None
+def _target_loss(target_loss):
+    if target_loss is None:
+        return None
+    if isinstance(target_loss, bool) or not isinstance(target_loss, (int, float, np.number)):
+        raise ValueError(f"target_loss must be a number or None, got {target_loss!r}")
+    if math.isnan(target_loss):
+        raise ValueError("target_loss must be a number or None, got nan")
+    return float(target_loss)
 
+
+class _DataStreams:
+    """Each run's two independent streams from its seed: minibatch indices and noise."""
+
+    def __init__(self, problem: Problem, seeds: list[int], settings: _Settings) -> None:
+        streams = [np.random.SeedSequence(s).spawn(2) for s in seeds]
+        self.samplers: list[MinibatchSampler] | None = None
+        n, m = problem.n_train, settings.m
+        if n is not None and m is not None:
+            rngs = [np.random.default_rng(a) for a, _ in streams]
+            self.samplers = [MinibatchSampler(n, m, rng, settings.sampling) for rng in rngs]
+        self.noise = [np.random.default_rng(b) for _, b in streams] if problem.stochastic else None
+
+    def next_batch(self) -> np.ndarray | None:
+        return np.stack([s.next() for s in self.samplers]) if self.samplers else None
+
+
+def _start_points(problem: Problem, x0, seeds: list[int], dtype: np.dtype) -> np.ndarray:
+    """The (K, d) start: each seed's initial point, or ``x0`` (one row or K)."""
+    K = len(seeds)
     if x0 is None:
         X = np.stack([problem.initial_point(s) for s in seeds])
     else:
@@ -266,134 +368,160 @@ def minimize(
                 f"got {start_points.shape}"
             )
         X = np.array(np.broadcast_to(start_points, (K, problem.dim)))
-    X = X.astype(dtype)
-    state = opt.init(X)
-    evaluates = has_data
-    eval_every = eval_every or steps_per_epoch
-    record_x = problem.dim <= record_dim
+    return X.astype(dtype)
 
-    recorder = _Recorder(K, record_x)
-    active = np.ones(K, dtype=bool)
-    status = [""] * K
-    stop_step = np.zeros(K, dtype=int)
-    final_X = X.copy()
-    last_finite_X = X.copy()
-    best = np.full(K, np.inf)
-    final_loss = np.full(K, np.nan)
-    recent = np.full((window + 1, K), np.nan)  # ring buffer of losses for ftol
+
+def _long_enough_for_a_bar(work: float) -> bool:
+    return sys.stderr.isatty() and work >= 1e6 and _has_tqdm()
+
+
+class _RunProgress:
+    """What the loop knows of each of the K runs as it goes: whether it is still going, why
+    and where it stopped, its best and last loss, and its last (finite) point."""
+
+    def __init__(self, X: np.ndarray, window: int) -> None:
+        K = X.shape[0]
+        self.active = np.ones(K, dtype=bool)
+        self.status = [""] * K
+        self.stop_step = np.zeros(K, dtype=int)
+        self.final_X = X.copy()
+        self.last_finite_X = X.copy()
+        self.best = np.full(K, np.inf)
+        self.final_loss = np.full(K, np.nan)
+        self.recent = np.full((window + 1, K), np.nan)  # ring buffer of losses for ftol
+        self.seen = np.zeros(K, dtype=int)  # the last step whose loss each run took in
+
+    def stop(self, t: int, reasons: np.ndarray) -> np.ndarray:
+        """Stop the active runs with a reason at row t; which ones did."""
+        stops = self.active & (reasons != "")
+        for row in np.flatnonzero(stops):
+            self.status[row], self.stop_step[row] = str(reasons[row]), t
+        return stops
+
+    def take_in(self, t, loss, X, kept, stops, finite) -> None:
+        """Row t's loss and point for the runs that keep it; a run that stops on a
+        non-finite row ends at its last finite point."""
+        self.best = np.where(kept, np.fmin(self.best, loss), self.best)
+        self.final_loss = np.where(kept, loss, self.final_loss)
+        self.seen[kept] = t
+        self.final_X[kept] = X[kept]
+        diverged_now = stops & ~finite
+        self.final_X[diverged_now] = self.last_finite_X[diverged_now]
+        self.active &= ~stops
+
+    def interrupted(self) -> None:
+        """Ctrl+C: every run still going ends "interrupted" at the last row it completed
+        (x, loss and history agree on that row)."""
+        for k in (int(i) for i in np.flatnonzero(self.active)):
+            self.status[k], self.stop_step[k] = "interrupted", self.seen[k]
+
+
+def _train(problem, opt, state, X, data, settings, runs, recorder, bar) -> float:
+    """Rows and steps until every run has stopped (or Ctrl+C); the wall time."""
+    rules, K = settings.rules, X.shape[0]
     step_size = np.full((K, problem.dim), np.nan)
-    rules = StoppingRules(max_steps, target_loss, gtol, ftol, window, time_budget,
-                          divergence_threshold)  # fmt: skip
     limits = None  # each run's divergence limit, from its first loss
-    if progress is None:
-        progress = sys.stderr.isatty() and max_steps * K * problem.dim >= 1e6 and _has_tqdm()
-    bar = _progress_bar(max_steps, progress)
-
     start = time.perf_counter()
     t = 0
-    seen = np.zeros(K, dtype=int)  # the last step whose loss each run has taken in
     with np.errstate(all="ignore"), _CatchInterrupt() as interrupt:
         while True:
-            batch = np.stack([s.next() for s in samplers]) if samplers else None
-            loss, G = problem.value_and_grad(X, batch, noise_rngs)
-            loss = np.asarray(loss, dtype=np.float64).reshape(K)
-            # √(g·g) row by row: the very float np.linalg.norm(g) gives for one run's g
-            G64 = G.astype(np.float64)
-            grad_norm = np.sqrt(np.vecdot(G64, G64))
+            batch = data.next_batch()
+            loss, G = problem.value_and_grad(X, batch, data.noise)
+            grad_norm = _row_norms(G)
+            X_eval, loss = _judged_at(problem, opt, state, X, batch, loss)
             elapsed = time.perf_counter() - start
             if limits is None:
-                limits = divergence_limits(loss, divergence_threshold)
+                limits = divergence_limits(loss, rules.divergence_threshold)
 
             # -- which runs stop at this row, and why ---------------------------------
-            finite = np.isfinite(loss) & np.isfinite(grad_norm) & np.all(np.isfinite(X), axis=1)
-            recent[t % (window + 1)] = loss
-            keep_row = active & finite  # a non-finite row is never recorded
+            finite = (np.isfinite(loss) & np.isfinite(grad_norm) & _finite_rows(X)
+                      & _finite_rows(X_eval))  # fmt: skip
+            runs.recent[t % (settings.window + 1)] = loss
+            kept = runs.active & finite  # a non-finite row is never recorded
             reasons = rules.reasons(
                 t=t, loss=loss, grad_norm=grad_norm, finite=finite, limits=limits,
-                recent=recent, elapsed=elapsed,
+                recent=runs.recent, elapsed=elapsed,
             )  # fmt: skip
-            stops = active & (reasons != "")
-            for row in np.flatnonzero(stops):
-                status[row], stop_step[row] = str(reasons[row]), t
-            recorded = keep_row & ((t % record_every == 0) | stops)
-            if recorded.any():
-                metrics = {}
-                if evaluates and (t % eval_every == 0 or stops.any()):
-                    metrics = _evaluate_rows(problem, X, keep_row & ((t % eval_every == 0) | stops))
-                recorder.add(
-                    t,
-                    t / steps_per_epoch if has_data else None,
-                    elapsed,
-                    loss,
-                    grad_norm,
-                    X,
-                    step_size,
-                    metrics,
-                    recorded,
-                )
-            best = np.where(keep_row, np.fmin(best, loss), best)
-            final_loss = np.where(keep_row, loss, final_loss)
-            seen[keep_row] = t
-            final_X[keep_row] = X[keep_row]
-            diverged_now = stops & ~finite
-            final_X[diverged_now] = last_finite_X[diverged_now]
-            active &= ~stops
-            if bar is not None:
-                bar.update(1)
-                if t % 50 == 0:
-                    bar.set_postfix(best_loss=f"{np.min(best):.4g}")
-            if not active.any():
+            stops = runs.stop(t, reasons)
+            _record_row(problem, settings, recorder, t, elapsed, loss, grad_norm, X_eval,
+                        step_size, kept, stops)  # fmt: skip
+            runs.take_in(t, loss, X_eval, kept, stops, finite)
+            _advance_bar(bar, t, runs.best)
+            if not runs.active.any():
                 break
 
             # -- one step of the optimizer for every run (stopped rows are ignored) ----
-            last_finite_X[finite] = X[finite]
+            runs.last_finite_X[finite] = X_eval[finite]
             opt.step(X, G, state)
             step_size = _step_sizes(opt, state, problem.dim)
             t += 1
-    if bar is not None:
-        bar.close()
-    wall_time = time.perf_counter() - start
-    if interrupt.caught:
-        # Ctrl+C: keep what was computed. Every run still going ends "interrupted" at the
-        # last row it completed (x, loss and history agree on that row).
-        for k in (int(i) for i in np.flatnonzero(active)):
-            status[k], stop_step[k] = "interrupted", seen[k]
+    if interrupt.caught:  # keep what was computed
+        runs.interrupted()
+    return time.perf_counter() - start
 
-    config = {
-        "steps": steps,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "sampling": sampling,
-        "gtol": gtol,
-        "ftol": ftol,
-        "window": window,
-        "target_loss": target_loss,
-        "time_budget": time_budget,
-        "divergence_threshold": divergence_threshold,
-        "record_every": record_every,
-        "eval_every": eval_every if evaluates else None,
-        "dtype": dtype.name,
-        "x0": None if x0 is None else np.asarray(x0).tolist(),
-        "max_steps": max_steps,
-        "impl": getattr(state, "impl", None),  # how the steps ran: "numpy" or "fused"
-    }
-    runs = RunSet()
+
+def _row_norms(G: np.ndarray) -> np.ndarray:
+    """√(g·g) row by row: the very float np.linalg.norm(g) gives for one run's g."""
+    G64 = G.astype(np.float64)
+    return np.sqrt(np.vecdot(G64, G64))
+
+
+def _finite_rows(X: np.ndarray) -> np.ndarray:
+    return np.all(np.isfinite(X), axis=1)
+
+
+def _judged_at(problem, opt, state, X, batch, loss) -> tuple[np.ndarray, np.ndarray]:
+    """The point each run is judged at and its loss there: the optimizer's evaluation
+    point (``eval_params``) with its loss on the same minibatch; else X and its loss."""
+    loss = np.asarray(loss, dtype=np.float64).reshape(X.shape[0])
+    eval_params = getattr(opt, "eval_params", None)
+    if eval_params is None:
+        return X, loss
+    X_eval = eval_params(X, state)
+    return X_eval, np.asarray(problem.value(X_eval, batch), dtype=np.float64).reshape(loss.shape)
+
+
+def _record_row(problem, settings, recorder, t, elapsed, loss, grad_norm, X, step_size, kept,
+                stops) -> None:  # fmt: skip
+    """History row t for the runs that keep it, every ``record_every`` rows and at a stop,
+    with full-data metrics every ``eval_every`` rows and at a stop."""
+    recorded = kept & ((t % settings.record_every == 0) | stops)
+    if not recorded.any():
+        return
+    metrics = {}
+    if settings.has_data and (t % settings.eval_every == 0 or stops.any()):
+        metrics = _evaluate_rows(problem, X, kept & ((t % settings.eval_every == 0) | stops))
+    epoch = t / settings.steps_per_epoch if settings.has_data else None
+    recorder.add(t, epoch, elapsed, loss, grad_norm, X, step_size, metrics, recorded)
+
+
+def _advance_bar(bar, t: int, best: np.ndarray) -> None:
+    if bar is not None:
+        bar.update(1)
+        if t % 50 == 0:
+            bar.set_postfix(best_loss=f"{np.min(best):.4g}")
+
+
+def _collect(problem, optimizer, seeds, single, settings, runs, recorder, wall_time, config):
+    """The K runs' records: a :class:`Run`, or a :class:`RunSet` of them."""
+    collected = RunSet()
     info = problem.info()
     the_versions = versions()
-    hyperparameters = _run_hyperparameters(optimizer, K)
-    for k in range(K):
-        metrics = _final_metrics(problem, final_X[k]) if evaluates else {}
-        runs.append(
+    hyperparameters = _run_hyperparameters(optimizer, len(seeds))
+    per_epoch = settings.steps_per_epoch
+    for k in range(len(seeds)):
+        metrics = _final_metrics(problem, runs.final_X[k]) if settings.has_data else {}
+        collected.append(
             Run(
-                x=final_X[k].copy(),
-                status=status[k],
+                x=runs.final_X[k].copy(),
+                status=runs.status[k],
                 history=recorder.history(k),
-                steps=int(stop_step[k]),
-                epochs=float(stop_step[k] / steps_per_epoch) if has_data else None,
+                steps=int(runs.stop_step[k]),
+                epochs=float(runs.stop_step[k] / per_epoch) if settings.has_data else None,
                 wall_time=wall_time,
                 seed=seeds[k],
-                final_loss=float(final_loss[k]),
-                best_loss=float(best[k]),
+                final_loss=float(runs.final_loss[k]),
+                best_loss=float(runs.best[k]),
                 metrics=metrics,
                 optimizer=hyperparameters[k],
                 problem=info,
@@ -401,7 +529,7 @@ def minimize(
                 versions=the_versions,
             )
         )
-    return runs[0] if single else runs
+    return collected[0] if single else collected
 
 
 class _CatchInterrupt:
