@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -81,3 +83,19 @@ def test_fast_trials_store_the_loops_loss_curves(tmp_path):
         assert set(ours) == {"step", "loss"} and set(theirs) == {"step", "loss", "time"}
         np.testing.assert_array_equal(ours["step"], theirs["step"])
         np.testing.assert_allclose(ours["loss"], theirs["loss"], rtol=1e-5)
+
+
+def test_an_optimizer_judged_at_its_evaluation_point_is_swept_in_the_loop(monkeypatch):
+    # Schedule-Free is judged at x, not at y where gradients are taken; the compiled kernels
+    # record losses at y, so auto must pick the loop even at a size that would compile.
+    sweep_module = sys.modules[sl.sweep.__module__]  # steplab.run.sweep is also the function
+    monkeypatch.setattr(sweep_module, "_FAST_MIN_WORK", 1)
+    grid = {"schedule_free_sgd": {"lr": [0.01, 0.1]}}
+    auto = sl.sweep("rosenbrock", grid, seeds=[0], steps=50)
+    loop = sl.sweep("rosenbrock", grid, seeds=[0], steps=50, engine="loop")
+    assert [row["final_loss"] for row in auto] == [row["final_loss"] for row in loop]
+    opt = sl.make("schedule_free_sgd", lr=0.1)
+    run = sl.minimize("rosenbrock", opt, steps=50, seed=0)
+    assert loop[1]["final_loss"] == pytest.approx(run.final_loss, rel=1e-12)
+    with pytest.raises(ValueError, match="judged at its evaluation point"):
+        sl.sweep("rosenbrock", grid, seeds=[0], steps=50, engine="fast")

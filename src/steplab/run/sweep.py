@@ -129,7 +129,16 @@ def sweep(
                 raise ValueError(f"grid[{label!r}][{name!r}] holds no values; give at least one")
         plan = _Plan(value_lists, seeds)
         work = len(plan) * (options.get("steps") or 1000)
-        compiled = fast and (engine == "fast" or work >= _FAST_MIN_WORK)
+        # The compiled kernels record losses at θ, the point gradients are taken at; an
+        # optimizer judged elsewhere (Schedule-Free's x, an average) runs in the loop, which
+        # judges it at its evaluation point as minimize does.
+        judged_elsewhere = getattr(base, "eval_params", None) is not None
+        if engine == "fast" and judged_elsewhere:
+            raise ValueError(
+                f"engine='fast' records losses where gradients are taken, but {base.name} is "
+                "judged at its evaluation point (eval_params); use engine='auto' or 'loop'"
+            )
+        compiled = fast and not judged_elsewhere and (engine == "fast" or work >= _FAST_MIN_WORK)
         parts.append(_Part(entry, base, names, value_lists, plan, compiled))
 
     results = None
