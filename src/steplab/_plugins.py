@@ -10,7 +10,10 @@ A higher layer may also provide its function itself when it is imported.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: `import steplab` stays cheap (see steplab/__init__.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 _PROVIDERS: dict[str, Any] = {}
 
