@@ -267,5 +267,6 @@ def test_default_limits_are_those_docs_weblab_md_quotes():
 
     limits = Limits()
     assert (limits.budget_s, limits.queue_wait_s, limits.max_waiting) == (10.0, 3.0, 8)
+    assert limits.retry_after_s == 2 and web_app.MAX_REFUSED_CLIENTS == 4096
     assert limits.workers == max(1, min(4, (os.cpu_count() or 2) - 1))
     assert MAX_BODY_BYTES == 64 * 1024
