@@ -11,14 +11,14 @@ ends it quietly (``steplab.__main__``). A subpackage whose extra is missing says
 ``pip install "steplab[...]"`` brings it.
 """
 
-from __future__ import annotations
-
 import importlib
 
 from steplab import _plugins
 
 # Not ``from typing import TYPE_CHECKING``: importing typing costs more than all the rest of
-# this module, and a checker treats any constant of this name as True.
+# this module, and a checker treats any constant of this name as True. (No ``from __future__
+# import annotations`` either, hence the quoted annotation: each import is a moment in which
+# Ctrl+C would still print a traceback.)
 TYPE_CHECKING = False
 
 __version__ = "0.1.0"
@@ -84,7 +84,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     if name not in _LAZY:
         raise AttributeError(f"module 'steplab' has no attribute {name!r}")
     module_name, attribute = _LAZY[name]

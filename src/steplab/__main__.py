@@ -10,8 +10,6 @@ what it has computed. ``import steplab`` (which runs before this module) imports
 heavy, so only the interpreter's own start-up (a few hundredths of a second) is unguarded.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
