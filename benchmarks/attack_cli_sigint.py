@@ -2,9 +2,11 @@
 
 Starts ``python -m steplab ARGS`` ``--tries`` times and sends SIGINT after a delay drawn
 uniformly from ``[0, --within]`` seconds (seeded), then sorts the outcomes: exit 130 with
-one quiet line, a traceback, death by the signal itself (SIGINT before Python installs
-its handler: the shell reports 130 too, nothing is printed), or a normal exit (the command
-finished first). Bounded: ``--tries`` processes, each killed after 60 s.
+one quiet line, a traceback (told apart: one through steplab's code, or one from the
+interpreter's own start-up — ``site``, ``runpy`` — which no package can guard), death by
+the signal itself (SIGINT before Python installs its handler: the shell reports 130 too,
+nothing is printed), or a normal exit (the command finished first). Exit status 1 if a
+traceback went through steplab's code. Bounded: ``--tries`` processes, each killed after 60 s.
 
     python benchmarks/attack_cli_sigint.py --tries 30 --within 2.5 -- list optimizers
 """
@@ -23,6 +25,8 @@ from collections import Counter
 
 def outcome(code: int, err: str) -> str:
     if "Traceback" in err:
+        if f"{os.sep}steplab{os.sep}" not in err:  # no frame of steplab's code
+            return "traceback from the interpreter's start-up, before any steplab code"
         return "traceback"
     if code == -signal.SIGINT:
         return "died by SIGINT, silent"

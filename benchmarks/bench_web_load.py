@@ -120,12 +120,16 @@ def phase(port, seconds, clients, heavy_threads, max_requests, flood=0):
 
         context = multiprocessing.get_context("spawn")
         answers = context.Queue()
+        go = context.Event()
         flooding = context.Process(
-            target=flood_process, args=(port, flood, seconds, max_requests, answers)
+            target=flood_process, args=(port, flood, seconds, max_requests, answers, go)
         )
-    started = time.perf_counter()
-    if flooding is not None:
+        # Started, and its imports done, before the clock: the phase measures the flood, not
+        # a Python process starting up on the same cores.
         flooding.start()
+        assert answers.get(timeout=300) == "ready"
+        go.set()
+    started = time.perf_counter()
     for thread in threads:
         thread.start()
     time.sleep(seconds)
@@ -139,8 +143,10 @@ def phase(port, seconds, clients, heavy_threads, max_requests, flood=0):
     return pages, heavy, flooded, time.perf_counter() - started
 
 
-def flood_process(port, clients, seconds, max_requests, answers) -> None:
+def flood_process(port, clients, seconds, max_requests, answers, go) -> None:
     """``clients`` threads sending the heavy requests, each again at once after a 429."""
+    answers.put("ready")
+    go.wait()
     stop = threading.Event()
     heavy: dict[str, list] = {name: [] for name in HEAVY}
     names = list(HEAVY)

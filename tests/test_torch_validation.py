@@ -88,7 +88,7 @@ def test_which_entries_must_be_nonnegative_is_read_from_the_rule():
         core, declared = opt._core_and_declared(group)
         kept = tuple(opt.state[params[0]])
         kept = tuple(k for k in kept if torch.is_tensor(opt.state[params[0]][k]))
-        return validation.nonnegative_entries(core, kept)
+        return validation.nonnegative_state(core, kept)
 
     assert entries("adam") == {"r"}
     assert entries("adam", amsgrad=True) == {"r", "r_max"}

@@ -7,21 +7,24 @@ every layer) says which module provides it: ``"module:attribute"``, imported on 
 A higher layer may also provide its function itself when it is imported.
 """
 
-from __future__ import annotations
-
 import importlib
-from typing import Any
 
-_PROVIDERS: dict[str, Any] = {}
+# No `from __future__ import annotations` and no typing at run time (hence the quoted
+# annotations): `import steplab` imports this module, and stays cheap (steplab/__init__.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+_PROVIDERS: "dict[str, Any]" = {}
 
 
-def provide(slot: str, provider: Any) -> None:
+def provide(slot: str, provider: "Any") -> None:
     """Let ``provider`` (an object, or ``"module:attribute"`` imported on first use) fill
     ``slot``."""
     _PROVIDERS[slot] = provider
 
 
-def provided(slot: str) -> Any:
+def provided(slot: str) -> "Any":
     """What fills ``slot`` (imported now if named by a string), or None."""
     provider = _PROVIDERS.get(slot)
     if isinstance(provider, str):

@@ -685,3 +685,23 @@ def test_state_checks_at_the_edges(tmp_path):
     with pytest.raises(ValueError, match="lr of shape \\(2,\\) does not broadcast"):
         checkpoint.check_state("r.npz", state, per_row.config(), per_row)
     checkpoint.check_state("old.npz", state, {"name": "adam", "lr": -1.0, "gone": 1}, None)
+
+
+def test_one_public_function_says_which_state_must_be_nonnegative():
+    """``nonnegative_state`` reads it from the rule (no optimizer named): second moments,
+    Adadelta's accumulated updates, Nadam's running product of μ; first moments and Lion's
+    momentum change sign. Asked for names, it answers among those (a name the rule does
+    not keep is never in it). State.load and steplab.torch both ask this one function
+    (before: two copies of the probe)."""
+    nonnegative_state = checkpoint.nonnegative_state
+    assert nonnegative_state(sl.Adam()) == {"r"}
+    assert nonnegative_state(sl.Adam(amsgrad=True)) == {"r", "r_max"}
+    assert nonnegative_state(sl.Nadam()) == {"r", "mu_product"}
+    assert nonnegative_state(sl.AdaDelta()) == {"r", "u"}
+    assert nonnegative_state(sl.Lion()) == frozenset()
+    assert nonnegative_state(sl.Momentum()) == frozenset()
+    assert nonnegative_state(sl.Adam(), ["s"]) == frozenset()
+    assert nonnegative_state(sl.Adam(), ["r", "not_kept"]) == {"r"}
+    assert nonnegative_state(sl.Adam(lr=np.array([1e-3, 1e-1]))) == {"r"}  # arrays of lr
+    torch_validation = pytest.importorskip("steplab.torch.validation")
+    assert torch_validation.nonnegative_state is nonnegative_state

@@ -386,3 +386,29 @@ def test_the_work_functions_are_the_endpoints_without_http(client):
     served = post(client, "/api/run", body)
     assert [r["loss"] for r in direct["runs"]] == [r["loss"] for r in served["runs"]]
     assert app.meta_payload(app.Limits())["version"] == client.get("/api/meta").json()["version"]
+
+
+def test_an_optimizer_registered_after_import_is_accepted_and_refused_once_unregistered(client):
+    """Issue 28: the request models built their optimizer names into a Literal when
+    steplab.web.models was imported, so an optimizer registered later was listed by
+    /api/meta but refused by /api/run. The name is now checked against the registry at
+    request time."""
+    import steplab as sl
+    import steplab.web.models  # noqa: F401  (imported before the registration, as in a server)
+
+    class LateSGD(sl.optim.SGD):
+        name = "late_sgd"
+
+    run = {"problem": {"name": "rosenbrock"}, "optimizers": [{"name": "late_sgd"}], "steps": 3}
+    sl.optim.register(LateSGD)
+    try:
+        assert "late_sgd" in [o["name"] for o in client.get("/api/meta").json()["optimizers"]]
+        response = client.post("/api/run", json=run)
+        assert response.status_code == 200, response.json()
+        assert len(response.json()["runs"][0]["path"]) == 4  # θ₀ and three steps
+    finally:
+        sl.optim.unregister("late_sgd")
+    response = client.post("/api/run", json=run)
+    assert response.status_code == 422
+    message = response.json()["message"]
+    assert "unknown optimizer 'late_sgd'" in message and "'adam'" in message, message

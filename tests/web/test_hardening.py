@@ -256,6 +256,13 @@ def test_limits_are_validated():
         Limits(workers=0)
     with pytest.raises(ValueError, match="budget_s must be a number of seconds"):
         Limits(budget_s=float("nan"))
+    # the bounds themselves (mutation study: `< 3600` -> `<= 3600` survived)
+    with pytest.raises(ValueError, match=r"budget_s must be a number of seconds in \(0, 3600\)"):
+        Limits(budget_s=3600)
+    with pytest.raises(ValueError, match=r"queue_wait_s must be a number of seconds"):
+        Limits(queue_wait_s=0)
+    assert Limits(budget_s=3599.5).budget_s == 3599.5
+    assert Limits(retry_after_s=3600).retry_after_s == 3600 and Limits(retry_after_s=1)
 
 
 def test_meta_tells_the_budget(client):
@@ -267,5 +274,6 @@ def test_default_limits_are_those_docs_weblab_md_quotes():
 
     limits = Limits()
     assert (limits.budget_s, limits.queue_wait_s, limits.max_waiting) == (10.0, 3.0, 8)
+    assert limits.retry_after_s == 2 and web_app.MAX_REFUSED_CLIENTS == 4096
     assert limits.workers == max(1, min(4, (os.cpu_count() or 2) - 1))
     assert MAX_BODY_BYTES == 64 * 1024

@@ -215,7 +215,7 @@ def test_a_saturated_lab_refuses_before_reading_or_parsing_the_body(monkeypatch)
         return real_run_work(request, budget)
 
     monkeypatch.setattr(web_app, "run_work", blocked)
-    limits = Limits(workers=1, max_waiting=1, queue_wait_s=60, budget_s=120)
+    limits = Limits(workers=1, max_waiting=1, queue_wait_s=60, budget_s=120, retry_after_s=1)
     with serving(limits) as (port, app):
         workers = app.state.workers
         answers: dict[str, tuple] = {}
@@ -239,6 +239,73 @@ def test_a_saturated_lab_refuses_before_reading_or_parsing_the_body(monkeypatch)
         # Free again: an invalid body is parsed and named.
         status, answer = post(port, "/api/run", b"{not json")
         assert status == 422
+
+
+def test_a_client_that_resends_before_its_retry_after_waits_that_long_for_its_429(monkeypatch):
+    """The impolite flood (clients that resend at once after a 429) took GET / to 4-5x its
+    baseline p50: refusing cheaply was not enough, as the event loop still accepted and
+    parsed hundreds of requests a second. Now the first 429 comes at once, and a client
+    (address) back before its Retry-After gets its next 429 only after Retry-After; the
+    page is served meanwhile."""
+    release = threading.Event()
+    computing = threading.Event()
+
+    def blocked(request, budget):
+        computing.set()
+        release.wait(30)
+        return {}
+
+    monkeypatch.setattr(web_app, "run_work", blocked)
+    limits = Limits(workers=1, max_waiting=0, queue_wait_s=60, budget_s=120, retry_after_s=2)
+    with serving(limits) as (port, _app):
+        first = threading.Thread(target=post, args=(port, "/api/run", RUN))
+        first.start()
+        assert computing.wait(20)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        started = time.monotonic()
+        connection.request("POST", "/api/run", body=RUN)
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 429 and response.getheader("Retry-After") == "2"
+        assert time.monotonic() - started < 2  # the first refusal: at once
+        answer: dict[str, float] = {}
+
+        def resend_at_once() -> None:
+            started = time.monotonic()
+            status, _ = post(port, "/api/run", RUN)
+            answer.update(status=status, seconds=time.monotonic() - started)
+
+        paced = threading.Thread(target=resend_at_once)
+        paced.start()
+        page = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        page.request("GET", "/")
+        assert page.getresponse().status == 200
+        page.close()
+        paced.join(30)
+        assert answer["status"] == 429 and answer["seconds"] >= 2  # paced by Retry-After
+        release.set()
+        first.join(30)
+
+
+def test_the_guard_remembers_refused_clients_for_their_retry_after_and_boundedly(monkeypatch):
+    guard = web_app.Guard(None, ["127.0.0.1"], 1024, retry_after_s=60)
+    a, b, c = ({"client": (host, 1)} for host in ("10.0.0.1", "10.0.0.2", "10.0.0.3"))
+    assert [guard._came_back_early(s) for s in (a, a, b, a)] == [False, True, False, True]
+    assert guard._came_back_early({"client": None}) is False  # no address: one shared key
+    late = web_app.Guard(None, ["127.0.0.1"], 1024, retry_after_s=1e-9)
+    assert late._came_back_early(a) is False
+    wait_for(lambda: time.monotonic() > late.refused_until["10.0.0.1"])
+    assert late._came_back_early(a) is False  # after its Retry-After: at once again
+    monkeypatch.setattr(web_app, "MAX_REFUSED_CLIENTS", 3)
+    assert guard._came_back_early(c) is False  # a, b and "" fill it, none expired: forgotten
+    assert list(guard.refused_until) == ["10.0.0.3"]  # then c recorded
+    assert guard._came_back_early(a) is False
+
+
+def test_retry_after_is_whole_seconds():
+    for bad in (0, 1.5, True, "2", 3601):
+        with pytest.raises(ValueError, match="retry_after_s must be a whole number of seconds"):
+            Limits(retry_after_s=bad)
 
 
 def test_accept_errors_are_one_line_a_minute(caplog):

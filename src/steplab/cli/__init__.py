@@ -11,14 +11,15 @@ unknown names: the message names the problem and the allowed values) and ``OSErr
 (a path that cannot be read or written). Anything else (``TypeError``, ``KeyError``, …)
 is a bug in steplab and shows its traceback; ``--traceback`` shows it for every error.
 Ctrl+C exits with 130, after the command has written what it had computed; during
-start-up too, with one line (``import steplab`` itself, the first few tenths of a second,
-runs before any of this package's code and cannot be caught here).
+start-up too, with one line (``steplab.__main__`` guards the imports, which run before any
+of this package's code).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 import traceback
 
@@ -67,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _hand_ctrl_c_back_to_python() -> None:
+    """End the start-up guard of ``steplab.__main__`` (Ctrl+C exits at once, quietly): from
+    here on Ctrl+C raises KeyboardInterrupt, which the command turns into partial outputs."""
+    if getattr(signal.getsignal(signal.SIGINT), "steplab_start_up", False):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:  # start-up (importing every command's module) takes a second or two: Ctrl+C there
         parser = build_parser()  # exits 130 in one line too
@@ -77,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    _hand_ctrl_c_back_to_python()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -60,6 +60,7 @@ from typing import Any, ClassVar, NamedTuple, NoReturn
 
 import numpy as np
 
+from steplab import _plugins
 from steplab.optim.ops import NUMPY_OPS, Ops
 from steplab.optim.pieces import L2_DECAY, Piece, clip_numbers, own_pieces
 from steplab.optim.schedules import Schedule
@@ -190,8 +191,11 @@ def register_step_backend(name: str, backend: Any) -> None:
 
 
 def step_backend(name: str) -> Any:
-    """The registered step backend ``name``, or None if none is registered."""
+    """The registered step backend ``name``, or None if none is registered (here, or by
+    the package root as the provider of ``"step backend <name>"``, see ``steplab._plugins``)."""
     backend = _STEP_BACKENDS.get(name)
+    if backend is None:
+        backend = _plugins.provided(f"step backend {name}")
     if isinstance(backend, str):
         backend = _STEP_BACKENDS[name] = importlib.import_module(backend).STEP_BACKEND
     return backend

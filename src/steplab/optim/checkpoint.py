@@ -37,7 +37,7 @@ import math
 import os
 import struct
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -352,7 +352,7 @@ def _check_state(fields: Mapping[str, Any], config: Mapping[str, Any] | None, op
             f"it holds the moments {', '.join(sorted(held)) or 'none'}, but {made_by} with "
             f"this configuration keeps {', '.join(sorted(expected)) or 'none'}"
         )
-    nonnegative = _nonnegative_moments(optimizer)
+    nonnegative = nonnegative_state(optimizer)
     for name in sorted(held):
         value = fields[name]
         if not (isinstance(value, np.ndarray) and value.shape == shape and value.dtype == dtype):
@@ -429,24 +429,32 @@ def _scalar_twin(optimizer):
     return optimizer.replace(**changes) if changes else optimizer
 
 
-def _nonnegative_moments(optimizer) -> frozenset[str]:
-    """The moments (and scalar state) that the rule keeps >= 0, found by running it: a
-    few steps on 64 coordinates from the initial state, with gradients of both signs
-    and magnitudes from 1e-3 to 1e3. Second moments (squares, maxima of magnitudes) stay
-    >= 0; first moments change sign. Read from the rule, so no optimizer is named here."""
+def nonnegative_state(optimizer, moments: Iterable[str] | None = None) -> frozenset[str]:
+    """The names, among ``moments`` (by default every moment ``optimizer`` keeps) and its
+    scalar state, that its rule keeps >= 0: the entries a loaded state must hold >= 0.
+
+    Found by running the rule, so no optimizer is named here: eight steps on 64
+    coordinates from the initial state, with gradients of both signs and magnitudes from
+    1e-3 to 1e3. Second moments (squares, maxima of magnitudes) and running products of
+    positive factors stay >= 0; first moments change sign. A name the rule does not keep
+    is not in the answer. ``optimizer`` is an element-wise :class:`~steplab.optim.Optimizer`
+    (hyperparameter arrays allowed); ``State.load`` and ``steplab.torch``'s
+    ``load_state_dict`` both ask this. Cached per optimizer class and set of names."""
     optimizer = _scalar_twin(optimizer)
-    key = (type(optimizer), tuple(sorted(_kept_moments(optimizer, (64,)))))
+    kept = _kept_moments(optimizer, (64,))
+    names = (*optimizer.SCALAR_STATE, *sorted(kept if moments is None else set(moments)))
+    key = (type(optimizer), names)
     if key not in _NONNEGATIVE:
         rng = np.random.default_rng(0)
         theta = rng.standard_normal(64)
         state = optimizer.init_state(theta)
-        names = [*optimizer.SCALAR_STATE, *_kept_moments(optimizer, (64,))]
-        signs = {name: True for name in names}
+        keeps = dict.fromkeys(names, True)
         with np.errstate(all="ignore"):
             for _ in range(8):
                 grad = rng.standard_normal(64) * 10.0 ** rng.uniform(-3, 3, 64)
                 theta, state = optimizer.update(theta, grad, state)
                 for name in names:
-                    signs[name] &= bool((np.asarray(getattr(state, name)) >= 0).all())
-        _NONNEGATIVE[key] = frozenset(name for name, keeps in signs.items() if keeps)
+                    value = getattr(state, name, None)  # None: not kept by this rule
+                    keeps[name] &= value is not None and bool((np.asarray(value) >= 0).all())
+        _NONNEGATIVE[key] = frozenset(name for name, stays in keeps.items() if stays)
     return _NONNEGATIVE[key]

@@ -15,7 +15,8 @@ allowed values. The hyperparameters themselves are checked by the NumPy core
   no others; ``t`` and ``skipped`` integers ≥ 0; each moment a dense floating tensor of the
   parameter's shape with finite values, ≥ 0 where the rule keeps it ≥ 0 (second moments);
   each scalar state (Nadam's Πμ) a finite real number, ≥ 0 where the rule keeps it so.
-  Which entries the rule keeps ≥ 0 is read from the rule itself (:func:`nonnegative_entries`),
+  Which entries the rule keeps ≥ 0 is read from the rule itself
+  (:func:`steplab.optim.checkpoint.nonnegative_state`, which ``State.load`` asks too),
   so no optimizer is named here.
 
 Per-parameter step counts may differ within a group (a parameter that got no gradient in
@@ -29,10 +30,10 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
 import torch
 
 from steplab.optim.base import NONFINITE_POLICIES
+from steplab.optim.checkpoint import nonnegative_state
 
 #: Each option's allowed values (``maximize`` and ``fused`` must be the bools themselves).
 OPTION_CHOICES: dict[str, tuple] = {
@@ -159,7 +160,7 @@ def check_param_state(
         value = state.get(name, 0)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{prefix}: {name} must be an integer >= 0, got {value!r}")
-    nonnegative = nonnegative_entries(core, kept)
+    nonnegative = nonnegative_state(core, kept)
     for name in kept:
         _check_moment(prefix, name, state[name], p, name in nonnegative)
     for name in core.SCALAR_STATE:
@@ -194,30 +195,3 @@ def _check_moment(prefix: str, name: str, value: Any, p: torch.Tensor, nonnegati
         raise ValueError(f"{prefix}: moment {name} holds NaN or inf")
     if nonnegative and bool((local < 0).any()):
         raise ValueError(f"{prefix}: moment {name} holds negative values; the rule keeps it >= 0")
-
-
-_NONNEGATIVE: dict[tuple, frozenset[str]] = {}
-
-
-def nonnegative_entries(core: Any, kept: tuple[str, ...]) -> frozenset[str]:
-    """The moments of ``kept`` and the scalar state that ``core``'s rule keeps >= 0, read
-    from the rule: eight NumPy steps on 64 coordinates from the initial state, gradients
-    of both signs and magnitudes from 1e-3 to 1e3. Second moments (squares, maxima of
-    magnitudes) and running products of positive factors stay >= 0; first moments change
-    sign. Cached per core class and set of moments."""
-    key = (type(core), kept, tuple(sorted(core.SCALAR_STATE)))
-    if key not in _NONNEGATIVE:
-        rng = np.random.default_rng(0)
-        theta = rng.standard_normal(64)
-        state = core.init_state(theta)
-        names = [*core.SCALAR_STATE, *kept]
-        keeps = dict.fromkeys(names, True)
-        with np.errstate(all="ignore"):
-            for _ in range(8):
-                grad = rng.standard_normal(64) * 10.0 ** rng.uniform(-3, 3, 64)
-                theta, state = core.update(theta, grad, state)
-                for name in names:
-                    value = getattr(state, name, None)  # None: not kept by this probe
-                    keeps[name] &= value is not None and bool((np.asarray(value) >= 0).all())
-        _NONNEGATIVE[key] = frozenset(name for name, kept_ in keeps.items() if kept_)
-    return _NONNEGATIVE[key]

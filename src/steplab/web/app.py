@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -138,7 +139,9 @@ class Limits:
 
     ``workers`` requests compute at once; up to ``max_waiting`` more wait, each at most
     ``queue_wait_s``; every request has ``budget_s`` seconds from its arrival to its answer,
-    and ``body_timeout_s`` to send its body.
+    and ``body_timeout_s`` to send its body. A refused request is told to come back after
+    ``retry_after_s`` (whole seconds, ``Retry-After``); a client that comes back sooner
+    waits that long for its next refusal (see :class:`Guard`).
     The default leaves one core to the server's event loop (one fewer worker than cores,
     at least 1, at most 4): the workers are threads, and every thread that computes
     competes with the event loop for Python's GIL, so fewer of them keep ``GET /`` fast.
@@ -149,6 +152,7 @@ class Limits:
     queue_wait_s: float = 3.0
     budget_s: float = 10.0
     body_timeout_s: float = 10.0
+    retry_after_s: int = 2
 
     def __post_init__(self) -> None:
         if not (isinstance(self.workers, int) and self.workers >= 1):
@@ -159,11 +163,19 @@ class Limits:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 < value < 3600):
                 raise ValueError(f"{name} must be a number of seconds in (0, 3600), got {value!r}")
+        if not (type(self.retry_after_s) is int and 1 <= self.retry_after_s <= 3600):
+            raise ValueError(
+                f"retry_after_s must be a whole number of seconds in [1, 3600], "
+                f"got {self.retry_after_s!r}"
+            )
 
 
 #: The names a local server answers to (besides the address it is bound to).
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
+
+#: How many refused clients the Guard remembers (to pace those that come back too soon).
+MAX_REFUSED_CLIENTS = 4096
 
 #: The endpoints that compute in the worker pool (and wait for a worker).
 COMPUTING = frozenset({"/api/grid", "/api/run", "/api/sweep"})
@@ -177,8 +189,12 @@ class Guard:
 
     1. the ``Host`` header must name this server (DNS rebinding);
     2. admission: a computing request while every worker is busy and the waiting room is
-       full is answered 429 at once, before its body is read or parsed, so that a flood of
-       clients retrying at once costs the event loop almost nothing;
+       full is answered 429, before its body is read or parsed. At once, unless the same
+       client (address) was refused less than ``retry_after_s`` ago: then its 429 comes
+       after ``retry_after_s``, as it was told. A client that resends at once after each
+       429 (a script, a page in a loop) so sends one request per ``retry_after_s`` per
+       connection instead of hundreds a second, and the event loop stays free for
+       ``GET /``; the wait costs a timer, not a thread;
     3. the body is read here, at most ``max_body`` bytes (declared or chunked: 413) and
        within ``body_timeout_s`` of the request's head (408; a slow body is a slowloris),
        and then replayed to the app. Both answers close the connection.
@@ -191,12 +207,28 @@ class Guard:
         max_body: int,
         body_timeout_s: float = 10.0,
         busy: Callable[[], Response | None] = lambda: None,
+        retry_after_s: float = 2.0,
     ):
         self.app = app
         self.allowed = {_hostname(h) for h in allowed_hosts}
         self.max_body = max_body
         self.body_timeout_s = body_timeout_s
         self.busy = busy
+        self.retry_after_s = retry_after_s
+        self.refused_until: dict[str, float] = {}  # client address -> end of its Retry-After
+
+    def _came_back_early(self, scope: Scope) -> bool:
+        """Whether this client was refused less than ``retry_after_s`` ago; records this
+        refusal. At most ``MAX_REFUSED_CLIENTS`` addresses are remembered."""
+        client = (scope.get("client") or ("",))[0]
+        now = time.monotonic()
+        early = self.refused_until.get(client, -math.inf) > now
+        if len(self.refused_until) >= MAX_REFUSED_CLIENTS:
+            self.refused_until = {c: t for c, t in self.refused_until.items() if t > now}
+            if len(self.refused_until) >= MAX_REFUSED_CLIENTS:  # that many at once: forget
+                self.refused_until.clear()
+        self.refused_until[client] = now + self.retry_after_s
+        return early
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -224,6 +256,8 @@ class Guard:
         if scope["method"] == "POST" and scope["path"] in COMPUTING:
             refusal = self.busy()
             if refusal is not None:  # the body stays unread: nothing parsed, nothing checked
+                if self._came_back_early(scope):
+                    await asyncio.sleep(self.retry_after_s)
                 await refusal(scope, receive, send)
                 return
         length = dict(scope["headers"]).get(b"content-length")
@@ -300,7 +334,7 @@ class Workers:
             (),
             f"the lab is busy: {self.limits.workers} requests are computing and "
             f"{self.waiting} waiting; try again in a few seconds",
-            headers={"Retry-After": "2"},
+            headers={"Retry-After": str(self.limits.retry_after_s)},
         )
 
     async def run(self, request: Request, work: Callable[[engine.Budget], Any]) -> Any:
@@ -538,6 +572,7 @@ def create_app(
         max_body=MAX_BODY_BYTES,
         body_timeout_s=limits.body_timeout_s,
         busy=workers.refusal,
+        retry_after_s=limits.retry_after_s,
     )
     app.state.limits = limits
     app.state.workers = workers  # its queue, for tests and the load benchmark

@@ -17,7 +17,7 @@ that part of a sweep.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from steplab._extras import requires
 
@@ -61,10 +61,6 @@ LIMITS = {
     "noise": MAX_NOISE,
 }
 
-if TYPE_CHECKING:  # a Literal built at run time is opaque to the type checker
-    OptimizerName = str
-else:
-    OptimizerName = Literal[tuple(optim.OPTIMIZERS)]
 FunctionName = Literal[engine.FUNCTIONS]  # type: ignore[valid-type]
 Coordinate = Field(allow_inf_nan=False, ge=-MAX_COORDINATE, le=MAX_COORDINATE)
 
@@ -343,7 +339,7 @@ class OptimizerSpec(Strict):
     """One optimizer: its name, a framework preset, hyperparameters on top of it and
     optionally a schedule for its step size (``lr`` is then the schedule's scale α)."""
 
-    name: OptimizerName
+    name: str  # a registered optimizer, checked per request (see _registered)
     preset: str = "seed"
     hyperparameters: dict[str, float | bool] = Field(default_factory=dict, max_length=16)
     schedule: ScheduleSpec | None = None
@@ -351,6 +347,15 @@ class OptimizerSpec(Strict):
     # Messages about one optimizer name it as the lecture spells it ("Adam: lr must be in
     # (0, inf), got -1.0"), not only by its place in the list ("optimizers.2"): the page
     # shows them next to that optimizer's fields, a script's user sees which one it was.
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        # Against the registry as it is now, not as it was when this module was imported:
+        # an optimizer registered later is accepted, an unregistered one refused.
+        if name not in optim.OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {name!r}; choose one of {list(optim.OPTIMIZERS)}")
+        return name
 
     @field_validator("preset")
     @classmethod
