@@ -110,20 +110,24 @@ def _first_step_s(optimizer, device: str) -> float:
     return time.perf_counter() - start
 
 
-def _contenders(name: str, params: list) -> tuple[dict, dict, dict]:
-    """steplab's optimizers and torch.optim's implementations that exist for it, all on
-    ``params``; the seconds each fused steplab optimizer's first (compiling) step took;
-    what is missing."""
+def _contenders(name: str, params: list, policies=("propagate",)) -> tuple[dict, dict, dict]:
+    """steplab's optimizers (one per ``nonfinite`` policy) and torch.optim's implementations
+    that exist for it, all on ``params``; the seconds each fused steplab optimizer's first
+    (compiling) step took; what is missing."""
     torch_class, extra = PAIRS[name]
     preset = "torch" if "torch" in st.OPTIMIZERS[name].core.PRESETS else "seed"
     presets = [preset, "seed"] if preset != "seed" and name == "adam" else [preset]
     contenders, first = {}, {}
     device = str(params[0].device)
     for p in presets:
-        contenders[f"steplab {p} multi-tensor"] = st.make(name, params, preset=p)
-        fused = st.make(name, params, preset=p, fused=True)
-        first[f"steplab {p} fused"] = _first_step_s(fused, device)
-        contenders[f"steplab {p} fused"] = fused
+        for policy in policies:
+            tail = "" if policy == "propagate" else f" ({policy})"
+            contenders[f"steplab {p} multi-tensor{tail}"] = st.make(
+                name, params, preset=p, nonfinite=policy
+            )
+            fused = st.make(name, params, preset=p, fused=True, nonfinite=policy)
+            first[f"steplab {p} fused{tail}"] = _first_step_s(fused, device)
+            contenders[f"steplab {p} fused{tail}"] = fused
     missing = {}
     for impl, flags in IMPLEMENTATIONS.items():
         try:
@@ -133,6 +137,25 @@ def _contenders(name: str, params: list) -> tuple[dict, dict, dict]:
         except (RuntimeError, ValueError, TypeError) as exc:
             missing[f"torch {impl}"] = f"{type(exc).__name__}: {str(exc)[:60]}"
     return contenders, first, missing
+
+
+def _ratio(anchor: list[float], times: list[float]) -> float:
+    """The median over rounds of anchor time / this time (> 1: this is faster)."""
+    return statistics.median(a / x for a, x in zip(anchor, times, strict=True))
+
+
+def _same_kind(label: str, times: dict) -> str | None:
+    """torch.optim's implementation that a steplab row is compared with: its default,
+    foreach, for the multi-tensor step; fused for the single pass (its fastest where it has
+    no fused one); None for torch's own rows."""
+    if not label.startswith("steplab"):
+        return None
+    kind = "foreach" if "multi-tensor" in label else "fused"
+    torch_rows = [k for k in times if k.startswith("torch")]
+    match = [k for k in torch_rows if k.endswith(f" {kind}")]
+    if match:
+        return match[0]
+    return min(torch_rows, key=lambda k: statistics.median(times[k]))
 
 
 def main(argv=None) -> int:
@@ -151,6 +174,13 @@ def main(argv=None) -> int:
         default=1,
         help="parameter sets each contender is timed on (memory placement; see the doc)",
     )
+    parser.add_argument(
+        "--nonfinite",
+        nargs="+",
+        default=["propagate"],
+        choices=["propagate", "raise", "skip"],
+        help="steplab's nonfinite policies to time (propagate: torch.optim's semantics)",
+    )
     args = parser.parse_args(argv)
     if args.threads < 0 or args.repeats < 1 or args.instances < 1:
         parser.error("--threads must be >= 0, --repeats and --instances >= 1")
@@ -162,16 +192,23 @@ def main(argv=None) -> int:
         f"threads {torch.get_num_threads()}, median of {args.repeats} rounds in random "
         f"order, {args.instances} parameter set(s)"
     )
-    header = ("parameters", "optimizer", "implementation", "ms/step", "torch's fastest / this")
+    header = (
+        "parameters",
+        "optimizer",
+        "implementation",
+        "ms/step",
+        "torch's fastest / this",
+        "torch's same kind / this",
+    )
     print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * 3 + "---:|" * 2)
+    print("|" + "---|" * 3 + "---:|" * 3)
     compile_rows = []
     for set_name in args.sets:
         for name in args.optimizers:
             instances = []
             for k in range(args.instances):
                 params = _parameters(PARAMETER_SETS[set_name], args.device, dtype)
-                contenders, first, missing = _contenders(name, params)
+                contenders, first, missing = _contenders(name, params, args.nonfinite)
                 instances.append(contenders)
                 if k == 0:  # later sets reuse the compiled kernels
                     compile_rows += [(set_name, name, label, s) for label, s in first.items()]
@@ -179,11 +216,11 @@ def main(argv=None) -> int:
             medians = {label: statistics.median(t) for label, t in times.items()}
             fastest = min((label for label in times if label.startswith("torch")), key=medians.get)
             for label, t in times.items():
-                ratio = statistics.median(f / x for f, x in zip(times[fastest], t, strict=True))
-                row = (
-                    f"| {set_name} | {name} | {label} | {1e3 * medians[label]:.3f} | {ratio:.2f} |"
-                )
-                print(row)
+                ratio = _ratio(times[fastest], t)
+                same = _same_kind(label, times)
+                versus = f"{_ratio(times[same], t):.2f}" if same else ""
+                ms = 1e3 * medians[label]
+                print(f"| {set_name} | {name} | {label} | {ms:.3f} | {ratio:.2f} | {versus} |")
             for label, why in missing.items():
                 print(f"| {set_name} | {name} | {label} | n/a | ({why}) |")
             del instances, contenders, params

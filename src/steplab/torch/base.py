@@ -42,6 +42,7 @@ from steplab.optim.base import initial_value
 from steplab.torch import validation
 from steplab.torch._single_pass import SinglePass
 from steplab.torch._tensorlist import TORCH_OPS, TensorList
+from steplab.torch._traced import Program, Programs
 
 #: Options every steplab torch optimizer takes besides the core's hyperparameters.
 TORCH_OPTIONS = {"maximize": False, "nonfinite": "propagate", "fused": False}
@@ -315,10 +316,15 @@ class TorchOptimizer(torch.optim.Optimizer):
             names = bucket.moment_names
             roles = [bucket.theta, bucket.g, *(getattr(bucket.state, k) for k in names)]
             packing = _Packing(roles, self.__dict__.setdefault("_packing_buffers", {}))
-            theta, g, *held = packing.lists
-            state = SimpleNamespace(**dict(zip(names, held, strict=True)))
-            for theta_b, g_b, moments in _batches(theta, g, state, names):
-                _step_batch(core, step_values, theta_b, g_b, moments, names)
+            programs = self.__dict__.setdefault("_programs", Programs())
+            traced = programs.get(core, step_values, names)
+            scratch = self.__dict__.setdefault("_scratch", {})
+            for batch in _batches(packing.lists):
+                if traced is None:  # a rule the tracer cannot follow: run it on TensorLists
+                    _step_batch(core, step_values, batch, names)
+                else:
+                    program, registers = traced
+                    program.run(registers, batch, _scratch_for(scratch, program, batch[0]))
             packing.unpack(written=[0, *range(2, len(roles))])
             bucket.state.t = t
             for k, v in scalars.items():
@@ -628,27 +634,27 @@ def _core_moments(core: CoreOptimizer, declared: dict[str, Any], work: torch.Ten
     return moments
 
 
-#: On CPU the multi-tensor route evaluates the rule on batches of about this many elements.
+#: On CPU the multi-tensor route runs the rule on batches of about this many elements.
 CPU_BATCH = 1 << 16
 
 
-def _batches(theta: list, g: list, state: SimpleNamespace, names: tuple) -> list[tuple]:
-    """The bucket as (θ, ĝ, {moment: tensors}) batches for the multi-tensor route.
+def _batches(roles: list[list[torch.Tensor]]) -> list[list[list[torch.Tensor]]]:
+    """The bucket's operands (θ, ĝ, each moment: lists of tensors) in batches for the
+    multi-tensor route.
 
-    Each operation of the rule allocates a result as large as its operands. CUDA's caching
-    allocator reuses those blocks; on CPU, fresh allocations of megabytes are page faults
-    that cost ~15× the arithmetic. So on CPU the rule runs on slices of the flattened
-    tensors, ≈ ``CPU_BATCH`` elements at a time, whose temporaries the heap reuses (the rule
-    is element-wise, so slices are stepped exactly as whole tensors).
+    On CPU the rule runs on slices of the flattened tensors, ≈ ``CPU_BATCH`` elements at a
+    time: the traced program's scratch buffers for a batch stay in the core's cache from
+    one operation to the next, so each operation reads and writes cache, not memory (and
+    the untraced route's temporaries are reused by the heap instead of being page-faulted
+    in). The rule is element-wise, so slices are stepped exactly as whole tensors.
     """
-    moments = {k: getattr(state, k) for k in names}
-    if theta[0].device.type != "cpu":
-        return [(theta, g, moments)]
-    batches: list[tuple] = []
-    current: tuple = ([], [], {k: [] for k in names})
+    if roles[0][0].device.type != "cpu":
+        return [roles]
+    batches: list[list[list[torch.Tensor]]] = []
+    current: list[list[torch.Tensor]] = [[] for _ in roles]
     size = 0
-    for i, x in enumerate(theta):
-        tensors = [x, g[i], *(moments[k][i] for k in names)]
+    for i, x in enumerate(roles[0]):
+        tensors = [r[i] for r in roles]
         if all(t.is_contiguous() for t in tensors):
             flat = [t.view(-1) for t in tensors]
             pieces = (
@@ -657,17 +663,27 @@ def _batches(theta: list, g: list, state: SimpleNamespace, names: tuple) -> list
         else:
             pieces = [[t] for t in tensors]
         for parts in zip(*pieces, strict=True):
-            current[0].append(parts[0])
-            current[1].append(parts[1])
-            for k, part in zip(names, parts[2:], strict=True):
-                current[2][k].append(part)
+            for column, part in zip(current, parts, strict=True):
+                column.append(part)
             size += parts[0].numel()
             if size >= CPU_BATCH:
                 batches.append(current)
-                current, size = ([], [], {k: [] for k in names}), 0
+                current, size = [[] for _ in roles], 0
     if current[0]:
         batches.append(current)
     return batches
+
+
+def _scratch_for(kept: dict, program: Program, like: list[torch.Tensor]) -> list:
+    """The scratch buffers of ``program`` for a batch whose θ is ``like``, kept from step
+    to step (a fresh allocation of megabytes costs page faults on every step)."""
+    key = (id(program), like[0].dtype, like[0].device, *(t.shape for t in like))
+    buffers = kept.get(key)
+    if buffers is None:
+        if len(kept) >= 64:  # layouts of past steps
+            kept.clear()
+        buffers = kept[key] = program.new_scratch(like)
+    return buffers
 
 
 #: On CPU, tensors with fewer elements than this are stepped packed into one flat tensor.
@@ -781,17 +797,17 @@ def _place_back_to_back(new_states: list[tuple[torch.Tensor, dict[str, Any]]]) -
                         s[name] = view
 
 
-def _step_batch(
-    core: CoreOptimizer, step_values: Any, theta: list, g: list, moments: dict, names: tuple
-) -> None:
-    """The rule on one batch of :func:`_batches`, results copied into θ and the moments."""
-    state = SimpleNamespace(**{k: TensorList(moments[k]) for k in names})
+def _step_batch(core: CoreOptimizer, step_values: Any, roles: list, names: tuple) -> None:
+    """The rule run directly on TensorLists for one batch of :func:`_batches`, results
+    copied into θ and the moments."""
+    theta, g, *held = roles
+    state = SimpleNamespace(**{k: TensorList(m) for k, m in zip(names, held, strict=True)})
     new_theta, new_moments = core.apply_rule(
         TORCH_OPS, step_values, TensorList(theta), TensorList(g), state
     )
     torch._foreach_copy_(theta, new_theta.tensors)
-    for k in names:
-        torch._foreach_copy_(moments[k], new_moments[k].tensors)
+    for k, m in zip(names, held, strict=True):
+        torch._foreach_copy_(m, new_moments[k].tensors)
 
 
 def _grad(p: torch.Tensor) -> torch.Tensor:
