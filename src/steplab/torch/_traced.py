@@ -308,6 +308,18 @@ class Program:
             where = tuple(("slot", slot_of[x]) if k == "v" else (k, x) for k, x in refs)
             self.steps.append(_compile(op, dest, where, in_place))
             result += 1
+        last = len(tr.code) - 1
+        #: Whether θ is read only by the last operation, which adds into θ's storage in
+        #: place: then a caller may run that one on θ's own tensors and the rest packed.
+        self.theta_last = (
+            last >= 0
+            and slot_of[outputs[0]] == 0
+            and outputs[0] == n_roles + last
+            and all(("v", 0) not in refs for _, refs in tr.code[:last])
+            and ("v", 0) in tr.code[last][1]
+            and outputs[0] not in outputs[1:]
+        )
+        self.last = last
         self.steps += self._placing_outputs(outputs, slot_of, occupant, n_roles)
         self.n_scratch = len(self.scratch_is_bool)
 
@@ -377,6 +389,17 @@ class Program:
         updated in place), ``scratch`` this batch's scratch buffers."""
         slots = [*roles, *scratch]
         for step in self.steps:
+            step(slots, registers)
+
+    def run_split_last(self, registers: list[Any], slots: list, split: list) -> None:
+        """Every operation on ``slots`` but the last, which runs on ``split`` (the same
+        operands as other tensors: θ's own where ``slots`` has packed copies); see
+        :attr:`theta_last`."""
+        steps = self.steps
+        for step in steps[: self.last]:
+            step(slots, registers)
+        steps[self.last](split, registers)
+        for step in steps[self.last + 1 :]:
             step(slots, registers)
 
     def new_scratch(self, like: list[torch.Tensor]) -> list[list[torch.Tensor]]:

@@ -306,6 +306,9 @@ class TorchOptimizer(torch.optim.Optimizer):
         if group["fused"]:
             self._step_group_single_pass(group, core, declared)
             return
+        if _plannable(group["params"]):
+            self._step_group_planned(group, core, declared, _MultiTensorPlan)
+            return
         for bucket in self._buckets(group, core, declared):
             bucket.prepare_gradients(group)
             t = bucket.state.t + 1
@@ -338,13 +341,19 @@ class TorchOptimizer(torch.optim.Optimizer):
         prepared tensors, are kept from step to step (:class:`_SinglePassPlan`) while the
         group's parameters, gradients' presence, states and switches stay the same: a step
         then costs little Python besides the kernels."""
-        plans = self.__dict__.setdefault("_single_pass_plans", {})
+        self._step_group_planned(group, core, declared, _SinglePassPlan)
+
+    def _step_group_planned(
+        self, group: dict[str, Any], core: CoreOptimizer, declared: dict[str, Any], kind: type
+    ) -> None:
+        """The step of a group through its plan of ``kind`` (made again when stale)."""
+        plans = self.__dict__.setdefault(f"_plans_{kind.__name__}", {})
         plan = plans.get(id(group))
         if plan is None or not plan.is_current(self.state, group, core, declared):
             current = {id(g) for g in self.param_groups}
             for key in [k for k in plans if k not in current]:  # groups gone (load_state_dict)
                 del plans[key]
-            plan = plans[id(group)] = _SinglePassPlan(self, group, core, declared)
+            plan = plans[id(group)] = kind(self, group, core, declared)
         plan.step(group, core, declared)
 
     def _core_and_declared(self, group: dict[str, Any]) -> tuple[CoreOptimizer, dict[str, Any]]:
@@ -522,7 +531,12 @@ class _SinglePassPlan:
         self.buckets = []
         for bucket in optimizer._buckets(group, core, declared):
             bucket.prepare_gradients(group, work_copies=False)
-            self.buckets.append(_PlannedBucket(core, declared, bucket))
+            self.buckets.append(self._planned_bucket(optimizer, core, declared, bucket))
+
+    def _planned_bucket(
+        self, optimizer: TorchOptimizer, core: CoreOptimizer, declared: dict, bucket: _Bucket
+    ) -> Any:
+        return _PlannedBucket(core, declared, bucket)
 
     def is_current(
         self, states: Any, group: dict[str, Any], core: CoreOptimizer, declared: dict
@@ -609,6 +623,171 @@ class _PlannedBucket:
             _set_in_all(self.states, name, value)
 
 
+class _MultiTensorPlan(_SinglePassPlan):
+    """A group's buckets for the multi-tensor step, kept from step to step (the checks of
+    :class:`_SinglePassPlan`, and that the parameters' storages did not move)."""
+
+    def _planned_bucket(
+        self, optimizer: TorchOptimizer, core: CoreOptimizer, declared: dict, bucket: _Bucket
+    ) -> Any:
+        caches = optimizer.__dict__
+        return _PlannedMultiTensorBucket(
+            core,
+            declared,
+            bucket,
+            caches.setdefault("_programs", Programs()),
+            caches.setdefault("_packing_buffers", {}),
+            caches.setdefault("_scratch", {}),
+        )
+
+
+class _PlannedMultiTensorBucket(_PlannedBucket):
+    """One bucket of a :class:`_MultiTensorPlan`.
+
+    On CPU its small tensors (fewer than :data:`PACK_BELOW` elements, contiguous) are
+    stepped as one flat tensor per operand: ĝ copied into a kept buffer, each moment a view
+    of the storage its tensors share (:func:`_place_back_to_back`) or a packed copy, and θ
+    either a packed copy or, when the rule reads θ only in its last operation
+    (``θ + Δθ``), not copied at all: that operation runs on the parameters themselves and
+    per-tensor views of the packed Δθ. The other tensors run in batches (:func:`_batches`).
+    """
+
+    def __init__(
+        self,
+        core: CoreOptimizer,
+        declared: dict,
+        bucket: _Bucket,
+        programs: Programs,
+        buffers: dict,
+        scratch: dict,
+    ) -> None:
+        self.t = bucket.state.t
+        self.scalars = {k: getattr(bucket.state, k) for k in core.SCALAR_STATE}
+        self.params = bucket.params
+        self.states = bucket.states
+        self.names = bucket.moment_names
+        self.held = [(k, [state[k] for state in self.states]) for k in self.names]
+        self.plain = True
+        self.programs, self.buffers, self.scratch = programs, buffers, scratch
+        self.pointers = list(map(torch.Tensor.data_ptr, self.params))
+        moments = [tensors for _, tensors in self.held]
+        small: list[int] = []
+        if self.params[0].device.type == "cpu":
+            for i, p in enumerate(self.params):
+                if p.numel() < PACK_BELOW and all(
+                    t.is_contiguous() for t in (p, *(m[i] for m in moments))
+                ):
+                    small.append(i)
+        if len(small) < 2:
+            small = []
+        chosen = set(small)
+        self.large = [i for i in range(len(self.params)) if i not in chosen]
+        self.small = small
+        self.pick_small = operator.itemgetter(*small) if small else None
+        self.theta_small = [self.params[i] for i in small]
+        self.theta_large = [self.params[i] for i in self.large]
+        self.moments_small = [[m[i] for i in small] for m in moments]
+        self.moments_large = [[m[i] for i in self.large] for m in moments]
+        shapes = tuple(p.shape for p in self.theta_small)
+        # the moments as flat tensors: views where they lie back to back, else packed
+        self.moment_flats: list[tuple[torch.Tensor, list | None]] = []
+        for k, parts in enumerate(self.moments_small if small else []):
+            flat = _adjacent_view(parts)
+            if flat is not None:
+                self.moment_flats.append((flat, None))
+            else:
+                key = ("moment", k, parts[0].dtype, parts[0].device, shapes)
+                self.moment_flats.append(_buffer(buffers, key, parts))
+        if small:
+            key = ("g", self.theta_small[0].dtype, self.theta_small[0].device, shapes)
+            self.g_flat, self.g_views = _buffer(buffers, key, self.theta_small)
+
+    def is_current(self, states: Any) -> bool:
+        return super().is_current(states) and (
+            list(map(torch.Tensor.data_ptr, self.params)) == self.pointers
+        )
+
+    def step(self, core: CoreOptimizer, declared: dict, maximize: bool) -> None:
+        t = self.t + 1
+        step_values, scalars = core.prepare_step(
+            declared, t, SimpleNamespace(**self.scalars), TORCH_OPS
+        )
+        traced = self.programs.get(core, step_values, self.names)
+        grads = list(map(_GRAD, self.params))
+        if self.small:
+            self._step_small(core, step_values, traced, list(self.pick_small(grads)), maximize)
+        if self.large:
+            g = [grads[i] for i in self.large]
+            if maximize:
+                g = list(torch._foreach_neg(g))
+            roles = [self.theta_large, g, *self.moments_large]
+            for batch in _batches(roles):
+                if traced is None:
+                    _step_batch(core, step_values, batch, self.names)
+                else:
+                    program, registers = traced
+                    program.run(registers, batch, _scratch_for(self.scratch, program, batch[0]))
+        self.t = t
+        self.scalars = scalars
+        _set_in_all(self.states, "t", t)
+        for name, value in scalars.items():
+            _set_in_all(self.states, name, value)
+
+    def _step_small(
+        self, core: CoreOptimizer, step_values: Any, traced: Any, g: list, maximize: bool
+    ) -> None:
+        """The small tensors, packed (see the class docstring)."""
+        torch._foreach_copy_(self.g_views, g)
+        if maximize:
+            self.g_flat.neg_()
+        for (_, views), parts in zip(self.moment_flats, self.moments_small, strict=True):
+            if views is not None:
+                torch._foreach_copy_(views, parts)
+        moments = [[flat] for flat, _ in self.moment_flats]
+        if traced is not None and traced[0].theta_last:
+            program, registers = traced
+            flat_scratch, split_scratch = self._scratch_of(program)
+            slots = [[], [self.g_flat], *moments, *flat_scratch]
+            split = [self.theta_small, self.g_views, *self.moments_small, *split_scratch]
+            program.run_split_last(registers, slots, split)
+        else:
+            shapes = tuple(p.shape for p in self.theta_small)
+            key = ("theta", self.theta_small[0].dtype, self.theta_small[0].device, shapes)
+            theta_flat, theta_views = _buffer(self.buffers, key, self.theta_small)
+            torch._foreach_copy_(theta_views, self.theta_small)
+            batch = [[theta_flat], [self.g_flat], *moments]
+            if traced is None:
+                _step_batch(core, step_values, batch, self.names)
+            else:
+                program, registers = traced
+                program.run(registers, batch, _scratch_for(self.scratch, program, batch[0]))
+            torch._foreach_copy_(self.theta_small, theta_views)
+        for (_, views), parts in zip(self.moment_flats, self.moments_small, strict=True):
+            if views is not None:
+                torch._foreach_copy_(parts, views)
+
+    def _scratch_of(self, program: Program) -> tuple[list, list]:
+        """``program``'s scratch buffers for the packed small tensors, flat and as views
+        shaped as the parameters (kept)."""
+        key = ("small", id(program), self.g_flat.dtype, self.g_flat.device, len(self.small))
+        kept = self.scratch.get(key)
+        if kept is None:
+            flat = program.new_scratch([self.g_flat])
+            unflatten = torch._C._nn.unflatten_dense_tensors
+            split = [list(unflatten(f[0], self.theta_small)) for f in flat]
+            kept = self.scratch[key] = (flat, split)
+        return kept
+
+
+def _plannable(params: list) -> bool:
+    """Whether the multi-tensor step of these parameters can be planned: plain tensors (no
+    DTensor) in a dtype that computes in itself (not bfloat16/float16)."""
+    if not set(map(type, params)) <= _PLAIN_SET:
+        return False
+    return not set(map(_DTYPE, params)) & _LOW_PRECISION_SET
+
+
+_DTYPE = operator.attrgetter("dtype")
 _GRAD = operator.attrgetter("grad")
 _IS_SPARSE = operator.attrgetter("is_sparse")
 
@@ -824,6 +1003,8 @@ def _local(t: torch.Tensor) -> torch.Tensor:
 
 
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
+_PLAIN_SET = frozenset(_PLAIN)
+_LOW_PRECISION_SET = frozenset(_LOW_PRECISION)
 
 
 def _work_dtype(p: torch.Tensor) -> torch.dtype:
