@@ -814,7 +814,7 @@ def _core_moments(core: CoreOptimizer, declared: dict[str, Any], work: torch.Ten
 
 
 #: On CPU the multi-tensor route runs the rule on batches of about this many elements.
-CPU_BATCH = 1 << 16
+CPU_BATCH = 1 << 18
 
 
 def _batches(roles: list[list[torch.Tensor]]) -> list[list[list[torch.Tensor]]]:
