@@ -36,7 +36,7 @@ def _run(name, preset, steps=8, **options):
     opt = st.make(name, params, preset=preset, **options)
     for step in range(steps):
         gen = torch.Generator().manual_seed(100 + step)
-        for k, p in enumerate(params):
+        for p in params:
             p.grad = torch.randn(p.shape, generator=gen)
         params[5].grad = torch.randn(6, 4, generator=gen).t()  # non-contiguous
         params[3].grad = None
