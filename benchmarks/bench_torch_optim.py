@@ -158,6 +158,61 @@ def _same_kind(label: str, times: dict) -> str | None:
     return min(torch_rows, key=lambda k: statistics.median(times[k]))
 
 
+def _read_anchor():
+    """A plain numba loop summing a float32 array (vectorized; reads each element once): the
+    speed at which this machine's core reads memory. None without numba."""
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(fastmath=True, cache=False)
+    def read_all(x):
+        total = numba.float32(0.0)
+        for v in x:
+            total += v
+        return total
+
+    return read_all
+
+
+def check_pass(set_name: str, repeats: int) -> None:
+    """``nonfinite``'s check of the gradients (steplab.torch's ``all_finite``) against the
+    machine's read speed (:func:`_read_anchor` over the same arrays) and the element-wise
+    ``torch.isfinite(g).all()``, interleaved; medians."""
+    from steplab.torch.base import all_finite
+
+    grads = [p.grad for p in _parameters(PARAMETER_SETS[set_name], "cpu", torch.float32)]
+    arrays = [g.numpy().reshape(-1) for g in grads]
+    nbytes = sum(g.numel() * g.element_size() for g in grads)
+    anchor = _read_anchor()
+    contenders = {
+        "steplab check (all_finite)": lambda: all_finite(grads),
+        "torch.isfinite(g).all()": lambda: all(bool(torch.isfinite(g).all()) for g in grads),
+    }
+    if anchor is not None:
+        contenders["read anchor (numba sum)"] = lambda: [anchor(a) for a in arrays]
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    for fn in contenders.values():
+        fn()
+    order = random.Random(0)
+    labels = list(contenders)
+    for _ in range(repeats):
+        order.shuffle(labels)
+        for label in labels:
+            start = time.perf_counter()
+            contenders[label]()
+            times[label].append(time.perf_counter() - start)
+    print(f"\nThe gradients' check, {set_name} float32 ({nbytes / 1e6:.0f} MB), 1 thread:\n")
+    print("| pass | ms | GB/s | of read anchor |")
+    print("|---|---:|---:|---:|")
+    anchor_label = "read anchor (numba sum)"
+    for label, t in times.items():
+        ms = 1e3 * statistics.median(t)
+        of = f"{_ratio(times[anchor_label], t):.2f}" if anchor_label in times else "n/a"
+        print(f"| {label} | {ms:.2f} | {nbytes / 1e6 / ms:.1f} | {of} |")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -180,6 +235,11 @@ def main(argv=None) -> int:
         default=["propagate"],
         choices=["propagate", "raise", "skip"],
         help="steplab's nonfinite policies to time (propagate: torch.optim's semantics)",
+    )
+    parser.add_argument(
+        "--check-pass",
+        action="store_true",
+        help="also time the nonfinite check of each set's gradients against a read anchor",
     )
     args = parser.parse_args(argv)
     if args.threads < 0 or args.repeats < 1 or args.instances < 1:
@@ -224,6 +284,9 @@ def main(argv=None) -> int:
             for label, why in missing.items():
                 print(f"| {set_name} | {name} | {label} | n/a | ({why}) |")
             del instances, contenders, params
+    if args.check_pass and args.device == "cpu":
+        for set_name in args.sets:
+            check_pass(set_name, args.repeats)
     print("\nFirst step of the fused (compiled) optimizers, seconds (includes compilation):\n")
     print("| parameters | optimizer | implementation | first step s |")
     print("|---|---|---|---:|")

@@ -78,7 +78,8 @@ class TorchOptimizer(torch.optim.Optimizer):
       step (the rule compiled by ``torch.compile``; the first step compiles).
     """
 
-    #: The NumPy optimizer this class mirrors.
+    #: The NumPy core class this class mirrors (a class; the instances a step runs,
+    #: configured with a group's switches, are called ``configured``).
     core: ClassVar[type[CoreOptimizer]]
     #: Options besides the core's hyperparameters (name -> default), kept in each group.
     OPTIONS: ClassVar[dict[str, Any]] = TORCH_OPTIONS
@@ -267,13 +268,13 @@ class TorchOptimizer(torch.optim.Optimizer):
             self._validated({k: saved[k] for k in self.hyperparameters()})
             where = f"param group {number}: "
             validation.check_options(name, saved, where, self._foreign_options())
-            core, declared = self._core_and_declared(saved)
+            configured, declared = self._configured_and_declared(saved)
             for index, (pid, p) in enumerate(zip(saved["params"], group["params"], strict=True)):
                 saved_ids.append(pid)
                 if pid in states:
-                    kept = tuple(core.kept_moments(SimpleNamespace(**declared)))
+                    kept = tuple(configured.kept_moments(SimpleNamespace(**declared)))
                     at = f"{where}parameter {index} (id {pid!r})"
-                    validation.check_param_state(name, at, states[pid], p, core, kept)
+                    validation.check_param_state(name, at, states[pid], p, configured, kept)
         unknown = [k for k in states if k not in saved_ids]
         if unknown:
             raise ValueError(
@@ -302,29 +303,31 @@ class TorchOptimizer(torch.optim.Optimizer):
     # -- the step from the core's rule ----------------------------------------------------
 
     def _step_group(self, group: dict[str, Any]) -> None:
-        core, declared = self._core_and_declared(group)
+        configured, declared = self._configured_and_declared(group)
         if group["fused"]:
-            self._step_group_single_pass(group, core, declared)
+            self._step_group_single_pass(group, configured, declared)
             return
         if _plannable(group["params"]):
-            self._step_group_planned(group, core, declared, _MultiTensorPlan)
+            self._step_group_planned(group, configured, declared, _MultiTensorPlan)
             return
-        for bucket in self._buckets(group, core, declared):
+        for bucket in self._buckets(group, configured, declared):
             bucket.prepare_gradients(group)
             t = bucket.state.t + 1
-            before = SimpleNamespace(**{k: getattr(bucket.state, k) for k in core.SCALAR_STATE})
+            before = SimpleNamespace(
+                **{k: getattr(bucket.state, k) for k in configured.SCALAR_STATE}
+            )
             # The hyperparameters of this step, with its per-step scalars (1 − ρᵗ, …) and
             # the new scalar state, in Python floats: the same numbers for both routes.
-            step_values, scalars = core.prepare_step(declared, t, before, TORCH_OPS)
+            step_values, scalars = configured.prepare_step(declared, t, before, TORCH_OPS)
             names = bucket.moment_names
             roles = [bucket.theta, bucket.g, *(getattr(bucket.state, k) for k in names)]
             packing = _Packing(roles, self.__dict__.setdefault("_packing_buffers", {}))
             programs = self.__dict__.setdefault("_programs", Programs())
-            traced = programs.get(core, step_values, names)
+            traced = programs.get(configured, step_values, names)
             scratch = self.__dict__.setdefault("_scratch", {})
             for batch in _batches(packing.lists):
                 if traced is None:  # a rule the tracer cannot follow: run it on TensorLists
-                    _step_batch(core, step_values, batch, names)
+                    _step_batch(configured, step_values, batch, names)
                 else:
                     program, registers = traced
                     program.run(registers, batch, _scratch_for(scratch, program, batch[0]))
@@ -335,28 +338,30 @@ class TorchOptimizer(torch.optim.Optimizer):
             bucket.write_back()
 
     def _step_group_single_pass(
-        self, group: dict[str, Any], core: CoreOptimizer, declared: dict[str, Any]
+        self, group: dict[str, Any], configured: CoreOptimizer, declared: dict[str, Any]
     ) -> None:
         """The single-pass step of a group. Its buckets, with their compiled kernels and
         prepared tensors, are kept from step to step (:class:`_SinglePassPlan`) while the
         group's parameters, gradients' presence, states and switches stay the same: a step
         then costs little Python besides the kernels."""
-        self._step_group_planned(group, core, declared, _SinglePassPlan)
+        self._step_group_planned(group, configured, declared, _SinglePassPlan)
 
     def _step_group_planned(
-        self, group: dict[str, Any], core: CoreOptimizer, declared: dict[str, Any], kind: type
+        self, group: dict[str, Any], configured: CoreOptimizer, declared: dict[str, Any], kind: type
     ) -> None:
         """The step of a group through its plan of ``kind`` (made again when stale)."""
         plans = self.__dict__.setdefault(f"_plans_{kind.__name__}", {})
         plan = plans.get(id(group))
-        if plan is None or not plan.is_current(self.state, group, core, declared):
+        if plan is None or not plan.is_current(self.state, group, configured, declared):
             current = {id(g) for g in self.param_groups}
             for key in [k for k in plans if k not in current]:  # groups gone (load_state_dict)
                 del plans[key]
-            plan = plans[id(group)] = kind(self, group, core, declared)
-        plan.step(group, core, declared)
+            plan = plans[id(group)] = kind(self, group, configured, declared)
+        plan.step(group, configured, declared)
 
-    def _core_and_declared(self, group: dict[str, Any]) -> tuple[CoreOptimizer, dict[str, Any]]:
+    def _configured_and_declared(
+        self, group: dict[str, Any]
+    ) -> tuple[CoreOptimizer, dict[str, Any]]:
         """The core optimizer of the group's switches (cached), and the hyperparameters
         the rule reads: the group's current numbers (which an LR scheduler may have set to
         values the constructor refuses, such as lr=0 at the start of a warm-up)."""
@@ -368,25 +373,30 @@ class TorchOptimizer(torch.optim.Optimizer):
             return last[2], last[3]
         values = dict(zip(names, numbers, strict=True))
         switches = tuple((k, v) for k, v in values.items() if isinstance(v, bool))
-        cache = self.__dict__.setdefault("_cores", {})
+        cache = self.__dict__.setdefault("_configured_by_switches", {})
         if switches not in cache:
             options: dict[str, Any] = {**dict(switches), "nonfinite": "propagate"}
             cache[switches] = self.core(**options)
-        core = cache[switches]
-        declared = dict(core.declared_for(()))
+        configured = cache[switches]
+        declared = dict(configured.declared_for(()))
         declared.update(values)
         for name in self.core.OFF_WHEN_ZERO:
             declared[f"{name}_on"] = bool(values[name])
         if len(known) > 2 * len(self.param_groups):  # forget groups that are gone
             known.clear()
-        known[id(group)] = (numbers, group, core, declared)  # declared is only read, never changed
-        return core, declared
+        known[id(group)] = (
+            numbers,
+            group,
+            configured,
+            declared,
+        )  # declared is only read, never changed
+        return configured, declared
 
     def _gradients_pass_nonfinite_policy(self) -> bool:
         """False if the step must be skipped; raises under ``nonfinite="raise"``."""
         checked = [g for g in self.param_groups if g["nonfinite"] != "propagate"]
         grads = [p.grad for group in checked for p in group["params"] if p.grad is not None]
-        if not grads or torch.stack([torch.isfinite(g).all() for g in grads]).all():
+        if not grads or all_finite(grads):
             return True
         if any(group["nonfinite"] == "raise" for group in checked):
             raise FloatingPointError(
@@ -400,7 +410,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         return False
 
     def _buckets(
-        self, group: dict[str, Any], core: CoreOptimizer, declared: dict[str, Any]
+        self, group: dict[str, Any], configured: CoreOptimizer, declared: dict[str, Any]
     ) -> list[_Bucket]:
         """The group's parameters with a gradient, split by device, dtype, step counter and
         scalar state. A parameter's first step creates its state: ``t = 0``, the core's
@@ -420,13 +430,17 @@ class TorchOptimizer(torch.optim.Optimizer):
             state = self.state[p]
             if "t" not in state:
                 work = p.detach().to(_work_dtype(p))
-                state.update(t=0, **dict(core.SCALAR_STATE), **_core_moments(core, declared, work))
+                state.update(
+                    t=0,
+                    **dict(configured.SCALAR_STATE),
+                    **_initial_moments(configured, declared, work),
+                )
                 new_states.append((p, state))
             stepped.append((p, state))
         if not group["fused"]:  # the compiled kernels step tensors in place, as allocated
             _place_back_to_back(new_states)
         for p, state in stepped:
-            key = (p.device, p.dtype, state["t"], *(state[k] for k in core.SCALAR_STATE))
+            key = (p.device, p.dtype, state["t"], *(state[k] for k in configured.SCALAR_STATE))
             if key not in buckets:
                 buckets[key] = _Bucket(self._tensor_state_names(state))
             buckets[key].add(p, state)
@@ -436,19 +450,32 @@ class TorchOptimizer(torch.optim.Optimizer):
         return [k for k, v in state.items() if torch.is_tensor(v)]
 
 
+def all_finite(tensors: list[torch.Tensor]) -> bool:
+    """Whether no tensor holds NaN or ±inf, reading each once (one device sync).
+
+    The sum of all elements is finite exactly when no element is NaN or ±inf, unless
+    finite elements overflow it: only then (a non-finite sum) is each tensor checked element
+    by element. (``torch.isfinite`` writes a mask through temporaries: many times slower;
+    ``benchmarks/bench_torch_optim.py --check-pass`` times both against a read anchor.)
+    """
+    if bool(torch.stack(list(map(torch.sum, tensors))).sum().isfinite()):
+        return True
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
 #: core class -> its torch class (written in steplab/torch/*.py, or made by :func:`twin`)
 _TWINS: dict[type[CoreOptimizer], type[TorchOptimizer]] = {}
 
 
-def twin(core: type[CoreOptimizer]) -> type[TorchOptimizer]:
-    """The torch.optim optimizer of the core class ``core``: the one written for it in
+def twin(core_class: type[CoreOptimizer]) -> type[TorchOptimizer]:
+    """The torch.optim optimizer of ``core_class``: the one written for it in
     ``steplab.torch`` (for its docstring), else one made now, named as the core class and
     documented from it. Every registered core optimizer has one, with no code of its own."""
-    cls = _TWINS.get(core)
+    cls = _TWINS.get(core_class)
     if cls is None:
-        summary = (core.__doc__ or core.name).strip().splitlines()[0]
-        namespace = {"core": core, "__doc__": summary, "__module__": "steplab.torch"}
-        cls = type(core.__name__, (TorchOptimizer,), namespace)  # __init_subclass__ keeps it
+        summary = (core_class.__doc__ or core_class.name).strip().splitlines()[0]
+        namespace = {"core": core_class, "__doc__": summary, "__module__": "steplab.torch"}
+        cls = type(core_class.__name__, (TorchOptimizer,), namespace)  # __init_subclass__ keeps it
     return cls
 
 
@@ -519,30 +546,36 @@ class _SinglePassPlan:
     """
 
     def __init__(
-        self, optimizer: TorchOptimizer, group: dict[str, Any], core: CoreOptimizer, declared: dict
+        self,
+        optimizer: TorchOptimizer,
+        group: dict[str, Any],
+        configured: CoreOptimizer,
+        declared: dict,
     ) -> None:
         self.group = group
-        self.core = core
-        self.declared = declared  # the cached dict of the group's values (see _core_and_declared)
+        self.configured = configured
+        self.declared = (
+            declared  # the cached dict of the group's values (see _configured_and_declared)
+        )
         self.switches = _switches(declared, group)
         self.threads = torch.get_num_threads()  # CPU kernels are compiled for a thread count
         self.params = list(group["params"])
         self.has_grad = [p.grad is not None for p in self.params]
         self.buckets = []
-        for bucket in optimizer._buckets(group, core, declared):
+        for bucket in optimizer._buckets(group, configured, declared):
             bucket.prepare_gradients(group, work_copies=False)
-            self.buckets.append(self._planned_bucket(optimizer, core, declared, bucket))
+            self.buckets.append(self._planned_bucket(optimizer, configured, declared, bucket))
 
     def _planned_bucket(
-        self, optimizer: TorchOptimizer, core: CoreOptimizer, declared: dict, bucket: _Bucket
+        self, optimizer: TorchOptimizer, configured: CoreOptimizer, declared: dict, bucket: _Bucket
     ) -> Any:
-        return _PlannedBucket(core, declared, bucket)
+        return _PlannedBucket(configured, declared, bucket)
 
     def is_current(
-        self, states: Any, group: dict[str, Any], core: CoreOptimizer, declared: dict
+        self, states: Any, group: dict[str, Any], configured: CoreOptimizer, declared: dict
     ) -> bool:
         """Whether the plan still describes the group (see the class docstring)."""
-        if group is not self.group or core is not self.core:
+        if group is not self.group or configured is not self.configured:
             return False
         params = group["params"]
         if len(params) != len(self.params) or torch.get_num_threads() != self.threads:
@@ -563,29 +596,29 @@ class _SinglePassPlan:
                 return False
         return True
 
-    def step(self, group: dict[str, Any], core: CoreOptimizer, declared: dict) -> None:
+    def step(self, group: dict[str, Any], configured: CoreOptimizer, declared: dict) -> None:
         maximize = group["maximize"]
         for bucket in self.buckets:
-            bucket.step(core, declared, maximize)
+            bucket.step(configured, declared, maximize)
 
 
 class _PlannedBucket:
     """One bucket of a :class:`_SinglePassPlan`: its parameters and states, the step count
     and scalar state they share, and their :class:`SinglePass`."""
 
-    def __init__(self, core: CoreOptimizer, declared: dict, bucket: _Bucket) -> None:
+    def __init__(self, configured: CoreOptimizer, declared: dict, bucket: _Bucket) -> None:
         self.t = bucket.state.t
-        self.scalars = {k: getattr(bucket.state, k) for k in core.SCALAR_STATE}
+        self.scalars = {k: getattr(bucket.state, k) for k in configured.SCALAR_STATE}
         self.params = bucket.params
         self.states = bucket.states
         self.held = [(k, [state[k] for state in self.states]) for k in bucket.moment_names]
         self.plain = all(type(p) in _PLAIN for p in self.params)  # no DTensor: no _local
         # a step's hyperparameters: their switches and fields select the kernel
-        step_values, _ = core.prepare_step(
+        step_values, _ = configured.prepare_step(
             declared, self.t + 1, SimpleNamespace(**self.scalars), TORCH_OPS
         )
         moments = {k: getattr(bucket.state, k) for k in bucket.moment_names}
-        self.single = SinglePass(core, step_values, bucket.local_params, moments, bucket.work)
+        self.single = SinglePass(configured, step_values, bucket.local_params, moments, bucket.work)
 
     def is_current(self, states: Any) -> bool:
         mine = self.states
@@ -601,9 +634,9 @@ class _PlannedBucket:
                 return False
         return True
 
-    def step(self, core: CoreOptimizer, declared: dict, maximize: bool) -> None:
+    def step(self, configured: CoreOptimizer, declared: dict, maximize: bool) -> None:
         t = self.t + 1
-        step_values, scalars = core.prepare_step(
+        step_values, scalars = configured.prepare_step(
             declared, t, SimpleNamespace(**self.scalars), TORCH_OPS
         )
         params = self.params
@@ -628,11 +661,11 @@ class _MultiTensorPlan(_SinglePassPlan):
     :class:`_SinglePassPlan`, and that the parameters' storages did not move)."""
 
     def _planned_bucket(
-        self, optimizer: TorchOptimizer, core: CoreOptimizer, declared: dict, bucket: _Bucket
+        self, optimizer: TorchOptimizer, configured: CoreOptimizer, declared: dict, bucket: _Bucket
     ) -> Any:
         caches = optimizer.__dict__
         return _PlannedMultiTensorBucket(
-            core,
+            configured,
             declared,
             bucket,
             caches.setdefault("_programs", Programs()),
@@ -654,7 +687,7 @@ class _PlannedMultiTensorBucket(_PlannedBucket):
 
     def __init__(
         self,
-        core: CoreOptimizer,
+        configured: CoreOptimizer,
         declared: dict,
         bucket: _Bucket,
         programs: Programs,
@@ -662,7 +695,7 @@ class _PlannedMultiTensorBucket(_PlannedBucket):
         scratch: dict,
     ) -> None:
         self.t = bucket.state.t
-        self.scalars = {k: getattr(bucket.state, k) for k in core.SCALAR_STATE}
+        self.scalars = {k: getattr(bucket.state, k) for k in configured.SCALAR_STATE}
         self.params = bucket.params
         self.states = bucket.states
         self.names = bucket.moment_names
@@ -688,7 +721,7 @@ class _PlannedMultiTensorBucket(_PlannedBucket):
         self.theta_large = [self.params[i] for i in self.large]
         self.moments_small = [[m[i] for i in small] for m in moments]
         self.moments_large = [[m[i] for i in self.large] for m in moments]
-        shapes = tuple(p.shape for p in self.theta_small)
+        self.shapes = shapes = tuple(p.shape for p in self.theta_small)
         # the moments as flat tensors: views where they lie back to back, else packed
         self.moment_flats: list[tuple[torch.Tensor, list | None]] = []
         for k, parts in enumerate(self.moments_small if small else []):
@@ -707,15 +740,17 @@ class _PlannedMultiTensorBucket(_PlannedBucket):
             list(map(torch.Tensor.data_ptr, self.params)) == self.pointers
         )
 
-    def step(self, core: CoreOptimizer, declared: dict, maximize: bool) -> None:
+    def step(self, configured: CoreOptimizer, declared: dict, maximize: bool) -> None:
         t = self.t + 1
-        step_values, scalars = core.prepare_step(
+        step_values, scalars = configured.prepare_step(
             declared, t, SimpleNamespace(**self.scalars), TORCH_OPS
         )
-        traced = self.programs.get(core, step_values, self.names)
+        traced = self.programs.get(configured, step_values, self.names)
         grads = list(map(_GRAD, self.params))
         if self.small:
-            self._step_small(core, step_values, traced, list(self.pick_small(grads)), maximize)
+            self._step_small(
+                configured, step_values, traced, list(self.pick_small(grads)), maximize
+            )
         if self.large:
             g = [grads[i] for i in self.large]
             if maximize:
@@ -723,7 +758,7 @@ class _PlannedMultiTensorBucket(_PlannedBucket):
             roles = [self.theta_large, g, *self.moments_large]
             for batch in _batches(roles):
                 if traced is None:
-                    _step_batch(core, step_values, batch, self.names)
+                    _step_batch(configured, step_values, batch, self.names)
                 else:
                     program, registers = traced
                     program.run(registers, batch, _scratch_for(self.scratch, program, batch[0]))
@@ -734,7 +769,7 @@ class _PlannedMultiTensorBucket(_PlannedBucket):
             _set_in_all(self.states, name, value)
 
     def _step_small(
-        self, core: CoreOptimizer, step_values: Any, traced: Any, g: list, maximize: bool
+        self, configured: CoreOptimizer, step_values: Any, traced: Any, g: list, maximize: bool
     ) -> None:
         """The small tensors, packed (see the class docstring)."""
         torch._foreach_copy_(self.g_views, g)
@@ -751,13 +786,12 @@ class _PlannedMultiTensorBucket(_PlannedBucket):
             split = [self.theta_small, self.g_views, *self.moments_small, *split_scratch]
             program.run_split_last(registers, slots, split)
         else:
-            shapes = tuple(p.shape for p in self.theta_small)
-            key = ("theta", self.theta_small[0].dtype, self.theta_small[0].device, shapes)
+            key = ("theta", self.theta_small[0].dtype, self.theta_small[0].device, self.shapes)
             theta_flat, theta_views = _buffer(self.buffers, key, self.theta_small)
             torch._foreach_copy_(theta_views, self.theta_small)
             batch = [[theta_flat], [self.g_flat], *moments]
             if traced is None:
-                _step_batch(core, step_values, batch, self.names)
+                _step_batch(configured, step_values, batch, self.names)
             else:
                 program, registers = traced
                 program.run(registers, batch, _scratch_for(self.scratch, program, batch[0]))
@@ -769,7 +803,7 @@ class _PlannedMultiTensorBucket(_PlannedBucket):
     def _scratch_of(self, program: Program) -> tuple[list, list]:
         """``program``'s scratch buffers for the packed small tensors, flat and as views
         shaped as the parameters (kept)."""
-        key = ("small", id(program), self.g_flat.dtype, self.g_flat.device, len(self.small))
+        key = ("small", id(program), self.g_flat.dtype, self.g_flat.device, self.shapes)
         kept = self.scratch.get(key)
         if kept is None:
             flat = program.new_scratch([self.g_flat])
@@ -798,17 +832,19 @@ def _set_in_all(dicts: list[dict], key: str, value: Any) -> None:
 
 
 def _switches(declared: dict[str, Any], group: dict[str, Any]) -> tuple:
-    """What selects a group's kernels besides the core: flags such as ``weight_decay_on``,
+    """What selects a group's kernels besides the configured: flags such as ``weight_decay_on``,
     and ``maximize``."""
     return (*(v for v in declared.values() if isinstance(v, bool)), group["maximize"])
 
 
-def _core_moments(core: CoreOptimizer, declared: dict[str, Any], work: torch.Tensor) -> dict:
+def _initial_moments(
+    configured: CoreOptimizer, declared: dict[str, Any], work: torch.Tensor
+) -> dict:
     """The moments ``core`` keeps for ``declared``, each filled with its initial value."""
     declared_ns = SimpleNamespace(**declared)
     moments = {}
-    for name in core.kept_moments(declared_ns):
-        value = initial_value(core, name, declared_ns, work)  # a constant, or θ₀ itself
+    for name in configured.kept_moments(declared_ns):
+        value = initial_value(configured, name, declared_ns, work)  # a constant, or θ₀ itself
         moments[name] = value.clone() if value is work else torch.full_like(work, float(value))
     return moments
 
@@ -976,12 +1012,12 @@ def _place_back_to_back(new_states: list[tuple[torch.Tensor, dict[str, Any]]]) -
                         s[name] = view
 
 
-def _step_batch(core: CoreOptimizer, step_values: Any, roles: list, names: tuple) -> None:
+def _step_batch(configured: CoreOptimizer, step_values: Any, roles: list, names: tuple) -> None:
     """The rule run directly on TensorLists for one batch of :func:`_batches`, results
     copied into θ and the moments."""
     theta, g, *held = roles
     state = SimpleNamespace(**{k: TensorList(m) for k, m in zip(names, held, strict=True)})
-    new_theta, new_moments = core.apply_rule(
+    new_theta, new_moments = configured.apply_rule(
         TORCH_OPS, step_values, TensorList(theta), TensorList(g), state
     )
     torch._foreach_copy_(theta, new_theta.tensors)
