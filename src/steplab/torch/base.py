@@ -437,8 +437,7 @@ class TorchOptimizer(torch.optim.Optimizer):
                 )
                 new_states.append((p, state))
             stepped.append((p, state))
-        if not group["fused"]:  # the compiled kernels step tensors in place, as allocated
-            _place_back_to_back(new_states)
+        _place_back_to_back(new_states)
         for p, state in stepped:
             key = (p.device, p.dtype, state["t"], *(state[k] for k in configured.SCALAR_STATE))
             if key not in buckets:
@@ -618,7 +617,11 @@ class _PlannedBucket:
             declared, self.t + 1, SimpleNamespace(**self.scalars), TORCH_OPS
         )
         moments = {k: getattr(bucket.state, k) for k in bucket.moment_names}
-        self.single = SinglePass(configured, step_values, bucket.local_params, moments, bucket.work)
+        params = bucket.local_params
+        self.packed = _SmallPacked.of(params, moments) if self.plain else None
+        if self.packed is not None:
+            params, moments = self.packed.operands(params, moments)
+        self.single = SinglePass(configured, step_values, params, moments, bucket.work)
 
     def is_current(self, states: Any) -> bool:
         mine = self.states
@@ -648,12 +651,70 @@ class _PlannedBucket:
             grads = [_local(_grad(p)) for p in params]
         if maximize:
             grads = list(torch._foreach_neg(grads))
-        self.single.step(step_values, thetas, grads)
+        packed = self.packed
+        if packed is None:
+            self.single.step(step_values, thetas, grads)
+        else:
+            self.single.step(step_values, *packed.pack(thetas, grads))
+            packed.unpack(thetas)
         self.t = t
         self.scalars = scalars
         _set_in_all(self.states, "t", t)
         for name, value in scalars.items():
             _set_in_all(self.states, name, value)
+
+
+class _SmallPacked:
+    """A single-pass bucket's small CPU tensors as one flat tensor per operand, so that the
+    compiled kernel steps them in one call: each moment a view of the storage its tensors
+    share (:func:`_place_back_to_back`), θ and ĝ copied into kept buffers before the call
+    and θ copied back after it. (Left to itself, the single pass would copy each moment
+    in and out too.)"""
+
+    @classmethod
+    def of(cls, params: list, moments: dict[str, list]) -> _SmallPacked | None:
+        """The packing of ``params``, or None where there is nothing to gain: not on the
+        CPU, fewer than two small tensors, or moments that do not lie back to back."""
+        if params[0].device.type != "cpu":
+            return None
+        small = [i for i, p in enumerate(params) if p.numel() < PACK_BELOW and p.is_contiguous()]
+        if len(small) < 2:
+            return None
+        flats = {}
+        for name, tensors in moments.items():
+            flat = _adjacent_view([tensors[i] for i in small])
+            if flat is None:
+                return None
+            flats[name] = flat
+        return cls(params, small, flats)
+
+    def __init__(self, params: list, small: list[int], flats: dict) -> None:
+        self.small = small
+        chosen = set(small)
+        self.large = [i for i in range(len(params)) if i not in chosen]
+        self.pick_small = operator.itemgetter(*small)
+        self.flats = flats
+        parts = [params[i] for i in small]
+        unflatten = torch._C._nn.unflatten_dense_tensors
+        self.theta = torch.empty(sum(p.numel() for p in parts), dtype=parts[0].dtype)
+        self.theta_views = list(unflatten(self.theta, parts))
+        self.g = torch.empty_like(self.theta)
+        self.g_views = list(unflatten(self.g, parts))
+
+    def operands(self, params: list, moments: dict[str, list]) -> tuple[list, dict]:
+        """The single pass's operands: the flat tensors first, then the large tensors."""
+        large = [params[i] for i in self.large]
+        flat_moments = {k: [self.flats[k], *(m[i] for i in self.large)] for k, m in moments.items()}
+        return [self.theta, *large], flat_moments
+
+    def pack(self, thetas: list, grads: list) -> tuple[list, list]:
+        torch._foreach_copy_(self.theta_views, list(self.pick_small(thetas)))
+        torch._foreach_copy_(self.g_views, list(self.pick_small(grads)))
+        large = self.large
+        return [self.theta, *(thetas[i] for i in large)], [self.g, *(grads[i] for i in large)]
+
+    def unpack(self, thetas: list) -> None:
+        torch._foreach_copy_(list(self.pick_small(thetas)), self.theta_views)
 
 
 class _MultiTensorPlan(_SinglePassPlan):
