@@ -177,8 +177,8 @@ class _Scalar:
     __lt__ = _scalar_method(operator.lt)
     __ge__ = _scalar_method(operator.ge)
     __le__ = _scalar_method(operator.le)
-    __eq__ = _scalar_method(operator.eq)  # type: ignore[assignment]
-    __ne__ = _scalar_method(operator.ne)  # type: ignore[assignment]
+    __eq__ = _scalar_method(operator.eq)
+    __ne__ = _scalar_method(operator.ne)
     __hash__ = None  # type: ignore[assignment]
 
     def __neg__(self) -> _Scalar:
@@ -447,7 +447,7 @@ def _in_place_fn(op: str, scalar_operand: bool) -> Callable:
     return getattr(torch, f"_foreach_{op}_")
 
 
-def _per_tensor_fn(op: str, scalar_operand: bool) -> Callable:
+def _per_tensor_fn(op: str, scalar_operand: bool) -> Any:
     if op == "maximum":
         return torch.clamp_min if scalar_operand else torch.maximum
     if op == "minimum":
@@ -473,7 +473,7 @@ def _compile(op: str, dest: int, refs: tuple, in_place: bool) -> Step:
 
         return reflected
     if op in ("gt", "lt", "ge", "le", "where"):  # other dtypes, or three operands: per tensor
-        fn = _PER_TENSOR[op]
+        fn: Any = _PER_TENSOR[op]
 
         def per_tensor(slots: list, registers: list) -> None:
             out = slots[dest]
@@ -490,7 +490,7 @@ def _compile(op: str, dest: int, refs: tuple, in_place: bool) -> Step:
             return lambda slots, registers: inplace_fn(slots[dest])
         second = get[1]
         return lambda slots, registers: inplace_fn(slots[dest], second(slots, registers))
-    out_fn = torch.reciprocal if op == "reciprocal" else _per_tensor_fn(op, scalar_second)
+    out_fn: Any = torch.reciprocal if op == "reciprocal" else _per_tensor_fn(op, scalar_second)
 
     def out_of_place(slots: list, registers: list) -> None:
         out = slots[dest]

@@ -11,10 +11,12 @@ The step works on *buckets*: the parameters of one param group that share a devi
 dtype, a step counter ``t`` (and any scalar state). A bucket is stepped by one of two
 routes built from the same rule:
 
-- the **multi-tensor** step (default): the rule evaluated once on lists of tensors
-  (:class:`~steplab.torch._tensorlist.TensorList`), each arithmetic operation one
-  ``torch._foreach_*`` call over the whole bucket (on CPU, small tensors packed into one
-  flat tensor per operand first: see :class:`_Packing`);
+- the **multi-tensor** step (default): the rule traced once into a program of in-place
+  ``torch._foreach_*`` operations over the whole bucket, with kept scratch buffers
+  (:mod:`steplab.torch._traced`; a rule it cannot trace is evaluated on
+  :class:`~steplab.torch._tensorlist.TensorList` s, every intermediate allocated). On CPU
+  small tensors are packed into one flat tensor per operand first and large ones run in
+  cache-sized batches (:class:`_PlannedMultiTensorBucket`, :func:`_batches`);
 - the **single-pass** step (``fused=True``): the rule compiled by ``torch.compile`` into one
   kernel per tensor (small tensors packed into one), reading and writing memory once
   (:mod:`steplab.torch._single_pass`). The first step compiles (seconds; see docs/torch.md).
@@ -777,7 +779,7 @@ class _PlannedMultiTensorBucket(_PlannedBucket):
         chosen = set(small)
         self.large = [i for i in range(len(self.params)) if i not in chosen]
         self.small = small
-        self.pick_small = operator.itemgetter(*small) if small else None
+        self.pick_small: Any = operator.itemgetter(*small) if small else None
         self.theta_small = [self.params[i] for i in small]
         self.theta_large = [self.params[i] for i in self.large]
         self.moments_small = [[m[i] for i in small] for m in moments]
@@ -793,8 +795,8 @@ class _PlannedMultiTensorBucket(_PlannedBucket):
                 key = ("moment", k, parts[0].dtype, parts[0].device, shapes)
                 self.moment_flats.append(_buffer(buffers, key, parts))
         if small:
-            key = ("g", self.theta_small[0].dtype, self.theta_small[0].device, shapes)
-            self.g_flat, self.g_views = _buffer(buffers, key, self.theta_small)
+            g_key = ("g", self.theta_small[0].dtype, self.theta_small[0].device, shapes)
+            self.g_flat, self.g_views = _buffer(buffers, g_key, self.theta_small)
 
     def is_current(self, states: Any) -> bool:
         return super().is_current(states) and (
