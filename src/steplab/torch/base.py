@@ -953,8 +953,12 @@ def _batches(roles: list[list[torch.Tensor]]) -> list[list[list[torch.Tensor]]]:
 
 
 def _scratch_for(kept: dict, program: Program, like: list[torch.Tensor]) -> list:
-    """The scratch buffers of ``program`` for a batch whose θ is ``like``, kept from step
-    to step (a fresh allocation of megabytes costs page faults on every step)."""
+    """The scratch buffers of ``program`` for a batch whose θ is ``like``: on CPU kept from
+    step to step (a fresh allocation of megabytes costs page faults on every step; CPU
+    batches are small), elsewhere made for the step (a whole bucket is one batch there, and
+    the device's caching allocator hands back the same blocks without holding them)."""
+    if like[0].device.type != "cpu":
+        return program.new_scratch(like)
     key = (id(program), like[0].dtype, like[0].device, *(t.shape for t in like))
     buffers = kept.get(key)
     if buffers is None:
