@@ -110,20 +110,24 @@ def _first_step_s(optimizer, device: str) -> float:
     return time.perf_counter() - start
 
 
-def _contenders(name: str, params: list) -> tuple[dict, dict, dict]:
-    """steplab's optimizers and torch.optim's implementations that exist for it, all on
-    ``params``; the seconds each fused steplab optimizer's first (compiling) step took;
-    what is missing."""
+def _contenders(name: str, params: list, policies=("propagate",)) -> tuple[dict, dict, dict]:
+    """steplab's optimizers (one per ``nonfinite`` policy) and torch.optim's implementations
+    that exist for it, all on ``params``; the seconds each fused steplab optimizer's first
+    (compiling) step took; what is missing."""
     torch_class, extra = PAIRS[name]
     preset = "torch" if "torch" in st.OPTIMIZERS[name].core.PRESETS else "seed"
     presets = [preset, "seed"] if preset != "seed" and name == "adam" else [preset]
     contenders, first = {}, {}
     device = str(params[0].device)
     for p in presets:
-        contenders[f"steplab {p} multi-tensor"] = st.make(name, params, preset=p)
-        fused = st.make(name, params, preset=p, fused=True)
-        first[f"steplab {p} fused"] = _first_step_s(fused, device)
-        contenders[f"steplab {p} fused"] = fused
+        for policy in policies:
+            tail = "" if policy == "propagate" else f" ({policy})"
+            contenders[f"steplab {p} multi-tensor{tail}"] = st.make(
+                name, params, preset=p, nonfinite=policy
+            )
+            fused = st.make(name, params, preset=p, fused=True, nonfinite=policy)
+            first[f"steplab {p} fused{tail}"] = _first_step_s(fused, device)
+            contenders[f"steplab {p} fused{tail}"] = fused
     missing = {}
     for impl, flags in IMPLEMENTATIONS.items():
         try:
@@ -133,6 +137,84 @@ def _contenders(name: str, params: list) -> tuple[dict, dict, dict]:
         except (RuntimeError, ValueError, TypeError) as exc:
             missing[f"torch {impl}"] = f"{type(exc).__name__}: {str(exc)[:60]}"
     return contenders, first, missing
+
+
+def _ratio(anchor: list[float], times: list[float]) -> float:
+    """The median over rounds of anchor time / this time (> 1: this is faster)."""
+    return statistics.median(a / x for a, x in zip(anchor, times, strict=True))
+
+
+def _same_kind(label: str, times: dict) -> str | None:
+    """torch.optim's implementation that a steplab row is compared with: its default,
+    foreach, for the multi-tensor step; fused for the single pass (its fastest where it has
+    no fused one); None for torch's own rows."""
+    if not label.startswith("steplab"):
+        return None
+    kind = "foreach" if "multi-tensor" in label else "fused"
+    torch_rows = [k for k in times if k.startswith("torch")]
+    match = [k for k in torch_rows if k.endswith(f" {kind}")]
+    if match:
+        return match[0]
+    return min(torch_rows, key=lambda k: statistics.median(times[k]))
+
+
+def _read_anchor():
+    """A plain numba loop summing a float32 array (vectorized; reads each element once): the
+    speed at which this machine's core reads memory. None without numba."""
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(fastmath=True, cache=False)
+    def read_all(x):
+        total = numba.float32(0.0)
+        for v in x:
+            total += v
+        return total
+
+    return read_all
+
+
+def check_pass(set_name: str, repeats: int) -> None:
+    """``nonfinite``'s check of the gradients (steplab.torch's ``all_finite``) against the
+    machine's read speed (two read-only loops over the same arrays: :func:`_read_anchor` and
+    BLAS's dot product of each with itself) and the element-wise ``torch.isfinite(g).all()``,
+    interleaved; medians."""
+    from steplab.torch.base import all_finite
+
+    grads = [p.grad for p in _parameters(PARAMETER_SETS[set_name], "cpu", torch.float32)]
+    arrays = [g.numpy().reshape(-1) for g in grads]
+    nbytes = sum(g.numel() * g.element_size() for g in grads)
+    anchor = _read_anchor()
+    contenders = {
+        "steplab check (all_finite)": lambda: all_finite(grads),
+        "torch.isfinite(g).all()": lambda: all(bool(torch.isfinite(g).all()) for g in grads),
+    }
+    if anchor is not None:
+        contenders["read anchor (numba sum)"] = lambda: [anchor(a) for a in arrays]
+    contenders["read anchor (BLAS dot x·x)"] = lambda: [float(a @ a) for a in arrays]
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    for fn in contenders.values():
+        fn()
+    order = random.Random(0)
+    labels = list(contenders)
+    for _ in range(repeats):
+        order.shuffle(labels)
+        for label in labels:
+            start = time.perf_counter()
+            contenders[label]()
+            times[label].append(time.perf_counter() - start)
+    anchors = [k for k in times if k.startswith("read anchor")]
+    fastest = min(anchors, key=lambda k: statistics.median(times[k]))
+    print(f"\nThe gradients' check, {set_name} float32 ({nbytes / 1e6:.0f} MB), 1 thread")
+    print(f"(of read anchor: the fastest anchor's time / this; here {fastest}):\n")
+    print("| pass | ms | GB/s | of read anchor |")
+    print("|---|---:|---:|---:|")
+    for label, t in times.items():
+        ms = 1e3 * statistics.median(t)
+        of = f"{_ratio(times[fastest], t):.2f}"
+        print(f"| {label} | {ms:.2f} | {nbytes / 1e6 / ms:.1f} | {of} |")
 
 
 def main(argv=None) -> int:
@@ -151,6 +233,18 @@ def main(argv=None) -> int:
         default=1,
         help="parameter sets each contender is timed on (memory placement; see the doc)",
     )
+    parser.add_argument(
+        "--nonfinite",
+        nargs="+",
+        default=["propagate"],
+        choices=["propagate", "raise", "skip"],
+        help="steplab's nonfinite policies to time (propagate: torch.optim's semantics)",
+    )
+    parser.add_argument(
+        "--check-pass",
+        action="store_true",
+        help="also time the nonfinite check of each set's gradients against a read anchor",
+    )
     args = parser.parse_args(argv)
     if args.threads < 0 or args.repeats < 1 or args.instances < 1:
         parser.error("--threads must be >= 0, --repeats and --instances >= 1")
@@ -162,16 +256,23 @@ def main(argv=None) -> int:
         f"threads {torch.get_num_threads()}, median of {args.repeats} rounds in random "
         f"order, {args.instances} parameter set(s)"
     )
-    header = ("parameters", "optimizer", "implementation", "ms/step", "torch's fastest / this")
+    header = (
+        "parameters",
+        "optimizer",
+        "implementation",
+        "ms/step",
+        "torch's fastest / this",
+        "torch's same kind / this",
+    )
     print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * 3 + "---:|" * 2)
+    print("|" + "---|" * 3 + "---:|" * 3)
     compile_rows = []
     for set_name in args.sets:
         for name in args.optimizers:
             instances = []
             for k in range(args.instances):
                 params = _parameters(PARAMETER_SETS[set_name], args.device, dtype)
-                contenders, first, missing = _contenders(name, params)
+                contenders, first, missing = _contenders(name, params, args.nonfinite)
                 instances.append(contenders)
                 if k == 0:  # later sets reuse the compiled kernels
                     compile_rows += [(set_name, name, label, s) for label, s in first.items()]
@@ -179,14 +280,17 @@ def main(argv=None) -> int:
             medians = {label: statistics.median(t) for label, t in times.items()}
             fastest = min((label for label in times if label.startswith("torch")), key=medians.get)
             for label, t in times.items():
-                ratio = statistics.median(f / x for f, x in zip(times[fastest], t, strict=True))
-                row = (
-                    f"| {set_name} | {name} | {label} | {1e3 * medians[label]:.3f} | {ratio:.2f} |"
-                )
-                print(row)
+                ratio = _ratio(times[fastest], t)
+                same = _same_kind(label, times)
+                versus = f"{_ratio(times[same], t):.2f}" if same else ""
+                ms = 1e3 * medians[label]
+                print(f"| {set_name} | {name} | {label} | {ms:.3f} | {ratio:.2f} | {versus} |")
             for label, why in missing.items():
                 print(f"| {set_name} | {name} | {label} | n/a | ({why}) |")
             del instances, contenders, params
+    if args.check_pass and args.device == "cpu":
+        for set_name in args.sets:
+            check_pass(set_name, args.repeats)
     print("\nFirst step of the fused (compiled) optimizers, seconds (includes compilation):\n")
     print("| parameters | optimizer | implementation | first step s |")
     print("|---|---|---|---:|")

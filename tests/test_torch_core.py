@@ -144,3 +144,29 @@ def test_param_groups_with_different_hyperparameters_equal_separate_core_optimiz
         opt.step()
     for theta, p in zip(ref, params, strict=True):
         np.testing.assert_allclose(p.detach().numpy(), theta, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("policy", ["raise", "skip"])
+def test_nonfinite_check_passes_finite_gradients_whose_sum_overflows(policy):
+    """The check sums each gradient (one read) and looks element by element only when the
+    sum is not finite: finite values whose sum overflows must still pass; a NaN, +inf or
+    -inf anywhere must not."""
+    big = torch.full((4, 3), 3e38, dtype=torch.float32)
+    assert not torch.isfinite(big.sum())  # the sum overflows
+    p = torch.nn.Parameter(torch.zeros(4, 3))
+    p.grad = big
+    opt = st.SGD([p], lr=1e-40, nonfinite=policy)
+    opt.step()
+    assert opt.state[p]["t"] == 1 and "skipped" not in opt.state[p]
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        q = torch.nn.Parameter(torch.zeros(4, 3))
+        q.grad = torch.ones(4, 3)
+        q.grad[2, 1] = bad
+        opt = st.SGD([q], lr=0.1, nonfinite=policy)
+        if policy == "raise":
+            with pytest.raises(FloatingPointError, match="NaN or inf"):
+                opt.step()
+        else:
+            opt.step()
+            assert opt.state[q]["skipped"] == 1
+        assert torch.equal(q, torch.zeros(4, 3))

@@ -82,3 +82,13 @@ def test_small_parameters_moments_lie_back_to_back():
     assert flat is not None and flat.numel() == sum(s.numel() for s in small)
     large = opt.state[params[4]]["s"]
     assert large._base is None  # large tensors keep their own storage
+
+
+def test_single_pass_steps_small_tensors_as_one_flat_tensor_with_the_same_numbers():
+    packed, opt = _run("adam", grouped=True, steps=4, dtype=torch.float64, fused=True)
+    alone, _ = _run("adam", grouped=False, steps=4, dtype=torch.float64, fused=True)
+    (plan,) = opt.__dict__["_plans__SinglePassPlan"].values()
+    (bucket,) = plan.buckets
+    assert bucket.packed is not None and len(bucket.packed.small) == 5  # all but 2 large/None
+    for p, q in zip(packed, alone, strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)

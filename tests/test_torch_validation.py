@@ -85,7 +85,7 @@ def test_which_entries_must_be_nonnegative_is_read_from_the_rule():
     def entries(name, **options):
         opt, params = _stepped(name, **options)
         group = opt.param_groups[0]
-        core, declared = opt._core_and_declared(group)
+        core, declared = opt._configured_and_declared(group)
         kept = tuple(opt.state[params[0]])
         kept = tuple(k for k in kept if torch.is_tensor(opt.state[params[0]][k]))
         return validation.nonnegative_state(core, kept)

@@ -11,10 +11,12 @@ The step works on *buckets*: the parameters of one param group that share a devi
 dtype, a step counter ``t`` (and any scalar state). A bucket is stepped by one of two
 routes built from the same rule:
 
-- the **multi-tensor** step (default): the rule evaluated once on lists of tensors
-  (:class:`~steplab.torch._tensorlist.TensorList`), each arithmetic operation one
-  ``torch._foreach_*`` call over the whole bucket (on CPU, small tensors packed into one
-  flat tensor per operand first: see :class:`_Packing`);
+- the **multi-tensor** step (default): the rule traced once into a program of in-place
+  ``torch._foreach_*`` operations over the whole bucket, with kept scratch buffers
+  (:mod:`steplab.torch._traced`; a rule it cannot trace is evaluated on
+  :class:`~steplab.torch._tensorlist.TensorList` s, every intermediate allocated). On CPU
+  small tensors are packed into one flat tensor per operand first and large ones run in
+  cache-sized batches (:class:`_PlannedMultiTensorBucket`, :func:`_batches`);
 - the **single-pass** step (``fused=True``): the rule compiled by ``torch.compile`` into one
   kernel per tensor (small tensors packed into one), reading and writing memory once
   (:mod:`steplab.torch._single_pass`). The first step compiles (seconds; see docs/torch.md).
@@ -42,6 +44,7 @@ from steplab.optim.base import initial_value
 from steplab.torch import validation
 from steplab.torch._single_pass import SinglePass
 from steplab.torch._tensorlist import TORCH_OPS, TensorList
+from steplab.torch._traced import Program, Programs
 
 #: Options every steplab torch optimizer takes besides the core's hyperparameters.
 TORCH_OPTIONS = {"maximize": False, "nonfinite": "propagate", "fused": False}
@@ -77,7 +80,8 @@ class TorchOptimizer(torch.optim.Optimizer):
       step (the rule compiled by ``torch.compile``; the first step compiles).
     """
 
-    #: The NumPy optimizer this class mirrors.
+    #: The NumPy core class this class mirrors (a class; the instances a step runs,
+    #: configured with a group's switches, are called ``configured``).
     core: ClassVar[type[CoreOptimizer]]
     #: Options besides the core's hyperparameters (name -> default), kept in each group.
     OPTIONS: ClassVar[dict[str, Any]] = TORCH_OPTIONS
@@ -266,13 +270,13 @@ class TorchOptimizer(torch.optim.Optimizer):
             self._validated({k: saved[k] for k in self.hyperparameters()})
             where = f"param group {number}: "
             validation.check_options(name, saved, where, self._foreign_options())
-            core, declared = self._core_and_declared(saved)
+            configured, declared = self._configured_and_declared(saved)
             for index, (pid, p) in enumerate(zip(saved["params"], group["params"], strict=True)):
                 saved_ids.append(pid)
                 if pid in states:
-                    kept = tuple(core.kept_moments(SimpleNamespace(**declared)))
+                    kept = tuple(configured.kept_moments(SimpleNamespace(**declared)))
                     at = f"{where}parameter {index} (id {pid!r})"
-                    validation.check_param_state(name, at, states[pid], p, core, kept)
+                    validation.check_param_state(name, at, states[pid], p, configured, kept)
         unknown = [k for k in states if k not in saved_ids]
         if unknown:
             raise ValueError(
@@ -301,24 +305,34 @@ class TorchOptimizer(torch.optim.Optimizer):
     # -- the step from the core's rule ----------------------------------------------------
 
     def _step_group(self, group: dict[str, Any]) -> None:
-        core, declared = self._core_and_declared(group)
+        configured, declared = self._configured_and_declared(group)
         if group["fused"]:
-            self._step_group_single_pass(group, core, declared)
+            self._step_group_single_pass(group, configured, declared)
             return
-        for bucket in self._buckets(group, core, declared):
+        if _plannable(group["params"]):
+            self._step_group_planned(group, configured, declared, _MultiTensorPlan)
+            return
+        for bucket in self._buckets(group, configured, declared):
             bucket.prepare_gradients(group)
             t = bucket.state.t + 1
-            before = SimpleNamespace(**{k: getattr(bucket.state, k) for k in core.SCALAR_STATE})
+            before = SimpleNamespace(
+                **{k: getattr(bucket.state, k) for k in configured.SCALAR_STATE}
+            )
             # The hyperparameters of this step, with its per-step scalars (1 − ρᵗ, …) and
             # the new scalar state, in Python floats: the same numbers for both routes.
-            step_values, scalars = core.prepare_step(declared, t, before, TORCH_OPS)
+            step_values, scalars = configured.prepare_step(declared, t, before, TORCH_OPS)
             names = bucket.moment_names
             roles = [bucket.theta, bucket.g, *(getattr(bucket.state, k) for k in names)]
             packing = _Packing(roles, self.__dict__.setdefault("_packing_buffers", {}))
-            theta, g, *held = packing.lists
-            state = SimpleNamespace(**dict(zip(names, held, strict=True)))
-            for theta_b, g_b, moments in _batches(theta, g, state, names):
-                _step_batch(core, step_values, theta_b, g_b, moments, names)
+            programs = self.__dict__.setdefault("_programs", Programs())
+            traced = programs.get(configured, step_values, names)
+            scratch = self.__dict__.setdefault("_scratch", {})
+            for batch in _batches(packing.lists):
+                if traced is None:  # a rule the tracer cannot follow: run it on TensorLists
+                    _step_batch(configured, step_values, batch, names)
+                else:
+                    program, registers = traced
+                    program.run(registers, batch, _scratch_for(scratch, program, batch[0]))
             packing.unpack(written=[0, *range(2, len(roles))])
             bucket.state.t = t
             for k, v in scalars.items():
@@ -326,22 +340,30 @@ class TorchOptimizer(torch.optim.Optimizer):
             bucket.write_back()
 
     def _step_group_single_pass(
-        self, group: dict[str, Any], core: CoreOptimizer, declared: dict[str, Any]
+        self, group: dict[str, Any], configured: CoreOptimizer, declared: dict[str, Any]
     ) -> None:
         """The single-pass step of a group. Its buckets, with their compiled kernels and
         prepared tensors, are kept from step to step (:class:`_SinglePassPlan`) while the
         group's parameters, gradients' presence, states and switches stay the same: a step
         then costs little Python besides the kernels."""
-        plans = self.__dict__.setdefault("_single_pass_plans", {})
+        self._step_group_planned(group, configured, declared, _SinglePassPlan)
+
+    def _step_group_planned(
+        self, group: dict[str, Any], configured: CoreOptimizer, declared: dict[str, Any], kind: type
+    ) -> None:
+        """The step of a group through its plan of ``kind`` (made again when stale)."""
+        plans = self.__dict__.setdefault(f"_plans_{kind.__name__}", {})
         plan = plans.get(id(group))
-        if plan is None or not plan.is_current(self.state, group, core, declared):
+        if plan is None or not plan.is_current(self.state, group, configured, declared):
             current = {id(g) for g in self.param_groups}
             for key in [k for k in plans if k not in current]:  # groups gone (load_state_dict)
                 del plans[key]
-            plan = plans[id(group)] = _SinglePassPlan(self, group, core, declared)
-        plan.step(group, core, declared)
+            plan = plans[id(group)] = kind(self, group, configured, declared)
+        plan.step(group, configured, declared)
 
-    def _core_and_declared(self, group: dict[str, Any]) -> tuple[CoreOptimizer, dict[str, Any]]:
+    def _configured_and_declared(
+        self, group: dict[str, Any]
+    ) -> tuple[CoreOptimizer, dict[str, Any]]:
         """The core optimizer of the group's switches (cached), and the hyperparameters
         the rule reads: the group's current numbers (which an LR scheduler may have set to
         values the constructor refuses, such as lr=0 at the start of a warm-up)."""
@@ -353,25 +375,30 @@ class TorchOptimizer(torch.optim.Optimizer):
             return last[2], last[3]
         values = dict(zip(names, numbers, strict=True))
         switches = tuple((k, v) for k, v in values.items() if isinstance(v, bool))
-        cache = self.__dict__.setdefault("_cores", {})
+        cache = self.__dict__.setdefault("_configured_by_switches", {})
         if switches not in cache:
             options: dict[str, Any] = {**dict(switches), "nonfinite": "propagate"}
             cache[switches] = self.core(**options)
-        core = cache[switches]
-        declared = dict(core.declared_for(()))
+        configured = cache[switches]
+        declared = dict(configured.declared_for(()))
         declared.update(values)
         for name in self.core.OFF_WHEN_ZERO:
             declared[f"{name}_on"] = bool(values[name])
         if len(known) > 2 * len(self.param_groups):  # forget groups that are gone
             known.clear()
-        known[id(group)] = (numbers, group, core, declared)  # declared is only read, never changed
-        return core, declared
+        known[id(group)] = (
+            numbers,
+            group,
+            configured,
+            declared,
+        )  # declared is only read, never changed
+        return configured, declared
 
     def _gradients_pass_nonfinite_policy(self) -> bool:
         """False if the step must be skipped; raises under ``nonfinite="raise"``."""
         checked = [g for g in self.param_groups if g["nonfinite"] != "propagate"]
         grads = [p.grad for group in checked for p in group["params"] if p.grad is not None]
-        if not grads or torch.stack([torch.isfinite(g).all() for g in grads]).all():
+        if not grads or all_finite(grads):
             return True
         if any(group["nonfinite"] == "raise" for group in checked):
             raise FloatingPointError(
@@ -385,7 +412,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         return False
 
     def _buckets(
-        self, group: dict[str, Any], core: CoreOptimizer, declared: dict[str, Any]
+        self, group: dict[str, Any], configured: CoreOptimizer, declared: dict[str, Any]
     ) -> list[_Bucket]:
         """The group's parameters with a gradient, split by device, dtype, step counter and
         scalar state. A parameter's first step creates its state: ``t = 0``, the core's
@@ -405,13 +432,16 @@ class TorchOptimizer(torch.optim.Optimizer):
             state = self.state[p]
             if "t" not in state:
                 work = p.detach().to(_work_dtype(p))
-                state.update(t=0, **dict(core.SCALAR_STATE), **_core_moments(core, declared, work))
+                state.update(
+                    t=0,
+                    **dict(configured.SCALAR_STATE),
+                    **_initial_moments(configured, declared, work),
+                )
                 new_states.append((p, state))
             stepped.append((p, state))
-        if not group["fused"]:  # the compiled kernels step tensors in place, as allocated
-            _place_back_to_back(new_states)
+        _place_back_to_back(new_states)
         for p, state in stepped:
-            key = (p.device, p.dtype, state["t"], *(state[k] for k in core.SCALAR_STATE))
+            key = (p.device, p.dtype, state["t"], *(state[k] for k in configured.SCALAR_STATE))
             if key not in buckets:
                 buckets[key] = _Bucket(self._tensor_state_names(state))
             buckets[key].add(p, state)
@@ -421,19 +451,32 @@ class TorchOptimizer(torch.optim.Optimizer):
         return [k for k, v in state.items() if torch.is_tensor(v)]
 
 
+def all_finite(tensors: list[torch.Tensor]) -> bool:
+    """Whether no tensor holds NaN or ±inf, reading each once (one device sync).
+
+    The sum of all elements is finite exactly when no element is NaN or ±inf, unless
+    finite elements overflow it: only then (a non-finite sum) is each tensor checked element
+    by element. (``torch.isfinite`` writes a mask through temporaries: many times slower;
+    ``benchmarks/bench_torch_optim.py --check-pass`` times both against a read anchor.)
+    """
+    if bool(torch.stack(list(map(torch.sum, tensors))).sum().isfinite()):
+        return True
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
 #: core class -> its torch class (written in steplab/torch/*.py, or made by :func:`twin`)
 _TWINS: dict[type[CoreOptimizer], type[TorchOptimizer]] = {}
 
 
-def twin(core: type[CoreOptimizer]) -> type[TorchOptimizer]:
-    """The torch.optim optimizer of the core class ``core``: the one written for it in
+def twin(core_class: type[CoreOptimizer]) -> type[TorchOptimizer]:
+    """The torch.optim optimizer of ``core_class``: the one written for it in
     ``steplab.torch`` (for its docstring), else one made now, named as the core class and
     documented from it. Every registered core optimizer has one, with no code of its own."""
-    cls = _TWINS.get(core)
+    cls = _TWINS.get(core_class)
     if cls is None:
-        summary = (core.__doc__ or core.name).strip().splitlines()[0]
-        namespace = {"core": core, "__doc__": summary, "__module__": "steplab.torch"}
-        cls = type(core.__name__, (TorchOptimizer,), namespace)  # __init_subclass__ keeps it
+        summary = (core_class.__doc__ or core_class.name).strip().splitlines()[0]
+        namespace = {"core": core_class, "__doc__": summary, "__module__": "steplab.torch"}
+        cls = type(core_class.__name__, (TorchOptimizer,), namespace)  # __init_subclass__ keeps it
     return cls
 
 
@@ -504,25 +547,36 @@ class _SinglePassPlan:
     """
 
     def __init__(
-        self, optimizer: TorchOptimizer, group: dict[str, Any], core: CoreOptimizer, declared: dict
+        self,
+        optimizer: TorchOptimizer,
+        group: dict[str, Any],
+        configured: CoreOptimizer,
+        declared: dict,
     ) -> None:
         self.group = group
-        self.core = core
-        self.declared = declared  # the cached dict of the group's values (see _core_and_declared)
+        self.configured = configured
+        self.declared = (
+            declared  # the cached dict of the group's values (see _configured_and_declared)
+        )
         self.switches = _switches(declared, group)
         self.threads = torch.get_num_threads()  # CPU kernels are compiled for a thread count
         self.params = list(group["params"])
         self.has_grad = [p.grad is not None for p in self.params]
         self.buckets = []
-        for bucket in optimizer._buckets(group, core, declared):
+        for bucket in optimizer._buckets(group, configured, declared):
             bucket.prepare_gradients(group, work_copies=False)
-            self.buckets.append(_PlannedBucket(core, declared, bucket))
+            self.buckets.append(self._planned_bucket(optimizer, configured, declared, bucket))
+
+    def _planned_bucket(
+        self, optimizer: TorchOptimizer, configured: CoreOptimizer, declared: dict, bucket: _Bucket
+    ) -> Any:
+        return _PlannedBucket(configured, declared, bucket)
 
     def is_current(
-        self, states: Any, group: dict[str, Any], core: CoreOptimizer, declared: dict
+        self, states: Any, group: dict[str, Any], configured: CoreOptimizer, declared: dict
     ) -> bool:
         """Whether the plan still describes the group (see the class docstring)."""
-        if group is not self.group or core is not self.core:
+        if group is not self.group or configured is not self.configured:
             return False
         params = group["params"]
         if len(params) != len(self.params) or torch.get_num_threads() != self.threads:
@@ -543,29 +597,33 @@ class _SinglePassPlan:
                 return False
         return True
 
-    def step(self, group: dict[str, Any], core: CoreOptimizer, declared: dict) -> None:
+    def step(self, group: dict[str, Any], configured: CoreOptimizer, declared: dict) -> None:
         maximize = group["maximize"]
         for bucket in self.buckets:
-            bucket.step(core, declared, maximize)
+            bucket.step(configured, declared, maximize)
 
 
 class _PlannedBucket:
     """One bucket of a :class:`_SinglePassPlan`: its parameters and states, the step count
     and scalar state they share, and their :class:`SinglePass`."""
 
-    def __init__(self, core: CoreOptimizer, declared: dict, bucket: _Bucket) -> None:
+    def __init__(self, configured: CoreOptimizer, declared: dict, bucket: _Bucket) -> None:
         self.t = bucket.state.t
-        self.scalars = {k: getattr(bucket.state, k) for k in core.SCALAR_STATE}
+        self.scalars = {k: getattr(bucket.state, k) for k in configured.SCALAR_STATE}
         self.params = bucket.params
         self.states = bucket.states
         self.held = [(k, [state[k] for state in self.states]) for k in bucket.moment_names]
         self.plain = all(type(p) in _PLAIN for p in self.params)  # no DTensor: no _local
         # a step's hyperparameters: their switches and fields select the kernel
-        step_values, _ = core.prepare_step(
+        step_values, _ = configured.prepare_step(
             declared, self.t + 1, SimpleNamespace(**self.scalars), TORCH_OPS
         )
         moments = {k: getattr(bucket.state, k) for k in bucket.moment_names}
-        self.single = SinglePass(core, step_values, bucket.local_params, moments, bucket.work)
+        params = bucket.local_params
+        self.packed = _SmallPacked.of(params, moments) if self.plain else None
+        if self.packed is not None:
+            params, moments = self.packed.operands(params, moments)
+        self.single = SinglePass(configured, step_values, params, moments, bucket.work)
 
     def is_current(self, states: Any) -> bool:
         mine = self.states
@@ -581,9 +639,9 @@ class _PlannedBucket:
                 return False
         return True
 
-    def step(self, core: CoreOptimizer, declared: dict, maximize: bool) -> None:
+    def step(self, configured: CoreOptimizer, declared: dict, maximize: bool) -> None:
         t = self.t + 1
-        step_values, scalars = core.prepare_step(
+        step_values, scalars = configured.prepare_step(
             declared, t, SimpleNamespace(**self.scalars), TORCH_OPS
         )
         params = self.params
@@ -595,7 +653,12 @@ class _PlannedBucket:
             grads = [_local(_grad(p)) for p in params]
         if maximize:
             grads = list(torch._foreach_neg(grads))
-        self.single.step(step_values, thetas, grads)
+        packed = self.packed
+        if packed is None:
+            self.single.step(step_values, thetas, grads)
+        else:
+            self.single.step(step_values, *packed.pack(thetas, grads))
+            packed.unpack(thetas)
         self.t = t
         self.scalars = scalars
         _set_in_all(self.states, "t", t)
@@ -603,6 +666,225 @@ class _PlannedBucket:
             _set_in_all(self.states, name, value)
 
 
+class _SmallPacked:
+    """A single-pass bucket's small CPU tensors as one flat tensor per operand, so that the
+    compiled kernel steps them in one call: each moment a view of the storage its tensors
+    share (:func:`_place_back_to_back`), θ and ĝ copied into kept buffers before the call
+    and θ copied back after it. (Left to itself, the single pass would copy each moment
+    in and out too.)"""
+
+    @classmethod
+    def of(cls, params: list, moments: dict[str, list]) -> _SmallPacked | None:
+        """The packing of ``params``, or None where there is nothing to gain: not on the
+        CPU, fewer than two small tensors, or moments that do not lie back to back."""
+        if params[0].device.type != "cpu":
+            return None
+        small = [i for i, p in enumerate(params) if p.numel() < PACK_BELOW and p.is_contiguous()]
+        if len(small) < 2:
+            return None
+        flats = {}
+        for name, tensors in moments.items():
+            flat = _adjacent_view([tensors[i] for i in small])
+            if flat is None:
+                return None
+            flats[name] = flat
+        return cls(params, small, flats)
+
+    def __init__(self, params: list, small: list[int], flats: dict) -> None:
+        self.small = small
+        chosen = set(small)
+        self.large = [i for i in range(len(params)) if i not in chosen]
+        self.pick_small = operator.itemgetter(*small)
+        self.flats = flats
+        parts = [params[i] for i in small]
+        unflatten = torch._C._nn.unflatten_dense_tensors
+        self.theta = torch.empty(sum(p.numel() for p in parts), dtype=parts[0].dtype)
+        self.theta_views = list(unflatten(self.theta, parts))
+        self.g = torch.empty_like(self.theta)
+        self.g_views = list(unflatten(self.g, parts))
+
+    def operands(self, params: list, moments: dict[str, list]) -> tuple[list, dict]:
+        """The single pass's operands: the flat tensors first, then the large tensors."""
+        large = [params[i] for i in self.large]
+        flat_moments = {k: [self.flats[k], *(m[i] for i in self.large)] for k, m in moments.items()}
+        return [self.theta, *large], flat_moments
+
+    def pack(self, thetas: list, grads: list) -> tuple[list, list]:
+        torch._foreach_copy_(self.theta_views, list(self.pick_small(thetas)))
+        torch._foreach_copy_(self.g_views, list(self.pick_small(grads)))
+        large = self.large
+        return [self.theta, *(thetas[i] for i in large)], [self.g, *(grads[i] for i in large)]
+
+    def unpack(self, thetas: list) -> None:
+        torch._foreach_copy_(list(self.pick_small(thetas)), self.theta_views)
+
+
+class _MultiTensorPlan(_SinglePassPlan):
+    """A group's buckets for the multi-tensor step, kept from step to step (the checks of
+    :class:`_SinglePassPlan`, and that the parameters' storages did not move)."""
+
+    def _planned_bucket(
+        self, optimizer: TorchOptimizer, configured: CoreOptimizer, declared: dict, bucket: _Bucket
+    ) -> Any:
+        caches = optimizer.__dict__
+        return _PlannedMultiTensorBucket(
+            configured,
+            declared,
+            bucket,
+            caches.setdefault("_programs", Programs()),
+            caches.setdefault("_packing_buffers", {}),
+            caches.setdefault("_scratch", {}),
+        )
+
+
+class _PlannedMultiTensorBucket(_PlannedBucket):
+    """One bucket of a :class:`_MultiTensorPlan`.
+
+    On CPU its small tensors (fewer than :data:`PACK_BELOW` elements, contiguous) are
+    stepped as one flat tensor per operand: ĝ copied into a kept buffer, each moment a view
+    of the storage its tensors share (:func:`_place_back_to_back`) or a packed copy, and θ
+    either a packed copy or, when the rule reads θ only in its last operation
+    (``θ + Δθ``), not copied at all: that operation runs on the parameters themselves and
+    per-tensor views of the packed Δθ. The other tensors run in batches (:func:`_batches`).
+    """
+
+    def __init__(
+        self,
+        configured: CoreOptimizer,
+        declared: dict,
+        bucket: _Bucket,
+        programs: Programs,
+        buffers: dict,
+        scratch: dict,
+    ) -> None:
+        self.t = bucket.state.t
+        self.scalars = {k: getattr(bucket.state, k) for k in configured.SCALAR_STATE}
+        self.params = bucket.params
+        self.states = bucket.states
+        self.names = bucket.moment_names
+        self.held = [(k, [state[k] for state in self.states]) for k in self.names]
+        self.plain = True
+        self.programs, self.buffers, self.scratch = programs, buffers, scratch
+        self.pointers = list(map(torch.Tensor.data_ptr, self.params))
+        moments = [tensors for _, tensors in self.held]
+        small: list[int] = []
+        if self.params[0].device.type == "cpu":
+            for i, p in enumerate(self.params):
+                if p.numel() < PACK_BELOW and all(
+                    t.is_contiguous() for t in (p, *(m[i] for m in moments))
+                ):
+                    small.append(i)
+        if len(small) < 2:
+            small = []
+        chosen = set(small)
+        self.large = [i for i in range(len(self.params)) if i not in chosen]
+        self.small = small
+        self.pick_small: Any = operator.itemgetter(*small) if small else None
+        self.theta_small = [self.params[i] for i in small]
+        self.theta_large = [self.params[i] for i in self.large]
+        self.moments_small = [[m[i] for i in small] for m in moments]
+        self.moments_large = [[m[i] for i in self.large] for m in moments]
+        self.shapes = shapes = tuple(p.shape for p in self.theta_small)
+        # the moments as flat tensors: views where they lie back to back, else packed
+        self.moment_flats: list[tuple[torch.Tensor, list | None]] = []
+        for k, parts in enumerate(self.moments_small if small else []):
+            flat = _adjacent_view(parts)
+            if flat is not None:
+                self.moment_flats.append((flat, None))
+            else:
+                key = ("moment", k, parts[0].dtype, parts[0].device, shapes)
+                self.moment_flats.append(_buffer(buffers, key, parts))
+        if small:
+            g_key = ("g", self.theta_small[0].dtype, self.theta_small[0].device, shapes)
+            self.g_flat, self.g_views = _buffer(buffers, g_key, self.theta_small)
+
+    def is_current(self, states: Any) -> bool:
+        return super().is_current(states) and (
+            list(map(torch.Tensor.data_ptr, self.params)) == self.pointers
+        )
+
+    def step(self, configured: CoreOptimizer, declared: dict, maximize: bool) -> None:
+        t = self.t + 1
+        step_values, scalars = configured.prepare_step(
+            declared, t, SimpleNamespace(**self.scalars), TORCH_OPS
+        )
+        traced = self.programs.get(configured, step_values, self.names)
+        grads = list(map(_GRAD, self.params))
+        if self.small:
+            self._step_small(
+                configured, step_values, traced, list(self.pick_small(grads)), maximize
+            )
+        if self.large:
+            g = [grads[i] for i in self.large]
+            if maximize:
+                g = list(torch._foreach_neg(g))
+            roles = [self.theta_large, g, *self.moments_large]
+            for batch in _batches(roles):
+                if traced is None:
+                    _step_batch(configured, step_values, batch, self.names)
+                else:
+                    program, registers = traced
+                    program.run(registers, batch, _scratch_for(self.scratch, program, batch[0]))
+        self.t = t
+        self.scalars = scalars
+        _set_in_all(self.states, "t", t)
+        for name, value in scalars.items():
+            _set_in_all(self.states, name, value)
+
+    def _step_small(
+        self, configured: CoreOptimizer, step_values: Any, traced: Any, g: list, maximize: bool
+    ) -> None:
+        """The small tensors, packed (see the class docstring)."""
+        torch._foreach_copy_(self.g_views, g)
+        if maximize:
+            self.g_flat.neg_()
+        for (_, views), parts in zip(self.moment_flats, self.moments_small, strict=True):
+            if views is not None:
+                torch._foreach_copy_(views, parts)
+        moments = [[flat] for flat, _ in self.moment_flats]
+        if traced is not None and traced[0].theta_last:
+            program, registers = traced
+            flat_scratch, split_scratch = self._scratch_of(program)
+            slots = [[], [self.g_flat], *moments, *flat_scratch]
+            split = [self.theta_small, self.g_views, *self.moments_small, *split_scratch]
+            program.run_split_last(registers, slots, split)
+        else:
+            key = ("theta", self.theta_small[0].dtype, self.theta_small[0].device, self.shapes)
+            theta_flat, theta_views = _buffer(self.buffers, key, self.theta_small)
+            torch._foreach_copy_(theta_views, self.theta_small)
+            batch = [[theta_flat], [self.g_flat], *moments]
+            if traced is None:
+                _step_batch(configured, step_values, batch, self.names)
+            else:
+                program, registers = traced
+                program.run(registers, batch, _scratch_for(self.scratch, program, batch[0]))
+            torch._foreach_copy_(self.theta_small, theta_views)
+        for (_, views), parts in zip(self.moment_flats, self.moments_small, strict=True):
+            if views is not None:
+                torch._foreach_copy_(parts, views)
+
+    def _scratch_of(self, program: Program) -> tuple[list, list]:
+        """``program``'s scratch buffers for the packed small tensors, flat and as views
+        shaped as the parameters (kept)."""
+        key = ("small", id(program), self.g_flat.dtype, self.g_flat.device, self.shapes)
+        kept = self.scratch.get(key)
+        if kept is None:
+            flat = program.new_scratch([self.g_flat])
+            unflatten = torch._C._nn.unflatten_dense_tensors
+            split = [list(unflatten(f[0], self.theta_small)) for f in flat]
+            kept = self.scratch[key] = (flat, split)
+        return kept
+
+
+def _plannable(params: list) -> bool:
+    """Whether the multi-tensor step of these parameters can be planned: plain tensors (no
+    DTensor) in a dtype that computes in itself (not bfloat16/float16)."""
+    if not set(map(type, params)) <= _PLAIN_SET:
+        return False
+    return not set(map(_DTYPE, params)) & _LOW_PRECISION_SET
+
+
+_DTYPE = operator.attrgetter("dtype")
 _GRAD = operator.attrgetter("grad")
 _IS_SPARSE = operator.attrgetter("is_sparse")
 
@@ -613,42 +895,44 @@ def _set_in_all(dicts: list[dict], key: str, value: Any) -> None:
 
 
 def _switches(declared: dict[str, Any], group: dict[str, Any]) -> tuple:
-    """What selects a group's kernels besides the core: flags such as ``weight_decay_on``,
+    """What selects a group's kernels besides the configured: flags such as ``weight_decay_on``,
     and ``maximize``."""
     return (*(v for v in declared.values() if isinstance(v, bool)), group["maximize"])
 
 
-def _core_moments(core: CoreOptimizer, declared: dict[str, Any], work: torch.Tensor) -> dict:
+def _initial_moments(
+    configured: CoreOptimizer, declared: dict[str, Any], work: torch.Tensor
+) -> dict:
     """The moments ``core`` keeps for ``declared``, each filled with its initial value."""
     declared_ns = SimpleNamespace(**declared)
     moments = {}
-    for name in core.kept_moments(declared_ns):
-        value = initial_value(core, name, declared_ns, work)  # a constant, or θ₀ itself
+    for name in configured.kept_moments(declared_ns):
+        value = initial_value(configured, name, declared_ns, work)  # a constant, or θ₀ itself
         moments[name] = value.clone() if value is work else torch.full_like(work, float(value))
     return moments
 
 
-#: On CPU the multi-tensor route evaluates the rule on batches of about this many elements.
-CPU_BATCH = 1 << 16
+#: On CPU the multi-tensor route runs the rule on batches of about this many elements.
+CPU_BATCH = 1 << 18
 
 
-def _batches(theta: list, g: list, state: SimpleNamespace, names: tuple) -> list[tuple]:
-    """The bucket as (θ, ĝ, {moment: tensors}) batches for the multi-tensor route.
+def _batches(roles: list[list[torch.Tensor]]) -> list[list[list[torch.Tensor]]]:
+    """The bucket's operands (θ, ĝ, each moment: lists of tensors) in batches for the
+    multi-tensor route.
 
-    Each operation of the rule allocates a result as large as its operands. CUDA's caching
-    allocator reuses those blocks; on CPU, fresh allocations of megabytes are page faults
-    that cost ~15× the arithmetic. So on CPU the rule runs on slices of the flattened
-    tensors, ≈ ``CPU_BATCH`` elements at a time, whose temporaries the heap reuses (the rule
-    is element-wise, so slices are stepped exactly as whole tensors).
+    On CPU the rule runs on slices of the flattened tensors, ≈ ``CPU_BATCH`` elements at a
+    time: the traced program's scratch buffers for a batch stay in the core's cache from
+    one operation to the next, so each operation reads and writes cache, not memory (and
+    the untraced route's temporaries are reused by the heap instead of being page-faulted
+    in). The rule is element-wise, so slices are stepped exactly as whole tensors.
     """
-    moments = {k: getattr(state, k) for k in names}
-    if theta[0].device.type != "cpu":
-        return [(theta, g, moments)]
-    batches: list[tuple] = []
-    current: tuple = ([], [], {k: [] for k in names})
+    if roles[0][0].device.type != "cpu":
+        return [roles]
+    batches: list[list[list[torch.Tensor]]] = []
+    current: list[list[torch.Tensor]] = [[] for _ in roles]
     size = 0
-    for i, x in enumerate(theta):
-        tensors = [x, g[i], *(moments[k][i] for k in names)]
+    for i, x in enumerate(roles[0]):
+        tensors = [r[i] for r in roles]
         if all(t.is_contiguous() for t in tensors):
             flat = [t.view(-1) for t in tensors]
             pieces = (
@@ -657,17 +941,31 @@ def _batches(theta: list, g: list, state: SimpleNamespace, names: tuple) -> list
         else:
             pieces = [[t] for t in tensors]
         for parts in zip(*pieces, strict=True):
-            current[0].append(parts[0])
-            current[1].append(parts[1])
-            for k, part in zip(names, parts[2:], strict=True):
-                current[2][k].append(part)
+            for column, part in zip(current, parts, strict=True):
+                column.append(part)
             size += parts[0].numel()
             if size >= CPU_BATCH:
                 batches.append(current)
-                current, size = ([], [], {k: [] for k in names}), 0
+                current, size = [[] for _ in roles], 0
     if current[0]:
         batches.append(current)
     return batches
+
+
+def _scratch_for(kept: dict, program: Program, like: list[torch.Tensor]) -> list:
+    """The scratch buffers of ``program`` for a batch whose θ is ``like``: on CPU kept from
+    step to step (a fresh allocation of megabytes costs page faults on every step; CPU
+    batches are small), elsewhere made for the step (a whole bucket is one batch there, and
+    the device's caching allocator hands back the same blocks without holding them)."""
+    if like[0].device.type != "cpu":
+        return program.new_scratch(like)
+    key = (id(program), like[0].dtype, like[0].device, *(t.shape for t in like))
+    buffers = kept.get(key)
+    if buffers is None:
+        if len(kept) >= 64:  # layouts of past steps
+            kept.clear()
+        buffers = kept[key] = program.new_scratch(like)
+    return buffers
 
 
 #: On CPU, tensors with fewer elements than this are stepped packed into one flat tensor.
@@ -781,17 +1079,17 @@ def _place_back_to_back(new_states: list[tuple[torch.Tensor, dict[str, Any]]]) -
                         s[name] = view
 
 
-def _step_batch(
-    core: CoreOptimizer, step_values: Any, theta: list, g: list, moments: dict, names: tuple
-) -> None:
-    """The rule on one batch of :func:`_batches`, results copied into θ and the moments."""
-    state = SimpleNamespace(**{k: TensorList(moments[k]) for k in names})
-    new_theta, new_moments = core.apply_rule(
+def _step_batch(configured: CoreOptimizer, step_values: Any, roles: list, names: tuple) -> None:
+    """The rule run directly on TensorLists for one batch of :func:`_batches`, results
+    copied into θ and the moments."""
+    theta, g, *held = roles
+    state = SimpleNamespace(**{k: TensorList(m) for k, m in zip(names, held, strict=True)})
+    new_theta, new_moments = configured.apply_rule(
         TORCH_OPS, step_values, TensorList(theta), TensorList(g), state
     )
     torch._foreach_copy_(theta, new_theta.tensors)
-    for k in names:
-        torch._foreach_copy_(moments[k], new_moments[k].tensors)
+    for k, m in zip(names, held, strict=True):
+        torch._foreach_copy_(m, new_moments[k].tensors)
 
 
 def _grad(p: torch.Tensor) -> torch.Tensor:
@@ -808,6 +1106,8 @@ def _local(t: torch.Tensor) -> torch.Tensor:
 
 
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
+_PLAIN_SET = frozenset(_PLAIN)
+_LOW_PRECISION_SET = frozenset(_LOW_PRECISION)
 
 
 def _work_dtype(p: torch.Tensor) -> torch.dtype:
