@@ -325,14 +325,26 @@ class MatrixOptimizer:
 # --------------------------------------------------------------------------------------
 
 
+def _count(shape: tuple[int, ...], axes: int | tuple[int, ...]) -> int:
+    """How many entries a reduction over ``axes`` (the last k, or a tuple) takes together."""
+    picked = axes if isinstance(axes, tuple) else tuple(range(-axes, 0))
+    return math.prod(shape[a] for a in picked)
+
+
 def rms(ops: MatrixOps, x: Any, axes: int) -> Any:
-    """Root mean square of each configuration's tensor (over the last ``axes`` axes)."""
-    return ops.sqrt(ops.mean(x * x, axes))
+    """Root mean square of each configuration's tensor (over the last ``axes`` axes):
+    ‖x‖/√n, one pass over x (the square is never stored)."""
+    return ops.norm(x, axes) / math.sqrt(_count(tuple(x.shape), axes))
+
+
+def mean_square(ops: MatrixOps, x: Any, axes: int | tuple[int, ...]) -> Any:
+    """mean(x²) over ``axes`` (kept): ‖x‖²/n, one pass over x (the square is never stored)."""
+    return ops.norm(x, axes) ** 2 / _count(tuple(x.shape), axes)
 
 
 def frobenius_norm(ops: MatrixOps, x: Any) -> Any:
     """‖X‖_F of each configuration's matrix, shaped ``(K, 1, 1)``."""
-    return ops.sqrt(ops.sum(x * x, 2))
+    return ops.norm(x, 2)
 
 
 def power(ops: MatrixOps, base: Any, exponent: Any) -> Any:

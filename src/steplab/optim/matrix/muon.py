@@ -63,7 +63,7 @@ def newton_schulz(ops, hp, M):
 
 
 def muon_rule(ops, hp, t, theta, g, B):
-    B = hp.rho * B + (1 - hp.rho) * g  # momentum (an average of gradients)
+    B = ops.lerp_(B, g, 1 - hp.rho)  # B ← ρ·B + (1 − ρ)·G: momentum, an average of gradients
     if hp.bias_correction:  # optax: both terms unbiased, B one step ahead
         B_hat = B / (1 - power(ops, hp.rho, t + 1))
         g_hat = g / (1 - power(ops, hp.rho, t))
@@ -72,9 +72,9 @@ def muon_rule(ops, hp, t, theta, g, B):
     M = (1 - hp.rho) * g_hat + hp.rho * B_hat if hp.nesterov else B_hat
     O = newton_schulz(ops, hp, M)  # ≈ U·Vᵀ: the update's singular values near 1
     if np.any(hp.weight_decay):  # (skipped when zero: a pass over θ saved)
-        theta = theta * (1 - hp.lr * hp.weight_decay)  # decoupled weight decay
+        theta = ops.mul_(theta, 1 - hp.lr * hp.weight_decay)  # decoupled weight decay
     s = shape_factor(hp.scale, theta.shape[-2], theta.shape[-1])
-    theta = theta - (hp.lr * s) * O  # apply update
+    theta = ops.add_scaled_(theta, -(hp.lr * s), O)  # apply update: θ − α·s·O
     return theta, {"B": B}
 
 
