@@ -1,13 +1,17 @@
 """Per-step time of steplab.torch.matrix's Muon and Adafactor against torch.optim's, same run.
 
     PYTHONPATH=src python benchmarks/bench_matrix.py [--sizes 256 1024 4096] [--repeats 7]
+    PYTHONPATH=src python benchmarks/bench_matrix.py --sizes 4096 --big   # + Muon at 4096²
 
 One float32 weight of n × n on the CPU; each step is timed in interleaved rounds (ours,
 theirs, ours, …: the drift of a shared machine hits both) and the median is reported, with
-the ratio torch.optim / steplab (> 1: steplab is faster). torch.optim.Muon runs its
-Newton–Schulz iteration in bfloat16, steplab in float32; "torch.optim.Muon (float32)" is the
-same code with that one cast removed, the like-for-like anchor. Muon at 4096² needs ~10¹²
-flops a step (5 iterations of three 4096³ products): skipped unless --big.
+the ratio torch.optim / steplab (> 1: steplab is faster). Every steplab variant is set against
+every anchor. Precision, stated: torch.optim.Muon runs its Newton–Schulz iteration in
+bfloat16; steplab's default runs it in the parameters' dtype (float32 here) and
+``ns_dtype="bfloat16"`` as torch does. "torch.optim.Muon (float32)" is torch's code with its
+one cast removed: the like-for-like anchor of steplab's float32 iteration. Muon at 4096²
+needs ~2·10¹² flops a step (5 iterations of three 4096³ products): only with --big, one
+warm-up and one timed round, without the compiled variant.
 """
 
 from __future__ import annotations
@@ -66,16 +70,21 @@ def main() -> None:
 
             contenders["muon"] = {
                 "steplab": stepper(lambda p: stm.Muon.like("torch", p), n),
-                "steplab compile=True": stepper(
-                    lambda p: stm.Muon.like("torch", p, compile=True), n
+                "steplab bfloat16": stepper(
+                    lambda p: stm.Muon.like("torch", p, ns_dtype="bfloat16"), n
                 ),
-                "torch.optim": stepper(lambda p: torch.optim.Muon(p), n),
+                "torch.optim (bfloat16, as shipped)": stepper(lambda p: torch.optim.Muon(p), n),
                 "torch.optim (float32)": theirs_float32,
             }
-        repeats = args.repeats if n < 4096 else max(3, args.repeats // 2)
+            if n < 4096:
+                contenders["muon"]["steplab compile=True"] = stepper(
+                    lambda p: stm.Muon.like("torch", p, compile=True), n
+                )
         for name, calls in contenders.items():
+            big = n >= 4096 and name == "muon"
+            repeats = 1 if big else args.repeats if n < 4096 else max(3, args.repeats // 2)
             # warm-up 2: the compiled steps compile at their first call
-            times = interleaved_medians(calls, repeats=repeats, warmup=2)
+            times = interleaved_medians(calls, repeats=repeats, warmup=1 if big else 2)
             for ours_label in [k for k in times if k.startswith("steplab")]:
                 ours = times[ours_label]
                 for label, seconds in times.items():

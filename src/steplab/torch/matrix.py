@@ -70,6 +70,24 @@ def _broadcast_index(x: torch.Tensor, idx: torch.Tensor, axis: int) -> torch.Ten
     return idx.expand(shape)
 
 
+def _matmul(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    if A.ndim == 3 and A.shape[0] == 1 == B.shape[0]:  # one configuration: torch.mm's kernel,
+        return torch.mm(A[0], B[0])[None]  # the one torch.optim.Muon runs
+    return torch.matmul(A, B)
+
+
+def _addmm(C: Any, A: Any, B: Any, beta: Any, alpha: Any) -> Any:
+    if C.ndim == 3 and _number(beta) and _number(alpha):  # one fused pass, as torch.optim.Muon
+        if C.shape[0] == 1 == A.shape[0] == B.shape[0]:
+            return torch.addmm(C[0], A[0], B[0], beta=beta, alpha=alpha)[None]
+        return torch.baddbmm(C, A, B, beta=beta, alpha=alpha)
+    return beta * C + alpha * torch.matmul(A, B)
+
+
+def _cast(x: torch.Tensor, like: Any) -> torch.Tensor:
+    return x.to(getattr(torch, like) if isinstance(like, str) else like.dtype)
+
+
 def _lerp(a: Any, b: Any, w: Any) -> Any:
     return torch.lerp(a, b, w) if _number(w) else a + w * (b - a)
 
@@ -97,12 +115,8 @@ TORCH_MATRIX_OPS = MatrixOps(
     sqrt=lambda x: math.sqrt(x) if _number(x) else torch.sqrt(x),
     maximum=_maximum,
     minimum=_minimum,
-    matmul=torch.matmul,
-    addmm=lambda C, A, B, beta, alpha: (
-        torch.baddbmm(C, A, B, beta=beta, alpha=alpha)  # one fused pass, as torch.optim.Muon
-        if C.ndim == 3 and _number(beta) and _number(alpha)
-        else beta * C + alpha * torch.matmul(A, B)
-    ),
+    matmul=_matmul,
+    addmm=_addmm,
     mT=lambda x: x.mT,
     sum=lambda x, axes: torch.sum(x, dim=_last(axes), keepdim=True),
     mean=lambda x, axes: torch.mean(x, dim=_last(axes), keepdim=True),
@@ -115,6 +129,7 @@ TORCH_MATRIX_OPS = MatrixOps(
     take=lambda x, idx, axis: torch.take_along_dim(x, _broadcast_index(x, idx, axis), dim=axis),
     flip=lambda x, axis: torch.flip(x, dims=(axis,)),
     norm=lambda x, axes: torch.linalg.vector_norm(x, dim=_last(axes), keepdim=True),
+    cast=_cast,
     lerp_=_lerp,
     maximum_=_maximum,
     rsqrt_=lambda x: 1 / math.sqrt(x) if _number(x) else torch.rsqrt(x),

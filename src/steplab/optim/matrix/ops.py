@@ -48,6 +48,7 @@ class MatrixOps(NamedTuple):
     take: Callable[[Any, Any, int], Any]  # take_along_axis, the indices broadcast first
     flip: Callable[[Any, int], Any]  # reverse one axis
     norm: Callable[[Any, Any], Any]  # √(Σ x²) over the last `axes` axes (or a tuple), kept
+    cast: Callable[[Any, Any], Any]  # x in the dtype named ("bfloat16") or of another array
     # may write into the first argument (see the module doc):
     lerp_: Callable[[Any, Any, Any], Any]  # lerp_(a, b, w) = a + w·(b − a) = (1 − w)·a + w·b
     maximum_: Callable[[Any, Any], Any]  # maximum_(x, floor): x clamped below at floor
@@ -64,6 +65,15 @@ def _last(axes: int | tuple[int, ...]) -> tuple[int, ...]:
 def _times(alpha: Any, x: Any) -> Any:
     """α·x, skipping the product when α is the number 1."""
     return x if isinstance(alpha, float) and alpha == 1.0 else alpha * x
+
+
+def _cast(x: Any, like: Any) -> Any:
+    if isinstance(like, str):  # NumPy has no bfloat16 of its own
+        raise ValueError(
+            f"NumPy arrays cannot be cast to {like}; a {like} iteration runs on the torch and "
+            "JAX paths (steplab.torch.matrix, steplab.jax.matrix)"
+        )
+    return x.astype(like.dtype, copy=False)
 
 
 def _broadcast_index(x: Any, idx: Any, axis: int) -> Any:
@@ -91,6 +101,7 @@ NUMPY_MATRIX_OPS = MatrixOps(
     take=lambda x, idx, axis: np.take_along_axis(x, _broadcast_index(x, idx, axis), axis=axis),
     flip=lambda x, axis: np.flip(x, axis=axis),
     norm=lambda x, axes: np.sqrt(np.sum(x * x, axis=_last(axes), keepdims=True)),
+    cast=_cast,
     lerp_=lambda a, b, w: a + w * (b - a),
     maximum_=np.maximum,
     rsqrt_=lambda x: 1 / np.sqrt(x),
