@@ -129,6 +129,47 @@ class MatrixOptimizer:
         return {f.name: f for f in dataclasses.fields(cls) if "interval" in f.metadata}
 
     @classmethod
+    def options(cls) -> dict[str, dataclasses.Field]:
+        """The static options (the same for every configuration: ``ns_steps``, ``nesterov``,
+        ``graft``, …): name -> field; ``nonfinite`` is not among them."""
+        return {f.name: f for f in dataclasses.fields(cls)
+                if "choices" in f.metadata and f.name != "nonfinite"}  # fmt: skip
+
+    @classmethod
+    def parse_option(cls, name: str, text: str) -> Any:
+        """An option's value from its text on a command line (``"7"``, ``"true"``, ``"none"``,
+        ``"bfloat16"``); the constructor then checks it. ValueError naming the options for an
+        unknown name, and the allowed values for a text that is none of them."""
+        options = cls.options()
+        if name not in options:
+            raise ValueError(f"{cls.name} has no option {name!r}; its options are: "
+                             f"{', '.join(options)}")  # fmt: skip
+        meta, word = options[name].metadata, text.strip()
+        words: dict[str, Any] = {"true": True, "false": False, "none": None}
+        if meta["choices"] is not None:
+            for choice in meta["choices"]:
+                if word.lower() == str(choice).lower():
+                    return choice
+            allowed = ", ".join(str(c).lower() if isinstance(c, bool) else str(c)
+                                for c in meta["choices"])  # fmt: skip
+            raise ValueError(f"{cls.name}: {name} must be one of {allowed}, got {word!r}")
+        if meta["kind"] in ("int", "int_or_none"):
+            if meta["kind"] == "int_or_none" and word.lower() == "none":
+                return None
+            try:
+                return int(word)
+            except ValueError:
+                raise ValueError(f"{cls.name}: {name} must be a whole number, got {word!r}") from None
+        if meta["kind"] == "float_or_none":
+            if word.lower() in words:
+                return words[word.lower()]
+            try:
+                return float(word)
+            except ValueError:
+                raise ValueError(f"{cls.name}: {name} must be a number or none, got {word!r}") from None
+        raise ValueError(f"{cls.name}: {name} cannot be read from text")
+
+    @classmethod
     def like(cls, preset: str = "seed", **overrides: Any) -> MatrixOptimizer:
         """The optimizer as ``preset`` defines it (``"seed"`` = the paper, ``"torch"``, …)."""
         presets = {"seed": {}, **cls.PRESETS}
