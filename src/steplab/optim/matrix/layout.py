@@ -134,15 +134,25 @@ class Routed:
     def name(self) -> str:
         return f"{self.matrix.name}+{self.other.name}"  # type: ignore[union-attr]
 
-    @staticmethod
-    def hyperparameters() -> dict[str, Any]:
-        """None that a run could vary by configuration (give arrays to ``matrix`` itself)."""
-        return {}
+    def hyperparameters(self) -> dict[str, Any]:
+        """The matrix optimizer's: what a run varies by configuration (``lr=[…]`` on
+        ``matrix``: K runs, each recorded with its value); the element-wise optimizer's are
+        its own business (one value for all, or arrays of the same K given to it)."""
+        return self.matrix.hyperparameters()
+
+    def __getattr__(self, name: str) -> Any:
+        # a run reads the hyperparameters it varies off the optimizer it runs: the matrix's
+        if name != "matrix" and not name.startswith("_") and name in type(
+            self.matrix
+        ).hyperparameters():
+            return getattr(self.matrix, name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def replace(self, **changes: Any) -> Routed:
         """A copy with another ``nonfinite`` policy (the matrix optimizer's, which Routed
-        applies to the whole step); anything else is changed on ``matrix`` or ``other``."""
-        unknown = sorted(set(changes) - {"nonfinite"})
+        applies to the whole step) or other values of the matrix optimizer's hyperparameters;
+        the element-wise optimizer is changed on ``other``."""
+        unknown = sorted(set(changes) - {"nonfinite"} - set(self.matrix.hyperparameters()))
         if unknown:
             raise ValueError(f"{self.name}: change matrix or other instead of {unknown}")
         if not changes:
