@@ -229,7 +229,8 @@ def test_the_in_place_eager_step_equals_the_pure_rule_and_leaves_the_gradient(cl
         opt.step()
         assert torch.equal(w.grad, g)  # the gradient untouched
         if step and cls in (stm.Muon, stm.Adafactor):  # the state written where it lies
-            assert all(opt.state[w][k] is t for k, t in zip(core.state_shapes((6, 4)), held))
+            names = core.state_shapes((6, 4))
+            assert all(opt.state[w][k] is t for k, t in zip(names, held, strict=True))
         theta, state = core.update(theta, g, state, ops=stm.TORCH_MATRIX_OPS, batched=False)
     np.testing.assert_allclose(w.detach().numpy(), theta.numpy(), rtol=1e-12, atol=1e-14)
 

@@ -159,14 +159,16 @@ class MatrixOptimizer:
             try:
                 return int(word)
             except ValueError:
-                raise ValueError(f"{cls.name}: {name} must be a whole number, got {word!r}") from None
+                problem = f"{cls.name}: {name} must be a whole number, got {word!r}"
+                raise ValueError(problem) from None
         if meta["kind"] == "float_or_none":
             if word.lower() in words:
                 return words[word.lower()]
             try:
                 return float(word)
             except ValueError:
-                raise ValueError(f"{cls.name}: {name} must be a number or none, got {word!r}") from None
+                problem = f"{cls.name}: {name} must be a number or none, got {word!r}"
+                raise ValueError(problem) from None
         raise ValueError(f"{cls.name}: {name} cannot be read from text")
 
     @classmethod

@@ -142,9 +142,11 @@ class Routed:
 
     def __getattr__(self, name: str) -> Any:
         # a run reads the hyperparameters it varies off the optimizer it runs: the matrix's
-        if name != "matrix" and not name.startswith("_") and name in type(
-            self.matrix
-        ).hyperparameters():
+        if (
+            name != "matrix"
+            and not name.startswith("_")
+            and name in type(self.matrix).hyperparameters()
+        ):
             return getattr(self.matrix, name)
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
