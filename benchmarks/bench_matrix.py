@@ -2,6 +2,8 @@
 
     PYTHONPATH=src python benchmarks/bench_matrix.py [--sizes 256 1024 4096] [--repeats 7]
     PYTHONPATH=src python benchmarks/bench_matrix.py --sizes 4096 --big   # + Muon at 4096²
+    PYTHONPATH=src python benchmarks/bench_matrix.py --sizes 2048 --optimizers muon \
+        --only "steplab bfloat16" "torch.optim (bfloat16, as shipped)"      # two contenders
 
 One float32 weight of n × n on the CPU; each step is timed in interleaved rounds (ours,
 theirs, ours, …: the drift of a shared machine hits both) and the median is reported, with
@@ -49,6 +51,11 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--big", action="store_true", help="Muon at 4096² too")
+    parser.add_argument("--optimizers", nargs="+", default=["adafactor", "muon"],
+                        choices=["adafactor", "muon"])  # fmt: skip
+    parser.add_argument("--only", nargs="+", metavar="LABEL",
+                        help='time only these contenders, e.g. "steplab bfloat16" '
+                             '"torch.optim (bfloat16, as shipped)"')  # fmt: skip
     args = parser.parse_args()
     rows = []
     for n in args.sizes:
@@ -81,6 +88,10 @@ def main() -> None:
                     lambda p: stm.Muon.like("torch", p, compile=True), n
                 )
         for name, calls in contenders.items():
+            if name not in args.optimizers:
+                continue
+            if args.only:
+                calls = {k: v for k, v in calls.items() if k in args.only}
             big = n >= 4096 and name == "muon"
             repeats = 1 if big else args.repeats if n < 4096 else max(3, args.repeats // 2)
             # warm-up 2: the compiled steps compile at their first call
