@@ -169,14 +169,14 @@ class Routed:
     def config(self) -> dict[str, Any]:
         """JSON-ready: the two optimizers and the routes."""
         return {"name": self.name, "matrix": self.matrix.config(),
-                "other": self.other.config(), "routes": dict(self.routes)}  # type: ignore[union-attr, attr-defined]  # fmt: skip
+                "other": self.other.config(), "routes": dict(self.routes)}  # type: ignore[union-attr]  # fmt: skip
 
     def matrices(self) -> list[Tensor]:
-        return [t for t in self.layout.tensors if self.routes[t.name] == "matrix"]  # type: ignore[attr-defined]
+        return [t for t in self.layout.tensors if self.routes[t.name] == "matrix"]
 
     def _other_index(self) -> np.ndarray:
         parts = [np.arange(t.start, t.start + t.size) for t in self.layout.tensors
-                 if self.routes[t.name] == "other"]  # type: ignore[attr-defined]  # fmt: skip
+                 if self.routes[t.name] == "other"]  # fmt: skip
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
 
     def _rows(self, theta: np.ndarray) -> np.ndarray:
@@ -246,7 +246,7 @@ class Routed:
         other_grad = np.ascontiguousarray(grad_rows[:, index])
         if theta.ndim == 1:
             other_theta, other_grad = other_theta[0], other_grad[0]
-        self._other_run.step(other_theta, other_grad, state.other)  # type: ignore[attr-defined]
+        self._other_run.step(other_theta, other_grad, state.other)
         rows[:, index] = other_theta if theta.ndim == 2 else other_theta[None]
         for name, (value, arrays) in new.items():
             theta_views[name][...] = value
