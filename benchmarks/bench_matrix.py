@@ -1,13 +1,19 @@
 """Per-step time of steplab.torch.matrix's Muon and Adafactor against torch.optim's, same run.
 
     PYTHONPATH=src python benchmarks/bench_matrix.py [--sizes 256 1024 4096] [--repeats 7]
+    PYTHONPATH=src python benchmarks/bench_matrix.py --sizes 4096 --big   # + Muon at 4096²
+    PYTHONPATH=src python benchmarks/bench_matrix.py --sizes 2048 --optimizers muon \
+        --only "steplab bfloat16" "torch.optim (bfloat16, as shipped)"      # two contenders
 
 One float32 weight of n × n on the CPU; each step is timed in interleaved rounds (ours,
 theirs, ours, …: the drift of a shared machine hits both) and the median is reported, with
-the ratio torch.optim / steplab (> 1: steplab is faster). torch.optim.Muon runs its
-Newton–Schulz iteration in bfloat16, steplab in float32; "torch.optim.Muon (float32)" is the
-same code with that one cast removed, the like-for-like anchor. Muon at 4096² needs ~10¹²
-flops a step (5 iterations of three 4096³ products): skipped unless --big.
+the ratio torch.optim / steplab (> 1: steplab is faster). Every steplab variant is set against
+every anchor. Precision, stated: torch.optim.Muon runs its Newton–Schulz iteration in
+bfloat16; steplab's default runs it in the parameters' dtype (float32 here) and
+``ns_dtype="bfloat16"`` as torch does. "torch.optim.Muon (float32)" is torch's code with its
+one cast removed: the like-for-like anchor of steplab's float32 iteration. Muon at 4096²
+needs ~2·10¹² flops a step (5 iterations of three 4096³ products): only with --big, one
+warm-up and one timed round, without the compiled variant.
 """
 
 from __future__ import annotations
@@ -45,6 +51,11 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--big", action="store_true", help="Muon at 4096² too")
+    parser.add_argument("--optimizers", nargs="+", default=["adafactor", "muon"],
+                        choices=["adafactor", "muon"])  # fmt: skip
+    parser.add_argument("--only", nargs="+", metavar="LABEL",
+                        help='time only these contenders, e.g. "steplab bfloat16" '
+                             '"torch.optim (bfloat16, as shipped)"')  # fmt: skip
     args = parser.parse_args()
     rows = []
     for n in args.sizes:
@@ -66,16 +77,25 @@ def main() -> None:
 
             contenders["muon"] = {
                 "steplab": stepper(lambda p: stm.Muon.like("torch", p), n),
-                "steplab compile=True": stepper(
-                    lambda p: stm.Muon.like("torch", p, compile=True), n
+                "steplab bfloat16": stepper(
+                    lambda p: stm.Muon.like("torch", p, ns_dtype="bfloat16"), n
                 ),
-                "torch.optim": stepper(lambda p: torch.optim.Muon(p), n),
+                "torch.optim (bfloat16, as shipped)": stepper(lambda p: torch.optim.Muon(p), n),
                 "torch.optim (float32)": theirs_float32,
             }
-        repeats = args.repeats if n < 4096 else max(3, args.repeats // 2)
+            if n < 4096:
+                contenders["muon"]["steplab compile=True"] = stepper(
+                    lambda p: stm.Muon.like("torch", p, compile=True), n
+                )
         for name, calls in contenders.items():
+            if name not in args.optimizers:
+                continue
+            if args.only:
+                calls = {k: v for k, v in calls.items() if k in args.only}
+            big = n >= 4096 and name == "muon"
+            repeats = 1 if big else args.repeats if n < 4096 else max(3, args.repeats // 2)
             # warm-up 2: the compiled steps compile at their first call
-            times = interleaved_medians(calls, repeats=repeats, warmup=2)
+            times = interleaved_medians(calls, repeats=repeats, warmup=1 if big else 2)
             for ours_label in [k for k in times if k.startswith("steplab")]:
                 ours = times[ours_label]
                 for label, seconds in times.items():

@@ -1,6 +1,6 @@
 """GPU check for steplab.torch, one short script (a few minutes on one CUDA GPU).
 
-Three sections, each printing a Markdown table:
+Four sections, each printing a Markdown table:
 
 1. **equality** — every steplab.torch optimizer (seed and torch presets; ``--all-presets``
    for all) on the device: the multi-tensor step (``fused=False``) and the single-pass step
@@ -15,10 +15,17 @@ Three sections, each printing a Markdown table:
    small tensors" set and an "LLM-like" set (``--llm-params``, default 1e9, in
    ``--llm-dtype``), one contender at a time so that memory is freed in between; compile
    time of the single-pass step is reported separately.
+4. **matrix** — the per-tensor optimizers of ``steplab.torch.matrix`` (Muon, Adafactor,
+   Shampoo, SOAP; seed and torch presets) on the device against the NumPy core (float64, a
+   tall, a wide and a square weight, ``--equality-steps`` steps), and the median step time
+   of Muon and Adafactor against ``torch.optim.Muon`` / ``torch.optim.Adafactor`` on one
+   float32 n × n weight (``--matrix-sizes``, default 1024 4096; Muon in float32 and with
+   ``ns_dtype="bfloat16"``, torch's precision).
 
     python benchmarks/gpu_check.py                                   # all, on cuda
     python benchmarks/gpu_check.py --sections speed --llm-params 2e8
-    python benchmarks/gpu_check.py --device cpu --llm-params 1e6 --equality-steps 5  # smoke test
+    python benchmarks/gpu_check.py --device cpu --llm-params 1e6 --equality-steps 5 \
+        --matrix-sizes 64                                             # smoke test
 
 Exit status 1 if an equality or bf16 check fails; the tables go to docs/torch.md.
 """
@@ -38,7 +45,7 @@ import torch
 import steplab as sl
 import steplab.torch as st
 
-SECTIONS = ("equality", "bf16", "speed")
+SECTIONS = ("equality", "bf16", "speed", "matrix")
 
 # steplab optimizer -> torch.optim class and arguments of its nearest torch optimizer
 NEAREST_TORCH = {
@@ -283,6 +290,60 @@ def check_speed(args: argparse.Namespace) -> None:
         )
 
 
+# -- 4. the per-tensor optimizers ---------------------------------------------------------------
+
+
+def check_matrix(args: argparse.Namespace) -> bool:
+    import steplab.torch.matrix as stm
+
+    device, rng = args.device, np.random.default_rng(1)
+    rows, ok = [], True
+    for name, twin in stm.OPTIMIZERS.items():
+        # SOAP's L of a 48 × 24 gradient has a null space whose eigenbasis is arbitrary (two
+        # LAPACKs pick two): square weights for it, as in tests/optim/test_matrix_soap.py
+        shapes = [(32, 32), (24, 24)] if name == "soap" else [(48, 24), (24, 48), (32, 32)]
+        theta0 = [rng.normal(size=s) for s in shapes]
+        grads = [[rng.normal(size=s) for s in shapes] for _ in range(args.equality_steps)]
+        for preset in [p for p in ("seed", "torch") if p == "seed" or p in twin.core.PRESETS]:
+            core = twin.core.like(preset)
+            ref = [t.copy() for t in theta0]
+            states = [core.init(t) for t in ref]
+            params = [torch.nn.Parameter(torch.tensor(t, device=device)) for t in theta0]
+            opt = twin.like(preset, params)
+            for step_grads in grads:
+                for theta, g, state, p in zip(ref, step_grads, states, params, strict=True):
+                    core.step(theta, g + 0.1 * theta, state)  # fed back through θ
+                    p.grad = torch.tensor(g, device=device) + 0.1 * p.detach()
+                opt.step()
+            worst = max(float(np.max(np.abs(p.detach().cpu().numpy() - r)) / np.abs(r).max())
+                        for p, r in zip(params, ref, strict=True))  # fmt: skip
+            ok &= worst < 1e-9
+            rows.append([name, preset, f"{worst:.1e}", worst < 1e-9])
+    _table(["optimizer", "preset", "max |torch - NumPy| / max |θ|", "ok"], rows)
+    rows = []
+    for n in args.matrix_sizes:
+        contenders = {
+            "adafactor": {"steplab": lambda ps: stm.Adafactor.like("torch", ps),
+                          "torch.optim": lambda ps: torch.optim.Adafactor(ps)},
+            "muon": {"steplab float32": lambda ps: stm.Muon.like("torch", ps),
+                     "steplab bfloat16": lambda ps: stm.Muon.like("torch", ps,
+                                                                  ns_dtype="bfloat16"),
+                     "torch.optim (bfloat16)": lambda ps: torch.optim.Muon(ps)},
+        }  # fmt: skip
+        for name, makers in contenders.items():
+            medians = {}
+            for label, make in makers.items():
+                params = _params([(n, n)], device, torch.float32)
+                medians[label] = _time_steps(make(params), device, args.repeats)[1]
+                params = None
+                gc.collect()
+            anchor = next(ms for label, ms in medians.items() if label.startswith("torch"))
+            rows += [[name, f"{n}²", label, f"{ms:.3f}", f"{anchor / ms:.2f}"]
+                     for label, ms in medians.items()]  # fmt: skip
+    _table(["optimizer", "weight", "implementation", "ms/step", "torch.optim / this"], rows)
+    return ok
+
+
 # -- output -----------------------------------------------------------------------------------
 
 
@@ -309,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--llm-params", type=float, default=1e9)
     parser.add_argument("--llm-dtype", default="bfloat16", choices=["bfloat16", "float32"])
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--matrix-sizes", type=int, nargs="+", default=[1024, 4096])
     args = parser.parse_args(argv)
     unknown = sorted(set(args.optimizers + args.speed_optimizers) - set(st.OPTIMIZERS))
     if unknown:
@@ -328,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         ok &= check_bf16(args.device, args.bf16_steps)
     if "speed" in args.sections:
         check_speed(args)
+    if "matrix" in args.sections:
+        ok &= check_matrix(args)
     verdict = "all checks passed" if ok else "A CHECK FAILED"
     print(f"\n{verdict} in {time.perf_counter() - started:.0f} s")
     return 0 if ok else 1

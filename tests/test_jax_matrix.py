@@ -102,3 +102,19 @@ def test_steplab_jax_make_finds_the_per_tensor_optimizers():
     np.testing.assert_array_equal(u1["w"], u2["w"])
     with pytest.raises(ValueError, match="adam is element-wise"):
         sjm.make("adam")
+
+
+def test_muon_bfloat16_iteration_runs_in_jax_and_returns_the_parameters_dtype():
+    """ns_dtype="bfloat16" on the JAX path: the update comes back in float32 and differs from
+    the float32 iteration's by bfloat16's precision (measured 3.4 %; bound 5 %)."""
+    import jax.numpy as jnp
+
+    W = jnp.asarray(np.random.default_rng(0).standard_normal((32, 16)), dtype=jnp.float32)
+    updates = {}
+    for dtype in ("param", "bfloat16"):
+        tx = sjm.make("muon", "torch", ns_dtype=dtype)
+        updates[dtype], _ = tx.update({"W": W}, tx.init({"W": W}), {"W": W})
+    ours, full = updates["bfloat16"]["W"], updates["param"]["W"]
+    assert ours.dtype == jnp.float32
+    relative = float(jnp.linalg.norm(ours - full) / jnp.linalg.norm(full))
+    assert 1e-5 < relative < 5e-2

@@ -204,3 +204,43 @@ def test_compile_true_runs_the_same_rule_compiled(cls):
     assert params[True][1]["t"] == 3
     with pytest.raises(ValueError, match="compile must be True or False"):
         cls([torch.nn.Parameter(torch.zeros(2, 2))], compile="yes")
+
+
+@pytest.mark.parametrize("cls", [stm.Muon, stm.Adafactor, stm.Shampoo, stm.SOAP])
+def test_the_in_place_eager_step_equals_the_pure_rule_and_leaves_the_gradient(cls):
+    """The eager step writes θ and the state in place (TORCH_MATRIX_OPS_IN_PLACE); the same
+    rule through the pure table (core.update, nothing mutated) gives the same values, and the
+    gradient is never written; Muon's and Adafactor's state tensors (their rules update them
+    with lerp_) stay the ones the optimizer holds."""
+    rng = np.random.default_rng(5)
+    w0 = rng.standard_normal((6, 4))
+    w = torch.nn.Parameter(torch.tensor(w0))
+    opt = cls.like("seed", [w])
+    core = opt._core(opt.param_groups[0])
+    theta, state = torch.tensor(w0), None
+    for step in range(3):
+        g = torch.tensor(rng.standard_normal((6, 4)))
+        w.grad = g.clone()
+        if state is None:
+            state = core.init(w0.copy())
+            state = type(state)(**{k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v
+                                   for k, v in vars(state).items()})  # fmt: skip
+        held = [opt.state[w].get(k) for k in core.state_shapes((6, 4))] if step else []
+        opt.step()
+        assert torch.equal(w.grad, g)  # the gradient untouched
+        if step and cls in (stm.Muon, stm.Adafactor):  # the state written where it lies
+            names = core.state_shapes((6, 4))
+            assert all(opt.state[w][k] is t for k, t in zip(names, held, strict=True))
+        theta, state = core.update(theta, g, state, ops=stm.TORCH_MATRIX_OPS, batched=False)
+    np.testing.assert_allclose(w.detach().numpy(), theta.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_a_bfloat16_iteration_is_refused_on_numpy_arrays_by_name():
+    opt = Muon(ns_dtype="bfloat16")
+    theta = np.ones((3, 2))
+    state = opt.init(theta)
+    with pytest.raises(ValueError, match="bfloat16 iteration runs on the torch and JAX"):
+        opt.step(theta, np.ones((3, 2)), state)
+    assert np.all(theta == 1) and state.t == 0
+    with pytest.raises(ValueError, match="ns_dtype must be one of"):
+        Muon(ns_dtype="float16")

@@ -254,3 +254,14 @@ def test_layout_refuses_unknown_roles_and_duplicate_names():
         ParameterLayout.of([("W", (2, 2), "weights")])
     with pytest.raises(ValueError, match="unique"):
         ParameterLayout.of([("W", (2, 2)), ("W", (2,))])
+
+
+def test_a_run_with_lr_arrays_on_a_routed_matrix_optimizer_equals_single_runs():
+    """sl.minimize("mlp", Muon(lr=[…])): the run routes Muon (Routed) and sees its lr array as
+    K configurations: K runs, each recorded with its lr, each bit for bit its single run."""
+    runs = sl.minimize("mlp", Muon(lr=np.array([0.01, 0.02])), steps=5, seed=0)
+    assert [r.optimizer["lr"] for r in runs] == [0.01, 0.02]
+    for run, lr in zip(runs, (0.01, 0.02), strict=True):
+        single = sl.minimize("mlp", Muon(lr=lr), steps=5, seed=0)
+        assert np.array_equal(run.x, single.x) and run.final_loss == single.final_loss
+    assert runs[0].final_loss != runs[1].final_loss

@@ -114,3 +114,23 @@ def test_the_command_line_parses_per_tensor_names():
     assert (parsed.optimizer.lr, parsed.optimizer.weight_decay) == (0.01, 0.1)
     with pytest.raises(ValueError, match="did you mean.*muon"):
         spec.parse("muom")
+
+
+def test_options_read_from_command_line_text_and_bad_text_names_the_allowed_values():
+    """parse_option: what a command line needs beyond hyperparameters (ns_steps, …)."""
+    from steplab.optim.matrix import Muon, Shampoo
+
+    assert set(Muon.options()) >= {"ns_steps", "nesterov", "scale", "ns_dtype"}
+    assert "lr" not in Muon.options() and "nonfinite" not in Muon.options()
+    assert Muon.parse_option("ns_steps", "7") == 7
+    assert Muon.parse_option("nesterov", "False") is False
+    assert Muon.parse_option("ns_dtype", "bfloat16") == "bfloat16"
+    assert Shampoo.parse_option("block_size", "none") is None
+    assert Shampoo.parse_option("block_size", "256") == 256
+    assert Muon(**{"ns_steps": Muon.parse_option("ns_steps", "3")}).ns_steps == 3
+    with pytest.raises(ValueError, match="ns_dtype must be one of param, bfloat16"):
+        Muon.parse_option("ns_dtype", "float16")
+    with pytest.raises(ValueError, match="ns_steps must be a whole number"):
+        Muon.parse_option("ns_steps", "five")
+    with pytest.raises(ValueError, match="has no option 'lr'; its options are: .*ns_steps"):
+        Muon.parse_option("lr", "0.1")

@@ -56,6 +56,13 @@ JAX_MATRIX_OPS = MatrixOps(
     argsort=lambda x: jnp.argsort(x, axis=-1, stable=True),
     take=lambda x, idx, axis: jnp.take_along_axis(x, _broadcast_index(x, idx, axis), axis=axis),
     flip=lambda x, axis: jnp.flip(x, axis=axis),
+    norm=lambda x, axes: jnp.sqrt(jnp.sum(x * x, axis=_last(axes), keepdims=True)),
+    cast=lambda x, like: x.astype(jnp.dtype(like) if isinstance(like, str) else like.dtype),
+    lerp_=lambda a, b, w: a + w * (b - a),  # (JAX arrays are immutable: never in place)
+    maximum_=jnp.maximum,
+    rsqrt_=lambda x: 1 / jnp.sqrt(x),
+    mul_=lambda x, y: x * y,
+    add_scaled_=lambda x, alpha, y: x + alpha * y,
 )
 
 

@@ -70,17 +70,53 @@ def _broadcast_index(x: torch.Tensor, idx: torch.Tensor, axis: int) -> torch.Ten
     return idx.expand(shape)
 
 
+def _matmul(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    if A.ndim == 3 and A.shape[0] == 1 == B.shape[0]:  # one configuration: torch.mm's kernel,
+        return torch.mm(A[0], B[0])[None]  # the one torch.optim.Muon runs
+    return torch.matmul(A, B)
+
+
+def _addmm(C: Any, A: Any, B: Any, beta: Any, alpha: Any) -> Any:
+    if C.ndim == 3 and _number(beta) and _number(alpha):  # one fused pass, as torch.optim.Muon
+        if C.shape[0] == 1 == A.shape[0] == B.shape[0]:
+            return torch.addmm(C[0], A[0], B[0], beta=beta, alpha=alpha)[None]
+        return torch.baddbmm(C, A, B, beta=beta, alpha=alpha)
+    return beta * C + alpha * torch.matmul(A, B)
+
+
+def _cast(x: torch.Tensor, like: Any) -> torch.Tensor:
+    return x.to(getattr(torch, like) if isinstance(like, str) else like.dtype)
+
+
+def _lerp(a: Any, b: Any, w: Any) -> Any:
+    return torch.lerp(a, b, w) if _number(w) else a + w * (b - a)
+
+
+def _lerp_in_place(a: Any, b: Any, w: Any) -> Any:
+    return a.lerp_(b, w) if _number(w) else a.add_(w * (b - a))
+
+
+def _maximum_in_place(x: Any, floor: Any) -> Any:
+    return x.clamp_(min=floor) if _number(floor) else torch.maximum(x, floor, out=x)
+
+
+def _add_scaled(x: Any, alpha: Any, y: Any) -> Any:
+    return torch.add(x, y, alpha=alpha) if _number(alpha) else x + alpha * y
+
+
+def _add_scaled_in_place(x: Any, alpha: Any, y: Any) -> Any:
+    # α a number: one fused pass; α a tensor (a per-step scalar that came from a norm, or K
+    # values): x + y·α in one pass too, without reading α back to the host
+    return x.add_(y, alpha=alpha) if _number(alpha) else x.addcmul_(y, alpha)
+
+
 #: torch's functions for the per-tensor rules (Python numbers stay Python numbers).
 TORCH_MATRIX_OPS = MatrixOps(
     sqrt=lambda x: math.sqrt(x) if _number(x) else torch.sqrt(x),
     maximum=_maximum,
     minimum=_minimum,
-    matmul=torch.matmul,
-    addmm=lambda C, A, B, beta, alpha: (
-        torch.baddbmm(C, A, B, beta=beta, alpha=alpha)  # one fused pass, as torch.optim.Muon
-        if C.ndim == 3 and _number(beta) and _number(alpha)
-        else beta * C + alpha * torch.matmul(A, B)
-    ),
+    matmul=_matmul,
+    addmm=_addmm,
     mT=lambda x: x.mT,
     sum=lambda x, axes: torch.sum(x, dim=_last(axes), keepdim=True),
     mean=lambda x, axes: torch.mean(x, dim=_last(axes), keepdim=True),
@@ -92,6 +128,24 @@ TORCH_MATRIX_OPS = MatrixOps(
     argsort=lambda x: torch.argsort(x, dim=-1, stable=True),
     take=lambda x, idx, axis: torch.take_along_dim(x, _broadcast_index(x, idx, axis), dim=axis),
     flip=lambda x, axis: torch.flip(x, dims=(axis,)),
+    norm=lambda x, axes: torch.linalg.vector_norm(x, dim=_last(axes), keepdim=True),
+    cast=_cast,
+    lerp_=_lerp,
+    maximum_=_maximum,
+    rsqrt_=lambda x: 1 / math.sqrt(x) if _number(x) else torch.rsqrt(x),
+    mul_=lambda x, y: x * y,
+    add_scaled_=_add_scaled,
+)
+
+#: The same table with the ``_`` functions in place (torch's ``lerp_``, ``clamp_``, …): what
+#: the optimizers' eager step runs, on the parameter, its state and the rule's own
+#: temporaries (see steplab.optim.matrix.ops for the contract that makes this safe).
+TORCH_MATRIX_OPS_IN_PLACE = TORCH_MATRIX_OPS._replace(
+    lerp_=_lerp_in_place,
+    maximum_=_maximum_in_place,
+    rsqrt_=lambda x: x.rsqrt_(),
+    mul_=lambda x, y: x.mul_(y),
+    add_scaled_=_add_scaled_in_place,
 )
 
 
@@ -149,11 +203,15 @@ class TorchMatrixOptimizer(torch.optim.Optimizer):
             declared = {**core.declared_for(tuple(p.shape)),
                         "float_eps": float(torch.finfo(p.dtype).eps)}  # fmt: skip
 
+            # eager: the in-place table, which writes θ and the state where they lie and works
+            # in the rule's own temporaries (the pass count of torch.optim's hand-written
+            # steps); compiled: the pure table, inductor fusing the passes itself
+            ops = TORCH_MATRIX_OPS if self._compile else TORCH_MATRIX_OPS_IN_PLACE
+
             def one_step(theta: Any, grad: Any, arrays: dict, t: Any) -> tuple[Any, dict]:
-                hp, _ = core.prepare_step(declared, t, arrays, TORCH_MATRIX_OPS)
+                hp, _ = core.prepare_step(declared, t, arrays, ops)
                 held = SimpleNamespace(**{k: v[None] for k, v in arrays.items()})
-                new_theta, new = core.apply_rule(TORCH_MATRIX_OPS, hp, theta[None], grad[None],
-                                                 held)  # fmt: skip
+                new_theta, new = core.apply_rule(ops, hp, theta[None], grad[None], held)
                 return new_theta[0], {k: v[0] for k, v in new.items()}
 
             function = torch.compile(one_step) if self._compile else one_step
@@ -240,9 +298,12 @@ class TorchMatrixOptimizer(torch.optim.Optimizer):
                 step = self._step_function(core, p)
                 count = torch.tensor(float(t), dtype=torch.float64) if self._compile else t
                 new_p, new = step(p, p.grad, arrays, count)
-                p.copy_(new_p)
+                if not _same_memory(new_p, p):  # (the in-place table wrote p already)
+                    p.copy_(new_p)
                 for key, value in new.items():
                     old = state[key]
+                    if _same_memory(value, old):
+                        continue
                     if value.dtype == old.dtype and value.shape == old.shape:
                         state[key] = value  # the rule's fresh tensor: no pass to copy it back
                     else:
@@ -273,6 +334,11 @@ class TorchMatrixOptimizer(torch.optim.Optimizer):
                 if pid in saved:
                     self._check_state(saved[pid], self._expected(core, p), p)
         super().load_state_dict(state_dict)
+
+
+def _same_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether ``a`` is ``b``'s memory seen whole (a view the rule wrote in place)."""
+    return a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride()
 
 
 _TWINS: dict[type, type[TorchMatrixOptimizer]] = {}
@@ -355,6 +421,7 @@ def make(name: str, params: Any, preset: str = "seed", **hyperparameters: Any) -
 __all__ = [
     "OPTIMIZERS",
     "TORCH_MATRIX_OPS",
+    "TORCH_MATRIX_OPS_IN_PLACE",
     "Adafactor",
     "Muon",
     "SOAP",

@@ -35,7 +35,14 @@ import dataclasses
 
 import numpy as np
 
-from steplab.optim.matrix.base import MatrixOptimizer, hyper, option, power, rms
+from steplab.optim.matrix.base import (
+    MatrixOptimizer,
+    hyper,
+    mean_square,
+    option,
+    power,
+    rms,
+)
 from steplab.optim.registry import register
 
 
@@ -45,27 +52,28 @@ def adafactor_rule(ops, hp, t, theta, g, R=None, C=None, V=None):
         rho2_t = ops.float32(1 - ops.float32(t * 1.0) ** ops.float32(-hp.c))
         one_minus_rho2_t = ops.float32(1 - rho2_t)
     else:
-        one_minus_rho2_t = power(ops, t * 1.0, -hp.c)  # t^(−c)
-        rho2_t = 1 - one_minus_rho2_t
+        one_minus_rho2_t = power(ops, t * 1.0, -hp.c)  # 1 − ρ₂ₜ = t^(−c)
     rho_t = ops.minimum(hp.lr, 1 / ops.sqrt(t * 1.0)) if hp.relative_step else hp.lr
     alpha_t = ops.maximum(hp.eps2, rms(ops, theta, axes)) * rho_t if hp.scale_parameter else rho_t
     if np.any(hp.weight_decay):  # (skipped when zero: a pass over θ saved)
-        theta = theta * (1 - hp.lr * hp.weight_decay)  # decoupled weight decay (torch)
+        theta = ops.mul_(theta, 1 - hp.lr * hp.weight_decay)  # decoupled weight decay (torch)
     eps_floor = hp.float_eps if hp.eps_floor is None else hp.eps_floor
-    G2 = g * g + hp.eps_root if np.any(hp.eps_root) else g * g  # G² + ε₁
     if R is not None:  # a matrix: the factored second moment
-        R = rho2_t * R + one_minus_rho2_t * ops.mean(G2, (-1,))  # row means, (…, m, 1)
-        C = rho2_t * C + one_minus_rho2_t * ops.mean(G2, (-2,))  # column means, (…, 1, n)
-        # R·C/mean(R); R·C of an (m, 1) and a (1, n) is the outer product: one multiplication
-        # per entry, which broadcasting does without a matrix product (and fuses when compiled)
-        V_hat = R * C / ops.maximum(ops.mean(R, (-2,)), eps_floor)
+        # mean(G² + ε₁) = mean(G²) + ε₁, and mean(G²) = ‖G‖²/n: G² is never stored
+        R = ops.lerp_(R, mean_square(ops, g, (-1,)) + hp.eps_root, one_minus_rho2_t)  # (…, m, 1)
+        C = ops.lerp_(C, mean_square(ops, g, (-2,)) + hp.eps_root, one_minus_rho2_t)  # (…, 1, n)
+        # V̂ = R·C/mean(R), as (R/mean(R))·C: of an (m, 1) and a (1, n) that is the outer
+        # product, one multiplication per entry without a matrix product, and the step's one
+        # new (m, n) array, which the lines below then work in
+        V_hat = (R / ops.maximum(ops.mean(R, (-2,)), eps_floor)) * C
+        V_hat = ops.maximum_(V_hat, eps_floor * eps_floor)
     else:  # a vector (or a matrix too small to factor): the full second moment
-        V = rho2_t * V + one_minus_rho2_t * G2
-        V_hat = V
-    U = g / ops.sqrt(ops.maximum(V_hat, eps_floor * eps_floor))
+        V = ops.lerp_(V, g * g + hp.eps_root, one_minus_rho2_t)
+        V_hat = ops.maximum(V, eps_floor * eps_floor)  # a new array: V is the state
+    U = ops.mul_(ops.rsqrt_(V_hat), g)  # U = G/√V̂ (V̂ clamped at ε² above)
     if hp.clip_update:
         alpha_t = alpha_t / ops.maximum(1.0, rms(ops, U, axes) / hp.d)  # update clipping
-    theta = theta - alpha_t * U  # apply update (α_t·Û, the clipping folded into α_t)
+    theta = ops.add_scaled_(theta, -alpha_t, U)  # apply update: θ − α_t·Û (clipping in α_t)
     if R is not None:
         return theta, {"R": R, "C": C}
     return theta, {"V": V}

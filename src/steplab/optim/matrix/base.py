@@ -129,6 +129,49 @@ class MatrixOptimizer:
         return {f.name: f for f in dataclasses.fields(cls) if "interval" in f.metadata}
 
     @classmethod
+    def options(cls) -> dict[str, dataclasses.Field]:
+        """The static options (the same for every configuration: ``ns_steps``, ``nesterov``,
+        ``graft``, …): name -> field; ``nonfinite`` is not among them."""
+        return {f.name: f for f in dataclasses.fields(cls)
+                if "choices" in f.metadata and f.name != "nonfinite"}  # fmt: skip
+
+    @classmethod
+    def parse_option(cls, name: str, text: str) -> Any:
+        """An option's value from its text on a command line (``"7"``, ``"true"``, ``"none"``,
+        ``"bfloat16"``); the constructor then checks it. ValueError naming the options for an
+        unknown name, and the allowed values for a text that is none of them."""
+        options = cls.options()
+        if name not in options:
+            raise ValueError(f"{cls.name} has no option {name!r}; its options are: "
+                             f"{', '.join(options)}")  # fmt: skip
+        meta, word = options[name].metadata, text.strip()
+        words: dict[str, Any] = {"true": True, "false": False, "none": None}
+        if meta["choices"] is not None:
+            for choice in meta["choices"]:
+                if word.lower() == str(choice).lower():
+                    return choice
+            allowed = ", ".join(str(c).lower() if isinstance(c, bool) else str(c)
+                                for c in meta["choices"])  # fmt: skip
+            raise ValueError(f"{cls.name}: {name} must be one of {allowed}, got {word!r}")
+        if meta["kind"] in ("int", "int_or_none"):
+            if meta["kind"] == "int_or_none" and word.lower() == "none":
+                return None
+            try:
+                return int(word)
+            except ValueError:
+                problem = f"{cls.name}: {name} must be a whole number, got {word!r}"
+                raise ValueError(problem) from None
+        if meta["kind"] == "float_or_none":
+            if word.lower() in words:
+                return words[word.lower()]
+            try:
+                return float(word)
+            except ValueError:
+                problem = f"{cls.name}: {name} must be a number or none, got {word!r}"
+                raise ValueError(problem) from None
+        raise ValueError(f"{cls.name}: {name} cannot be read from text")
+
+    @classmethod
     def like(cls, preset: str = "seed", **overrides: Any) -> MatrixOptimizer:
         """The optimizer as ``preset`` defines it (``"seed"`` = the paper, ``"torch"``, …)."""
         presets = {"seed": {}, **cls.PRESETS}
@@ -325,14 +368,26 @@ class MatrixOptimizer:
 # --------------------------------------------------------------------------------------
 
 
+def _count(shape: tuple[int, ...], axes: int | tuple[int, ...]) -> int:
+    """How many entries a reduction over ``axes`` (the last k, or a tuple) takes together."""
+    picked = axes if isinstance(axes, tuple) else tuple(range(-axes, 0))
+    return math.prod(shape[a] for a in picked)
+
+
 def rms(ops: MatrixOps, x: Any, axes: int) -> Any:
-    """Root mean square of each configuration's tensor (over the last ``axes`` axes)."""
-    return ops.sqrt(ops.mean(x * x, axes))
+    """Root mean square of each configuration's tensor (over the last ``axes`` axes):
+    ‖x‖/√n, one pass over x (the square is never stored)."""
+    return ops.norm(x, axes) / math.sqrt(_count(tuple(x.shape), axes))
+
+
+def mean_square(ops: MatrixOps, x: Any, axes: int | tuple[int, ...]) -> Any:
+    """mean(x²) over ``axes`` (kept): ‖x‖²/n, one pass over x (the square is never stored)."""
+    return ops.norm(x, axes) ** 2 / _count(tuple(x.shape), axes)
 
 
 def frobenius_norm(ops: MatrixOps, x: Any) -> Any:
     """‖X‖_F of each configuration's matrix, shaped ``(K, 1, 1)``."""
-    return ops.sqrt(ops.sum(x * x, 2))
+    return ops.norm(x, 2)
 
 
 def power(ops: MatrixOps, base: Any, exponent: Any) -> Any:

@@ -134,15 +134,27 @@ class Routed:
     def name(self) -> str:
         return f"{self.matrix.name}+{self.other.name}"  # type: ignore[union-attr]
 
-    @staticmethod
-    def hyperparameters() -> dict[str, Any]:
-        """None that a run could vary by configuration (give arrays to ``matrix`` itself)."""
-        return {}
+    def hyperparameters(self) -> dict[str, Any]:
+        """The matrix optimizer's: what a run varies by configuration (``lr=[…]`` on
+        ``matrix``: K runs, each recorded with its value); the element-wise optimizer's are
+        its own business (one value for all, or arrays of the same K given to it)."""
+        return self.matrix.hyperparameters()
+
+    def __getattr__(self, name: str) -> Any:
+        # a run reads the hyperparameters it varies off the optimizer it runs: the matrix's
+        if (
+            name != "matrix"
+            and not name.startswith("_")
+            and name in type(self.matrix).hyperparameters()
+        ):
+            return getattr(self.matrix, name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def replace(self, **changes: Any) -> Routed:
         """A copy with another ``nonfinite`` policy (the matrix optimizer's, which Routed
-        applies to the whole step); anything else is changed on ``matrix`` or ``other``."""
-        unknown = sorted(set(changes) - {"nonfinite"})
+        applies to the whole step) or other values of the matrix optimizer's hyperparameters;
+        the element-wise optimizer is changed on ``other``."""
+        unknown = sorted(set(changes) - {"nonfinite"} - set(self.matrix.hyperparameters()))
         if unknown:
             raise ValueError(f"{self.name}: change matrix or other instead of {unknown}")
         if not changes:
@@ -157,14 +169,14 @@ class Routed:
     def config(self) -> dict[str, Any]:
         """JSON-ready: the two optimizers and the routes."""
         return {"name": self.name, "matrix": self.matrix.config(),
-                "other": self.other.config(), "routes": dict(self.routes)}  # type: ignore[union-attr, attr-defined]  # fmt: skip
+                "other": self.other.config(), "routes": dict(self.routes)}  # type: ignore[union-attr]  # fmt: skip
 
     def matrices(self) -> list[Tensor]:
-        return [t for t in self.layout.tensors if self.routes[t.name] == "matrix"]  # type: ignore[attr-defined]
+        return [t for t in self.layout.tensors if self.routes[t.name] == "matrix"]
 
     def _other_index(self) -> np.ndarray:
         parts = [np.arange(t.start, t.start + t.size) for t in self.layout.tensors
-                 if self.routes[t.name] == "other"]  # type: ignore[attr-defined]  # fmt: skip
+                 if self.routes[t.name] == "other"]  # fmt: skip
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
 
     def _rows(self, theta: np.ndarray) -> np.ndarray:
@@ -234,7 +246,7 @@ class Routed:
         other_grad = np.ascontiguousarray(grad_rows[:, index])
         if theta.ndim == 1:
             other_theta, other_grad = other_theta[0], other_grad[0]
-        self._other_run.step(other_theta, other_grad, state.other)  # type: ignore[attr-defined]
+        self._other_run.step(other_theta, other_grad, state.other)
         rows[:, index] = other_theta if theta.ndim == 2 else other_theta[None]
         for name, (value, arrays) in new.items():
             theta_views[name][...] = value

@@ -27,7 +27,9 @@ Where the references disagree (steplab's default: Keller Jordan's code):
   ``"match_rms"`` is Moonshot's 0.2·√max(m, n) (torch ``match_rms_adamw``, optax
   ``consistent_rms=0.2``).
 - precision: Keller and torch.optim.Muon run the iteration in bfloat16; optax and steplab in
-  the parameters' dtype (so a float64 run is a float64 run).
+  the parameters' dtype (so a float64 run is a float64 run); ``ns_dtype="bfloat16"`` gives
+  Keller's and torch's precision (and speed: bfloat16 products run twice as fast on a CPU with
+  AVX-512 BF16) on the torch and JAX paths (NumPy has no bfloat16).
 """
 
 from __future__ import annotations
@@ -54,16 +56,19 @@ def newton_schulz(ops, hp, M):
     """The orthogonalization: ``hp.ns_steps`` quintic steps on M/‖M‖ (batched (K, m, n))."""
     tall = M.shape[-2] > M.shape[-1]
     X = ops.mT(M) if tall else M  # the Gram matrix X·Xᵀ of the short side
+    if hp.ns_dtype != "param":  # Keller Jordan's and torch's bfloat16: twice the matmul speed
+        X = ops.cast(X, hp.ns_dtype)
     X = X / (ops.maximum(frobenius_norm(ops, X), hp.norm_floor) + hp.eps)
     for _ in range(hp.ns_steps):
         A = ops.matmul(X, ops.mT(X))
         B = ops.addmm(A, A, A, hp.ns_b, hp.ns_c)  # b·A + c·A·A
         X = ops.addmm(X, B, X, hp.ns_a, 1.0)  # a·X + B·X
-    return ops.mT(X) if tall else X
+    X = ops.mT(X) if tall else X
+    return X if hp.ns_dtype == "param" else ops.cast(X, M)
 
 
 def muon_rule(ops, hp, t, theta, g, B):
-    B = hp.rho * B + (1 - hp.rho) * g  # momentum (an average of gradients)
+    B = ops.lerp_(B, g, 1 - hp.rho)  # B ← ρ·B + (1 − ρ)·G: momentum, an average of gradients
     if hp.bias_correction:  # optax: both terms unbiased, B one step ahead
         B_hat = B / (1 - power(ops, hp.rho, t + 1))
         g_hat = g / (1 - power(ops, hp.rho, t))
@@ -72,9 +77,9 @@ def muon_rule(ops, hp, t, theta, g, B):
     M = (1 - hp.rho) * g_hat + hp.rho * B_hat if hp.nesterov else B_hat
     O = newton_schulz(ops, hp, M)  # ≈ U·Vᵀ: the update's singular values near 1
     if np.any(hp.weight_decay):  # (skipped when zero: a pass over θ saved)
-        theta = theta * (1 - hp.lr * hp.weight_decay)  # decoupled weight decay
+        theta = ops.mul_(theta, 1 - hp.lr * hp.weight_decay)  # decoupled weight decay
     s = shape_factor(hp.scale, theta.shape[-2], theta.shape[-1])
-    theta = theta - (hp.lr * s) * O  # apply update
+    theta = ops.add_scaled_(theta, -(hp.lr * s), O)  # apply update: θ − α·s·O
     return theta, {"B": B}
 
 
@@ -109,6 +114,9 @@ class Muon(MatrixOptimizer):
     nesterov: bool = option(True, (True, False), "orthogonalize (1−ρ)G + ρB instead of B")
     bias_correction: bool = option(False, (True, False), "divide by 1 − ρᵗ (optax)")
     scale: str = option("rows/cols", SCALES, "shape scale s(m, n) of the update")
+    ns_dtype: str = option("param", ("param", "bfloat16"),
+                           "Newton–Schulz in the parameters' dtype, or in bfloat16 as Keller "
+                           "Jordan and torch.optim.Muon (torch and JAX paths)")  # fmt: skip
 
     def state_shapes(self, shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         self.check_tensor(shape)

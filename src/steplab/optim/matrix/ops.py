@@ -10,6 +10,14 @@ Every array a rule sees has the configurations as leading axes: a ``(m, n)`` wei
 ``(K, m, n)`` (K = 1 for one run), so a reduction is always over the *last* axes (``axes``
 counts them: ``mean(x, 2)`` is the mean of each configuration's matrix) and ``matmul`` is a
 batched product. Hyperparameters are Python floats or arrays of shape ``(K, 1, …)``.
+
+Functions whose name ends in ``_`` (``lerp_``, ``maximum_``, ``rsqrt_``, ``mul_``,
+``add_scaled_``) return their result and *may* write it into their first argument, as torch's
+in-place methods do: the table the torch optimizers step with does (one pass over the memory,
+nothing allocated), NumPy's, JAX's and the pure torch table return a new array. So a rule
+calls them only as ``x = ops.f_(x, …)`` on a value it owns (an array it made itself, or θ or
+a state array that the result replaces) and never reads the old ``x`` again; the gradient is
+never such an argument.
 """
 
 from __future__ import annotations
@@ -39,6 +47,14 @@ class MatrixOps(NamedTuple):
     argsort: Callable[[Any], Any]  # indices that sort the last axis, ascending
     take: Callable[[Any, Any, int], Any]  # take_along_axis, the indices broadcast first
     flip: Callable[[Any, int], Any]  # reverse one axis
+    norm: Callable[[Any, Any], Any]  # √(Σ x²) over the last `axes` axes (or a tuple), kept
+    cast: Callable[[Any, Any], Any]  # x in the dtype named ("bfloat16") or of another array
+    # may write into the first argument (see the module doc):
+    lerp_: Callable[[Any, Any, Any], Any]  # lerp_(a, b, w) = a + w·(b − a) = (1 − w)·a + w·b
+    maximum_: Callable[[Any, Any], Any]  # maximum_(x, floor): x clamped below at floor
+    rsqrt_: Callable[[Any], Any]  # 1/√x
+    mul_: Callable[[Any, Any], Any]  # x·y
+    add_scaled_: Callable[[Any, Any, Any], Any]  # add_scaled_(x, α, y) = x + α·y
 
 
 def _last(axes: int | tuple[int, ...]) -> tuple[int, ...]:
@@ -49,6 +65,15 @@ def _last(axes: int | tuple[int, ...]) -> tuple[int, ...]:
 def _times(alpha: Any, x: Any) -> Any:
     """α·x, skipping the product when α is the number 1."""
     return x if isinstance(alpha, float) and alpha == 1.0 else alpha * x
+
+
+def _cast(x: Any, like: Any) -> Any:
+    if isinstance(like, str):  # NumPy has no bfloat16 of its own
+        raise ValueError(
+            f"NumPy arrays cannot be cast to {like}; a {like} iteration runs on the torch and "
+            "JAX paths (steplab.torch.matrix, steplab.jax.matrix)"
+        )
+    return x.astype(like.dtype, copy=False)
 
 
 def _broadcast_index(x: Any, idx: Any, axis: int) -> Any:
@@ -75,6 +100,13 @@ NUMPY_MATRIX_OPS = MatrixOps(
     argsort=lambda x: np.argsort(x, axis=-1, kind="stable"),
     take=lambda x, idx, axis: np.take_along_axis(x, _broadcast_index(x, idx, axis), axis=axis),
     flip=lambda x, axis: np.flip(x, axis=axis),
+    norm=lambda x, axes: np.sqrt(np.sum(x * x, axis=_last(axes), keepdims=True)),
+    cast=_cast,
+    lerp_=lambda a, b, w: a + w * (b - a),
+    maximum_=np.maximum,
+    rsqrt_=lambda x: 1 / np.sqrt(x),
+    mul_=lambda x, y: x * y,
+    add_scaled_=lambda x, alpha, y: x + alpha * y,
 )
 
 __all__ = ["NUMPY_MATRIX_OPS", "MatrixOps"]
