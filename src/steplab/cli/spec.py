@@ -311,6 +311,9 @@ def parse(spec: str) -> OptimizerSpec:
     cls = every[name]
     fields = {k: f.metadata["interval"] for k, f in cls.hyperparameters().items()}
     fields["nonfinite"] = None
+    # Static options beyond hyperparameters (a matrix optimizer's ns_steps, graft, …): the
+    # class reads them from their text itself.
+    options = cls.options() if hasattr(cls, "options") else {}
     owners = _modifier_settings(name, wrappers, fields, text)  # key -> its modifier
     overrides: dict[str, Any] = {}
     settings: dict[str, dict[str, Any]] = {w: {} for w in wrappers}
@@ -319,13 +322,22 @@ def parse(spec: str) -> OptimizerSpec:
         key = key.strip()
         if not eq or not key or not value.strip():
             raise ValueError(f"bad hyperparameter {item!r} in {text!r}; write {SYNTAX}")
+        if key in options and key not in fields:
+            if key in overrides:
+                raise ValueError(f"{key} is given twice in {text!r}")
+            try:
+                overrides[key] = cls.parse_option(key, value)
+            except ValueError as exc:
+                raise ValueError(f"{exc} (in {text!r})") from None
+            continue
         if key not in fields and key not in owners:
-            known = [*fields, *owners]
+            known = [*fields, *options, *owners]
             theirs = "".join(f"; {w}'s settings: {', '.join(WRAPPER_SETTINGS[w])}"
                              for w in wrappers if WRAPPER_SETTINGS[w])  # fmt: skip
             raise ValueError(
                 f"{name} has no hyperparameter {key!r} (in {text!r}){_did_you_mean(key, known)}; "
                 f"its hyperparameters are: {', '.join(fields)}{theirs}"
+                + (f"; its options: {', '.join(options)}" if options else "")
             )
         if key in overrides or any(key in given for given in settings.values()):
             raise ValueError(f"{key} is given twice in {text!r}")
