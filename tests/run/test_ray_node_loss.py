@@ -6,7 +6,6 @@ machine (``ray.cluster_utils.Cluster``: a head and two worker nodes of one CPU e
 from __future__ import annotations
 
 import math
-import os
 import sqlite3
 import threading
 import time
@@ -41,6 +40,15 @@ def same_rows(a, b) -> bool:
 def _parent(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _dead(pid: int) -> bool:
+    """No such process, or one that has exited and waits to be reaped (a zombie)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
 
 
 def busy_on(raylet: int) -> list[int]:
@@ -107,7 +115,12 @@ def test_a_lost_node_loses_nothing(cluster, tmp_path):
     assert lost, "no task ran on the node to be lost"
     # The node's raylet and the worker that was running a task there are gone (the
     # cluster's own view of the node lags: its health check takes seconds).
-    assert all(not os.path.exists(f"/proc/{pid}") for pid in [raylet, *lost[0]])
+    # A killed worker notices its raylet's death by polling, and its parent reaps it later:
+    # wait (on the condition, bounded) until each is gone or a zombie.
+    deadline = time.monotonic() + 60
+    while not all(_dead(pid) for pid in [raylet, *lost[0]]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(_dead(pid) for pid in [raylet, *lost[0]])
     local = sl.sweep("logistic_regression", GRID, seeds=SEEDS, **OPTIONS)
     assert same_rows(remote, local)
     with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
