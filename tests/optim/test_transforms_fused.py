@@ -416,7 +416,7 @@ def test_a_nonfinite_gradient_under_raise_changes_nothing_in_a_global_norm_chain
     before = {k: p.detach().clone() for k, p in params.items()}
     state = {k: {n: v.clone() if torch.is_tensor(v) else v for n, v in ours.state[p].items()}
              for k, p in params.items()}  # fmt: skip
-    for k, p in params.items():
+    for p in params.values():
         p.grad = torch.ones_like(p)
     params["big"].grad[5] = float("nan")
     with pytest.raises(FloatingPointError, match="NaN or inf"):
