@@ -427,6 +427,26 @@ def test_a_nonfinite_gradient_under_raise_changes_nothing_in_a_global_norm_chain
             assert torch.equal(v, state[k][n]) if torch.is_tensor(v) else v == state[k][n]
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float64"])
+def test_torch_sums_the_global_norm_in_float64(dtype):
+    """‖ĝ‖ of low-precision gradients (cast to float64 in chunks) is the float64 norm of
+    their values, over every group: not a float32 sum (~1e-7 off at this size)."""
+    torch = pytest.importorskip("torch")
+    from steplab.torch.base import SQUARES_CHUNK, twin
+
+    opt = T.fuse(T.clip_by_global_norm(1.0), Adam())
+    rng = np.random.default_rng(5)
+    grads = [rng.standard_normal(3 * SQUARES_CHUNK + 7) + 10.0, rng.standard_normal(11)]
+    params = [torch.nn.Parameter(torch.zeros(len(g), dtype=getattr(torch, dtype)))
+              for g in grads]  # fmt: skip
+    ours = twin(type(opt))([{"params": [params[0]]}, {"params": [params[1]]}],
+                           **{n: getattr(opt, n) for n in opt.hyperparameters()})  # fmt: skip
+    for p, g in zip(params, grads, strict=True):
+        p.grad = torch.tensor(g).to(p.dtype)
+    values = np.concatenate([p.grad.double().numpy() for p in params])
+    assert ours._global_grad_norm() == pytest.approx(np.sqrt(values @ values), rel=1e-14)
+
+
 def test_a_checkpoint_resumes_a_fused_chain_bit_for_bit(tmp_path):
     """10 steps, save, load, 10 more = 20 straight; another chain's file is refused."""
     from steplab.optim import State
