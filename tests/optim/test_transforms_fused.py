@@ -326,17 +326,125 @@ def test_torch_runs_a_fused_chain_as_the_numpy_core(fused):
     assert not np.allclose(x, theta)
 
 
-def test_torch_refuses_a_global_norm_it_does_not_take():
+# several tensors for torch's global norm: small ones (packed together) and one above both
+# routes' packing bound, in two parameter groups; the norm falls through the bound of 5
+_RNG = np.random.default_rng(7)
+NORM_START = {**START, "big": 0.1 * _RNG.standard_normal(20000)}
+NORM_CURVATURE = {**CURVATURE, "big": np.linspace(0.0, 1.0, 20000)}
+NORM_BOUND = 5.0
+
+
+def norm_gradient(params, t):
+    rng = np.random.default_rng(2000 + t)
+    return {k: NORM_CURVATURE[k] * params[k]
+            + 0.3 * rng.standard_normal(params[k].shape) / np.sqrt(params[k].size)
+            for k in NORM_START}  # fmt: skip
+
+
+def _norm_chain():
+    return T.clip_by_global_norm(NORM_BOUND), AdamW.like("optax", lr=0.05, weight_decay=0.1)
+
+
+def _torch_norm_path(fused, steps=40, **options):
+    """steplab.torch's twin of the fused chain on NORM_START's tensors: the path and the
+    global norms of the gradients it saw."""
     torch = pytest.importorskip("torch")
     from steplab.torch.base import twin
 
-    opt = T.fuse(T.clip_by_global_norm(1.0), Adam())
-    p = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
-    ours = twin(type(opt))([p], **{n: getattr(opt, n) for n in opt.hyperparameters()})
-    p.grad = torch.ones(3, dtype=torch.float64)
-    with pytest.raises(ValueError, match="global norm"):
+    opt = T.fuse(*_norm_chain())
+    values = {n: getattr(opt, n) for n in opt.hyperparameters()}
+    params = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in NORM_START.items()}
+    groups = [{"params": [params["w"]]}, {"params": [params["b"], params["big"]]}]
+    ours = twin(type(opt))(groups, fused=fused, **values, **options)
+    path, norms = [], []
+    for t in range(steps):
+        grads = norm_gradient({k: p.detach().numpy() for k, p in params.items()}, t)
+        norms.append(np.sqrt(sum(np.sum(g**2) for g in grads.values())))
+        for k, p in params.items():
+            p.grad = torch.tensor(grads[k])
         ours.step()
-    assert torch.all(p == 1)
+        path.append(np.concatenate([params[k].detach().numpy().ravel() for k in NORM_START]))
+    return np.array(path), norms, ours, params
+
+
+def _tree_norm_path(step, steps=40):
+    params = {k: v.copy() for k, v in NORM_START.items()}
+    path = []
+    for t in range(steps):
+        params = step(params, norm_gradient(params, t))
+        path.append(np.concatenate([np.asarray(params[k]).ravel() for k in NORM_START]))
+    return np.array(path)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_torch_clips_by_the_global_norm_of_every_group(fused):
+    """Both torch routes take ‖ĝ‖ over every tensor of every group (float64): equal to the
+    NumPy core's chain over the same tree (1e-12) and to optax.chain(clip_by_global_norm,
+    adamw) (1e-10), with the clip triggering and then resting."""
+    ours, norms, _, _ = _torch_norm_path(fused)
+    assert max(norms) > NORM_BOUND > min(norms)  # both branches of the clip run
+
+    core = T.fused_chain(*_norm_chain())
+    core_state = [None]
+
+    def core_step(params, grads):
+        if core_state[0] is None:
+            core_state[0] = core.init(params)
+        updates, core_state[0] = core.update(grads, core_state[0], params)
+        return T.apply_updates(params, updates)
+
+    np.testing.assert_allclose(ours, _tree_norm_path(core_step), rtol=1e-12, atol=1e-15)
+
+    tx = optax.chain(optax.clip_by_global_norm(NORM_BOUND), optax.adamw(0.05, weight_decay=0.1))
+    optax_state = [None]
+
+    def optax_step(params, grads):
+        params = jax.tree.map(jnp.asarray, params)
+        if optax_state[0] is None:
+            optax_state[0] = tx.init(params)
+        updates, optax_state[0] = tx.update(jax.tree.map(jnp.asarray, grads), optax_state[0],
+                                            params)  # fmt: skip
+        return jax.tree.map(np.asarray, optax.apply_updates(params, updates))
+
+    np.testing.assert_allclose(ours, _tree_norm_path(optax_step), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_nonfinite_gradient_under_raise_changes_nothing_in_a_global_norm_chain(fused):
+    torch = pytest.importorskip("torch")
+    _, _, ours, params = _torch_norm_path(fused, steps=3, nonfinite="raise")
+    before = {k: p.detach().clone() for k, p in params.items()}
+    state = {k: {n: v.clone() if torch.is_tensor(v) else v for n, v in ours.state[p].items()}
+             for k, p in params.items()}  # fmt: skip
+    for p in params.values():
+        p.grad = torch.ones_like(p)
+    params["big"].grad[5] = float("nan")
+    with pytest.raises(FloatingPointError, match="NaN or inf"):
+        ours.step()
+    for k, p in params.items():
+        assert torch.equal(p.detach(), before[k])
+        for n, v in ours.state[p].items():
+            assert torch.equal(v, state[k][n]) if torch.is_tensor(v) else v == state[k][n]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float64"])
+def test_torch_sums_the_global_norm_in_float64(dtype):
+    """‖ĝ‖ of low-precision gradients (cast to float64 in chunks) is the float64 norm of
+    their values, over every group: not a float32 sum (~1e-7 off at this size)."""
+    torch = pytest.importorskip("torch")
+    from steplab.torch.base import SQUARES_CHUNK, twin
+
+    opt = T.fuse(T.clip_by_global_norm(1.0), Adam())
+    rng = np.random.default_rng(5)
+    grads = [rng.standard_normal(3 * SQUARES_CHUNK + 7) + 10.0, rng.standard_normal(11)]
+    params = [torch.nn.Parameter(torch.zeros(len(g), dtype=getattr(torch, dtype)))
+              for g in grads]  # fmt: skip
+    ours = twin(type(opt))([{"params": [params[0]]}, {"params": [params[1]]}],
+                           **{n: getattr(opt, n) for n in opt.hyperparameters()})  # fmt: skip
+    for p, g in zip(params, grads, strict=True):
+        p.grad = torch.tensor(g).to(p.dtype)
+    values = np.concatenate([p.grad.double().numpy() for p in params])
+    assert ours._global_grad_norm() == pytest.approx(np.sqrt(values @ values), rel=1e-14)
 
 
 def test_a_checkpoint_resumes_a_fused_chain_bit_for_bit(tmp_path):

@@ -24,6 +24,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from steplab.optim.base import Optimizer, State, bias_correction, check_in_interval, hyper
+from steplab.optim.ops import NUMPY_OPS, Ops
 from steplab.optim.registry import register, register_wrapper
 
 # --------------------------------------------------------------------------------------
@@ -181,6 +182,8 @@ class WholeArrayOptimizer:
     # JAX) check KIND and refuse this one with a message naming it.
     KIND: ClassVar[str] = "whole_array"
     MOMENTS: ClassVar[tuple[str, ...]] = ()
+    #: the moments that start as a copy of θ (the others start at 0)
+    COPIES_THETA: ClassVar[tuple[str, ...]] = ()
     SCALARS: ClassVar[dict[str, float]] = {}
 
     def __post_init__(self) -> None:
@@ -199,10 +202,14 @@ class WholeArrayOptimizer:
     def init(self, theta: np.ndarray) -> State:
         moments = {name: self.initial(name, theta) for name in self.MOMENTS}
         return State(t=0, made_by=self.name, shape=theta.shape, dtype=theta.dtype.str,
-                     **dict(self.SCALARS), **moments)  # fmt: skip
+                     **self.initial_scalars(), **moments)  # fmt: skip
 
     def initial(self, name: str, theta: np.ndarray) -> np.ndarray:
-        return np.zeros_like(theta)
+        return theta.copy() if name in self.COPIES_THETA else np.zeros_like(theta)
+
+    def initial_scalars(self) -> dict[str, float]:
+        """The scalar state before the first step."""
+        return dict(self.SCALARS)
 
     def step(self, theta: np.ndarray, grad: np.ndarray, state: State) -> np.ndarray:
         grad = np.asarray(grad)
@@ -217,8 +224,17 @@ class WholeArrayOptimizer:
         theta[...] = self.rule(theta, grad, state)
         return theta
 
-    def rule(self, theta: np.ndarray, g: np.ndarray, state: Any) -> np.ndarray:
+    def rule(self, theta: Any, g: Any, state: Any, ops: Ops = NUMPY_OPS) -> Any:
+        """The new θ (the new moments written into ``state``'s arrays). θ is every
+        parameter as one flat or whole array: NumPy's, or torch's with ``TORCH_OPS``
+        (steplab.torch.modifiers runs the same rule); reductions through :func:`_dot`."""
         raise NotImplementedError
+
+
+def _dot(x: Any, y: Any) -> float:
+    """⟨x, y⟩ as a Python float, for NumPy arrays and torch tensors alike (a matrix
+    product of the flattened arrays: NumPy's np.dot, bit for bit)."""
+    return float(x.reshape(-1) @ y.reshape(-1))
 
 
 def cautious_mask(direction: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -311,15 +327,15 @@ class MARS(WholeArrayOptimizer):
     eps: float = hyper(1e-8, "[0, inf)", "constant added to √v")
     weight_decay: float = hyper(0.0, "[0, inf)", "decoupled weight decay λ")
 
-    def rule(self, theta: np.ndarray, g: np.ndarray, state: Any) -> np.ndarray:
+    def rule(self, theta: Any, g: Any, state: Any, ops: Ops = NUMPY_OPS) -> Any:
         t = state.t
         c = g + self.gamma * (self.rho1 / (1 - self.rho1)) * (g - state.g_prev)
-        norm = np.linalg.norm(c)  # the reduction: clip the corrected gradient's norm to 1
+        norm = math.sqrt(_dot(c, c))  # the reduction: clip the corrected gradient's norm to 1
         if norm > 1:
             c = c / norm
         m = self.rho1 * state.m + (1 - self.rho1) * c
         v = self.rho2 * state.v + (1 - self.rho2) * c * c
-        denominator = (np.sqrt(v) + self.eps) / math.sqrt(1 - self.rho2**t)
+        denominator = (ops.sqrt(v) + self.eps) / math.sqrt(1 - self.rho2**t)
         theta = theta * (1 - self.lr * self.weight_decay)  # decoupled weight decay
         theta = theta + -self.lr * (m / (1 - self.rho1**t)) / denominator
         state.m[...], state.v[...], state.g_prev[...] = m, v, g
@@ -343,6 +359,7 @@ class Prodigy(WholeArrayOptimizer):
 
     name = "prodigy"
     MOMENTS = ("m", "v", "s", "theta0")
+    COPIES_THETA = ("theta0",)
     SCALARS = {"d": 0.0, "numerator": 0.0}
 
     lr: float = hyper(1.0, "(0, inf)", "multiplier α of the estimated step size")
@@ -360,15 +377,10 @@ class Prodigy(WholeArrayOptimizer):
         if self.rho3 is not None:
             object.__setattr__(self, "rho3", check_in_interval("rho3", self.rho3, "[0, 1)"))
 
-    def init(self, theta: np.ndarray) -> State:
-        state = super().init(theta)
-        state.d = self.d0
-        return state
+    def initial_scalars(self) -> dict[str, float]:
+        return {**self.SCALARS, "d": self.d0}
 
-    def initial(self, name: str, theta: np.ndarray) -> np.ndarray:
-        return theta.copy() if name == "theta0" else np.zeros_like(theta)
-
-    def rule(self, theta: np.ndarray, g: np.ndarray, state: Any) -> np.ndarray:
+    def rule(self, theta: Any, g: Any, state: Any, ops: Ops = NUMPY_OPS) -> Any:
         t, d = state.t, state.d
         rho3 = math.sqrt(self.rho2) if self.rho3 is None else self.rho3
         correction = 1.0
@@ -378,15 +390,13 @@ class Prodigy(WholeArrayOptimizer):
         m = self.rho1 * state.m + (1 - self.rho1) * d * g
         v = self.rho2 * state.v + (1 - self.rho2) * d * d * g * g
         # the two reductions: ⟨ĝ, θ₀ − θ⟩ and ‖s‖₁
-        numerator = rho3 * state.numerator + (d / self.d0) * dlr * float(
-            np.dot(g.ravel(), (state.theta0 - theta).ravel())
-        )
+        numerator = rho3 * state.numerator + (d / self.d0) * dlr * _dot(g, state.theta0 - theta)
         s = rho3 * state.s + (d / self.d0) * dlr * g
-        denominator = float(np.sum(np.abs(s)))
+        denominator = float(ops.abs(s).sum())
         if denominator > 0:
             d = max(d, self.d_coef * numerator / denominator)
         theta = theta * (1 - dlr * self.weight_decay)  # decoupled weight decay
-        theta = theta + -dlr * m / (np.sqrt(v) + d * self.eps)
+        theta = theta + -dlr * m / (ops.sqrt(v) + d * self.eps)
         state.m[...], state.v[...], state.s[...] = m, v, s
         state.numerator, state.d = numerator, d
         return theta

@@ -31,6 +31,7 @@ import collections
 import dataclasses
 import inspect
 import itertools
+import math
 import operator
 from itertools import compress, repeat
 from types import SimpleNamespace
@@ -296,21 +297,41 @@ class TorchOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         validation.check_step_options(type(self).__name__, self.param_groups, self._FOREIGN)
-        if not self._gradients_pass_nonfinite_policy():
+        grad_norm = None
+        if self.core.NEEDS_GRAD_NORM:  # one reduction over every ĝ, before anything is written
+            grad_norm = self._global_grad_norm()
+        # a finite ‖ĝ‖ means every ĝ is finite: the policy need not read them again
+        if not (grad_norm is not None and math.isfinite(grad_norm)) and (
+            not self._gradients_pass_nonfinite_policy()
+        ):
             return loss
         for group in self.param_groups:
-            self._step_group(group)
+            self._step_group(group, grad_norm)
         return loss
+
+    def _global_grad_norm(self) -> float:
+        """‖ĝ‖ over every parameter the step moves (all groups), summed in float64: the
+        norm a chain that clips by global norm reads (``prepare_step(grad_norm=...)``).
+        One device sync; ``maximize`` does not change it."""
+        grads = [p.grad for group in self.param_groups for p in group["params"]
+                 if p.grad is not None]  # fmt: skip
+        if not grads:
+            return 0.0
+        device = grads[0].device
+        squares = [part.to(device) for g in grads for part in _squares_in_float64(g)]
+        return math.sqrt(float(torch.stack(squares).sum()))
 
     # -- the step from the core's rule ----------------------------------------------------
 
-    def _step_group(self, group: dict[str, Any]) -> None:
+    def _step_group(self, group: dict[str, Any], grad_norm: float | None = None) -> None:
+        """The step of one group; ``grad_norm``: ‖ĝ‖ over all groups, for an optimizer
+        with ``NEEDS_GRAD_NORM`` (others ignore it)."""
         configured, declared = self._configured_and_declared(group)
         if group["fused"]:
-            self._step_group_single_pass(group, configured, declared)
+            self._step_group_single_pass(group, configured, declared, grad_norm)
             return
         if _plannable(group["params"]):
-            self._step_group_planned(group, configured, declared, _MultiTensorPlan)
+            self._step_group_planned(group, configured, declared, _MultiTensorPlan, grad_norm)
             return
         for bucket in self._buckets(group, configured, declared):
             bucket.prepare_gradients(group)
@@ -320,7 +341,9 @@ class TorchOptimizer(torch.optim.Optimizer):
             )
             # The hyperparameters of this step, with its per-step scalars (1 − ρᵗ, …) and
             # the new scalar state, in Python floats: the same numbers for both routes.
-            step_values, scalars = configured.prepare_step(declared, t, before, TORCH_OPS)
+            step_values, scalars = configured.prepare_step(
+                declared, t, before, TORCH_OPS, grad_norm=grad_norm
+            )
             names = bucket.moment_names
             roles = [bucket.theta, bucket.g, *(getattr(bucket.state, k) for k in names)]
             packing = _Packing(roles, self.__dict__.setdefault("_packing_buffers", {}))
@@ -340,16 +363,25 @@ class TorchOptimizer(torch.optim.Optimizer):
             bucket.write_back()
 
     def _step_group_single_pass(
-        self, group: dict[str, Any], configured: CoreOptimizer, declared: dict[str, Any]
+        self,
+        group: dict[str, Any],
+        configured: CoreOptimizer,
+        declared: dict[str, Any],
+        grad_norm: float | None = None,
     ) -> None:
         """The single-pass step of a group. Its buckets, with their compiled kernels and
         prepared tensors, are kept from step to step (:class:`_SinglePassPlan`) while the
         group's parameters, gradients' presence, states and switches stay the same: a step
         then costs little Python besides the kernels."""
-        self._step_group_planned(group, configured, declared, _SinglePassPlan)
+        self._step_group_planned(group, configured, declared, _SinglePassPlan, grad_norm)
 
     def _step_group_planned(
-        self, group: dict[str, Any], configured: CoreOptimizer, declared: dict[str, Any], kind: type
+        self,
+        group: dict[str, Any],
+        configured: CoreOptimizer,
+        declared: dict[str, Any],
+        kind: type,
+        grad_norm: float | None = None,
     ) -> None:
         """The step of a group through its plan of ``kind`` (made again when stale)."""
         plans = self.__dict__.setdefault(f"_plans_{kind.__name__}", {})
@@ -359,7 +391,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             for key in [k for k in plans if k not in current]:  # groups gone (load_state_dict)
                 del plans[key]
             plan = plans[id(group)] = kind(self, group, configured, declared)
-        plan.step(group, configured, declared)
+        plan.step(group, configured, declared, grad_norm)
 
     def _configured_and_declared(
         self, group: dict[str, Any]
@@ -449,6 +481,21 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     def _tensor_state_names(self, state: dict[str, Any]) -> list[str]:
         return [k for k, v in state.items() if torch.is_tensor(v)]
+
+
+#: elements of a low-precision tensor cast to float64 at a time by _squares_in_float64
+SQUARES_CHUNK = 1 << 15
+
+
+def _squares_in_float64(g: torch.Tensor) -> list[torch.Tensor]:
+    """Σg² in float64 as 0-d tensors (no device sync): one dot product for a float64
+    tensor; others cast in chunks that stay in cache (casting the whole tensor first writes
+    and reads a float64 copy: ~8x slower at 10⁷ float32 elements, one CPU thread)."""
+    flat = g.reshape(-1)
+    if flat.dtype == torch.float64:
+        return [torch.dot(flat, flat)]
+    wide = (part.to(torch.float64) for part in flat.split(SQUARES_CHUNK))  # one at a time
+    return [torch.dot(part, part) for part in wide]
 
 
 def all_finite(tensors: list[torch.Tensor]) -> bool:
@@ -597,10 +644,16 @@ class _SinglePassPlan:
                 return False
         return True
 
-    def step(self, group: dict[str, Any], configured: CoreOptimizer, declared: dict) -> None:
+    def step(
+        self,
+        group: dict[str, Any],
+        configured: CoreOptimizer,
+        declared: dict,
+        grad_norm: float | None = None,
+    ) -> None:
         maximize = group["maximize"]
         for bucket in self.buckets:
-            bucket.step(configured, declared, maximize)
+            bucket.step(configured, declared, maximize, grad_norm)
 
 
 class _PlannedBucket:
@@ -614,9 +667,10 @@ class _PlannedBucket:
         self.states = bucket.states
         self.held = [(k, [state[k] for state in self.states]) for k in bucket.moment_names]
         self.plain = all(type(p) in _PLAIN for p in self.params)  # no DTensor: no _local
-        # a step's hyperparameters: their switches and fields select the kernel
+        # a step's hyperparameters: their switches and fields select the kernel (a stand-in
+        # ‖ĝ‖ for a chain that clips by global norm: only its type matters here)
         step_values, _ = configured.prepare_step(
-            declared, self.t + 1, SimpleNamespace(**self.scalars), TORCH_OPS
+            declared, self.t + 1, SimpleNamespace(**self.scalars), TORCH_OPS, grad_norm=0.0
         )
         moments = {k: getattr(bucket.state, k) for k in bucket.moment_names}
         params = bucket.local_params
@@ -639,10 +693,16 @@ class _PlannedBucket:
                 return False
         return True
 
-    def step(self, configured: CoreOptimizer, declared: dict, maximize: bool) -> None:
+    def step(
+        self,
+        configured: CoreOptimizer,
+        declared: dict,
+        maximize: bool,
+        grad_norm: float | None = None,
+    ) -> None:
         t = self.t + 1
         step_values, scalars = configured.prepare_step(
-            declared, t, SimpleNamespace(**self.scalars), TORCH_OPS
+            declared, t, SimpleNamespace(**self.scalars), TORCH_OPS, grad_norm=grad_norm
         )
         params = self.params
         if self.plain:  # the parameters themselves (the step runs under no_grad)
@@ -803,10 +863,16 @@ class _PlannedMultiTensorBucket(_PlannedBucket):
             list(map(torch.Tensor.data_ptr, self.params)) == self.pointers
         )
 
-    def step(self, configured: CoreOptimizer, declared: dict, maximize: bool) -> None:
+    def step(
+        self,
+        configured: CoreOptimizer,
+        declared: dict,
+        maximize: bool,
+        grad_norm: float | None = None,
+    ) -> None:
         t = self.t + 1
         step_values, scalars = configured.prepare_step(
-            declared, t, SimpleNamespace(**self.scalars), TORCH_OPS
+            declared, t, SimpleNamespace(**self.scalars), TORCH_OPS, grad_norm=grad_norm
         )
         traced = self.programs.get(configured, step_values, self.names)
         grads = list(map(_GRAD, self.params))

@@ -8,14 +8,25 @@ and ĝ disagree in sign) are set back, and the others scaled by n/(Σmask + 1). 
 NumPy core, n and Σmask run over *every* parameter (θ is the parameters concatenated), and
 decoupled weight decay is applied first and not masked. ``state_dict`` is the inner
 optimizer's (the mask keeps no state).
+
+MARS and Prodigy (rules with reductions over every parameter) run the NumPy core's own
+``rule`` on torch tensors (:class:`WholeArray`)::
+
+    opt = steplab.torch.modifiers.MARS(model.parameters(), lr=3e-3, weight_decay=0.1)
+    opt = steplab.torch.modifiers.Prodigy(model.parameters(), weight_decay=0.01)
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, ClassVar
 
 import torch
+
+from steplab.optim import modifiers as core_modifiers
+from steplab.torch.ops import TORCH_OPS
 
 
 def _decouples_weight_decay(optimizer: torch.optim.Optimizer) -> bool:
@@ -88,4 +99,96 @@ class Cautious:
         return loss
 
 
-__all__ = ["Cautious"]
+class WholeArray(torch.optim.Optimizer):
+    """A torch optimizer running a :class:`~steplab.optim.modifiers.WholeArrayOptimizer`'s
+    rule, whose reductions (‖c‖ in MARS, ⟨ĝ, θ₀ − θ⟩ and ‖s‖₁ in Prodigy) run over every
+    parameter: each step concatenates θ, ĝ and the moments of all parameters with a
+    gradient into flat tensors (θ is the parameters concatenated, as in the core), runs the
+    core's ``rule`` on them with :data:`TORCH_OPS` and writes the results back. Each
+    parameter's ``state`` holds its moments and the shared step count and scalars. The
+    hyperparameters are the same for every group (the rule is one rule over all of them);
+    an LR scheduler may change ``lr`` in all groups alike."""
+
+    core: ClassVar[type[core_modifiers.WholeArrayOptimizer]]
+
+    def __init__(self, params: Any, **hyperparameters: Any) -> None:
+        configured = self.core(**hyperparameters)  # checks names and values, as the core
+        defaults = {k: getattr(configured, k) for k in self._names()}
+        super().__init__(params, defaults)
+
+    @classmethod
+    def _names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls.core) if f.init]
+
+    def _configured(self) -> core_modifiers.WholeArrayOptimizer:
+        names = self._names()
+        values = [tuple(group[k] for k in names) for group in self.param_groups]
+        if len(set(values)) > 1:
+            raise ValueError(
+                f"{type(self).__name__}'s rule reduces over every parameter: all parameter "
+                f"groups need the same {', '.join(names)}"
+            )
+        return self.core(**dict(zip(names, values[0], strict=True)))
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        configured = self._configured()
+        params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
+        if not params:
+            return loss
+        states = [self.state[p] for p in params]
+        for p, state in zip(params, states, strict=True):
+            if "t" not in state:
+                state["t"] = 0
+                state.update(configured.initial_scalars())
+                for name in configured.MOMENTS:
+                    copy = name in configured.COPIES_THETA
+                    state[name] = p.detach().clone() if copy else torch.zeros_like(p)
+        if len({s["t"] for s in states}) > 1:
+            raise ValueError(
+                f"{type(self).__name__}: every parameter must take every step (its rule "
+                "reduces over all of them); some have a different step count"
+            )
+        first = states[0]
+        flat = SimpleNamespace(
+            t=first["t"] + 1,
+            **{k: first[k] for k in configured.SCALARS},
+            **{k: _cat([s[k] for s in states]) for k in configured.MOMENTS},
+        )
+        theta = _cat([p.detach() for p in params])
+        new_theta = configured.rule(theta, _cat([p.grad for p in params]), flat, TORCH_OPS)
+        sizes = [p.numel() for p in params]
+        for p, part in zip(params, torch.split(new_theta, sizes), strict=True):
+            p.copy_(part.view_as(p))
+        for name in configured.MOMENTS:
+            for state, part in zip(states, torch.split(getattr(flat, name), sizes), strict=True):
+                state[name].copy_(part.view_as(state[name]))
+        for state in states:
+            state["t"] = flat.t
+            state.update({k: getattr(flat, k) for k in configured.SCALARS})
+        return loss
+
+
+def _cat(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+class MARS(WholeArray):
+    """:class:`steplab.optim.MARS` (MARS-AdamW, Yuan et al., 2024) on torch: the corrected
+    gradient's norm is clipped to 1 over every parameter together."""
+
+    core = core_modifiers.MARS
+
+
+class Prodigy(WholeArray):
+    """:class:`steplab.optim.Prodigy` (Mishchenko & Defazio, 2023) on torch: d estimated
+    from ⟨ĝ, θ₀ − θ⟩ and ‖s‖₁ over every parameter together."""
+
+    core = core_modifiers.Prodigy
+
+
+__all__ = ["MARS", "Cautious", "Prodigy", "WholeArray"]
