@@ -67,7 +67,8 @@ def test_shampoo_equals_pytorch_optimizer_shampoo(momentum):
 
 @pytest.mark.parametrize("options", [{}, {"graft": "adagrad"}, {"every": 3, "rho2": 0.99},
                                      {"block_size": 3, "graft": "rmsprop"},
-                                     {"momentum": 0.5, "graft": "adagrad", "every": 2}])  # fmt: skip
+                                     {"momentum": 0.5, "graft": "adagrad",
+                                      "every": 2}])  # fmt: skip
 def test_numpy_equals_jax(options):
     jax = pytest.importorskip("jax")
     optax = pytest.importorskip("optax")

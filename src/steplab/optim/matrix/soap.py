@@ -132,8 +132,11 @@ class SOAP(MatrixOptimizer):
     every: int = option(10, doc="refresh the eigenbasis every k steps (k)", kind="int")
     bias_correction: bool = option(True, (True, False), "Adam's bias correction")
     max_dim: int = option(10000, doc="longest side with an eigenbasis", kind="int")
-    vectors: str = option("refuse", ("refuse", "adam"),
-                          "1-D tensors: refused, or Adam within SOAP's step (the references')")  # fmt: skip
+    vectors: str = option(
+        "refuse",
+        ("refuse", "adam"),
+        "1-D: refused, or Adam within SOAP's step (pytorch_optimizer's)",
+    )
 
     def check_tensor(self, shape: tuple[int, ...], name: str = "theta") -> None:
         if not (self.vectors == "adam" and len(shape) == 1):
