@@ -190,6 +190,28 @@ def test_state_from_other_options_or_another_optimizer_is_refused():
     assert factored.t == 0
 
 
+def test_bad_arrays_get_the_element_wise_optimizers_messages():
+    """The matrix step uses optim.base's guard rails (check_step_arrays), narrowed to
+    float32/float64: a float16 theta, a list, a read-only theta, a grad of another shape or
+    dtype are refused with the same words as Adam's, and nothing changes."""
+    W = np.ones((6, 4))
+    state = Muon().init(W)
+    with pytest.raises(TypeError, match=r"floating dtype \(float32, float64\), got float16"):
+        Muon().init(W.astype(np.float16))
+    with pytest.raises(TypeError, match="theta must be a NumPy array"):
+        Muon().init(W.tolist())
+    with pytest.raises(ValueError, match=r"grad has shape \(4, 6\) but theta has shape"):
+        Muon().step(W, np.ones((4, 6)), state)
+    with pytest.raises(TypeError, match="grad has dtype float32 but theta has dtype float64"):
+        Muon().step(W, np.ones((6, 4), np.float32), state)
+    frozen = W.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="theta is read-only"):
+        Muon().step(frozen, np.ones((6, 4)), state)
+    np.testing.assert_array_equal(W, 1.0)
+    assert state.t == 0
+
+
 def _snapshot(theta, state):
     return theta.copy(), {k: v.copy() for k, v in state.arrays().items()}, state.t
 

@@ -161,8 +161,15 @@ def test_adafactor_torch_preset_with_weight_decay_and_lr():
         ({"learning_rate": 0.01, "min_dim_size_to_factor": 1, "clipping_threshold": None,
           "multiply_by_parameter_scale": False},
          {"lr": 0.01, "factor_min_size": 1, "clip_update": False, "scale_parameter": False}),
+        # optax keeps its momentum in float32 unless told (dtype_momentum); steplab in θ's
+        ({"learning_rate": 0.01, "min_dim_size_to_factor": 1, "momentum": 0.9,
+          "dtype_momentum": np.float64},
+         {"lr": 0.01, "factor_min_size": 1, "momentum": 0.9}),
+        ({"learning_rate": 0.01, "momentum": 0.5, "dtype_momentum": np.float64},
+         {"lr": 0.01, "momentum": 0.5}),
     ],
-    ids=["unfactored", "factored", "factored-unclipped-unscaled"],
+    ids=["unfactored", "factored", "factored-unclipped-unscaled", "factored-momentum",
+         "unfactored-momentum"],
 )  # fmt: skip
 def test_adafactor_optax_preset_equals_optax_adafactor(options, ours):
     import steplab.jax.matrix as sjm
@@ -174,6 +181,19 @@ def test_adafactor_optax_preset_equals_optax_adafactor(options, ours):
     jaxed = stream.run_optax(sjm.make("adafactor", "optax", **ours))
     assert stream.max_difference(jaxed, reference) < TOL * scale
     assert stream.max_difference(reference, stream.start()) > 0.05
+
+
+def test_adafactor_momentum_on_torch_equals_numpy_and_changes_the_path():
+    import steplab.torch.matrix as stm
+
+    options = {"lr": 0.01, "factor_min_size": 1, "momentum": 0.9}
+    numpy = stream.run_numpy({k: Adafactor.like("optax", **options) for k in stream.SHAPES})
+    ours = stream.run_torch(lambda p: [stm.Adafactor.like("optax", list(p.values()), **options)])
+    assert stream.max_difference(ours, numpy) < TOL
+    plain = stream.run_numpy({k: Adafactor.like("optax", lr=0.01, factor_min_size=1)
+                              for k in stream.SHAPES})  # fmt: skip
+    assert stream.max_difference(plain, numpy) > 1e-3
+    assert set(Adafactor(momentum=0.9).init(np.zeros((4, 3))).arrays()) == {"R", "C", "M"}
 
 
 def test_adafactor_factored_state_is_rows_plus_columns():

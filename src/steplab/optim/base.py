@@ -56,7 +56,7 @@ import importlib
 import inspect
 import math
 from types import SimpleNamespace
-from typing import Any, ClassVar, NamedTuple, NoReturn
+from typing import Any, ClassVar, NamedTuple, NoReturn, overload
 
 import numpy as np
 
@@ -513,7 +513,7 @@ class Optimizer:
 
     def init(self, theta: np.ndarray) -> State:
         """A fresh, mutable state for :meth:`step` (moments as the seed sets them, ``t = 0``)."""
-        _check_theta(theta)
+        check_step_arrays(theta)
         # Broadcasting now makes a misfit fail here, not at the first step.
         hp = SimpleNamespace(**self.declared_for(theta.shape))
         moments = self._init_moments(theta, hp)
@@ -561,7 +561,7 @@ class Optimizer:
         ``grad_norm``: for an optimizer that clips by the gradient's global norm
         (``NEEDS_GRAD_NORM``) when theta is one of several parameters, the norm over all
         of them; by default ‖grad‖ (one reduction pass). Others ignore it."""
-        grad = _check_grad(theta, grad)
+        grad = check_step_arrays(theta, grad)
         plan = self._plan(theta.shape)
         _check_state(theta, state, self, plan.expected)
         t = state.t + 1
@@ -916,21 +916,30 @@ def _all_finite(grad: np.ndarray) -> bool:
     return bool(np.isfinite(grad).all())
 
 
-def _check_theta(theta: Any) -> None:
+@overload
+def check_step_arrays(theta: Any, grad: None = None, *,
+                      dtypes: tuple[str, ...] | None = None) -> None: ...  # fmt: skip
+@overload
+def check_step_arrays(theta: Any, grad: Any, *,
+                      dtypes: tuple[str, ...] | None = None) -> np.ndarray: ...  # fmt: skip
+def check_step_arrays(theta: Any, grad: Any = None, *,
+                      dtypes: tuple[str, ...] | None = None) -> np.ndarray | None:  # fmt: skip
+    """The guard rails every NumPy ``init``/``step`` puts on its inputs (element-wise and
+    matrix optimizers alike), raising a message that names the problem: ``theta`` must be a
+    writeable NumPy array of a floating dtype (one of ``dtypes`` when given: the matrix
+    rules take float32 and float64 only), and ``grad``, when given, theta's shape and dtype.
+    Returns ``grad`` as a NumPy array (``None`` without one)."""
     if not isinstance(theta, np.ndarray):
         raise TypeError(
             f"theta must be a NumPy array (it is updated in place), got {type(theta).__name__}"
         )
-    if theta.dtype.kind != "f":
-        raise TypeError(
-            f"theta must have a floating dtype (float16, float32, float64), got {theta.dtype}"
-        )
+    if theta.dtype.kind != "f" or (dtypes is not None and theta.dtype.name not in dtypes):
+        listed = ", ".join(dtypes or ("float16", "float32", "float64"))
+        raise TypeError(f"theta must have a floating dtype ({listed}), got {theta.dtype}")
     if not theta.flags.writeable:
         raise ValueError("theta is read-only; the optimizer updates it in place")
-
-
-def _check_grad(theta: np.ndarray, grad: Any) -> np.ndarray:
-    _check_theta(theta)
+    if grad is None:
+        return None
     grad = np.asarray(grad)
     if grad.shape != theta.shape:
         raise ValueError(f"grad has shape {grad.shape} but theta has shape {theta.shape}")

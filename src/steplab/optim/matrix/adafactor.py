@@ -26,7 +26,10 @@ c = 0.8, ρₜ = min(10⁻², 1/√t)):
   (``decay_in_float32=True``); torch in float64.
 - weight decay: torch θ·(1 − αλ) with its α (the cap, not αₜ), before the step (steplab's);
   optax's ``weight_decay_rate`` subtracts λθ unscaled (not provided here).
-- optax's optional momentum on Û is not provided.
+- momentum: the paper's ρ₁ = 0 (none) and torch has none; ``momentum`` = μ > 0 gives optax's
+  ``adafactor(momentum=μ)``: an average of the whole step, M ← μM + (1 − μ)·αₜÛ, θ ← θ − M,
+  without bias correction (a full (m, n) array M, the memory Adafactor otherwise saves). optax
+  stores M in float32 by default (``dtype_momentum``); steplab in the parameters' dtype.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from steplab.optim.matrix.base import (
 from steplab.optim.registry import register
 
 
-def adafactor_rule(ops, hp, t, theta, g, R=None, C=None, V=None):
+def adafactor_rule(ops, hp, t, theta, g, R=None, C=None, V=None, M=None):
     axes = theta.ndim - 1  # the tensor's own axes (the first holds the configurations)
     if hp.decay_in_float32:  # optax computes ρ₂ₜ in float32, even under x64
         rho2_t = ops.float32(1 - ops.float32(t * 1.0) ** ops.float32(-hp.c))
@@ -73,10 +76,13 @@ def adafactor_rule(ops, hp, t, theta, g, R=None, C=None, V=None):
     U = ops.mul_(ops.rsqrt_(V_hat), g)  # U = G/√V̂ (V̂ clamped at ε² above)
     if hp.clip_update:
         alpha_t = alpha_t / ops.maximum(1.0, rms(ops, U, axes) / hp.d)  # update clipping
-    theta = ops.add_scaled_(theta, -alpha_t, U)  # apply update: θ − α_t·Û (clipping in α_t)
-    if R is not None:
-        return theta, {"R": R, "C": C}
-    return theta, {"V": V}
+    new = {"R": R, "C": C} if R is not None else {"V": V}
+    if M is not None:  # optax's momentum: an average of the steps, not debiased
+        M = new["M"] = hp.momentum * M + (1 - hp.momentum) * (alpha_t * U)
+        theta = theta - M  # apply update: θ − M
+    else:
+        theta = ops.add_scaled_(theta, -alpha_t, U)  # apply update: θ − α_t·Û (clipping in α_t)
+    return theta, new
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -88,7 +94,8 @@ class Adafactor(MatrixOptimizer):
     G², ε₂ = 1e-3, d = 1, every matrix factored). Presets: ``"torch"`` =
     ``torch.optim.Adafactor`` (ε₁ as a clamp at the dtype's epsilon) and ``"optax"`` =
     ``optax.adafactor()`` (no relative step: α = 1 constant, factored from 128 rows and
-    columns, ρ₂ₜ in float32). Vectors (biases) keep a full second moment.
+    columns, ρ₂ₜ in float32); its ``momentum=μ`` is ours (default 0: none). Vectors (biases)
+    keep a full second moment.
     """
 
     name = "adafactor"
@@ -105,6 +112,8 @@ class Adafactor(MatrixOptimizer):
     eps2: float = hyper(1e-3, "[0, inf)", "ε₂: the least RMS(X) the step scales with")
     d: float = hyper(1.0, "[1, inf)", "clipping threshold d on RMS(U)")
     weight_decay: float = hyper(0.0, "[0, inf)", "decoupled weight decay λ (θ·(1 − αλ))")
+    momentum: float = hyper(0.0, "[0, 1)", "μ: M ← μM + (1 − μ)αₜÛ, θ ← θ − M (optax's; "
+                            "0: none, the paper)")  # fmt: skip
     eps_floor: float | None = option(
         0.0,
         doc="clamp of mean(R) (and its square of V̂); None: the dtype's ε (torch)",
@@ -124,9 +133,14 @@ class Adafactor(MatrixOptimizer):
     def state_shapes(self, shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         self.check_tensor(shape)
         shape = tuple(shape)
-        if self.factored(shape):
-            return {"R": shape[:-1] + (1,), "C": shape[:-2] + (1, shape[-1])}
-        return {"V": shape}
+        shapes = (
+            {"R": shape[:-1] + (1,), "C": shape[:-2] + (1, shape[-1])}
+            if self.factored(shape)
+            else {"V": shape}
+        )
+        if np.any(self.momentum):
+            shapes["M"] = shape  # the average of the steps
+        return shapes
 
 
 register(Adafactor)  # sl.make("adafactor"), the command line, steplab.torch/jax.matrix

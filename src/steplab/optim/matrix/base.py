@@ -33,6 +33,7 @@ from steplab.optim.base import (
     PreparedStep,
     State,
     check_in_interval,
+    check_step_arrays,
     hyper,
 )
 from steplab.optim.matrix.ops import NUMPY_MATRIX_OPS, MatrixOps
@@ -408,25 +409,15 @@ def _tensor_shape(theta: Any, batched: bool) -> tuple[int, ...]:
     return shape[1:] if batched else shape
 
 
+MATRIX_DTYPES = ("float32", "float64")  # the dtypes a NumPy matrix step takes
+
+
 def _check_theta(theta: Any) -> None:
-    if not isinstance(theta, np.ndarray):
-        raise TypeError(
-            f"theta must be a NumPy array (it is updated in place), got {type(theta).__name__}"
-        )
-    if theta.dtype not in (np.float32, np.float64):
-        raise TypeError(f"theta must be float32 or float64, got {theta.dtype}")
-    if not theta.flags.writeable:
-        raise ValueError("theta is read-only; the optimizer updates it in place")
+    check_step_arrays(theta, dtypes=MATRIX_DTYPES)
 
 
 def _check_grad(theta: np.ndarray, grad: Any) -> np.ndarray:
-    _check_theta(theta)
-    grad = np.asarray(grad)
-    if grad.shape != theta.shape:
-        raise ValueError(f"grad has shape {grad.shape} but theta has shape {theta.shape}")
-    if grad.dtype != theta.dtype:
-        raise TypeError(f"grad has dtype {grad.dtype} but theta has dtype {theta.dtype}")
-    return grad
+    return check_step_arrays(theta, grad, dtypes=MATRIX_DTYPES)
 
 
 def shape_factor(kind: str, m: int, n: int) -> float:

@@ -20,8 +20,11 @@ Where the references disagree (steplab follows the paper):
 - the root: steplab by ``eigh`` (the statistics are symmetric); pytorch_optimizer by an SVD,
   distributed Shampoo by a coupled Newton iteration. The three agree to rounding, amplified
   by the root's slope at the smallest eigenvalue (see docs/matrix.md).
-- momentum: pytorch_optimizer's (``grad.lerp_(previous preconditioned step)``) is not the
-  paper's and is not provided; nor is distributed Shampoo's Nesterov momentum.
+- momentum: not the paper's; ``momentum`` = μ > 0 gives pytorch_optimizer's, which mixes
+  the previous step P₋₁ into the gradient before anything else sees it:
+  G ← (1 − μ)·G + μ·P₋₁ (P₋₁ = G at step 1), so the statistics take the mixed G too; P₋₁
+  is the step applied (after grafting; pytorch_optimizer has no grafting). Distributed
+  Shampoo's Nesterov momentum is not provided.
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ def inverse_root(ops, hp, S):
 
 
 def shampoo_rule(ops, hp, t, theta, g, **state):
+    if np.any(hp.momentum):  # pytorch_optimizer's: G ← (1 − μ)G + μP₋₁, P₋₁ = G at step 1
+        previous = ops.cond(t == 1, lambda: g, lambda: state["P"])
+        g = g + hp.momentum * (previous - g)  # (a new array: g is the caller's gradient)
     w = statistics_weight(hp.rho2)  # 1: a sum (the paper); else 1 − ρ₂: an average
     rows, cols = blocks(theta.shape[-2], hp.block_size), blocks(theta.shape[-1], hp.block_size)
     new, P_rows = {}, []
@@ -82,6 +88,8 @@ def shampoo_rule(ops, hp, t, theta, g, **state):
         D = g / (ops.sqrt(A) + hp.graft_eps)
         P = P * (frobenius_norm(ops, D) / ops.maximum(frobenius_norm(ops, P), 1e-30))
         new["A"] = A
+    if np.any(hp.momentum):
+        new["P"] = P  # the step taken, mixed into the next gradient
     theta = theta - hp.lr * P  # apply update
     return theta, new
 
@@ -92,8 +100,9 @@ class Shampoo(MatrixOptimizer):
     steps, optionally grafted onto AdaGrad's/RMSProp's step length, optionally in blocks.
 
     Defaults: the paper (sums, ρ₂ = 1, p = 4, roots every step, ε = 1e-6 as
-    pytorch_optimizer's ``matrix_eps``, no grafting, α = 1e-3). Preset ``"pytorch_optimizer"``
-    = ``pytorch_optimizer.Shampoo`` with momentum 0 and roots every step.
+    pytorch_optimizer's ``matrix_eps``, no grafting, no momentum, α = 1e-3). Preset
+    ``"pytorch_optimizer"`` = ``pytorch_optimizer.Shampoo`` with roots every step (its
+    ``momentum`` is ours: G ← (1 − μ)G + μ·(previous step)).
     """
 
     name = "shampoo"
@@ -106,6 +115,8 @@ class Shampoo(MatrixOptimizer):
     eps: float = hyper(1e-6, "(0, inf)", "ε: L₀ = εI, R₀ = εI")
     graft_eps: float = hyper(1e-8, "[0, inf)", "ε_g of the grafted AdaGrad/RMSProp step")
     graft_rho: float = hyper(0.999, "[0, 1)", "decay of the RMSProp graft's accumulator")
+    momentum: float = hyper(0.0, "[0, 1)", "μ: G ← (1 − μ)G + μ·(previous step), "
+                            "pytorch_optimizer's (0: none, the paper)")  # fmt: skip
     root: int = option(4, doc="p of the inverse p-th root (4: the paper's for matrices)",
                        kind="int")  # fmt: skip
     every: int = option(1, doc="recompute the roots every k steps (k)", kind="int")
@@ -140,6 +151,8 @@ class Shampoo(MatrixOptimizer):
                                "R_root" + b: (c1 - c0, c1 - c0)})  # fmt: skip
         if self.graft != "none":
             shapes["A"] = (m, n)
+        if np.any(self.momentum):
+            shapes["P"] = (m, n)  # the previous step
         return shapes
 
     def initial_state(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:

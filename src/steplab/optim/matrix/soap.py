@@ -17,10 +17,16 @@ it, for a weight matrix::
 
 Where the references differ: both run the refresh's QR in float32 whatever the parameters'
 dtype; steplab in the parameters' dtype (so float64 comparisons hold to 1e-10 until the first
-refresh and to float32's precision after it, see docs/matrix.md). The authors' options for
-1-D parameters (``precondition_1d``), merged dimensions and gradient normalization are not
-provided: route vectors to AdamW; a side longer than ``max_dim`` is refused (the references
-leave it unrotated).
+refresh and to float32's precision after it, see docs/matrix.md).
+
+1-D parameters: refused by default (route them to AdamW). ``vectors="adam"`` takes them as
+the references do by default (``precondition_1d=False``): Adam in the original basis, within
+SOAP's step (no step at t = 1, the same bias correction with s = t − 1, weight decay after),
+so that SOAP over every parameter equals pytorch_optimizer's SOAP over every parameter. Not
+provided: ``precondition_1d=True`` (a full n×n basis for a vector), ``merge_dims`` (it merges
+small axes of tensors, mostly of 3 or more, which steplab's matrix rules do not take),
+gradient normalization; a side longer than
+``max_dim`` is refused (the references leave it unrotated).
 """
 
 from __future__ import annotations
@@ -48,7 +54,9 @@ def refresh(ops, S, Q, V, axis):
     return ops.qr(ops.take(P, order, -1)), V
 
 
-def soap_rule(ops, hp, t, theta, g, M, V, L, R, Q_L, Q_R):
+def soap_rule(ops, hp, t, theta, g, M, V, L=None, R=None, Q_L=None, Q_R=None):
+    if L is None:  # a vector (vectors="adam"): Adam in the original basis, SOAP's step
+        return adam_in_soap_step(ops, hp, t, theta, g, M, V)
     rho_s = hp.rho2 if hp.rho_s is None else hp.rho_s
 
     def first_step():  # statistics and the first eigenbasis, no step
@@ -83,10 +91,28 @@ def soap_rule(ops, hp, t, theta, g, M, V, L, R, Q_L, Q_R):
     return theta, {"M": M, "V": V, "L": L, "R": R, "Q_L": Q_L, "Q_R": Q_R}
 
 
+def adam_in_soap_step(ops, hp, t, theta, g, M, V):
+    """What the references do with a vector: SOAP's step with the identity as the basis."""
+
+    def later_step():
+        s = t - 1
+        M2 = hp.rho1 * M + (1 - hp.rho1) * g  # first moment
+        V2 = hp.rho2 * V + (1 - hp.rho2) * g * g  # second moment
+        step = hp.lr
+        if hp.bias_correction:
+            step = hp.lr * ops.sqrt(1 - power(ops, hp.rho2, s)) / (1 - power(ops, hp.rho1, s))
+        x = theta - step * (M2 / (ops.sqrt(V2) + hp.eps))  # apply update
+        return x * (1 - hp.lr * hp.weight_decay), M2, V2  # decoupled weight decay, after
+
+    theta, M, V = ops.cond(t == 1, lambda: (theta, M, V), later_step)  # step 1: no step
+    return theta, {"M": M, "V": V}
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class SOAP(MatrixOptimizer):
     """SOAP: Adam (ρ₁, ρ₂, ε, bias correction) in the eigenbasis Q_L, Q_R of Shampoo's
-    statistics L, R (decay ρₛ, default ρ₂), refreshed every k steps; 2-D weights only.
+    statistics L, R (decay ρₛ, default ρ₂), refreshed every k steps; 2-D weights (and with
+    ``vectors="adam"`` 1-D ones, in Adam's way, as the references).
 
     Defaults: the authors' (α = 3e-3, ρ₁ = ρ₂ = 0.95, ε = 1e-8, λ = 0.01, k = 10), which
     pytorch_optimizer's SOAP shares (preset ``"pytorch_optimizer"``).
@@ -106,6 +132,15 @@ class SOAP(MatrixOptimizer):
     every: int = option(10, doc="refresh the eigenbasis every k steps (k)", kind="int")
     bias_correction: bool = option(True, (True, False), "Adam's bias correction")
     max_dim: int = option(10000, doc="longest side with an eigenbasis", kind="int")
+    vectors: str = option(
+        "refuse",
+        ("refuse", "adam"),
+        "1-D: refused, or Adam within SOAP's step (pytorch_optimizer's)",
+    )
+
+    def check_tensor(self, shape: tuple[int, ...], name: str = "theta") -> None:
+        if not (self.vectors == "adam" and len(shape) == 1):
+            super().check_tensor(shape, name)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -116,6 +151,8 @@ class SOAP(MatrixOptimizer):
 
     def state_shapes(self, shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         self.check_tensor(shape)
+        if len(shape) == 1:  # vectors="adam"
+            return {"M": tuple(shape), "V": tuple(shape)}
         m, n = shape
         if max(m, n) > self.max_dim:
             raise ValueError(
