@@ -14,7 +14,11 @@ memory the first one freed).
 
     python benchmarks/bench_cluster.py [--tasks 1000 10000 100000] [--old-up-to 10000]
         [--nodes 3] [--cpus 1] [--sweep-trials 100000] [--sweep-rounds 1] [--only-sweep]
-        [--no-table]
+        [--no-table] [--compare-table]
+
+``--compare-table`` runs the sweep with and without the table (``return_table=False``)
+in alternating rounds on the same cluster, so that the table's driver CPU per trial is
+measured under the same load.
 """
 
 from __future__ import annotations
@@ -217,6 +221,11 @@ def main(argv=None) -> None:
     parser.add_argument("--only-sweep", action="store_true", help="skip the no-op tasks")
     parser.add_argument("--no-table", action="store_true", help="the sweep with return_table=False")
     parser.add_argument(
+        "--compare-table",
+        action="store_true",
+        help="alternate rounds with and without the table; print the table's driver CPU",
+    )
+    parser.add_argument(
         "--write-docs",
         type=Path,
         metavar="MD",
@@ -260,8 +269,10 @@ def main(argv=None) -> None:
         if args.sweep_trials:
             sweep_overhead(2000, ray)  # warm-up: steplab imported on every worker
             options = {"return_table": False} if args.no_table else {}
-            results = []
+            results, bare = [], []
             for _ in range(args.sweep_rounds):
+                if args.compare_table:  # the same round without the table, just before
+                    bare.append(sweep_overhead(args.sweep_trials, ray, return_table=False))
                 results.append(sweep_overhead(args.sweep_trials, ray, **options))
                 last = results[-1]
                 print(
@@ -291,6 +302,15 @@ def main(argv=None) -> None:
                 f"{cores}-core bound on the driver's part of wall: "
                 f"{100 * min(1.0, cores * result['share']):.0f} %"
             )
+            if bare:
+                cpu = [r["cpu"] for r in results]
+                without = [r["cpu"] for r in bare]
+                n = result["trials"]
+                print(
+                    f"the table's driver CPU: {1e6 * np.median(cpu) / n:.2f} µs/trial with, "
+                    f"{1e6 * np.median(without) / n:.2f} without (medians of alternating "
+                    f"rounds): {1e6 * (np.median(cpu) - np.median(without)) / n:.2f} µs/trial"
+                )
             if task_ms:
                 trial_ms = 1e3 * result["cpu"] / result["trials"]
                 print(

@@ -90,6 +90,7 @@ def test_ray_gives_the_local_table_row_for_row(cluster, case, tmp_path):
     remote = sl.sweep(problem, grid, seeds=SEEDS, engine="ray", store=path, **options)
     assert len(local) == sum(np.size(v["lr"]) for v in grid.values()) * len(SEEDS)
     assert same_rows(remote, local)
+    assert [list(row) for row in remote] == [list(row) for row in local]  # fields in order
     with sqlite3.connect(path) as db:
         identity = json.loads(
             db.execute("SELECT value FROM meta WHERE key='fingerprint'").fetchone()[0]
