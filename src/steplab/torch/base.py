@@ -661,11 +661,7 @@ class _PlannedBucket:
     and scalar state they share, and their :class:`SinglePass`."""
 
     def __init__(self, configured: CoreOptimizer, declared: dict, bucket: _Bucket) -> None:
-        self.t = bucket.state.t
-        self.scalars = {k: getattr(bucket.state, k) for k in configured.SCALAR_STATE}
-        self.params = bucket.params
-        self.states = bucket.states
-        self.held = [(k, [state[k] for state in self.states]) for k in bucket.moment_names]
+        self._hold(configured, bucket)
         self.plain = all(type(p) in _PLAIN for p in self.params)  # no DTensor: no _local
         # a step's hyperparameters: their switches and fields select the kernel (a stand-in
         # ‖ĝ‖ for a chain that clips by global norm: only its type matters here)
@@ -678,6 +674,33 @@ class _PlannedBucket:
         if self.packed is not None:
             params, moments = self.packed.operands(params, moments)
         self.single = SinglePass(configured, step_values, params, moments, bucket.work)
+
+    def _hold(self, configured: CoreOptimizer, bucket: _Bucket) -> None:
+        """What the plan keeps of the bucket: its tensors, states, step count and scalar
+        state (what :meth:`is_current` checks are still theirs)."""
+        self.t = bucket.state.t
+        self.scalars = {k: getattr(bucket.state, k) for k in configured.SCALAR_STATE}
+        self.params = bucket.params
+        self.states = bucket.states
+        self.names = bucket.moment_names
+        self.held = [(k, [state[k] for state in self.states]) for k in self.names]
+
+    def _prepare(self, configured: CoreOptimizer, declared: dict,
+                 grad_norm: float | None) -> tuple[int, Any, dict]:  # fmt: skip
+        """Step t's number, values and new scalar state (the protocol's prepare_step)."""
+        t = self.t + 1
+        step_values, scalars = configured.prepare_step(
+            declared, t, SimpleNamespace(**self.scalars), TORCH_OPS, grad_norm=grad_norm
+        )
+        return t, step_values, scalars
+
+    def _commit(self, t: int, scalars: dict) -> None:
+        """The step is done: t and the scalar state, here and in every parameter's state."""
+        self.t = t
+        self.scalars = scalars
+        _set_in_all(self.states, "t", t)
+        for name, value in scalars.items():
+            _set_in_all(self.states, name, value)
 
     def is_current(self, states: Any) -> bool:
         mine = self.states
@@ -700,10 +723,7 @@ class _PlannedBucket:
         maximize: bool,
         grad_norm: float | None = None,
     ) -> None:
-        t = self.t + 1
-        step_values, scalars = configured.prepare_step(
-            declared, t, SimpleNamespace(**self.scalars), TORCH_OPS, grad_norm=grad_norm
-        )
+        t, step_values, scalars = self._prepare(configured, declared, grad_norm)
         params = self.params
         if self.plain:  # the parameters themselves (the step runs under no_grad)
             thetas = params
@@ -719,11 +739,7 @@ class _PlannedBucket:
         else:
             self.single.step(step_values, *packed.pack(thetas, grads))
             packed.unpack(thetas)
-        self.t = t
-        self.scalars = scalars
-        _set_in_all(self.states, "t", t)
-        for name, value in scalars.items():
-            _set_in_all(self.states, name, value)
+        self._commit(t, scalars)
 
 
 class _SmallPacked:
@@ -817,12 +833,7 @@ class _PlannedMultiTensorBucket(_PlannedBucket):
         buffers: dict,
         scratch: dict,
     ) -> None:
-        self.t = bucket.state.t
-        self.scalars = {k: getattr(bucket.state, k) for k in configured.SCALAR_STATE}
-        self.params = bucket.params
-        self.states = bucket.states
-        self.names = bucket.moment_names
-        self.held = [(k, [state[k] for state in self.states]) for k in self.names]
+        self._hold(configured, bucket)
         self.plain = True
         self.programs, self.buffers, self.scratch = programs, buffers, scratch
         self.pointers = list(map(torch.Tensor.data_ptr, self.params))
@@ -870,10 +881,7 @@ class _PlannedMultiTensorBucket(_PlannedBucket):
         maximize: bool,
         grad_norm: float | None = None,
     ) -> None:
-        t = self.t + 1
-        step_values, scalars = configured.prepare_step(
-            declared, t, SimpleNamespace(**self.scalars), TORCH_OPS, grad_norm=grad_norm
-        )
+        t, step_values, scalars = self._prepare(configured, declared, grad_norm)
         traced = self.programs.get(configured, step_values, self.names)
         grads = list(map(_GRAD, self.params))
         if self.small:
@@ -891,11 +899,7 @@ class _PlannedMultiTensorBucket(_PlannedBucket):
                 else:
                     program, registers = traced
                     program.run(registers, batch, _scratch_for(self.scratch, program, batch[0]))
-        self.t = t
-        self.scalars = scalars
-        _set_in_all(self.states, "t", t)
-        for name, value in scalars.items():
-            _set_in_all(self.states, name, value)
+        self._commit(t, scalars)
 
     def _step_small(
         self, configured: CoreOptimizer, step_values: Any, traced: Any, g: list, maximize: bool
