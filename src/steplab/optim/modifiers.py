@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -237,6 +238,19 @@ def _dot(x: Any, y: Any) -> float:
     return float(x.reshape(-1) @ y.reshape(-1))
 
 
+class Reductions(NamedTuple):
+    """How a whole-array rule reduces θ-sized arrays to a number, and the scalar
+    functions it applies to such numbers (and to the step count)."""
+
+    dot: Callable[[Any, Any], Any]  # ⟨x, y⟩ over every element
+    sqrt: Callable[[Any], Any]
+    maximum: Callable[[Any, Any], Any]
+
+
+#: Reductions to Python floats (NumPy arrays and torch tensors): a rule may branch on them.
+PYTHON_REDUCTIONS = Reductions(dot=_dot, sqrt=math.sqrt, maximum=max)
+
+
 def cautious_mask(direction: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Liang et al.'s mask: 1 where the step's direction agrees in sign with the gradient,
     0 elsewhere, rescaled by n/(Σmask + 1) so that the step keeps its size on average."""
@@ -328,18 +342,27 @@ class MARS(WholeArrayOptimizer):
     weight_decay: float = hyper(0.0, "[0, inf)", "decoupled weight decay λ")
 
     def rule(self, theta: Any, g: Any, state: Any, ops: Ops = NUMPY_OPS) -> Any:
-        t = state.t
-        c = g + self.gamma * (self.rho1 / (1 - self.rho1)) * (g - state.g_prev)
-        norm = math.sqrt(_dot(c, c))  # the reduction: clip the corrected gradient's norm to 1
-        if norm > 1:
-            c = c / norm
-        m = self.rho1 * state.m + (1 - self.rho1) * c
-        v = self.rho2 * state.v + (1 - self.rho2) * c * c
-        denominator = (ops.sqrt(v) + self.eps) / math.sqrt(1 - self.rho2**t)
-        theta = theta * (1 - self.lr * self.weight_decay)  # decoupled weight decay
-        theta = theta + -self.lr * (m / (1 - self.rho1**t)) / denominator
-        state.m[...], state.v[...], state.g_prev[...] = m, v, g
+        theta, m, v, g_prev = mars_rule(
+            ops, PYTHON_REDUCTIONS, self, state.t, theta, g, state.m, state.v, state.g_prev
+        )
+        state.m[...], state.v[...], state.g_prev[...] = m, v, g_prev
         return theta
+
+
+def mars_rule(ops: Ops, r: Reductions, hp: MARS, t: Any, theta: Any, g: Any,
+              m: Any, v: Any, g_prev: Any) -> tuple[Any, Any, Any, Any]:  # fmt: skip
+    """MARS' step on θ (every parameter, one array): the new θ, m, v and ĝ_prev. The
+    reduction's results and the step count t go through ``r`` (Python floats for NumPy and
+    torch; traced values under ``jax.jit``, :func:`steplab.jax.modifiers.mars`)."""
+    c = g + hp.gamma * (hp.rho1 / (1 - hp.rho1)) * (g - g_prev)
+    norm = r.sqrt(r.dot(c, c))  # the reduction: clip the corrected gradient's norm to 1
+    c = c / r.maximum(norm, 1.0)  # c/1 is c, bit for bit: unclipped when ‖c‖ ≤ 1
+    m = hp.rho1 * m + (1 - hp.rho1) * c
+    v = hp.rho2 * v + (1 - hp.rho2) * c * c
+    denominator = (ops.sqrt(v) + hp.eps) / r.sqrt(1 - ops.pow(hp.rho2, t))
+    theta = theta * (1 - hp.lr * hp.weight_decay)  # decoupled weight decay
+    theta = theta + -hp.lr * (m / (1 - ops.pow(hp.rho1, t))) / denominator
+    return theta, m, v, g
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -415,6 +438,9 @@ __all__ = [
     "Cautious",
     "MARS",
     "Prodigy",
+    "PYTHON_REDUCTIONS",
+    "Reductions",
     "WholeArrayOptimizer",
     "cautious_mask",
+    "mars_rule",
 ]
