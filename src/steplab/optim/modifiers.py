@@ -24,7 +24,16 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from steplab.optim.base import Optimizer, State, bias_correction, check_in_interval, hyper
+from steplab.optim.base import (
+    FUSED_MIN_SIZE,
+    Optimizer,
+    State,
+    bias_correction,
+    check_in_interval,
+    hyper,
+    step_backend,
+    sum_of_squares,
+)
 from steplab.optim.ops import NUMPY_OPS, Ops
 from steplab.optim.registry import register, register_wrapper
 
@@ -255,7 +264,14 @@ def cautious_mask(direction: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Liang et al.'s mask: 1 where the step's direction agrees in sign with the gradient,
     0 elsewhere, rescaled by n/(Σmask + 1) so that the step keeps its size on average."""
     mask = (direction * g > 0).astype(g.dtype)
-    return mask * (mask.size / (mask.sum() + 1))  # one reduction over θ
+    return mask * cautious_scale(mask.size, int(np.count_nonzero(mask)), g.dtype)  # one reduction
+
+
+def cautious_scale(n: int, count: int, dtype: Any) -> Any:
+    """n/(Σmask + 1) in ``dtype`` from the exact count Σmask (a float32 sum of ones would
+    round above 2²⁴); the fused two-pass kernel (``steplab.fast``) uses the same number."""
+    number = np.dtype(dtype).type
+    return number(n) / (number(count) + number(1))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -298,19 +314,64 @@ class Cautious(WholeArrayOptimizer):
                 f"this state was made by {getattr(state, 'made_by', None)}.init, "
                 f"not by {self.name}.init"
             )
-        base, start = self.base, theta
+        base, start, decay = self.base, theta, 1.0
         if base.DECOUPLED_WEIGHT_DECAY and np.any(base.weight_decay):
             lr = base.lr(state.t + 1) if callable(base.lr) else base.lr  # type: ignore[attr-defined]
-            start = theta * (1 - lr * base.weight_decay)  # decay first, not masked
+            decay = 1 - lr * base.weight_decay
+            start = theta * decay  # decay first, not masked
             base = base.replace(weight_decay=0.0)
+        backend = self._fused_backend(base, theta, np.asarray(grad), state)
+        if backend is not None:  # the same step in two passes over memory (steplab.fast)
+            try:
+                return self._fused_step(backend, base, theta, np.asarray(grad), state, decay)
+            except backend.CompileError as exc:  # nothing written: NumPy takes the step
+                if base.impl == "fused":
+                    raise
+                backend.warn_slow_path(str(exc))
         new_theta, new = base.update(start, np.asarray(grad), state)
         delta = new_theta - start
         theta[...] = start + delta * cautious_mask(-delta, grad)  # −Δθ: the descent direction
+        state.impl = "numpy"
         for name, value in new._asdict().items():
             if isinstance(getattr(state, name, None), np.ndarray):
                 getattr(state, name)[...] = value
             elif value is not None:
                 setattr(state, name, value)
+        return theta
+
+    def _fused_backend(self, base: Optimizer, theta: np.ndarray, grad: np.ndarray,
+                       state: State) -> Any:  # fmt: skip
+        """The fused backend when the base's ``impl`` and the size send its steps there and
+        it takes the cautious step, else None (``impl="fused"`` raises with the reason)."""
+        if base.impl == "numpy" or (base.impl == "auto" and theta.size < FUSED_MIN_SIZE):
+            return None
+        if grad.shape != theta.shape or grad.dtype != theta.dtype:
+            return None  # NumPy's step handles (and names) what does not match
+        backend = step_backend("fused")
+        if backend is not None and not hasattr(backend, "cautious_step"):
+            backend = None
+        declared = base.declared_for(theta.shape)
+        reason = "no fused step backend with a cautious step is registered"
+        if backend is not None:
+            reason = backend.why_not(base, theta, grad, state, declared)
+            if reason is None:
+                return backend
+        if base.impl == "fused":
+            raise ValueError(f"{self.name}: impl='fused' cannot run this step: {reason}")
+        return None
+
+    def _fused_step(self, backend: Any, base: Optimizer, theta: np.ndarray, grad: np.ndarray,
+                    state: State, decay: float) -> np.ndarray:  # fmt: skip
+        """The step on the fused backend: the base's step values as its ``update`` prepares
+        them, the two passes, then t and the scalar state."""
+        t = state.t + 1
+        norm = math.sqrt(sum_of_squares(grad)) if base.NEEDS_GRAD_NORM else None
+        declared = base.declared_for(theta.shape)
+        hp, scalars = base.prepare_step(declared, t, state, NUMPY_OPS, grad_norm=norm)
+        backend.cautious_step(base, hp, theta, grad, state, decay)
+        state.t, state.impl = t, "fused"
+        for name, value in scalars.items():
+            setattr(state, name, value)
         return theta
 
 
