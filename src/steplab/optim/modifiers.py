@@ -314,20 +314,21 @@ class Cautious(WholeArrayOptimizer):
                 f"this state was made by {getattr(state, 'made_by', None)}.init, "
                 f"not by {self.name}.init"
             )
-        base, start, decay = self.base, theta, 1.0
+        base, decay = self.base, None
         if base.DECOUPLED_WEIGHT_DECAY and np.any(base.weight_decay):
             lr = base.lr(state.t + 1) if callable(base.lr) else base.lr  # type: ignore[attr-defined]
-            decay = 1 - lr * base.weight_decay
-            start = theta * decay  # decay first, not masked
+            decay = 1 - lr * base.weight_decay  # decay first, not masked
             base = base.replace(weight_decay=0.0)
         backend = self._fused_backend(base, theta, np.asarray(grad), state)
         if backend is not None:  # the same step in two passes over memory (steplab.fast)
             try:
-                return self._fused_step(backend, base, theta, np.asarray(grad), state, decay)
+                factor = 1.0 if decay is None else decay  # x·1 is x
+                return self._fused_step(backend, base, theta, np.asarray(grad), state, factor)
             except backend.CompileError as exc:  # nothing written: NumPy takes the step
                 if base.impl == "fused":
                     raise
                 backend.warn_slow_path(str(exc))
+        start = theta if decay is None else theta * decay
         new_theta, new = base.update(start, np.asarray(grad), state)
         delta = new_theta - start
         theta[...] = start + delta * cautious_mask(-delta, grad)  # −Δθ: the descent direction
