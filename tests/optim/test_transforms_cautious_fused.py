@@ -1,7 +1,7 @@
 """The cautious mask on the fused path (steplab.fast): two passes over memory (pass 1 runs
 the base's compiled rule and counts the mask, writing nothing; pass 2 takes the masked
 step), the same bits as the NumPy Cautious for every kind of base (decoupled and L2 decay,
-a fused chain with clipping), float32 and float64."""
+a step-size schedule, a fused chain with clipping), float32 and float64."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from steplab.optim import Adam, AdamW, Lion, Momentum  # noqa: E402
 from steplab.optim import transforms as T  # noqa: E402
 from steplab.optim.modifiers import AdEMAMix, Cautious, cautious_scale  # noqa: E402
 from steplab.optim.ops import NUMPY_OPS  # noqa: E402
+from steplab.optim.schedules import CosineDecay  # noqa: E402
 
 SIZE = 20_000  # above FUSED_MIN_SIZE: impl="auto" takes the fused path
 BASES = {
@@ -24,6 +25,7 @@ BASES = {
     "adam-l2": lambda impl: Adam(lr=1e-2, weight_decay=0.1, impl=impl),
     "lion": lambda impl: Lion(lr=1e-3, weight_decay=0.1, impl=impl),
     "momentum": lambda impl: Momentum(lr=1e-2, impl=impl),
+    "adamw-cosine": lambda impl: AdamW(lr=CosineDecay(1e-2, 20), weight_decay=0.1, impl=impl),
     "ademamix": lambda impl: AdEMAMix(lr=1e-2, weight_decay=0.1, impl=impl),
     "clip+adamw": lambda impl: T.fuse(
         T.clip_by_global_norm(1.0), AdamW.like("torch", lr=1e-2, weight_decay=0.1, impl=impl)
