@@ -285,6 +285,10 @@ class Cautious(WholeArrayOptimizer):
     updated as usual; only the step is masked. Decoupled weight decay is applied to θ
     first and not masked (as pytorch_optimizer, whose Lion/ADOPT ``cautious=True`` this
     equals; its AdEMAMix masks the fast EMA alone, steplab the whole step as the paper).
+
+    Where the base's ``impl`` sends its steps to the fused backend (``steplab.fast``), the
+    step runs there in two passes built from the base's rule and pieces (count the mask,
+    then take the masked step), with the same bits as this class's NumPy step.
     """
 
     base: Optimizer = dataclasses.field(default_factory=lambda: _default_base())
