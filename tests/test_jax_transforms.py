@@ -82,15 +82,17 @@ def test_equals_the_numpy_core(name):
 
 
 def test_the_pieces_are_optax_where_optax_has_them():
-    assert J.chain is optax.chain
     params = {k: jnp.asarray(v) for k, v in START.items()}
     grads = {k: jnp.asarray(v) for k, v in gradient(START, 0).items()}
     for ours, theirs in [
+        (J.chain(J.clip(0.2), J.scale(0.5)), optax.chain(optax.clip(0.2), optax.scale(0.5))),
         (J.clip_by_global_norm(0.5), optax.clip_by_global_norm(0.5)),
         (J.clip(0.2), optax.clip(0.2)),
         (J.add_decayed_weights(0.1), optax.add_decayed_weights(0.1)),
     ]:
-        mine = ours.update(grads, ours.init(params), params)[0]
+        state = ours.init(params)  # optax's state: the same pytree
+        assert jax.tree.structure(state) == jax.tree.structure(theirs.init(params))
+        mine = ours.update(grads, state, params)[0]
         reference = theirs.update(grads, theirs.init(params), params)[0]
         for k in grads:
             assert np.asarray(mine[k]).tobytes() == np.asarray(reference[k]).tobytes()
@@ -117,3 +119,47 @@ def test_multisteps_accumulates_in_the_parameters_dtype():
 def test_bad_settings_name_the_interval(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def _jax_params(shift=0):
+    return {k: jnp.asarray(np.resize(v, (v.shape[0] + shift, *v.shape[1:])))
+            for k, v in START.items()}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("foreign", "message"),
+    [
+        (
+            lambda: J.chain(J.clip(1.0), J.from_optimizer(Adam()), J.decay_weights(1e-3, 0.1)),
+            "chain of 2 pieces: this state holds 3 states, not 2",
+        ),
+        (
+            lambda: J.chain(J.clip_by_global_norm(1.0), J.from_optimizer(Nadam())),
+            r"piece 2's state is .*NadamState.*, but this chain's init makes .*AdamState",
+        ),
+        (
+            lambda: J.chain(J.clip_by_global_norm(1.0), optax.adam(1e-3)),
+            r"piece 2's state is .*ScaleByAdamState",
+        ),
+        (lambda: optax.adam(1e-3), r"piece 1's state is .*ScaleByAdamState"),
+    ],  # fmt: skip
+    ids=["three pieces", "another optimizer", "optax's adam", "not a chain's"],
+)
+def test_a_state_from_another_chain_is_named(foreign, message):
+    tx = J.chain(J.clip_by_global_norm(1.0), J.from_optimizer(Adam()))
+    params = _jax_params()
+    with pytest.raises(ValueError, match=message + r".*another chain\? Use this chain's init"):
+        tx.update(params, foreign().init(params), params)
+    with pytest.raises(ValueError, match="piece 2's state"):  # under jit too
+        jax.jit(tx.update)(params, J.chain(J.clip(1.0), J.from_optimizer(Nadam())).init(params))
+
+
+def test_a_state_for_other_shapes_is_named():
+    tx = J.chain(J.clip(1.0), J.from_optimizer(Adam()))
+    params = _jax_params()
+    wider = tx.init(_jax_params(shift=1))
+    with pytest.raises(ValueError, match=r"piece 2's state at \['b'\]\.s has shape \(3,\), but "
+                                         r"this chain's init makes \(2,\)"):  # fmt: skip
+        tx.update(params, wider, params)
+    updates, _ = tx.update(params, tx.init(params), params)  # its own state passes
+    assert updates["b"].shape == (2,)

@@ -465,3 +465,57 @@ def test_a_checkpoint_resumes_a_fused_chain_bit_for_bit(tmp_path):
     np.testing.assert_array_equal(resumed, straight)
     with pytest.raises(ValueError, match=r"not of 'chain\(clip, adam\)'"):
         State.load(tmp_path / "state.npz", T.fuse(T.clip(0.5), Adam()))
+
+
+@pytest.fixture
+def one_process_group():
+    """A gloo process group of world size 1 (enough for DTensors), torn down afterwards."""
+    pytest.importorskip("torch")
+    import socket
+
+    dist = pytest.importorskip("torch.distributed")
+    if not dist.is_available() or dist.is_initialized():
+        pytest.skip("needs torch.distributed, with no process group yet")  # CI has both
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        from torch.distributed.device_mesh import init_device_mesh
+
+        yield init_device_mesh("cpu", (1,))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_torch_global_norm_over_dtensor_gradients_equals_the_numpy_core(one_process_group, fused):
+    """Parameters and gradients as DTensors (FSDP's kind, sharded on a one-rank mesh): the
+    chain's ‖ĝ‖ runs over every tensor and the path equals the NumPy chain on θ concatenated
+    (float64, 1e-12), with the clip acting (‖ĝ‖ above its bound at every step)."""
+    import torch
+    from torch.distributed.tensor import DTensor, Shard, distribute_tensor
+
+    from steplab.torch.base import twin
+
+    mesh = one_process_group
+    opt = T.fuse(T.clip_by_global_norm(1.0), AdamW.like("optax", lr=0.05, weight_decay=0.1))
+    values = {n: getattr(opt, n) for n in opt.hyperparameters()}
+    rng = np.random.default_rng(0)
+    starts = [rng.standard_normal((6, 3)), rng.standard_normal(5)]
+    theta = np.concatenate([s.ravel() for s in starts])
+    state = opt.init(theta)
+    params = [torch.nn.Parameter(distribute_tensor(torch.tensor(s), mesh, [Shard(0)]))
+              for s in starts]  # fmt: skip
+    ours = twin(type(opt))(params, fused=fused, **values)
+    for _ in range(10):
+        grads = [3 * rng.standard_normal(s.shape) for s in starts]
+        flat = np.concatenate([g.ravel() for g in grads])
+        assert np.linalg.norm(flat) > 1.0  # the clip acts
+        opt.step(theta, flat, state)
+        for p, g in zip(params, grads, strict=True):
+            p.grad = distribute_tensor(torch.tensor(g), mesh, [Shard(0)])
+        ours.step()
+    assert all(isinstance(p.data, DTensor) for p in params)
+    got = np.concatenate([p.full_tensor().detach().numpy().ravel() for p in params])
+    np.testing.assert_allclose(got, theta, rtol=1e-12, atol=1e-15)

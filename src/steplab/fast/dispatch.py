@@ -115,6 +115,33 @@ def step(optimizer, declared: dict, hp: Any, theta: np.ndarray, grad: np.ndarray
         raise CompileError(f"numba could not compile the {optimizer.name} rule ({exc})") from exc
 
 
+def cautious_step(optimizer, hp: Any, theta: np.ndarray, grad: np.ndarray, state,
+                  decay: float) -> None:  # fmt: skip
+    """:class:`steplab.optim.modifiers.Cautious`'s step around ``optimizer``'s fused rule,
+    in place: pass 1 counts the mask (writes nothing), pass 2 takes the masked step.
+    ``decay``: the decoupled decay's factor 1 − αλ applied first, unmasked (1.0: none)."""
+    from steplab.optim.modifiers import cautious_scale
+
+    cls = type(optimizer)
+    kept = tuple(getattr(state, n, None) is not None for n in cls.moment_names())
+    statics = tuple(v if isinstance(v, bool) else None for v in hp)
+    dtype = compute_dtype(theta)
+    numbers = np.array([v for v in hp if not isinstance(v, bool)], dtype=dtype)
+    args = (theta.reshape(-1), grad.reshape(-1),
+            *(getattr(state, n).reshape(-1) for n in _kept(optimizer, state)), numbers)  # fmt: skip
+    factor = np.dtype(dtype).type(decay)
+    _use_threads(theta.size)
+    try:
+        count, apply = kernels.cautious_kernels(
+            cls.rule, kept, switched_on(cls, hp), type(hp), statics, dtype
+        )
+        total = count(*args, factor)
+    except _numba.compile_errors() as exc:  # nothing was written: NumPy does this step
+        _broken.add(cls.rule)
+        raise CompileError(f"numba could not compile the {optimizer.name} rule ({exc})") from exc
+    apply(*args, factor, cautious_scale(theta.size, int(total), dtype))
+
+
 def switched_on(cls: Any, hp: Any) -> tuple[tuple, tuple]:
     """The functions of ``cls``'s pieces that ``hp``'s static switches turn on, (before,
     after) the rule: what a kernel compiles around it."""
@@ -142,6 +169,7 @@ class FusedBackend:
     CompileError = CompileError
     why_not = staticmethod(why_not_fused)
     step = staticmethod(step)
+    cautious_step = staticmethod(cautious_step)
     sum_of_squares = staticmethod(sum_of_squares)
     available = staticmethod(_numba.available)
     warn_slow_path = staticmethod(_numba.warn_slow_path)

@@ -102,8 +102,15 @@ def step_kernel(rule: Callable, kept: tuple[bool, ...], pieces: tuple[tuple, tup
     ``numbers`` in order: a NumPy array is far cheaper for numba to receive than a NamedTuple).
     One kernel per combination, compiled on first use.
     """
+    return _compiled(_STEP_TEMPLATE, rule, kept, pieces, HP, statics, dtype)["kernel"]
+
+
+def _compiled(template: str, rule: Callable, kept: tuple[bool, ...], pieces: tuple[tuple, tuple],
+              HP: type, statics: tuple, dtype: Any) -> dict[str, Any]:  # fmt: skip
+    """The functions of ``template`` filled in for ``rule`` (see :func:`step_kernel`), each
+    compiled by numba as a parallel kernel: name -> kernel."""
     dtype = np.dtype(dtype)
-    key = (rule, kept, pieces, HP, statics, dtype)
+    key = (template, rule, kept, pieces, HP, statics, dtype)
     if key not in _KERNELS:
         names = [f"m{j}" for j, keep in enumerate(kept) if keep]
         before, after = pieces
@@ -123,7 +130,7 @@ def step_kernel(rule: Callable, kept: tuple[bool, ...], pieces: tuple[tuple, tup
             else:
                 fields.append(repr(bool(value)))
         moments = [f"compute(m{j}[i])" if k else "compute(0.0)" for j, k in enumerate(kept)]
-        source = _STEP_TEMPLATE.format(
+        source = template.format(
             arrays="".join(f"{n}, " for n in names),
             fields=", ".join(fields),
             scalars="".join(f"    c{j} = numbers[{j}]\n" for j in range(n)),
@@ -145,9 +152,65 @@ def step_kernel(rule: Callable, kept: tuple[bool, ...], pieces: tuple[tuple, tup
             **{f"before{j}": jitted(f, dtype) for j, f in enumerate(before)},
             **{f"after{j}": jitted(f, dtype) for j, f in enumerate(after)},
         }
+        before_exec = set(namespace)
         exec(compile(source, f"<steplab kernel for {rule.__qualname__}>", "exec"), namespace)  # noqa: S102
-        _KERNELS[key] = _numba.numba.njit(parallel=True, error_model="numpy")(namespace["kernel"])
+        defined = [k for k in namespace if k not in before_exec and k != "__builtins__"]
+        _KERNELS[key] = {
+            k: _numba.numba.njit(parallel=True, error_model="numpy")(namespace[k]) for k in defined
+        }
     return _KERNELS[key]
+
+
+# --------------------------------------------------------------------------------------
+# The cautious mask in two passes (steplab.optim.modifiers.Cautious around a fused rule)
+# --------------------------------------------------------------------------------------
+
+# The mask's rescaling n/(Σmask + 1) sums over this step's update, which needs the new
+# moments: pass 1 runs the rule and counts the mask, writing nothing; pass 2 runs it again
+# and writes θ = start + Δθ·(mask·scale) and the moments. The same per-element code as the
+# step kernel; ``decay`` is the decoupled decay's factor 1 − αλ taken out of the rule (1
+# when there is none: x·1 is x), ``g`` the raw gradient the mask compares with.
+_CAUTIOUS_TEMPLATE = """
+def count(theta, g, {arrays}numbers, decay):
+{scalars}    total = 0
+    for i in prange(theta.size):
+        hp = HP({fields})
+        x = compute(theta[i]) * decay
+        start = x
+        gi = compute(g[i])
+        g_raw = gi
+{before}        {outputs} = rule(ops, hp, {inputs})
+{after}        delta = x - start
+        if -delta * g_raw > 0:
+            total += 1
+    return total
+
+
+def apply(theta, g, {arrays}numbers, decay, scale):
+{scalars}    for i in prange(theta.size):
+        hp = HP({fields})
+        x = compute(theta[i]) * decay
+        start = x
+        gi = compute(g[i])
+        g_raw = gi
+{before}        {outputs} = rule(ops, hp, {inputs})
+{after}        delta = x - start
+        mask = compute(1.0) if -delta * g_raw > 0 else compute(0.0)
+        theta[i] = start + delta * (mask * scale)
+{stores}
+"""
+
+
+def cautious_kernels(
+    rule: Callable, kept: tuple[bool, ...], pieces: tuple[tuple, tuple], HP: type,
+    statics: tuple, dtype: Any = np.float64,
+) -> tuple[Any, Any]:  # fmt: skip
+    """``(count, apply)`` for the cautious mask around ``rule`` (arguments as
+    :func:`step_kernel`'s): ``count(theta, g, *moments, numbers, decay)`` returns Σmask
+    and writes nothing; ``apply(theta, g, *moments, numbers, decay, scale)`` takes the
+    masked step in place."""
+    kernels = _compiled(_CAUTIOUS_TEMPLATE, rule, kept, pieces, HP, statics, dtype)
+    return kernels["count"], kernels["apply"]
 
 
 def _sum_of_squares(g):

@@ -31,9 +31,59 @@ from optax import GradientTransformation
 from steplab.jax.transform import transformation
 from steplab.optim import transforms as core
 
-#: optax.chain: each transformation's updates fed to the next.
-chain = optax.chain
 apply_updates = optax.apply_updates
+
+
+def chain(*transforms: GradientTransformation) -> GradientTransformation:
+    """``optax.chain``: each transformation's updates fed to the next; its state is optax's
+    (a tuple, one state per piece). ``update`` first checks that the state is one this
+    chain's ``init`` makes for these updates (the number of pieces, each piece's pytree
+    structure and leaf shapes) and names the piece that differs: a state from another
+    chain is refused with a clear message rather than optax's, or a wrong result (JAX
+    states are values, so nothing changes before the error either way)."""
+    inner = optax.chain(*transforms)
+    expected: dict[Any, Any] = {}  # the init's state per (structure, shapes) of the updates
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        leaves, structure = jax.tree.flatten(updates)
+        key = (structure, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves))
+        if key not in expected:  # traced once per shape, as jit would
+            expected[key] = jax.eval_shape(inner.init, updates)
+        _check_chain_state(expected[key], state)
+        return inner.update(updates, state, params)
+
+    return GradientTransformation(inner.init, update)
+
+
+def _check_chain_state(expected: tuple, state: Any) -> None:
+    """``ValueError`` naming the first difference between ``state`` and the state this
+    chain's init makes (``expected``: its shapes)."""
+    n = len(expected)
+    hint = "a state from another chain? Use this chain's init(params)"
+    if not isinstance(state, tuple) or len(state) != n:
+        got = f"{len(state)} states" if isinstance(state, tuple) else type(state).__name__
+        raise ValueError(f"chain of {n} pieces: this state holds {got}, not {n} ({hint})")
+    for number, (made, held) in enumerate(zip(expected, state, strict=True), 1):
+        made_leaves, made_tree = jax.tree.flatten(made)
+        held_leaves, held_tree = jax.tree.flatten(held)
+        if made_tree != held_tree:  # type: ignore[operator]
+            raise ValueError(
+                f"chain of {n} pieces: piece {number}'s state is {_short(held_tree)}, but "
+                f"this chain's init makes {_short(made_tree)} ({hint})"
+            )
+        for path, a, b in zip(jax.tree_util.tree_flatten_with_path(made)[0], made_leaves,
+                              held_leaves, strict=True):  # fmt: skip
+            if jnp.shape(a) != jnp.shape(b):
+                raise ValueError(
+                    f"chain of {n} pieces: piece {number}'s state at "
+                    f"{jax.tree_util.keystr(path[0])} has shape {jnp.shape(b)}, but this "
+                    f"chain's init makes {a.shape} ({hint})"
+                )
+
+
+def _short(tree: Any, limit: int = 160) -> str:
+    text = str(tree).removeprefix("PyTreeDef(").removesuffix(")")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def clip_by_global_norm(max_norm: float) -> GradientTransformation:

@@ -19,11 +19,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from steplab.optim.base import Optimizer, State, bias_correction, check_in_interval, hyper
+from steplab.optim.base import (
+    FUSED_MIN_SIZE,
+    Optimizer,
+    State,
+    bias_correction,
+    check_in_interval,
+    hyper,
+    step_backend,
+    sum_of_squares,
+)
 from steplab.optim.ops import NUMPY_OPS, Ops
 from steplab.optim.registry import register, register_wrapper
 
@@ -237,11 +247,31 @@ def _dot(x: Any, y: Any) -> float:
     return float(x.reshape(-1) @ y.reshape(-1))
 
 
+class Reductions(NamedTuple):
+    """How a whole-array rule reduces θ-sized arrays to a number, and the scalar
+    functions it applies to such numbers (and to the step count)."""
+
+    dot: Callable[[Any, Any], Any]  # ⟨x, y⟩ over every element
+    sqrt: Callable[[Any], Any]
+    maximum: Callable[[Any, Any], Any]
+
+
+#: Reductions to Python floats (NumPy arrays and torch tensors): a rule may branch on them.
+PYTHON_REDUCTIONS = Reductions(dot=_dot, sqrt=math.sqrt, maximum=max)
+
+
 def cautious_mask(direction: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Liang et al.'s mask: 1 where the step's direction agrees in sign with the gradient,
     0 elsewhere, rescaled by n/(Σmask + 1) so that the step keeps its size on average."""
     mask = (direction * g > 0).astype(g.dtype)
-    return mask * (mask.size / (mask.sum() + 1))  # one reduction over θ
+    return mask * cautious_scale(mask.size, int(np.count_nonzero(mask)), g.dtype)  # one reduction
+
+
+def cautious_scale(n: int, count: int, dtype: Any) -> Any:
+    """n/(Σmask + 1) in ``dtype`` from the exact count Σmask (a float32 sum of ones would
+    round above 2²⁴); the fused two-pass kernel (``steplab.fast``) uses the same number."""
+    number = np.dtype(dtype).type
+    return number(n) / (number(count) + number(1))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -255,6 +285,10 @@ class Cautious(WholeArrayOptimizer):
     updated as usual; only the step is masked. Decoupled weight decay is applied to θ
     first and not masked (as pytorch_optimizer, whose Lion/ADOPT ``cautious=True`` this
     equals; its AdEMAMix masks the fast EMA alone, steplab the whole step as the paper).
+
+    Where the base's ``impl`` sends its steps to the fused backend (``steplab.fast``), the
+    step runs there in two passes built from the base's rule and pieces (count the mask,
+    then take the masked step), with the same bits as this class's NumPy step.
     """
 
     base: Optimizer = dataclasses.field(default_factory=lambda: _default_base())
@@ -284,19 +318,65 @@ class Cautious(WholeArrayOptimizer):
                 f"this state was made by {getattr(state, 'made_by', None)}.init, "
                 f"not by {self.name}.init"
             )
-        base, start = self.base, theta
+        base, decay = self.base, None
         if base.DECOUPLED_WEIGHT_DECAY and np.any(base.weight_decay):
             lr = base.lr(state.t + 1) if callable(base.lr) else base.lr  # type: ignore[attr-defined]
-            start = theta * (1 - lr * base.weight_decay)  # decay first, not masked
+            decay = 1 - lr * base.weight_decay  # decay first, not masked
             base = base.replace(weight_decay=0.0)
+        backend = self._fused_backend(base, theta, np.asarray(grad), state)
+        if backend is not None:  # the same step in two passes over memory (steplab.fast)
+            try:
+                factor = 1.0 if decay is None else decay  # x·1 is x
+                return self._fused_step(backend, base, theta, np.asarray(grad), state, factor)
+            except backend.CompileError as exc:  # nothing written: NumPy takes the step
+                if base.impl == "fused":
+                    raise
+                backend.warn_slow_path(str(exc))
+        start = theta if decay is None else theta * decay
         new_theta, new = base.update(start, np.asarray(grad), state)
         delta = new_theta - start
         theta[...] = start + delta * cautious_mask(-delta, grad)  # −Δθ: the descent direction
+        state.impl = "numpy"
         for name, value in new._asdict().items():
             if isinstance(getattr(state, name, None), np.ndarray):
                 getattr(state, name)[...] = value
             elif value is not None:
                 setattr(state, name, value)
+        return theta
+
+    def _fused_backend(self, base: Optimizer, theta: np.ndarray, grad: np.ndarray,
+                       state: State) -> Any:  # fmt: skip
+        """The fused backend when the base's ``impl`` and the size send its steps there and
+        it takes the cautious step, else None (``impl="fused"`` raises with the reason)."""
+        if base.impl == "numpy" or (base.impl == "auto" and theta.size < FUSED_MIN_SIZE):
+            return None
+        if grad.shape != theta.shape or grad.dtype != theta.dtype:
+            return None  # NumPy's step handles (and names) what does not match
+        backend = step_backend("fused")
+        if backend is not None and not hasattr(backend, "cautious_step"):
+            backend = None
+        declared = base.declared_for(theta.shape)
+        reason = "no fused step backend with a cautious step is registered"
+        if backend is not None:
+            reason = backend.why_not(base, theta, grad, state, declared)
+            if reason is None:
+                return backend
+        if base.impl == "fused":
+            raise ValueError(f"{self.name}: impl='fused' cannot run this step: {reason}")
+        return None
+
+    def _fused_step(self, backend: Any, base: Optimizer, theta: np.ndarray, grad: np.ndarray,
+                    state: State, decay: float) -> np.ndarray:  # fmt: skip
+        """The step on the fused backend: the base's step values as its ``update`` prepares
+        them, the two passes, then t and the scalar state."""
+        t = state.t + 1
+        norm = math.sqrt(sum_of_squares(grad)) if base.NEEDS_GRAD_NORM else None
+        declared = base.declared_for(theta.shape)
+        hp, scalars = base.prepare_step(declared, t, state, NUMPY_OPS, grad_norm=norm)
+        backend.cautious_step(base, hp, theta, grad, state, decay)
+        state.t, state.impl = t, "fused"
+        for name, value in scalars.items():
+            setattr(state, name, value)
         return theta
 
 
@@ -328,18 +408,27 @@ class MARS(WholeArrayOptimizer):
     weight_decay: float = hyper(0.0, "[0, inf)", "decoupled weight decay λ")
 
     def rule(self, theta: Any, g: Any, state: Any, ops: Ops = NUMPY_OPS) -> Any:
-        t = state.t
-        c = g + self.gamma * (self.rho1 / (1 - self.rho1)) * (g - state.g_prev)
-        norm = math.sqrt(_dot(c, c))  # the reduction: clip the corrected gradient's norm to 1
-        if norm > 1:
-            c = c / norm
-        m = self.rho1 * state.m + (1 - self.rho1) * c
-        v = self.rho2 * state.v + (1 - self.rho2) * c * c
-        denominator = (ops.sqrt(v) + self.eps) / math.sqrt(1 - self.rho2**t)
-        theta = theta * (1 - self.lr * self.weight_decay)  # decoupled weight decay
-        theta = theta + -self.lr * (m / (1 - self.rho1**t)) / denominator
-        state.m[...], state.v[...], state.g_prev[...] = m, v, g
+        theta, m, v, g_prev = mars_rule(
+            ops, PYTHON_REDUCTIONS, self, state.t, theta, g, state.m, state.v, state.g_prev
+        )
+        state.m[...], state.v[...], state.g_prev[...] = m, v, g_prev
         return theta
+
+
+def mars_rule(ops: Ops, r: Reductions, hp: MARS, t: Any, theta: Any, g: Any,
+              m: Any, v: Any, g_prev: Any) -> tuple[Any, Any, Any, Any]:  # fmt: skip
+    """MARS' step on θ (every parameter, one array): the new θ, m, v and ĝ_prev. The
+    reduction's results and the step count t go through ``r`` (Python floats for NumPy and
+    torch; traced values under ``jax.jit``, :func:`steplab.jax.modifiers.mars`)."""
+    c = g + hp.gamma * (hp.rho1 / (1 - hp.rho1)) * (g - g_prev)
+    norm = r.sqrt(r.dot(c, c))  # the reduction: clip the corrected gradient's norm to 1
+    c = c / r.maximum(norm, 1.0)  # c/1 is c, bit for bit: unclipped when ‖c‖ ≤ 1
+    m = hp.rho1 * m + (1 - hp.rho1) * c
+    v = hp.rho2 * v + (1 - hp.rho2) * c * c
+    denominator = (ops.sqrt(v) + hp.eps) / r.sqrt(1 - ops.pow(hp.rho2, t))
+    theta = theta * (1 - hp.lr * hp.weight_decay)  # decoupled weight decay
+    theta = theta + -hp.lr * (m / (1 - ops.pow(hp.rho1, t))) / denominator
+    return theta, m, v, g
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -415,6 +504,9 @@ __all__ = [
     "Cautious",
     "MARS",
     "Prodigy",
+    "PYTHON_REDUCTIONS",
+    "Reductions",
     "WholeArrayOptimizer",
     "cautious_mask",
+    "mars_rule",
 ]

@@ -30,6 +30,7 @@ from steplab.torch.adam import Adam, AdamW
 from steplab.torch.adam_variants import Adamax, Nadam, RAdam
 from steplab.torch.base import TorchOptimizer, twin
 from steplab.torch.lion import Lion
+from steplab.torch.modifiers import MARS, Prodigy
 from steplab.torch.rmsprop import RMSProp
 from steplab.torch.sgd import SGD, Momentum, Nesterov
 
@@ -74,9 +75,11 @@ __all__ = [
     "AdamW",
     "Adamax",
     "Lion",
+    "MARS",
     "Momentum",
     "Nadam",
     "Nesterov",
+    "Prodigy",
     "RAdam",
     "RMSProp",
     "SGD",

@@ -12,8 +12,8 @@ optimizer's (the mask keeps no state).
 MARS and Prodigy (rules with reductions over every parameter) run the NumPy core's own
 ``rule`` on torch tensors (:class:`WholeArray`)::
 
-    opt = steplab.torch.modifiers.MARS(model.parameters(), lr=3e-3, weight_decay=0.1)
-    opt = steplab.torch.modifiers.Prodigy(model.parameters(), weight_decay=0.01)
+    opt = steplab.torch.MARS(model.parameters(), lr=3e-3, weight_decay=0.1)
+    opt = steplab.torch.Prodigy(model.parameters(), weight_decay=0.01, maximize=False)
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from typing import Any, ClassVar
 import torch
 
 from steplab.optim import modifiers as core_modifiers
+from steplab.torch import validation
+from steplab.torch.base import all_finite
 from steplab.torch.ops import TORCH_OPS
 
 
@@ -107,13 +109,30 @@ class WholeArray(torch.optim.Optimizer):
     core's ``rule`` on them with :data:`TORCH_OPS` and writes the results back. Each
     parameter's ``state`` holds its moments and the shared step count and scalars. The
     hyperparameters are the same for every group (the rule is one rule over all of them);
-    an LR scheduler may change ``lr`` in all groups alike."""
+    an LR scheduler may change ``lr`` in all groups alike.
+
+    Options, as every steplab torch optimizer's (:class:`~steplab.torch.base.TorchOptimizer`),
+    per group: ``maximize`` (the group's ĝ negated) and ``nonfinite`` (``"propagate"``,
+    ``"raise"``: ``FloatingPointError`` with parameters and state untouched, ``"skip"``: the
+    whole step skipped, as the rule is one step over every parameter, and counted in each
+    checked parameter's ``state["skipped"]``). There is no ``fused`` step."""
 
     core: ClassVar[type[core_modifiers.WholeArrayOptimizer]]
+    #: Options besides the core's hyperparameters (name -> default), kept in each group.
+    OPTIONS: ClassVar[dict[str, Any]] = {"maximize": False, "nonfinite": "propagate"}
 
     def __init__(self, params: Any, **hyperparameters: Any) -> None:
+        options = {k: hyperparameters.pop(k, v) for k, v in self.OPTIONS.items()}
+        validation.check_options(type(self).__name__, options, "", {})
+        unknown = sorted(set(hyperparameters) - set(self._names()))
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__} takes no {', '.join(unknown)}; it takes "
+                f"{', '.join([*self._names(), *self.OPTIONS])} (no fused: its rule reduces "
+                "over every parameter, one multi-tensor step)"
+            )
         configured = self.core(**hyperparameters)  # checks names and values, as the core
-        defaults = {k: getattr(configured, k) for k in self._names()}
+        defaults = {**{k: getattr(configured, k) for k in self._names()}, **options}
         super().__init__(params, defaults)
 
     @classmethod
@@ -136,9 +155,11 @@ class WholeArray(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        for number, group in enumerate(self.param_groups):  # edited since? checked again
+            validation.check_options(type(self).__name__, group, f"param group {number}: ", {})
         configured = self._configured()
         params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
-        if not params:
+        if not params or not self._gradients_pass_nonfinite_policy():
             return loss
         states = [self.state[p] for p in params]
         for p, state in zip(params, states, strict=True):
@@ -160,7 +181,9 @@ class WholeArray(torch.optim.Optimizer):
             **{k: _cat([s[k] for s in states]) for k in configured.MOMENTS},
         )
         theta = _cat([p.detach() for p in params])
-        new_theta = configured.rule(theta, _cat([p.grad for p in params]), flat, TORCH_OPS)
+        grads = [-p.grad if g["maximize"] else p.grad
+                 for g in self.param_groups for p in g["params"] if p.grad is not None]  # fmt: skip
+        new_theta = configured.rule(theta, _cat(grads), flat, TORCH_OPS)
         sizes = [p.numel() for p in params]
         for p, part in zip(params, torch.split(new_theta, sizes), strict=True):
             p.copy_(part.view_as(p))
@@ -171,6 +194,24 @@ class WholeArray(torch.optim.Optimizer):
             state["t"] = flat.t
             state.update({k: getattr(flat, k) for k in configured.SCALARS})
         return loss
+
+    def _gradients_pass_nonfinite_policy(self) -> bool:
+        """False if the step must be skipped; raises under ``nonfinite="raise"`` (the
+        groups with ``"propagate"`` are not read)."""
+        checked = [g for g in self.param_groups if g["nonfinite"] != "propagate"]
+        grads = [p.grad for group in checked for p in group["params"] if p.grad is not None]
+        if not grads or all_finite(grads):
+            return True
+        if any(group["nonfinite"] == "raise" for group in checked):
+            raise FloatingPointError(
+                f"{type(self).__name__}: a gradient holds NaN or inf; parameters and state "
+                "are unchanged (nonfinite='skip' skips such steps, 'propagate' applies them)"
+            )
+        for group in checked:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.state[p]["skipped"] = self.state[p].get("skipped", 0) + 1
+        return False
 
 
 def _cat(tensors: list[torch.Tensor]) -> torch.Tensor:
