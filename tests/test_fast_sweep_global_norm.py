@@ -115,3 +115,26 @@ def test_the_numpy_sweep_without_numba_clips_per_configuration(monkeypatch):
         x_slow, losses_slow = fast.sweep("rosenbrock", opt, X0, STEPS, history=True)
     np.testing.assert_allclose(x_slow, x, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(losses_slow, losses, rtol=1e-12, atol=1e-14)
+
+
+def test_minimize_clips_each_run_by_its_own_norm():
+    """sl.minimize runs K configurations as the rows of one array: each is clipped by the
+    norm of its own row, so each run ends where it ends alone."""
+    import steplab as sl
+
+    lrs = np.geomspace(1e-3, 0.1, 5)
+    runs = list(sl.minimize("rosenbrock", CHAINS["adam"](lrs), steps=STEPS))
+    for k, run in enumerate(runs):
+        alone = sl.minimize("rosenbrock", CHAINS["adam"](float(lrs[k])), steps=STEPS)
+        np.testing.assert_array_equal(_bits(run.x), _bits(np.reshape(alone.x, -1)))
+
+
+def test_sl_sweep_of_a_chain_gives_the_same_rows_on_the_loop_and_the_kernels():
+    import steplab as sl
+
+    grid = {CHAINS["adamw"](0.01): {"lr": np.geomspace(1e-3, 0.1, 4), "clip_norm": [1.0, 50.0]}}
+    rows = {engine: sl.sweep("rosenbrock", grid, engine=engine, steps=STEPS)
+            for engine in ("loop", "fast")}  # fmt: skip
+    loop, kernels = ([row["final_loss"] for row in rows[e]] for e in ("loop", "fast"))
+    np.testing.assert_array_equal(_bits(loop), _bits(kernels))
+    assert len(set(loop)) == 8  # every setting ran, and the bound mattered
