@@ -27,9 +27,13 @@ CHAINS = {
     "adam": lambda lr: T.fuse(T.clip_by_global_norm(20.0), Adam(lr=lr)),
     "adamw": lambda lr: T.fuse(T.clip_by_global_norm(20.0), AdamW(lr=lr, weight_decay=0.1)),
     "momentum": lambda lr: T.fuse(T.clip_by_global_norm(20.0), Momentum(lr=lr / 50)),
-    "sgd+pieces": lambda lr: T.fuse(T.clip_by_global_norm(20.0), T.clip(15.0),
-                                    T.add_decayed_weights(0.01), SGD(lr=lr / 50),
-                                    T.decay_weights(0.05, 0.1)),  # fmt: skip
+    "sgd+pieces": lambda lr: T.fuse(
+        T.clip_by_global_norm(20.0),
+        T.clip(15.0),
+        T.add_decayed_weights(0.01),
+        SGD(lr=lr / 50),
+        T.decay_weights(0.05, 0.1),
+    ),  # fmt: skip
 }
 
 

@@ -352,8 +352,9 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
     Returns ``(x, loss)``: the final points ``(K, 2)`` (float64) and the losses. Each
     configuration takes the steps of ``optimizer.step`` on its own (the same rule, in
     float64); a chain that clips by global norm (``fuse(clip_by_global_norm(c), …)``)
-    clips each configuration by the norm of its own gradient, as its step alone would. Without numba the same loop runs in NumPy (vectorized over configurations),
-    after one warning.
+    clips each configuration by the norm of its own gradient, as its step alone would.
+    Without numba the same loop runs in NumPy (vectorized over configurations), after one
+    warning.
     """
     name = str(problem)
     if name not in FUNCTIONS:
