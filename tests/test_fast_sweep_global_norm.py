@@ -142,3 +142,17 @@ def test_sl_sweep_of_a_chain_gives_the_same_rows_on_the_loop_and_the_kernels():
     loop, kernels = ([row["final_loss"] for row in rows[e]] for e in ("loop", "fast"))
     np.testing.assert_array_equal(_bits(loop), _bits(kernels))
     assert len(set(loop)) == 8  # every setting ran, and the bound mattered
+
+
+@pytest.mark.parametrize("wrapper", ["EMA", "Lookahead"])
+def test_minimize_over_seeds_clips_each_run_inside_an_averaging_wrapper(wrapper):
+    """K seeds of a stochastic problem are K rows too; an averaging wrapper passes each
+    run's norm on to the chain it wraps."""
+    import steplab as sl
+    from steplab import optim
+
+    opt = getattr(optim, wrapper)(base=T.fuse(T.clip_by_global_norm(5.0), Adam(lr=0.05)))
+    runs = list(sl.minimize("two_d_rosenbrock", opt, steps=30, seed=[0, 1, 2]))
+    for k, run in enumerate(runs):
+        alone = sl.minimize("two_d_rosenbrock", opt, steps=30, seed=k)
+        np.testing.assert_array_equal(_bits(run.x), _bits(np.reshape(alone.x, -1)))
