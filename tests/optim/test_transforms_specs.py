@@ -70,3 +70,13 @@ def test_a_piece_twice_through_with_piece_is_refused():
         T.with_piece(T.fuse(T.clip(1.0), Adam()), CLIP)
     with pytest.raises(ValueError, match="no setting clip_norm"):
         T.with_piece(Adam(), CLIP, clip_norm=1.0)
+
+
+def test_the_spec_help_names_each_piece_and_its_keys():
+    from steplab.optim.registry import WRAPPER_SETTINGS
+
+    help_text = " ".join(spec.__doc__.split())
+    assert "adamw+clip_by_global_norm:clip_norm=1,lr=1e-3" in help_text
+    spec.parse("adamw+clip_by_global_norm:clip_norm=1,lr=1e-3")
+    for name in ("clip_by_global_norm", "clip", "add_decayed_weights", "decay_weights"):
+        assert f"{name}: {', '.join(WRAPPER_SETTINGS[name])}" in help_text
