@@ -292,8 +292,6 @@ def test_who_cannot_take_a_global_norm_says_so():
     opt = T.fuse(T.clip_by_global_norm(1.0), Adam())
     with pytest.raises(ValueError, match="pass grad_norm"):
         opt.prepare_step(opt.declared_for((3,)), 1, opt.init(np.ones(3)), None)
-    with pytest.raises(ValueError, match="global norm"):
-        fast.sweep("rosenbrock", opt, np.zeros((3, 2)), 5)
 
 
 @pytest.mark.parametrize("fused", [False, True])

@@ -11,6 +11,10 @@
                                Adam with an EMA of its iterates: a KEY is the modifier's
                                when it is one of its settings (ema: decay, debias; swa:
                                start, every; lookahead: sync_period, slow_step_size)
+    adamw+clip_by_global_norm:clip_norm=1,lr=1e-3
+                               a chain's element-wise pieces (clip_by_global_norm: clip_norm;
+                               clip: clip_delta; add_decayed_weights: l2_weight_decay;
+                               decay_weights: decay_lr, decoupled_weight_decay)
 
 The step size ``lr`` may also be a schedule of the step count t = 1, 2, … (see
 :mod:`steplab.schedules`), written ``SCHEDULE(ARG,...)``:

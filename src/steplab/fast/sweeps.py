@@ -72,6 +72,8 @@ def _plan(opt: Optimizer, K: int, steps: int):
     scheduled = isinstance(values.get("lr"), Schedule)
     columns = _step_columns(opt, values, max(steps, 1), scheduled)
     fields = tuple(dict.fromkeys([*values, *columns]))
+    if opt.NEEDS_GRAD_NORM:  # clip_numbers of each configuration's own ‖ĝ‖, in the kernel
+        fields += _CLIP_NUMBERS
     width = K if any(np.shape(c)[-1] > 1 for c in columns.values()) else 1
     table = np.zeros((max(steps, 1), max(len(columns), 1), width))
     for c, column in enumerate(columns.values()):
@@ -79,7 +81,9 @@ def _plan(opt: Optimizer, K: int, steps: int):
     rows: list[Any] = []
     sources: dict[str, Any] = {}
     for name in fields:
-        if name in columns:
+        if name in _CLIP_NUMBERS:
+            sources[name] = ("norm", name)
+        elif name in columns:
             sources[name] = ("step", list(columns).index(name))
         elif isinstance(values[name], (bool, np.bool_)):
             sources[name] = ("static", bool(values[name]))
@@ -88,6 +92,11 @@ def _plan(opt: Optimizer, K: int, steps: int):
             rows.append(np.broadcast_to(np.asarray(values[name], dtype=np.float64), (K,)))
     fixed = np.ascontiguousarray(np.stack(rows) if rows else np.zeros((1, K)))
     return step_values_type(type(opt), fields), sources, fixed, table
+
+
+# the step values prepare_step makes from ‖ĝ‖ (pieces.clip_numbers); a sweep's kernel
+# computes them per configuration, from that configuration's gradient
+_CLIP_NUMBERS = ("clip_divisor", "clip_factor")
 
 
 def _step_columns(opt: Optimizer, values: dict, steps: int, scheduled: bool) -> dict:
@@ -180,9 +189,9 @@ def kernel(p, X, S, fixed, per_step, steps, losses, k_lo, k_hi):
                 local[{rows} + h, j] = fixed[h, k]
         for t in range(steps):
 {step_scalars}            for j in range(BLOCK):  # independent configurations: SIMD lanes
-                hp = HP({fields})
                 y0, y1 = local[0, j], local[1, j]
                 g0, g1 = grad(y0, y1, p0, p1, p2)
+{norm}                hp = HP({fields})
 {before}{update}{after}
             if history:
                 for j in range(n):
@@ -191,6 +200,17 @@ def kernel(p, X, S, fixed, per_step, steps, losses, k_lo, k_hi):
             k = k0 + j
 {stores}            if not history:
                 losses[0, k] = value(local[0, j], local[1, j], p0, p1, p2)
+"""
+
+# A chain that clips by global norm: each configuration is its own parameter vector, so
+# its own ‖ĝ‖ = √(g₀² + g₁²), summed in float64 in the order of the one reduction pass the
+# step makes (0 + g₀² + g₁²: any order of two terms gives these bits), then
+# pieces.clip_numbers' choice: (‖ĝ‖, c) when ‖ĝ‖ ≥ c, else (1, 1).
+_NORM = """\
+                norm = np.sqrt(g0 * g0 + g1 * g1)  # this configuration's global norm
+                below = norm < {clip_norm}
+                clip_divisor = 1.0 if below else norm
+                clip_factor = 1.0 if below else {clip_norm}
 """
 
 _SHARED_STEP_SCALARS = "            q{c} = per_step[t, {c}, 0]  # the same in every lane\n"
@@ -227,7 +247,9 @@ def _kernel(function: str, opt: Optimizer, HP: type, sources: dict, kept, width,
         stores += f"            S[{n}, k, 0], S[{n}, k, 1] = {lanes}\n"
     fields, step_scalars = [], ""
     for kind, where in sources.values():
-        if kind == "static":
+        if kind == "norm":
+            fields.append(where)  # a local of the lane loop (_NORM)
+        elif kind == "static":
             fields.append(repr(where))
         elif kind == "row":
             fields.append(f"local[{rows + where}, j]")
@@ -255,7 +277,10 @@ def _kernel(function: str, opt: Optimizer, HP: type, sources: dict, kept, width,
         targets = ", ".join([f"local[{c}, j]", *outputs]) + ","
         arguments = ", ".join([f"y{c}", f"g{c}", *inputs])
         update += f"                {targets} = rule(ops, hp, {arguments})\n"
+    norm = _NORM.format(clip_norm=fields[list(sources).index("clip_norm")]) if (
+        "clip_divisor" in sources) else ""  # fmt: skip
     source = _TEMPLATE.format(
+        norm=norm,
         rows=rows,
         loads=loads,
         stores=stores,
@@ -326,8 +351,10 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
 
     Returns ``(x, loss)``: the final points ``(K, 2)`` (float64) and the losses. Each
     configuration takes the steps of ``optimizer.step`` on its own (the same rule, in
-    float64). Without numba the same loop runs in NumPy (vectorized over configurations),
-    after one warning.
+    float64); a chain that clips by global norm (``fuse(clip_by_global_norm(c), …)``)
+    clips each configuration by the norm of its own gradient, as its step alone would.
+    Without numba the same loop runs in NumPy (vectorized over configurations), after one
+    warning.
     """
     name = str(problem)
     if name not in FUNCTIONS:
@@ -340,12 +367,6 @@ def sweep(problem: str, optimizer: Optimizer, x0s, steps: int, *, history: bool 
     if kind != "elementwise":
         raise ValueError(
             f"{optimizer.name}: its rule is {optimizer.KIND}; sweeps run element-wise rules"
-        )
-    if optimizer.NEEDS_GRAD_NORM:
-        raise ValueError(
-            f"{optimizer.name} clips by the global norm of the gradient, which a sweep's "
-            "configurations do not share; sweep it without clip_by_global_norm (clip, by "
-            "value, is element-wise and sweeps)"
         )
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
@@ -413,7 +434,10 @@ def _numpy_sweep(name, optimizer, X, steps, history, options):
     state = opt.init(X)
     losses = [f(X)]
     for _ in range(steps):
-        opt.step(X, g(X), state)
+        G = g(X)
+        # a chain's global norm: each configuration's own, ‖ĝ‖ of its row (K, 1)
+        norm = np.sqrt(np.sum(G * G, axis=1, keepdims=True)) if opt.NEEDS_GRAD_NORM else None
+        opt.step(X, G, state, grad_norm=norm)
         if history:
             losses.append(f(X))
     return X, (np.array(losses) if history else f(X))

@@ -121,9 +121,13 @@ class Averaging:
                 f", not to {self.name}: call {self.name}'s init(theta)"
             )
 
-    def step(self, theta: np.ndarray, grad: np.ndarray, state: State) -> np.ndarray:
+    def step(self, theta: np.ndarray, grad: np.ndarray, state: State, *,
+             grad_norm: Any = None) -> np.ndarray:  # fmt: skip
         self._check(state)  # before anything changes
-        self.base.step(theta, grad, state)
+        if grad_norm is None:
+            self.base.step(theta, grad, state)
+        else:  # a chain that clips by global norm, given its norm (per run in the loop)
+            self.base.step(theta, grad, state, grad_norm=grad_norm)
         state.steps_seen += 1
         self.after_step(theta, state)
         return theta

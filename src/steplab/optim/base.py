@@ -555,12 +555,14 @@ class Optimizer:
         return theta_new, self.state_type(t=t, **scalars, **moments)
 
     def step(self, theta: np.ndarray, grad: np.ndarray, state: State, *,
-             grad_norm: float | None = None) -> np.ndarray:  # fmt: skip
+             grad_norm: float | np.ndarray | None = None) -> np.ndarray:  # fmt: skip
         """One iteration of the loop body: updates ``theta`` and ``state`` in place.
 
         ``grad_norm``: for an optimizer that clips by the gradient's global norm
         (``NEEDS_GRAD_NORM``) when theta is one of several parameters, the norm over all
-        of them; by default ‖grad‖ (one reduction pass). Others ignore it."""
+        of them; by default ‖grad‖ (one reduction pass). Others ignore it. For K runs
+        stacked as the rows of theta, an array (K, 1) of each run's own norm (then NumPy's
+        whole arrays take the step)."""
         grad = check_step_arrays(theta, grad)
         plan = self._plan(theta.shape)
         _check_state(theta, state, self, plan.expected)
@@ -581,7 +583,9 @@ class Optimizer:
         else:  # a bad lr(t) raises here, before anything changes
             hp, scalars = self.prepare_step(plan.declared, t, state, NUMPY_OPS)
         backend = None
-        if self.impl == "fused" or (self.impl == "auto" and theta.size >= FUSED_MIN_SIZE):
+        if isinstance(grad_norm, np.ndarray):  # per-run norms: the kernel takes one number
+            pass
+        elif self.impl == "fused" or (self.impl == "auto" and theta.size >= FUSED_MIN_SIZE):
             backend = self._fused_backend(theta, grad, state, plan.declared)  # (a call costs)
         finite = True
         if backend:

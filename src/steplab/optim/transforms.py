@@ -392,6 +392,51 @@ def _rebuild_chained(base: type, chain_pieces: tuple, values: dict) -> Optimizer
     return _chained_class(base, chain_pieces)(**values)
 
 
+def with_piece(optimizer: Any, piece: P.Piece, **settings: Any) -> Optimizer:
+    """``optimizer`` (or the fused chain it is) with one more element-wise ``piece``: what a
+    spec's ``"adamw+clip_by_global_norm:clip_norm=1"`` builds. ``settings`` are the
+    piece's fields (their defaults otherwise). A piece before the rule goes after those
+    already there, but the global norm first (where :func:`fuse` requires it); a piece
+    after the rule goes last."""
+    if getattr(optimizer, "KIND", None) != "elementwise" or not isinstance(optimizer, Optimizer):
+        raise ValueError(
+            f"{piece.name} compiles into an element-wise rule's pass; "
+            f"{getattr(optimizer, 'name', optimizer)!r} is not one (put {piece.name} before "
+            "any other modifier)"
+        )
+    unknown = sorted(set(settings) - {f.name for f in piece.fields})
+    if unknown:
+        raise ValueError(f"{piece.name} has no setting {', '.join(unknown)}; its settings: "
+                         f"{', '.join(f.name for f in piece.fields)}")  # fmt: skip
+    chain_pieces = type(optimizer).CHAIN
+    if any(p.name == piece.name for p in chain_pieces):
+        raise ValueError(f"a fused chain holds each piece once; {piece.name} is there already")
+    base = type(optimizer).__mro__[1] if chain_pieces else type(optimizer)
+    values = {f.name: getattr(optimizer, f.name) for f in dataclasses.fields(optimizer) if f.init}
+    values.update({f.name: f.default for f in piece.fields}, **settings)
+    pieces = [*chain_pieces, piece]
+    ordered = (*(p for p in pieces if not p.after and p.needs_grad_norm),
+               *(p for p in pieces if not p.after and not p.needs_grad_norm),
+               *(p for p in pieces if p.after))  # fmt: skip
+    return _chained_class(base, ordered)(**values)
+
+
+def _register_pieces() -> None:
+    """Each element-wise piece a modifier of optimizer specs, with its fields as the
+    spec's keys: ``"adamw+clip_by_global_norm:clip_norm=1,lr=1e-3"``."""
+    from steplab.optim.registry import register_wrapper
+
+    for piece in (P.CLIP_BY_GLOBAL_NORM, P.CLIP, P.ADD_DECAYED_WEIGHTS, P.DECAY_WEIGHTS):
+        register_wrapper(
+            piece.name,
+            lambda optimizer, piece=piece, **settings: with_piece(optimizer, piece, **settings),
+            {f.name: f.interval for f in piece.fields},
+        )
+
+
+_register_pieces()
+
+
 class FusedChainState(NamedTuple):
     states: dict[str, Any]  # each label's optimizer state (steplab's mutable State)
 
@@ -465,4 +510,5 @@ __all__ = [
     "scale",
     "scale_by_learning_rate",
     "tree_map",
+    "with_piece",
 ]

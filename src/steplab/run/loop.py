@@ -452,7 +452,10 @@ def _train(problem, opt, state, X, data, settings, runs, recorder, bar) -> float
 
             # -- one step of the optimizer for every run (stopped rows are ignored) ----
             runs.last_finite_X[finite] = X_eval[finite]
-            opt.step(X, G, state)
+            if getattr(opt, "NEEDS_GRAD_NORM", False):  # a chain clipping by global norm
+                opt.step(X, G, state, grad_norm=_own_norms(G))  # each run by its own
+            else:
+                opt.step(X, G, state)
             step_size = _step_sizes(opt, state, problem.dim)
             t += 1
     if interrupt.caught:  # keep what was computed
@@ -464,6 +467,13 @@ def _row_norms(G: np.ndarray) -> np.ndarray:
     """√(g·g) row by row: the very float np.linalg.norm(g) gives for one run's g."""
     G64 = G.astype(np.float64)
     return np.sqrt(np.vecdot(G64, G64))
+
+
+def _own_norms(G: np.ndarray) -> np.ndarray:
+    """Each run's ‖ĝ‖ as (K, 1), summed as the step sums it alone (products, then their
+    sum: no fused multiply-add, which np.vecdot may use)."""
+    G64 = G.astype(np.float64)
+    return np.sqrt(np.sum(G64 * G64, axis=1, keepdims=True))
 
 
 def _finite_rows(X: np.ndarray) -> np.ndarray:
