@@ -17,7 +17,9 @@ from typing import Literal, overload
 import numpy as np
 
 from steplab.run.loop import _run_hyperparameters, minimize
-from steplab.run.records import Table
+from steplab.run.records import Columns, Table
+
+_Columns = Columns  # the name this module gave it first
 
 ENGINES = ("auto", "fast", "loop", "ray")
 # Options under which a sweep is a plain fixed number of full-gradient steps: the only
@@ -161,6 +163,7 @@ def sweep(
         slots: list = [
             [None] * len(part.plan) if return_table else bytearray(len(part.plan)) for part in parts
         ]
+        blocks: list = [[] for _ in parts]  # each part's finished runs of trials
         if results is not None and return_table:
             for (entry, t), row in results.done().items():
                 slots[entry][t] = row
@@ -196,10 +199,16 @@ def sweep(
                     # short by Ctrl+C is not done (not in batches), so a resumed sweep runs it
                     results.add_records(batches)
                 part_rows = slots[chunk.entry]
-                if isinstance(chunk_rows, _Columns):  # a Ray task's rows, shipped as columns
-                    chunk_rows = chunk_rows.rows()
-                if chunk_rows is not None:
-                    _place(part_rows, chunk.trials, chunk_rows, return_table)
+                trials = chunk.trials
+                run = trials[-1] - trials[0] == len(trials) - 1
+                if chunk_rows is not None and return_table and run:
+                    # a run of trials: its rows stay one block (a Ray task's: columns), which
+                    # the table joins in trial order without building a dict per row
+                    blocks[chunk.entry].append((trials[0], chunk_rows))
+                elif chunk_rows is not None:  # trials around ones a store already had
+                    if isinstance(chunk_rows, Columns) and return_table:
+                        chunk_rows = chunk_rows.rows()
+                    _place(part_rows, trials, chunk_rows, return_table)
                 else:  # no table: every trial stored, marked done
                     for batch in batches:
                         _place(part_rows, batch.trials, None, False)
@@ -217,7 +226,9 @@ def sweep(
             results.close()
     if not return_table:
         return None
-    table = Table(filter(None, itertools.chain.from_iterable(slots)))  # rows are non-empty
+    table = Table.from_blocks(
+        itertools.chain.from_iterable(map(_in_order, slots, blocks))
+    )
     table.interrupted = interrupted
     return table
 
@@ -313,6 +324,18 @@ def _place(part_rows, trials: list[int], rows: list | None, keep: bool) -> None:
             part_rows[t] = row
 
 
+def _in_order(part_rows: list, blocks: list) -> list:
+    """A part's rows in trial order, as blocks: the finished runs of trials (``blocks``:
+    ``(first trial, rows)``) and, between them, the rows placed one by one (from a store, or
+    a chunk around them); trials not run (Ctrl+C) leave no row."""
+    out, position = [], 0
+    for start, rows in sorted(blocks, key=operator.itemgetter(0)):
+        out += [list(filter(None, part_rows[position:start])), rows]
+        position = start + len(rows)
+    out.append(list(filter(None, part_rows[position:])))
+    return out
+
+
 def _count_done(part_rows) -> int:
     """Trials already done in a part's slots (rows, or 1 bytes without a table)."""
     if isinstance(part_rows, bytearray):
@@ -373,66 +396,10 @@ def _run_chunk(problem, chunk: _Chunk, options: dict) -> tuple[list[dict] | None
 
 def _run_chunk_columns(problem, chunk: _Chunk, options: dict) -> tuple:
     """:func:`_run_chunk` as a Ray task runs it: the same, with the rows shipped as
-    :class:`_Columns` (smaller, and rebuilt by the driver faster than pickled dicts)."""
+    :class:`~steplab.run.records.Columns` (smaller than pickled dicts, and kept as columns
+    by the driver's table until a row is asked for)."""
     rows, batches, stopped = _run_chunk(problem, chunk, options)
-    return (_Columns.pack(rows) if rows else rows), batches, stopped
-
-
-class _Columns:
-    """A chunk's rows as columns, for the trip from a task to the driver: the field names
-    once, then per field either one value every row holds (the same object, as pickle's
-    memo would share it) or a list with one value per row. Unpickling a list of dicts
-    rebuilds every dict item by item; the driver's :meth:`rows` copies one template dict
-    per row and sets only the fields that vary, one field at a time, in C loops."""
-
-    __slots__ = ("names", "shared", "varying", "columns", "count", "plain")
-
-    def __init__(self, names, shared, varying, columns, count, plain=None):
-        self.names, self.shared, self.varying = names, shared, varying
-        self.columns, self.count, self.plain = columns, count, plain
-
-    @classmethod
-    def pack(cls, rows: list[dict]) -> _Columns:
-        names = tuple(rows[0])
-        if not all(map(names.__eq__, map(tuple, rows))):  # rows of different fields
-            return cls(names, {}, [], [], len(rows), plain=rows)
-        shared, varying, columns = {}, [], []
-        for name in names:
-            column = [row[name] for row in rows]
-            if _one_value(column):
-                shared[name] = column[0]
-            else:
-                varying.append(name)
-                columns.append(column)
-        return cls(names, shared, varying, columns, len(rows))
-
-    def rows(self) -> list[dict]:
-        """The rows, equal to the packed ones field for field, in the same key order."""
-        if self.plain is not None:
-            return self.plain
-        template = {name: self.shared.get(name) for name in self.names}
-        rows = list(map(dict.copy, itertools.repeat(template, self.count)))
-        for name, column in zip(self.varying, self.columns, strict=True):
-            any(map(operator.setitem, rows, itertools.repeat(name), column))  # each gives None
-        return rows
-
-    def __getstate__(self):
-        return (self.names, self.shared, self.varying, self.columns, self.count, self.plain)
-
-    def __setstate__(self, state):
-        self.names, self.shared, self.varying, self.columns, self.count, self.plain = state
-
-
-def _one_value(column: list) -> bool:
-    """Whether every entry of ``column`` is the first one: the same object, or floats of
-    the same bits (so 0.0 and -0.0, or two NaNs, stay apart as pickle would keep them)."""
-    first = column[0]
-    if all(map(operator.is_, column, itertools.repeat(first))):
-        return True
-    if type(first) is not float or any(type(v) is not float for v in column):
-        return False
-    bits = np.array(column, dtype=np.float64).view(np.uint64)
-    return bool((bits == bits[0]).all())
+    return (Columns.pack(rows) if rows else rows), batches, stopped
 
 
 def _fingerprint(problem, grid, parts, seeds, options) -> dict:
