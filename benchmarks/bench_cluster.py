@@ -108,6 +108,17 @@ class PeakRSS:
         self.private = self.peak[1] - self.start[1]
 
 
+def _print_round(result: dict, label: str) -> None:
+    print(
+        f"  round{' ' + label if label else ''}: {result['wall']:.1f} s wall, "
+        f"{result['cpu']:.2f} s driver CPU ({100 * result['overhead']:.1f} % of wall), cluster "
+        f"CPU {result['cluster']:.1f} s (driver {100 * result['share']:.1f} % of all CPU), "
+        f"driver peak RSS +{result['rss'] / 2**20:.0f} MiB (private "
+        f"+{result['private'] / 2**20:.0f} MiB), load {result['load']:.1f}",
+        flush=True,
+    )
+
+
 def cluster_cpu() -> float:
     """CPU seconds used so far by this process's descendants: the simulated cluster's
     raylets, object stores and workers (``ray.cluster_utils.Cluster`` starts them here)."""
@@ -137,6 +148,12 @@ def sweep_overhead(trials: int, ray, **options) -> dict:
             )
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             others = cluster_cpu() - others
+            # The table's rows are built when first asked for (steplab.run.records.Table):
+            # their cost, after the sweep, is reported on its own.
+            rows = time.process_time()
+            if table is not None:
+                table[0]
+            rows = time.process_time() - rows
             del table
         with sqlite3.connect(f"{store.resolve().as_uri()}?mode=ro", uri=True) as db:
             count, keys = db.execute(
@@ -148,9 +165,12 @@ def sweep_overhead(trials: int, ray, **options) -> dict:
         "trials": count,
         "wall": wall,
         "cpu": cpu,
+        "overhead": cpu / wall,
+        "rows": rows,
         "cluster": others,
         "share": cpu / (cpu + others),
         "bytes": size,
+        "load": os.getloadavg()[0],
         "rss": memory.growth,
         "private": memory.private,
     }
@@ -273,25 +293,28 @@ def main(argv=None) -> None:
             for _ in range(args.sweep_rounds):
                 if args.compare_table:  # the same round without the table, just before
                     bare.append(sweep_overhead(args.sweep_trials, ray, return_table=False))
+                    _print_round(bare[-1], "without the table")
                 results.append(sweep_overhead(args.sweep_trials, ray, **options))
-                last = results[-1]
-                print(
-                    f"  round: {last['wall']:.1f} s wall, {last['cpu']:.2f} s driver CPU "
-                    f"({100 * last['cpu'] / last['wall']:.0f} % of wall), cluster CPU "
-                    f"{last['cluster']:.1f} s (driver {100 * last['share']:.1f} % of all CPU), "
-                    f"driver peak RSS +{last['rss'] / 2**20:.0f} MiB (private "
-                    f"+{last['private'] / 2**20:.0f} MiB), load "
-                    f"{os.getloadavg()[0]:.1f}",
-                    flush=True,
-                )
+                _print_round(results[-1], "without the table" if args.no_table else "")
             result = {k: float(np.median([r[k] for r in results])) for k in results[0]}
             print(
                 f"\nsweep of {result['trials']:,.0f} trivial trials (rosenbrock, 2 steps) with a "
-                f"store: {result['wall']:.1f} s wall, driver CPU {result['cpu']:.1f} s "
-                f"({100 * result['cpu'] / result['wall']:.0f} % of wall), "
+                f"store: {result['wall']:.1f} s wall, driver CPU {result['cpu']:.2f} s, "
                 f"{result['bytes'] / result['trials']:.0f} bytes/trial, driver peak RSS "
                 f"+{result['rss'] / 2**20:.0f} MiB (private +{result['private'] / 2**20:.0f} MiB)"
             )
+            rounds = ", ".join(f"{100 * r['overhead']:.1f}" for r in results)
+            loads = ", ".join(f"{r['load']:.1f}" for r in results)
+            print(
+                f"DRIVER OVERHEAD {100 * result['overhead']:.1f} % of wall time "
+                f"(driver CPU / wall, median of {len(results)} rounds, target < 10 %; rounds: "
+                f"{rounds} %; load after each: {loads} on {os.cpu_count()} cores)"
+            )
+            if not args.no_table:
+                print(
+                    "building the table's rows afterwards, when first asked for: "
+                    f"{1e6 * result['rows'] / result['trials']:.2f} µs/trial (not in the above)"
+                )
             # Wall time on a shared machine holds the other jobs' load; the share of CPU does
             # not. On an idle machine of C cores, wall >= (driver + cluster CPU) / C, so the
             # driver's part of wall is at most C × its share of the CPU.
@@ -306,6 +329,8 @@ def main(argv=None) -> None:
                 cpu = [r["cpu"] for r in results]
                 without = [r["cpu"] for r in bare]
                 n = result["trials"]
+                overhead = np.median([r["overhead"] for r in bare])
+                print(f"without the table: driver overhead {100 * overhead:.1f} % of wall (median)")
                 print(
                     f"the table's driver CPU: {1e6 * np.median(cpu) / n:.2f} µs/trial with, "
                     f"{1e6 * np.median(without) / n:.2f} without (medians of alternating "

@@ -226,9 +226,7 @@ def sweep(
             results.close()
     if not return_table:
         return None
-    table = Table.from_blocks(
-        itertools.chain.from_iterable(map(_in_order, slots, blocks))
-    )
+    table = Table.from_blocks(itertools.chain.from_iterable(map(_in_order, slots, blocks)))
     table.interrupted = interrupted
     return table
 
