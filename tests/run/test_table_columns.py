@@ -146,3 +146,28 @@ def test_blocks_of_plain_dicts_only_make_a_plain_table(rows):
     table = Table.from_blocks([rows[:4], [], rows[4:]])
     assert type(table) is Table and table == rows
     assert Table.from_blocks([]) == [] and type(Table.from_blocks([])) is Table
+
+
+def test_number_columns_travel_as_arrays_and_come_back_bit_for_bit():
+    """Floats (and 64-bit ints) ship as one array each; the rows get Python floats and ints
+    of the same bits back: -0.0, NaN, infinities, the smallest subnormal. A column NumPy
+    would change (ints beyond 64 bits, ints mixed with floats) ships as it is."""
+    floats = [0.0, -0.0, math.nan, math.inf, -math.inf, 5e-324, 1 / 3]
+    rows = [
+        {"x": x, "n": -(2**62) * (i % 2) + i, "big": 2**70 + i, "mixed": (1, 1.0)[i % 2]}
+        for i, x in enumerate(floats)
+    ]
+    packed = Columns.pack(rows)
+    kinds = dict(zip(packed.varying, map(type, packed.columns), strict=True))
+    assert kinds == {"x": np.ndarray, "n": np.ndarray, "big": list, "mixed": list}
+    back = pickle.loads(pickle.dumps(packed, protocol=5))
+    for got in (
+        back.rows(),
+        [
+            dict(zip(rows[0], v, strict=True))
+            for v in zip(*(back.column(name) for name in rows[0]), strict=True)
+        ],
+    ):
+        assert [[(type(v), repr(v)) for v in row.values()] for row in got] == [
+            [(type(v), repr(v)) for v in row.values()] for row in rows
+        ]

@@ -41,11 +41,17 @@ def versions() -> dict[str, str]:
     }
 
 
+_PLAIN = {int, str, bool, type(None)}  # what JSON takes as it is
+
+
 def _jsonable(value):
     """Plain Python for JSON: arrays to lists, NaN/inf to None (JSON has no NaN)."""
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
+        kinds = set(map(type, value))  # a long list of plain values (a sweep's grid) as is
+        if kinds <= _PLAIN or (kinds == {float} and all(map(math.isfinite, value))):
+            return list(value)
         return [_jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
         return _jsonable(value.tolist())
@@ -397,7 +403,7 @@ class Columns:
                 shared[name] = column[0]
             else:
                 varying.append(name)
-                columns.append(column)
+                columns.append(_compact(column))
         return cls(names, shared, varying, columns, len(rows))
 
     def __len__(self) -> int:
@@ -412,7 +418,8 @@ class Columns:
         template = {name: self.shared.get(name) for name in self.names}
         rows = list(map(dict.copy, itertools.repeat(template, self.count)))
         for name, column in zip(self.varying, self.columns, strict=True):
-            any(map(operator.setitem, rows, itertools.repeat(name), column))  # each gives None
+            values = column.tolist() if isinstance(column, np.ndarray) else column
+            any(map(operator.setitem, rows, itertools.repeat(name), values))  # each gives None
         return rows
 
     def column(self, name: str) -> list:
@@ -422,7 +429,8 @@ class Columns:
         if name in self.shared:
             return [self.shared[name]] * self.count
         if name in self.varying:
-            return list(self.columns[self.varying.index(name)])
+            column = self.columns[self.varying.index(name)]
+            return column.tolist() if isinstance(column, np.ndarray) else list(column)
         return [None] * self.count
 
     def __getstate__(self):
@@ -442,6 +450,21 @@ def _one_value(column: list) -> bool:
         return False
     bits = np.array(column, dtype=np.float64).view(np.uint64)
     return bool((bits == bits[0]).all())
+
+
+def _compact(column: list):
+    """A column of Python floats (or ints of 64 bits) as a NumPy array, which pickles as one
+    buffer (Ray ships it without copying) and gives back the same values, bit for bit and of
+    the same type, by ``tolist()``; any other column as it is."""
+    kinds = set(map(type, column))
+    if kinds == {float}:
+        return np.array(column, dtype=np.float64)
+    if kinds == {int}:
+        try:
+            return np.array(column, dtype=np.int64)
+        except OverflowError:  # a bigger int: kept as Python's
+            pass
+    return column
 
 
 def _block_names(block) -> list:
