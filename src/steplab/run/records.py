@@ -438,6 +438,12 @@ class Columns:
 
     def __setstate__(self, state):
         self.names, self.shared, self.varying, self.columns, self.count, self.plain = state
+        # An array unpickled from Ray's object store is a view of the task's whole result
+        # (its store records included), which it would keep pinned there: copy it out.
+        self.columns = [
+            np.array(c) if isinstance(c, np.ndarray) and c.base is not None else c
+            for c in self.columns
+        ]
 
 
 def _one_value(column: list) -> bool:

@@ -268,6 +268,8 @@ class _Plan:
     def __init__(self, value_lists, seeds):
         self.value_lists, self.seeds = value_lists, seeds
         self.shape = tuple(len(values) for values in value_lists)
+        self._seeds = np.empty(len(seeds), dtype=object)  # the seeds as given, any size
+        self._seeds[:] = seeds
 
     def __len__(self) -> int:
         return math.prod(self.shape) * len(self.seeds)
@@ -278,7 +280,7 @@ class _Plan:
         configs, seeds = np.divmod(np.asarray(trials, dtype=np.int64), len(self.seeds))
         index = np.unravel_index(configs, self.shape) if self.shape else ()
         values = [v[i] for v, i in zip(self.value_lists, index, strict=True)]
-        return configs.tolist(), values, [self.seeds[s] for s in seeds.tolist()]
+        return configs.tolist(), values, self._seeds[seeds].tolist()
 
 
 class _Part:
