@@ -188,7 +188,8 @@ def sweep(
             sizes.append(size)
         signer = results.signer() if results is not None else None
         widths = [_FAST_CHUNK if part.compiled else chunk_size for part in parts]
-        chunks = _chunks(parts, sizes, widths, slots, signer, return_table)  # one at a time
+        reserve = results.reserve_batch if results is not None else None
+        chunks = _chunks(parts, sizes, widths, slots, signer, return_table, reserve)
         if ray is not None:
             finished = ray_engine.run(_run_chunk_columns, problem, chunks, options, ray)
         else:
@@ -292,16 +293,18 @@ class _Part:
         self.value_lists, self.plan, self.compiled = value_lists, plan, compiled
 
 
-def _chunks(parts, sizes, widths, slots, signer, keep_rows=True):
+def _chunks(parts, sizes, widths, slots, signer, keep_rows=True, reserve=None):
     """The chunks still to run (trials whose slot is empty), made one at a time as the
     engine asks for them: a sweep of 10⁶ trials never holds a list of every chunk. A
     chunk of ``size`` trials runs ``width`` of them at a time; ``keep_rows`` False: with a
-    store, its task returns only the store's records, not the rows too."""
+    store, its task returns only the store's records, not the rows too; ``reserve`` gives
+    each chunk the id of its store batch (:meth:`~steplab.run.store.ResultStore.reserve_batch`)."""
     for part, size, width, part_rows in zip(parts, sizes, widths, slots, strict=True):
         empty = map(operator.not_, part_rows)  # None or 0: to run; no Python per trial
         todo = itertools.compress(itertools.count(), empty)
         while trials := list(itertools.islice(todo, size)):
-            yield _Chunk(part, trials, signer, width, keep_rows)
+            batch_id = reserve() if reserve is not None else None
+            yield _Chunk(part, trials, signer, width, keep_rows, batch_id)
 
 
 def _place(part_rows, trials: list[int], rows: list | None, keep: bool) -> None:
@@ -347,11 +350,14 @@ class _Chunk:
     """Trials of one part run together as one vectorized call: what a task ships (its own
     slice of the plan, not the whole plan)."""
 
-    def __init__(self, part: _Part, trials: list[int], signer=None, width=None, keep_rows=True):
+    def __init__(
+        self, part: _Part, trials: list[int], signer=None, width=None, keep_rows=True, batch_id=None
+    ):
         self.entry, self.base, self.names = part.entry, part.base, part.names
         self.compiled, self.trials, self.keep_rows = part.compiled, trials, keep_rows
         self.width = width or len(trials)  # trials run at once (a (K, d) problem's K)
         self.signer = signer  # a store's RowSigner: the task prepares its records itself
+        self.batch_id = batch_id  # the id its first store batch gets
         self.configs, self.values, self.seeds = part.plan.take(trials)
 
 
@@ -389,7 +395,8 @@ def _run_chunk(problem, chunk: _Chunk, options: dict) -> tuple[list[dict] | None
         return rows, [], stopped
     done = zip(chunk.trials, rows, curves, strict=True)  # a run cut short by Ctrl+C is not
     batches = chunk.signer.records(  # done: it is not stored, and a resumed sweep reruns it
-        (chunk.entry, t, row, c) for t, row, c in done if row["status"] != "interrupted"
+        ((chunk.entry, t, row, c) for t, row, c in done if row["status"] != "interrupted"),
+        chunk.batch_id,
     )
     return (rows if chunk.keep_rows or stopped else None), batches, stopped
 
