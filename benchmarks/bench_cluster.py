@@ -148,13 +148,13 @@ def sweep_overhead(trials: int, ray, **options) -> dict:
             )
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             others = cluster_cpu() - others
-            # The table's rows are built when first asked for (steplab.run.records.Table):
-            # their cost, after the sweep, is reported on its own.
-            rows = time.process_time()
-            if table is not None:
-                table[0]
-            rows = time.process_time() - rows
-            del table
+        # The table's rows are built when first asked for (steplab.run.records.Table): their
+        # cost, after the sweep (and outside its peak memory), is reported on its own.
+        rows = time.process_time()
+        if table is not None:
+            table[0]
+        rows = time.process_time() - rows
+        del table
         with sqlite3.connect(f"{store.resolve().as_uri()}?mode=ro", uri=True) as db:
             count, keys = db.execute(
                 "SELECT COUNT(*), COUNT(DISTINCT entry * 4294967296 + trial) FROM trials"
