@@ -489,9 +489,11 @@ class _LazyTable(Table):
     first builds the row dicts, once, and turns the object into a plain :class:`Table`
     (its class is switched, so from then on it is exactly one, with no cost per access).
 
-    What reads a list's storage directly in C, not through Python's methods, sees no rows
-    before they are built: ``json.dumps(table)`` without ``indent`` (use ``table.to_json()``,
-    or ``list(table)``)."""
+    Code that calls ``list``'s own methods on it (``list.__getitem__(table, 0)``), or C code
+    that reads a list's storage directly, sees no rows before they are built (``list(table)``
+    builds them). Operators, ``len``/``list``/``sorted``/``reversed``, ``copy``, ``pickle``,
+    ``json.dumps``, ``np.array`` and ``pandas.DataFrame`` go through the methods here
+    (``tests/run/test_table_columns.py``)."""
 
     def __len__(self) -> int:
         return self.__dict__["_count"]
