@@ -14,11 +14,12 @@ memory the first one freed).
 
     python benchmarks/bench_cluster.py [--tasks 1000 10000 100000] [--old-up-to 10000]
         [--nodes 3] [--cpus 1] [--sweep-trials 100000] [--sweep-rounds 1] [--only-sweep]
-        [--no-table] [--compare-table]
+        [--no-table] [--compare-table] [--profile]
 
 ``--compare-table`` runs the sweep with and without the table (``return_table=False``)
 in alternating rounds on the same cluster, so that the table's driver CPU per trial is
-measured under the same load.
+measured under the same load. ``--profile`` then runs one more sweep under ``cProfile``
+(the driver's main thread, CPU time) and prints the CPU of each of the driver's threads.
 """
 
 from __future__ import annotations
@@ -117,6 +118,50 @@ def _print_round(result: dict, label: str) -> None:
         f"+{result['private'] / 2**20:.0f} MiB), load {result['load']:.1f}",
         flush=True,
     )
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds so far of each of this process's threads, by thread name (Linux /proc):
+    the main thread ("python") and Ray's own."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+            name = (task / "comm").read_text().strip()
+        except OSError:  # exited meanwhile
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def profile_sweep(trials: int, ray) -> None:
+    """One sweep under cProfile, timing the driver's main thread's CPU (not wall), and the
+    CPU of each of the driver's threads: where the driver's time goes."""
+    import cProfile
+    import pstats
+
+    seeds = range(10)
+    grid = {"sgd": {"lr": np.logspace(-6, -1, trials // len(seeds))}}
+    profile = cProfile.Profile(time.thread_time)
+    with tempfile.TemporaryDirectory() as folder:
+        before, cpu, wall = thread_cpu(), time.process_time(), time.perf_counter()
+        profile.enable()
+        table = sl.sweep(
+            "rosenbrock", grid, seeds=seeds, steps=2, engine="ray", store=Path(folder) / "r"
+        )
+        profile.disable()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        after = thread_cpu()
+    assert len(table) == trials
+    print(
+        f"profiled sweep: {wall:.1f} s wall, {cpu:.2f} s driver CPU (with cProfile's own), "
+        f"load {os.getloadavg()[0]:.1f}; CPU by thread:"
+    )
+    for name in sorted(after, key=lambda n: before.get(n, 0.0) - after[n])[:8]:
+        print(f"  {name:16s} {after[name] - before.get(name, 0.0):.2f} s")
+    pstats.Stats(profile).sort_stats("tottime").print_stats(12)
 
 
 def cluster_cpu() -> float:
@@ -246,6 +291,9 @@ def main(argv=None) -> None:
         help="alternate rounds with and without the table; print the table's driver CPU",
     )
     parser.add_argument(
+        "--profile", action="store_true", help="after the rounds, one sweep under cProfile"
+    )
+    parser.add_argument(
         "--write-docs",
         type=Path,
         metavar="MD",
@@ -336,6 +384,8 @@ def main(argv=None) -> None:
                     f"{1e6 * np.median(without) / n:.2f} without (medians of alternating "
                     f"rounds): {1e6 * (np.median(cpu) - np.median(without)) / n:.2f} µs/trial"
                 )
+            if args.profile:
+                profile_sweep(args.sweep_trials, ray)
             if task_ms:
                 trial_ms = 1e3 * result["cpu"] / result["trials"]
                 print(
