@@ -520,7 +520,7 @@ class _LazyTable(Table):
         del self.__dict__["_count"]
         rows = [b.rows() if isinstance(b, Columns) else b for b in blocks]
         list.extend(self, itertools.chain.from_iterable(rows))
-        self.__class__ = Table
+        self.__class__ = Table  # type: ignore[assignment]  # the plain class, from now on
 
     def __radd__(self, other):  # [...] + table: list's own __add__ would read no rows
         if "_blocks" in self.__dict__:
