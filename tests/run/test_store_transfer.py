@@ -80,3 +80,21 @@ def test_reserved_ids_are_never_given_twice(tmp_path):
     with stores.ResultStore.open(tmp_path / "s.sqlite", {"sweep": 1}) as store:
         assert store.reserve_batch() == 5  # after every stored id (a reserved one unused: a gap)
         assert len(store.done()) == 2
+
+
+def test_a_new_store_has_16_kib_pages_and_an_old_one_keeps_its_own(tmp_path):
+    """Larger pages make copying shards in cheaper (docs/distributed.md); SQLite fixes a
+    file's page size when it is created, so a store made before keeps its 4 KiB."""
+    with stores.ResultStore.open(tmp_path / "new.sqlite", {"sweep": 1}):
+        pass
+    old = tmp_path / "old.sqlite"
+    with stores.ResultStore.open(old, {"sweep": 1}) as store:
+        store._db.execute("PRAGMA journal_mode=DELETE")
+        store._db.execute("PRAGMA page_size = 4096")
+        store._db.execute("VACUUM")  # as a store written before this change
+    with stores.ResultStore.open(old, {"sweep": 1}) as store:
+        store.add([(0, 0, {"optimizer": "sgd", "final_loss": 1.0})])
+    for path, size in ((tmp_path / "new.sqlite", 16384), (old, 4096)):
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA page_size").fetchone()[0] == size
+    assert len(stores.read(old)) == 1
