@@ -14,11 +14,12 @@ memory the first one freed).
 
     python benchmarks/bench_cluster.py [--tasks 1000 10000 100000] [--old-up-to 10000]
         [--nodes 3] [--cpus 1] [--sweep-trials 100000] [--sweep-rounds 1] [--only-sweep]
-        [--no-table] [--compare-table]
+        [--no-table] [--compare-table] [--profile]
 
 ``--compare-table`` runs the sweep with and without the table (``return_table=False``)
 in alternating rounds on the same cluster, so that the table's driver CPU per trial is
-measured under the same load.
+measured under the same load. ``--profile`` then runs one more sweep under ``cProfile``
+(the driver's main thread, CPU time) and prints the CPU of each of the driver's threads.
 """
 
 from __future__ import annotations
@@ -108,6 +109,61 @@ class PeakRSS:
         self.private = self.peak[1] - self.start[1]
 
 
+def _print_round(result: dict, label: str) -> None:
+    print(
+        f"  round{' ' + label if label else ''}: {result['wall']:.1f} s wall, "
+        f"{result['cpu']:.2f} s driver CPU ({100 * result['overhead']:.1f} % of wall), cluster "
+        f"CPU {result['cluster']:.1f} s (driver {100 * result['share']:.1f} % of all CPU), "
+        f"driver peak RSS +{result['rss'] / 2**20:.0f} MiB (private "
+        f"+{result['private'] / 2**20:.0f} MiB), load {result['load']:.1f}",
+        flush=True,
+    )
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds so far of each of this process's threads, by thread name (Linux /proc):
+    the main thread ("python") and Ray's own."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+            name = (task / "comm").read_text().strip()
+        except OSError:  # exited meanwhile
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def profile_sweep(trials: int, ray) -> None:
+    """One sweep under cProfile, timing the driver's main thread's CPU (not wall), and the
+    CPU of each of the driver's threads: where the driver's time goes."""
+    import cProfile
+    import pstats
+
+    seeds = range(10)
+    grid = {"sgd": {"lr": np.logspace(-6, -1, trials // len(seeds))}}
+    profile = cProfile.Profile(time.thread_time)
+    with tempfile.TemporaryDirectory() as folder:
+        before, cpu, wall = thread_cpu(), time.process_time(), time.perf_counter()
+        profile.enable()
+        table = sl.sweep(
+            "rosenbrock", grid, seeds=seeds, steps=2, engine="ray", store=Path(folder) / "r"
+        )
+        profile.disable()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        after = thread_cpu()
+    assert len(table) == trials
+    print(
+        f"profiled sweep: {wall:.1f} s wall, {cpu:.2f} s driver CPU (with cProfile's own), "
+        f"load {os.getloadavg()[0]:.1f}; CPU by thread:"
+    )
+    for name in sorted(after, key=lambda n: before.get(n, 0.0) - after[n])[:8]:
+        print(f"  {name:16s} {after[name] - before.get(name, 0.0):.2f} s")
+    pstats.Stats(profile).sort_stats("tottime").print_stats(12)
+
+
 def cluster_cpu() -> float:
     """CPU seconds used so far by this process's descendants: the simulated cluster's
     raylets, object stores and workers (``ray.cluster_utils.Cluster`` starts them here)."""
@@ -137,7 +193,13 @@ def sweep_overhead(trials: int, ray, **options) -> dict:
             )
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             others = cluster_cpu() - others
-            del table
+        # The table's rows are built when first asked for (steplab.run.records.Table): their
+        # cost, after the sweep (and outside its peak memory), is reported on its own.
+        rows = time.process_time()
+        if table is not None:
+            table[0]
+        rows = time.process_time() - rows
+        del table
         with sqlite3.connect(f"{store.resolve().as_uri()}?mode=ro", uri=True) as db:
             count, keys = db.execute(
                 "SELECT COUNT(*), COUNT(DISTINCT entry * 4294967296 + trial) FROM trials"
@@ -148,9 +210,12 @@ def sweep_overhead(trials: int, ray, **options) -> dict:
         "trials": count,
         "wall": wall,
         "cpu": cpu,
+        "overhead": cpu / wall,
+        "rows": rows,
         "cluster": others,
         "share": cpu / (cpu + others),
         "bytes": size,
+        "load": os.getloadavg()[0],
         "rss": memory.growth,
         "private": memory.private,
     }
@@ -226,6 +291,9 @@ def main(argv=None) -> None:
         help="alternate rounds with and without the table; print the table's driver CPU",
     )
     parser.add_argument(
+        "--profile", action="store_true", help="after the rounds, one sweep under cProfile"
+    )
+    parser.add_argument(
         "--write-docs",
         type=Path,
         metavar="MD",
@@ -273,25 +341,28 @@ def main(argv=None) -> None:
             for _ in range(args.sweep_rounds):
                 if args.compare_table:  # the same round without the table, just before
                     bare.append(sweep_overhead(args.sweep_trials, ray, return_table=False))
+                    _print_round(bare[-1], "without the table")
                 results.append(sweep_overhead(args.sweep_trials, ray, **options))
-                last = results[-1]
-                print(
-                    f"  round: {last['wall']:.1f} s wall, {last['cpu']:.2f} s driver CPU "
-                    f"({100 * last['cpu'] / last['wall']:.0f} % of wall), cluster CPU "
-                    f"{last['cluster']:.1f} s (driver {100 * last['share']:.1f} % of all CPU), "
-                    f"driver peak RSS +{last['rss'] / 2**20:.0f} MiB (private "
-                    f"+{last['private'] / 2**20:.0f} MiB), load "
-                    f"{os.getloadavg()[0]:.1f}",
-                    flush=True,
-                )
+                _print_round(results[-1], "without the table" if args.no_table else "")
             result = {k: float(np.median([r[k] for r in results])) for k in results[0]}
             print(
                 f"\nsweep of {result['trials']:,.0f} trivial trials (rosenbrock, 2 steps) with a "
-                f"store: {result['wall']:.1f} s wall, driver CPU {result['cpu']:.1f} s "
-                f"({100 * result['cpu'] / result['wall']:.0f} % of wall), "
+                f"store: {result['wall']:.1f} s wall, driver CPU {result['cpu']:.2f} s, "
                 f"{result['bytes'] / result['trials']:.0f} bytes/trial, driver peak RSS "
                 f"+{result['rss'] / 2**20:.0f} MiB (private +{result['private'] / 2**20:.0f} MiB)"
             )
+            rounds = ", ".join(f"{100 * r['overhead']:.1f}" for r in results)
+            loads = ", ".join(f"{r['load']:.1f}" for r in results)
+            print(
+                f"DRIVER OVERHEAD {100 * result['overhead']:.1f} % of wall time "
+                f"(driver CPU / wall, median of {len(results)} rounds, target < 10 %; rounds: "
+                f"{rounds} %; load after each: {loads} on {os.cpu_count()} cores)"
+            )
+            if not args.no_table:
+                print(
+                    "building the table's rows afterwards, when first asked for: "
+                    f"{1e6 * result['rows'] / result['trials']:.2f} µs/trial (not in the above)"
+                )
             # Wall time on a shared machine holds the other jobs' load; the share of CPU does
             # not. On an idle machine of C cores, wall >= (driver + cluster CPU) / C, so the
             # driver's part of wall is at most C × its share of the CPU.
@@ -306,11 +377,15 @@ def main(argv=None) -> None:
                 cpu = [r["cpu"] for r in results]
                 without = [r["cpu"] for r in bare]
                 n = result["trials"]
+                overhead = np.median([r["overhead"] for r in bare])
+                print(f"without the table: driver overhead {100 * overhead:.1f} % of wall (median)")
                 print(
                     f"the table's driver CPU: {1e6 * np.median(cpu) / n:.2f} µs/trial with, "
                     f"{1e6 * np.median(without) / n:.2f} without (medians of alternating "
                     f"rounds): {1e6 * (np.median(cpu) - np.median(without)) / n:.2f} µs/trial"
                 )
+            if args.profile:
+                profile_sweep(args.sweep_trials, ray)
             if task_ms:
                 trial_ms = 1e3 * result["cpu"] / result["trials"]
                 print(

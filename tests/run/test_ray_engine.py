@@ -99,6 +99,26 @@ def test_ray_gives_the_local_table_row_for_row(cluster, case, tmp_path):
     assert kernels == ({"compiled"} if case == "compiled" else {"loop"})
 
 
+def test_the_drivers_table_holds_columns_until_a_row_is_asked_for(cluster, monkeypatch):
+    """The driver builds no row dict (docs/distributed.md): the table it returns is made of
+    the tasks' column blocks, whose length and columns are read without rows; the first
+    row asked for builds them all, and they are the local engine's."""
+    from steplab.run.records import Columns, Table
+
+    built = []
+    real_rows = Columns.rows
+    monkeypatch.setattr(Columns, "rows", lambda self: built.append(self) or real_rows(self))
+    grid = {"sgd": {"lr": np.logspace(-4, -1, 12)}, "adam": {"lr": [1e-3, 1e-2]}}
+    remote = sl.sweep("rosenbrock", grid, seeds=SEEDS, engine="ray", steps=30, chunk_size=4)
+    local = sl.sweep("rosenbrock", grid, seeds=SEEDS, engine="loop", steps=30)
+    assert not built and type(remote) is not Table  # blocks, no rows yet
+    assert len(remote) == len(local) == 28 and remote.columns == local.columns
+    assert remote.column("final_loss") == local.column("final_loss")
+    assert not built
+    assert same_rows(remote, local) and built and type(remote) is Table
+    assert [list(row) for row in remote] == [list(row) for row in local]
+
+
 def test_tasks_hold_many_configurations(cluster, monkeypatch):
     sizes = []
     real_run = ray_engine.run

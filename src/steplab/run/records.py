@@ -7,8 +7,10 @@ the versions of Python, NumPy and steplab, so a figure can always be traced back
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
+import operator
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,11 +41,17 @@ def versions() -> dict[str, str]:
     }
 
 
+_PLAIN = {int, str, bool, type(None)}  # what JSON takes as it is
+
+
 def _jsonable(value):
     """Plain Python for JSON: arrays to lists, NaN/inf to None (JSON has no NaN)."""
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
+        kinds = set(map(type, value))  # a long list of plain values (a sweep's grid) as is
+        if kinds <= _PLAIN or (kinds == {float} and all(map(math.isfinite, value))):
+            return list(value)
         return [_jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
         return _jsonable(value.tolist())
@@ -244,6 +252,20 @@ class Table(list):
 
     MAX_ROWS = 20  # printed: the first and last ten rows of a longer table
 
+    @classmethod
+    def from_blocks(cls, blocks) -> Table:
+        """A table of the rows of ``blocks`` in order (each a list of row dicts or a
+        :class:`Columns`), equal to ``Table(rows)``; from :class:`Columns`, no row dict is
+        built until one is asked for (``len``, ``columns`` and ``column`` never build
+        them). So a sweep of 10⁵ trials hands back its table without 10⁵ dicts."""
+        blocks = [block for block in blocks if len(block)]
+        if all(isinstance(block, list) for block in blocks):
+            return cls(itertools.chain.from_iterable(blocks))
+        table = _LazyTable()
+        table.__dict__["_blocks"] = blocks
+        table.__dict__["_count"] = sum(map(len, blocks))
+        return table
+
     def __str__(self) -> str:
         return self.text()
 
@@ -353,6 +375,179 @@ class Table(list):
         if path is not None:
             write_text(path, text)
         return text
+
+
+class Columns:
+    """Rows of the same fields as columns: the field names once, then per field either one
+    value every row holds (the same object, or floats of the same bits) or a list with one
+    value per row. A Ray task ships its chunk's rows so (smaller than pickled dicts, and
+    read back without a Python step per row); a :class:`Table` made of such blocks builds
+    no row dict until a row is asked for. Rows of different fields are kept as they are
+    (``plain``)."""
+
+    __slots__ = ("names", "shared", "varying", "columns", "count", "plain")
+
+    def __init__(self, names, shared, varying, columns, count, plain=None):
+        self.names, self.shared, self.varying = names, shared, varying
+        self.columns, self.count, self.plain = columns, count, plain
+
+    @classmethod
+    def pack(cls, rows: list[dict]) -> Columns:
+        names = tuple(rows[0])
+        if not all(map(names.__eq__, map(tuple, rows))):  # rows of different fields
+            return cls(names, {}, [], [], len(rows), plain=rows)
+        shared, varying, columns = {}, [], []
+        for name in names:
+            column = [row[name] for row in rows]
+            if _one_value(column):
+                shared[name] = column[0]
+            else:
+                varying.append(name)
+                columns.append(_compact(column))
+        return cls(names, shared, varying, columns, len(rows))
+
+    def __len__(self) -> int:
+        return self.count
+
+    def rows(self) -> list[dict]:
+        """The rows, equal to the packed ones field for field, in the same key order: one
+        template dict copied per row, then the varying fields set one field at a time, in
+        C loops (no Python step per row)."""
+        if self.plain is not None:
+            return self.plain
+        template = {name: self.shared.get(name) for name in self.names}
+        rows = list(map(dict.copy, itertools.repeat(template, self.count)))
+        for name, column in zip(self.varying, self.columns, strict=True):
+            values = column.tolist() if isinstance(column, np.ndarray) else column
+            any(map(operator.setitem, rows, itertools.repeat(name), values))  # each gives None
+        return rows
+
+    def column(self, name: str) -> list:
+        """One field's values (``None`` where a row lacks it), without building rows."""
+        if self.plain is not None:
+            return [row.get(name) for row in self.plain]
+        if name in self.shared:
+            return [self.shared[name]] * self.count
+        if name in self.varying:
+            column = self.columns[self.varying.index(name)]
+            return column.tolist() if isinstance(column, np.ndarray) else list(column)
+        return [None] * self.count
+
+    def __getstate__(self):
+        return (self.names, self.shared, self.varying, self.columns, self.count, self.plain)
+
+    def __setstate__(self, state):
+        self.names, self.shared, self.varying, self.columns, self.count, self.plain = state
+        # An array unpickled from Ray's object store is a view of the task's whole result
+        # (its store records included), which it would keep pinned there: copy it out.
+        self.columns = [
+            np.array(c) if isinstance(c, np.ndarray) and c.base is not None else c
+            for c in self.columns
+        ]
+
+
+def _one_value(column: list) -> bool:
+    """Whether every entry of ``column`` is the first one: the same object, or floats of
+    the same bits (so 0.0 and -0.0, or two NaNs, stay apart as pickle would keep them)."""
+    first = column[0]
+    if all(map(operator.is_, column, itertools.repeat(first))):
+        return True
+    if type(first) is not float or any(type(v) is not float for v in column):
+        return False
+    bits = np.array(column, dtype=np.float64).view(np.uint64)
+    return bool((bits == bits[0]).all())
+
+
+def _compact(column: list):
+    """A column of Python floats (or ints of 64 bits) as a NumPy array, which pickles as one
+    buffer (Ray ships it without copying) and gives back the same values, bit for bit and of
+    the same type, by ``tolist()``; any other column as it is."""
+    kinds = set(map(type, column))
+    if kinds == {float}:
+        return np.array(column, dtype=np.float64)
+    if kinds == {int}:
+        try:
+            return np.array(column, dtype=np.int64)
+        except OverflowError:  # a bigger int: kept as Python's
+            pass
+    return column
+
+
+def _block_names(block) -> list:
+    """A block's field names in row order (a list of dicts, or :class:`Columns`)."""
+    if isinstance(block, Columns) and block.plain is None:
+        return list(block.names)
+    names: dict[str, None] = {}
+    for row in block.plain if isinstance(block, Columns) else block:
+        names.update(dict.fromkeys(row))
+    return list(names)
+
+
+class _LazyTable(Table):
+    """A :class:`Table` whose rows are still blocks (:class:`Columns` or lists of dicts):
+    its length, ``columns`` and ``column(name)`` are read from the blocks; anything else
+    first builds the row dicts, once, and turns the object into a plain :class:`Table`
+    (its class is switched, so from then on it is exactly one, with no cost per access).
+
+    Code that calls ``list``'s own methods on it (``list.__getitem__(table, 0)``), or C code
+    that reads a list's storage directly, sees no rows before they are built (``list(table)``
+    builds them). Operators, ``len``/``list``/``sorted``/``reversed``, ``copy``, ``pickle``,
+    ``json.dumps``, ``np.array`` and ``pandas.DataFrame`` go through the methods here
+    (``tests/run/test_table_columns.py``)."""
+
+    def __len__(self) -> int:
+        return self.__dict__["_count"]
+
+    @property
+    def columns(self) -> list[str]:
+        names: dict[str, None] = {}
+        for block in self.__dict__["_blocks"]:
+            names.update(dict.fromkeys(_block_names(block)))
+        return list(names)
+
+    def column(self, name: str) -> list:
+        """All values of one column (``None`` where a row lacks it)."""
+        out: list = []
+        for block in self.__dict__["_blocks"]:
+            if isinstance(block, Columns):
+                out += block.column(name)
+            else:
+                out += [row.get(name) for row in block]
+        return out
+
+    def _build(self) -> None:
+        blocks = self.__dict__.pop("_blocks")
+        del self.__dict__["_count"]
+        rows = [b.rows() if isinstance(b, Columns) else b for b in blocks]
+        list.extend(self, itertools.chain.from_iterable(rows))
+        self.__class__ = Table  # type: ignore[assignment]  # the plain class, from now on
+
+    def __radd__(self, other):  # [...] + table: list's own __add__ would read no rows
+        if "_blocks" in self.__dict__:
+            self._build()
+        return other + self
+
+
+def _building(name: str):
+    """A method of :class:`_LazyTable` that builds the rows, then runs ``Table``'s own."""
+
+    def method(self, *args, **kwargs):
+        if "_blocks" in self.__dict__:  # (a method looked up before another one built them)
+            _LazyTable._build(self)
+        return getattr(self, name)(*args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+for _name in (
+    "__iter__ __getitem__ __setitem__ __delitem__ __contains__ __reversed__ "
+    "__eq__ __ne__ __lt__ __le__ __gt__ __ge__ __add__ __iadd__ __mul__ __rmul__ __imul__ "
+    "__reduce__ __reduce_ex__ __sizeof__ "
+    "append extend insert pop remove index count sort reverse clear copy"
+).split():
+    setattr(_LazyTable, _name, _building(_name))
+del _name
 
 
 class RunSet(list):

@@ -82,6 +82,14 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 _KEY_COLUMNS = ("entry", "trial")
 _STORED = ("batch", "curves", "exact", "checksum")
 _BATCH_COLUMNS = ("batch", "fields", "versions", "finished_at", "session")
+# The fixed columns of table ``trials``, declared alike in the store and in a task's shard:
+# SQLite then copies a shard's records as they are (its transfer optimization), not value
+# by value, when the shard's columns are the store's.
+_PAGE_SIZE = 16384
+_TRIALS_DECLARED = (
+    "entry INTEGER NOT NULL, trial INTEGER NOT NULL, batch INTEGER, curves BLOB, exact TEXT, "
+    "checksum BLOB"
+)
 _RESERVED = {*_KEY_COLUMNS, *_STORED}
 _META_KEYS = ("format", "fingerprint", "columns", "checksum")
 _LOCK_WAIT = 2.0  # seconds a new driver waits for readers' brief shared locks to go
@@ -387,7 +395,8 @@ class ResultStore:
             else:
                 db = _connect_readonly(path)
             try:
-                if writable:
+                if writable:  # a new store's pages: 16 KiB, not 4, copy a shard in ~1/3 faster
+                    db.execute(f"PRAGMA page_size = {_PAGE_SIZE}")  # (an old store keeps its own)
                     db.execute("PRAGMA journal_mode=WAL")
                     db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable against kill -9
                     db.execute("ATTACH ':memory:' AS shard")  # where batches arrive
@@ -579,6 +588,15 @@ class ResultStore:
         ):
             self.flush()
 
+    def reserve_batch(self) -> int:
+        """A batch id for a task to write into its shard (:meth:`RowSigner.records`): no
+        other batch gets it. One that never arrives (the task cancelled, the driver killed)
+        leaves a gap in the ids, which nothing reads."""
+        if self._keys is None:
+            self.done_trials()  # (which sets the next id after the stored ones)
+        self._next_batch += 1
+        return self._next_batch - 1
+
     def flush(self) -> None:
         """Commit every buffered trial in one transaction."""
         if not self._buffered:
@@ -587,7 +605,10 @@ class ResultStore:
         new: list[str] = []
         for batch in group:
             new += [k for k in batch.flat if k not in self._columns and k not in new]
-        first = self._next_batch
+        ids = []
+        for batch in group:  # a reserved id, or the next one
+            ids.append(batch.id if batch.id is not None else self._next_batch)
+            self._next_batch += batch.id is None
 
         def write() -> None:
             if new:
@@ -601,20 +622,23 @@ class ResultStore:
                 )
             self._db.executemany(
                 f"INSERT INTO batches VALUES ({', '.join('?' * len(_BATCH_COLUMNS))})",
-                [(first + i, *batch.shared()) for i, batch in enumerate(group)],
+                [(i, *batch.shared()) for i, batch in zip(ids, group, strict=True)],
             )
-            for i, batch in enumerate(group):
+            layout = [*_KEY_COLUMNS, *_STORED, *self._columns, *new]
+            for i, batch in zip(ids, group, strict=True):
                 names = batch.names()
                 into = f"INSERT INTO main.trials ({', '.join(map(_quote, names))})"
                 if batch.shard is None:
                     self._db.executemany(
-                        f"{into} VALUES ({', '.join('?' * len(names))})",
-                        batch.columns(first + i),
+                        f"{into} VALUES ({', '.join('?' * len(names))})", batch.columns(i)
                     )
                     continue
                 self._db.deserialize(batch.shard, name="shard")  # type: ignore[attr-defined]
+                if batch.id is not None and names == layout:  # record by record, as stored
+                    self._db.execute("INSERT INTO main.trials SELECT * FROM shard.trials")
+                    continue
                 taken = ", ".join("?" if n == "batch" else _quote(n) for n in names)
-                self._db.execute(f"{into} SELECT {taken} FROM shard.trials", (first + i,))
+                self._db.execute(f"{into} SELECT {taken} FROM shard.trials", (i,))
 
         try:
             self._write(write)
@@ -622,7 +646,6 @@ class ResultStore:
             for batch in group:  # not stored: a later run may add them again
                 _release(self._keys or {}, batch.entry, batch.trials)
             raise
-        self._next_batch = first + len(group)
         self._columns.extend(new)
 
     def _write(self, work) -> None:
@@ -749,6 +772,7 @@ class Batch:
         self.checksums: list[bytes] = []
         self.cells: list[list[Any]] = [[] for _ in self.flat]
         self.shard: bytes | None = None
+        self.id: int | None = None  # the batch id the driver reserved for it, if any
 
     def shared(self) -> tuple[str, str, str, str]:
         """The ``batches`` row, less its id: fields, versions, finished_at, session."""
@@ -777,10 +801,12 @@ class Batch:
         names = self.names()
         memory = sqlite3.connect(":memory:", isolation_level=None)
         try:
-            memory.execute(f"CREATE TABLE trials ({', '.join(map(_quote, names))})")
+            declared = ", ".join([_TRIALS_DECLARED, *map(_quote, self.flat)])
+            memory.execute(f"CREATE TABLE trials ({declared})")
             memory.execute("BEGIN")
             memory.executemany(
-                f"INSERT INTO trials VALUES ({', '.join('?' * len(names))})", self.columns()
+                f"INSERT INTO trials VALUES ({', '.join('?' * len(names))})",
+                self.columns(self.id),
             )
             memory.execute("COMMIT")
             self.shard = memory.serialize()  # type: ignore[attr-defined]  # Python ≥ 3.11
@@ -879,9 +905,11 @@ class RowSigner:
     def __init__(self, sweep: str, session: str):
         self.sweep, self.session = sweep, session
 
-    def records(self, rows: Iterable[Sequence[Any]]) -> list[Batch]:
+    def records(self, rows: Iterable[Sequence[Any]], batch_id: int | None = None) -> list[Batch]:
         """``(entry, trial, row)`` or ``(entry, trial, row, curves)`` items as batches (one
-        per grid entry and set of fields, in order of first appearance)."""
+        per grid entry and set of fields, in order of first appearance). ``batch_id`` (from
+        :meth:`ResultStore.reserve_batch`) is the first batch's id, written into its shard,
+        which the driver can then copy as it is; the others get theirs from the driver."""
         versions_ = _versions_text()
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         batches: dict[tuple, tuple[Batch, Any]] = {}
@@ -892,6 +920,8 @@ class RowSigner:
             found = batches.get(shape)
             if found is None:
                 batch = Batch(entry, tuple(row), versions_, stamp, self.session)
+                if not batches:
+                    batch.id = batch_id
                 shared = _batch_hasher(
                     self.sweep, batch.shared()[0], versions_, stamp, self.session
                 )
@@ -959,10 +989,7 @@ def _create(db: sqlite3.Connection, fingerprint: bytes) -> None:
     # No PRIMARY KEY index: uniqueness is the driver's (it holds the lock and every key),
     # and a table without an index has no second copy of the keys to disagree when damaged.
     db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT NOT NULL, value TEXT NOT NULL)")
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS trials (entry INTEGER NOT NULL, trial INTEGER NOT NULL, "
-        "batch INTEGER, curves BLOB, exact TEXT, checksum BLOB)"
-    )
+    db.execute(f"CREATE TABLE IF NOT EXISTS trials ({_TRIALS_DECLARED})")
     db.execute(
         "CREATE TABLE IF NOT EXISTS batches (batch INTEGER, fields TEXT, versions TEXT, "
         "finished_at TEXT, session TEXT)"

@@ -17,7 +17,9 @@ from typing import Literal, overload
 import numpy as np
 
 from steplab.run.loop import _run_hyperparameters, minimize
-from steplab.run.records import Table
+from steplab.run.records import Columns, Table
+
+_Columns = Columns  # the name this module gave it first
 
 ENGINES = ("auto", "fast", "loop", "ray")
 # Options under which a sweep is a plain fixed number of full-gradient steps: the only
@@ -161,6 +163,7 @@ def sweep(
         slots: list = [
             [None] * len(part.plan) if return_table else bytearray(len(part.plan)) for part in parts
         ]
+        blocks: list = [[] for _ in parts]  # each part's finished runs of trials
         if results is not None and return_table:
             for (entry, t), row in results.done().items():
                 slots[entry][t] = row
@@ -185,7 +188,8 @@ def sweep(
             sizes.append(size)
         signer = results.signer() if results is not None else None
         widths = [_FAST_CHUNK if part.compiled else chunk_size for part in parts]
-        chunks = _chunks(parts, sizes, widths, slots, signer, return_table)  # one at a time
+        reserve = results.reserve_batch if results is not None else None
+        chunks = _chunks(parts, sizes, widths, slots, signer, return_table, reserve)
         if ray is not None:
             finished = ray_engine.run(_run_chunk_columns, problem, chunks, options, ray)
         else:
@@ -196,10 +200,16 @@ def sweep(
                     # short by Ctrl+C is not done (not in batches), so a resumed sweep runs it
                     results.add_records(batches)
                 part_rows = slots[chunk.entry]
-                if isinstance(chunk_rows, _Columns):  # a Ray task's rows, shipped as columns
-                    chunk_rows = chunk_rows.rows()
-                if chunk_rows is not None:
-                    _place(part_rows, chunk.trials, chunk_rows, return_table)
+                trials = chunk.trials
+                run = trials[-1] - trials[0] == len(trials) - 1
+                if chunk_rows is not None and return_table and run:
+                    # a run of trials: its rows stay one block (a Ray task's: columns), which
+                    # the table joins in trial order without building a dict per row
+                    blocks[chunk.entry].append((trials[0], chunk_rows))
+                elif chunk_rows is not None:  # trials around ones a store already had
+                    if isinstance(chunk_rows, Columns) and return_table:
+                        chunk_rows = chunk_rows.rows()
+                    _place(part_rows, trials, chunk_rows, return_table)
                 else:  # no table: every trial stored, marked done
                     for batch in batches:
                         _place(part_rows, batch.trials, None, False)
@@ -217,7 +227,7 @@ def sweep(
             results.close()
     if not return_table:
         return None
-    table = Table(filter(None, itertools.chain.from_iterable(slots)))  # rows are non-empty
+    table = Table.from_blocks(itertools.chain.from_iterable(map(_in_order, slots, blocks)))
     table.interrupted = interrupted
     return table
 
@@ -259,6 +269,8 @@ class _Plan:
     def __init__(self, value_lists, seeds):
         self.value_lists, self.seeds = value_lists, seeds
         self.shape = tuple(len(values) for values in value_lists)
+        self._seeds = np.empty(len(seeds), dtype=object)  # the seeds as given, any size
+        self._seeds[:] = seeds
 
     def __len__(self) -> int:
         return math.prod(self.shape) * len(self.seeds)
@@ -269,7 +281,7 @@ class _Plan:
         configs, seeds = np.divmod(np.asarray(trials, dtype=np.int64), len(self.seeds))
         index = np.unravel_index(configs, self.shape) if self.shape else ()
         values = [v[i] for v, i in zip(self.value_lists, index, strict=True)]
-        return configs.tolist(), values, [self.seeds[s] for s in seeds.tolist()]
+        return configs.tolist(), values, self._seeds[seeds].tolist()
 
 
 class _Part:
@@ -281,16 +293,18 @@ class _Part:
         self.value_lists, self.plan, self.compiled = value_lists, plan, compiled
 
 
-def _chunks(parts, sizes, widths, slots, signer, keep_rows=True):
+def _chunks(parts, sizes, widths, slots, signer, keep_rows=True, reserve=None):
     """The chunks still to run (trials whose slot is empty), made one at a time as the
     engine asks for them: a sweep of 10⁶ trials never holds a list of every chunk. A
     chunk of ``size`` trials runs ``width`` of them at a time; ``keep_rows`` False: with a
-    store, its task returns only the store's records, not the rows too."""
+    store, its task returns only the store's records, not the rows too; ``reserve`` gives
+    each chunk the id of its store batch (:meth:`~steplab.run.store.ResultStore.reserve_batch`)."""
     for part, size, width, part_rows in zip(parts, sizes, widths, slots, strict=True):
         empty = map(operator.not_, part_rows)  # None or 0: to run; no Python per trial
         todo = itertools.compress(itertools.count(), empty)
         while trials := list(itertools.islice(todo, size)):
-            yield _Chunk(part, trials, signer, width, keep_rows)
+            batch_id = reserve() if reserve is not None else None
+            yield _Chunk(part, trials, signer, width, keep_rows, batch_id)
 
 
 def _place(part_rows, trials: list[int], rows: list | None, keep: bool) -> None:
@@ -313,6 +327,18 @@ def _place(part_rows, trials: list[int], rows: list | None, keep: bool) -> None:
             part_rows[t] = row
 
 
+def _in_order(part_rows: list, blocks: list) -> list:
+    """A part's rows in trial order, as blocks: the finished runs of trials (``blocks``:
+    ``(first trial, rows)``) and, between them, the rows placed one by one (from a store, or
+    a chunk around them); trials not run (Ctrl+C) leave no row."""
+    out, position = [], 0
+    for start, rows in sorted(blocks, key=operator.itemgetter(0)):
+        out += [list(filter(None, part_rows[position:start])), rows]
+        position = start + len(rows)
+    out.append(list(filter(None, part_rows[position:])))
+    return out
+
+
 def _count_done(part_rows) -> int:
     """Trials already done in a part's slots (rows, or 1 bytes without a table)."""
     if isinstance(part_rows, bytearray):
@@ -324,11 +350,14 @@ class _Chunk:
     """Trials of one part run together as one vectorized call: what a task ships (its own
     slice of the plan, not the whole plan)."""
 
-    def __init__(self, part: _Part, trials: list[int], signer=None, width=None, keep_rows=True):
+    def __init__(
+        self, part: _Part, trials: list[int], signer=None, width=None, keep_rows=True, batch_id=None
+    ):
         self.entry, self.base, self.names = part.entry, part.base, part.names
         self.compiled, self.trials, self.keep_rows = part.compiled, trials, keep_rows
         self.width = width or len(trials)  # trials run at once (a (K, d) problem's K)
         self.signer = signer  # a store's RowSigner: the task prepares its records itself
+        self.batch_id = batch_id  # the id its first store batch gets
         self.configs, self.values, self.seeds = part.plan.take(trials)
 
 
@@ -366,73 +395,18 @@ def _run_chunk(problem, chunk: _Chunk, options: dict) -> tuple[list[dict] | None
         return rows, [], stopped
     done = zip(chunk.trials, rows, curves, strict=True)  # a run cut short by Ctrl+C is not
     batches = chunk.signer.records(  # done: it is not stored, and a resumed sweep reruns it
-        (chunk.entry, t, row, c) for t, row, c in done if row["status"] != "interrupted"
+        ((chunk.entry, t, row, c) for t, row, c in done if row["status"] != "interrupted"),
+        chunk.batch_id,
     )
     return (rows if chunk.keep_rows or stopped else None), batches, stopped
 
 
 def _run_chunk_columns(problem, chunk: _Chunk, options: dict) -> tuple:
     """:func:`_run_chunk` as a Ray task runs it: the same, with the rows shipped as
-    :class:`_Columns` (smaller, and rebuilt by the driver faster than pickled dicts)."""
+    :class:`~steplab.run.records.Columns` (smaller than pickled dicts, and kept as columns
+    by the driver's table until a row is asked for)."""
     rows, batches, stopped = _run_chunk(problem, chunk, options)
-    return (_Columns.pack(rows) if rows else rows), batches, stopped
-
-
-class _Columns:
-    """A chunk's rows as columns, for the trip from a task to the driver: the field names
-    once, then per field either one value every row holds (the same object, as pickle's
-    memo would share it) or a list with one value per row. Unpickling a list of dicts
-    rebuilds every dict item by item; the driver's :meth:`rows` copies one template dict
-    per row and sets only the fields that vary, one field at a time, in C loops."""
-
-    __slots__ = ("names", "shared", "varying", "columns", "count", "plain")
-
-    def __init__(self, names, shared, varying, columns, count, plain=None):
-        self.names, self.shared, self.varying = names, shared, varying
-        self.columns, self.count, self.plain = columns, count, plain
-
-    @classmethod
-    def pack(cls, rows: list[dict]) -> _Columns:
-        names = tuple(rows[0])
-        if not all(map(names.__eq__, map(tuple, rows))):  # rows of different fields
-            return cls(names, {}, [], [], len(rows), plain=rows)
-        shared, varying, columns = {}, [], []
-        for name in names:
-            column = [row[name] for row in rows]
-            if _one_value(column):
-                shared[name] = column[0]
-            else:
-                varying.append(name)
-                columns.append(column)
-        return cls(names, shared, varying, columns, len(rows))
-
-    def rows(self) -> list[dict]:
-        """The rows, equal to the packed ones field for field, in the same key order."""
-        if self.plain is not None:
-            return self.plain
-        template = {name: self.shared.get(name) for name in self.names}
-        rows = list(map(dict.copy, itertools.repeat(template, self.count)))
-        for name, column in zip(self.varying, self.columns, strict=True):
-            any(map(operator.setitem, rows, itertools.repeat(name), column))  # each gives None
-        return rows
-
-    def __getstate__(self):
-        return (self.names, self.shared, self.varying, self.columns, self.count, self.plain)
-
-    def __setstate__(self, state):
-        self.names, self.shared, self.varying, self.columns, self.count, self.plain = state
-
-
-def _one_value(column: list) -> bool:
-    """Whether every entry of ``column`` is the first one: the same object, or floats of
-    the same bits (so 0.0 and -0.0, or two NaNs, stay apart as pickle would keep them)."""
-    first = column[0]
-    if all(map(operator.is_, column, itertools.repeat(first))):
-        return True
-    if type(first) is not float or any(type(v) is not float for v in column):
-        return False
-    bits = np.array(column, dtype=np.float64).view(np.uint64)
-    return bool((bits == bits[0]).all())
+    return (Columns.pack(rows) if rows else rows), batches, stopped
 
 
 def _fingerprint(problem, grid, parts, seeds, options) -> dict:
