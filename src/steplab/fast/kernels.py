@@ -89,10 +89,11 @@ _KERNELS: dict[tuple, Any] = {}
 
 
 def step_kernel(rule: Callable, kept: tuple[bool, ...], pieces: tuple[tuple, tuple], HP: type,
-                statics: tuple, dtype: Any = np.float64) -> Any:  # fmt: skip
+                statics: tuple, dtype: Any = np.float64, parallel: bool = True) -> Any:  # fmt: skip
     """The parallel kernel ``kernel(theta, g, *kept_moments, numbers, check)`` for ``rule``,
     computing in ``dtype`` (the arrays' compute dtype; ``numbers`` holds the step values'
-    float fields in that dtype).
+    float fields in that dtype). With ``parallel=False`` the same source compiles to a loop
+    on the calling thread (no thread pool: for callers that run their own, such as torch).
 
     ``kept[j]`` says whether the rule's j-th moment is an array of this state (else the
     rule gets 0.0 and its result is dropped); ``pieces`` is ``(before, after)``: the piece
@@ -103,7 +104,7 @@ def step_kernel(rule: Callable, kept: tuple[bool, ...], pieces: tuple[tuple, tup
     One kernel per combination, compiled on first use.
     """
     dtype = np.dtype(dtype)
-    key = (rule, kept, pieces, HP, statics, dtype)
+    key = (rule, kept, pieces, HP, statics, dtype, parallel)
     if key not in _KERNELS:
         names = [f"m{j}" for j, keep in enumerate(kept) if keep]
         before, after = pieces
@@ -136,17 +137,19 @@ def step_kernel(rule: Callable, kept: tuple[bool, ...], pieces: tuple[tuple, tup
         namespace = {
             "HP": HP,
             "ops": scalar_ops,  # a module global: numba inlines its functions
-            "prange": _numba.numba.prange,
+            "prange": _numba.numba.prange if parallel else range,
             "compute": dtype.type,
             "rule": jitted(rule, dtype),
             # a call, not inlined: its fast-math flag (reassoc) stays on its own sum and
             # never reaches the rule's arithmetic
-            "all_finite": _all_finite_kernel(),
+            "all_finite": _all_finite_kernel(parallel),
             **{f"before{j}": jitted(f, dtype) for j, f in enumerate(before)},
             **{f"after{j}": jitted(f, dtype) for j, f in enumerate(after)},
         }
         exec(compile(source, f"<steplab kernel for {rule.__qualname__}>", "exec"), namespace)  # noqa: S102
-        _KERNELS[key] = _numba.numba.njit(parallel=True, error_model="numpy")(namespace["kernel"])
+        _KERNELS[key] = _numba.numba.njit(parallel=parallel, error_model="numpy")(
+            namespace["kernel"]
+        )
     return _KERNELS[key]
 
 
@@ -186,16 +189,15 @@ def _all_finite(g):
     return total == 0
 
 
-_ALL_FINITE = None
+_ALL_FINITE: dict[bool, Any] = {}
 
 
-def _all_finite_kernel() -> Any:
-    global _ALL_FINITE
-    if _ALL_FINITE is None:
-        _ALL_FINITE = _numba.numba.njit(
-            parallel=True, error_model="numpy", fastmath={"reassoc"}, cache=True
+def _all_finite_kernel(parallel: bool = True) -> Any:
+    if parallel not in _ALL_FINITE:
+        _ALL_FINITE[parallel] = _numba.numba.njit(
+            parallel=parallel, error_model="numpy", fastmath={"reassoc"}, cache=True
         )(_all_finite)
-    return _ALL_FINITE
+    return _ALL_FINITE[parallel]
 
 
 def all_finite(g: np.ndarray) -> bool:
