@@ -109,3 +109,54 @@ class SerialTable:
             self.broken = True
             return False
         return True
+
+
+# -- one read of every gradient, on the calling thread ------------------------------------
+
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+
+
+def _tables(tensors: list[torch.Tensor]) -> list[tuple[np.ndarray, np.ndarray, Any]] | None:
+    """``tensors`` as address tables, one per dtype, for :mod:`steplab.fast.serial`'s
+    reductions; None where one is not a plain, contiguous CPU float32/float64 tensor, or
+    where they hold fewer than :data:`SERIAL_MIN_SIZE` elements in all (no compiling for
+    that)."""
+    if sum(map(torch.Tensor.numel, tensors)) < SERIAL_MIN_SIZE:
+        return None
+    by_dtype: dict[Any, list[torch.Tensor]] = {}
+    for t in tensors:
+        if type(t) not in _PLAIN or t.device.type != "cpu" or not t.is_contiguous():
+            return None
+        dtype = _DTYPES.get(t.dtype)
+        if dtype is None:
+            return None
+        by_dtype.setdefault(dtype, []).append(t)
+    return [
+        (
+            np.fromiter(map(_DATA_PTR, group), np.int64, len(group)),
+            np.fromiter(map(torch.Tensor.numel, group), np.int64, len(group)),
+            dtype,
+        )
+        for dtype, group in by_dtype.items()
+    ]
+
+
+def sum_of_squares(tensors: list[torch.Tensor]) -> float | None:
+    """Σx² over every element of ``tensors``, summed in float64 in one read of each on the
+    calling thread; None where the compiled reduction cannot take them (see :func:`_tables`;
+    numba missing): the caller sums them its own way."""
+    tables = _tables(tensors)
+    serial = _serial_module() if tables else None
+    if serial is None or tables is None:
+        return None
+    return sum(serial.sum_of_squares(*table) for table in tables)
+
+
+def all_finite(tensors: list[torch.Tensor]) -> bool | None:
+    """Whether no element of ``tensors`` is NaN or ±inf, in one read of each on the calling
+    thread; None where the compiled check cannot take them (as :func:`sum_of_squares`)."""
+    tables = _tables(tensors)
+    serial = _serial_module() if tables else None
+    if serial is None or tables is None:
+        return None
+    return all(serial.all_finite(*table) for table in tables)

@@ -43,6 +43,7 @@ import torch
 from steplab.optim.base import Optimizer as CoreOptimizer
 from steplab.optim.base import initial_value
 from steplab.torch import validation
+from steplab.torch import _serial
 from steplab.torch._serial import SerialTable
 from steplab.torch._single_pass import SinglePass
 from steplab.torch._tensorlist import TORCH_OPS, TensorList
@@ -318,6 +319,9 @@ class TorchOptimizer(torch.optim.Optimizer):
                  if p.grad is not None]  # fmt: skip
         if not grads:
             return 0.0
+        squares = _serial.sum_of_squares(grads)  # CPU, numba: one read, no float64 copies
+        if squares is not None:
+            return math.sqrt(squares)
         device = grads[0].device
         squares = [part.to(device) for g in grads for part in _squares_in_float64(g)]
         return math.sqrt(float(torch.stack(squares).sum()))
@@ -502,11 +506,17 @@ def _squares_in_float64(g: torch.Tensor) -> list[torch.Tensor]:
 def all_finite(tensors: list[torch.Tensor]) -> bool:
     """Whether no tensor holds NaN or ±inf, reading each once (one device sync).
 
-    The sum of all elements is finite exactly when no element is NaN or ±inf, unless
-    finite elements overflow it: only then (a non-finite sum) is each tensor checked element
-    by element. (``torch.isfinite`` writes a mask through temporaries: many times slower;
-    ``benchmarks/bench_torch_optim.py --check-pass`` times both against a read anchor.)
+    Large CPU float32/float64 sets, with numba installed, are checked by one compiled read
+    on the calling thread (``steplab.torch._serial``: Σx·0 is 0 exactly when all are
+    finite). Elsewhere: the sum of all elements is finite exactly when no element is NaN or
+    ±inf, unless finite elements overflow it: only then (a non-finite sum) is each tensor
+    checked element by element. (``torch.isfinite`` writes a mask through temporaries: many
+    times slower; ``benchmarks/bench_torch_optim.py --check-pass`` times these against a
+    read anchor.)
     """
+    finite = _serial.all_finite(tensors)  # CPU, numba: one compiled read of every tensor
+    if finite is not None:
+        return finite
     if bool(torch.stack(list(map(torch.sum, tensors))).sum().isfinite()):
         return True
     return all(bool(torch.isfinite(t).all()) for t in tensors)
