@@ -113,7 +113,9 @@ def test_the_traced_route_differs_from_the_core_where_the_compiled_one_does_not(
         patch.setattr(_serial, "SERIAL_MIN_SIZE", 1 << 60)  # the traced route
         traced, _ = _torch_run("adam", torch.float32, grads)
     thetas, _, _ = _core_run("adam", torch.float32, grads)
-    assert not all(np.array_equal(p.detach().numpy(), t) for p, t in zip(traced, thetas))
+    assert not all(
+        np.array_equal(p.detach().numpy(), t) for p, t in zip(traced, thetas, strict=True)
+    )
 
 
 def test_a_step_the_table_cannot_take_runs_the_traced_program(count_calls, one_thread):
@@ -228,4 +230,3 @@ def test_no_thread_pool_is_started_and_torch_keeps_its_thread_count(parallel_ker
         assert "pool started" in out  # the detector sees a pool when there is one
     else:
         assert "no pool" in out and "torch threads 1" in out
-

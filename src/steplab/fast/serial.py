@@ -56,7 +56,7 @@ def _pointer(dtype: np.dtype) -> Any:
     return _POINTERS[dtype]
 
 
-def _table_kernel(cls: type, kept: tuple[bool, ...], pieces: tuple[tuple, tuple], HP: type,
+def _table_kernel(cls: Any, kept: tuple[bool, ...], pieces: tuple[tuple, tuple], HP: type,
                   statics: tuple, dtype: np.dtype) -> Any:  # fmt: skip
     key = (cls.rule, kept, pieces, HP, statics, dtype)
     if key not in _STEPS:
@@ -68,7 +68,9 @@ def _table_kernel(cls: type, kept: tuple[bool, ...], pieces: tuple[tuple, tuple]
             "pointer": _pointer(dtype),
         }
         source = _TABLE_STEP.format(arrays=arrays)
-        exec(compile(source, f"<steplab table step for {cls.rule.__qualname__}>", "exec"), namespace)  # noqa: S102
+        exec(
+            compile(source, f"<steplab table step for {cls.rule.__qualname__}>", "exec"), namespace
+        )  # noqa: S102
         _STEPS[key] = _numba.numba.njit(error_model="numpy")(namespace["table_step"])
     return _STEPS[key]
 
@@ -103,9 +105,7 @@ def step_table(optimizer: Any, hp: Any, addresses: np.ndarray, sizes: np.ndarray
         kernel = _table_kernel(cls, kept, pieces, type(hp), statics, dtype)
         kernel(addresses, sizes, numbers)
     except _numba.compile_errors() as exc:  # compiling fails before anything runs
-        raise CompileError(
-            f"numba could not compile the {optimizer.name} rule ({exc})"
-        ) from exc
+        raise CompileError(f"numba could not compile the {optimizer.name} rule ({exc})") from exc
 
 
 # -- reductions over a table of arrays (one address per row) -------------------------------

@@ -42,8 +42,7 @@ import torch
 
 from steplab.optim.base import Optimizer as CoreOptimizer
 from steplab.optim.base import initial_value
-from steplab.torch import validation
-from steplab.torch import _serial
+from steplab.torch import _serial, validation
 from steplab.torch._serial import SerialTable
 from steplab.torch._single_pass import SinglePass
 from steplab.torch._tensorlist import TORCH_OPS, TensorList
@@ -319,9 +318,9 @@ class TorchOptimizer(torch.optim.Optimizer):
                  if p.grad is not None]  # fmt: skip
         if not grads:
             return 0.0
-        squares = _serial.sum_of_squares(grads)  # CPU, numba: one read, no float64 copies
-        if squares is not None:
-            return math.sqrt(squares)
+        total = _serial.sum_of_squares(grads)  # CPU, numba: one read, no float64 copies
+        if total is not None:
+            return math.sqrt(total)
         device = grads[0].device
         squares = [part.to(device) for g in grads for part in _squares_in_float64(g)]
         return math.sqrt(float(torch.stack(squares).sum()))
