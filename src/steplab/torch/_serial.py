@@ -79,6 +79,7 @@ class SerialTable:
                  held: list[tuple[str, list]], indices: list[int]) -> None:  # fmt: skip
         self.serial = serial
         self.indices = indices
+        self.every = indices == list(range(len(params)))  # the whole bucket
         by_name = dict(held)
         self.moments = tuple(n for n in configured.moment_names() if n in by_name)
         columns = [[params[i] for i in indices], [], *([by_name[n][i] for i in indices]
@@ -97,10 +98,10 @@ class SerialTable:
         a rule numba cannot compile): the caller steps them its own way."""
         if self.broken:
             return False
-        g = [grads[i] for i in self.indices]
+        g = grads if self.every else [grads[i] for i in self.indices]
         if not all(map(_CONTIGUOUS, g)):
             return False
-        self.addresses[:, 1] = list(map(_DATA_PTR, g))
+        self.addresses[:, 1] = np.fromiter(map(_DATA_PTR, g), np.int64, len(g))
         try:
             self.serial.step_table(
                 configured, step_values, self.addresses, self.sizes, self.dtype, self.moments
