@@ -223,6 +223,11 @@ def test_no_thread_pool_is_started_and_torch_keeps_its_thread_count(parallel_ker
         print("torch threads", torch.get_num_threads())
         """
     ).replace("torch.set_num_threads(1)", f"torch.set_num_threads(1)\n{control}")
+    # numba's disk cache holding the parallel kernels first (a serial kernel that loaded the
+    # cached parallel code would start the pool as it loads)
+    warm = "import numpy as np; from steplab.fast import kernels; "
+    warm += "kernels.all_finite(np.ones(1 << 20, np.float32))"
+    subprocess.run([sys.executable, "-c", warm], timeout=300, check=True)
     out = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True
     ).stdout.split("\n")

@@ -193,9 +193,11 @@ _ALL_FINITE: dict[bool, Any] = {}
 
 
 def _all_finite_kernel(parallel: bool = True) -> Any:
+    # only the parallel one is cached on disk: numba's cache does not tell the two apart
+    # (a serial caller would load the parallel code, and loading it starts the thread pool)
     if parallel not in _ALL_FINITE:
         _ALL_FINITE[parallel] = _numba.numba.njit(
-            parallel=parallel, error_model="numpy", fastmath={"reassoc"}, cache=True
+            parallel=parallel, error_model="numpy", fastmath={"reassoc"}, cache=parallel
         )(_all_finite)
     return _ALL_FINITE[parallel]
 
