@@ -111,8 +111,8 @@ def step_table(optimizer: Any, hp: Any, addresses: np.ndarray, sizes: np.ndarray
 # -- reductions over a table of arrays (one address per row) -------------------------------
 
 # Each array is read as 8 far-apart streams at once, one accumulator each: on the 2-core
-# box one core reads 8 streams 10-20 % faster than one (benchmarks/bench_torch_optim.py
-# --check-pass, "8 streams at once" against "BLAS dot x·x").
+# box at least as fast as one stream, sometimes faster (benchmarks/bench_torch_optim.py
+# --check-pass, "8 streams at once" against "BLAS dot x·x"; docs/speed.md).
 _REDUCTIONS = """
 def sum_of_squares(addresses, sizes):
     # Σx² in float64 (fast-math "reassoc" on this function only: lanes, any order)
