@@ -71,7 +71,8 @@ def _table_kernel(cls: Any, kept: tuple[bool, ...], pieces: tuple[tuple, tuple],
         exec(
             compile(source, f"<steplab table step for {cls.rule.__qualname__}>", "exec"), namespace
         )  # noqa: S102
-        _STEPS[key] = _numba.numba.njit(error_model="numpy")(namespace["table_step"])
+        # nogil: like torch's kernels, the step lets other Python threads run meanwhile
+        _STEPS[key] = _numba.numba.njit(error_model="numpy", nogil=True)(namespace["table_step"])
     return _STEPS[key]
 
 
@@ -171,7 +172,7 @@ def _reducers(dtype: np.dtype) -> tuple[Any, Any]:
             "zero": dtype.type(0),
         }
         exec(compile(_REDUCTIONS, f"<steplab table reductions, {dtype}>", "exec"), namespace)  # noqa: S102
-        jit = _numba.numba.njit(error_model="numpy", fastmath={"reassoc"})
+        jit = _numba.numba.njit(error_model="numpy", fastmath={"reassoc"}, nogil=True)
         _REDUCERS[dtype] = (jit(namespace["sum_of_squares"]), jit(namespace["sum_times_zero"]))
     return _REDUCERS[dtype]
 
