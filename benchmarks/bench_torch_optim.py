@@ -31,6 +31,7 @@ import random
 import statistics
 import time
 
+import numpy as np
 import torch
 
 import steplab.torch as st
@@ -176,6 +177,36 @@ def _read_anchor():
     return read_all
 
 
+def _streams_anchor():
+    """A numba loop summing x² in float64 over 8 far-apart regions of a float32 array at once
+    (one accumulator each, vectorized): does reading several streams at a time beat one
+    stream on this core? None without numba."""
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(fastmath={"reassoc"}, error_model="numpy", cache=False)
+    def read_8_streams(x):
+        n = x.size // 8
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+        for i in range(n):
+            a0 += np.float64(x[i]) ** 2
+            a1 += np.float64(x[n + i]) ** 2
+            a2 += np.float64(x[2 * n + i]) ** 2
+            a3 += np.float64(x[3 * n + i]) ** 2
+            a4 += np.float64(x[4 * n + i]) ** 2
+            a5 += np.float64(x[5 * n + i]) ** 2
+            a6 += np.float64(x[6 * n + i]) ** 2
+            a7 += np.float64(x[7 * n + i]) ** 2
+        total = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7
+        for i in range(8 * n, x.size):
+            total += np.float64(x[i]) ** 2
+        return total
+
+    return read_8_streams
+
+
 def check_pass(set_name: str, repeats: int) -> None:
     """``nonfinite``'s check of the gradients (steplab.torch's ``all_finite``) against the
     machine's read speed (two read-only loops over the same arrays: :func:`_read_anchor` and
@@ -193,6 +224,9 @@ def check_pass(set_name: str, repeats: int) -> None:
     }
     if anchor is not None:
         contenders["read anchor (numba sum)"] = lambda: [anchor(a) for a in arrays]
+    streams = _streams_anchor()
+    if streams is not None:
+        contenders["read anchor (numba, 8 streams at once)"] = lambda: [streams(a) for a in arrays]
     contenders["read anchor (BLAS dot x·x)"] = lambda: [float(a @ a) for a in arrays]
     times: dict[str, list[float]] = {k: [] for k in contenders}
     for fn in contenders.values():

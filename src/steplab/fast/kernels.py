@@ -89,10 +89,11 @@ _KERNELS: dict[tuple, Any] = {}
 
 
 def step_kernel(rule: Callable, kept: tuple[bool, ...], pieces: tuple[tuple, tuple], HP: type,
-                statics: tuple, dtype: Any = np.float64) -> Any:  # fmt: skip
+                statics: tuple, dtype: Any = np.float64, parallel: bool = True) -> Any:  # fmt: skip
     """The parallel kernel ``kernel(theta, g, *kept_moments, numbers, check)`` for ``rule``,
     computing in ``dtype`` (the arrays' compute dtype; ``numbers`` holds the step values'
-    float fields in that dtype).
+    float fields in that dtype). With ``parallel=False`` the same source compiles to a loop
+    on the calling thread (no thread pool: for callers that run their own, such as torch).
 
     ``kept[j]`` says whether the rule's j-th moment is an array of this state (else the
     rule gets 0.0 and its result is dropped); ``pieces`` is ``(before, after)``: the piece
@@ -102,15 +103,17 @@ def step_kernel(rule: Callable, kept: tuple[bool, ...], pieces: tuple[tuple, tup
     ``numbers`` in order: a NumPy array is far cheaper for numba to receive than a NamedTuple).
     One kernel per combination, compiled on first use.
     """
-    return _compiled(_STEP_TEMPLATE, rule, kept, pieces, HP, statics, dtype)["kernel"]
+    return _compiled(_STEP_TEMPLATE, rule, kept, pieces, HP, statics, dtype, parallel)["kernel"]
 
 
 def _compiled(template: str, rule: Callable, kept: tuple[bool, ...], pieces: tuple[tuple, tuple],
-              HP: type, statics: tuple, dtype: Any) -> dict[str, Any]:  # fmt: skip
+              HP: type, statics: tuple, dtype: Any,
+              parallel: bool = True) -> dict[str, Any]:  # fmt: skip
     """The functions of ``template`` filled in for ``rule`` (see :func:`step_kernel`), each
-    compiled by numba as a parallel kernel: name -> kernel."""
+    compiled by numba as a parallel kernel (``parallel=False``: a loop on the calling
+    thread): name -> kernel."""
     dtype = np.dtype(dtype)
-    key = (template, rule, kept, pieces, HP, statics, dtype)
+    key = (template, rule, kept, pieces, HP, statics, dtype, parallel)
     if key not in _KERNELS:
         names = [f"m{j}" for j, keep in enumerate(kept) if keep]
         before, after = pieces
@@ -143,12 +146,12 @@ def _compiled(template: str, rule: Callable, kept: tuple[bool, ...], pieces: tup
         namespace = {
             "HP": HP,
             "ops": scalar_ops,  # a module global: numba inlines its functions
-            "prange": _numba.numba.prange,
+            "prange": _numba.numba.prange if parallel else range,
             "compute": dtype.type,
             "rule": jitted(rule, dtype),
             # a call, not inlined: its fast-math flag (reassoc) stays on its own sum and
             # never reaches the rule's arithmetic
-            "all_finite": _all_finite_kernel(),
+            "all_finite": _all_finite_kernel(parallel),
             **{f"before{j}": jitted(f, dtype) for j, f in enumerate(before)},
             **{f"after{j}": jitted(f, dtype) for j, f in enumerate(after)},
         }
@@ -156,7 +159,8 @@ def _compiled(template: str, rule: Callable, kept: tuple[bool, ...], pieces: tup
         exec(compile(source, f"<steplab kernel for {rule.__qualname__}>", "exec"), namespace)  # noqa: S102
         defined = [k for k in namespace if k not in before_exec and k != "__builtins__"]
         _KERNELS[key] = {
-            k: _numba.numba.njit(parallel=True, error_model="numpy")(namespace[k]) for k in defined
+            k: _numba.numba.njit(parallel=parallel, error_model="numpy")(namespace[k])
+            for k in defined
         }
     return _KERNELS[key]
 
@@ -249,16 +253,17 @@ def _all_finite(g):
     return total == 0
 
 
-_ALL_FINITE = None
+_ALL_FINITE: dict[bool, Any] = {}
 
 
-def _all_finite_kernel() -> Any:
-    global _ALL_FINITE
-    if _ALL_FINITE is None:
-        _ALL_FINITE = _numba.numba.njit(
-            parallel=True, error_model="numpy", fastmath={"reassoc"}, cache=True
+def _all_finite_kernel(parallel: bool = True) -> Any:
+    # only the parallel one is cached on disk: numba's cache does not tell the two apart
+    # (a serial caller would load the parallel code, and loading it starts the thread pool)
+    if parallel not in _ALL_FINITE:
+        _ALL_FINITE[parallel] = _numba.numba.njit(
+            parallel=parallel, error_model="numpy", fastmath={"reassoc"}, cache=parallel
         )(_all_finite)
-    return _ALL_FINITE
+    return _ALL_FINITE[parallel]
 
 
 def all_finite(g: np.ndarray) -> bool:

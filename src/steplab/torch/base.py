@@ -42,7 +42,8 @@ import torch
 
 from steplab.optim.base import Optimizer as CoreOptimizer
 from steplab.optim.base import initial_value
-from steplab.torch import validation
+from steplab.torch import _serial, validation
+from steplab.torch._serial import SerialTable
 from steplab.torch._single_pass import SinglePass
 from steplab.torch._tensorlist import TORCH_OPS, TensorList
 from steplab.torch._traced import Program, Programs
@@ -317,6 +318,9 @@ class TorchOptimizer(torch.optim.Optimizer):
                  if p.grad is not None]  # fmt: skip
         if not grads:
             return 0.0
+        total = _serial.sum_of_squares(grads)  # CPU, numba: one read, no float64 copies
+        if total is not None:
+            return math.sqrt(total)
         device = grads[0].device
         squares = [part.to(device) for g in grads for part in _squares_in_float64(g)]
         return math.sqrt(float(torch.stack(squares).sum()))
@@ -501,11 +505,17 @@ def _squares_in_float64(g: torch.Tensor) -> list[torch.Tensor]:
 def all_finite(tensors: list[torch.Tensor]) -> bool:
     """Whether no tensor holds NaN or ±inf, reading each once (one device sync).
 
-    The sum of all elements is finite exactly when no element is NaN or ±inf, unless
-    finite elements overflow it: only then (a non-finite sum) is each tensor checked element
-    by element. (``torch.isfinite`` writes a mask through temporaries: many times slower;
-    ``benchmarks/bench_torch_optim.py --check-pass`` times both against a read anchor.)
+    Large CPU float32/float64 sets, with numba installed, are checked by one compiled read
+    on the calling thread (``steplab.torch._serial``: Σx·0 is 0 exactly when all are
+    finite). Elsewhere: the sum of all elements is finite exactly when no element is NaN or
+    ±inf, unless finite elements overflow it: only then (a non-finite sum) is each tensor
+    checked element by element. (``torch.isfinite`` writes a mask through temporaries: many
+    times slower; ``benchmarks/bench_torch_optim.py --check-pass`` times these against a
+    read anchor.)
     """
+    finite = _serial.all_finite(tensors)  # CPU, numba: one compiled read of every tensor
+    if finite is not None:
+        return finite
     if bool(torch.stack(list(map(torch.sum, tensors))).sum().isfinite()):
         return True
     return all(bool(torch.isfinite(t).all()) for t in tensors)
@@ -810,6 +820,7 @@ class _MultiTensorPlan(_SinglePassPlan):
             caches.setdefault("_programs", Programs()),
             caches.setdefault("_packing_buffers", {}),
             caches.setdefault("_scratch", {}),
+            self.group["maximize"],
         )
 
 
@@ -822,6 +833,9 @@ class _PlannedMultiTensorBucket(_PlannedBucket):
     either a packed copy or, when the rule reads θ only in its last operation
     (``θ + Δθ``), not copied at all: that operation runs on the parameters themselves and
     per-tensor views of the packed Δθ. The other tensors run in batches (:func:`_batches`).
+    Where numba is installed, CPU float32/float64 tensors are instead stepped by one
+    compiled call (:class:`~steplab.torch._serial.SerialTable`; with several torch threads
+    only the small ones).
     """
 
     def __init__(
@@ -832,15 +846,21 @@ class _PlannedMultiTensorBucket(_PlannedBucket):
         programs: Programs,
         buffers: dict,
         scratch: dict,
+        maximize: bool = False,
     ) -> None:
         self._hold(configured, bucket)
         self.plain = True
         self.programs, self.buffers, self.scratch = programs, buffers, scratch
         self.pointers = list(map(torch.Tensor.data_ptr, self.params))
         moments = [tensors for _, tensors in self.held]
+        # tensors stepped by one compiled call (CPU, numba installed): see _serial
+        self.serial = SerialTable.of(configured, self.params, self.held, maximize)
+        compiled = set(self.serial.indices if self.serial is not None else ())
+        rest = [i for i in range(len(self.params)) if i not in compiled]
         small: list[int] = []
         if self.params[0].device.type == "cpu":
-            for i, p in enumerate(self.params):
+            for i in rest:
+                p = self.params[i]
                 if p.numel() < PACK_BELOW and all(
                     t.is_contiguous() for t in (p, *(m[i] for m in moments))
                 ):
@@ -848,7 +868,7 @@ class _PlannedMultiTensorBucket(_PlannedBucket):
         if len(small) < 2:
             small = []
         chosen = set(small)
-        self.large = [i for i in range(len(self.params)) if i not in chosen]
+        self.large = [i for i in rest if i not in chosen]
         self.small = small
         self.pick_small: Any = operator.itemgetter(*small) if small else None
         self.theta_small = [self.params[i] for i in small]
@@ -882,24 +902,42 @@ class _PlannedMultiTensorBucket(_PlannedBucket):
         grad_norm: float | None = None,
     ) -> None:
         t, step_values, scalars = self._prepare(configured, declared, grad_norm)
-        traced = self.programs.get(configured, step_values, self.names)
         grads = list(map(_GRAD, self.params))
+        serial = self.serial
+        traced = None
+        if serial is not None and not serial.step(configured, step_values, grads):
+            # this step's gradients (or the rule) do not fit the compiled call
+            traced = self.programs.get(configured, step_values, self.names)
+            self._step_lists(configured, step_values, traced, serial.indices, grads, maximize)
+        if self.small or self.large:
+            traced = traced or self.programs.get(configured, step_values, self.names)
         if self.small:
             self._step_small(
                 configured, step_values, traced, list(self.pick_small(grads)), maximize
             )
         if self.large:
-            g = [grads[i] for i in self.large]
-            if maximize:
-                g = list(torch._foreach_neg(g))
-            roles = [self.theta_large, g, *self.moments_large]
-            for batch in _batches(roles):
-                if traced is None:
-                    _step_batch(configured, step_values, batch, self.names)
-                else:
-                    program, registers = traced
-                    program.run(registers, batch, _scratch_for(self.scratch, program, batch[0]))
+            self._step_lists(configured, step_values, traced, self.large, grads, maximize)
         self._commit(t, scalars)
+
+    def _step_lists(self, configured: CoreOptimizer, step_values: Any, traced: Any,
+                    indices: list[int], grads: list, maximize: bool) -> None:  # fmt: skip
+        """The tensors at ``indices`` stepped by the traced program (or the rule on
+        TensorLists), in cache-sized batches."""
+        g = [grads[i] for i in indices]
+        if maximize:
+            g = list(torch._foreach_neg(g))
+        thetas = self.theta_large if indices is self.large else [self.params[i] for i in indices]
+        held = (
+            self.moments_large
+            if indices is self.large
+            else [[m[i] for i in indices] for _, m in self.held]
+        )
+        for batch in _batches([thetas, g, *held]):
+            if traced is None:
+                _step_batch(configured, step_values, batch, self.names)
+            else:
+                program, registers = traced
+                program.run(registers, batch, _scratch_for(self.scratch, program, batch[0]))
 
     def _step_small(
         self, configured: CoreOptimizer, step_values: Any, traced: Any, g: list, maximize: bool
