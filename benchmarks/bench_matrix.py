@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import time
 
 import torch
 
@@ -53,10 +55,20 @@ def main() -> None:
     parser.add_argument("--big", action="store_true", help="Muon at 4096² too")
     parser.add_argument("--optimizers", nargs="+", default=["adafactor", "muon"],
                         choices=["adafactor", "muon"])  # fmt: skip
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads (default: torch's own choice)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: this process's CPU seconds (time.process_time), which other "
+                             "jobs on a loaded machine inflate far less than wall time; use it "
+                             "with --threads 1 (idle OpenMP threads spin and count too)")
     parser.add_argument("--only", nargs="+", metavar="LABEL",
                         help='time only these contenders, e.g. "steplab bfloat16" '
                              '"torch.optim (bfloat16, as shipped)"')  # fmt: skip
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    load_before = os.getloadavg()
     rows = []
     for n in args.sizes:
         contenders = {
@@ -95,7 +107,8 @@ def main() -> None:
             big = n >= 4096 and name == "muon"
             repeats = 1 if big else args.repeats if n < 4096 else max(3, args.repeats // 2)
             # warm-up 2: the compiled steps compile at their first call
-            times = interleaved_medians(calls, repeats=repeats, warmup=1 if big else 2)
+            times = interleaved_medians(calls, repeats=repeats, warmup=1 if big else 2,
+                                        clock=clock)  # fmt: skip
             for ours_label in [k for k in times if k.startswith("steplab")]:
                 ours = times[ours_label]
                 for label, seconds in times.items():
@@ -103,11 +116,17 @@ def main() -> None:
                         continue
                     rows.append([name, f"{n}²", ours_label, label, f"{ours * 1e3:.2f}",
                                  f"{seconds * 1e3:.2f}", f"{seconds / ours:.2f}"])  # fmt: skip
+    load = ", ".join(f"{a:.1f}→{b:.1f}" for a, b in zip(load_before, os.getloadavg()))
     print_table(
         ["optimizer", "weight", "steplab", "anchor", "steplab ms", "anchor ms", "anchor / steplab"],
         rows,
-        title=f"float32 step on the CPU, {torch.get_num_threads()} threads, medians",
+        title=f"float32 step on the CPU, {torch.get_num_threads()} threads, {args.clock} clock, "
+        f"medians; load average (1, 5, 15 min) before→after: {load}",
     )
+    print("\nanchor / steplab > 1: steplab's step is faster than the anchor's.")
+    for row in rows:
+        verdict = "faster" if float(row[-1]) >= 1 else "slower"
+        print(f"  {row[0]} {row[1]}: {row[2]} is {row[-1]}× {row[3]} ({verdict})")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ JAX_MATRIX_OPS = MatrixOps(
     flip=lambda x, axis: jnp.flip(x, axis=axis),
     norm=lambda x, axes: jnp.sqrt(jnp.sum(x * x, axis=_last(axes), keepdims=True)),
     cast=lambda x, like: x.astype(jnp.dtype(like) if isinstance(like, str) else like.dtype),
+    lerp=lambda a, b, w: a + w * (b - a),
     lerp_=lambda a, b, w: a + w * (b - a),  # (JAX arrays are immutable: never in place)
     maximum_=jnp.maximum,
     rsqrt_=lambda x: 1 / jnp.sqrt(x),

@@ -130,6 +130,7 @@ TORCH_MATRIX_OPS = MatrixOps(
     flip=lambda x, axis: torch.flip(x, dims=(axis,)),
     norm=lambda x, axes: torch.linalg.vector_norm(x, dim=_last(axes), keepdim=True),
     cast=_cast,
+    lerp=_lerp,  # torch.lerp: one pass, as torch.optim.Muon's Nesterov mix
     lerp_=_lerp,
     maximum_=_maximum,
     rsqrt_=lambda x: 1 / math.sqrt(x) if _number(x) else torch.rsqrt(x),

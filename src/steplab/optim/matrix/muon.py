@@ -74,7 +74,7 @@ def muon_rule(ops, hp, t, theta, g, B):
         g_hat = g / (1 - power(ops, hp.rho, t))
     else:
         B_hat, g_hat = B, g
-    M = (1 - hp.rho) * g_hat + hp.rho * B_hat if hp.nesterov else B_hat
+    M = ops.lerp(g_hat, B_hat, hp.rho) if hp.nesterov else B_hat  # (1 − ρ)·G + ρ·B: Nesterov
     O = newton_schulz(ops, hp, M)  # ≈ U·Vᵀ: the update's singular values near 1
     if np.any(hp.weight_decay):  # (skipped when zero: a pass over θ saved)
         theta = ops.mul_(theta, 1 - hp.lr * hp.weight_decay)  # decoupled weight decay

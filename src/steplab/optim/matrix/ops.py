@@ -49,6 +49,7 @@ class MatrixOps(NamedTuple):
     flip: Callable[[Any, int], Any]  # reverse one axis
     norm: Callable[[Any, Any], Any]  # √(Σ x²) over the last `axes` axes (or a tuple), kept
     cast: Callable[[Any, Any], Any]  # x in the dtype named ("bfloat16") or of another array
+    lerp: Callable[[Any, Any, Any], Any]  # lerp(a, b, w) = a + w·(b − a) = (1 − w)·a + w·b
     # may write into the first argument (see the module doc):
     lerp_: Callable[[Any, Any, Any], Any]  # lerp_(a, b, w) = a + w·(b − a) = (1 − w)·a + w·b
     maximum_: Callable[[Any, Any], Any]  # maximum_(x, floor): x clamped below at floor
@@ -102,6 +103,7 @@ NUMPY_MATRIX_OPS = MatrixOps(
     flip=lambda x, axis: np.flip(x, axis=axis),
     norm=lambda x, axes: np.sqrt(np.sum(x * x, axis=_last(axes), keepdims=True)),
     cast=_cast,
+    lerp=lambda a, b, w: a + w * (b - a),
     lerp_=lambda a, b, w: a + w * (b - a),
     maximum_=np.maximum,
     rsqrt_=lambda x: 1 / np.sqrt(x),
