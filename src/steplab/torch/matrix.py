@@ -88,6 +88,19 @@ def _cast(x: torch.Tensor, like: Any) -> torch.Tensor:
     return x.to(getattr(torch, like) if isinstance(like, str) else like.dtype)
 
 
+def _eigh(S: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.linalg.eigh, retried in float64 where float32's fails to converge (LAPACK's
+    "failed to converge" on a badly graded matrix), as the authors' distributed Shampoo
+    (``retry_double_precision``) and SOAP's reference do; see steplab.optim.matrix.ops."""
+    try:
+        return torch.linalg.eigh(S)
+    except torch.linalg.LinAlgError:
+        if S.dtype == torch.float64:
+            raise
+        lam, V = torch.linalg.eigh(S.double())
+        return lam.to(S.dtype), V.to(S.dtype)
+
+
 def _lerp(a: Any, b: Any, w: Any) -> Any:
     return torch.lerp(a, b, w) if _number(w) else a + w * (b - a)
 
@@ -120,7 +133,7 @@ TORCH_MATRIX_OPS = MatrixOps(
     mT=lambda x: x.mT,
     sum=lambda x, axes: torch.sum(x, dim=_last(axes), keepdim=True),
     mean=lambda x, axes: torch.mean(x, dim=_last(axes), keepdim=True),
-    eigh=torch.linalg.eigh,
+    eigh=_eigh,
     float32=np.float32,  # a NumPy float32 scalar: torch takes it as a number
     cond=lambda pred, if_true, if_false: if_true() if pred else if_false(),
     concat=lambda arrays, axis: torch.cat(arrays, dim=axis),

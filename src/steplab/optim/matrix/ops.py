@@ -39,7 +39,8 @@ class MatrixOps(NamedTuple):
     mT: Callable[[Any], Any]  # swap the last two axes
     sum: Callable[[Any, Any], Any]  # over the last `axes` axes (or a tuple of axes), kept
     mean: Callable[[Any, Any], Any]  # over the last `axes` axes (or a tuple of axes), kept
-    eigh: Callable[[Any], tuple[Any, Any]]  # symmetric: (eigenvalues ascending, vectors)
+    eigh: Callable[[Any], tuple[Any, Any]]  # symmetric: (eigenvalues ascending, vectors);
+    # where the library's float32 iteration fails to converge, again in float64 (see _eigh)
     float32: Callable[[Any], Any]  # round a per-step scalar to float32 (optax's habit)
     cond: Callable[[Any, Callable[[], Any], Callable[[], Any]], Any]  # if on a step count
     concat: Callable[[list, int], Any]  # join arrays along an axis
@@ -77,6 +78,24 @@ def _cast(x: Any, like: Any) -> Any:
     return x.astype(like.dtype, copy=False)
 
 
+def _eigh(S: Any) -> tuple[Any, Any]:
+    """np.linalg.eigh, retried in float64 where float32's fails to converge.
+
+    LAPACK's symmetric eigensolver can stop without converging on a finite, badly graded
+    float32 matrix (Shampoo's statistics after steps of very unequal gradients); in float64 the
+    same matrix converges. The retry is the authors' distributed Shampoo's
+    (``retry_double_precision=True``, its default) and SOAP's reference code's; the result comes
+    back in S's dtype. A float64 failure is raised.
+    """
+    try:
+        return np.linalg.eigh(S)
+    except np.linalg.LinAlgError:
+        if S.dtype == np.float64:
+            raise
+        lam, V = np.linalg.eigh(S.astype(np.float64))
+        return lam.astype(S.dtype), V.astype(S.dtype)
+
+
 def _broadcast_index(x: Any, idx: Any, axis: int) -> Any:
     shape = list(x.shape)
     shape[axis] = idx.shape[axis]
@@ -93,7 +112,7 @@ NUMPY_MATRIX_OPS = MatrixOps(
     mT=lambda x: np.swapaxes(x, -1, -2),
     sum=lambda x, axes: np.sum(x, axis=_last(axes), keepdims=True),
     mean=lambda x, axes: np.mean(x, axis=_last(axes), keepdims=True),
-    eigh=np.linalg.eigh,
+    eigh=_eigh,
     float32=np.float32,
     cond=lambda pred, if_true, if_false: if_true() if pred else if_false(),
     concat=lambda arrays, axis: np.concatenate(arrays, axis=axis),
