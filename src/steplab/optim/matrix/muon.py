@@ -60,8 +60,8 @@ def newton_schulz(ops, hp, M):
         X = ops.cast(X, hp.ns_dtype)
     X = X / (ops.maximum(frobenius_norm(ops, X), hp.norm_floor) + hp.eps)
     for _ in range(hp.ns_steps):
-        A = ops.matmul(X, ops.mT(X))
-        B = ops.addmm(A, A, A, hp.ns_b, hp.ns_c)  # b·A + c·A·A
+        A = ops.gram(X)  # X·Xᵀ
+        B = ops.add_gram(A, A, hp.ns_b, hp.ns_c)  # b·A + c·A·A (= c·A·Aᵀ: A is symmetric)
         X = ops.addmm(X, B, X, hp.ns_a, 1.0)  # a·X + B·X
     X = ops.mT(X) if tall else X
     return X if hp.ns_dtype == "param" else ops.cast(X, M)

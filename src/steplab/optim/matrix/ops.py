@@ -36,6 +36,8 @@ class MatrixOps(NamedTuple):
     minimum: Callable[[Any, Any], Any]
     matmul: Callable[[Any, Any], Any]  # batched over the leading axes
     addmm: Callable[[Any, Any, Any, Any, Any], Any]  # addmm(C, A, B, β, α) = β·C + α·(A·B)
+    gram: Callable[[Any], Any]  # gram(X) = X·Xᵀ (symmetric: a table may compute half of it)
+    add_gram: Callable[[Any, Any, Any, Any], Any]  # (C, X, β, α): β·C + α·X·Xᵀ, C symmetric
     mT: Callable[[Any], Any]  # swap the last two axes
     sum: Callable[[Any, Any], Any]  # over the last `axes` axes (or a tuple of axes), kept
     mean: Callable[[Any, Any], Any]  # over the last `axes` axes (or a tuple of axes), kept
@@ -109,6 +111,8 @@ NUMPY_MATRIX_OPS = MatrixOps(
     minimum=np.minimum,
     matmul=np.matmul,
     addmm=lambda C, A, B, beta, alpha: beta * C + _times(alpha, np.matmul(A, B)),
+    gram=lambda X: np.matmul(X, np.swapaxes(X, -1, -2)),
+    add_gram=lambda C, X, beta, alpha: beta * C + _times(alpha, X @ np.swapaxes(X, -1, -2)),
     mT=lambda x: np.swapaxes(x, -1, -2),
     sum=lambda x, axes: np.sum(x, axis=_last(axes), keepdims=True),
     mean=lambda x, axes: np.mean(x, axis=_last(axes), keepdims=True),
