@@ -55,12 +55,20 @@ def main() -> None:
     parser.add_argument("--big", action="store_true", help="Muon at 4096² too")
     parser.add_argument("--optimizers", nargs="+", default=["adafactor", "muon"],
                         choices=["adafactor", "muon"])  # fmt: skip
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads (default: torch's own choice)")
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                        help="cpu: this process's CPU seconds (time.process_time), which other "
-                             "jobs on a loaded machine inflate far less than wall time; use it "
-                             "with --threads 1 (idle OpenMP threads spin and count too)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads (default: torch's own choice)",
+    )
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu: this process's CPU seconds (time.process_time), which other "
+        "jobs on a loaded machine inflate far less than wall time; use it "
+        "with --threads 1 (idle OpenMP threads spin and count too)",
+    )
     parser.add_argument("--only", nargs="+", metavar="LABEL",
                         help='time only these contenders, e.g. "steplab bfloat16" '
                              '"torch.optim (bfloat16, as shipped)"')  # fmt: skip
@@ -116,7 +124,8 @@ def main() -> None:
                         continue
                     rows.append([name, f"{n}²", ours_label, label, f"{ours * 1e3:.2f}",
                                  f"{seconds * 1e3:.2f}", f"{seconds / ours:.2f}"])  # fmt: skip
-    load = ", ".join(f"{a:.1f}→{b:.1f}" for a, b in zip(load_before, os.getloadavg()))
+    load_after = os.getloadavg()
+    load = ", ".join(f"{a:.1f}→{b:.1f}" for a, b in zip(load_before, load_after, strict=True))
     print_table(
         ["optimizer", "weight", "steplab", "anchor", "steplab ms", "anchor ms", "anchor / steplab"],
         rows,

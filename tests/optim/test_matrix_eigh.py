@@ -86,7 +86,7 @@ def test_inverse_root_raises_eigenvalues_rounded_under_the_floor():
     ops = NUMPY_MATRIX_OPS._replace(eigh=lambda S: (np.array([[-1e-20, 16.0]]), np.eye(2)[None]))
     hp = Shampoo().hyper_values(2)
     root = inverse_root(ops, hp, np.eye(2)[None], 1e-4)
-    np.testing.assert_allclose(root[0], np.diag([1e-4 ** -0.25, 0.5]), rtol=1e-15)
+    np.testing.assert_allclose(root[0], np.diag([1e-4**-0.25, 0.5]), rtol=1e-15)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -99,26 +99,44 @@ def _gram_into(out: torch.Tensor, X: torch.Tensor, C: Any, beta: Any, alpha: Any
     out[h:, :h].copy_(out[:h, h:].mT)
 
 
-def _blocked(X: torch.Tensor) -> bool:
-    """Whether a Gram product of X goes by blocks: one configuration, on the CPU (measured
-    there), eager (torch.compile has no out= views to write), and big enough to split."""
-    return (X.ndim == 3 and X.shape[0] == 1 and X.device.type == "cpu"
-            and X.shape[1] >= 2 * GRAM_LEAF and not torch.compiler.is_compiling())  # fmt: skip
+@torch.library.custom_op(
+    "steplab::gram",
+    mutates_args=(),
+    schema="(Tensor X, Tensor? C, float beta, float alpha) -> Tensor",
+)
+def gram_product(X: torch.Tensor, C: Any, beta: float, alpha: float) -> torch.Tensor:
+    """β·C + α·X·Xᵀ (C None: X·Xᵀ; C symmetric) of a 2-D X, by blocks on the CPU from
+    2·GRAM_LEAF rows on: one operation that torch.compile calls as it is (it cannot trace the
+    writes into blocks of the result)."""
+    out = torch.empty(X.shape[0], X.shape[0], dtype=X.dtype, device=X.device)
+    if X.device.type == "cpu":
+        _gram_into(out, X, C, beta, alpha)
+    elif C is None:
+        torch.mm(X, X.mT, out=out)
+    else:
+        torch.addmm(C, X, X.mT, beta=beta, alpha=alpha, out=out)
+    return out
+
+
+@gram_product.register_fake
+def _gram_shape(X: torch.Tensor, C: Any, beta: float, alpha: float) -> torch.Tensor:
+    return X.new_empty(X.shape[0], X.shape[0])
+
+
+def _one(X: torch.Tensor) -> bool:
+    """One configuration (the torch optimizers' (1, m, n)) on the CPU, where blocks pay."""
+    return X.ndim == 3 and X.shape[0] == 1 and X.device.type == "cpu"
 
 
 def _gram(X: torch.Tensor) -> torch.Tensor:
-    if _blocked(X):
-        out = torch.empty(1, X.shape[1], X.shape[1], dtype=X.dtype, device=X.device)
-        _gram_into(out[0], X[0], None, 0.0, 1.0)
-        return out
+    if _one(X):
+        return gram_product(X[0], None, 0.0, 1.0)[None]
     return _matmul(X, X.mT)
 
 
 def _add_gram(C: Any, X: torch.Tensor, beta: Any, alpha: Any) -> Any:
-    if _blocked(X) and _number(beta) and _number(alpha):
-        out = torch.empty(1, X.shape[1], X.shape[1], dtype=X.dtype, device=X.device)
-        _gram_into(out[0], X[0], C[0], beta, alpha)
-        return out
+    if _one(X) and _number(beta) and _number(alpha):
+        return gram_product(X[0], C[0], float(beta), float(alpha))[None]
     return _addmm(C, X, X.mT, beta, alpha)
 
 

@@ -20,6 +20,13 @@ Where the references disagree (steplab follows the paper):
 - the root: steplab by ``eigh`` (the statistics are symmetric); pytorch_optimizer by an SVD,
   distributed Shampoo by a coupled Newton iteration. The three agree to rounding, amplified
   by the root's slope at the smallest eigenvalue (see docs/matrix.md).
+- the eigendecomposition in float32: LAPACK's can fail to converge on badly graded
+  statistics; the torch and NumPy tables then retry in float64 (as distributed Shampoo's
+  ``retry_double_precision`` and SOAP's reference code; XLA's ``eigh`` returns NaN instead, so
+  steplab.jax is not covered). Eigenvalues that rounding puts under the statistics' bound
+  ε·ρ₂ᵗ (to 0 or below: an inf or NaN root) are raised to it; distributed Shampoo shifts the
+  spectrum to ≥ 0 and adds its ε, pytorch_optimizer's SVD has no guard. In exact arithmetic
+  every eigenvalue is at or above the bound: only a step whose rounding crosses it changes.
 - momentum: not the paper's; ``momentum`` = μ > 0 gives pytorch_optimizer's, which mixes
   the previous step P₋₁ into the gradient before anything else sees it:
   G ← (1 − μ)·G + μ·P₋₁ (P₋₁ = G at step 1), so the statistics take the mixed G too; P₋₁
@@ -79,9 +86,7 @@ def shampoo_rule(ops, hp, t, theta, g, **state):
             R = hp.rho2 * state["R" + b] + w * ops.matmul(ops.mT(G), G)  # right statistics
             L_root, R_root = ops.cond(
                 (t - 1) % hp.every == 0,  # every k steps: L^(−1/p), R^(−1/p)
-                lambda L=L, R=R: (
-                    inverse_root(ops, hp, L, floor), inverse_root(ops, hp, R, floor)
-                ),
+                lambda L=L, R=R: (inverse_root(ops, hp, L, floor), inverse_root(ops, hp, R, floor)),
                 lambda b=b: (state["L_root" + b], state["R_root" + b]),
             )
             P_row.append(ops.matmul(ops.matmul(L_root, G), R_root))  # preconditioned step
