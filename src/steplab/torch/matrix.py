@@ -70,17 +70,19 @@ def _broadcast_index(x: torch.Tensor, idx: torch.Tensor, axis: int) -> torch.Ten
     return idx.expand(shape)
 
 
-#: Rows below which a symmetric product X·Xᵀ runs as one product; above, it is halved into
-#: blocks (see _gram_into). 128: the fastest of 512/256/128 at 1024² on this CPU.
+#: Rows of a panel of a symmetric product X·Xᵀ (see _gram_into): products of up to twice as
+#: many rows run whole. 128: the fastest of 512/256/128 at 1024² on this CPU.
 GRAM_LEAF = 128
 
 
 def _gram_into(out: torch.Tensor, X: torch.Tensor, C: Any, beta: Any, alpha: Any) -> None:
-    """out ← β·C + α·X·Xᵀ (C None: X·Xᵀ; C symmetric) for a 2-D X: a symmetric result, so
-    the two diagonal blocks recursively, the upper off-diagonal block once and the lower one as
-    its mirror: 56 % of one product's multiplications at 1024 rows, 52 % at 4096 (what BLAS's
-    syrk saves, with torch's own kernels). The kernel may order an entry's sum over k otherwise
-    than in one product: equal to rounding (float32: ~1e-7 relative), not bit for bit."""
+    """out ← β·C + α·X·Xᵀ (C None: X·Xᵀ; C symmetric) for a 2-D X: a symmetric result, so X
+    is cut into p panels of GRAM_LEAF rows, each panel multiplied by the rows from its own on
+    (the blocks on and above the diagonal: p products of one row of blocks each), and each
+    block below the diagonal copied from its mirror: (p + 1)/(2p) of one product's
+    multiplications, 56 % at 1024 rows and 52 % at 4096 (what BLAS's syrk saves, with torch's
+    own kernels, in p calls). The kernel may order an entry's sum over k otherwise than in one
+    product: equal to rounding (float32: ~1e-7 relative), not bit for bit."""
     m = X.shape[0]
     if m < 2 * GRAM_LEAF:
         if C is None:
@@ -88,15 +90,17 @@ def _gram_into(out: torch.Tensor, X: torch.Tensor, C: Any, beta: Any, alpha: Any
         else:
             torch.addmm(C, X, X.mT, beta=beta, alpha=alpha, out=out)
         return
-    h = m // 2
-    top, bottom = X[:h], X[h:]
-    _gram_into(out[:h, :h], top, None if C is None else C[:h, :h], beta, alpha)
-    _gram_into(out[h:, h:], bottom, None if C is None else C[h:, h:], beta, alpha)
-    if C is None:
-        torch.mm(top, bottom.mT, out=out[:h, h:])
-    else:
-        torch.addmm(C[:h, h:], top, bottom.mT, beta=beta, alpha=alpha, out=out[:h, h:])
-    out[h:, :h].copy_(out[:h, h:].mT)
+    starts = list(range(0, m, GRAM_LEAF))
+    for i, start in enumerate(starts):  # panel i times rows start.. : blocks (i, i), (i, i+1), …
+        stop = min(start + GRAM_LEAF, m)
+        row = out[start:stop, start:]
+        if C is None:
+            torch.mm(X[start:stop], X[start:].mT, out=row)
+        else:
+            torch.addmm(C[start:stop, start:], X[start:stop], X[start:].mT,
+                        beta=beta, alpha=alpha, out=row)  # fmt: skip
+        if i:  # the blocks left of the diagonal in these rows: mirrors of those above it
+            out[start:stop, :start].copy_(out[:start, start:stop].mT)
 
 
 @torch.library.custom_op(
