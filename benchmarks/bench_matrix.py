@@ -11,9 +11,10 @@ the ratio torch.optim / steplab (> 1: steplab is faster). Every steplab variant 
 every anchor. Precision, stated: torch.optim.Muon runs its Newton–Schulz iteration in
 bfloat16; steplab's default runs it in the parameters' dtype (float32 here) and
 ``ns_dtype="bfloat16"`` as torch does. "torch.optim.Muon (float32)" is torch's code with its
-one cast removed: the like-for-like anchor of steplab's float32 iteration. Muon at 4096²
-needs ~2·10¹² flops a step (5 iterations of three 4096³ products): only with --big, one
-warm-up and one timed round, without the compiled variant.
+one cast removed: the like-for-like anchor of steplab's float32 iteration. "steplab, no
+Gram panels" computes Newton–Schulz's symmetric products whole, as torch does (GRAM_LEAF
+off). Muon at 4096² needs ~2·10¹² flops a step (5 iterations of three 4096³ products): only
+with --big, one warm-up and one timed round, without the compiled variant.
 """
 
 from __future__ import annotations
@@ -38,6 +39,17 @@ def float32_newton_schulz():
         yield
     finally:
         torch.Tensor.bfloat16 = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def whole_gram_products():
+    """steplab's Gram products X·Xᵀ as one product each, not by panels (GRAM_LEAF)."""
+    leaf = stm.GRAM_LEAF
+    stm.GRAM_LEAF = 1 << 40
+    try:
+        yield
+    finally:
+        stm.GRAM_LEAF = leaf
 
 
 def stepper(make, n, seed=0):
@@ -103,6 +115,13 @@ def main() -> None:
                 "torch.optim (bfloat16, as shipped)": stepper(lambda p: torch.optim.Muon(p), n),
                 "torch.optim (float32)": theirs_float32,
             }
+            panels = stepper(lambda p: stm.Muon.like("torch", p), n)
+
+            def without_panels(step=panels):
+                with whole_gram_products():
+                    step()
+
+            contenders["muon"]["steplab, no Gram panels"] = without_panels
             if n < 4096:
                 contenders["muon"]["steplab compile=True"] = stepper(
                     lambda p: stm.Muon.like("torch", p, compile=True), n
