@@ -249,7 +249,7 @@ def test_a_bfloat16_iteration_is_refused_on_numpy_arrays_by_name():
 @pytest.mark.parametrize("rows, cols", [(37, 23), (23, 37), (64, 64), (65, 9)])
 def test_gram_products_by_blocks_equal_one_product(monkeypatch, rows, cols):
     """gram/add_gram compute a symmetric product by blocks (each off-diagonal block once, then
-    mirrored) from GRAM_LEAF rows on; a leaf of 4 rows forces several uneven levels here."""
+    mirrored) from 2·GRAM_LEAF rows on; panels of 4 rows make several, the last one shorter."""
     monkeypatch.setattr(stm, "GRAM_LEAF", 4)
     rng = np.random.default_rng(rows * cols)
     X = torch.tensor(rng.standard_normal((1, rows, cols)))
@@ -263,9 +263,10 @@ def test_gram_products_by_blocks_equal_one_product(monkeypatch, rows, cols):
 
 @pytest.mark.parametrize("shape", [(600, 300), (300, 600)])
 def test_muon_by_blocks_equals_torch_optim_muon_in_float64(monkeypatch, shape):
-    """At a side of 300 (≥ 2·GRAM_LEAF) Newton–Schulz's Gram products go by blocks; 5 fed-back
-    float64 steps still equal torch.optim.Muon (its bfloat16 cast made the identity) and the
-    NumPy core's step."""
+    """With panels of 128 rows a side of 300 puts Newton–Schulz's Gram products in three
+    panels; 5 fed-back float64 steps still equal torch.optim.Muon (its bfloat16 cast made the
+    identity) and the NumPy core's step."""
+    monkeypatch.setattr(stm, "GRAM_LEAF", 128)
     monkeypatch.setattr(torch.Tensor, "bfloat16", lambda self: self.clone())
     rng = np.random.default_rng(3)
     w0 = rng.standard_normal(shape)
@@ -285,10 +286,11 @@ def test_muon_by_blocks_equals_torch_optim_muon_in_float64(monkeypatch, shape):
     assert np.abs(theta - w0).max() > 1e-3
 
 
-@pytest.mark.parametrize("rows, fraction", [(1024, 0.5625), (4096, 0.515625)])
-def test_gram_by_blocks_multiplies_56_and_52_percent_of_one_product(monkeypatch, rows, fraction):
-    """The count behind the docs' "56 % at 1024 rows, 52 % at 4096": the multiplications of
-    every product the blocked X·Xᵀ calls, against one rows × rows × k product."""
+@pytest.mark.parametrize("rows, fraction", [(1024, 0.75), (4096, 0.5625)])
+def test_gram_by_panels_multiplies_75_and_56_percent_of_one_product(monkeypatch, rows, fraction):
+    """The count behind the docs' "75 % at 1024 rows, 56 % at 4096" (panels of GRAM_LEAF =
+    512 rows): the multiplications of every product the X·Xᵀ by panels calls, against one
+    rows × rows × k product."""
     done = []
     mm, addmm = torch.mm, torch.addmm
 

@@ -235,15 +235,17 @@ def test_adafactor_clamps_v_hat_at_eps_squared(shape):
     np.testing.assert_allclose(theirs.detach().numpy(), 0.99, rtol=1e-12)
 
 
-def test_muon_bfloat16_iteration_equals_torch_optim_muon_as_shipped():
+def test_muon_bfloat16_iteration_equals_torch_optim_muon_as_shipped(monkeypatch):
     """ns_dtype="bfloat16" (torch's precision) against torch.optim.Muon unpatched, float32,
     20 fed-back steps on a tall, a wide and a square weight: the momentum and the weights equal
     bit for bit (both mix Nesterov's term with one lerp). On a side of 300, where steplab
-    computes the Gram products by blocks, the weights within 2e-5 (measured: bit for bit on
-    this machine's kernels; a block's kernel may sum in another order elsewhere). The float32
+    computes the Gram products by panels (of 128 rows here), the weights within 2e-5
+    (measured: bit for bit on this machine's kernels; a panel's kernel may sum in another order
+    elsewhere). The float32
     iteration is farther from torch than that (test above: ~1 % a step)."""
     import steplab.torch.matrix as stm
 
+    monkeypatch.setattr(stm, "GRAM_LEAF", 128)  # panels of 128 rows: three on a side of 300
     torch.manual_seed(0)
     for shape in [(64, 32), (32, 64), (48, 48), (600, 300)]:
         W0 = torch.randn(*shape)

@@ -70,9 +70,12 @@ def _broadcast_index(x: torch.Tensor, idx: torch.Tensor, axis: int) -> torch.Ten
     return idx.expand(shape)
 
 
-#: Rows of a panel of a symmetric product X·Xᵀ (see _gram_into): products of up to twice as
-#: many rows run whole. 128: the fastest of 512/256/128 at 1024² on this CPU.
-GRAM_LEAF = 128
+#: Rows of a panel of a symmetric product X·Xᵀ (see _gram_into): products of fewer than twice
+#: as many rows run whole. Each panel is one product, one OpenMP parallel region: 128 rows were
+#: the fastest on one thread at 1024² (1.36× against 1.20× with 512), but on two threads of a
+#: machine loaded past its cores 512 kept level with torch (0.99×) where 128 fell to 0.56×
+#: (docs/matrix.md, "Speed").
+GRAM_LEAF = 512
 
 
 def _gram_into(out: torch.Tensor, X: torch.Tensor, C: Any, beta: Any, alpha: Any) -> None:
@@ -80,7 +83,7 @@ def _gram_into(out: torch.Tensor, X: torch.Tensor, C: Any, beta: Any, alpha: Any
     is cut into p panels of GRAM_LEAF rows, each panel multiplied by the rows from its own on
     (the blocks on and above the diagonal: p products of one row of blocks each), and each
     block below the diagonal copied from its mirror: (p + 1)/(2p) of one product's
-    multiplications, 56 % at 1024 rows and 52 % at 4096 (what BLAS's syrk saves, with torch's
+    multiplications, 75 % at 1024 rows and 56 % at 4096 (what BLAS's syrk saves, with torch's
     own kernels, in p calls). The kernel may order an entry's sum over k otherwise than in one
     product: equal to rounding (float32: ~1e-7 relative), not bit for bit."""
     m = X.shape[0]
