@@ -71,10 +71,9 @@ def _broadcast_index(x: torch.Tensor, idx: torch.Tensor, axis: int) -> torch.Ten
 
 
 #: Rows of a panel of a symmetric product X·Xᵀ (see _gram_into): products of fewer than twice
-#: as many rows run whole. Each panel is one product, one OpenMP parallel region: 128 rows were
-#: the fastest on one thread at 1024² (1.36× against 1.20× with 512), but on two threads of a
-#: machine loaded past its cores 512 kept level with torch (0.99×) where 128 fell to 0.56×
-#: (docs/matrix.md, "Speed").
+#: as many rows run whole. Each panel is one product, one OpenMP parallel region: smaller panels
+#: save more multiplications and gained more on one thread, but on two threads of a machine
+#: loaded past its cores their many regions cost more than they saved (docs/matrix.md, Speed).
 GRAM_LEAF = 512
 
 
