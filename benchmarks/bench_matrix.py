@@ -74,6 +74,12 @@ def main() -> None:
         help="torch.set_num_threads (default: torch's own choice)",
     )
     parser.add_argument(
+        "--gram-leaf",
+        type=int,
+        default=None,
+        help=f"rows of a Gram panel, steplab.torch.matrix.GRAM_LEAF (default {stm.GRAM_LEAF})",
+    )
+    parser.add_argument(
         "--clock",
         choices=["wall", "cpu"],
         default="wall",
@@ -87,6 +93,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.gram_leaf is not None:
+        stm.GRAM_LEAF = args.gram_leaf
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     load_before = os.getloadavg()
     rows = []
@@ -149,6 +157,7 @@ def main() -> None:
         ["optimizer", "weight", "steplab", "anchor", "steplab ms", "anchor ms", "anchor / steplab"],
         rows,
         title=f"float32 step on the CPU, {torch.get_num_threads()} threads, {args.clock} clock, "
+        f"Gram panels of {stm.GRAM_LEAF} rows, "
         f"medians; load average (1, 5, 15 min) before→after: {load}",
     )
     print("\nanchor / steplab > 1: steplab's step is faster than the anchor's.")
