@@ -42,10 +42,11 @@ def float32_newton_schulz():
 
 
 @contextlib.contextmanager
-def whole_gram_products():
-    """steplab's Gram products X·Xᵀ as one product each, not by panels (GRAM_LEAF)."""
+def gram_panel_rows(rows=1 << 40):
+    """steplab's Gram products X·Xᵀ as one product each, not by panels (GRAM_LEAF), or by
+    panels of ``rows`` rows."""
     leaf = stm.GRAM_LEAF
-    stm.GRAM_LEAF = 1 << 40
+    stm.GRAM_LEAF = rows
     try:
         yield
     finally:
@@ -78,6 +79,14 @@ def main() -> None:
         type=int,
         default=None,
         help=f"rows of a Gram panel, steplab.torch.matrix.GRAM_LEAF (default {stm.GRAM_LEAF})",
+    )
+    parser.add_argument(
+        "--panel-rows",
+        type=int,
+        nargs="+",
+        default=[],
+        help='Muon: a contender "steplab, panels of N rows" (float32) for each N, in the same '
+        "rounds as the rest",
     )
     parser.add_argument(
         "--clock",
@@ -126,10 +135,18 @@ def main() -> None:
             panels = stepper(lambda p: stm.Muon.like("torch", p), n)
 
             def without_panels(step=panels):
-                with whole_gram_products():
+                with gram_panel_rows():
                     step()
 
             contenders["muon"]["steplab, no Gram panels"] = without_panels
+            for rows in args.panel_rows:
+                sized = stepper(lambda p: stm.Muon.like("torch", p), n)
+
+                def with_panels(step=sized, rows=rows):
+                    with gram_panel_rows(rows):
+                        step()
+
+                contenders["muon"][f"steplab, panels of {rows} rows"] = with_panels
             if n < 4096:
                 contenders["muon"]["steplab compile=True"] = stepper(
                     lambda p: stm.Muon.like("torch", p, compile=True), n
