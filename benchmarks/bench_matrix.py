@@ -139,14 +139,14 @@ def main() -> None:
                     step()
 
             contenders["muon"]["steplab, no Gram panels"] = without_panels
-            for rows in args.panel_rows:
+            for panel in args.panel_rows:
                 sized = stepper(lambda p: stm.Muon.like("torch", p), n)
 
-                def with_panels(step=sized, rows=rows):
-                    with gram_panel_rows(rows):
+                def with_panels(step=sized, panel=panel):
+                    with gram_panel_rows(panel):
                         step()
 
-                contenders["muon"][f"steplab, panels of {rows} rows"] = with_panels
+                contenders["muon"][f"steplab, panels of {panel} rows"] = with_panels
             if n < 4096:
                 contenders["muon"]["steplab compile=True"] = stepper(
                     lambda p: stm.Muon.like("torch", p, compile=True), n
