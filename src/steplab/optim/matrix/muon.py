@@ -95,6 +95,8 @@ class Muon(MatrixOptimizer):
     to the norm, λ = 0). Presets: ``"torch"`` = ``torch.optim.Muon`` (α = 1e-3, λ = 0.1, the
     norm clamped at 1e-7; the iteration in the parameters' dtype, not bfloat16) and
     ``"optax"`` = ``optax.contrib.muon`` (bias correction, ε = 1e-8, the (in, out) scale).
+    ``like("torch", ns_dtype="bfloat16")`` is torch.optim.Muon as shipped, bfloat16 iteration
+    and all: equal bit for bit on float32 weights (tests/optim/test_matrix_references.py).
     """
 
     name = "muon"
