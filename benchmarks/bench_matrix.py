@@ -11,15 +11,18 @@ the ratio torch.optim / steplab (> 1: steplab is faster). Every steplab variant 
 every anchor. Precision, stated: torch.optim.Muon runs its Newton–Schulz iteration in
 bfloat16; steplab's default runs it in the parameters' dtype (float32 here) and
 ``ns_dtype="bfloat16"`` as torch does. "torch.optim.Muon (float32)" is torch's code with its
-one cast removed: the like-for-like anchor of steplab's float32 iteration. Muon at 4096²
-needs ~2·10¹² flops a step (5 iterations of three 4096³ products): only with --big, one
-warm-up and one timed round, without the compiled variant.
+one cast removed: the like-for-like anchor of steplab's float32 iteration. "steplab, no
+Gram panels" computes Newton–Schulz's symmetric products whole, as torch does (GRAM_LEAF
+off). Muon at 4096² needs ~2·10¹² flops a step (5 iterations of three 4096³ products): only
+with --big, one warm-up and one timed round, without the compiled variant.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import time
 
 import torch
 
@@ -38,6 +41,18 @@ def float32_newton_schulz():
         torch.Tensor.bfloat16 = original  # type: ignore[method-assign]
 
 
+@contextlib.contextmanager
+def gram_panel_rows(rows=1 << 40):
+    """steplab's Gram products X·Xᵀ as one product each, not by panels (GRAM_LEAF), or by
+    panels of ``rows`` rows."""
+    leaf = stm.GRAM_LEAF
+    stm.GRAM_LEAF = rows
+    try:
+        yield
+    finally:
+        stm.GRAM_LEAF = leaf
+
+
 def stepper(make, n, seed=0):
     generator = torch.Generator().manual_seed(seed)
     W = torch.nn.Parameter(torch.randn(n, n, generator=generator))
@@ -53,10 +68,44 @@ def main() -> None:
     parser.add_argument("--big", action="store_true", help="Muon at 4096² too")
     parser.add_argument("--optimizers", nargs="+", default=["adafactor", "muon"],
                         choices=["adafactor", "muon"])  # fmt: skip
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads (default: torch's own choice)",
+    )
+    parser.add_argument(
+        "--gram-leaf",
+        type=int,
+        default=None,
+        help=f"rows of a Gram panel, steplab.torch.matrix.GRAM_LEAF (default {stm.GRAM_LEAF})",
+    )
+    parser.add_argument(
+        "--panel-rows",
+        type=int,
+        nargs="+",
+        default=[],
+        help='Muon: a contender "steplab, panels of N rows" (float32) for each N, in the same '
+        "rounds as the rest",
+    )
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu: this process's CPU seconds (time.process_time), which other "
+        "jobs on a loaded machine inflate far less than wall time; use it "
+        "with --threads 1 (idle OpenMP threads spin and count too)",
+    )
     parser.add_argument("--only", nargs="+", metavar="LABEL",
                         help='time only these contenders, e.g. "steplab bfloat16" '
                              '"torch.optim (bfloat16, as shipped)"')  # fmt: skip
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.gram_leaf is not None:
+        stm.GRAM_LEAF = args.gram_leaf
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    load_before = os.getloadavg()
     rows = []
     for n in args.sizes:
         contenders = {
@@ -83,6 +132,21 @@ def main() -> None:
                 "torch.optim (bfloat16, as shipped)": stepper(lambda p: torch.optim.Muon(p), n),
                 "torch.optim (float32)": theirs_float32,
             }
+            panels = stepper(lambda p: stm.Muon.like("torch", p), n)
+
+            def without_panels(step=panels):
+                with gram_panel_rows():
+                    step()
+
+            contenders["muon"]["steplab, no Gram panels"] = without_panels
+            for panel in args.panel_rows:
+                sized = stepper(lambda p: stm.Muon.like("torch", p), n)
+
+                def with_panels(step=sized, panel=panel):
+                    with gram_panel_rows(panel):
+                        step()
+
+                contenders["muon"][f"steplab, panels of {panel} rows"] = with_panels
             if n < 4096:
                 contenders["muon"]["steplab compile=True"] = stepper(
                     lambda p: stm.Muon.like("torch", p, compile=True), n
@@ -95,7 +159,8 @@ def main() -> None:
             big = n >= 4096 and name == "muon"
             repeats = 1 if big else args.repeats if n < 4096 else max(3, args.repeats // 2)
             # warm-up 2: the compiled steps compile at their first call
-            times = interleaved_medians(calls, repeats=repeats, warmup=1 if big else 2)
+            times = interleaved_medians(calls, repeats=repeats, warmup=1 if big else 2,
+                                        clock=clock)  # fmt: skip
             for ours_label in [k for k in times if k.startswith("steplab")]:
                 ours = times[ours_label]
                 for label, seconds in times.items():
@@ -103,11 +168,19 @@ def main() -> None:
                         continue
                     rows.append([name, f"{n}²", ours_label, label, f"{ours * 1e3:.2f}",
                                  f"{seconds * 1e3:.2f}", f"{seconds / ours:.2f}"])  # fmt: skip
+    load_after = os.getloadavg()
+    load = ", ".join(f"{a:.1f}→{b:.1f}" for a, b in zip(load_before, load_after, strict=True))
     print_table(
         ["optimizer", "weight", "steplab", "anchor", "steplab ms", "anchor ms", "anchor / steplab"],
         rows,
-        title=f"float32 step on the CPU, {torch.get_num_threads()} threads, medians",
+        title=f"float32 step on the CPU, {torch.get_num_threads()} threads, {args.clock} clock, "
+        f"Gram panels of {stm.GRAM_LEAF} rows, "
+        f"medians; load average (1, 5, 15 min) before→after: {load}",
     )
+    print("\nanchor / steplab > 1: steplab's step is faster than the anchor's.")
+    for row in rows:
+        verdict = "faster" if float(row[-1]) >= 1 else "slower"
+        print(f"  {row[0]} {row[1]}: {row[2]} is {row[-1]}× {row[3]} ({verdict})")
 
 
 if __name__ == "__main__":

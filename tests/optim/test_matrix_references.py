@@ -235,16 +235,19 @@ def test_adafactor_clamps_v_hat_at_eps_squared(shape):
     np.testing.assert_allclose(theirs.detach().numpy(), 0.99, rtol=1e-12)
 
 
-def test_muon_bfloat16_iteration_equals_torch_optim_muon_as_shipped():
+def test_muon_bfloat16_iteration_equals_torch_optim_muon_as_shipped(monkeypatch):
     """ns_dtype="bfloat16" (torch's precision) against torch.optim.Muon unpatched, float32,
-    20 fed-back steps on a tall, a wide and a square weight: the momentum equal bit for bit;
-    the weights equal bit for bit (tall) or to 2e-5 (measured ≤ 7.3e-6: the Nesterov mix is
-    (1−ρ)G + ρB here and G.lerp(B, ρ) in torch, which round differently before the cast).
-    The float32 iteration is farther from torch than that (test above: ~1 % a step)."""
+    20 fed-back steps on a tall, a wide and a square weight: the momentum and the weights equal
+    bit for bit (both mix Nesterov's term with one lerp). On a side of 300, where steplab
+    computes the Gram products by panels (of 128 rows here), the weights within 2e-5
+    (measured: bit for bit on this machine's kernels; a panel's kernel may sum in another order
+    elsewhere). The float32
+    iteration is farther from torch than that (test above: ~1 % a step)."""
     import steplab.torch.matrix as stm
 
+    monkeypatch.setattr(stm, "GRAM_LEAF", 128)  # panels of 128 rows: three on a side of 300
     torch.manual_seed(0)
-    for shape in [(64, 32), (32, 64), (48, 48)]:
+    for shape in [(64, 32), (32, 64), (48, 48), (600, 300)]:
         W0 = torch.randn(*shape)
         a, b = torch.nn.Parameter(W0.clone()), torch.nn.Parameter(W0.clone())
         ours = stm.Muon.like("torch", [a], ns_dtype="bfloat16")
@@ -254,6 +257,8 @@ def test_muon_bfloat16_iteration_equals_torch_optim_muon_as_shipped():
             a.grad, b.grad = g.clone(), g.clone()
             ours.step()
             theirs.step()
-        assert torch.equal(ours.state[a]["B"], theirs.state[b]["momentum_buffer"])
+        if max(shape) < 2 * stm.GRAM_LEAF:
+            assert torch.equal(ours.state[a]["B"], theirs.state[b]["momentum_buffer"])
+            assert torch.equal(a, b)
         assert float((a - b).abs().max()) < 2e-5
         assert float((a - W0).abs().max()) > 1e-3  # the weights moved

@@ -132,11 +132,14 @@ def _torch_steps(name, theta, grad, threads):
     return steps
 
 
-def interleaved_medians(calls: dict, repeats: int, warmup: int = 2) -> dict:
+def interleaved_medians(calls: dict, repeats: int, warmup: int = 2,
+                        clock=time.perf_counter) -> dict:  # fmt: skip
     """Median seconds of each call, timed in rounds (A, B, C, A, B, C, …).
 
     On a shared machine the load drifts; interleaving exposes every contender to the
-    same drift, so the *ratios* stay fair even when the absolute times wander.
+    same drift, so the *ratios* stay fair even when the absolute times wander. ``clock``:
+    wall time by default; ``time.process_time`` counts this process's CPU seconds, which
+    other processes on a loaded machine inflate far less.
     """
     for call in calls.values():
         for _ in range(warmup):
@@ -144,9 +147,9 @@ def interleaved_medians(calls: dict, repeats: int, warmup: int = 2) -> dict:
     times: dict[str, list[float]] = {key: [] for key in calls}
     for _ in range(repeats):
         for key, call in calls.items():
-            start = time.perf_counter()
+            start = clock()
             call()
-            times[key].append(time.perf_counter() - start)
+            times[key].append(clock() - start)
     return {key: float(np.median(t)) for key, t in times.items()}
 
 

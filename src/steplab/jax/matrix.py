@@ -45,6 +45,8 @@ JAX_MATRIX_OPS = MatrixOps(
     minimum=jnp.minimum,
     matmul=jnp.matmul,
     addmm=lambda C, A, B, beta, alpha: beta * C + alpha * jnp.matmul(A, B),
+    gram=lambda X: jnp.matmul(X, jnp.swapaxes(X, -1, -2)),
+    add_gram=lambda C, X, beta, alpha: beta * C + alpha * jnp.matmul(X, jnp.swapaxes(X, -1, -2)),
     mT=lambda x: jnp.swapaxes(x, -1, -2),
     sum=lambda x, axes: jnp.sum(x, axis=_last(axes), keepdims=True),
     mean=lambda x, axes: jnp.mean(x, axis=_last(axes), keepdims=True),
@@ -58,6 +60,7 @@ JAX_MATRIX_OPS = MatrixOps(
     flip=lambda x, axis: jnp.flip(x, axis=axis),
     norm=lambda x, axes: jnp.sqrt(jnp.sum(x * x, axis=_last(axes), keepdims=True)),
     cast=lambda x, like: x.astype(jnp.dtype(like) if isinstance(like, str) else like.dtype),
+    lerp=lambda a, b, w: a + w * (b - a),
     lerp_=lambda a, b, w: a + w * (b - a),  # (JAX arrays are immutable: never in place)
     maximum_=jnp.maximum,
     rsqrt_=lambda x: 1 / jnp.sqrt(x),

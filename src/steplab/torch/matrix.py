@@ -70,6 +70,90 @@ def _broadcast_index(x: torch.Tensor, idx: torch.Tensor, axis: int) -> torch.Ten
     return idx.expand(shape)
 
 
+#: Rows of a panel of a symmetric product X·Xᵀ (see _gram_into): products of fewer than twice
+#: as many rows run whole. Each panel is one product, one OpenMP parallel region: smaller panels
+#: save more multiplications and gained more on one thread, but on two threads of a machine
+#: loaded past its cores their many regions cost more than they saved (docs/matrix.md, Speed).
+GRAM_LEAF = 512
+
+
+def _gram_into(out: torch.Tensor, X: torch.Tensor, C: Any, beta: Any, alpha: Any) -> None:
+    """out ← β·C + α·X·Xᵀ (C None: X·Xᵀ; C symmetric) for a 2-D X: a symmetric result, so X
+    is cut into p panels of GRAM_LEAF rows, each panel multiplied by the rows from its own on
+    (the blocks on and above the diagonal: p products of one row of blocks each), and each
+    block below the diagonal copied from its mirror: (p + 1)/(2p) of one product's
+    multiplications, 75 % at 1024 rows and 56 % at 4096 (what BLAS's syrk saves, with torch's
+    own kernels, in p calls). The kernel may order an entry's sum over k otherwise than in one
+    product: equal to rounding (float32: ~1e-7 relative), not bit for bit."""
+    m = X.shape[0]
+    if m < 2 * GRAM_LEAF:
+        if C is None:
+            torch.mm(X, X.mT, out=out)
+        else:
+            torch.addmm(C, X, X.mT, beta=beta, alpha=alpha, out=out)
+        return
+    starts = list(range(0, m, GRAM_LEAF))
+    for i, start in enumerate(starts):  # panel i times rows start.. : blocks (i, i), (i, i+1), …
+        stop = min(start + GRAM_LEAF, m)
+        row = out[start:stop, start:]
+        if C is None:
+            torch.mm(X[start:stop], X[start:].mT, out=row)
+        else:
+            torch.addmm(C[start:stop, start:], X[start:stop], X[start:].mT,
+                        beta=beta, alpha=alpha, out=row)  # fmt: skip
+        if i:  # the blocks left of the diagonal in these rows: mirrors of those above it
+            out[start:stop, :start].copy_(out[:start, start:stop].mT)
+
+
+@torch.library.custom_op(
+    "steplab::gram",
+    mutates_args=(),
+    schema="(Tensor X, Tensor? C, float beta, float alpha) -> Tensor",
+)
+def gram_product(X: torch.Tensor, C: Any, beta: float, alpha: float) -> torch.Tensor:
+    """β·C + α·X·Xᵀ (C None: X·Xᵀ; C symmetric) of a 2-D X, by blocks on the CPU from
+    2·GRAM_LEAF rows on: one operation that torch.compile calls as it is (it cannot trace the
+    writes into blocks of the result)."""
+    out = torch.empty(X.shape[0], X.shape[0], dtype=X.dtype, device=X.device)
+    if X.device.type == "cpu":
+        _gram_into(out, X, C, beta, alpha)
+    elif C is None:
+        torch.mm(X, X.mT, out=out)
+    else:
+        torch.addmm(C, X, X.mT, beta=beta, alpha=alpha, out=out)
+    return out
+
+
+@gram_product.register_fake
+def _gram_shape(X: torch.Tensor, C: Any, beta: float, alpha: float) -> torch.Tensor:
+    return X.new_empty(X.shape[0], X.shape[0])
+
+
+def _one(X: torch.Tensor) -> bool:
+    """One configuration (the torch optimizers' (1, m, n)) on the CPU, where blocks pay."""
+    return X.ndim == 3 and X.shape[0] == 1 and X.device.type == "cpu"
+
+
+def _gram_of_one(X: torch.Tensor, C: Any, beta: float, alpha: float) -> torch.Tensor:
+    if torch.compiler.is_compiling():  # the custom op: ~30 µs a call eager, so only here
+        return gram_product(X, C, beta, alpha)
+    out = torch.empty(X.shape[0], X.shape[0], dtype=X.dtype, device=X.device)
+    _gram_into(out, X, C, beta, alpha)
+    return out
+
+
+def _gram(X: torch.Tensor) -> torch.Tensor:
+    if _one(X):
+        return _gram_of_one(X[0], None, 0.0, 1.0)[None]
+    return _matmul(X, X.mT)
+
+
+def _add_gram(C: Any, X: torch.Tensor, beta: Any, alpha: Any) -> Any:
+    if _one(X) and _number(beta) and _number(alpha):
+        return _gram_of_one(X[0], C[0], float(beta), float(alpha))[None]
+    return _addmm(C, X, X.mT, beta, alpha)
+
+
 def _matmul(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     if A.ndim == 3 and A.shape[0] == 1 == B.shape[0]:  # one configuration: torch.mm's kernel,
         return torch.mm(A[0], B[0])[None]  # the one torch.optim.Muon runs
@@ -86,6 +170,19 @@ def _addmm(C: Any, A: Any, B: Any, beta: Any, alpha: Any) -> Any:
 
 def _cast(x: torch.Tensor, like: Any) -> torch.Tensor:
     return x.to(getattr(torch, like) if isinstance(like, str) else like.dtype)
+
+
+def _eigh(S: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.linalg.eigh, retried in float64 where float32's fails to converge (LAPACK's
+    "failed to converge" on a badly graded matrix), as the authors' distributed Shampoo
+    (``retry_double_precision``) and SOAP's reference do; see steplab.optim.matrix.ops."""
+    try:
+        return torch.linalg.eigh(S)
+    except torch.linalg.LinAlgError:
+        if S.dtype == torch.float64:
+            raise
+        lam, V = torch.linalg.eigh(S.double())
+        return lam.to(S.dtype), V.to(S.dtype)
 
 
 def _lerp(a: Any, b: Any, w: Any) -> Any:
@@ -117,10 +214,12 @@ TORCH_MATRIX_OPS = MatrixOps(
     minimum=_minimum,
     matmul=_matmul,
     addmm=_addmm,
+    gram=_gram,
+    add_gram=_add_gram,
     mT=lambda x: x.mT,
     sum=lambda x, axes: torch.sum(x, dim=_last(axes), keepdim=True),
     mean=lambda x, axes: torch.mean(x, dim=_last(axes), keepdim=True),
-    eigh=torch.linalg.eigh,
+    eigh=_eigh,
     float32=np.float32,  # a NumPy float32 scalar: torch takes it as a number
     cond=lambda pred, if_true, if_false: if_true() if pred else if_false(),
     concat=lambda arrays, axis: torch.cat(arrays, dim=axis),
@@ -130,6 +229,7 @@ TORCH_MATRIX_OPS = MatrixOps(
     flip=lambda x, axis: torch.flip(x, dims=(axis,)),
     norm=lambda x, axes: torch.linalg.vector_norm(x, dim=_last(axes), keepdim=True),
     cast=_cast,
+    lerp=_lerp,  # torch.lerp: one pass, as torch.optim.Muon's Nesterov mix
     lerp_=_lerp,
     maximum_=_maximum,
     rsqrt_=lambda x: 1 / math.sqrt(x) if _number(x) else torch.rsqrt(x),

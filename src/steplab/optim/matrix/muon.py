@@ -11,7 +11,10 @@ The pseudo-code of Keller Jordan's post and repository (github.com/KellerJordan/
 Newton–Schulz: X = M/‖M‖_F (transposed when m > n, so that X·Xᵀ is the smaller Gram
 matrix), then ``ns_steps`` times A = X·Xᵀ, X ← a·X + (b·A + c·A·A)·X with the quintic's
 coefficients (a, b, c) = (3.4445, −4.7750, 2.0315): they push small singular values up fast
-and leave the large ones in [0.7, 1.2] rather than at exactly 1.
+and leave the large ones in [0.7, 1.2] rather than at exactly 1. A and b·A + c·A·A are
+symmetric (A·A = A·Aᵀ): ``ops.gram``/``ops.add_gram`` let the torch table compute each of
+their off-diagonal blocks once: two of the iteration's three products with 75 % (1024 rows)
+to 56 % (4096 rows) of the multiplications.
 
 Where the references disagree (steplab's default: Keller Jordan's code):
 
@@ -60,8 +63,8 @@ def newton_schulz(ops, hp, M):
         X = ops.cast(X, hp.ns_dtype)
     X = X / (ops.maximum(frobenius_norm(ops, X), hp.norm_floor) + hp.eps)
     for _ in range(hp.ns_steps):
-        A = ops.matmul(X, ops.mT(X))
-        B = ops.addmm(A, A, A, hp.ns_b, hp.ns_c)  # b·A + c·A·A
+        A = ops.gram(X)  # X·Xᵀ
+        B = ops.add_gram(A, A, hp.ns_b, hp.ns_c)  # b·A + c·A·A (= c·A·Aᵀ: A is symmetric)
         X = ops.addmm(X, B, X, hp.ns_a, 1.0)  # a·X + B·X
     X = ops.mT(X) if tall else X
     return X if hp.ns_dtype == "param" else ops.cast(X, M)
@@ -74,7 +77,7 @@ def muon_rule(ops, hp, t, theta, g, B):
         g_hat = g / (1 - power(ops, hp.rho, t))
     else:
         B_hat, g_hat = B, g
-    M = (1 - hp.rho) * g_hat + hp.rho * B_hat if hp.nesterov else B_hat
+    M = ops.lerp(g_hat, B_hat, hp.rho) if hp.nesterov else B_hat  # (1 − ρ)·G + ρ·B: Nesterov
     O = newton_schulz(ops, hp, M)  # ≈ U·Vᵀ: the update's singular values near 1
     if np.any(hp.weight_decay):  # (skipped when zero: a pass over θ saved)
         theta = ops.mul_(theta, 1 - hp.lr * hp.weight_decay)  # decoupled weight decay
@@ -92,6 +95,8 @@ class Muon(MatrixOptimizer):
     to the norm, λ = 0). Presets: ``"torch"`` = ``torch.optim.Muon`` (α = 1e-3, λ = 0.1, the
     norm clamped at 1e-7; the iteration in the parameters' dtype, not bfloat16) and
     ``"optax"`` = ``optax.contrib.muon`` (bias correction, ε = 1e-8, the (in, out) scale).
+    ``like("torch", ns_dtype="bfloat16")`` is torch.optim.Muon as shipped, bfloat16 iteration
+    and all: equal bit for bit on float32 weights (tests/optim/test_matrix_references.py).
     """
 
     name = "muon"

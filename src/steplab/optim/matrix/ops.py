@@ -36,10 +36,13 @@ class MatrixOps(NamedTuple):
     minimum: Callable[[Any, Any], Any]
     matmul: Callable[[Any, Any], Any]  # batched over the leading axes
     addmm: Callable[[Any, Any, Any, Any, Any], Any]  # addmm(C, A, B, β, α) = β·C + α·(A·B)
+    gram: Callable[[Any], Any]  # gram(X) = X·Xᵀ (symmetric: a table may compute half of it)
+    add_gram: Callable[[Any, Any, Any, Any], Any]  # (C, X, β, α): β·C + α·X·Xᵀ, C symmetric
     mT: Callable[[Any], Any]  # swap the last two axes
     sum: Callable[[Any, Any], Any]  # over the last `axes` axes (or a tuple of axes), kept
     mean: Callable[[Any, Any], Any]  # over the last `axes` axes (or a tuple of axes), kept
-    eigh: Callable[[Any], tuple[Any, Any]]  # symmetric: (eigenvalues ascending, vectors)
+    eigh: Callable[[Any], tuple[Any, Any]]  # symmetric: (eigenvalues ascending, vectors);
+    # where the library's float32 iteration fails to converge, again in float64 (see _eigh)
     float32: Callable[[Any], Any]  # round a per-step scalar to float32 (optax's habit)
     cond: Callable[[Any, Callable[[], Any], Callable[[], Any]], Any]  # if on a step count
     concat: Callable[[list, int], Any]  # join arrays along an axis
@@ -49,6 +52,7 @@ class MatrixOps(NamedTuple):
     flip: Callable[[Any, int], Any]  # reverse one axis
     norm: Callable[[Any, Any], Any]  # √(Σ x²) over the last `axes` axes (or a tuple), kept
     cast: Callable[[Any, Any], Any]  # x in the dtype named ("bfloat16") or of another array
+    lerp: Callable[[Any, Any, Any], Any]  # lerp(a, b, w) = a + w·(b − a) = (1 − w)·a + w·b
     # may write into the first argument (see the module doc):
     lerp_: Callable[[Any, Any, Any], Any]  # lerp_(a, b, w) = a + w·(b − a) = (1 − w)·a + w·b
     maximum_: Callable[[Any, Any], Any]  # maximum_(x, floor): x clamped below at floor
@@ -76,6 +80,24 @@ def _cast(x: Any, like: Any) -> Any:
     return x.astype(like.dtype, copy=False)
 
 
+def _eigh(S: Any) -> tuple[Any, Any]:
+    """np.linalg.eigh, retried in float64 where float32's fails to converge.
+
+    LAPACK's symmetric eigensolver can stop without converging on a finite, badly graded
+    float32 matrix (Shampoo's statistics after steps of very unequal gradients); in float64 the
+    same matrix converges. The retry is the authors' distributed Shampoo's
+    (``retry_double_precision=True``, its default) and SOAP's reference code's; the result comes
+    back in S's dtype. A float64 failure is raised.
+    """
+    try:
+        return np.linalg.eigh(S)
+    except np.linalg.LinAlgError:
+        if S.dtype == np.float64:
+            raise
+        lam, V = np.linalg.eigh(S.astype(np.float64))
+        return lam.astype(S.dtype), V.astype(S.dtype)
+
+
 def _broadcast_index(x: Any, idx: Any, axis: int) -> Any:
     shape = list(x.shape)
     shape[axis] = idx.shape[axis]
@@ -89,10 +111,12 @@ NUMPY_MATRIX_OPS = MatrixOps(
     minimum=np.minimum,
     matmul=np.matmul,
     addmm=lambda C, A, B, beta, alpha: beta * C + _times(alpha, np.matmul(A, B)),
+    gram=lambda X: np.matmul(X, np.swapaxes(X, -1, -2)),
+    add_gram=lambda C, X, beta, alpha: beta * C + _times(alpha, X @ np.swapaxes(X, -1, -2)),
     mT=lambda x: np.swapaxes(x, -1, -2),
     sum=lambda x, axes: np.sum(x, axis=_last(axes), keepdims=True),
     mean=lambda x, axes: np.mean(x, axis=_last(axes), keepdims=True),
-    eigh=np.linalg.eigh,
+    eigh=_eigh,
     float32=np.float32,
     cond=lambda pred, if_true, if_false: if_true() if pred else if_false(),
     concat=lambda arrays, axis: np.concatenate(arrays, axis=axis),
@@ -102,6 +126,7 @@ NUMPY_MATRIX_OPS = MatrixOps(
     flip=lambda x, axis: np.flip(x, axis=axis),
     norm=lambda x, axes: np.sqrt(np.sum(x * x, axis=_last(axes), keepdims=True)),
     cast=_cast,
+    lerp=lambda a, b, w: a + w * (b - a),
     lerp_=lambda a, b, w: a + w * (b - a),
     maximum_=np.maximum,
     rsqrt_=lambda x: 1 / np.sqrt(x),

@@ -20,6 +20,13 @@ Where the references disagree (steplab follows the paper):
 - the root: steplab by ``eigh`` (the statistics are symmetric); pytorch_optimizer by an SVD,
   distributed Shampoo by a coupled Newton iteration. The three agree to rounding, amplified
   by the root's slope at the smallest eigenvalue (see docs/matrix.md).
+- the eigendecomposition in float32: LAPACK's can fail to converge on badly graded
+  statistics; the torch and NumPy tables then retry in float64 (as distributed Shampoo's
+  ``retry_double_precision`` and SOAP's reference code; XLA's ``eigh`` returns NaN instead, so
+  steplab.jax is not covered). Eigenvalues that rounding puts under the statistics' bound
+  ε·ρ₂ᵗ (to 0 or below: an inf or NaN root) are raised to it; distributed Shampoo shifts the
+  spectrum to ≥ 0 and adds its ε, pytorch_optimizer's SVD has no guard. In exact arithmetic
+  every eigenvalue is at or above the bound: only a step whose rounding crosses it changes.
 - momentum: not the paper's; ``momentum`` = μ > 0 gives pytorch_optimizer's, which mixes
   the previous step P₋₁ into the gradient before anything else sees it:
   G ← (1 − μ)·G + μ·P₋₁ (P₋₁ = G at step 1), so the statistics take the mixed G too; P₋₁
@@ -34,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from steplab.optim.matrix.base import MatrixOptimizer, frobenius_norm, hyper, option
+from steplab.optim.matrix.base import MatrixOptimizer, frobenius_norm, hyper, option, power
 from steplab.optim.registry import register
 
 GRAFTS = ("none", "adagrad", "rmsprop")
@@ -53,10 +60,13 @@ def statistics_weight(rho2: Any) -> Any:
     return float(weight) if weight.ndim == 0 else weight
 
 
-def inverse_root(ops, hp, S):
-    """S^(−1/p) of a symmetric positive definite S, by its eigendecomposition."""
+def inverse_root(ops, hp, S, floor):
+    """S^(−1/p) of a symmetric positive definite S, by its eigendecomposition, its
+    eigenvalues raised to ``floor`` at least: S's own lower bound, under which only the
+    rounding of ``eigh`` puts them (even to 0 or below, where λ^(−1/p) is inf or NaN)."""
     lam, V = ops.eigh(S)
-    return ops.matmul(V * lam[..., None, :] ** (-1.0 / hp.root), ops.mT(V))
+    lam = ops.maximum(lam[..., None, :], floor)  # (K, 1, n): broadcasts with (K, 1, 1) floors
+    return ops.matmul(V * lam ** (-1.0 / hp.root), ops.mT(V))
 
 
 def shampoo_rule(ops, hp, t, theta, g, **state):
@@ -64,6 +74,7 @@ def shampoo_rule(ops, hp, t, theta, g, **state):
         previous = ops.cond(t == 1, lambda: g, lambda: state["P"])
         g = g + hp.momentum * (previous - g)  # (a new array: g is the caller's gradient)
     w = statistics_weight(hp.rho2)  # 1: a sum (the paper); else 1 − ρ₂: an average
+    floor = hp.eps * power(ops, hp.rho2, t)  # L, R ≥ ε·ρ₂ᵗ·I: L₀ = εI decayed, plus w·G·Gᵀ ≥ 0
     rows, cols = blocks(theta.shape[-2], hp.block_size), blocks(theta.shape[-1], hp.block_size)
     new, P_rows = {}, []
     for i, (r0, r1) in enumerate(rows):
@@ -75,7 +86,7 @@ def shampoo_rule(ops, hp, t, theta, g, **state):
             R = hp.rho2 * state["R" + b] + w * ops.matmul(ops.mT(G), G)  # right statistics
             L_root, R_root = ops.cond(
                 (t - 1) % hp.every == 0,  # every k steps: L^(−1/p), R^(−1/p)
-                lambda L=L, R=R: (inverse_root(ops, hp, L), inverse_root(ops, hp, R)),
+                lambda L=L, R=R: (inverse_root(ops, hp, L, floor), inverse_root(ops, hp, R, floor)),
                 lambda b=b: (state["L_root" + b], state["R_root" + b]),
             )
             P_row.append(ops.matmul(ops.matmul(L_root, G), R_root))  # preconditioned step
