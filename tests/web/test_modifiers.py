@@ -45,6 +45,10 @@ def test_meta_lists_every_modifier_with_its_settings(client):
     listed = {m["name"]: {s["name"]: s["interval"] for s in m["settings"]} for m in meta["modifiers"]}
     assert listed == WRAPPER_SETTINGS and list(listed) == list(WRAPPERS)
     assert meta["limits"]["modifiers"] == models.MAX_MODIFIERS
+    ema = next(m for m in meta["modifiers"] if m["name"] == "ema")["settings"]
+    defaults = {s["name"]: s["default"] for s in ema}
+    wrapped = parse("sgd+ema").optimizer  # the command line's defaults
+    assert defaults == {"decay": wrapped.decay, "debias": wrapped.debias}
 
 
 def test_adamw_cautious_is_the_command_lines_adamw_plus_cautious_bit_for_bit(client):

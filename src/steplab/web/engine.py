@@ -195,15 +195,17 @@ def trajectory(
     An optimizer with an evaluation point (``eval_params``: the average of an EMA/SWA
     wrapper, Lookahead's slow weights, Schedule-Free's x) is shown there, as
     :func:`steplab.minimize` judges it: ``path`` and ``loss`` are that point's, while the
-    optimizer steps its own θ. A modifier without its own ``step_size`` (cautious) shows
-    its base optimizer's (the step before the mask).
+    optimizer steps its own θ. A wrapped optimizer (``+cautious``, ``+ema``) shows the
+    step sizes of the optimizer inside (for cautious: before the mask).
     """
     rng = np.random.default_rng(seed) if problem.stochastic else None
     theta = np.array(start, dtype=np.float64)
     state = optimizer.init(theta)
     evaluated = getattr(optimizer, "eval_params", None)
     shown = (lambda: evaluated(theta, state)) if evaluated else (lambda: theta.copy())
-    sizer = optimizer if hasattr(optimizer, "step_size") else optimizer.base
+    sizer = optimizer
+    while vars(sizer).get("base") is not None:  # a wrapper: its innermost optimizer's sizes
+        sizer = sizer.base
     path, loss, step_size = [theta.copy()], [problem.value(theta)], []
     diverged_at = None
     with np.errstate(all="ignore"):

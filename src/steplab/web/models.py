@@ -379,18 +379,23 @@ class ModifierSpec(Strict):
 
 
 def modifier_meta() -> list[dict]:
-    """The modifiers for ``/api/meta``: each name and its settings' intervals."""
-    return [
-        {
-            "name": name,
-            "settings": [
-                {"name": key, "interval": interval, "kind": "bool" if interval == "bool" else
-                 "number"}
-                for key, interval in WRAPPER_SETTINGS[name].items()
-            ],
-        }
-        for name in WRAPPERS
-    ]
+    """The modifiers for ``/api/meta``: each name and its settings' intervals and defaults
+    (read off the modifier wrapped around the first registered optimizer)."""
+    some = next(iter(optim.OPTIMIZERS.values()))()
+    out = []
+    for name in WRAPPERS:
+        wrapped = WRAPPERS[name](some)
+        settings = [
+            {
+                "name": key,
+                "interval": interval,
+                "kind": "bool" if interval == "bool" else "number",
+                "default": getattr(wrapped, key, None),
+            }
+            for key, interval in WRAPPER_SETTINGS[name].items()
+        ]
+        out.append({"name": name, "settings": settings})
+    return out
 
 
 class OptimizerSpec(Strict):
