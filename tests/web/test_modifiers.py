@@ -42,7 +42,9 @@ def by_hand(spec: str, problem, steps: int):
 
 def test_meta_lists_every_modifier_with_its_settings(client):
     meta = client.get("/api/meta").json()
-    listed = {m["name"]: {s["name"]: s["interval"] for s in m["settings"]} for m in meta["modifiers"]}
+    listed = {
+        m["name"]: {s["name"]: s["interval"] for s in m["settings"]} for m in meta["modifiers"]
+    }
     assert listed == WRAPPER_SETTINGS and list(listed) == list(WRAPPERS)
     assert meta["limits"]["modifiers"] == models.MAX_MODIFIERS
     ema = next(m for m in meta["modifiers"] if m["name"] == "ema")["settings"]
@@ -53,23 +55,33 @@ def test_meta_lists_every_modifier_with_its_settings(client):
 
 def test_adamw_cautious_is_the_command_lines_adamw_plus_cautious_bit_for_bit(client):
     hyper = {"lr": 0.02, "weight_decay": 0.01}
-    data = run_one(client, {"name": "adamw", "hyperparameters": hyper,
-                            "modifiers": [{"name": "cautious"}]})  # fmt: skip
+    data = run_one(
+        client, {"name": "adamw", "hyperparameters": hyper, "modifiers": [{"name": "cautious"}]}
+    )
     run = data["runs"][0]
     assert run["label"].startswith("adamw+cautious")
-    expected = by_hand("adamw+cautious:lr=0.02,weight_decay=0.01", sl.problems.get("rosenbrock"), 60)
+    expected = by_hand(
+        "adamw+cautious:lr=0.02,weight_decay=0.01", sl.problems.get("rosenbrock"), 60
+    )
     assert np.array_equal(np.array(run["path"]), expected)  # bit for bit
     plain = run_one(client, {"name": "adamw", "hyperparameters": hyper})["runs"][0]
     assert not np.array_equal(np.array(plain["path"]), expected)  # the mask changed the run
 
 
 def test_ema_run_is_shown_at_its_evaluation_point_as_minimize_records_it(client):
-    data = run_one(client, {"name": "adam", "hyperparameters": {"lr": 0.05},
-                            "modifiers": [{"name": "ema", "settings": {"decay": 0.9}}]})  # fmt: skip
+    data = run_one(
+        client,
+        {
+            "name": "adam",
+            "hyperparameters": {"lr": 0.05},
+            "modifiers": [{"name": "ema", "settings": {"decay": 0.9}}],
+        },
+    )
     run = data["runs"][0]
     problem = sl.problems.get("rosenbrock")
-    record = sl.minimize(problem, parse("adam+ema:lr=0.05,decay=0.9").optimizer, steps=60,
-                         x0=problem.x0)  # fmt: skip
+    record = sl.minimize(
+        problem, parse("adam+ema:lr=0.05,decay=0.9").optimizer, steps=60, x0=problem.x0
+    )
     x = np.array(record.history["x"], dtype=np.float64)
     loss = np.array(record.history["loss"], dtype=np.float64)
     assert np.array_equal(np.array(run["path"]), x)  # the averaged point, bit for bit
@@ -79,11 +91,15 @@ def test_ema_run_is_shown_at_its_evaluation_point_as_minimize_records_it(client)
 
 
 def test_chain_piece_and_setting(client):
-    body = {"name": "sgd", "hyperparameters": {"lr": 0.002},
-            "modifiers": [{"name": "clip_by_global_norm", "settings": {"clip_norm": 1}}]}  # fmt: skip
+    body = {
+        "name": "sgd",
+        "hyperparameters": {"lr": 0.002},
+        "modifiers": [{"name": "clip_by_global_norm", "settings": {"clip_norm": 1}}],
+    }
     run = run_one(client, body, steps=20)["runs"][0]
-    expected = by_hand("sgd+clip_by_global_norm:lr=0.002,clip_norm=1",
-                       sl.problems.get("rosenbrock"), 20)  # fmt: skip
+    expected = by_hand(
+        "sgd+clip_by_global_norm:lr=0.002,clip_norm=1", sl.problems.get("rosenbrock"), 20
+    )
     assert np.array_equal(np.array(run["path"]), expected)
 
 
@@ -101,7 +117,8 @@ def test_unknown_modifier_is_422_naming_them_with_did_you_mean(client):
 def test_unknown_setting_is_named_with_did_you_mean(client):
     bad = {"name": "adam", "modifiers": [{"name": "ema", "settings": {"decy": 0.9}}]}
     message = run_one(client, bad, status=422)["message"]
-    assert "ema has no setting 'decy' (did you mean 'decay'?); its settings: decay, debias" in message
+    expected = "ema has no setting 'decy' (did you mean 'decay'?); its settings: decay, debias"
+    assert expected in message
 
 
 @pytest.mark.parametrize(
@@ -128,14 +145,21 @@ def test_modifiers_are_bounded_and_not_repeated(client):
 
 def test_existing_requests_without_modifiers_are_unchanged(client):
     a = run_one(client, {"name": "adam", "hyperparameters": {"lr": 0.1}}, problem=BOWL)
-    b = run_one(client, {"name": "adam", "hyperparameters": {"lr": 0.1}, "modifiers": []},
-                problem=BOWL)  # fmt: skip
+    b = run_one(
+        client, {"name": "adam", "hyperparameters": {"lr": 0.1}, "modifiers": []}, problem=BOWL
+    )
     assert a == b
 
 
 def test_sweep_with_a_modifier_runs_each_step_size(client):
-    body = {"problem": BOWL, "steps": 30, "points": 4, "lr_min": 0.01, "lr_max": 0.3,
-            "optimizers": [{"name": "adamw", "modifiers": [{"name": "cautious"}]}]}  # fmt: skip
+    body = {
+        "problem": BOWL,
+        "steps": 30,
+        "points": 4,
+        "lr_min": 0.01,
+        "lr_max": 0.3,
+        "optimizers": [{"name": "adamw", "modifiers": [{"name": "cautious"}]}],
+    }
     data = post(client, "/api/sweep", body)
     problem = sl.problems.expression(BOWL["expression"], dim=2)
     for lr, final in zip(data["lrs"], data["results"][0]["final_loss"], strict=True):

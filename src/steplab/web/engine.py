@@ -181,7 +181,7 @@ class Trajectory:
 
 def trajectory(
     problem: problems.Problem,
-    optimizer: Optimizer,
+    optimizer: Optimizer | Any,  # or a modifier around one (adamw+cautious)
     start,
     steps: int,
     seed: int,
@@ -203,9 +203,9 @@ def trajectory(
     state = optimizer.init(theta)
     evaluated = getattr(optimizer, "eval_params", None)
     shown = (lambda: evaluated(theta, state)) if evaluated else (lambda: theta.copy())
-    sizer = optimizer
+    sizer: Any = optimizer
     while vars(sizer).get("base") is not None:  # a wrapper: its innermost optimizer's sizes
-        sizer = sizer.base
+        sizer = vars(sizer)["base"]
     path, loss, step_size = [theta.copy()], [problem.value(theta)], []
     diverged_at = None
     with np.errstate(all="ignore"):
@@ -221,8 +221,9 @@ def trajectory(
             path.append(point)
             loss.append(value)
             step_size.append(np.broadcast_to(sizer.step_size(state), (2,)).copy())
-            if not (np.all(np.isfinite(theta)) and np.all(np.isfinite(point))
-                    and np.isfinite(value)):
+            if not (
+                np.all(np.isfinite(theta)) and np.all(np.isfinite(point)) and np.isfinite(value)
+            ):
                 diverged_at = t
                 break
     return Trajectory(

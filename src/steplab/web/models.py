@@ -35,8 +35,8 @@ with requires("web", "the web lab"):
 
 from steplab import optim
 from steplab.cli import spec as cli_spec
-from steplab.optim.registry import WRAPPER_SETTINGS, WRAPPERS
 from steplab.optim import schedules
+from steplab.optim.registry import WRAPPER_SETTINGS, WRAPPERS
 from steplab.optim.schedules import Schedule
 from steplab.viz import palette
 from steplab.web import engine
