@@ -65,6 +65,7 @@ def test_adding_a_modifier_changes_the_run_and_is_kept_in_the_link(page, tmp_pat
     wait_for_new_run(page, before)
     expected = spec_path(f"adam+cautious+ema:lr={lr!r},decay=0.8", start, steps)
     np.testing.assert_array_equal(adam_run(page)["path"], expected)
+    assert f"Adam+cautious+ema α={lr:.3g}" in page.inner_text("#legend")
     page.screenshot(path=str(tmp_path / "weblab-modifiers.png"), full_page=True)
 
     # A bad setting: the server's message, next to the optimizer.

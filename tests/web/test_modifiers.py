@@ -165,3 +165,12 @@ def test_sweep_with_a_modifier_runs_each_step_size(client):
     for lr, final in zip(data["lrs"], data["results"][0]["final_loss"], strict=True):
         path = by_hand(f"adamw+cautious:lr={lr!r}", problem, 30)
         assert final == problem.value(path[-1])
+
+
+def test_the_modifier_limit_docs_weblab_md_quotes():
+    from pathlib import Path
+
+    text = " ".join((Path(__file__).parents[2] / "docs" / "weblab.md").read_text().split())
+    assert models.MAX_MODIFIERS == 4
+    assert "≤ 4 modifiers per optimizer" in text and "At most 4 modifiers per optimizer" in text
+    assert "of which ≤ 50 000 for optimizers with a schedule or modifiers" in text
