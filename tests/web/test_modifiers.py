@@ -174,3 +174,14 @@ def test_the_modifier_limit_docs_weblab_md_quotes():
     assert models.MAX_MODIFIERS == 4
     assert "≤ 4 modifiers per optimizer" in text and "At most 4 modifiers per optimizer" in text
     assert "of which ≤ 50 000 for optimizers with a schedule or modifiers" in text
+
+
+def test_schedule_free_is_shown_at_its_evaluation_point_as_minimize_records_it(client):
+    # Not a modifier, but the same rule: a registered optimizer with eval_params (x, not y).
+    data = run_one(client, {"name": "schedule_free_adamw", "hyperparameters": {"lr": 0.05}})
+    problem = sl.problems.get("rosenbrock")
+    optimizer = parse("schedule_free_adamw:lr=0.05").optimizer
+    record = sl.minimize(problem, optimizer, steps=60, x0=problem.x0)
+    x = np.array(record.history["x"], dtype=np.float64)
+    assert np.array_equal(np.array(data["runs"][0]["path"]), x)
+    assert not np.allclose(x, by_hand("schedule_free_adamw:lr=0.05", problem, 60))
