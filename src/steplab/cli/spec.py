@@ -301,11 +301,7 @@ def parse(spec: str) -> OptimizerSpec:
     name, preset = name.strip().lower(), (preset.strip().lower() or "seed")
     name, *wrappers = (part.strip() for part in name.split("+"))  # adamw+cautious
     for wrapper in wrappers:
-        if wrapper not in WRAPPERS:
-            raise ValueError(
-                f"unknown modifier {wrapper!r} in {text!r}{_did_you_mean(wrapper, WRAPPERS)}; "
-                f"choose one of: {', '.join(WRAPPERS)}"
-            )
+        check_modifier(wrapper, text)
     every: dict[str, Any] = registered()  # both kinds (per-tensor: a problem with matrices)
     if name not in every:
         raise ValueError(
@@ -364,6 +360,31 @@ def parse(spec: str) -> OptimizerSpec:
         raise ValueError(f"{exc} (in {text!r})") from None
     given = {k: v for w in wrappers for k, v in settings[w].items()}
     return OptimizerSpec(text, optimizer, "+".join([name, *wrappers]), preset, overrides, given)
+
+
+def check_modifier(wrapper: str, text: str = "") -> None:
+    """``ValueError`` naming every modifier (and the closest, "did you mean") unless
+    ``wrapper`` is a registered one; ``text`` is where it was written (for the message).
+    The command line and the web lab refuse an unknown modifier with these same words."""
+    if wrapper not in WRAPPERS:
+        where = f" in {text!r}" if text else ""
+        raise ValueError(
+            f"unknown modifier {wrapper!r}{where}{_did_you_mean(wrapper, WRAPPERS)}; "
+            f"choose one of: {', '.join(WRAPPERS)}"
+        )
+
+
+def check_modifier_settings(wrapper: str, keys) -> None:
+    """``ValueError`` naming ``wrapper``'s settings (and the closest) for a key that is
+    none of them, e.g. ``ema`` given ``decy``."""
+    allowed = WRAPPER_SETTINGS[wrapper]
+    for key in keys:
+        if key not in allowed:
+            theirs = ", ".join(allowed) if allowed else "none"
+            raise ValueError(
+                f"{wrapper} has no setting {key!r}{_did_you_mean(key, allowed)}; "
+                f"its settings: {theirs}"
+            )
 
 
 def _modifier_settings(name: str, wrappers: list[str], fields: dict, text: str) -> dict:

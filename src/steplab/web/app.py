@@ -3,12 +3,14 @@
 Endpoints (all JSON; request bodies are the models of :mod:`steplab.web.models`):
 
 - ``GET  /api/meta``  optimizers with their hyperparameters (interval, default, doc,
-  presets), the step-size schedules with their parameters, the 2-D test functions, the
+  presets), the step-size schedules with their parameters, the modifiers (cautious, ema,
+  swa, lookahead, the chain pieces) with their settings, the 2-D test functions, the
   expression grammar and the request limits;
 - ``POST /api/grid``  loss values on a grid, for the contour plot;
 - ``POST /api/run``   trajectories, losses and per-coordinate step sizes;
 - ``POST /api/sweep`` final loss against step size, one vectorized run per optimizer
-  (one run per step size for an optimizer whose step size follows a schedule).
+  (one run per step size for an optimizer whose step size follows a schedule or that
+  has modifiers).
 
 Bad input never reaches NumPy: pydantic rejects it with HTTP 422, and every error body
 has ``message``, one line naming the field (``optimizers.0.hyperparameters: lr must be in
@@ -63,6 +65,7 @@ from steplab.web.models import (
     ProblemSpec,
     RunRequest,
     SweepRequest,
+    modifier_meta,
     schedule_meta,
 )
 
@@ -386,7 +389,7 @@ def _label(spec) -> str:
     schedule (``adam α=0.1 cosine over 300 steps``)."""
     preset = "" if spec.preset == "seed" else f" ({spec.preset})"
     schedule = spec.schedule.describe() if spec.schedule is not None else ""
-    return f"{spec.name}{preset} α={spec.step_size():.3g}{schedule}"
+    return f"{spec.label()}{preset} α={spec.step_size():.3g}{schedule}"
 
 
 def optimizer_meta(cls) -> dict:
@@ -434,6 +437,7 @@ def meta_payload(limits: Limits) -> dict:
         "version": __version__,
         "optimizers": [optimizer_meta(cls) for cls in optim.OPTIMIZERS.values()],
         "schedules": schedule_meta(),
+        "modifiers": modifier_meta(),
         "seed_optimizers": list(optim.SEED_OPTIMIZERS),
         "functions": functions,
         "expression_grammar": EXPRESSION_GRAMMAR,
@@ -495,6 +499,7 @@ def sweep_work(request: SweepRequest, budget: engine.Budget) -> dict:
             request.seed,
             budget,
             schedule=spec.schedule.build if spec.schedule and spec.scheduled else None,
+            build_at=spec.build_at if spec.modifiers else None,
         )
         results.append(
             {

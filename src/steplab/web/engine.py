@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -180,7 +181,7 @@ class Trajectory:
 
 def trajectory(
     problem: problems.Problem,
-    optimizer: Optimizer,
+    optimizer: Optimizer | Any,  # or a modifier around one (adamw+cautious)
     start,
     steps: int,
     seed: int,
@@ -190,10 +191,21 @@ def trajectory(
 
     With a stochastic (noisy) problem the gradient noise comes from ``seed``; the recorded
     loss is always the noise-free value, which is what the contour plot shows.
+
+    An optimizer with an evaluation point (``eval_params``: the average of an EMA/SWA
+    wrapper, Lookahead's slow weights, Schedule-Free's x) is shown there, as
+    :func:`steplab.minimize` judges it: ``path`` and ``loss`` are that point's, while the
+    optimizer steps its own θ. A wrapped optimizer (``+cautious``, ``+ema``) shows the
+    step sizes of the optimizer inside (for cautious: before the mask).
     """
     rng = np.random.default_rng(seed) if problem.stochastic else None
     theta = np.array(start, dtype=np.float64)
     state = optimizer.init(theta)
+    evaluated = getattr(optimizer, "eval_params", None)
+    shown = (lambda: evaluated(theta, state)) if evaluated else (lambda: theta.copy())
+    sizer: Any = optimizer
+    while vars(sizer).get("base") is not None:  # a wrapper: its innermost optimizer's sizes
+        sizer = vars(sizer)["base"]
     path, loss, step_size = [theta.copy()], [problem.value(theta)], []
     diverged_at = None
     with np.errstate(all="ignore"):
@@ -204,11 +216,14 @@ def trajectory(
                 diverged_at = t
                 break
             optimizer.step(theta, grad, state)
-            value = problem.value(theta)
-            path.append(theta.copy())
+            point = shown()
+            value = problem.value(point)
+            path.append(point)
             loss.append(value)
-            step_size.append(np.broadcast_to(optimizer.step_size(state), (2,)).copy())
-            if not (np.all(np.isfinite(theta)) and np.isfinite(value)):
+            step_size.append(np.broadcast_to(sizer.step_size(state), (2,)).copy())
+            if not (
+                np.all(np.isfinite(theta)) and np.all(np.isfinite(point)) and np.isfinite(value)
+            ):
                 diverged_at = t
                 break
     return Trajectory(
@@ -228,6 +243,7 @@ def sweep_final_loss(
     seed: int,
     budget: Budget = NO_BUDGET,
     schedule: Callable[[float], Schedule | float] | None = None,
+    build_at: Callable[[float], Any] | None = None,
 ) -> np.ndarray:
     """Final loss after ``steps`` steps for each step size in ``lrs``, as one vectorized run.
 
@@ -239,10 +255,21 @@ def sweep_final_loss(
     ``schedule`` (α → the lr schedule of scale α) makes each configuration's lr that
     schedule. A schedule's value is one number per step, so these K runs are K entries
     of one :func:`steplab.sweep`, each run on its own (about K times the work).
+
+    ``build_at`` (α → the whole optimizer at α, modifiers included) makes K runs of
+    :func:`trajectory` instead, one per step size: a modifier may not be steppable by the
+    vectorized loop (cautious reduces over all of θ). The final loss is then the last
+    point's, at the evaluation point as the run page shows it; NaN once a run diverged.
     """
     from steplab.run import sweep  # the run layer; imported late, it is the heavier one
 
     values = np.asarray(lrs, dtype=np.float64)
+    if build_at is not None:
+        finals = []
+        for lr in values:
+            run = trajectory(problem, build_at(float(lr)), start, steps, seed, budget)
+            finals.append(np.nan if run.diverged_at is not None else run.loss[-1])
+        return np.array(finals, dtype=np.float64)
     if schedule is None:
         grid: dict = {optimizer: {"lr": values}}
     else:  # keyed by instance: K optimizers, one scheduled step size each

@@ -34,7 +34,9 @@ with requires("web", "the web lab"):
     )
 
 from steplab import optim
+from steplab.cli import spec as cli_spec
 from steplab.optim import schedules
+from steplab.optim.registry import WRAPPER_SETTINGS, WRAPPERS
 from steplab.optim.schedules import Schedule
 from steplab.viz import palette
 from steplab.web import engine
@@ -48,6 +50,7 @@ MAX_SWEEP_WORK = 200_000  # optimizers × step sizes × steps
 MAX_SCHEDULED_SWEEP_WORK = 50_000  # scheduled optimizers × step sizes × steps, run one by one
 MAX_SCHEDULE_STEPS = 1_000_000  # a schedule's decay_steps, warmup_steps, transition_steps
 MAX_NOISE = 100.0
+MAX_MODIFIERS = 4  # modifiers around one optimizer (cautious, ema, clip_by_global_norm, …)
 MAX_COORDINATE = 1e6
 
 LIMITS = {
@@ -59,6 +62,7 @@ LIMITS = {
     "sweep_work": MAX_SWEEP_WORK,
     "scheduled_sweep_work": MAX_SCHEDULED_SWEEP_WORK,
     "noise": MAX_NOISE,
+    "modifiers": MAX_MODIFIERS,
 }
 
 FunctionName = Literal[engine.FUNCTIONS]  # type: ignore[valid-type]
@@ -335,14 +339,75 @@ def schedule_meta() -> list[dict]:
     return out
 
 
+class ModifierSpec(Strict):
+    """A modifier wrapped around the optimizer, as the command line's ``NAME+MODIFIER``
+    (``adamw+cautious``, ``adam+ema:decay=0.99``): a registered modifier's ``name`` and its
+    own ``settings``. Names and setting keys are checked by the command line's own
+    functions (:func:`steplab.cli.spec.check_modifier`), so the messages are the same."""
+
+    name: str
+    settings: dict[str, float | bool] = Field(default_factory=dict, max_length=8)
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        cli_spec.check_modifier(name)  # the registry as it is now, like optimizers
+        return name
+
+    @field_validator("settings")
+    @classmethod
+    def _known_settings(
+        cls, values: dict[str, float | bool], info: ValidationInfo
+    ) -> dict[str, float | bool]:
+        name = info.data.get("name")
+        if name is None:
+            return values
+        cli_spec.check_modifier_settings(name, values)
+        for key, value in values.items():
+            is_bool = WRAPPER_SETTINGS[name][key] == "bool"
+            if is_bool != isinstance(value, bool):
+                kind = "true or false" if is_bool else "a number"
+                raise ValueError(f"{name}: {key} must be {kind}, got {value!r}")
+            if not is_bool and not math.isfinite(value):
+                raise ValueError(f"{name}: {key} must be a finite number, got {value!r}")
+        return values
+
+    def wrap(self, optimizer: Any) -> Any:
+        """``optimizer`` with this modifier around it (the registry's function, as the
+        command line applies it)."""
+        return WRAPPERS[self.name](optimizer, **self.settings)
+
+
+def modifier_meta() -> list[dict]:
+    """The modifiers for ``/api/meta``: each name and its settings' intervals and defaults
+    (read off the modifier wrapped around the first registered optimizer)."""
+    some = next(iter(optim.OPTIMIZERS.values()))()
+    out = []
+    for name in WRAPPERS:
+        wrapped = WRAPPERS[name](some)
+        settings = [
+            {
+                "name": key,
+                "interval": interval,
+                "kind": "bool" if interval == "bool" else "number",
+                "default": getattr(wrapped, key, None),
+            }
+            for key, interval in WRAPPER_SETTINGS[name].items()
+        ]
+        out.append({"name": name, "settings": settings})
+    return out
+
+
 class OptimizerSpec(Strict):
-    """One optimizer: its name, a framework preset, hyperparameters on top of it and
-    optionally a schedule for its step size (``lr`` is then the schedule's scale α)."""
+    """One optimizer: its name, a framework preset, hyperparameters on top of it,
+    optionally a schedule for its step size (``lr`` is then the schedule's scale α) and
+    modifiers around it, innermost first (``[{"name": "cautious"}]`` is ``adamw+cautious``)."""
 
     name: str  # a registered optimizer, checked per request (see _registered)
     preset: str = "seed"
     hyperparameters: dict[str, float | bool] = Field(default_factory=dict, max_length=16)
     schedule: ScheduleSpec | None = None
+    modifiers: list[ModifierSpec] = Field(default_factory=list, max_length=MAX_MODIFIERS)
 
     # Messages about one optimizer name it as the lecture spells it ("Adam: lr must be in
     # (0, inf), got -1.0"), not only by its place in the list ("optimizers.2"): the page
@@ -393,25 +458,58 @@ class OptimizerSpec(Strict):
                 raise ValueError(f"{who}{exc}") from None
         return values
 
-    def build(self) -> optim.Optimizer:
-        """The optimizer, with its lr schedule when it has one."""
-        optimizer = self.constant()
-        if self.schedule is None:
-            return optimizer
-        return optimizer.replace(lr=self.schedule.build(self.step_size()))
+    @model_validator(mode="after")
+    def _valid_modifiers(self) -> OptimizerSpec:
+        names = [m.name for m in self.modifiers]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"the modifier {name!r} is given twice")
+        if self.modifiers:  # the modifiers' own checks: ranges, what they can wrap
+            try:
+                self.build()
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{self.label()}: {exc}") from None
+        return self
+
+    def label(self) -> str:
+        """The name as the command line writes it: ``adamw+cautious``."""
+        return "+".join([self.name, *(m.name for m in self.modifiers)])
+
+    def build(self) -> Any:
+        """The optimizer, with its lr schedule when it has one, in its modifiers."""
+        return self.build_at(self.step_size())
+
+    def build_at(self, lr: float) -> Any:
+        """The optimizer at step size (or schedule scale) α = ``lr``, in its modifiers."""
+        optimizer = self.plain()
+        scaled = lr if self.schedule is None else self.schedule.build(lr)
+        optimizer = optimizer.replace(lr=scaled)
+        for modifier in self.modifiers:  # innermost first, as NAME+A+B on the command line
+            optimizer = modifier.wrap(optimizer)
+        return optimizer
 
     def constant(self) -> optim.Optimizer:
-        """The optimizer without its schedule (lr = α)."""
+        """The optimizer without its schedule (lr = α) and without modifiers."""
+        return self.plain()
+
+    def plain(self) -> optim.Optimizer:
+        """The registered optimizer with its preset and hyperparameters alone."""
         return optim.make(self.name, preset=self.preset, **self.hyperparameters)
 
     def step_size(self) -> float:
         """α: the constant step size, or the schedule's scale."""
-        return float(self.constant().lr)  # type: ignore[attr-defined]  # every optimizer has lr
+        return float(self.plain().lr)  # type: ignore[attr-defined]  # every optimizer has lr
 
     @property
     def scheduled(self) -> bool:
         """Whether the step size changes from step to step."""
         return self.schedule is not None and not isinstance(self.schedule, ConstantShape)
+
+    @property
+    def one_by_one(self) -> bool:
+        """Whether a sweep runs this optimizer one step size at a time (a schedule, or a
+        modifier: the vectorized sweep steps plain optimizers only)."""
+        return self.scheduled or bool(self.modifiers)
 
 
 # A JSON array of two numbers (a list: strict mode would take only a Python tuple).
@@ -469,12 +567,13 @@ class SweepRequest(Strict):
                 f"sweep too large: optimizers × points × steps = {work} > {MAX_SWEEP_WORK}; "
                 "use fewer steps, points or optimizers"
             )
-        scheduled = sum(spec.scheduled for spec in self.optimizers)
+        scheduled = sum(spec.one_by_one for spec in self.optimizers)
         work = scheduled * self.points * self.steps
         if work > MAX_SCHEDULED_SWEEP_WORK:
             raise ValueError(
-                f"sweep too large: optimizers with a schedule run one step size at a time, and "
-                f"scheduled optimizers × points × steps = {work} > {MAX_SCHEDULED_SWEEP_WORK}; "
-                "use fewer steps or points, or a constant step size"
+                "sweep too large: optimizers with a schedule run one step size at a time (so "
+                f"do those with a modifier), and those optimizers × points × steps = {work} > "
+                f"{MAX_SCHEDULED_SWEEP_WORK}; use fewer steps or points, a constant step size "
+                "or no modifier"
             )
         return self

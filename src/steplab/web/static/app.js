@@ -61,6 +61,10 @@ function defaultSchedule(name) {
   return schedule;
 }
 
+function modifierMeta(name) {
+  return (lab.meta.modifiers || []).find((m) => m.name === name);
+}
+
 function presetValues(name, preset) {
   const meta = optimizerMeta(name);
   const values = {};
@@ -81,6 +85,8 @@ function readHash(meta) {
       if (!optimizerMeta(name)) continue; // an optimizer this version does not know
       state.opts[name] = { preset: opt.preset || "seed", hp: { ...presetValues(name, opt.preset || "seed"), ...opt.hp } };
       if (opt.schedule && scheduleMeta(opt.schedule.name)) state.opts[name].schedule = opt.schedule;
+      const known = (opt.modifiers || []).filter((m) => m && modifierMeta(m.name));
+      if (known.length) state.opts[name].modifiers = known.map((m) => ({ name: m.name, settings: { ...(m.settings || {}) } }));
     }
     return state;
   } catch (err) {
@@ -124,6 +130,7 @@ function optimizerSpecs() {
   return Object.entries(lab.state.opts).map(([name, opt]) => ({
     name, preset: opt.preset, hyperparameters: opt.hp,
     ...(opt.schedule && opt.schedule.name !== "constant" ? { schedule: opt.schedule } : {}),
+    ...(opt.modifiers && opt.modifiers.length ? { modifiers: opt.modifiers } : {}),
   }));
 }
 
@@ -173,6 +180,13 @@ function showRequestError(err, names, fallback) {
       field = document.querySelector(`[data-schedule-param="${name}.${param}"]`)
         || document.querySelector(`select[data-schedule="${name}"]`);
       text = `schedule ${rest.length > 2 ? `${param}: ` : ""}${text}`;
+    } else if (rest[0] === "modifiers") {
+      const modifier = (lab.state.opts[name].modifiers || [])[rest[1]];
+      const setting = rest[2] === "settings" ? text.split(":")[1] : null;
+      field = (modifier && setting && document.querySelector(
+        `[data-modifier-setting="${name}.${modifier.name}.${setting.trim().split(" ")[0]}"]`))
+        || document.querySelector(`select[data-modifier="${name}"]`);
+      text = `modifier: ${text}`;
     } else if (rest[0] === "preset") {
       field = document.querySelector(`select[data-preset="${name}"]`);
     } else {
@@ -1088,6 +1102,90 @@ function scheduleControl(name, opt) {
   return box;
 }
 
+// Modifiers around the optimizer, as the command line's NAME+MODIFIER (adamw+cautious,
+// adam+ema:decay=0.99): a select adds one, each shows its settings (empty: the modifier's
+// default) and a button that removes it. The server checks names and settings.
+function modifierControl(name, opt) {
+  const box = document.createElement("div");
+  box.className = "modifiers";
+  const label = document.createElement("label");
+  label.className = "bool";
+  label.title = "wrap the optimizer: cautious mask, averaging (EMA, SWA, Lookahead: the path " +
+    "shows the averaged point, where the run is judged) or a chain piece (clipping, weight decay)";
+  label.append("modifier");
+  const select = document.createElement("select");
+  select.dataset.modifier = name;
+  select.setAttribute("aria-label", `${nameOf(name)} add a modifier`);
+  const list = document.createElement("div");
+  list.className = "modifier-list";
+  const fill = () => {
+    const chosen = opt.modifiers || [];
+    select.replaceChildren(new Option("add…", ""));
+    for (const m of lab.meta.modifiers || []) {
+      if (!chosen.some((c) => c.name === m.name)) select.add(new Option(m.name, m.name));
+    }
+    list.replaceChildren();
+    chosen.forEach((modifier, index) => {
+      const row = document.createElement("div");
+      row.className = "modifier";
+      row.dataset.modifierRow = `${name}.${modifier.name}`;
+      const title = document.createElement("span");
+      title.className = "name";
+      title.textContent = `+${modifier.name}`;
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.textContent = "×";
+      remove.setAttribute("aria-label", `${nameOf(name)} remove ${modifier.name}`);
+      remove.addEventListener("click", () => {
+        opt.modifiers.splice(index, 1);
+        if (!opt.modifiers.length) delete opt.modifiers;
+        fill();
+        scheduleRun();
+      });
+      row.append(title, remove);
+      for (const setting of modifierMeta(modifier.name).settings) {
+        const field = document.createElement("input");
+        const key = setting.name;
+        field.dataset.modifierSetting = `${name}.${modifier.name}.${key}`;
+        field.setAttribute("aria-label", `${nameOf(name)} ${modifier.name} ${key}`);
+        const wrap = document.createElement("label");
+        wrap.title = `${key} in ${setting.interval}; empty: the default`;
+        if (setting.kind === "bool") {
+          field.type = "checkbox";
+          field.checked = Boolean(modifier.settings[key] ?? setting.default);
+          field.addEventListener("change", () => { modifier.settings[key] = field.checked; scheduleRun(); });
+        } else {
+          field.type = "number";
+          field.step = "any";
+          field.placeholder = setting.default ?? "default";
+          field.value = modifier.settings[key] ?? "";
+          field.addEventListener("change", () => {
+            if (field.value === "") delete modifier.settings[key];
+            else modifier.settings[key] = Number(field.value);
+            scheduleRun();
+          });
+        }
+        const text = document.createElement("span");
+        text.className = "name";
+        text.textContent = key;
+        wrap.append(text, field);
+        row.append(wrap);
+      }
+      list.append(row);
+    });
+  };
+  select.addEventListener("change", () => {
+    if (!select.value) return;
+    opt.modifiers = [...(opt.modifiers || []), { name: select.value, settings: {} }];
+    fill();
+    scheduleRun();
+  });
+  fill();
+  label.append(select);
+  box.append(label, list);
+  return box;
+}
+
 function buildOptimizerList() {
   const box = $("optimizers");
   box.replaceChildren();
@@ -1138,6 +1236,7 @@ function buildOptimizerList() {
         hyper.append(hyperControl(name, hp, opt));
         if (hp.name === "lr") hyper.append(scheduleControl(name, opt));
       }
+      hyper.append(modifierControl(name, opt));
     };
     toggle.addEventListener("change", async () => {
       clearErrors([`error-${name}`]);
