@@ -248,10 +248,10 @@ def _profiled_adafactor_step(rows: int, cols: int) -> list:
 
 def test_the_eager_adafactor_step_makes_one_matrix_and_no_norm_down_the_columns():
     """Where the 1024² step's time went (docs/matrix.md, Speed): a norm of G down its columns,
-    a strided reduction, cost as much as ~25 passes over the matrix. The rule takes the row and
-    column means of one G² array and writes V̂ over it (ops.mul_into_), so an eager step of a
-    factored weight allocates one (m, n) array and takes norms of whole tensors only: RMS(θ)
-    and RMS(U)."""
+    a strided reduction, took ~4 ms where an element-wise pass takes 0.17 ms. The rule takes
+    the row and column means of one G² array and writes V̂ over it (ops.mul_into_), so an
+    eager step of a factored weight allocates one (m, n) array and takes norms of whole
+    tensors only: RMS(θ) and RMS(U)."""
     rows, cols = 96, 64
     events = _profiled_adafactor_step(rows, cols)
     matrices = [e for e in events if e.self_cpu_memory_usage >= rows * cols * 8]

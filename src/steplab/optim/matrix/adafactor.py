@@ -62,8 +62,9 @@ def adafactor_rule(ops, hp, t, theta, g, R=None, C=None, V=None, M=None):
     eps_floor = hp.float_eps if hp.eps_floor is None else hp.eps_floor
     if R is not None:  # a matrix: the factored second moment
         # G² once, the step's one new (m, n) array: its row and column means are two fast
-        # reductions (a norm of G down its columns, a strided reduction, took as long as 25
-        # passes over a 1024² matrix), and its memory then holds V̂; mean(G² + ε₁) = mean(G²) + ε₁
+        # reductions (a norm of G down its columns, strided, took as long as ~24 element-wise
+        # passes at 1024²: docs/matrix.md), and its memory then holds V̂;
+        # mean(G² + ε₁) = mean(G²) + ε₁
         G2 = g * g
         R = ops.lerp_(R, ops.mean(G2, (-1,)) + hp.eps_root, one_minus_rho2_t)  # (…, m, 1)
         C = ops.lerp_(C, ops.mean(G2, (-2,)) + hp.eps_root, one_minus_rho2_t)  # (…, 1, n)
