@@ -2,6 +2,7 @@
 
     PYTHONPATH=src python benchmarks/bench_matrix.py [--sizes 256 1024 4096] [--repeats 7]
     PYTHONPATH=src python benchmarks/bench_matrix.py --sizes 4096 --big   # + Muon at 4096²
+    PYTHONPATH=src python benchmarks/bench_matrix.py --sizes 1024 --profile --threads 1
     PYTHONPATH=src python benchmarks/bench_matrix.py --sizes 2048 --optimizers muon \
         --only "steplab bfloat16" "torch.optim (bfloat16, as shipped)"      # two contenders
 
@@ -61,6 +62,23 @@ def stepper(make, n, seed=0):
     return opt.step
 
 
+def profile_adafactor(n: int, steps: int = 10) -> None:
+    """torch.profiler's table of ``steps`` Adafactor steps, steplab's and torch.optim's."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for label, make in [("steplab", lambda p: stm.Adafactor.like("torch", p)),
+                        ("torch.optim", lambda p: torch.optim.Adafactor(p))]:  # fmt: skip
+        step = stepper(make, n)
+        for _ in range(3):
+            step()
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            for _ in range(steps):
+                step()
+        print(f"\n{label}: {steps} Adafactor steps of a {n}² float32 weight, "
+              f"{torch.get_num_threads()} threads")  # fmt: skip
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096])
@@ -96,6 +114,12 @@ def main() -> None:
         "jobs on a loaded machine inflate far less than wall time; use it "
         "with --threads 1 (idle OpenMP threads spin and count too)",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="Adafactor: print torch.profiler's table of ten steps of steplab's and of "
+        "torch.optim's at each size (operations, calls, time, memory) instead of timing",
+    )
     parser.add_argument("--only", nargs="+", metavar="LABEL",
                         help='time only these contenders, e.g. "steplab bfloat16" '
                              '"torch.optim (bfloat16, as shipped)"')  # fmt: skip
@@ -105,6 +129,10 @@ def main() -> None:
     if args.gram_leaf is not None:
         stm.GRAM_LEAF = args.gram_leaf
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.profile:
+        for n in args.sizes:
+            profile_adafactor(n)
+        return
     load_before = os.getloadavg()
     rows = []
     for n in args.sizes:

@@ -66,6 +66,7 @@ JAX_MATRIX_OPS = MatrixOps(
     rsqrt_=lambda x: 1 / jnp.sqrt(x),
     mul_=lambda x, y: x * y,
     add_scaled_=lambda x, alpha, y: x + alpha * y,
+    mul_into_=lambda buffer, x, y: x * y,
 )
 
 

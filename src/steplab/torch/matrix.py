@@ -235,6 +235,7 @@ TORCH_MATRIX_OPS = MatrixOps(
     rsqrt_=lambda x: 1 / math.sqrt(x) if _number(x) else torch.rsqrt(x),
     mul_=lambda x, y: x * y,
     add_scaled_=_add_scaled,
+    mul_into_=lambda buffer, x, y: x * y,
 )
 
 #: The same table with the ``_`` functions in place (torch's ``lerp_``, ``clamp_``, …): what
@@ -246,6 +247,7 @@ TORCH_MATRIX_OPS_IN_PLACE = TORCH_MATRIX_OPS._replace(
     rsqrt_=lambda x: x.rsqrt_(),
     mul_=lambda x, y: x.mul_(y),
     add_scaled_=_add_scaled_in_place,
+    mul_into_=lambda buffer, x, y: torch.mul(x, y, out=buffer),
 )
 
 

@@ -12,12 +12,12 @@ counts them: ``mean(x, 2)`` is the mean of each configuration's matrix) and ``ma
 batched product. Hyperparameters are Python floats or arrays of shape ``(K, 1, …)``.
 
 Functions whose name ends in ``_`` (``lerp_``, ``maximum_``, ``rsqrt_``, ``mul_``,
-``add_scaled_``) return their result and *may* write it into their first argument, as torch's
-in-place methods do: the table the torch optimizers step with does (one pass over the memory,
-nothing allocated), NumPy's, JAX's and the pure torch table return a new array. So a rule
-calls them only as ``x = ops.f_(x, …)`` on a value it owns (an array it made itself, or θ or
-a state array that the result replaces) and never reads the old ``x`` again; the gradient is
-never such an argument.
+``add_scaled_``, ``mul_into_``) return their result and *may* write it into their first
+argument, as torch's in-place methods do: the table the torch optimizers step with does (one
+pass over the memory, nothing allocated), NumPy's, JAX's and the pure torch table return a new
+array. So a rule calls them only as ``x = ops.f_(x, …)`` on a value it owns (an array it made
+itself, or θ or a state array that the result replaces) and never reads the old ``x`` again;
+the gradient is never such an argument.
 """
 
 from __future__ import annotations
@@ -59,6 +59,10 @@ class MatrixOps(NamedTuple):
     rsqrt_: Callable[[Any], Any]  # 1/√x
     mul_: Callable[[Any, Any], Any]  # x·y
     add_scaled_: Callable[[Any, Any, Any], Any]  # add_scaled_(x, α, y) = x + α·y
+    # mul_into_(buffer, x, y) = x·y (broadcast to buffer's shape), which may be written into
+    # buffer: an array the rule made and no longer reads (its values are dropped, its memory
+    # reused: no new array, whose first touch costs page faults at 4096²)
+    mul_into_: Callable[[Any, Any, Any], Any]
 
 
 def _last(axes: int | tuple[int, ...]) -> tuple[int, ...]:
@@ -132,6 +136,7 @@ NUMPY_MATRIX_OPS = MatrixOps(
     rsqrt_=lambda x: 1 / np.sqrt(x),
     mul_=lambda x, y: x * y,
     add_scaled_=lambda x, alpha, y: x + alpha * y,
+    mul_into_=lambda buffer, x, y: x * y,
 )
 
 __all__ = ["NUMPY_MATRIX_OPS", "MatrixOps"]
