@@ -381,11 +381,6 @@ def rms(ops: MatrixOps, x: Any, axes: int) -> Any:
     return ops.norm(x, axes) / math.sqrt(_count(tuple(x.shape), axes))
 
 
-def mean_square(ops: MatrixOps, x: Any, axes: int | tuple[int, ...]) -> Any:
-    """mean(x²) over ``axes`` (kept): ‖x‖²/n, one pass over x (the square is never stored)."""
-    return ops.norm(x, axes) ** 2 / _count(tuple(x.shape), axes)
-
-
 def frobenius_norm(ops: MatrixOps, x: Any) -> Any:
     """‖X‖_F of each configuration's matrix, shaped ``(K, 1, 1)``."""
     return ops.norm(x, 2)
