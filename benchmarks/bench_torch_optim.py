@@ -7,9 +7,12 @@ Only ``optimizer.step()`` is timed (gradients are set once), on three parameter 
 has none; Adam also with the seed's conventions) as the multi-tensor step and as the
 single-pass step (``fused=True``: the rule compiled by ``torch.compile``; its first step,
 which compiles, is reported apart and not timed). torch.optim runs the nearest torch
-optimizer (Lion: AdamW, which moves one more moment). Prints the median time per step and
-the median over rounds of torch's fastest implementation's time divided by it (> 1: faster
-than torch's fastest).
+optimizer (Lion: AdamW, which moves one more moment), as its for-loop, foreach and fused
+implementations and as its default (no flag: the row names which of them torch picks; on
+CPU the for-loop). Prints the median time per step and, as medians over rounds of the
+anchor's time divided by it (> 1: faster), the ratios to torch's fastest, to torch's
+default, and to torch's same kind (foreach for steplab's multi-tensor step, fused for its
+single pass).
 
 How it is timed, and why: the contenders take turns step by step, in a new random order
 each round (on the shared 2-core box a fixed order gave the later places up to 15 % less
@@ -137,7 +140,23 @@ def _contenders(name: str, params: list, policies=("propagate",)) -> tuple[dict,
             contenders[f"torch.optim.{torch_class.__name__} {impl}"] = optimizer
         except (RuntimeError, ValueError, TypeError) as exc:
             missing[f"torch {impl}"] = f"{type(exc).__name__}: {str(exc)[:60]}"
+    # torch's default (no foreach/fused flag), timed as its own row: what a user gets
+    default = torch_class(params, lr=1e-3, **extra)
+    default.step()
+    contenders[f"torch.optim.{torch_class.__name__} default ({_torch_default(params)})"] = default
     return contenders, first, missing
+
+
+def _torch_default(params: list) -> str:
+    """Which implementation torch.optim runs without a foreach/fused flag on ``params``
+    (torch's own choice, ``torch.optim.optimizer._default_to_fused_or_foreach``; on CPU in
+    torch 2.x: the for-loop, foreach kernels being for accelerators only)."""
+    try:
+        from torch.optim.optimizer import _default_to_fused_or_foreach
+    except ImportError:  # a torch without it: the row is still timed, just not named
+        return "unnamed"
+    fused, foreach = _default_to_fused_or_foreach(params, differentiable=False, use_fused=False)
+    return "fused" if fused else "foreach" if foreach else "for-loop"
 
 
 def _ratio(anchor: list[float], times: list[float]) -> float:
@@ -145,10 +164,16 @@ def _ratio(anchor: list[float], times: list[float]) -> float:
     return statistics.median(a / x for a, x in zip(anchor, times, strict=True))
 
 
+def _default_row(times: dict) -> str:
+    """The label of torch.optim's default row (see :func:`_torch_default`)."""
+    return next(k for k in times if k.startswith("torch") and " default (" in k)
+
+
 def _same_kind(label: str, times: dict) -> str | None:
-    """torch.optim's implementation that a steplab row is compared with: its default,
-    foreach, for the multi-tensor step; fused for the single pass (its fastest where it has
-    no fused one); None for torch's own rows."""
+    """torch.optim's implementation that a steplab row is compared with: foreach (its
+    multi-tensor kernels, whether or not it is the default) for the multi-tensor step; fused
+    for the single pass (its fastest where it has no fused one); None for torch's own
+    rows."""
     if not label.startswith("steplab"):
         return None
     kind = "foreach" if "multi-tensor" in label else "fused"
@@ -296,10 +321,11 @@ def main(argv=None) -> int:
         "implementation",
         "ms/step",
         "torch's fastest / this",
+        "torch's default / this",
         "torch's same kind / this",
     )
     print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * 3 + "---:|" * 3)
+    print("|" + "---|" * 3 + "---:|" * 4)
     compile_rows = []
     for set_name in args.sets:
         for name in args.optimizers:
@@ -313,12 +339,17 @@ def main(argv=None) -> int:
             times = _step_times(instances, args.device, args.repeats)
             medians = {label: statistics.median(t) for label, t in times.items()}
             fastest = min((label for label in times if label.startswith("torch")), key=medians.get)
+            default = _default_row(times)
             for label, t in times.items():
                 ratio = _ratio(times[fastest], t)
+                of_default = _ratio(times[default], t)
                 same = _same_kind(label, times)
                 versus = f"{_ratio(times[same], t):.2f}" if same else ""
                 ms = 1e3 * medians[label]
-                print(f"| {set_name} | {name} | {label} | {ms:.3f} | {ratio:.2f} | {versus} |")
+                print(
+                    f"| {set_name} | {name} | {label} | {ms:.3f} | {ratio:.2f} "
+                    f"| {of_default:.2f} | {versus} |"
+                )
             for label, why in missing.items():
                 print(f"| {set_name} | {name} | {label} | n/a | ({why}) |")
             del instances, contenders, params

@@ -51,10 +51,11 @@ def _torch_run(name, dtype, grads, **options):
     return params, opt
 
 
-def _core_run(name, dtype, grads):
+def _core_run(name, dtype, grads, **options):
     gen = torch.Generator().manual_seed(0)
     thetas = [torch.randn(s, generator=gen, dtype=dtype).numpy().copy() for s in SHAPES]
-    core = so.make(name, preset="torch" if name != "lion" else "seed", impl="numpy")
+    preset = "torch" if name != "lion" else "seed"
+    core = so.make(name, preset=preset, impl="numpy", **options)
     states = [core.init(theta) for theta in thetas]
     for step_grads in grads:
         for theta, state, g in zip(thetas, states, step_grads, strict=True):
@@ -103,6 +104,33 @@ def test_compiled_route_gives_the_numpy_cores_bits(name, dtype, count_calls, one
         for key, value in opt.state[p].items():
             if torch.is_tensor(value):
                 assert np.array_equal(value.numpy(), getattr(state, key)), key
+
+
+def test_kernels_kept_from_step_to_step_follow_the_switches_and_the_tables_columns(
+    count_calls, one_thread
+):
+    """step_table keeps each kernel by what picks it: the same optimizer with its weight
+    decay switched on after a run with it off gets the core's bits with the decay (not the
+    kernel kept from before), and a table whose columns do not match the rule is refused on
+    every call, kept kernel or not, with nothing written."""
+    grads = _gradients(torch.float32, steps=3)
+    _torch_run("sgd", torch.float32, grads)  # the kernel without decay, kept
+    decayed, _ = _torch_run("sgd", torch.float32, grads, weight_decay=0.5)
+    thetas, _, _ = _core_run("sgd", torch.float32, grads, weight_decay=0.5)
+    assert count_calls == [len(SHAPES)] * 6
+    for p, theta in zip(decayed, thetas, strict=True):
+        assert np.array_equal(p.detach().numpy(), theta)
+    seen = []
+    with pytest.MonkeyPatch.context() as patch:
+        original = serial.step_table
+        patch.setattr(serial, "step_table", lambda *args: seen.append(args) or original(*args))
+        params, _ = _torch_run("adam", torch.float32, grads)
+    configured, hp, addresses, sizes, dtype, moments = seen[-1]  # its kernel is kept now
+    before = [p.detach().clone() for p in params]
+    with pytest.raises(ValueError, match="moment columns"):
+        serial.step_table(configured, hp, addresses, sizes, dtype, moments[::-1])
+    for p, q in zip(params, before, strict=True):
+        assert torch.equal(p, q)
 
 
 def test_the_traced_route_differs_from_the_core_where_the_compiled_one_does_not(one_thread):

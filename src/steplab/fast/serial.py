@@ -90,6 +90,31 @@ def step_table(optimizer: Any, hp: Any, addresses: np.ndarray, sizes: np.ndarray
     """
     cls = type(optimizer)
     dtype = np.dtype(dtype)
+    statics = tuple(v if isinstance(v, bool) else None for v in hp)
+    numbers = np.array([v for v in hp if not isinstance(v, bool)], dtype=dtype)
+    # a step after the first looks its kernel up by what picks it, and does nothing else in
+    # Python: a memory-bound step leaves the caches cold, and every line of Python around
+    # it then costs several times its warm time (docs/speed.md, "SGD's default step")
+    key = (cls, moments, type(hp), statics, dtype, addresses.shape[1])
+    kernel = _READY.get(key)
+    try:
+        if kernel is None:
+            kernel = _READY[key] = _checked_kernel(optimizer, hp, addresses, statics, dtype,
+                                                   moments)  # fmt: skip
+        kernel(addresses, sizes, numbers)
+    except _numba.compile_errors() as exc:  # compiling fails before anything runs
+        raise CompileError(f"numba could not compile the {optimizer.name} rule ({exc})") from exc
+
+
+#: (optimizer class, moments, step values' type, switches, dtype, columns) -> kernel
+_READY: dict[tuple, Any] = {}
+
+
+def _checked_kernel(optimizer: Any, hp: Any, addresses: np.ndarray, statics: tuple,
+                    dtype: np.dtype, moments: tuple[str, ...]) -> Any:  # fmt: skip
+    """The table kernel for ``optimizer``'s rule with the pieces ``hp`` switches on, after
+    checking that the table's columns are θ, ĝ and ``moments`` in the rule's order."""
+    cls = type(optimizer)
     names = cls.moment_names()
     kept = tuple(name in moments for name in names)
     if [n for n in names if n in moments] != list(moments) or addresses.shape[1] != 2 + len(
@@ -100,13 +125,7 @@ def step_table(optimizer: Any, hp: Any, addresses: np.ndarray, sizes: np.ndarray
             f"{names}, in that order, one column each after θ and ĝ"
         )
     pieces = dispatch.switched_on(cls, hp)
-    statics = tuple(v if isinstance(v, bool) else None for v in hp)
-    numbers = np.array([v for v in hp if not isinstance(v, bool)], dtype=dtype)
-    try:
-        kernel = _table_kernel(cls, kept, pieces, type(hp), statics, dtype)
-        kernel(addresses, sizes, numbers)
-    except _numba.compile_errors() as exc:  # compiling fails before anything runs
-        raise CompileError(f"numba could not compile the {optimizer.name} rule ({exc})") from exc
+    return _table_kernel(cls, kept, pieces, type(hp), statics, dtype)
 
 
 # -- reductions over a table of arrays (one address per row) -------------------------------
