@@ -33,6 +33,7 @@ import inspect
 import itertools
 import math
 import operator
+from collections.abc import Callable
 from itertools import compress, repeat
 from types import SimpleNamespace
 from typing import Any, ClassVar
@@ -303,7 +304,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             grad_norm = self._global_grad_norm()
         # a finite ‖ĝ‖ means every ĝ is finite: the policy need not read them again
         if not (grad_norm is not None and math.isfinite(grad_norm)) and (
-            not self._gradients_pass_nonfinite_policy()
+            not passes_nonfinite_policy(self)
         ):
             return loss
         for group in self.param_groups:
@@ -430,23 +431,6 @@ class TorchOptimizer(torch.optim.Optimizer):
         )  # declared is only read, never changed
         return configured, declared
 
-    def _gradients_pass_nonfinite_policy(self) -> bool:
-        """False if the step must be skipped; raises under ``nonfinite="raise"``."""
-        checked = [g for g in self.param_groups if g["nonfinite"] != "propagate"]
-        grads = [p.grad for group in checked for p in group["params"] if p.grad is not None]
-        if not grads or all_finite(grads):
-            return True
-        if any(group["nonfinite"] == "raise" for group in checked):
-            raise FloatingPointError(
-                f"{type(self).__name__}: a gradient holds NaN or inf; parameters and state "
-                "are unchanged (nonfinite='skip' skips such steps, 'propagate' applies them)"
-            )
-        for group in checked:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self.state[p]["skipped"] = self.state[p].get("skipped", 0) + 1
-        return False
-
     def _buckets(
         self, group: dict[str, Any], configured: CoreOptimizer, declared: dict[str, Any]
     ) -> list[_Bucket]:
@@ -519,6 +503,29 @@ def all_finite(tensors: list[torch.Tensor]) -> bool:
     if bool(torch.stack(list(map(torch.sum, tensors))).sum().isfinite()):
         return True
     return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def passes_nonfinite_policy(
+    optimizer: torch.optim.Optimizer, finite: Callable[[list[torch.Tensor]], bool] = all_finite
+) -> bool:
+    """The ``nonfinite`` policy of every steplab.torch optimizer, before its step writes
+    anything: True if the step may go on; False if it must be skipped (``"skip"``: each
+    checked parameter's ``state["skipped"]`` counts it); raises under ``"raise"``. Only the
+    gradients of groups that are not ``"propagate"`` are read, by ``finite``."""
+    checked = [g for g in optimizer.param_groups if g["nonfinite"] != "propagate"]
+    grads = [p.grad for group in checked for p in group["params"] if p.grad is not None]
+    if not grads or finite(grads):
+        return True
+    if any(group["nonfinite"] == "raise" for group in checked):
+        raise FloatingPointError(
+            f"{type(optimizer).__name__}: a gradient holds NaN or inf; parameters and state "
+            "are unchanged (nonfinite='skip' skips such steps, 'propagate' applies them)"
+        )
+    for group in checked:
+        for p in group["params"]:
+            if p.grad is not None:
+                optimizer.state[p]["skipped"] = optimizer.state[p].get("skipped", 0) + 1
+    return False
 
 
 #: core class -> its torch class (written in steplab/torch/*.py, or made by :func:`twin`)

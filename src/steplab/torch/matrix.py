@@ -33,6 +33,13 @@ from steplab.optim.matrix import MatrixOps, MatrixOptimizer
 from steplab.optim.matrix import Muon as CoreMuon
 from steplab.optim.matrix import Shampoo as CoreShampoo
 from steplab.optim.registry import lookup, registered
+from steplab.torch.base import passes_nonfinite_policy
+
+
+def _each_finite(grads: list[torch.Tensor]) -> bool:
+    """Whether no gradient holds NaN or ±inf, tensor by tensor: a matrix optimizer's
+    parameters may differ in dtype and device, which one summed stack would not take."""
+    return all(bool(torch.isfinite(g).all()) for g in grads)
 
 
 def _number(x: Any) -> bool:
@@ -355,22 +362,6 @@ class TorchMatrixOptimizer(torch.optim.Optimizer):
     def _expected(self, core: MatrixOptimizer, p: torch.Tensor) -> dict[str, tuple[int, ...]]:
         return core.state_shapes(tuple(p.shape))
 
-    def _passes_nonfinite_policy(self) -> bool:
-        checked = [g for g in self.param_groups if g["nonfinite"] != "propagate"]
-        grads = [p.grad for group in checked for p in group["params"] if p.grad is not None]
-        if not grads or all(bool(torch.isfinite(g).all()) for g in grads):
-            return True
-        if any(group["nonfinite"] == "raise" for group in checked):
-            raise FloatingPointError(
-                f"{type(self).__name__}: a gradient holds NaN or inf; parameters and state "
-                "are unchanged (nonfinite='skip' skips such steps, 'propagate' applies them)"
-            )
-        for group in checked:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self.state[p]["skipped"] = self.state[p].get("skipped", 0) + 1
-        return False
-
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One step for every parameter with a gradient; the closure's loss if one is given."""
@@ -378,7 +369,7 @@ class TorchMatrixOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        if not self._passes_nonfinite_policy():
+        if not passes_nonfinite_policy(self, _each_finite):
             return loss
         for group in self.param_groups:
             core = self._core(group)

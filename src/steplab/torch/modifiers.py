@@ -27,7 +27,7 @@ import torch
 
 from steplab.optim import modifiers as core_modifiers
 from steplab.torch import validation
-from steplab.torch.base import all_finite
+from steplab.torch.base import passes_nonfinite_policy
 from steplab.torch.ops import TORCH_OPS
 
 
@@ -159,7 +159,7 @@ class WholeArray(torch.optim.Optimizer):
             validation.check_options(type(self).__name__, group, f"param group {number}: ", {})
         configured = self._configured()
         params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
-        if not params or not self._gradients_pass_nonfinite_policy():
+        if not params or not passes_nonfinite_policy(self):
             return loss
         states = [self.state[p] for p in params]
         for p, state in zip(params, states, strict=True):
@@ -194,24 +194,6 @@ class WholeArray(torch.optim.Optimizer):
             state["t"] = flat.t
             state.update({k: getattr(flat, k) for k in configured.SCALARS})
         return loss
-
-    def _gradients_pass_nonfinite_policy(self) -> bool:
-        """False if the step must be skipped; raises under ``nonfinite="raise"`` (the
-        groups with ``"propagate"`` are not read)."""
-        checked = [g for g in self.param_groups if g["nonfinite"] != "propagate"]
-        grads = [p.grad for group in checked for p in group["params"] if p.grad is not None]
-        if not grads or all_finite(grads):
-            return True
-        if any(group["nonfinite"] == "raise" for group in checked):
-            raise FloatingPointError(
-                f"{type(self).__name__}: a gradient holds NaN or inf; parameters and state "
-                "are unchanged (nonfinite='skip' skips such steps, 'propagate' applies them)"
-            )
-        for group in checked:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self.state[p]["skipped"] = self.state[p].get("skipped", 0) + 1
-        return False
 
 
 def _cat(tensors: list[torch.Tensor]) -> torch.Tensor:
