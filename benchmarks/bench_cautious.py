@@ -16,11 +16,11 @@ ratio is taken round by round against plain AdamW with ``"propagate"``, with qua
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 import steplab.fast  # noqa: F401 - registers the fused step backend
+from steplab.cli.bench_measure import interleaved_rounds as rounds
 from steplab.fast import set_threads
 from steplab.optim import AdamW
 from steplab.optim.modifiers import Cautious
@@ -53,20 +53,6 @@ def contenders(size: int, with_slow: bool) -> dict:
         state = opt.init(x)
         calls[name] = lambda opt=opt, x=x, state=state: opt.step(x, grad, state)
     return calls
-
-
-def rounds(calls: dict, repeats: int, warmup: int = 2) -> dict:
-    """Seconds of each call in each of ``repeats`` rounds (A, B, C, A, B, C, …)."""
-    for call in calls.values():
-        for _ in range(warmup):
-            call()
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
-    return {name: np.array(seconds) for name, seconds in times.items()}
 
 
 def main(argv=None) -> None:

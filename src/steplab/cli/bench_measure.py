@@ -132,14 +132,14 @@ def _torch_steps(name, theta, grad, threads):
     return steps
 
 
-def interleaved_medians(calls: dict, repeats: int, warmup: int = 2,
-                        clock=time.perf_counter) -> dict:  # fmt: skip
-    """Median seconds of each call, timed in rounds (A, B, C, A, B, C, …).
+def interleaved_rounds(calls: dict, repeats: int, warmup: int = 2,
+                       clock=time.perf_counter) -> dict:  # fmt: skip
+    """Seconds of each call in each of ``repeats`` rounds (A, B, C, A, B, C, …), as arrays.
 
     On a shared machine the load drifts; interleaving exposes every contender to the
-    same drift, so the *ratios* stay fair even when the absolute times wander. ``clock``:
-    wall time by default; ``time.process_time`` counts this process's CPU seconds, which
-    other processes on a loaded machine inflate far less.
+    same drift, so the *ratios* stay fair (per round, too) even when the absolute times
+    wander. ``clock``: wall time by default; ``time.process_time`` counts this process's
+    CPU seconds, which other processes on a loaded machine inflate far less.
     """
     for call in calls.values():
         for _ in range(warmup):
@@ -150,7 +150,14 @@ def interleaved_medians(calls: dict, repeats: int, warmup: int = 2,
             start = clock()
             call()
             times[key].append(clock() - start)
-    return {key: float(np.median(t)) for key, t in times.items()}
+    return {key: np.array(t) for key, t in times.items()}
+
+
+def interleaved_medians(calls: dict, repeats: int, warmup: int = 2,
+                        clock=time.perf_counter) -> dict:  # fmt: skip
+    """Median seconds of each call, timed in interleaved rounds (:func:`interleaved_rounds`)."""
+    rounds = interleaved_rounds(calls, repeats, warmup, clock)
+    return {key: float(np.median(t)) for key, t in rounds.items()}
 
 
 def measure(name: str, size: int = 10_000_000, dtype=np.float32, threads: int = 1,
